@@ -1,0 +1,29 @@
+# Everything installs into .venv; the two quickstart targets create it on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# On the project machines `torch==2.13.0` resolves to a local CPU wheel; override to pick another build.
+TORCH_SPEC ?= torch==2.13.0
+OUT ?= out/quickstart
+
+.PHONY: demo test lint venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: venv
+	$(VENV)/bin/softras render --out $(OUT)
+
+lint: venv
+	$(VENV)/bin/ruff check softras tests benchmarks
+
+test: venv lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
