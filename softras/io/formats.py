@@ -1,0 +1,243 @@
+"""Format-independent mesh loading and saving (OBJ natively, PLY/STL/OFF/GLB/GLTF via trimesh)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_shape
+from softras.io.obj import load_obj, save_obj
+from softras.io.texture import sample_surface_textures, surface_textures_from_vertex_colors
+
+__all__ = ["MESH_EXTENSIONS", "LoadedMesh", "load_mesh", "save_mesh"]
+
+#: File extensions understood by :func:`load_mesh`.
+MESH_EXTENSIONS = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+_TEXTURE_TYPES = ("surface", "vertex")
+
+
+@dataclass
+class LoadedMesh:
+    """A mesh read from a file.
+
+    Attributes:
+        vertices: ``[V, 3]`` float32.
+        faces: ``[F, 3]`` int64, 0-based, counter-clockwise seen from outside.
+        textures: ``[F, R*R, 3]`` (``texture_type == 'surface'``) or ``[V, 3]``
+            (``'vertex'``) float32 colours in [0, 1]; white where the file has no colour.
+        texture_type: ``'surface'`` or ``'vertex'``.
+    """
+
+    vertices: torch.Tensor
+    faces: torch.Tensor
+    textures: torch.Tensor
+    texture_type: str
+
+
+def _check_res(texture_res: int) -> int:
+    if isinstance(texture_res, bool) or not isinstance(texture_res, (int, np.integer)):
+        raise TypeError(f"texture_res: expected an integer, got {type(texture_res).__name__}")
+    if texture_res < 1:
+        raise ValueError(f"texture_res: expected an integer >= 1, got {texture_res}")
+    return int(texture_res)
+
+
+def _obj_has_mtllib(path: str) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return any(line.split()[:1] == ["mtllib"] for line in fh)
+
+
+def _normalize(vertices: torch.Tensor) -> torch.Tensor:
+    v = vertices - vertices.min(0)[0][None, :]
+    scale = v.abs().max()
+    if float(scale) > 0:
+        v = v / scale
+    v = v * 2
+    return v - v.max(0)[0][None, :] / 2
+
+
+def _colors01(colors: np.ndarray) -> torch.Tensor:
+    c = np.asarray(colors)
+    out = c[:, :3].astype(np.float32)
+    if c.dtype == np.uint8 or out.max(initial=0.0) > 1.0:
+        out = out / 255.0
+    return torch.from_numpy(np.ascontiguousarray(out))
+
+
+def _material_image(material: object) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(image as float [H, W, 3] or None, base colour [3] or None) of a trimesh material."""
+    image = getattr(material, "image", None)
+    if image is None:
+        image = getattr(material, "baseColorTexture", None)
+    colour = getattr(material, "baseColorFactor", None)
+    if colour is None:
+        colour = getattr(material, "diffuse", None)
+    img = None
+    if image is not None:
+        arr = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+        img = arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
+    col = None
+    if colour is not None:
+        col = np.asarray(colour, dtype=np.float32).reshape(-1)[:3]
+        if col.max(initial=0.0) > 1.0:
+            col = col / 255.0
+    return img, col
+
+
+def _load_trimesh(path: str, texture_res: int, texture_type: str) -> LoadedMesh:
+    import trimesh
+
+    try:
+        mesh = trimesh.load(path, force="mesh")
+    except Exception as exc:
+        raise ValueError(f"could not read mesh file {path!r}: {exc}") from exc
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0 or len(mesh.vertices) == 0:
+        raise ValueError(f"{path}: no triangles found")
+    vertices = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32).copy())
+    faces = torch.from_numpy(np.asarray(mesh.faces, dtype=np.int64).copy())
+    n_v, n_f, r = vertices.shape[0], faces.shape[0], texture_res
+    visual = getattr(mesh, "visual", None)
+    kind = getattr(visual, "kind", None)
+
+    vertex_colors: torch.Tensor | None = None
+    surface: torch.Tensor | None = None
+    if kind == "vertex":
+        vertex_colors = _colors01(visual.vertex_colors)
+    elif kind == "face":
+        face_colors = _colors01(visual.face_colors)
+        if texture_type == "surface":
+            surface = face_colors[:, None, :].expand(n_f, r * r, 3).contiguous()
+        else:
+            vertex_colors = _colors01(visual.vertex_colors)
+    elif kind == "texture":
+        image, colour = _material_image(visual.material)
+        uv = getattr(visual, "uv", None)
+        if image is not None and uv is not None and len(uv) == n_v:
+            uv_t = torch.from_numpy(np.asarray(uv, dtype=np.float32))
+            if texture_type == "surface":
+                surface = sample_surface_textures(torch.from_numpy(image), uv_t[faces], r)
+            else:
+                vertex_colors = sample_surface_textures(
+                    torch.from_numpy(image), uv_t[:, None, :].expand(n_v, 3, 2), 1
+                )[:, 0, :]
+        elif colour is not None:
+            vertex_colors = torch.from_numpy(colour)[None, :].expand(n_v, 3).contiguous()
+
+    if texture_type == "vertex":
+        textures = vertex_colors if vertex_colors is not None else torch.ones(n_v, 3)
+    elif surface is not None:
+        textures = surface
+    elif vertex_colors is not None:
+        textures = surface_textures_from_vertex_colors(faces, vertex_colors, r)
+    else:
+        textures = torch.ones(n_f, r * r, 3)
+    return LoadedMesh(vertices, faces, textures.float().clamp(0, 1).contiguous(), texture_type)
+
+
+def load_mesh(
+    path: str | os.PathLike,
+    texture_res: int = 4,
+    texture_type: str = "surface",
+    normalization: bool = False,
+) -> LoadedMesh:
+    """Load a triangle mesh from OBJ, PLY, STL, OFF, GLB or GLTF.
+
+    OBJ files go through :func:`softras.io.load_obj` (textures from the MTL when the file
+    names one, per-vertex ``v x y z r g b`` colours otherwise, else white). Other formats
+    are read with ``trimesh`` (scenes are merged into one mesh); colours come from the
+    vertex colours, the texture image (sampled at the texel centres with the uvs) or the
+    face colours, whichever the file has; white otherwise.
+
+    Args:
+        path: mesh file.
+        texture_res: ``R`` for surface textures.
+        texture_type: ``'surface'`` (textures ``[F, R*R, 3]``) or ``'vertex'`` (``[V, 3]``).
+        normalization: centre and scale into ``[-1, 1]`` like ``load_obj``.
+
+    Returns:
+        A :class:`LoadedMesh` with CPU tensors.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: unknown extension or unreadable / empty file.
+    """
+    check_choice("texture_type", texture_type, _TEXTURE_TYPES)
+    r = _check_res(texture_res)
+    p = os.fspath(path)
+    ext = os.path.splitext(p)[1].lower()
+    if ext not in MESH_EXTENSIONS:
+        raise ValueError(
+            f"{p}: unknown mesh file extension {ext!r}; "
+            f"expected one of {', '.join(MESH_EXTENSIONS)}"
+        )
+    if not os.path.isfile(p):
+        raise FileNotFoundError(f"mesh file not found: {p!r}")
+    if ext == ".obj":
+        if texture_type == "surface" and _obj_has_mtllib(p):
+            vertices, faces, textures = load_obj(p, load_texture=True, texture_res=r)
+        else:
+            vertices, faces, colors = load_obj(p, load_texture=True, texture_type="vertex")
+            if texture_type == "vertex":
+                textures = colors
+            else:
+                textures = surface_textures_from_vertex_colors(faces, colors, r)
+        mesh = LoadedMesh(vertices, faces, textures.float().contiguous(), texture_type)
+    else:
+        mesh = _load_trimesh(p, r, texture_type)
+    if normalization:
+        mesh.vertices = _normalize(mesh.vertices)
+    return mesh
+
+
+def save_mesh(
+    path: str | os.PathLike,
+    vertices: torch.Tensor | np.ndarray,
+    faces: torch.Tensor | np.ndarray,
+    textures: torch.Tensor | np.ndarray | None = None,
+    texture_type: str = "surface",
+    texture_res: int = 16,
+) -> None:
+    """Save a mesh; the format follows the extension.
+
+    ``.obj`` is written by :func:`softras.io.save_obj` (lossless colours). Other formats go
+    through ``trimesh``: vertex textures become vertex colours; surface textures are averaged
+    per face into face colours (lossy); STL stores no colour.
+
+    Args:
+        path: output file (``.obj``, ``.ply``, ``.stl``, ``.off``, ``.glb``).
+        vertices: ``[V, 3]``; faces: ``[F, 3]``; textures: ``[F, R*R, 3]`` / ``[V, 3]`` / None.
+        texture_type: ``'surface'`` or ``'vertex'``.
+        texture_res: atlas pixels per face cell (OBJ surface textures only).
+    """
+    import trimesh
+
+    check_choice("texture_type", texture_type, _TEXTURE_TYPES)
+    p = os.fspath(path)
+    ext = os.path.splitext(p)[1].lower()
+    if ext == ".obj":
+        save_obj(p, vertices, faces, textures, texture_res=texture_res, texture_type=texture_type)
+        return
+    if ext not in (".ply", ".stl", ".off", ".glb"):
+        raise ValueError(f"{p}: cannot save meshes with extension {ext!r}")
+    v = as_float_tensor("vertices", vertices).detach().cpu()
+    f = as_index_tensor("faces", faces).detach().cpu().long()
+    check_shape("vertices", v, ("V", 3))
+    check_shape("faces", f, ("F", 3))
+    kwargs: dict[str, np.ndarray] = {}
+    if textures is not None:
+        t = as_float_tensor("textures", textures).detach().cpu().clamp(0, 1)
+        rgba = None
+        if texture_type == "vertex":
+            check_shape("textures", t, (v.shape[0], 3))
+            rgba = t
+        else:
+            check_shape("textures", t, (f.shape[0], "T", 3))
+            rgba = t.mean(1)
+        rgba8 = np.round(rgba.numpy() * 255).astype(np.uint8)
+        rgba8 = np.concatenate([rgba8, np.full((len(rgba8), 1), 255, np.uint8)], axis=1)
+        kwargs["vertex_colors" if texture_type == "vertex" else "face_colors"] = rgba8
+    mesh = trimesh.Trimesh(v.numpy().astype(np.float64), f.numpy(), process=False, **kwargs)
+    mesh.export(p)
