@@ -1,3 +1,34 @@
-"""softras: the Soft Rasterizer as a differentiable renderer for any PyTorch device."""
+"""softras: the Soft Rasterizer as a differentiable renderer for any PyTorch device.
+
+``import softras as sr`` exposes the original ``soft_renderer`` API (``sr.Mesh``,
+``sr.SoftRenderer``, ``sr.functional``, ...); see docs/api.md.
+"""
+
+from . import functional
+from .lighting import AmbientLighting, DirectionalLighting, Lighting
+from .mesh import Mesh
+from .raster import RasterSettings, available_backends, default_backend
+from .rasterizer import Rasterizer, SoftRasterizer
+from .renderer import Renderer, SoftRenderer
+from .transform import Look, LookAt, Projection, Transform
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AmbientLighting",
+    "DirectionalLighting",
+    "Lighting",
+    "Look",
+    "LookAt",
+    "Mesh",
+    "Projection",
+    "RasterSettings",
+    "Rasterizer",
+    "Renderer",
+    "SoftRasterizer",
+    "SoftRenderer",
+    "Transform",
+    "available_backends",
+    "default_backend",
+    "functional",
+]

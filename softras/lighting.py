@@ -1,0 +1,81 @@
+"""Lighting modules: ambient + directional Lambertian shading of a mesh's textures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from . import functional as srf
+from ._validation import check_choice
+from .mesh import Mesh
+
+__all__ = ["AmbientLighting", "DirectionalLighting", "Lighting"]
+
+
+class AmbientLighting(nn.Module):
+    """``light + intensity * color`` (intensity and colour may be tensors, [B] / [B, 3])."""
+
+    def __init__(self, light_intensity: float = 0.5, light_color: Sequence[float] = (1, 1, 1)) -> None:
+        super().__init__()
+        self.light_intensity = light_intensity
+        self.light_color = light_color
+
+    def forward(self, light: torch.Tensor) -> torch.Tensor:
+        return srf.ambient_lighting(light, self.light_intensity, self.light_color)
+
+
+class DirectionalLighting(nn.Module):
+    """``light + intensity * color * max(0, n · direction)``."""
+
+    def __init__(
+        self,
+        light_intensity: float = 0.5,
+        light_color: Sequence[float] = (1, 1, 1),
+        light_direction: Sequence[float] = (0, 1, 0),
+    ) -> None:
+        super().__init__()
+        self.light_intensity = light_intensity
+        self.light_color = light_color
+        self.light_direction = light_direction
+
+    def forward(self, light: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+        return srf.directional_lighting(light, normals, self.light_intensity, self.light_color, self.light_direction)
+
+
+class Lighting(nn.Module):
+    """Shade a mesh's textures per face (``'surface'``) or per vertex (``'vertex'``).
+
+    ``forward(mesh)`` returns a new :class:`Mesh` whose textures are multiplied by the light;
+    the input mesh is not modified.
+    """
+
+    def __init__(
+        self,
+        light_mode: str = "surface",
+        intensity_ambient: float = 0.5,
+        color_ambient: Sequence[float] = (1, 1, 1),
+        intensity_directionals: float = 0.5,
+        color_directionals: Sequence[float] = (1, 1, 1),
+        directions: Sequence[float] = (0, 1, 0),
+    ) -> None:
+        super().__init__()
+        self.light_mode = check_choice("light_mode", light_mode, ("surface", "vertex"))
+        self.ambient = AmbientLighting(intensity_ambient, color_ambient)
+        self.directionals = nn.ModuleList([DirectionalLighting(intensity_directionals, color_directionals, directions)])
+
+    def forward(self, mesh: Mesh) -> Mesh:
+        check_choice("light_mode", self.light_mode, ("surface", "vertex"))
+        if self.light_mode != mesh.texture_type:
+            raise ValueError(
+                f"light_mode: {self.light_mode!r} lighting needs {self.light_mode} textures, "
+                f"but the mesh has texture_type={mesh.texture_type!r} (see SoftRenderer.set_texture_mode)"
+            )
+        surface = self.light_mode == "surface"
+        normals = mesh.surface_normals if surface else mesh.vertex_normals
+        light = self.ambient(torch.zeros_like(normals))
+        for directional in self.directionals:
+            light = directional(light, normals)
+        textures = mesh.textures * (light[:, :, None, :] if surface else light)
+        return mesh.replace(textures=textures)

@@ -1,0 +1,253 @@
+"""`Mesh`: a batch of triangle meshes with textures (the original's class, non-mutating)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from . import functional as srf
+from ._validation import as_float_tensor, as_index_tensor, check_choice, check_finite
+
+__all__ = ["Mesh"]
+
+
+class Mesh:
+    """A batch of meshes sharing vertex/face counts.
+
+    Args:
+        vertices: [B, V, 3] or [V, 3] float (tensor or ndarray).
+        faces: [B, F, 3] or [F, 3] integer vertex indices; a batch of 1 is broadcast to B.
+        textures: surface [B, F, R*R, 3] / [F, R*R, 3], or vertex [B, V, 3] / [V, 3];
+            ``None`` means white. A batch of 1 is broadcast to B.
+        texture_res: R for the default white surface texture.
+        texture_type: ``'surface'`` or ``'vertex'``.
+
+    Unlike the original, the renderer's stages (lighting, transform) return *new* meshes and
+    never modify this one, so :meth:`reset_` is rarely needed (it is kept for old scripts).
+    """
+
+    def __init__(
+        self,
+        vertices: torch.Tensor | np.ndarray,
+        faces: torch.Tensor | np.ndarray,
+        textures: torch.Tensor | np.ndarray | None = None,
+        texture_res: int = 1,
+        texture_type: str = "surface",
+    ) -> None:
+        check_choice("texture_type", texture_type, ("surface", "vertex"))
+        v = as_float_tensor("vertices", vertices)
+        if v.ndim == 2:
+            v = v[None]
+        if v.ndim != 3 or v.shape[-1] != 3:
+            raise ValueError(f"vertices: expected shape [B, V, 3] or [V, 3], got {tuple(v.shape)}")
+        if v.shape[0] == 0 or v.shape[1] == 0:
+            raise ValueError(f"vertices: expected a non-empty mesh, got shape {tuple(v.shape)}")
+        check_finite("vertices", v)
+        f = as_index_tensor("faces", faces, device=v.device)
+        if isinstance(faces, np.ndarray):
+            f = f.int()
+        if f.ndim == 2:
+            f = f[None]
+        if f.ndim != 3 or f.shape[-1] != 3 or f.shape[0] not in (1, v.shape[0]):
+            raise ValueError(f"faces: expected shape [{v.shape[0]}, F, 3] or [F, 3], got {tuple(f.shape)}")
+        if f.shape[1] == 0:
+            raise ValueError("faces: expected at least one face, got 0")
+        lo, hi = int(f.min()), int(f.max())
+        if lo < 0 or hi >= v.shape[1]:
+            raise ValueError(f"faces: indices must lie in [0, {v.shape[1] - 1}], got range [{lo}, {hi}]")
+        f = f.expand(v.shape[0], -1, -1)
+        b, nv, nf = v.shape[0], v.shape[1], f.shape[1]
+
+        if textures is None:
+            if texture_type == "surface":
+                if not isinstance(texture_res, int) or texture_res < 1:
+                    raise ValueError(f"texture_res: expected an int >= 1, got {texture_res!r}")
+                t = torch.ones(b, nf, texture_res**2, 3, dtype=v.dtype, device=v.device)
+            else:
+                t = torch.ones(b, nv, 3, dtype=v.dtype, device=v.device)
+        else:
+            t = as_float_tensor("textures", textures, device=v.device)
+            if texture_type == "surface":
+                if t.ndim == 3:
+                    t = t[None]
+                ok = t.ndim == 4 and t.shape[0] in (1, b) and t.shape[1] == nf and t.shape[3] == 3
+                if not ok or int(round(t.shape[2] ** 0.5)) ** 2 != t.shape[2]:
+                    raise ValueError(
+                        f"textures: expected surface textures of shape [{b}, {nf}, R*R, 3], got {tuple(t.shape)}"
+                    )
+                t = t.expand(b, -1, -1, -1)
+            else:
+                if t.ndim == 2:
+                    t = t[None]
+                if t.ndim != 3 or t.shape[0] not in (1, b) or t.shape[1:] != (nv, 3):
+                    raise ValueError(
+                        f"textures: expected vertex textures of shape [{b}, {nv}, 3], got {tuple(t.shape)}"
+                    )
+                t = t.expand(b, -1, -1)
+            check_finite("textures", t)
+
+        self._vertices, self._faces, self._textures = v, f, t
+        self._texture_type = texture_type
+        self._fill_back = False
+        self._origin = (v, f, t)
+
+    # ---- the original's attributes -------------------------------------------------------
+    @property
+    def vertices(self) -> torch.Tensor:
+        """[B, V, 3]"""
+        return self._vertices
+
+    @vertices.setter
+    def vertices(self, vertices: torch.Tensor) -> None:
+        self._vertices = vertices
+
+    @property
+    def faces(self) -> torch.Tensor:
+        """[B, F, 3] integer"""
+        return self._faces
+
+    @faces.setter
+    def faces(self, faces: torch.Tensor) -> None:
+        self._faces = faces
+
+    @property
+    def textures(self) -> torch.Tensor:
+        """Surface [B, F, R*R, 3] or vertex [B, V, 3]."""
+        return self._textures
+
+    @textures.setter
+    def textures(self, textures: torch.Tensor) -> None:
+        self._textures = textures
+
+    @property
+    def texture_type(self) -> str:
+        return self._texture_type
+
+    @texture_type.setter
+    def texture_type(self, texture_type: str) -> None:
+        self._texture_type = check_choice("texture_type", texture_type, ("surface", "vertex"))
+
+    @property
+    def device(self) -> torch.device:
+        return self._vertices.device
+
+    @property
+    def batch_size(self) -> int:
+        return self._vertices.shape[0]
+
+    @property
+    def num_vertices(self) -> int:
+        return self._vertices.shape[1]
+
+    @property
+    def num_faces(self) -> int:
+        return self._faces.shape[1]
+
+    @property
+    def texture_res(self) -> int:
+        return int(round(self._textures.shape[2] ** 0.5)) if self._texture_type == "surface" else 1
+
+    @property
+    def face_vertices(self) -> torch.Tensor:
+        """[B, F, 3, 3] corner positions of every face."""
+        return srf.face_vertices(self._vertices, self._faces)
+
+    @property
+    def surface_normals(self) -> torch.Tensor:
+        """[B, F, 3] unit face normals."""
+        return srf.surface_normals(self.face_vertices)
+
+    @property
+    def vertex_normals(self) -> torch.Tensor:
+        """[B, V, 3] unit vertex normals."""
+        return srf.vertex_normals(self._vertices, self._faces)
+
+    @property
+    def face_textures(self) -> torch.Tensor:
+        """What the rasterizer samples: surface [B, F, R*R, 3] or vertex [B, F, 3, 3]."""
+        if self._texture_type == "surface":
+            return self._textures
+        return srf.face_vertices(self._textures, self._faces)
+
+    def fill_back_(self) -> None:
+        """Append every face with reversed winding (and its texture), once."""
+        if not self._fill_back:
+            self._faces = torch.cat([self._faces, self._faces[:, :, [2, 1, 0]]], dim=1)
+            if self._texture_type == "surface":
+                self._textures = torch.cat([self._textures, self._textures], dim=1)
+            self._fill_back = True
+
+    def reset_(self) -> None:
+        """Restore the vertices, faces and textures given at construction."""
+        self._vertices, self._faces, self._textures = self._origin
+        self._fill_back = False
+
+    def replace(self, **changes: torch.Tensor) -> Mesh:
+        """A shallow copy with some of ``vertices``, ``faces``, ``textures`` replaced (no checks)."""
+        new = object.__new__(Mesh)
+        new.__dict__.update(self.__dict__)
+        for name, value in changes.items():
+            if name not in ("vertices", "faces", "textures"):
+                raise TypeError(f"replace: unknown field {name!r}")
+            setattr(new, "_" + name, value)
+        return new
+
+    def to(self, device: torch.device | str) -> Mesh:
+        """The same mesh on ``device``."""
+        return self.replace(
+            vertices=self._vertices.to(device), faces=self._faces.to(device), textures=self._textures.to(device)
+        )
+
+    # ---- I/O -------------------------------------------------------------------------------
+    @classmethod
+    def from_obj(
+        cls,
+        filename_obj: str | os.PathLike,
+        normalization: bool = False,
+        load_texture: bool = False,
+        texture_res: int = 1,
+        texture_type: str = "surface",
+    ) -> Mesh:
+        """Load an OBJ (with MTL / texture images when ``load_texture``)."""
+        if load_texture:
+            vertices, faces, textures = srf.load_obj(
+                filename_obj, normalization=normalization, texture_res=texture_res,
+                load_texture=True, texture_type=texture_type,
+            )
+        else:
+            vertices, faces = srf.load_obj(filename_obj, normalization=normalization)
+            textures = None
+        return cls(vertices, faces, textures, texture_res, texture_type)
+
+    @classmethod
+    def from_file(
+        cls, path: str | os.PathLike, texture_res: int = 4, texture_type: str = "surface", normalization: bool = False
+    ) -> Mesh:
+        """Load any supported mesh format (OBJ, PLY, STL, OFF, GLB, ...) with its colours."""
+        from .io import load_mesh
+
+        m = load_mesh(path, texture_res=texture_res, texture_type=texture_type, normalization=normalization)
+        return cls(m.vertices, m.faces, m.textures, texture_res, m.texture_type)
+
+    def save_obj(self, filename_obj: str | os.PathLike, save_texture: bool = False, texture_res_out: int = 16) -> None:
+        """Write the (single) mesh as OBJ; with ``save_texture`` also MTL + texture atlas."""
+        if self.batch_size != 1:
+            raise ValueError(f"save_obj: expected a batch of 1 mesh, got {self.batch_size}")
+        srf.save_obj(
+            filename_obj, self._vertices[0], self._faces[0],
+            textures=self._textures[0] if save_texture else None,
+            texture_res=texture_res_out, texture_type=self._texture_type,
+        )
+
+    def voxelize(self, voxel_size: int = 32) -> torch.Tensor:
+        """[B, N, N, N] occupancy of the mesh (coordinates in [-0.5, 0.5]^3 fill the grid)."""
+        face_vertices_norm = self.face_vertices * voxel_size / (voxel_size - 1) + 0.5
+        return srf.voxelization(face_vertices_norm, voxel_size, False)
+
+    def __repr__(self) -> str:
+        return (
+            f"Mesh(batch_size={self.batch_size}, num_vertices={self.num_vertices}, "
+            f"num_faces={self.num_faces}, texture_type={self._texture_type!r}, device={self.device})"
+        )

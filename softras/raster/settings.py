@@ -1,0 +1,130 @@
+"""`RasterSettings`: every option of the soft rasterizer, validated once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .._validation import check_choice, check_positive
+
+__all__ = ["ALPHA_AGGREGATIONS", "DIST_FUNCS", "RGB_AGGREGATIONS", "TEXTURE_TYPES", "RasterSettings"]
+
+DIST_FUNCS = ("hard", "barycentric", "euclidean")
+RGB_AGGREGATIONS = ("hard", "softmax")
+ALPHA_AGGREGATIONS = ("hard", "sum", "prod")
+TEXTURE_TYPES = ("surface", "vertex")
+
+
+def _image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(image_size, torch.Tensor):
+        image_size = image_size.tolist()
+    if isinstance(image_size, Sequence) and not isinstance(image_size, str):
+        if len(image_size) != 2:
+            raise ValueError(f"image_size: expected an int or (height, width), got {image_size!r}")
+        h, w = image_size
+    else:
+        h = w = image_size
+    for v in (h, w):
+        if isinstance(v, bool) or (not isinstance(v, int) and not (
+            isinstance(v, float) and v.is_integer()
+        )):
+            raise TypeError(f"image_size: expected integers, got {image_size!r}")
+        if int(v) < 1:
+            raise ValueError(f"image_size: expected >= 1, got {image_size!r}")
+    return int(h), int(w)
+
+
+def _color3(name: str, value: object) -> tuple[float, float, float]:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().tolist()
+    try:
+        vals = tuple(float(v) for v in value)  # type: ignore[union-attr]
+    except TypeError as exc:
+        raise TypeError(f"{name}: expected 3 numbers (r, g, b), got {value!r}") from exc
+    if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"{name}: expected 3 finite numbers (r, g, b), got {value!r}")
+    return vals  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class RasterSettings:
+    """Options of :func:`softras.functional.soft_rasterize` (same names and defaults as the original).
+
+    Attributes:
+        image_height, image_width: output size in pixels (``image_size`` in the constructor
+            helper :meth:`create` may be an int or ``(height, width)``).
+        background_color: RGB of pixels no face covers.
+        near, far: depth range; faces whose interpolated depth is outside it add no colour
+            (they still add coverage to alpha).
+        fill_back: double-sided faces, i.e. back-facing triangles also contribute colour.
+        eps: background "depth" in the softmax: the background weight is exp(eps / gamma).
+        sigma_val: sharpness σ of the coverage sigmoid D = sigmoid(sign * d² / σ).
+        dist_func: ``'hard'`` (D ∈ {0, 1}), ``'barycentric'`` (d = min barycentric) or
+            ``'euclidean'`` (d = screen distance to the triangle).
+        dist_eps: coverage below which a (pixel, face) pair is culled; sets
+            θ = σ·log(1/dist_eps − 1), the squared cull radius.
+        gamma_val: temperature γ of the depth softmax.
+        aggr_func_rgb: ``'hard'`` (z-buffer) or ``'softmax'``.
+        aggr_func_alpha: ``'hard'``, ``'sum'`` (mean of D) or ``'prod'`` (1 − Π(1 − D)).
+        texture_type: ``'surface'`` (R×R texels per face) or ``'vertex'`` (3 colours per face).
+    """
+
+    image_height: int = 256
+    image_width: int = 256
+    background_color: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    near: float = 1.0
+    far: float = 100.0
+    fill_back: bool = True
+    eps: float = 1e-3
+    sigma_val: float = 1e-5
+    dist_func: str = "euclidean"
+    dist_eps: float = 1e-4
+    gamma_val: float = 1e-4
+    aggr_func_rgb: str = "softmax"
+    aggr_func_alpha: str = "prod"
+    texture_type: str = "surface"
+    # Derived, filled by __post_init__.
+    cull_threshold: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        h, w = _image_hw((self.image_height, self.image_width))
+        object.__setattr__(self, "image_height", h)
+        object.__setattr__(self, "image_width", w)
+        object.__setattr__(self, "background_color", _color3("background_color", self.background_color))
+        near = float(self.near)
+        far = float(self.far)
+        if not (math.isfinite(near) and math.isfinite(far)) or far <= near:
+            raise ValueError(f"near/far: expected finite near < far, got near={self.near}, far={self.far}")
+        object.__setattr__(self, "near", near)
+        object.__setattr__(self, "far", far)
+        object.__setattr__(self, "fill_back", bool(self.fill_back))
+        if not isinstance(self.eps, (int, float)) or not math.isfinite(self.eps):
+            raise ValueError(f"eps: expected a finite number, got {self.eps!r}")
+        object.__setattr__(self, "eps", float(self.eps))
+        object.__setattr__(self, "sigma_val", check_positive("sigma_val", self.sigma_val))
+        object.__setattr__(self, "gamma_val", check_positive("gamma_val", self.gamma_val))
+        dist_eps = check_positive("dist_eps", self.dist_eps)
+        if dist_eps >= 0.5:
+            raise ValueError(f"dist_eps: expected a number in (0, 0.5), got {self.dist_eps!r}")
+        object.__setattr__(self, "dist_eps", dist_eps)
+        check_choice("dist_func", self.dist_func, DIST_FUNCS)
+        check_choice("aggr_func_rgb", self.aggr_func_rgb, RGB_AGGREGATIONS)
+        check_choice("aggr_func_alpha", self.aggr_func_alpha, ALPHA_AGGREGATIONS)
+        check_choice("texture_type", self.texture_type, TEXTURE_TYPES)
+        object.__setattr__(
+            self, "cull_threshold", self.sigma_val * math.log(1.0 / self.dist_eps - 1.0)
+        )
+
+    @property
+    def cull_radius(self) -> float:
+        """√θ: how far (in NDC units) outside its bounding box a face can still cover a pixel."""
+        return math.sqrt(self.cull_threshold)
+
+    @classmethod
+    def create(cls, image_size: int | Sequence[int] = 256, **kwargs: object) -> RasterSettings:
+        """Build settings from the original's argument names (``image_size`` int or (H, W))."""
+        h, w = _image_hw(image_size)
+        return cls(image_height=h, image_width=w, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,114 @@
+"""Rasterizer modules over :func:`softras.functional.soft_rasterize`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .mesh import Mesh
+from .raster import RasterSettings, rasterize
+
+__all__ = ["Rasterizer", "SoftRasterizer"]
+
+_MODES = (None, "rgb", "silhouettes")
+
+
+class SoftRasterizer(nn.Module):
+    """Soft rasterization of a (screen-space) mesh into [B, 4, S, S] RGBA images.
+
+    Arguments and defaults are the original's (see :class:`softras.raster.RasterSettings`);
+    ``anti_aliasing`` renders at 2S and average-pools 2×2. Attributes may be changed between
+    calls (``sigma_val``, ``gamma_val``, ...); they are validated at every call. ``backend``
+    picks the rasterization backend (``None``: the device's default).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 256,
+        background_color: Sequence[float] = (0, 0, 0),
+        near: float = 1,
+        far: float = 100,
+        anti_aliasing: bool = False,
+        fill_back: bool = False,
+        eps: float = 1e-3,
+        sigma_val: float = 1e-5,
+        dist_func: str = "euclidean",
+        dist_eps: float = 1e-4,
+        gamma_val: float = 1e-4,
+        aggr_func_rgb: str = "softmax",
+        aggr_func_alpha: str = "prod",
+        texture_type: str = "surface",
+        *,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.image_size = image_size
+        self.background_color = background_color
+        self.near = near
+        self.far = far
+        self.anti_aliasing = anti_aliasing
+        self.fill_back = fill_back
+        self.eps = eps
+        self.sigma_val = sigma_val
+        self.dist_func = dist_func
+        self.dist_eps = dist_eps
+        self.gamma_val = gamma_val
+        self.aggr_func_rgb = aggr_func_rgb
+        self.aggr_func_alpha = aggr_func_alpha
+        self.texture_type = texture_type
+        self.backend = backend
+        self.settings()  # validate now, not at the first render
+
+    def settings(self) -> RasterSettings:
+        """The current options as validated :class:`RasterSettings`."""
+        size = self.image_size
+        if self.anti_aliasing:
+            size = tuple(2 * s for s in size) if isinstance(size, (tuple, list)) else 2 * size
+        return RasterSettings.create(
+            size,
+            background_color=self.background_color, near=self.near, far=self.far,
+            fill_back=self.fill_back, eps=self.eps, sigma_val=self.sigma_val,
+            dist_func=self.dist_func, dist_eps=self.dist_eps, gamma_val=self.gamma_val,
+            aggr_func_rgb=self.aggr_func_rgb, aggr_func_alpha=self.aggr_func_alpha,
+            texture_type=self.texture_type,
+        )
+
+    def forward(self, mesh: Mesh, mode: str | None = None) -> torch.Tensor:
+        """Render ``mesh`` (screen space). ``mode`` is accepted for compatibility and ignored,
+        as in the original: the output is always RGBA [B, 4, S, S]."""
+        if mode not in _MODES:
+            raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
+        images = rasterize(mesh.face_vertices, mesh.face_textures, self.settings(), backend=self.backend)
+        if self.anti_aliasing:
+            images = F.avg_pool2d(images, kernel_size=2, stride=2)
+        return images
+
+
+class Rasterizer(SoftRasterizer):
+    """The original's hard rasterizer: z-buffer colour, binary coverage, anti-aliased by default.
+
+    Implemented as :class:`SoftRasterizer` with ``dist_func='hard'``, ``aggr_func_rgb='hard'``
+    and ``aggr_func_alpha='hard'``; ``fill_back`` makes faces double-sided.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 256,
+        background_color: Sequence[float] = (0, 0, 0),
+        near: float = 1,
+        far: float = 100,
+        anti_aliasing: bool = False,
+        fill_back: bool = False,
+        eps: float = 1e-6,
+        *,
+        texture_type: str = "surface",
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(
+            image_size, background_color, near, far, anti_aliasing, fill_back, eps,
+            dist_func="hard", aggr_func_rgb="hard", aggr_func_alpha="hard",
+            texture_type=texture_type, backend=backend,
+        )

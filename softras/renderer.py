@@ -1,0 +1,156 @@
+"""Renderers: lighting -> camera transform -> rasterization, with the original's arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import check_choice
+from .lighting import Lighting
+from .mesh import Mesh
+from .rasterizer import Rasterizer, SoftRasterizer
+from .transform import Transform
+
+__all__ = ["Renderer", "SoftRenderer"]
+
+
+class _RendererBase(nn.Module):
+    lighting: Lighting
+    transform: Transform
+    rasterizer: SoftRasterizer
+
+    def set_texture_mode(self, mode: str) -> None:
+        """Use ``'surface'`` or ``'vertex'`` textures (and lighting) from now on."""
+        check_choice("mode", mode, ("surface", "vertex"))
+        self.lighting.light_mode = mode
+        self.rasterizer.texture_type = mode
+
+    def render_mesh(self, mesh: Mesh, mode: str | None = None) -> torch.Tensor:
+        """Render a world-space :class:`Mesh` -> [B, 4, S, S] RGBA. ``mesh`` is not modified."""
+        if not isinstance(mesh, Mesh):
+            raise TypeError(f"mesh: expected a softras.Mesh, got {type(mesh).__name__}")
+        self.set_texture_mode(mesh.texture_type)
+        mesh = self.lighting(mesh)
+        mesh = self.transform(mesh)
+        return self.rasterizer(mesh, mode)
+
+    def forward(
+        self,
+        vertices: torch.Tensor | np.ndarray,
+        faces: torch.Tensor | np.ndarray,
+        textures: torch.Tensor | np.ndarray | None = None,
+        mode: str | None = None,
+        texture_type: str = "surface",
+    ) -> torch.Tensor:
+        """Render vertices [B, V, 3], faces [B, F, 3] and optional textures -> [B, 4, S, S]."""
+        return self.render_mesh(Mesh(vertices, faces, textures=textures, texture_type=texture_type), mode)
+
+
+class SoftRenderer(_RendererBase):
+    """The Soft Rasterizer pipeline (the original's constructor, defaults and methods).
+
+    Note the original's default ``camera_mode='projection'`` needs ``P``; most scripts pass
+    ``camera_mode='look_at'``. ``backend`` picks the rasterization backend.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 256,
+        background_color: Sequence[float] = (0, 0, 0),
+        near: float = 1,
+        far: float = 100,
+        anti_aliasing: bool = False,
+        fill_back: bool = True,
+        eps: float = 1e-3,
+        sigma_val: float = 1e-5,
+        dist_func: str = "euclidean",
+        dist_eps: float = 1e-4,
+        gamma_val: float = 1e-4,
+        aggr_func_rgb: str = "softmax",
+        aggr_func_alpha: str = "prod",
+        texture_type: str = "surface",
+        camera_mode: str = "projection",
+        P: torch.Tensor | np.ndarray | None = None,
+        dist_coeffs: torch.Tensor | np.ndarray | None = None,
+        orig_size: int = 512,
+        perspective: bool = True,
+        viewing_angle: float = 30,
+        viewing_scale: float = 1.0,
+        eye: object = None,
+        camera_direction: Sequence[float] = (0, 0, 1),
+        light_mode: str = "surface",
+        light_intensity_ambient: float = 0.5,
+        light_color_ambient: Sequence[float] = (1, 1, 1),
+        light_intensity_directionals: float = 0.5,
+        light_color_directionals: Sequence[float] = (1, 1, 1),
+        light_directions: Sequence[float] = (0, 1, 0),
+        *,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.lighting = Lighting(
+            light_mode, light_intensity_ambient, light_color_ambient,
+            light_intensity_directionals, light_color_directionals, light_directions,
+        )
+        self.transform = Transform(
+            camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction
+        )
+        self.rasterizer = SoftRasterizer(
+            image_size, background_color, near, far, anti_aliasing, fill_back, eps,
+            sigma_val, dist_func, dist_eps, gamma_val, aggr_func_rgb, aggr_func_alpha, texture_type,
+            backend=backend,
+        )
+
+    def set_sigma(self, sigma: float) -> None:
+        """Set σ (coverage sharpness)."""
+        self.rasterizer.sigma_val = sigma
+        self.rasterizer.settings()
+
+    def set_gamma(self, gamma: float) -> None:
+        """Set γ (depth-softmax temperature)."""
+        self.rasterizer.gamma_val = gamma
+        self.rasterizer.settings()
+
+
+class Renderer(_RendererBase):
+    """The original's hard renderer (z-buffer, binary silhouettes, 2× anti-aliasing by default)."""
+
+    def __init__(
+        self,
+        image_size: int = 256,
+        background_color: Sequence[float] = (0, 0, 0),
+        near: float = 1,
+        far: float = 100,
+        anti_aliasing: bool = True,
+        fill_back: bool = True,
+        eps: float = 1e-6,
+        camera_mode: str = "projection",
+        P: torch.Tensor | np.ndarray | None = None,
+        dist_coeffs: torch.Tensor | np.ndarray | None = None,
+        orig_size: int = 512,
+        perspective: bool = True,
+        viewing_angle: float = 30,
+        viewing_scale: float = 1.0,
+        eye: object = None,
+        camera_direction: Sequence[float] = (0, 0, 1),
+        light_mode: str = "surface",
+        light_intensity_ambient: float = 0.5,
+        light_color_ambient: Sequence[float] = (1, 1, 1),
+        light_intensity_directionals: float = 0.5,
+        light_color_directionals: Sequence[float] = (1, 1, 1),
+        light_directions: Sequence[float] = (0, 1, 0),
+        *,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.lighting = Lighting(
+            light_mode, light_intensity_ambient, light_color_ambient,
+            light_intensity_directionals, light_color_directionals, light_directions,
+        )
+        self.transform = Transform(
+            camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction
+        )
+        self.rasterizer = Rasterizer(image_size, background_color, near, far, anti_aliasing, fill_back, eps, backend=backend)
