@@ -78,13 +78,13 @@ def as_index_tensor(name: str, value: object, *, device: torch.device | str | No
     return value.to(device) if device is not None else value
 
 
-def check_shape(name: str, t: torch.Tensor, expected: Sequence[int | None | str]) -> None:
+def check_shape(name: str, t: torch.Tensor, expected: Sequence[int | str | None]) -> None:
     """Check ``t.shape`` against ``expected``; ``None`` or a string (a symbolic name) matches any size.
 
     >>> check_shape("vertices", torch.zeros(2, 5, 3), ("B", "V", 3))
     """
     ok = t.ndim == len(expected) and all(
-        isinstance(e, str) or e is None or e == s for e, s in zip(expected, t.shape)
+        isinstance(e, str) or e is None or e == s for e, s in zip(expected, t.shape, strict=False)
     )
     if not ok:
         want = "[" + ", ".join("*" if e is None else str(e) for e in expected) + "]"

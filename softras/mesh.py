@@ -73,7 +73,7 @@ class Mesh:
                 if t.ndim == 3:
                     t = t[None]
                 ok = t.ndim == 4 and t.shape[0] in (1, b) and t.shape[1] == nf and t.shape[3] == 3
-                if not ok or int(round(t.shape[2] ** 0.5)) ** 2 != t.shape[2]:
+                if not ok or round(t.shape[2] ** 0.5) ** 2 != t.shape[2]:
                     raise ValueError(
                         f"textures: expected surface textures of shape [{b}, {nf}, R*R, 3], got {tuple(t.shape)}"
                     )
@@ -147,7 +147,7 @@ class Mesh:
 
     @property
     def texture_res(self) -> int:
-        return int(round(self._textures.shape[2] ** 0.5)) if self._texture_type == "surface" else 1
+        return round(self._textures.shape[2] ** 0.5) if self._texture_type == "surface" else 1
 
     @property
     def face_vertices(self) -> torch.Tensor:

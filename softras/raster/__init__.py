@@ -82,7 +82,7 @@ def _check_inputs(
     else:
         check_shape("textures (texture_type='surface')", textures, (b, f, None, 3))
         t = textures.shape[2]
-        if t < 1 or int(round(t**0.5)) ** 2 != t:
+        if t < 1 or round(t**0.5) ** 2 != t:
             raise ValueError(f"textures: expected R*R texels per face (a perfect square), got {t}")
     if not textures.is_floating_point():
         raise TypeError(f"textures: expected a floating dtype, got {textures.dtype}")
