@@ -213,8 +213,11 @@ class Mesh:
         """Load an OBJ (with MTL / texture images when ``load_texture``)."""
         if load_texture:
             vertices, faces, textures = srf.load_obj(
-                filename_obj, normalization=normalization, texture_res=texture_res,
-                load_texture=True, texture_type=texture_type,
+                filename_obj,
+                normalization=normalization,
+                texture_res=texture_res,
+                load_texture=True,
+                texture_type=texture_type,
             )
         else:
             vertices, faces = srf.load_obj(filename_obj, normalization=normalization)
@@ -236,9 +239,12 @@ class Mesh:
         if self.batch_size != 1:
             raise ValueError(f"save_obj: expected a batch of 1 mesh, got {self.batch_size}")
         srf.save_obj(
-            filename_obj, self._vertices[0], self._faces[0],
+            filename_obj,
+            self._vertices[0],
+            self._faces[0],
             textures=self._textures[0] if save_texture else None,
-            texture_res=texture_res_out, texture_type=self._texture_type,
+            texture_res=texture_res_out,
+            texture_type=self._texture_type,
         )
 
     def voxelize(self, voxel_size: int = 32) -> torch.Tensor:

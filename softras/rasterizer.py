@@ -69,10 +69,17 @@ class SoftRasterizer(nn.Module):
             size = tuple(2 * s for s in size) if isinstance(size, (tuple, list)) else 2 * size
         return RasterSettings.create(
             size,
-            background_color=self.background_color, near=self.near, far=self.far,
-            fill_back=self.fill_back, eps=self.eps, sigma_val=self.sigma_val,
-            dist_func=self.dist_func, dist_eps=self.dist_eps, gamma_val=self.gamma_val,
-            aggr_func_rgb=self.aggr_func_rgb, aggr_func_alpha=self.aggr_func_alpha,
+            background_color=self.background_color,
+            near=self.near,
+            far=self.far,
+            fill_back=self.fill_back,
+            eps=self.eps,
+            sigma_val=self.sigma_val,
+            dist_func=self.dist_func,
+            dist_eps=self.dist_eps,
+            gamma_val=self.gamma_val,
+            aggr_func_rgb=self.aggr_func_rgb,
+            aggr_func_alpha=self.aggr_func_alpha,
             texture_type=self.texture_type,
         )
 
@@ -108,7 +115,16 @@ class Rasterizer(SoftRasterizer):
         backend: str | None = None,
     ) -> None:
         super().__init__(
-            image_size, background_color, near, far, anti_aliasing, fill_back, eps,
-            dist_func="hard", aggr_func_rgb="hard", aggr_func_alpha="hard",
-            texture_type=texture_type, backend=backend,
+            image_size,
+            background_color,
+            near,
+            far,
+            anti_aliasing,
+            fill_back,
+            eps,
+            dist_func="hard",
+            aggr_func_rgb="hard",
+            aggr_func_alpha="hard",
+            texture_type=texture_type,
+            backend=backend,
         )

@@ -74,7 +74,9 @@ class Look(_EyeCamera):
 class Projection(nn.Module):
     """Pinhole camera from 3×4 matrices ``P`` ([B, 3, 4]) with optional distortion ([B, 5])."""
 
-    def __init__(self, P: torch.Tensor | np.ndarray, dist_coeffs: torch.Tensor | np.ndarray | None = None, orig_size: int = 512) -> None:
+    def __init__(
+        self, P: torch.Tensor | np.ndarray, dist_coeffs: torch.Tensor | np.ndarray | None = None, orig_size: int = 512
+    ) -> None:
         super().__init__()
         if P is None:
             raise ValueError("P: camera_mode='projection' needs a [B, 3, 4] projection matrix P")
@@ -112,8 +114,11 @@ class Transform(nn.Module):
             self.transformer = Projection(P, dist_coeffs, orig_size)
         elif camera_mode == "look":
             self.transformer = Look(
-                camera_direction=camera_direction, perspective=perspective,
-                viewing_angle=viewing_angle, viewing_scale=viewing_scale, eye=eye,
+                camera_direction=camera_direction,
+                perspective=perspective,
+                viewing_angle=viewing_angle,
+                viewing_scale=viewing_scale,
+                eye=eye,
             )
         else:
             self.transformer = LookAt(perspective, viewing_angle, viewing_scale, eye)

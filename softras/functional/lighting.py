@@ -29,7 +29,9 @@ def _intensity(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, 1, 1) if t.ndim else t
 
 
-def ambient_lighting(light: torch.Tensor, light_intensity: float | torch.Tensor = 0.5, light_color: Color = (1, 1, 1)) -> torch.Tensor:
+def ambient_lighting(
+    light: torch.Tensor, light_intensity: float | torch.Tensor = 0.5, light_color: Color = (1, 1, 1)
+) -> torch.Tensor:
     """``light + intensity * color``; light: [B, N, 3] -> [B, N, 3] (a new tensor)."""
     return light + _intensity(light_intensity, light) * _per_item("light_color", light_color, light)
 

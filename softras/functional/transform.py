@@ -157,4 +157,6 @@ def get_points_from_angles(
     d, el, az = torch.broadcast_tensors(d, el, az)
     if degrees:
         el, az = el * (math.pi / 180), az * (math.pi / 180)
-    return torch.stack([d * torch.cos(el) * torch.sin(az), d * torch.sin(el), -d * torch.cos(el) * torch.cos(az)], dim=1)
+    return torch.stack(
+        [d * torch.cos(el) * torch.sin(az), d * torch.sin(el), -d * torch.cos(el) * torch.cos(az)], dim=1
+    )

@@ -73,7 +73,9 @@ def _check_inputs(
         raise TypeError(f"face_vertices: expected a floating dtype, got {face_vertices.dtype}")
     b, f = face_vertices.shape[:2]
     if b == 0 or f == 0:
-        raise ValueError(f"face_vertices: expected at least one item and one face, got shape {tuple(face_vertices.shape)}")
+        raise ValueError(
+            f"face_vertices: expected at least one item and one face, got shape {tuple(face_vertices.shape)}"
+        )
     check_finite("face_vertices", face_vertices)
     if textures.device != face_vertices.device:
         raise ValueError(f"textures: expected device {face_vertices.device} (as face_vertices), got {textures.device}")

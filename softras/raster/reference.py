@@ -165,9 +165,7 @@ def _signed_coverage(
     return keep, torch.where(inside, d2, -d2) / s.sigma_val
 
 
-def _sample_colors(
-    tex: torch.Tensor, w_clip: torch.Tensor, s: RasterSettings
-) -> torch.Tensor:
+def _sample_colors(tex: torch.Tensor, w_clip: torch.Tensor, s: RasterSettings) -> torch.Tensor:
     """Colour of each pair. tex: [N, T, 3] (surface: T = R*R; vertex: T = 3). Returns [N, 3]."""
     if s.texture_type == "vertex":
         return (w_clip[:, :, None] * tex).sum(1)
@@ -314,11 +312,15 @@ def rasterize_reference(
             pair_face, row, col = _enumerate_pairs(faces, q0, q1, c0[faces], c1[faces])
             px, py = xs[col], ys[row % h]
             in_box = (
-                (px <= info["xmax"][pair_face])
-                & (px >= info["xmin"][pair_face])
-                & (py <= info["ymax"][pair_face])
-                & (py >= info["ymin"][pair_face])
-            ).nonzero().squeeze(1)
+                (
+                    (px <= info["xmax"][pair_face])
+                    & (px >= info["xmin"][pair_face])
+                    & (py <= info["ymax"][pair_face])
+                    & (py >= info["ymin"][pair_face])
+                )
+                .nonzero()
+                .squeeze(1)
+            )
             pair_face, pair_pix = pair_face[in_box], (row - u0)[in_box] * w + col[in_box]
             px, py = px[in_box], py[in_box]
         args = (info["inv"], info["xy"], info["z"], tex, pair_face, pair_pix, px, py, info["front"])

@@ -28,9 +28,7 @@ def _image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
     else:
         h = w = image_size
     for v in (h, w):
-        if isinstance(v, bool) or (not isinstance(v, int) and not (
-            isinstance(v, float) and v.is_integer()
-        )):
+        if isinstance(v, bool) or (not isinstance(v, int) and not (isinstance(v, float) and v.is_integer())):
             raise TypeError(f"image_size: expected integers, got {image_size!r}")
         if int(v) < 1:
             raise ValueError(f"image_size: expected >= 1, got {image_size!r}")
@@ -114,9 +112,7 @@ class RasterSettings:
         check_choice("aggr_func_rgb", self.aggr_func_rgb, RGB_AGGREGATIONS)
         check_choice("aggr_func_alpha", self.aggr_func_alpha, ALPHA_AGGREGATIONS)
         check_choice("texture_type", self.texture_type, TEXTURE_TYPES)
-        object.__setattr__(
-            self, "cull_threshold", self.sigma_val * math.log(1.0 / self.dist_eps - 1.0)
-        )
+        object.__setattr__(self, "cull_threshold", self.sigma_val * math.log(1.0 / self.dist_eps - 1.0))
 
     @property
     def cull_radius(self) -> float:
