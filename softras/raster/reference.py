@@ -217,10 +217,11 @@ def _render_chunk(
 
     # ---- depth of the pairs that may colour the pixel -----------------------------------
     w_clip = w.clamp(0, 1)
-    w_clip = w_clip / w_clip.sum(-1, keepdim=True).clamp(min=_W_SUM_EPS)
+    w_sum = (w_clip[:, 0] + w_clip[:, 1] + w_clip[:, 2]).clamp(min=_W_SUM_EPS)
+    w_clip = w_clip / w_sum[:, None]
     zf = z[face]
     z_safe = torch.where(zf.abs() < _Z_EPS, torch.full_like(zf, _Z_EPS), zf)
-    inv_z = (w_clip / z_safe).sum(-1)
+    inv_z = w_clip[:, 0] / z_safe[:, 0] + w_clip[:, 1] / z_safe[:, 1] + w_clip[:, 2] / z_safe[:, 2]
     with torch.no_grad():
         zp_raw = 1.0 / inv_z
         rgb_ok = (zp_raw >= s.near) & (zp_raw <= s.far)

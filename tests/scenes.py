@@ -1,0 +1,28 @@
+"""Random screen-space scenes for the rasterizer tests."""
+
+from __future__ import annotations
+
+import torch
+
+
+def random_scene(
+    batch: int = 2,
+    faces: int = 6,
+    texture_type: str = "surface",
+    texture_res: int = 2,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    spread: float = 1.2,
+    size: float = 0.8,
+    z_range: tuple[float, float] = (1.5, 4.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Triangles [B, F, 3, 3] scattered over (and across the borders of) the image, both
+    windings, depths in ``z_range``; textures [B, F, R*R, 3] or [B, F, 3, 3]."""
+    g = torch.Generator().manual_seed(seed)
+    centers = (torch.rand(batch, faces, 1, 2, generator=g, dtype=dtype) * 2 - 1) * spread
+    offsets = (torch.rand(batch, faces, 3, 2, generator=g, dtype=dtype) * 2 - 1) * size
+    z = z_range[0] + torch.rand(batch, faces, 3, 1, generator=g, dtype=dtype) * (z_range[1] - z_range[0])
+    fv = torch.cat([centers + offsets, z], dim=-1)
+    t = 3 if texture_type == "vertex" else texture_res**2
+    tex = torch.rand(batch, faces, t, 3, generator=g, dtype=dtype)
+    return fv, tex
