@@ -1,0 +1,697 @@
+"""Render a mesh: a turntable GIF, the paper's σ/γ blur sweep, a contact sheet and a textured OBJ.
+
+Python API::
+
+    import softras as sr
+    from softras.apps.render import render_turntable, render_sigma_gamma_sweep, save_gif, run_render
+
+    mesh = sr.Mesh.from_file("cow.obj", texture_res=4)
+    frames = render_turntable(normalize_mesh(mesh), image_size=128, step_deg=10)  # [36, 4, 128, 128]
+    save_gif(frames, "cow.gif", fps=20)
+
+    result = run_render("cow.obj", out_dir="out/cow")  # everything `softras render` writes
+
+CLI: ``softras render [MESH] --out DIR ...`` (see ``softras render --help`` and docs/rendering.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from softras import __version__
+from softras.apps import Command, UsageError
+from softras.mesh import Mesh
+from softras.progress import progress as progress_bar
+from softras.raster import available_backends, default_backend
+from softras.renderer import SoftRenderer
+
+__all__ = [
+    "DEFAULT_DISTANCE",
+    "DEFAULT_ELEVATION",
+    "RenderResult",
+    "builtin_mesh",
+    "composite",
+    "normalize_mesh",
+    "render_sigma_gamma_sweep",
+    "render_turntable",
+    "run_render",
+    "save_gif",
+    "save_strip",
+    "sweep_values",
+    "turntable_azimuths",
+]
+
+#: Camera distance of the original's examples: with the default 30° viewing angle a mesh
+#: inside the unit sphere fills most of the frame.
+DEFAULT_DISTANCE = 2.732
+DEFAULT_ELEVATION = 30.0
+DEFAULT_SWEEP_FRAMES = 16
+DEFAULT_BATCH = 8
+#: Azimuth of the sweep's fixed camera.
+SWEEP_AZIMUTH = 20.0
+#: Number of sweep frames in the contact sheet ``sweep_strip.png``.
+STRIP_FRAMES = 5
+TURNTABLE_FPS = 20.0
+SWEEP_FPS = 8.0
+
+Color = Sequence[float]
+
+
+# ---------------------------------------------------------------------------------------------
+# meshes
+# ---------------------------------------------------------------------------------------------
+def _check_single(mesh: Mesh) -> None:
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh: expected a softras.Mesh, got {type(mesh).__name__}")
+    if mesh.batch_size != 1:
+        raise ValueError(f"mesh: expected a batch of 1 mesh, got {mesh.batch_size}")
+
+
+def normalize_mesh(mesh: Mesh, radius: float = 1.0) -> Mesh:
+    """Centre a mesh on its bounding-box centre and scale it into a sphere of ``radius``.
+
+    With ``radius=1`` the default camera (distance 2.732, viewing angle 30°) frames it from
+    any direction. Returns a new mesh; ``mesh`` is not modified.
+    """
+    _check_single(mesh)
+    v = mesh.vertices[0]
+    center = (v.min(0).values + v.max(0).values) / 2
+    extent = (v - center).norm(dim=1).max()
+    scale = radius / extent if float(extent) > 0 else torch.ones_like(extent)
+    return Mesh((v - center) * scale, mesh.faces[0], mesh.textures[0], texture_type=mesh.texture_type)
+
+
+def builtin_mesh(texture_res: int = 4, texture_type: str = "surface") -> Mesh:
+    """The built-in demo mesh (:func:`softras.shapes.demo_mesh`) with its vertex colours as textures."""
+    from softras.shapes import demo_mesh, surface_colors_from_vertex_colors
+
+    vertices, faces, colors = demo_mesh()
+    if texture_type == "surface":
+        textures = surface_colors_from_vertex_colors(faces, colors, texture_res)
+    elif texture_type == "vertex":
+        textures = colors
+    else:
+        raise ValueError(f"texture_type: expected 'surface' or 'vertex', got {texture_type!r}")
+    return Mesh(vertices, faces, textures, texture_type=texture_type)
+
+
+def _expand(mesh: Mesh, b: int) -> Mesh:
+    """The single ``mesh`` repeated ``b`` times (views, no copies)."""
+    return Mesh(mesh.vertices.expand(b, -1, -1), mesh.faces[:1], mesh.textures[:1], texture_type=mesh.texture_type)
+
+
+def _renderer(mesh: Mesh, image_size: int, sigma_val: float, gamma_val: float, backend: str | None) -> SoftRenderer:
+    renderer = SoftRenderer(
+        image_size=image_size,
+        camera_mode="look_at",
+        sigma_val=sigma_val,
+        gamma_val=gamma_val,
+        texture_type=mesh.texture_type,
+        light_mode=mesh.texture_type,
+        backend=backend,
+    )
+    return renderer.to(mesh.device)
+
+
+def _camera_tensors(mesh: Mesh, distance: float, elevation: float, azimuths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    dtype = mesh.vertices.dtype
+    az = azimuths.to(device=mesh.device, dtype=dtype)
+    return torch.full_like(az, float(distance)), torch.full_like(az, float(elevation)), az
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+# ---------------------------------------------------------------------------------------------
+def turntable_azimuths(step_deg: float) -> torch.Tensor:
+    """Azimuths (degrees) of a full turn in steps of about ``step_deg``: ``N = round(360 / step)``
+    frames spaced exactly ``360 / N`` apart, so that the animation loops without a jump."""
+    step = float(step_deg)
+    if not math.isfinite(step) or step <= 0 or step > 360:
+        raise ValueError(f"step_deg: expected a number in (0, 360], got {step_deg!r}")
+    n = max(1, round(360.0 / step))
+    return torch.arange(n, dtype=torch.float64) * (360.0 / n)
+
+
+def render_turntable(
+    mesh: Mesh,
+    *,
+    image_size: int = 256,
+    distance: float = DEFAULT_DISTANCE,
+    elevation: float = DEFAULT_ELEVATION,
+    step_deg: float = 4.0,
+    sigma_val: float = 1e-5,
+    gamma_val: float = 1e-4,
+    batch: int = DEFAULT_BATCH,
+    backend: str | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Render a full turn of cameras around the y axis.
+
+    The cameras look at the origin from ``distance`` at ``elevation`` degrees, azimuths from
+    :func:`turntable_azimuths`; ``batch`` cameras are rendered per call. Frames are rendered
+    without autograd (this is for viewing; render with :class:`~softras.SoftRenderer` directly
+    to differentiate).
+
+    Args:
+        mesh: a single mesh (batch size 1), e.g. from :func:`normalize_mesh`.
+        image_size: output side in pixels.
+        distance, elevation: camera placement (``elevation`` in degrees).
+        step_deg: azimuth step in degrees.
+        sigma_val, gamma_val: the soft rasterizer's σ and γ (defaults: nearly sharp).
+        batch: cameras per rendering call (memory vs. speed).
+        backend: rasterizer backend (``None``: the default for the mesh's device).
+        progress: show a progress bar (only on a terminal).
+
+    Returns:
+        ``[N, 4, S, S]`` RGBA frames in [0, 1] on the CPU, ``N = len(turntable_azimuths(step_deg))``.
+    """
+    _check_single(mesh)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch: expected an integer >= 1, got {batch!r}")
+    azimuths = turntable_azimuths(step_deg)
+    n = len(azimuths)
+    renderer = _renderer(mesh, image_size, sigma_val, gamma_val, backend)
+    frames: list[torch.Tensor] = []
+    with torch.no_grad(), progress_bar(total=n, desc="turntable", unit="frame", quiet=not progress) as bar:
+        for start in range(0, n, batch):
+            az = azimuths[start : start + batch]
+            renderer.transform.set_eyes_from_angles(*_camera_tensors(mesh, distance, elevation, az))
+            frames.append(renderer.render_mesh(_expand(mesh, len(az))).float().cpu())
+            bar.update(len(az))
+    return torch.cat(frames)
+
+
+def sweep_values(
+    n: int = DEFAULT_SWEEP_FRAMES, gamma_min: float = 1e-4, gamma_max: float = 1e-2, ratio: float = 0.1
+) -> tuple[list[float], list[float]]:
+    """The σ/γ schedule of the blur sweep: ``n`` γ log-spaced in ``[gamma_min, gamma_max]``, σ = ratio·γ.
+
+    Returns:
+        ``(sigmas, gammas)``, each a list of ``n`` floats, sharpest first.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected an integer >= 1, got {n!r}")
+    gammas = [float(g) for g in np.geomspace(gamma_min, gamma_max, n)]
+    return [ratio * g for g in gammas], gammas
+
+
+def render_sigma_gamma_sweep(
+    mesh: Mesh,
+    *,
+    n: int = DEFAULT_SWEEP_FRAMES,
+    gammas: Sequence[float] | None = None,
+    sigmas: Sequence[float] | None = None,
+    image_size: int = 256,
+    distance: float = DEFAULT_DISTANCE,
+    elevation: float = DEFAULT_ELEVATION,
+    azimuth: float = SWEEP_AZIMUTH,
+    backend: str | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Render one view with increasingly soft σ/γ (the paper's blur illustration).
+
+    Larger σ spreads each triangle's coverage further beyond its edges (blurry silhouettes);
+    larger γ flattens the depth softmax so that occluded faces show through.
+
+    Args:
+        mesh: a single mesh (batch size 1).
+        n: number of frames when ``gammas`` is not given (γ from 1e-4 to 1e-2, log-spaced).
+        gammas: explicit γ values, one per frame.
+        sigmas: explicit σ values (default: ``γ / 10``).
+        image_size, distance, elevation, azimuth: the fixed camera (angles in degrees).
+        backend: rasterizer backend.
+        progress: show a progress bar.
+
+    Returns:
+        ``[N, 4, S, S]`` RGBA frames on the CPU, in the order of ``gammas``.
+    """
+    _check_single(mesh)
+    if gammas is None:
+        default_sigmas, gammas = sweep_values(n)
+        if sigmas is None:
+            sigmas = default_sigmas
+    gammas = [float(g) for g in gammas]
+    sigmas = [g / 10 for g in gammas] if sigmas is None else [float(s) for s in sigmas]
+    if len(sigmas) != len(gammas) or not gammas:
+        raise ValueError(f"sigmas/gammas: expected equally many (>= 1), got {len(sigmas)} and {len(gammas)}")
+    renderer = _renderer(mesh, image_size, sigmas[0], gammas[0], backend)
+    renderer.transform.set_eyes_from_angles(float(distance), float(elevation), float(azimuth))
+    frames: list[torch.Tensor] = []
+    with torch.no_grad():
+        for sigma, gamma in progress_bar(
+            list(zip(sigmas, gammas, strict=True)), desc="σ/γ sweep", unit="frame", quiet=not progress
+        ):
+            renderer.set_sigma(sigma)
+            renderer.set_gamma(gamma)
+            frames.append(renderer.render_mesh(mesh).float().cpu())
+    return torch.cat(frames)
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+# ---------------------------------------------------------------------------------------------
+def composite(frames: torch.Tensor | np.ndarray, background: Color = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """RGBA ``[N, 4, S, S]`` (or RGB ``[N, 3, S, S]``) in [0, 1] -> uint8 ``[N, S, S, 3]`` over ``background``.
+
+    A single image ``[C, S, S]`` is accepted too (returns ``[1, S, S, 3]``).
+    """
+    x = torch.as_tensor(frames).detach().float().cpu()
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] not in (3, 4):
+        raise ValueError(f"frames: expected shape [N, 4, S, S] or [N, 3, S, S], got {tuple(x.shape)}")
+    bg = torch.tensor([float(c) for c in background], dtype=torch.float32)
+    if bg.shape != (3,):
+        raise ValueError(f"background: expected 3 numbers (r, g, b), got {background!r}")
+    rgb = x[:, :3].clamp(0, 1)
+    if x.shape[1] == 4:
+        alpha = x[:, 3:4].clamp(0, 1)
+        rgb = rgb * alpha + bg[None, :, None, None] * (1 - alpha)
+    out = (rgb * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    return out.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _annotate(images: np.ndarray, labels: Sequence[str], background: Color) -> np.ndarray:
+    """Add a band with ``labels[i]`` under image ``i`` (skipped for images under 64 px wide)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    _, h, w, _ = images.shape
+    if w < 64:
+        return images
+    size = max(9, w // 16)
+    band = size + size // 2 + 2
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed-size bitmap font
+        font = ImageFont.load_default()
+    fill = tuple(round(255 * float(c)) for c in background)
+    ink = (30, 30, 30) if sum(fill) > 384 else (230, 230, 230)
+    out = []
+    for image, label in zip(images, labels, strict=True):
+        canvas = Image.new("RGB", (w, h + band), fill)
+        canvas.paste(Image.fromarray(image), (0, 0))
+        draw = ImageDraw.Draw(canvas)
+        tw = draw.textlength(label, font=font)
+        draw.text(((w - tw) / 2, h + 1), label, fill=ink, font=font)
+        out.append(np.asarray(canvas))
+    return np.stack(out)
+
+
+def _sweep_labels(sigmas: Sequence[float], gammas: Sequence[float]) -> list[str]:
+    return [f"σ={s:.0e}  γ={g:.0e}".replace("e-0", "e-") for s, g in zip(sigmas, gammas, strict=True)]
+
+
+def save_gif(
+    frames: torch.Tensor | np.ndarray,
+    path: str | os.PathLike,
+    fps: float = TURNTABLE_FPS,
+    background: Color = (1.0, 1.0, 1.0),
+) -> Path:
+    """Write frames as an animated GIF that loops forever.
+
+    Args:
+        frames: RGBA ``[N, 4, S, S]`` or RGB ``[N, 3, S, S]`` floats in [0, 1] (alpha is composited
+            over ``background``), or uint8 ``[N, S, S, 3]`` images as made by :func:`composite`.
+        path: output file (``.gif``).
+        fps: frames per second (GIF timing has 10 ms resolution).
+        background: RGB in [0, 1] behind transparent pixels.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    import imageio.v3 as iio
+
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps: expected a positive number, got {fps!r}")
+    images = _as_images(frames, background)
+    path = Path(path)
+    # Pillow merges identical consecutive frames; duration is per frame in milliseconds.
+    iio.imwrite(path, images, extension=".gif", duration=1000.0 / fps, loop=0)
+    return path
+
+
+def _as_images(frames: torch.Tensor | np.ndarray, background: Color) -> np.ndarray:
+    if isinstance(frames, np.ndarray) and frames.dtype == np.uint8:
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames: expected uint8 images [N, H, W, 3], got shape {frames.shape}")
+        return frames
+    return composite(frames, background)
+
+
+def save_strip(
+    frames: torch.Tensor | np.ndarray,
+    path: str | os.PathLike,
+    count: int = STRIP_FRAMES,
+    background: Color = (1.0, 1.0, 1.0),
+    gap: int = 4,
+) -> tuple[Path, list[int]]:
+    """Write ``count`` evenly spaced frames side by side as one PNG (a contact sheet).
+
+    Returns:
+        ``(path, indices of the frames used)``.
+    """
+    from PIL import Image
+
+    images = _as_images(frames, background)
+    n = len(images)
+    idx = sorted({round(float(i)) for i in np.linspace(0, n - 1, min(count, n))})
+    h, w = images.shape[1:3]
+    fill = tuple(round(255 * float(c)) for c in background)
+    sheet = Image.new("RGB", (len(idx) * w + (len(idx) - 1) * gap, h), fill)
+    for k, i in enumerate(idx):
+        sheet.paste(Image.fromarray(images[i]), (k * (w + gap), 0))
+    path = Path(path)
+    sheet.save(path, optimize=True)
+    return path, idx
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole app
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class RenderResult:
+    """What :func:`run_render` did.
+
+    Attributes:
+        out_dir: the output folder.
+        files: name -> path of every file written (``turntable``, ``sweep``, ``strip``, ``mesh``,
+            ``mtl`` and ``texture`` for surface textures, ``summary``).
+        turntable_frames, sweep_frames: frame counts of the two GIFs.
+        timings: seconds per stage (``load``, ``turntable``, ``sweep``, ``write``) and ``total``.
+        summary: the content of ``summary.json``.
+    """
+
+    out_dir: Path
+    files: dict[str, Path]
+    turntable_frames: int
+    sweep_frames: int
+    timings: dict[str, float]
+    summary: dict[str, object] = field(repr=False)
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise UsageError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_float(name: str, value: object, *, positive: bool = False) -> float:
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{name}: expected a number, got {value!r}") from exc
+    if not math.isfinite(x) or (positive and x <= 0):
+        raise UsageError(f"{name}: expected a {'positive' if positive else 'finite'} number, got {value!r}")
+    return x
+
+
+def _load(mesh_path: str | os.PathLike | None, texture_res: int, texture_type: str) -> tuple[Mesh, str]:
+    if mesh_path is None:
+        return builtin_mesh(texture_res, texture_type), "built-in demo mesh (softras.shapes.demo_mesh)"
+    path = Path(mesh_path)
+    if not path.exists():
+        raise FileNotFoundError(f"mesh file not found: {path}")
+    if not path.is_file():
+        raise UsageError(f"not a mesh file: {path}")
+    try:
+        mesh = Mesh.from_file(path, texture_res=texture_res, texture_type=texture_type)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot load {path}: {exc}") from exc
+    return mesh, str(path)
+
+
+def run_render(
+    mesh_path: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike = "out/render",
+    *,
+    image_size: int = 256,
+    distance: float = DEFAULT_DISTANCE,
+    elevation: float = DEFAULT_ELEVATION,
+    texture_res: int = 4,
+    texture_type: str = "surface",
+    step_deg: float = 4.0,
+    sweep_frames: int = DEFAULT_SWEEP_FRAMES,
+    backend: str | None = None,
+    quiet: bool = False,
+) -> RenderResult:
+    """Load a mesh and write a turntable GIF, a σ/γ sweep GIF, a contact sheet, the mesh and a summary.
+
+    Files in ``out_dir`` (created if needed): ``turntable.gif``, ``sigma_gamma_sweep.gif``,
+    ``sweep_strip.png``, ``mesh.obj`` (+ ``mesh.mtl`` and ``mesh.png`` for surface textures),
+    ``summary.json``.
+
+    Args:
+        mesh_path: OBJ/PLY/STL/OFF/GLB/GLTF file; ``None`` for the built-in demo mesh. The mesh is
+            centred and scaled into the unit sphere so that the default camera frames it.
+        out_dir: output folder.
+        image_size: frame side in pixels.
+        distance, elevation: camera distance and elevation (degrees) for both GIFs.
+        texture_res: texels per face side when loading (surface textures).
+        texture_type: ``'surface'`` or ``'vertex'``.
+        step_deg: turntable azimuth step in degrees (``round(360 / step)`` frames).
+        sweep_frames: frames of the sweep (γ log-spaced in [1e-4, 1e-2], σ = γ / 10).
+        backend: rasterizer backend (``None``: the default for the device).
+        quiet: no progress bars.
+
+    Raises:
+        FileNotFoundError: ``mesh_path`` does not exist.
+        UsageError: an argument is out of range or the file cannot be read as a mesh.
+    """
+    t_start = time.perf_counter()
+    image_size = _check_int("image_size", image_size, 1)
+    texture_res = _check_int("texture_res", texture_res, 1)
+    sweep_frames = _check_int("sweep_frames", sweep_frames, 1)
+    distance = _check_float("distance", distance, positive=True)
+    elevation = _check_float("elevation", elevation)
+    step_deg = _check_float("step_deg", step_deg, positive=True)
+    if step_deg > 360:
+        raise UsageError(f"step_deg: expected a number in (0, 360], got {step_deg!r}")
+    if texture_type not in ("surface", "vertex"):
+        raise UsageError(f"texture_type: expected 'surface' or 'vertex', got {texture_type!r}")
+    if backend is not None and backend not in available_backends():
+        raise UsageError(f"backend: expected one of {available_backends()}, got {backend!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output path exists and is not a folder: {out}")
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    raw, source = _load(mesh_path, texture_res, texture_type)
+    mesh = normalize_mesh(raw)
+    timings["load"] = time.perf_counter() - t0
+    backend_name = backend or default_backend(mesh.device)
+
+    t0 = time.perf_counter()
+    turntable = render_turntable(
+        mesh,
+        image_size=image_size,
+        distance=distance,
+        elevation=elevation,
+        step_deg=step_deg,
+        backend=backend,
+        progress=not quiet,
+    )
+    timings["turntable"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    sigmas, gammas = sweep_values(sweep_frames)
+    sweep = render_sigma_gamma_sweep(
+        mesh,
+        gammas=gammas,
+        sigmas=sigmas,
+        image_size=image_size,
+        distance=distance,
+        elevation=elevation,
+        backend=backend,
+        progress=not quiet,
+    )
+    timings["sweep"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    files["turntable"] = save_gif(turntable, out / "turntable.gif", fps=TURNTABLE_FPS)
+    labelled = _annotate(composite(sweep), _sweep_labels(sigmas, gammas), (1.0, 1.0, 1.0))
+    files["sweep"] = save_gif(labelled, out / "sigma_gamma_sweep.gif", fps=SWEEP_FPS)
+    files["strip"], strip_idx = save_strip(labelled, out / "sweep_strip.png")
+    mesh.save_obj(out / "mesh.obj", save_texture=True, texture_res_out=16)
+    files["mesh"] = out / "mesh.obj"
+    for key, suffix in (("mtl", ".mtl"), ("texture", ".png")):
+        if (out / f"mesh{suffix}").is_file():
+            files[key] = out / f"mesh{suffix}"
+    files["summary"] = out / "summary.json"
+    timings["write"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+
+    verts = raw.vertices[0]
+    summary: dict[str, object] = {
+        "softras_version": __version__,
+        "mesh": {
+            "source": source,
+            "num_vertices": raw.num_vertices,
+            "num_faces": raw.num_faces,
+            "texture_type": raw.texture_type,
+            "texture_res": raw.texture_res,
+            "bbox_min": [round(float(x), 6) for x in verts.min(0).values],
+            "bbox_max": [round(float(x), 6) for x in verts.max(0).values],
+            "normalized_to_radius": 1.0,
+        },
+        "settings": {
+            "image_size": image_size,
+            "distance": distance,
+            "elevation": elevation,
+            "viewing_angle": 30.0,
+            "step_deg": step_deg,
+            "turntable_frames": len(turntable),
+            "turntable_sigma": 1e-5,
+            "turntable_gamma": 1e-4,
+            "sweep_frames": len(sweep),
+            "sweep_azimuth": SWEEP_AZIMUTH,
+            "sweep_sigmas": sigmas,
+            "sweep_gammas": gammas,
+            "strip_frames": strip_idx,
+            "backend": backend_name,
+            "device": str(mesh.device),
+        },
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": torch.get_num_threads(),
+        },
+        "files": {k: p.name for k, p in files.items()},
+    }
+    files["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return RenderResult(out, files, len(turntable), len(sweep), timings, summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _step(text: str) -> float:
+    value = _positive_float(text)
+    if value > 360:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 360], got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``softras render``."""
+    parser.add_argument(
+        "mesh", nargs="?", default=None, metavar="MESH",
+        help="mesh file (.obj .ply .stl .off .glb .gltf); default: the built-in demo mesh",
+    )  # fmt: skip
+    parser.add_argument("--out", "-o", default="out/render", metavar="DIR", help="output folder (default: %(default)s)")
+    parser.add_argument("--image-size", type=_positive_int, default=256, metavar="PX", help="frame size (default: 256)")
+    parser.add_argument(
+        "--distance", type=_positive_float, default=DEFAULT_DISTANCE, help="camera distance (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--elevation", type=_finite_float, default=DEFAULT_ELEVATION, metavar="DEG",
+        help="camera elevation in degrees (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--texture-res", type=_positive_int, default=4, metavar="R",
+        help="texels per face side when loading surface textures (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--texture-type", choices=("surface", "vertex"), default="surface", help="texture type (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--step", type=_step, default=4.0, metavar="DEG",
+        help="turntable azimuth step in degrees; round(360/step) frames (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sweep-frames", type=_positive_int, default=DEFAULT_SWEEP_FRAMES, metavar="N",
+        help="frames of the σ/γ sweep, γ from 1e-4 to 1e-2, σ = γ/10 (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--backend", choices=available_backends(), default=None,
+        help="rasterizer backend (default: the fastest one for the device)",
+    )  # fmt: skip
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``softras render``: render and print one line per file written."""
+    result = run_render(
+        args.mesh,
+        args.out,
+        image_size=args.image_size,
+        distance=args.distance,
+        elevation=args.elevation,
+        texture_res=args.texture_res,
+        texture_type=args.texture_type,
+        step_deg=args.step,
+        sweep_frames=args.sweep_frames,
+        backend=args.backend,
+        quiet=args.quiet,
+    )
+    t = result.timings
+    notes = {
+        "turntable": f"turntable GIF, {result.turntable_frames} frames",
+        "sweep": f"σ/γ sweep GIF, {result.sweep_frames} frames",
+        "strip": "σ/γ sweep contact sheet",
+        "mesh": "mesh (normalised)",
+        "mtl": "material",
+        "texture": "texture atlas",
+        "summary": "settings, mesh stats, timings",
+    }
+    print(f"softras render: wrote {len(result.files)} files to {result.out_dir}/")
+    for key, path in result.files.items():
+        print(f"  {path}  ({notes.get(key, key)})")
+    print(
+        f"done in {t['total']:.1f} s (turntable {t['turntable']:.1f} s, sweep {t['sweep']:.1f} s, "
+        f"load {t['load']:.1f} s, write {t['write']:.1f} s)"
+    )
+    return 0
+
+
+COMMAND = Command(
+    "render",
+    "render a mesh (default: built-in) to a turntable GIF and a σ/γ blur-sweep GIF",
+    add_arguments,
+    run,
+    order=0,
+)
