@@ -31,8 +31,10 @@ from softras._validation import as_float_tensor, check_finite, check_shape
 
 __all__ = ["save_voxel", "voxelization"]
 
-# Largest number of (face, candidate voxel) pairs tested at once; bounds peak memory (~1 GB).
-_CHUNK = 1 << 21
+# Largest number of (face, candidate voxel) pairs tested at once; bounds peak memory (~0.3 GB).
+_CHUNK = 1 << 19
+# Triangles wider than this (voxels) are subdivided first, so no triangle has a huge candidate box.
+_MAX_EXTENT = 4.0
 # Voxel i is tested as the closed box [i, i + 1 - _SHRINK], approximating the half-open
 # [i, i + 1): a triangle lying exactly on the plane x = i marks voxel i, not i - 1.
 _SHRINK = 1e-7
@@ -74,18 +76,48 @@ def _triangle_box_overlap(tri: np.ndarray, upper: float) -> np.ndarray:
     return overlap
 
 
+def _meets_grid(faces: np.ndarray, size: int) -> np.ndarray:
+    """Whether each triangle's bounding box meets the grid ``[0, size)^3`` -> bool [F]."""
+    return np.all((faces.max(1) >= 0) & (faces.min(1) < size), axis=1)
+
+
+def _subdivide(faces: np.ndarray, max_extent: float, size: int) -> np.ndarray:
+    """Split triangles [F, 3, 3] 1-to-4 at edge midpoints until each one's bounding box is at most
+    ``max_extent`` wide along every axis, dropping pieces off the grid. The union of the pieces
+    is the original triangle, so the set of overlapped voxels is unchanged; this only keeps the
+    candidate boxes small."""
+    done = []
+    while faces.shape[0]:
+        faces = faces[_meets_grid(faces, size)]
+        big = (faces.max(1) - faces.min(1)).max(1) > max_extent
+        done.append(faces[~big])
+        faces = faces[big]
+        if faces.shape[0] == 0:
+            break
+        v0, v1, v2 = faces[:, 0], faces[:, 1], faces[:, 2]
+        m01, m12, m20 = (v0 + v1) * 0.5, (v1 + v2) * 0.5, (v2 + v0) * 0.5
+        faces = np.concatenate([
+            np.stack([v0, m01, m20], 1), np.stack([m01, v1, m12], 1),
+            np.stack([m20, m12, v2], 1), np.stack([m01, m12, m20], 1),
+        ])
+    return np.concatenate(done) if done else faces
+
+
 def _surface_voxels(faces: np.ndarray, size: int) -> np.ndarray:
     """Voxels touched by triangles ``faces`` [F, 3, 3] (voxel units) -> bool [size]*3."""
     grid = np.zeros((size, size, size), dtype=bool)
     if faces.shape[0] == 0:
         return grid
-    lo = np.floor(faces.min(1)).astype(np.int64)
-    hi = np.floor(faces.max(1)).astype(np.int64)
-    inside = np.all((hi >= 0) & (lo <= size - 1), axis=1)  # bounding box meets the grid
-    faces = faces[inside]
-    lo, hi = np.clip(lo[inside], 0, size - 1), np.clip(hi[inside], 0, size - 1)
-    if faces.shape[0] == 0:
+    inside = _meets_grid(faces, size)
+    if not inside.any():
         return grid
+    # the voxel holding each vertex (as the original does), in case of float round-off
+    verts = np.floor(faces[inside].reshape(-1, 3)).astype(np.int64)
+    verts = verts[np.all((verts >= 0) & (verts < size), axis=1)]
+    grid[verts[:, 0], verts[:, 1], verts[:, 2]] = True
+    faces = _subdivide(faces[inside], _MAX_EXTENT, size)
+    lo = np.clip(np.floor(faces.min(1)).astype(np.int64), 0, size - 1)
+    hi = np.clip(np.floor(faces.max(1)).astype(np.int64), 0, size - 1)
     ext = hi - lo + 1  # [F, 3] candidate block extent per face
     counts = ext.prod(1)
     # split the faces into chunks of at most ~_CHUNK candidate voxels
@@ -103,10 +135,6 @@ def _surface_voxels(faces: np.ndarray, size: int) -> np.ndarray:
         hit = _triangle_box_overlap(faces[face_id] - idx[:, None, :], 1.0 - _SHRINK)
         idx = idx[hit]
         grid[idx[:, 0], idx[:, 1], idx[:, 2]] = True
-    # the voxel holding each vertex (as the original does), in case of float round-off
-    verts = np.floor(faces.reshape(-1, 3)).astype(np.int64)
-    verts = verts[np.all((verts >= 0) & (verts < size), axis=1)]
-    grid[verts[:, 0], verts[:, 1], verts[:, 2]] = True
     return grid
 
 
