@@ -110,6 +110,29 @@ def test_batch_clipping_dtype_and_empty() -> None:
     assert empty.shape == (2, 8, 8, 8) and empty.sum() == 0
 
 
+def test_huge_triangles_are_clipped_cheaply() -> None:
+    # a square 2000 voxels wide at z = 5.5 cuts the grid: exactly layer 5 is occupied (the two
+    # halves both touch the border, so nothing is filled)
+    n = 16
+    a, b = -1000.0, 1000.0
+    quad = torch.tensor([[[a, a, 5.5], [b, a, 5.5], [b, b, 5.5]],
+                         [[a, a, 5.5], [b, b, 5.5], [a, b, 5.5]]], dtype=torch.float64)[None]
+    t0 = time.perf_counter()
+    vox = voxelization(quad, n, normalize=True)[0]
+    assert time.perf_counter() - t0 < 2.0
+    assert vox[:, :, 5].all() and vox.sum() == n * n
+    # a big diagonal triangle: every voxel it touches, and only those (compare with sampling)
+    tri = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.2, 1.0], [0.3, 1.0, 0.9]]])[None] * n
+    vox = voxelization(tri, n, normalize=True)[0].bool().numpy()
+    w = np.random.default_rng(0).dirichlet(np.ones(3), 200_000)
+    pts = np.floor(w @ tri[0, 0].numpy()).astype(int)
+    pts = pts[(pts >= 0).all(1) & (pts < n).all(1)]
+    sampled = np.zeros_like(vox)
+    sampled[tuple(pts.T)] = True
+    assert vox[sampled].all()  # every sampled voxel is marked
+    assert vox.sum() <= 1.1 * sampled.sum()  # and few beyond (those only grazed by the triangle)
+
+
 def test_voxelization_errors() -> None:
     with pytest.raises(ValueError, match="face_vertices"):
         voxelization(torch.zeros(1, 5, 3), 8)
