@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from softras.raster import RasterSettings
+from softras.raster.texels import TEXEL_EDGE_TOLERANCE
 
 
 def _seg_dist2(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
@@ -27,9 +28,9 @@ def _sample(tex: np.ndarray, w: list[float], texture_type: str) -> np.ndarray:
     if texture_type == "vertex":
         return w[0] * tex[0] + w[1] * tex[1] + w[2] * tex[2]
     r = math.isqrt(tex.shape[0])
-    wx = min(int(math.floor(w[0] * r)), r - 1)
-    wy = min(int(math.floor(w[1] * r)), r - 1)
-    if (w[0] + w[1]) * r - wx - wy <= 1:
+    wx = min(math.floor(w[0] * r), r - 1)
+    wy = min(math.floor(w[1] * r), r - 1)
+    if (w[0] + w[1]) * r - wx - wy <= 1 + TEXEL_EDGE_TOLERANCE:
         return tex[wy * r + wx]
     return tex[(r - 1 - wy) * r + (r - 1 - wx)]
 
@@ -114,7 +115,9 @@ def naive_rasterize(face_vertices: torch.Tensor, textures: torch.Tensor, s: Rast
                 else:
                     m = max([s.eps] + [zn for _, zn, _ in soft])
                     wbg = math.exp((s.eps - m) / s.gamma_val)
-                    num = wbg * bg + sum((d * math.exp((zn - m) / s.gamma_val) * col for d, zn, col in soft), np.zeros(3))
+                    num = wbg * bg + sum(
+                        (d * math.exp((zn - m) / s.gamma_val) * col for d, zn, col in soft), np.zeros(3)
+                    )
                     den = wbg + sum(d * math.exp((zn - m) / s.gamma_val) for d, zn, _ in soft)
                     rgb = num / den
                 out[b, :3, r, c] = rgb

@@ -14,14 +14,24 @@ from .naive import naive_rasterize
 from .scenes import random_scene
 
 COMBOS = list(
-    itertools.product(("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("hard", "sum", "prod"), ("surface", "vertex"))
+    itertools.product(
+        ("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("hard", "sum", "prod"), ("surface", "vertex")
+    )
 )
 
 
 @pytest.mark.parametrize(("dist_func", "aggr_rgb", "aggr_alpha", "texture_type"), COMBOS)
 @pytest.mark.parametrize("gamma", [1e-4, 5e-2])
-def test_reference_matches_naive(dist_func: str, aggr_rgb: str, aggr_alpha: str, texture_type: str, gamma: float) -> None:
-    fv, tex = random_scene(batch=2, faces=6, texture_type=texture_type, texture_res=3, seed=COMBOS.index((dist_func, aggr_rgb, aggr_alpha, texture_type)))
+def test_reference_matches_naive(
+    dist_func: str, aggr_rgb: str, aggr_alpha: str, texture_type: str, gamma: float
+) -> None:
+    fv, tex = random_scene(
+        batch=2,
+        faces=6,
+        texture_type=texture_type,
+        texture_res=3,
+        seed=COMBOS.index((dist_func, aggr_rgb, aggr_alpha, texture_type)),
+    )
     s = RasterSettings.create(
         (9, 11),
         background_color=(0.2, 0.4, 0.6),

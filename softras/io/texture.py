@@ -17,6 +17,8 @@ import torch
 
 from softras._validation import as_float_tensor, as_index_tensor, check_shape
 
+from ..raster.texels import texel_index
+
 __all__ = [
     "create_texture_atlas",
     "sample_surface_textures",
@@ -53,26 +55,6 @@ def texel_barycentrics(texture_res: int, dtype: torch.dtype = torch.float32) -> 
     w1 = torch.where(lower, (w_y + 1.0 / 3.0) / r, ((r - 1 - w_y) + 2.0 / 3.0) / r)
     w2 = 1.0 - w0 - w1
     return torch.stack([w0, w1, w2], dim=-1).to(dtype)
-
-
-def texel_index(w0: torch.Tensor, w1: torch.Tensor, texture_res: int) -> torch.Tensor:
-    """Index of the texel containing the point with barycentrics ``(w0, w1, 1-w0-w1)``.
-
-    This is the renderer's lookup rule, the inverse of :func:`texel_barycentrics`.
-
-    Args:
-        w0, w1: tensors of any (equal) shape with barycentrics in ``[0, 1]``.
-        texture_res: ``R``.
-
-    Returns:
-        int64 tensor of the same shape with texel indices in ``[0, R*R)``.
-    """
-    r = _check_res(texture_res)
-    w_x = torch.clamp(torch.floor(w0 * r), 0, r - 1)
-    w_y = torch.clamp(torch.floor(w1 * r), 0, r - 1)
-    lower = (w0 + w1) * r - w_x - w_y <= 1
-    idx = torch.where(lower, w_y * r + w_x, (r - 1 - w_y) * r + (r - 1 - w_x))
-    return idx.long()
 
 
 def _image_to_float(image: object) -> torch.Tensor:

@@ -30,6 +30,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from .settings import RasterSettings
+from .texels import texel_index
 
 __all__ = ["DEFAULT_MAX_PAIRS", "rasterize_reference"]
 
@@ -169,12 +170,8 @@ def _sample_colors(tex: torch.Tensor, w_clip: torch.Tensor, s: RasterSettings) -
     """Colour of each pair. tex: [N, T, 3] (surface: T = R*R; vertex: T = 3). Returns [N, 3]."""
     if s.texture_type == "vertex":
         return (w_clip[:, :, None] * tex).sum(1)
-    r = math.isqrt(tex.shape[1])
     with torch.no_grad():
-        wx = torch.floor(w_clip[:, 0] * r).clamp(0, r - 1)
-        wy = torch.floor(w_clip[:, 1] * r).clamp(0, r - 1)
-        lower = (w_clip[:, 0] + w_clip[:, 1]) * r - wx - wy <= 1
-        idx = torch.where(lower, wy * r + wx, (r - 1 - wy) * r + (r - 1 - wx)).long()
+        idx = texel_index(w_clip[:, 0], w_clip[:, 1], math.isqrt(tex.shape[1]))
     return tex.gather(1, idx[:, None, None].expand(-1, 1, 3)).squeeze(1)
 
 
