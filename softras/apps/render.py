@@ -310,7 +310,7 @@ def _annotate(images: np.ndarray, labels: Sequence[str], background: Color) -> n
 
 def _sweep_labels(sigmas: Sequence[float], gammas: Sequence[float]) -> list[str]:
     # ASCII names: Pillow's default font has no Greek letters.
-    return [f"sigma={s:.0e} gamma={g:.0e}".replace("e-0", "e-") for s, g in zip(sigmas, gammas, strict=True)]
+    return [f"sigma={s:.0e}, gamma={g:.0e}".replace("e-0", "e-") for s, g in zip(sigmas, gammas, strict=True)]
 
 
 def save_gif(
