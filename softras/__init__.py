@@ -4,7 +4,7 @@
 ``sr.SoftRenderer``, ``sr.functional``, ...); see docs/api.md.
 """
 
-from . import functional
+from . import functional, shapes
 from .lighting import AmbientLighting, DirectionalLighting, Lighting
 from .mesh import Mesh
 from .raster import RasterSettings, available_backends, default_backend
@@ -31,4 +31,5 @@ __all__ = [
     "available_backends",
     "default_backend",
     "functional",
+    "shapes",
 ]
