@@ -6,6 +6,7 @@
 
 from . import functional, shapes
 from .lighting import AmbientLighting, DirectionalLighting, Lighting
+from .losses import FlattenLoss, LaplacianLoss
 from .mesh import Mesh
 from .raster import RasterSettings, available_backends, default_backend
 from .rasterizer import Rasterizer, SoftRasterizer
@@ -17,6 +18,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AmbientLighting",
     "DirectionalLighting",
+    "FlattenLoss",
+    "LaplacianLoss",
     "Lighting",
     "Look",
     "LookAt",
