@@ -18,9 +18,14 @@ __all__ = ["Renderer", "SoftRenderer"]
 
 
 class _RendererBase(nn.Module):
-    lighting: Lighting
-    transform: Transform
+    """Lighting -> transform -> rasterizer; subclasses build the rasterizer."""
+
     rasterizer: SoftRasterizer
+
+    def __init__(self, light_args: tuple, camera_args: tuple) -> None:
+        super().__init__()
+        self.lighting = Lighting(*light_args)
+        self.transform = Transform(*camera_args)
 
     def set_texture_mode(self, mode: str) -> None:
         """Use ``'surface'`` or ``'vertex'`` textures (and lighting) from now on."""
@@ -90,18 +95,11 @@ class SoftRenderer(_RendererBase):
         *,
         backend: str | None = None,
     ) -> None:
-        super().__init__()
-        self.lighting = Lighting(
-            light_mode,
-            light_intensity_ambient,
-            light_color_ambient,
-            light_intensity_directionals,
-            light_color_directionals,
-            light_directions,
-        )
-        self.transform = Transform(
-            camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction
-        )
+        super().__init__(
+            (light_mode, light_intensity_ambient, light_color_ambient,
+             light_intensity_directionals, light_color_directionals, light_directions),
+            (camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction),
+        )  # fmt: skip
         self.rasterizer = SoftRasterizer(
             image_size,
             background_color,
@@ -161,18 +159,11 @@ class Renderer(_RendererBase):
         *,
         backend: str | None = None,
     ) -> None:
-        super().__init__()
-        self.lighting = Lighting(
-            light_mode,
-            light_intensity_ambient,
-            light_color_ambient,
-            light_intensity_directionals,
-            light_color_directionals,
-            light_directions,
-        )
-        self.transform = Transform(
-            camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction
-        )
+        super().__init__(
+            (light_mode, light_intensity_ambient, light_color_ambient,
+             light_intensity_directionals, light_color_directionals, light_directions),
+            (camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction),
+        )  # fmt: skip
         self.rasterizer = Rasterizer(
             image_size, background_color, near, far, anti_aliasing, fill_back, eps, backend=backend
         )
