@@ -40,6 +40,11 @@ _W_SUM_EPS = 1e-5  # the original's floor on the clipped barycentric sum
 _Z_EPS = 1e-12  # keeps 1 / z finite for vertices exactly on the camera plane
 
 
+def softmax_constants(s: RasterSettings) -> tuple[float, float]:
+    """(1 / ((far - near) γ), the background's depth far - eps (far - near)) of the depth softmax."""
+    return 1.0 / ((s.far - s.near) * s.gamma_val), s.far - s.eps * (s.far - s.near)
+
+
 def pixel_centers(n: int, *, flip: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """NDC coordinate of pixel centres: (2i + 1 − n) / n, or for rows (top first) the flipped one."""
     i = torch.arange(n, device=device, dtype=torch.float64)
@@ -234,16 +239,21 @@ def _render_chunk(
 
     # ---- colour ------------------------------------------------------------------------
     if s.aggr_func_rgb == "softmax":
-        z_norm = (s.far - zp) / (s.far - s.near)
+        # Weight of pair j: D_j exp(z̃_j / γ) with z̃ = (far - z) / (far - near); background:
+        # exp(eps / γ). Every weight is taken relative to the pixel's largest one, as
+        # exp((log D_j - log D_r) + (z_r - z_j) / ((far - near) γ)): depth *differences* are
+        # formed before the division by γ, which keeps float32 accurate at γ = 1e-4.
         log_d = torch.zeros_like(zp) if s.dist_func == "hard" else torch.nn.functional.logsigmoid(x[sel])
-        logit = log_d + z_norm / s.gamma_val
-        logit_bg = s.eps / s.gamma_val
-        with torch.no_grad():  # the shift cancels exactly; it only keeps exp() in range
-            shift = torch.full_like(zeros, logit_bg).scatter_reduce(
-                0, pix_c, logit.detach(), reduce="amax", include_self=True
-            )
-        e = torch.exp(logit - shift[pix_c])
-        e_bg = torch.exp(logit_bg - shift)
+        inv_scale, zp_bg = softmax_constants(s)
+        with torch.no_grad():  # the reference element r cancels exactly; it only keeps exp() in range
+            score = log_d.double() - zp.double() * inv_scale
+            best = torch.full((num_pixels,), -zp_bg * inv_scale, dtype=torch.float64, device=inv.device)
+            best = best.scatter_reduce(0, pix_c, score, reduce="amax", include_self=True)
+            top = (score == best[pix_c]).nonzero().squeeze(1)
+            ref_ld = zeros.index_put((pix_c[top],), log_d.detach()[top])
+            ref_zp = torch.full_like(zeros, zp_bg).index_put((pix_c[top],), zp.detach()[top])
+        e = torch.exp((log_d - ref_ld[pix_c]) + (ref_zp[pix_c] - zp) * inv_scale)
+        e_bg = torch.exp(-ref_ld + (ref_zp - zp_bg) * inv_scale)
         den = e_bg + zeros.index_add(0, pix_c, e)
         num = e_bg[:, None] * bg + torch.zeros(num_pixels, 3, dtype=dtype, device=inv.device).index_add(
             0, pix_c, e[:, None] * colors
