@@ -1,0 +1,821 @@
+"""Benchmark harness for the rasterization backends (``softras bench``, ``benchmarks/run.py``).
+
+What is timed: :func:`softras.raster.rasterize` alone, on screen-space face vertices and
+face textures precomputed once per workload by the public pipeline
+(:class:`~softras.SoftRenderer`'s lighting and camera transform, run outside the timed
+region). The forward+backward time includes the backward through the rasterizer's inputs
+(the face vertices, and the textures for the colour workloads), driven by a fixed upstream
+gradient, i.e. ``rasterize(...).backward(grad)``.
+
+Every backend registered for the device (``cpu``/``cuda`` when installed, ``reference``
+always) runs the same workloads. The reference backend is slow, so on large batches it runs
+on the first ``k`` of the ``B`` items (``reference_subset``) and its times are scaled by
+``B / k``; speed-ups of the other backends are relative to that scaled time, measured in the
+same run.
+
+Python API::
+
+    from softras.bench import run_benchmarks, format_report, write_json
+
+    report = run_benchmarks(["W1"], backends=["reference"], quick=True, repeat=2)
+    print(format_report(report))
+    write_json(report, "bench.json")
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from softras.apps import UsageError
+from softras.mesh import Mesh
+from softras.raster import BACKENDS, RasterSettings, available_backends, rasterize
+from softras.raster.reference import _pixel_ranges, face_info
+from softras.renderer import SoftRenderer
+from softras.shapes import bumpy_sphere, icosphere, torus
+
+__all__ = [
+    "STANDARD_BACKENDS",
+    "WORKLOADS",
+    "BenchCase",
+    "BenchReport",
+    "BenchResult",
+    "PeakRSS",
+    "add_arguments",
+    "backends_for_device",
+    "build_cases",
+    "count_pairs",
+    "format_report",
+    "load_optional_backends",
+    "machine_info",
+    "main",
+    "measure_case",
+    "run",
+    "run_benchmarks",
+    "write_json",
+]
+
+#: The backends benchmarked by default, in this order, when registered and applicable.
+STANDARD_BACKENDS = ("cpu", "cuda", "reference")
+#: Modules that register optional backends when imported.
+_OPTIONAL_BACKEND_MODULES = {"cpu": "softras.raster.cpu", "cuda": "softras.raster.cuda"}
+#: Device type each backend runs on (``None``: any device).
+_BACKEND_DEVICE = {"cpu": "cpu", "cuda": "cuda", "reference": None}
+
+WORKLOADS = {
+    "W1": "recon step: 1280-face icosphere, 256 views at 64², hard RGB, loss on alpha",
+    "W2": "colour: 5120-face bumpy sphere, R=5 textures, lit, 256², softmax RGB + prod alpha",
+    "W3": "scale: 280 / 3360 / 40000-face tori, R=5 textures, lit, 1024², softmax RGB + prod alpha",
+}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DISTANCE = 2.732
+_ELEVATION = 30.0
+_SEED = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# workloads
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class BenchCase:
+    """One row of a workload: rasterizer inputs, settings and the upstream gradient.
+
+    Attributes:
+        workload: ``'W1'``, ``'W2'`` or ``'W3'``.
+        name: short label of the row (e.g. ``'W3 40000 faces'``).
+        description: what the scene is.
+        face_vertices: [B, F, 3, 3] screen-space triangles (float64, CPU; cast when run).
+        textures: [B, F, T, 3] face textures (lit).
+        settings: the rasterizer's options.
+        grad_output: [B, 4, H, W] upstream gradient of the loss w.r.t. the images.
+        texture_grad: whether the backward also goes to the textures.
+        reference_batch: how many of the B items the reference backend renders.
+        batch_unit: what one item is (``'views'`` or ``'images'``).
+    """
+
+    workload: str
+    name: str
+    description: str
+    face_vertices: torch.Tensor
+    textures: torch.Tensor
+    settings: RasterSettings
+    grad_output: torch.Tensor
+    texture_grad: bool
+    reference_batch: int
+    batch_unit: str = "views"
+
+    @property
+    def batch(self) -> int:
+        """B, the number of images rendered per call."""
+        return int(self.face_vertices.shape[0])
+
+    @property
+    def num_faces(self) -> int:
+        """F, faces per image."""
+        return int(self.face_vertices.shape[1])
+
+
+def _screen_space(
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    textures: torch.Tensor | None,
+    azimuths: torch.Tensor,
+    *,
+    image_size: int,
+    viewing_angle: float = 30.0,
+    **raster_options: Any,
+) -> tuple[torch.Tensor, torch.Tensor, RasterSettings]:
+    """Lighting and look-at transform of one mesh seen from ``len(azimuths)`` cameras (float64).
+
+    Returns ``(face_vertices [B, F, 3, 3], face_textures [B, F, T, 3], settings)``.
+    """
+    b = int(azimuths.numel())
+    renderer = SoftRenderer(
+        image_size=image_size, camera_mode="look_at", viewing_angle=viewing_angle, **raster_options
+    ).double()
+    renderer.transform.set_eyes_from_angles(
+        torch.full((b,), _DISTANCE, dtype=torch.float64),
+        torch.full((b,), _ELEVATION, dtype=torch.float64),
+        azimuths.to(torch.float64),
+    )
+    v = vertices.to(torch.float64)[None].expand(b, -1, -1)
+    t = None if textures is None else textures.to(torch.float64)[None]
+    with torch.no_grad():
+        mesh = renderer.transform(renderer.lighting(Mesh(v, faces[None], t)))
+        fv = mesh.face_vertices.contiguous()
+        tex = mesh.face_textures.expand(b, -1, -1, -1).contiguous()
+    return fv, tex, renderer.rasterizer.settings()
+
+
+def _random(shape: Sequence[int], seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(*shape, generator=gen, dtype=torch.float64)
+
+
+def _colour_case(
+    workload: str, name: str, description: str, vertices: torch.Tensor, faces: torch.Tensor, image_size: int
+) -> BenchCase:
+    """A W2/W3 row: random R=5 textures, lit, one view, softmax RGB + prod alpha, loss on RGBA."""
+    textures = _random((faces.shape[0], 25, 3), _SEED)
+    fv, tex, settings = _screen_space(
+        vertices,
+        faces,
+        textures,
+        torch.tensor([45.0]),
+        image_size=image_size,
+        sigma_val=1e-5,
+        gamma_val=1e-4,
+        dist_eps=1e-4,
+        aggr_func_rgb="softmax",
+        aggr_func_alpha="prod",
+    )
+    grad = _random((1, 4, image_size, image_size), _SEED + 1)
+    return BenchCase(workload, name, description, fv, tex, settings, grad, True, 1, "images")
+
+
+def build_cases(workload: str, *, quick: bool = False, reference_subset: float | None = None) -> list[BenchCase]:
+    """The rows of a standard workload (``quick``: fewer views, smaller images and meshes).
+
+    Args:
+        workload: ``'W1'``, ``'W2'`` or ``'W3'``.
+        quick: shrink the workload (for tests and smoke runs).
+        reference_subset: fraction of the batch the reference backend renders (``None``:
+            the workload's default, 8/256 views for W1 and the full batch otherwise).
+    """
+    if workload == "W1":
+        views, size = (8, 32) if quick else (256, 64)
+        default_subset = 0.25 if quick else 8 / 256
+        v, f = icosphere(level=3)
+        fv, tex, settings = _screen_space(
+            v * 0.5,
+            f,
+            None,
+            torch.arange(views, dtype=torch.float64) * 15.0,
+            image_size=size,
+            viewing_angle=15.0,
+            fill_back=True,
+            sigma_val=1e-4,
+            dist_eps=1e-10,
+            aggr_func_rgb="hard",
+        )
+        grad = torch.zeros(views, 4, size, size, dtype=torch.float64)
+        grad[:, 3] = 1.0  # loss = images[:, 3].sum()
+        desc = (
+            f"icosphere(3)×0.5, {f.shape[0]} faces, {views} views (azimuth 15°·i) at {size}², "
+            "σ=1e-4, dist_eps=1e-10, hard RGB, loss = alpha.sum() w.r.t. face vertices"
+        )
+        cases = [BenchCase("W1", "W1 recon step", desc, fv, tex, settings, grad, False, views)]
+    elif workload == "W2":
+        level, size = (3, 64) if quick else (4, 256)
+        default_subset = 1.0
+        v, f = bumpy_sphere(level=level)
+        desc = (
+            f"bumpy_sphere({level}), {f.shape[0]} faces, random R=5 textures, lit, 1 view at {size}², "
+            "σ=1e-5, γ=1e-4, softmax RGB + prod alpha, loss on RGBA w.r.t. face vertices and textures"
+        )
+        cases = [_colour_case("W2", "W2 colour", desc, v * 0.9, f, size)]
+    elif workload == "W3":
+        size = 128 if quick else 1024
+        default_subset = 1.0
+        grids = [(14, 10), (30, 14), (60, 28)] if quick else [(14, 10), (60, 28), (200, 100)]
+        cases = []
+        for m, n in grids:
+            v, f = torus(major_segments=m, minor_segments=n)
+            desc = (
+                f"torus {m}×{n}, {f.shape[0]} faces, random R=5 textures, lit, 1 view at {size}², "
+                "as W2"
+            )
+            cases.append(_colour_case("W3", f"W3 {f.shape[0]} faces", desc, v, f, size))
+    else:
+        raise UsageError(f"workload: expected one of {sorted(WORKLOADS)}, got {workload!r}")
+    fraction = default_subset if reference_subset is None else reference_subset
+    for case in cases:
+        case.reference_batch = min(case.batch, max(1, round(fraction * case.batch)))
+    return cases
+
+
+def count_pairs(face_vertices: torch.Tensor, settings: RasterSettings) -> int:
+    """Number of (pixel, face) pairs inside the faces' grown bounding boxes (what a backend visits).
+
+    Uses the reference backend's conservative integer pixel ranges (one pixel of slack per
+    side), so this is the work of a bounding-box rasterizer, not the number of covered pixels.
+    """
+    info = face_info(face_vertices.detach(), settings.cull_radius)
+    c0, c1, r0, r1 = _pixel_ranges(info, settings.image_height, settings.image_width)
+    return int(((c1 - c0 + 1).clamp(min=0) * (r1 - r0 + 1).clamp(min=0)).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# backends
+# ---------------------------------------------------------------------------------------------
+def load_optional_backends() -> dict[str, str]:
+    """Import the modules of the optional backends (``cpu``, ``cuda``) so that they register.
+
+    Returns ``{name: why}`` for those that could not be imported (not installed, missing
+    dependency); a module that exists but fails for another reason raises.
+    """
+    missing: dict[str, str] = {}
+    for name, module in _OPTIONAL_BACKEND_MODULES.items():
+        if name in BACKENDS:
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            missing[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if name not in BACKENDS:
+            missing[name] = f"{module} did not register it"
+    return missing
+
+
+def _applies(name: str, device: torch.device) -> bool:
+    want = _BACKEND_DEVICE.get(name)
+    return want is None or want == device.type
+
+
+def backends_for_device(device: torch.device) -> list[str]:
+    """The standard backends registered now that run on ``device`` (reference last)."""
+    return [n for n in STANDARD_BACKENDS if n in BACKENDS and _applies(n, device)]
+
+
+# ---------------------------------------------------------------------------------------------
+# measurement
+# ---------------------------------------------------------------------------------------------
+def _rss_bytes() -> int | None:
+    """Current resident set size from /proc/self/statm (``None`` where there is no /proc)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class PeakRSS:
+    """Context manager: peak resident memory above the value on entry, sampled in a thread.
+
+    RSS is read from ``/proc/self/statm`` every ``interval`` seconds while the block runs
+    (and once more on exit). ``peak_mb`` is ``None`` where /proc is unavailable. Memory the
+    allocator kept from earlier calls is reused without raising RSS, so this is the *extra*
+    memory the call needed, a lower bound on its working set.
+    """
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.before: int | None = None
+        self.peak: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            rss = _rss_bytes()
+            if rss is not None and (self.peak is None or rss > self.peak):
+                self.peak = rss
+
+    def __enter__(self) -> PeakRSS:
+        self.before = self.peak = _rss_bytes()
+        if self.before is not None:
+            self._thread = threading.Thread(target=self._sample, name="softras-bench-rss", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        rss = _rss_bytes()
+        if rss is not None and self.peak is not None:
+            self.peak = max(self.peak, rss)
+
+    @property
+    def peak_mb(self) -> float | None:
+        """Peak minus the RSS on entry, in MiB."""
+        if self.before is None or self.peak is None:
+            return None
+        return max(0, self.peak - self.before) / 2**20
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _times(fn: Callable[[], None], warmup: int, repeat: int, device: torch.device) -> list[float]:
+    """Wall time in seconds of ``repeat`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _peak_mb(fn: Callable[[], None], device: torch.device) -> float | None:
+    """Peak memory (MiB) of one call above the memory in use before it."""
+    if device.type == "cuda":
+        _sync(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        _sync(device)
+        return max(0, torch.cuda.max_memory_allocated(device) - before) / 2**20
+    with PeakRSS() as sampler:
+        fn()
+    return sampler.peak_mb
+
+
+@dataclass
+class BenchResult:
+    """One (case, backend) measurement. Times are for the full batch (scaled when ``scale > 1``).
+
+    ``speedup_*`` are ``reference time / this time`` (1.0 for the reference itself);
+    ``peak_mb_*`` are for the batch actually measured (``measured_batch`` items), not scaled.
+    """
+
+    workload: str
+    case: str
+    backend: str
+    device: str
+    dtype: str
+    batch: int
+    measured_batch: int
+    scale: float
+    faces: int
+    image_size: list[int]
+    pairs: int
+    forward_ms: float
+    forward_backward_ms: float
+    forward_ms_runs: list[float]
+    forward_backward_ms_runs: list[float]
+    pairs_per_s: float
+    peak_mb_forward: float | None
+    peak_mb_forward_backward: float | None
+    speedup_forward: float | None = None
+    speedup_forward_backward: float | None = None
+    threads: int = 0
+    loadavg_1min: float | None = None
+    repeat: int = 0
+    warmup: int = 0
+    error: str | None = None
+
+
+def _loadavg() -> tuple[float, float, float] | None:
+    try:
+        return os.getloadavg()
+    except (OSError, AttributeError):
+        return None
+
+
+def measure_case(
+    case: BenchCase,
+    backend: str,
+    *,
+    repeat: int = 5,
+    warmup: int = 1,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    pairs: int | None = None,
+) -> BenchResult:
+    """Time one backend on one case: forward (no autograd) and forward+backward, medians.
+
+    The reference backend renders only ``case.reference_batch`` of the ``case.batch`` items
+    and its times are multiplied by ``batch / reference_batch``.
+    """
+    device = torch.device(device)
+    k = case.reference_batch if backend == "reference" else case.batch
+    scale = case.batch / k
+    fv = case.face_vertices[:k].to(device=device, dtype=dtype)
+    tex = case.textures[:k].to(device=device, dtype=dtype)
+    grad = case.grad_output[:k].to(device=device, dtype=dtype)
+    fv_leaf = fv.detach().requires_grad_(True)
+    tex_leaf = tex.detach().requires_grad_(case.texture_grad)
+    settings = case.settings
+
+    def forward() -> None:
+        with torch.no_grad():
+            rasterize(fv, tex, settings, backend=backend)
+
+    def forward_backward() -> None:
+        fv_leaf.grad = None
+        tex_leaf.grad = None
+        rasterize(fv_leaf, tex_leaf, settings, backend=backend).backward(grad)
+
+    if pairs is None:
+        pairs = count_pairs(case.face_vertices, settings)
+    t_fwd = _times(forward, warmup, repeat, device)
+    t_fb = _times(forward_backward, warmup, repeat, device)
+    fwd_ms = statistics.median(t_fwd) * 1e3 * scale
+    fb_ms = statistics.median(t_fb) * 1e3 * scale
+    load = _loadavg()
+    return BenchResult(
+        workload=case.workload,
+        case=case.name,
+        backend=backend,
+        device=str(device),
+        dtype=str(dtype).removeprefix("torch."),
+        batch=case.batch,
+        measured_batch=k,
+        scale=scale,
+        faces=case.num_faces,
+        image_size=[settings.image_height, settings.image_width],
+        pairs=pairs,
+        forward_ms=fwd_ms,
+        forward_backward_ms=fb_ms,
+        forward_ms_runs=[t * 1e3 for t in t_fwd],
+        forward_backward_ms_runs=[t * 1e3 for t in t_fb],
+        pairs_per_s=pairs / (fwd_ms / 1e3) if fwd_ms > 0 else math.inf,
+        peak_mb_forward=_peak_mb(forward, device),
+        peak_mb_forward_backward=_peak_mb(forward_backward, device),
+        threads=torch.get_num_threads(),
+        loadavg_1min=None if load is None else load[0],
+        repeat=repeat,
+        warmup=warmup,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# whole runs
+# ---------------------------------------------------------------------------------------------
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Versions, threads, CPU/GPU and load average: what is needed to compare two runs."""
+    device = torch.device(device)
+    numba_threads = None
+    if "numba" in sys.modules:  # only when a backend already imported it
+        numba_threads = int(sys.modules["numba"].get_num_threads())
+    info: dict[str, Any] = {
+        "softras": _version("softras"),
+        "torch": torch.__version__,
+        "numba": _version("numba"),
+        "numpy": _version("numpy"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "numba_threads": numba_threads,
+        "loadavg": _loadavg(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+@dataclass
+class BenchReport:
+    """Everything one run measured: settings, machine info, results and notes per case."""
+
+    meta: dict[str, Any]
+    results: list[BenchResult] = field(default_factory=list)
+    cases: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (``meta``, ``cases``, ``results``)."""
+        return {"meta": self.meta, "cases": self.cases, "results": [asdict(r) for r in self.results]}
+
+
+def _reference_note(case: BenchCase) -> str:
+    if case.reference_batch == case.batch:
+        return f"reference: all {case.batch} {case.batch_unit}"
+    return (
+        f"reference: {case.reference_batch}/{case.batch} {case.batch_unit}, "
+        f"scaled ×{case.batch / case.reference_batch:g}"
+    )
+
+
+def _error_result(
+    case: BenchCase, backend: str, device: torch.device, dtype: torch.dtype, exc: Exception
+) -> BenchResult:
+    nan = math.nan
+    return BenchResult(
+        workload=case.workload, case=case.name, backend=backend, device=str(device),
+        dtype=str(dtype).removeprefix("torch."), batch=case.batch, measured_batch=0, scale=nan,
+        faces=case.num_faces, image_size=[case.settings.image_height, case.settings.image_width],
+        pairs=0, forward_ms=nan, forward_backward_ms=nan, forward_ms_runs=[], forward_backward_ms_runs=[],
+        pairs_per_s=nan, peak_mb_forward=None, peak_mb_forward_backward=None,
+        threads=torch.get_num_threads(), error=f"{type(exc).__name__}: {exc}",
+    )  # fmt: skip
+
+
+def run_benchmarks(
+    workloads: Sequence[str] = ("W1", "W2", "W3"),
+    backends: Sequence[str] | None = None,
+    *,
+    repeat: int = 5,
+    warmup: int = 1,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    quick: bool = False,
+    reference_subset: float | None = None,
+    reference_repeat: int | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Run the workloads on the backends; the reference is always measured (it is the baseline).
+
+    Args:
+        workloads: any of ``'W1'``, ``'W2'``, ``'W3'``.
+        backends: names to benchmark (``None``: every standard backend registered for ``device``).
+        repeat, warmup: timed and untimed calls per measurement (the median is reported).
+        dtype: working precision of the inputs.
+        device: where the tensors live.
+        quick: shrunken workloads (see :func:`build_cases`).
+        reference_subset: fraction of each batch the reference renders (``None``: per workload).
+        reference_repeat: timed calls for the reference (``None``: ``repeat``).
+        echo: called with each printable line as soon as it is known (``None``: silent).
+
+    Returns:
+        A :class:`BenchReport`; backends that raise get a result with ``error`` set.
+    """
+    device = torch.device(device)
+    if repeat < 1 or warmup < 0:
+        raise UsageError(f"repeat/warmup: expected repeat >= 1 and warmup >= 0, got {repeat}/{warmup}")
+    if reference_subset is not None and not 0 < reference_subset <= 1:
+        raise UsageError(f"reference-subset: expected a fraction in (0, 1], got {reference_subset}")
+    missing = load_optional_backends()
+    if backends is None:
+        names = backends_for_device(device)
+    else:
+        names = list(dict.fromkeys(backends))
+        for name in names:
+            if name not in BACKENDS:
+                why = f" ({missing[name]})" if name in missing else ""
+                raise UsageError(f"backend: {name!r} is not available{why}; available: {available_backends()}")
+            if not _applies(name, device):
+                raise UsageError(f"backend: {name!r} does not run on device {device.type!r}")
+    # The reference is the baseline: measure it first, whether or not it was asked for.
+    names = ["reference"] + [n for n in names if n != "reference"]
+    say = echo or (lambda line: None)
+    meta = machine_info(device)
+    meta.update(
+        dtype=str(dtype).removeprefix("torch."), repeat=repeat, warmup=warmup, quick=quick,
+        reference_repeat=reference_repeat or repeat, backends=names, missing_backends=missing,
+        timed="softras.raster.rasterize on precomputed screen-space faces (lighting/transform untimed)",
+    )  # fmt: skip
+    report = BenchReport(meta)
+    load = meta["loadavg"]
+    load_txt = "n/a" if load is None else " ".join(f"{x:.2f}" for x in load)
+    say(
+        f"softras bench: torch {meta['torch']}, numba {meta['numba'] or 'not installed'}, "
+        f"torch threads {meta['torch_threads']}, load average {load_txt}"
+    )
+    say(f"machine: {meta['cpu']} ({meta['cpu_count']} CPUs), {meta['platform']}")
+    say(
+        f"device {device}, dtype {meta['dtype']}, median of {repeat} after {warmup} warm-up; "
+        f"timed: {meta['timed']}"
+    )
+    for name, why in missing.items():
+        if _applies(name, device):
+            say(f"note: backend {name!r} not available ({why})")
+    for workload in workloads:
+        for case in build_cases(workload, quick=quick, reference_subset=reference_subset):
+            pairs = count_pairs(case.face_vertices, case.settings)
+            note = _reference_note(case)
+            report.cases.append(
+                {"workload": case.workload, "case": case.name, "description": case.description,
+                 "batch": case.batch, "reference_batch": case.reference_batch, "pairs": pairs,
+                 "reference_note": note}
+            )  # fmt: skip
+            say("")
+            say(f"{case.name}: {case.description}")
+            say(_table_header())
+            baseline: BenchResult | None = None
+            for name in names:
+                reps = (reference_repeat or repeat) if name == "reference" else repeat
+                try:
+                    res = measure_case(
+                        case, name, repeat=reps, warmup=warmup, dtype=dtype, device=device, pairs=pairs
+                    )
+                except Exception as exc:  # report and go on with the other backends
+                    res = _error_result(case, name, device, dtype, exc)
+                if name == "reference":
+                    baseline = res
+                if baseline is not None and res.error is None and baseline.error is None:
+                    res.speedup_forward = baseline.forward_ms / res.forward_ms
+                    res.speedup_forward_backward = baseline.forward_backward_ms / res.forward_backward_ms
+                report.results.append(res)
+                say(_table_row(res))
+            say(note)
+    end = _loadavg()
+    meta["loadavg_after"] = end
+    say("")
+    say(f"load average after: {'n/a' if end is None else ' '.join(f'{x:.2f}' for x in end)}")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------------------------
+_COLUMNS = (
+    ("backend", 10), ("batch", 9), ("fwd ms", 10), ("fwd+bwd ms", 11), ("pairs", 13),
+    ("Mpairs/s", 9), ("peak MB", 8), ("speed-up", 9), ("f+b speed-up", 12),
+)  # fmt: skip
+
+
+def _table_header() -> str:
+    return "  ".join(f"{name:>{w}}" if i else f"{name:<{w}}" for i, (name, w) in enumerate(_COLUMNS))
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _table_row(r: BenchResult) -> str:
+    widths = [w for _, w in _COLUMNS]
+    if r.error is not None:
+        return f"{r.backend:<{widths[0]}}  error: {r.error}"
+    batch = f"{r.measured_batch}/{r.batch}" + ("*" if r.scale != 1 else "")
+    cells = [
+        batch,
+        _fmt(r.forward_ms, ".1f"),
+        _fmt(r.forward_backward_ms, ".1f"),
+        f"{r.pairs:,}",
+        _fmt(r.pairs_per_s / 1e6, ".2f"),
+        _fmt(r.peak_mb_forward_backward, ".0f" if (r.peak_mb_forward_backward or 0) >= 10 else ".1f"),
+        _fmt(r.speedup_forward, ".1f") + ("×" if r.speedup_forward is not None else ""),
+        _fmt(r.speedup_forward_backward, ".1f") + ("×" if r.speedup_forward_backward is not None else ""),
+    ]
+    return "  ".join([f"{r.backend:<{widths[0]}}"] + [f"{c:>{w}}" for c, w in zip(cells, widths[1:], strict=True)])
+
+
+def format_report(report: BenchReport) -> str:
+    """The report as text tables (one per case), as printed while running."""
+    lines: list[str] = []
+    for case in report.cases:
+        lines += ["", f"{case['case']}: {case['description']}", _table_header()]
+        lines += [_table_row(r) for r in report.results if r.case == case["case"]]
+        lines.append(case["reference_note"])
+    return "\n".join(lines[1:])
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def write_json(report: BenchReport, path: str | os.PathLike) -> Path:
+    """Write the report as JSON (NaN/inf become null). Returns the path."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_json_safe(report.to_dict()), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# command line (shared by ``softras bench`` and ``benchmarks/run.py``)
+# ---------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``softras bench``."""
+    parser.add_argument(
+        "--workload", default="all", choices=[*sorted(WORKLOADS), "all"],
+        help="which standard workload to run (default: all). "
+        + "; ".join(f"{k}: {v}" for k, v in WORKLOADS.items()),
+    )
+    parser.add_argument(
+        "--backend", nargs="+", default=None, metavar="NAME",
+        help="backends to benchmark (default: every one of cpu, cuda, reference registered for the device); "
+        "the reference is always measured as the speed-up baseline",
+    )
+    parser.add_argument("--repeat", type=int, default=None, help="timed calls per measurement (default 5, quick 2)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (default 1)")
+    parser.add_argument(
+        "--reference-repeat", type=int, default=None, metavar="N",
+        help="timed calls for the (slow) reference backend (default: --repeat)",
+    )
+    parser.add_argument(
+        "--reference-subset", type=float, default=None, metavar="F",
+        help="fraction of each batch rendered by the reference backend, its times scaled by 1/F "
+        "(default: 8/256 views for W1, the whole batch for W2/W3)",
+    )
+    parser.add_argument("--dtype", default="float32", choices=sorted(_DTYPES), help="working precision")
+    parser.add_argument("--device", default="cpu", help="torch device of the inputs (default cpu)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--quick", action="store_true", help="shrunken workloads (fewer views, smaller images) for smoke tests"
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    """``softras bench``: print a table per workload row; returns 1 if a backend failed."""
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        raise UsageError(f"device: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device: CUDA is not available")
+    repeat = args.repeat if args.repeat is not None else (2 if args.quick else 5)
+    workloads = sorted(WORKLOADS) if args.workload == "all" else [args.workload]
+    report = run_benchmarks(
+        workloads,
+        args.backend,
+        repeat=repeat,
+        warmup=args.warmup,
+        dtype=_DTYPES[args.dtype],
+        device=device,
+        quick=args.quick,
+        reference_subset=args.reference_subset,
+        reference_repeat=args.reference_repeat,
+        echo=lambda line: print(line, flush=True),
+    )
+    if args.json:
+        print(f"wrote {write_json(report, args.json)}")
+    return 1 if any(r.error for r in report.results) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m softras.bench`` / ``benchmarks/run.py``: the same options as ``softras bench``."""
+    parser = argparse.ArgumentParser(prog="softras bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"softras bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
