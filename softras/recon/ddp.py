@@ -1,0 +1,96 @@
+"""Multi-process training helpers (``torchrun`` / DistributedDataParallel).
+
+``softras recon train`` runs data-parallel when started by ``torchrun`` (or any launcher that
+sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``)::
+
+    torchrun --nproc_per_node 2 -m softras.cli recon train --data DATA --out OUT
+    # multi-node: on each of N nodes
+    torchrun --nnodes N --node_rank K --nproc_per_node P --rdzv_backend c10d \\
+        --rdzv_endpoint HOST:29400 -m softras.cli recon train --data DATA --out OUT
+
+The process group uses ``gloo`` on CPU and ``nccl`` on CUDA (one GPU per process, chosen by
+``LOCAL_RANK``). Every rank draws its own batches (its sampler is seeded by ``(seed, rank)``),
+gradients are averaged by DDP, and BatchNorm statistics are broadcast from rank 0 at every
+forward, so parameters and buffers stay identical on all ranks. Only rank 0 writes
+checkpoints, logs and images; the checkpoint holds every rank's sampler state so that a resumed
+run with the same world size continues exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistInfo", "all_gather_objects", "any_rank", "cleanup", "setup"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Rank, world size, local rank and the device this process trains on."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    initialized_here: bool = False
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str | None = None) -> DistInfo:
+    """Join the process group if launched by ``torchrun`` (``WORLD_SIZE > 1``); else single process.
+
+    Args:
+        device: ``'cpu'``, ``'cuda'`` or None (CUDA if available).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    want_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    if world <= 1:
+        dev = torch.device(device if device else ("cuda" if want_cuda else "cpu"))
+        return DistInfo(device=dev)
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if want_cuda:
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    here = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        here = True
+    return DistInfo(rank, world, local, dev, here)
+
+
+def cleanup(info: DistInfo) -> None:
+    """Leave the process group if :func:`setup` created it."""
+    if info.initialized_here and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_gather_objects(info: DistInfo, obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable), in rank order (``[obj]`` without a process group)."""
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def any_rank(info: DistInfo, flag: bool) -> bool:
+    """True on every rank if ``flag`` is true on any rank (used to stop all ranks together)."""
+    if not info.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)

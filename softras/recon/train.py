@@ -1,0 +1,486 @@
+"""Training of the single-view reconstruction model with the paper's multi-view objective.
+
+Per iteration: ``B`` objects, two random views ``a``, ``b`` of each; the network predicts a mesh
+from each image, both meshes are rendered from both views (four cross renders ``R_aa``, ``R_ba``,
+``R_ab``, ``R_bb``), and the loss is
+
+    mean_k (1 - IoU(alpha(R_k), alpha(target_k)))  +  5e-3 * Laplacian  +  5e-4 * flatten
+    [+ colour_weight * L1(rgb(R_k), rgb(target_k))   for the 'full' variant]
+
+optimised with Adam (lr 1e-4, betas (0.9, 0.999)); lr and σ are multiplied by 0.3 after 60 %
+of the iterations (150k of 250k in the paper).
+
+Checkpoints (``checkpoint.pt``) hold the network, the optimizer, every RNG state (torch, numpy,
+python, and each rank's batch sampler) and the iteration, so ``--resume`` continues exactly:
+an interrupted-and-resumed run ends with the same parameters as an uninterrupted one. They are
+written atomically (temporary file + ``os.replace``) every ``save_every`` iterations, at the end,
+and when the run is interrupted (Ctrl-C finishes the current iteration, saves and exits; a
+second Ctrl-C aborts at once).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from softras.progress import progress
+
+from . import ddp
+from .model import ModelConfig, ReconModel, multiview_iou_loss
+from .nmr import NMRDataset
+
+__all__ = [
+    "PRESETS",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+    "train",
+]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training option (defaults: the paper's).
+
+    Attributes:
+        iters: optimisation steps.
+        batch_size: objects per step (global: divided among DDP ranks); each gives 2 images
+            and 4 renders.
+        lr: Adam learning rate.
+        sigma: σ of the soft rasterizer; gamma: γ (colour renders).
+        lambda_laplacian, lambda_flatten, lambda_color: loss weights (colour: 'full' only).
+        decay_at: fraction of ``iters`` after which lr and σ are multiplied by ``decay``.
+        seed: seeds torch/numpy/python and the batch sampler.
+        save_every, log_every, demo_every: periods in iterations (0 disables demos).
+        variant, image_size, template_level, conv_dim, fc_dim, latent_dim, decoder_dim: the
+            network (see :class:`ModelConfig`).
+        class_ids: train on these classes only (default: all in the data folder).
+        threads: torch intra-op threads (0: leave PyTorch's default).
+    """
+
+    iters: int = 250_000
+    batch_size: int = 64
+    lr: float = 1e-4
+    sigma: float = 1e-4
+    gamma: float = 1e-4
+    lambda_laplacian: float = 5e-3
+    lambda_flatten: float = 5e-4
+    lambda_color: float = 1.0
+    decay_at: float = 0.6
+    decay: float = 0.3
+    seed: int = 0
+    save_every: int = 10_000
+    log_every: int = 100
+    demo_every: int = 1_000
+    variant: str = "silhouette"
+    image_size: int = 64
+    template_level: int = 3
+    conv_dim: int = 64
+    fc_dim: int = 1024
+    latent_dim: int = 512
+    decoder_dim: int = 1024
+    class_ids: tuple[str, ...] | None = None
+    threads: int = 0
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(self.variant, self.image_size, self.template_level, self.conv_dim, self.fc_dim,
+                           self.latent_dim, self.decoder_dim)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["class_ids"] = list(self.class_ids) if self.class_ids is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        if kw.get("class_ids") is not None:
+            kw["class_ids"] = tuple(kw["class_ids"])
+        return cls(**kw)
+
+
+#: Named option sets for ``--preset``.
+PRESETS: dict[str, TrainConfig] = {
+    # the paper's schedule: 250k iterations of 64 objects (GPU-scale)
+    "paper": TrainConfig(),
+    # the paper's network and objective on this project's 2-core CPU: fewer, smaller steps and
+    # a larger learning rate, sized for the procedural dataset (see docs/reconstruction.md)
+    "cpu-small": TrainConfig(iters=2000, batch_size=8, lr=3e-4, save_every=250, log_every=10, demo_every=250,
+                             conv_dim=32, fc_dim=512, latent_dim=256, decoder_dim=512),
+    # a seconds-long smoke test (tiny network, coarse template)
+    "tiny": TrainConfig(iters=20, batch_size=2, lr=1e-4, save_every=10, log_every=1, demo_every=10,
+                        template_level=2, conv_dim=8, fc_dim=64, latent_dim=32, decoder_dim=32),
+}
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`: the iteration reached, whether it was interrupted, the checkpoint,
+    the last logged metrics, wall time and mean iterations per second of this run."""
+
+    iteration: int
+    interrupted: bool
+    checkpoint: Path | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    it_per_s: float = 0.0
+
+
+def _rng_state_python() -> list[Any]:
+    version, state, gauss = random.getstate()
+    return [version, list(state), gauss]
+
+
+def _set_rng_state_python(s: list[Any]) -> None:
+    random.setstate((s[0], tuple(s[1]), s[2]))
+
+
+def _numpy_global_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    return {"name": name, "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_numpy_global_state(s: dict[str, Any]) -> None:
+    state = (s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached"])
+    np.random.set_state(state)  # noqa: NPY002
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {str(p)!r}")
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{p}: not a readable checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{p}: not a softras recon checkpoint (missing 'model'/'config')")
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, backend: str | None = None, device: str | torch.device = "cpu"
+               ) -> tuple[ReconModel, TrainConfig, dict[str, Any]]:
+    """Model (in eval mode) and config from a checkpoint."""
+    ckpt = load_checkpoint(path, device)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    model = ReconModel(cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=backend)
+    model.net.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    return model, cfg, ckpt
+
+
+def _unwrap(net: nn.Module) -> nn.Module:
+    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+
+
+class _StopFlag:
+    """Turns the first SIGINT into a request to stop at the next iteration boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C aborts at once
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """One training run; see :func:`train`."""
+
+    def __init__(self, data: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig,
+                 backend: str | None = None, device: str | None = None, quiet: bool = False,
+                 tensorboard: bool = False, log: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.out = Path(out)
+        self.quiet = quiet
+        self.log = log if log is not None else print
+        self.dist = ddp.setup(device)
+        self.main = self.dist.is_main
+        if cfg.batch_size % self.dist.world_size != 0:
+            raise ValueError(f"batch_size ({cfg.batch_size}) must be divisible by the number of processes "
+                             f"({self.dist.world_size})")
+        self.local_batch = cfg.batch_size // self.dist.world_size
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)  # noqa: NPY002  (the global state, for user code)
+        random.seed(cfg.seed)
+        self.dataset = NMRDataset(data, "train", class_ids=cfg.class_ids)
+        if self.dataset.image_size != cfg.image_size:
+            raise ValueError(f"dataset images are {self.dataset.image_size}², the model expects {cfg.image_size}²")
+        self.model = ReconModel(cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=backend)
+        self.model.to(self.dist.device)
+        if self.dist.distributed:
+            ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
+            self.model.net = nn.parallel.DistributedDataParallel(self.model.net, device_ids=ids)
+        self.optimizer = torch.optim.Adam(self.model.net.parameters(), lr=cfg.lr)
+        self.sampler = np.random.default_rng([cfg.seed, self.dist.rank])
+        self.iteration = 0
+        self.writer: Any = None
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    self.writer = SummaryWriter(str(self.out / "tensorboard"))
+                except ImportError:
+                    self.log("tensorboard is not installed: logging to log.csv only")
+        self.stop_requested = False
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        """The checkpoint content (collective under DDP: every rank must call it)."""
+        sampler_states = ddp.all_gather_objects(self.dist, self.sampler.bit_generator.state)
+        return {
+            "iteration": self.iteration,
+            "model": _unwrap(self.model.net).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "config": self.cfg.to_dict(),
+            "world_size": self.dist.world_size,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": _numpy_global_state(),
+                "python": _rng_state_python(),
+                "sampler": sampler_states,
+            },
+        }
+
+    def load_state(self, ckpt: dict[str, Any]) -> None:
+        """Restore a checkpoint (model, optimizer, iteration, RNGs, sampler position)."""
+        _unwrap(self.model.net).load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.iteration = int(ckpt["iteration"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        _set_numpy_global_state(rng["numpy"])
+        _set_rng_state_python(rng["python"])
+        samplers = rng["sampler"]
+        if len(samplers) == self.dist.world_size:
+            self.sampler.bit_generator.state = samplers[self.dist.rank]
+        else:
+            self.log(f"checkpoint was written by {len(samplers)} process(es), this run has "
+                     f"{self.dist.world_size}: batch sampling restarts from a new seed")
+            self.sampler = np.random.default_rng([self.cfg.seed, self.dist.rank, self.iteration])
+
+    def save(self) -> Path | None:
+        """Write ``checkpoint.pt`` (rank 0 only; collective under DDP)."""
+        state = self.state()
+        if not self.main:
+            return None
+        return save_checkpoint(self.out / CHECKPOINT_NAME, state)
+
+    def request_stop(self) -> None:
+        """Stop after the current iteration (and save), as Ctrl-C does."""
+        self.stop_requested = True
+
+    # ------------------------------------------------------------------ schedule
+    def schedule(self, iteration: int) -> tuple[float, float]:
+        """(lr, σ) at ``iteration``: ×``decay`` from ``decay_at * iters`` on."""
+        decayed = iteration >= round(self.cfg.decay_at * self.cfg.iters)
+        f = self.cfg.decay if decayed else 1.0
+        return self.cfg.lr * f, self.cfg.sigma * f
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> dict[str, float]:
+        """One optimisation step; returns the loss terms and the mean silhouette IoU."""
+        lr, sigma = self.schedule(self.iteration)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.model.set_sigma(sigma)
+        self.model.train()
+        batch = self.dataset.sample_batch(self.local_batch, self.sampler)
+        dev = self.dist.device
+        img_a, img_b = batch.images_a.to(dev), batch.images_b.to(dev)
+        renders, vertices, lap, flat = self.model.render_multiview(
+            img_a, img_b, batch.viewpoints_a.to(dev), batch.viewpoints_b.to(dev))
+        sil = multiview_iou_loss(renders, img_a, img_b)
+        loss = sil + self.cfg.lambda_laplacian * lap.mean() + self.cfg.lambda_flatten * flat.mean()
+        color = torch.zeros(())
+        if self.cfg.variant == "full":
+            targets = (img_a, img_a, img_b, img_b)
+            color = sum((r[:, :3] - t[:, :3]).abs().mean() for r, t in zip(renders, targets, strict=True)) / 4
+            loss = loss + self.cfg.lambda_color * color
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iteration += 1
+        self._last = (img_a[:1].detach(), tuple(r[:1].detach() for r in renders), vertices[:1].detach())
+        return {"loss": float(loss.detach()), "silhouette_loss": float(sil.detach()), "iou": 1.0 - float(sil.detach()),
+                "laplacian": float(lap.detach().mean()), "flatten": float(flat.detach().mean()),
+                "color": float(color.detach()),
+                "lr": lr, "sigma": sigma}
+
+    def _demo(self) -> None:
+        from softras.apps.render import composite
+        from softras.io import save_obj
+
+        img, renders, vertices = self._last
+        demo = self.out / "demo"
+        demo.mkdir(exist_ok=True)
+        tiles = torch.cat([img.cpu(), renders[0].cpu(), renders[2].cpu()])  # input, R_aa, R_ab
+        import imageio.v3 as iio
+
+        iio.imwrite(demo / f"{self.iteration:07d}.png", np.concatenate(list(composite(tiles)), axis=1))
+        save_obj(demo / f"{self.iteration:07d}.obj", vertices[0].cpu(), self.model.faces.cpu())
+
+    # ------------------------------------------------------------------ loop
+    def run(self, on_step: Callable[[Trainer, dict[str, float]], None] | None = None) -> TrainResult:
+        """Train from :attr:`iteration` to ``cfg.iters``; see :func:`train`."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        start = self.iteration
+        csv_file = None
+        writer = None
+        if self.main:
+            path = self.out / "log.csv"
+            new = not path.exists() or start == 0
+            csv_file = open(path, "w" if new else "a", newline="")
+            writer = csv.writer(csv_file)
+            if new:
+                writer.writerow(["iteration", "loss", "silhouette_loss", "iou", "laplacian", "flatten", "color",
+                                 "lr", "sigma", "it_per_s", "elapsed_s"])
+            (self.out / "config.json").write_text(json.dumps(
+                {**cfg.to_dict(), "world_size": self.dist.world_size}, indent=2) + "\n")
+        metrics: dict[str, float] = {}
+        interrupted = False
+        ckpt: Path | None = None
+        window_t, window_n = time.perf_counter(), 0
+        bar = progress(total=cfg.iters, initial=start, desc="train", unit="it", quiet=self.quiet or not self.main)
+        try:
+            with _StopFlag() as flag:
+                while self.iteration < cfg.iters:
+                    metrics = self.step()
+                    window_n += 1
+                    if on_step is not None:
+                        on_step(self, metrics)
+                    stop = ddp.any_rank(self.dist, flag.requested or self.stop_requested)
+                    it = self.iteration
+                    if self.main:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{metrics['loss']:.4f}", iou=f"{metrics['iou']:.3f}")
+                        if it % cfg.log_every == 0 or it == cfg.iters or stop:
+                            now = time.perf_counter()
+                            rate = window_n / max(now - window_t, 1e-9)
+                            window_t, window_n = now, 0
+                            metrics["it_per_s"] = rate
+                            assert writer is not None and csv_file is not None
+                            writer.writerow([it] + [f"{metrics[k]:.6g}" for k in (
+                                "loss", "silhouette_loss", "iou", "laplacian", "flatten", "color", "lr", "sigma")]
+                                + [f"{rate:.4g}", f"{now - t0:.2f}"])
+                            csv_file.flush()
+                            if self.writer is not None:
+                                for k, v in metrics.items():
+                                    self.writer.add_scalar(f"train/{k}", v, it)
+                        if cfg.demo_every and it % cfg.demo_every == 0:
+                            self._demo()
+                    if it % cfg.save_every == 0 or it == cfg.iters or stop:
+                        ckpt = self.save() or ckpt
+                    if stop:
+                        interrupted = self.iteration < cfg.iters
+                        break
+        except KeyboardInterrupt:
+            # a second Ctrl-C during a step: the step may be half-applied, so do not save it
+            interrupted = True
+            if self.main:
+                self.log("interrupted during an iteration: the last checkpoint is kept")
+        finally:
+            bar.close()
+            if csv_file is not None:
+                csv_file.close()
+            if self.writer is not None:
+                self.writer.close()
+        seconds = time.perf_counter() - t0
+        done = self.iteration - start
+        if self.main and ckpt is None and (self.out / CHECKPOINT_NAME).exists():
+            ckpt = self.out / CHECKPOINT_NAME
+        return TrainResult(self.iteration, interrupted, ckpt, metrics, seconds,
+                           done / seconds if seconds > 0 else math.nan)
+
+
+def train(
+    data: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig | None = None, *,
+    resume: str | os.PathLike | None = None, backend: str | None = None, device: str | None = None,
+    quiet: bool = False, tensorboard: bool = False,
+    on_step: Callable[[Trainer, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train a reconstruction model on the ``train`` split of an NMR-format dataset.
+
+    Args:
+        data: dataset folder (see :mod:`softras.recon.nmr`).
+        out: output folder: ``checkpoint.pt``, ``log.csv``, ``config.json``, ``demo/``
+            (and ``tensorboard/`` if requested and installed). Only rank 0 writes.
+        cfg: options (default: the ``paper`` preset).
+        resume: checkpoint to continue from (its iteration, optimizer, RNGs and sampler);
+            ``cfg`` should match the one it was trained with (``iters`` may be raised).
+        backend: rasterization backend. device: ``'cpu'``/``'cuda'`` (default: CUDA if available).
+        quiet: no progress bar. tensorboard: also log to TensorBoard when it is installed.
+        on_step: called after every iteration with the trainer and the step's metrics (it may
+            call :meth:`Trainer.request_stop`).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    cfg = cfg if cfg is not None else PRESETS["paper"]
+    trainer = Trainer(data, out, cfg, backend=backend, device=device, quiet=quiet, tensorboard=tensorboard)
+    try:
+        if resume is not None:
+            ckpt = load_checkpoint(resume, trainer.dist.device)
+            saved = TrainConfig.from_dict(ckpt["config"])
+            if replace(saved, iters=cfg.iters) != replace(cfg, iters=cfg.iters):
+                diff = [k for k, v in saved.to_dict().items() if cfg.to_dict()[k] != v and k != "iters"]
+                trainer.log(f"note: resuming with options that differ from the checkpoint's: {', '.join(diff)}")
+            trainer.load_state(ckpt)
+            if trainer.main and not quiet:
+                trainer.log(f"resuming from iteration {trainer.iteration}")
+        return trainer.run(on_step)
+    finally:
+        ddp.cleanup(trainer.dist)
