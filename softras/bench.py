@@ -25,6 +25,9 @@ Python API::
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
+import gc
 import importlib
 import json
 import math
@@ -67,6 +70,7 @@ __all__ = [
     "measure_case",
     "run",
     "run_benchmarks",
+    "set_threads",
     "write_json",
 ]
 
@@ -283,6 +287,20 @@ def load_optional_backends() -> dict[str, str]:
     return missing
 
 
+def set_threads(n: int) -> None:
+    """Use ``n`` threads in PyTorch and, when a backend has loaded it, in Numba."""
+    if n < 1:
+        raise UsageError(f"threads: expected >= 1, got {n}")
+    torch.set_num_threads(n)
+    load_optional_backends()
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        try:
+            numba.set_num_threads(min(n, int(numba.config.NUMBA_NUM_THREADS)))
+        except (AttributeError, ValueError):
+            pass
+
+
 def _applies(name: str, device: torch.device) -> bool:
     want = _BACKEND_DEVICE.get(name)
     return want is None or want == device.type
@@ -369,6 +387,20 @@ def _times(fn: Callable[[], None], warmup: int, repeat: int, device: torch.devic
     return times
 
 
+def _release_free_memory() -> None:
+    """Give memory the C allocator keeps from earlier calls back to the OS (glibc only).
+
+    Without it, a call reuses heap pages that earlier calls freed and its RSS barely rises,
+    so the measured peak would depend on what ran before.
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _peak_mb(fn: Callable[[], None], device: torch.device) -> float | None:
     """Peak memory (MiB) of one call above the memory in use before it."""
     if device.type == "cuda":
@@ -378,6 +410,7 @@ def _peak_mb(fn: Callable[[], None], device: torch.device) -> float | None:
         fn()
         _sync(device)
         return max(0, torch.cuda.max_memory_allocated(device) - before) / 2**20
+    _release_free_memory()
     with PeakRSS() as sampler:
         fn()
     return sampler.peak_mb
@@ -386,6 +419,9 @@ def _peak_mb(fn: Callable[[], None], device: torch.device) -> float | None:
 @dataclass
 class BenchResult:
     """One (case, backend) measurement. Times are for the full batch (scaled when ``scale > 1``).
+
+``forward_ms``/``forward_backward_ms`` are medians, ``*_min`` the fastest run and ``*_runs``
+every timed run (in ms, *not* scaled: as measured on ``measured_batch`` items).
 
     ``speedup_*`` are ``reference time / this time`` (1.0 for the reference itself);
     ``peak_mb_*`` are for the batch actually measured (``measured_batch`` items), not scaled.
@@ -406,6 +442,8 @@ class BenchResult:
     forward_backward_ms: float
     forward_ms_runs: list[float]
     forward_backward_ms_runs: list[float]
+    forward_ms_min: float
+    forward_backward_ms_min: float
     pairs_per_s: float
     peak_mb_forward: float | None
     peak_mb_forward_backward: float | None
@@ -482,6 +520,8 @@ def measure_case(
         forward_backward_ms=fb_ms,
         forward_ms_runs=[t * 1e3 for t in t_fwd],
         forward_backward_ms_runs=[t * 1e3 for t in t_fb],
+        forward_ms_min=min(t_fwd) * 1e3 * scale,
+        forward_backward_ms_min=min(t_fb) * 1e3 * scale,
         pairs_per_s=pairs / (fwd_ms / 1e3) if fwd_ms > 0 else math.inf,
         peak_mb_forward=_peak_mb(forward, device),
         peak_mb_forward_backward=_peak_mb(forward_backward, device),
@@ -570,6 +610,7 @@ def _error_result(
         dtype=str(dtype).removeprefix("torch."), batch=case.batch, measured_batch=0, scale=nan,
         faces=case.num_faces, image_size=[case.settings.image_height, case.settings.image_width],
         pairs=0, forward_ms=nan, forward_backward_ms=nan, forward_ms_runs=[], forward_backward_ms_runs=[],
+        forward_ms_min=nan, forward_backward_ms_min=nan,
         pairs_per_s=nan, peak_mb_forward=None, peak_mb_forward_backward=None,
         threads=torch.get_num_threads(), error=f"{type(exc).__name__}: {exc}",
     )  # fmt: skip
@@ -770,6 +811,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of each batch rendered by the reference backend, its times scaled by 1/F "
         "(default: 8/256 views for W1, the whole batch for W2/W3)",
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="set torch (and numba, when loaded) threads first (default: leave them; on a loaded machine "
+        "fewer threads than cores avoid oversubscription stalls)",
+    )  # fmt: skip
     parser.add_argument("--dtype", default="float32", choices=sorted(_DTYPES), help="working precision")
     parser.add_argument("--device", default="cpu", help="torch device of the inputs (default cpu)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
@@ -787,6 +833,8 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("device: CUDA is not available")
     repeat = args.repeat if args.repeat is not None else (2 if args.quick else 5)
+    if args.threads is not None:
+        set_threads(args.threads)
     workloads = sorted(WORKLOADS) if args.workload == "all" else [args.workload]
     report = run_benchmarks(
         workloads,

@@ -25,8 +25,16 @@ from softras.cli import main
 
 @pytest.fixture(scope="module")
 def quick_report():
-    """One quick run of every workload on the reference backend (shared by the tests below)."""
-    return run_benchmarks(["W1", "W2", "W3"], ["reference"], repeat=1, warmup=1, quick=True)
+    """One quick run of every workload on the reference backend (shared by the tests below).
+
+    One torch thread: on a shared, loaded machine two OpenMP threads stall each other.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield run_benchmarks(["W1", "W2", "W3"], ["reference"], repeat=1, warmup=1, quick=True)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_quick_results_are_sane(quick_report) -> None:
@@ -43,7 +51,7 @@ def test_quick_results_are_sane(quick_report) -> None:
         assert r.pairs > 0
         assert r.pairs_per_s == pytest.approx(r.pairs / (r.forward_ms / 1e3))
         assert r.speedup_forward == 1.0 and r.speedup_forward_backward == 1.0
-        assert r.threads == torch.get_num_threads()
+        assert r.threads == 1
         if r.peak_mb_forward_backward is not None:  # None only without /proc
             assert r.peak_mb_forward_backward >= 0
     # Quick W1 renders 2 of its 8 views with the reference and scales the times by 4.
@@ -112,7 +120,11 @@ def test_cli_help(capsys) -> None:
 def test_cli_quick_w1_writes_json(tmp_path, capsys) -> None:
     path = tmp_path / "w1.json"
     argv = ["bench", "--quick", "--workload", "W1", "--backend", "reference", "--json", str(path), "--repeat", "1"]
-    assert main(argv) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert main([*argv, "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "torch threads" in out and "load average" in out and "reference: 2/8 views, scaled" in out
     data = json.loads(path.read_text())
