@@ -1,0 +1,203 @@
+"""``softras recon``: single-view mesh reconstruction (the paper's ShapeNet experiment).
+
+Sub-commands::
+
+    softras recon make-dataset --procedural --per-class 60 --out data/proc
+    softras recon make-dataset --meshes MESHES --out data/mine      # MESHES/<class_id>/*.obj ...
+    softras recon convert --data data/shapenet                      # .npz -> memory-mappable .npy
+    softras recon train --data data/proc --out runs/proc --preset cpu-small
+    softras recon eval --data data/proc --checkpoint runs/proc/checkpoint.pt --out runs/proc/eval
+
+See docs/reconstruction.md; the Python API lives in :mod:`softras.recon`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from softras.apps import Command, UsageError
+
+__all__ = ["COMMAND"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from exc
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _fractions(text: str) -> tuple[float, float, float]:
+    parts = text.split(",")
+    try:
+        vals = tuple(float(p) for p in parts)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected TRAIN,VAL,TEST numbers, got {text!r}") from exc
+    if len(vals) != 3 or any(v < 0 for v in vals) or sum(vals) <= 0:
+        raise argparse.ArgumentTypeError(f"expected three non-negative numbers TRAIN,VAL,TEST, got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------- make-dataset
+def _add_make_dataset(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--meshes", metavar="DIR", help="folder with one sub-folder of meshes per class id")
+    src.add_argument("--procedural", action="store_true", help="use the built-in procedural shape classes")
+    p.add_argument("--out", required=True, metavar="DIR", help="output dataset folder")
+    p.add_argument("--per-class", type=_positive_int, default=60, metavar="N",
+                   help="procedural instances per class (default 60)")
+    p.add_argument("--seed", type=int, default=0, help="split (and procedural instance) seed (default 0)")
+    p.add_argument("--split", type=_fractions, default=(0.7, 0.1, 0.2), metavar="TRAIN,VAL,TEST",
+                   help="split proportions (default 0.7,0.1,0.2)")
+    p.add_argument("--save-meshes", action="store_true", help="procedural: also write the meshes as PLY")
+    p.add_argument("--npy", action="store_true", help="also write memory-mappable .npy twins")
+    p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_make_dataset(args: argparse.Namespace) -> int:
+    from softras.recon.dataset_builder import build_dataset, build_procedural_dataset
+    from softras.recon.nmr import class_name, convert_to_npy
+
+    if args.procedural:
+        report = build_procedural_dataset(args.out, per_class=args.per_class, seed=args.seed, fractions=args.split,
+                                          backend=args.backend, quiet=args.quiet, save_meshes=args.save_meshes)
+    else:
+        report = build_dataset(args.meshes, args.out, seed=args.seed, fractions=args.split, backend=args.backend,
+                               quiet=args.quiet)
+    if args.npy:
+        convert_to_npy(args.out)
+    for cid, c in report.counts.items():
+        print(f"{cid} {class_name(cid):<12} train {c['train']:>5}  val {c['val']:>5}  test {c['test']:>5}")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} file(s) (see {report.out_dir / 'dataset.json'})")
+    print(f"wrote {report.out_dir} in {report.seconds:.1f} s")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- convert
+def _add_convert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder with .npz files")
+    p.add_argument("--overwrite", action="store_true", help="rewrite existing .npy files")
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from softras.recon.nmr import convert_to_npy
+
+    written = convert_to_npy(args.data, overwrite=args.overwrite)
+    print(f"wrote {len(written)} .npy file(s) in {args.data}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- train
+def _add_train(p: argparse.ArgumentParser) -> None:
+    from softras.recon.train import PRESETS
+
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (checkpoint, logs, demo images)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                   help="option set: paper (250k iterations, batch 64), cpu-small, tiny (default paper)")
+    p.add_argument("--iters", type=_positive_int, default=None, metavar="N", help="override the preset's iterations")
+    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B", help="override the batch size")
+    p.add_argument("--lr", type=_positive_float, default=None, help="override the learning rate")
+    p.add_argument("--variant", choices=("silhouette", "full"), default=None,
+                   help="silhouette (default) or full (also per-face colours)")
+    p.add_argument("--classes", default=None, metavar="IDS", help="comma-separated class ids (default: all)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--save-every", type=_positive_int, default=None, metavar="N", help="checkpoint period")
+    p.add_argument("--resume", default=None, metavar="CKPT", help="continue from this checkpoint")
+    p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (if installed)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from softras.recon.train import PRESETS, train
+
+    cfg = PRESETS[args.preset]
+    overrides = {
+        "iters": args.iters, "batch_size": args.batch_size, "lr": args.lr, "variant": args.variant,
+        "seed": args.seed, "save_every": args.save_every, "threads": args.threads,
+        "class_ids": tuple(args.classes.split(",")) if args.classes else None,
+    }
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    result = train(args.data, args.out, cfg, resume=args.resume, backend=args.backend, device=args.device,
+                   quiet=args.quiet, tensorboard=args.tensorboard)
+    if result.checkpoint is not None:
+        state = "interrupted at" if result.interrupted else "finished"
+        m = result.metrics
+        print(f"{state} iteration {result.iteration}/{cfg.iters}: loss {m.get('loss', float('nan')):.4f}, "
+              f"silhouette IoU {m.get('iou', float('nan')):.3f}, {result.it_per_s:.2f} it/s; "
+              f"checkpoint {result.checkpoint}")
+    return 130 if result.interrupted else 0
+
+
+# --------------------------------------------------------------------------------------- eval
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
+    p.add_argument("--checkpoint", default=None, metavar="CKPT", help="trained model (omit: baselines only)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.json, examples)")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="split to score (default test)")
+    p.add_argument("--batch-size", type=_positive_int, default=96, help="queries per batch (default 96)")
+    p.add_argument("--examples", type=int, default=5, metavar="N", help="example meshes/GIFs to export (default 5)")
+    p.add_argument("--max-objects", type=_positive_int, default=None, metavar="N",
+                   help="only the first N objects per class")
+    p.add_argument("--no-baselines", action="store_true", help="skip the retrieval and mean-shape baselines")
+    p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from softras.recon.evaluate import evaluate
+
+    if args.examples < 0:
+        raise UsageError(f"--examples: expected >= 0, got {args.examples}")
+    result = evaluate(args.data, args.checkpoint, args.out, split=args.split, batch_size=args.batch_size,
+                      baselines=not args.no_baselines, examples=args.examples, max_objects=args.max_objects,
+                      backend=args.backend, quiet=args.quiet)
+    print(f"wrote {result.files.get('results')} ({result.seconds:.1f} s)")
+    return 0
+
+
+_SUBCOMMANDS = {
+    "make-dataset": ("build an NMR-format dataset from meshes or procedural shapes", _add_make_dataset,
+                     _run_make_dataset),
+    "convert": ("convert a dataset's .npz files to memory-mappable .npy", _add_convert, _run_convert),
+    "train": ("train the reconstruction model (multi-view IoU objective)", _add_train, _run_train),
+    "eval": ("per-class voxel IoU table with baselines, example meshes and GIFs", _add_eval, _run_eval),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="recon_command", metavar="<subcommand>", parser_class=type(parser))
+    for name, (help_text, add, run_fn) in _SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(_recon_run=run_fn)
+
+
+def run(args: argparse.Namespace) -> int:
+    fn = getattr(args, "_recon_run", None)
+    if fn is None:
+        raise UsageError("missing subcommand: softras recon {make-dataset,convert,train,eval}")
+    return int(fn(args))
+
+
+COMMAND = Command("recon", "single-view mesh reconstruction: make-dataset, convert, train, eval", add_arguments, run,
+                  order=50)

@@ -1,0 +1,111 @@
+"""Non-learned baselines for the reconstruction table.
+
+* :class:`RetrievalBaseline` -- the paper's *retrieval* baseline: embed the query image and every
+  training image (all 24 views of every training object) in a fixed feature space, take the
+  nearest training image, and answer with that object's voxels. The feature is a fixed Gaussian
+  random projection of the 32×32 area-downsampled RGBA image (a Johnson–Lindenstrauss sketch of
+  the pixels; ``dim=0`` uses the raw downsampled pixels).
+* :class:`MeanShapeBaseline` -- the *mean shape* of each class: the mean training occupancy of the
+  class, thresholded at the level that maximises the mean IoU on the training voxels. It is given
+  the query's class label (an oracle the other methods do not get), so it is an upper bound for
+  any class-conditional constant answer.
+
+Both predict voxels [B, R, R, R] directly in the dataset's frame; :func:`softras.metrics.iou_3d`
+scores them like the network's voxelized meshes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from softras.metrics import iou_3d
+
+from .nmr import NMRDataset
+
+__all__ = ["MeanShapeBaseline", "RetrievalBaseline", "image_features"]
+
+
+def image_features(images: torch.Tensor, projection: torch.Tensor | None, size: int = 32) -> torch.Tensor:
+    """Features of images [B, 4, S, S] in [0, 1] -> float32 [B, D] (L2-comparable).
+
+    The images are area-downsampled to ``size``², flattened, and multiplied by ``projection``
+    [4 * size², D] when given.
+    """
+    x = F.adaptive_avg_pool2d(images.float(), size).flatten(1)
+    return x @ projection if projection is not None else x
+
+
+class RetrievalBaseline:
+    """Nearest training image -> its object's voxels.
+
+    Args:
+        train: the training split.
+        dim: feature dimension of the random projection (0: raw 32² RGBA pixels).
+        seed: seed of the projection.
+        batch_size: images embedded at once.
+    """
+
+    def __init__(self, train: NMRDataset, dim: int = 128, seed: int = 0, batch_size: int = 512) -> None:
+        self.size = 32
+        d_in = 4 * self.size * self.size
+        g = torch.Generator().manual_seed(seed)
+        self.projection = torch.randn(d_in, dim, generator=g) / dim**0.5 if dim > 0 else None
+        feats, owners = [], []
+        for cid in train.class_ids:
+            imgs = train.images[cid]
+            n = imgs.shape[0]
+            flat = imgs.reshape(n * imgs.shape[1], *imgs.shape[2:])
+            for s in range(0, flat.shape[0], batch_size):
+                chunk = torch.from_numpy(np.asarray(flat[s : s + batch_size], np.float32) / 255.0)
+                feats.append(image_features(chunk, self.projection, self.size))
+            owners.append(train.offsets[cid] + np.repeat(np.arange(n), imgs.shape[1]))
+        self.features = torch.cat(feats)  # [N_train * 24, D]
+        self.sq_norms = self.features.pow(2).sum(1)
+        self.owner = torch.from_numpy(np.concatenate(owners))
+        self.train = train
+
+    def nearest(self, images: torch.Tensor) -> torch.Tensor:
+        """Global training-object index [B] of the nearest training image of each query [B, 4, S, S]."""
+        q = image_features(images, self.projection, self.size)
+        dist = q.pow(2).sum(1, keepdim=True) - 2 * q @ self.features.T + self.sq_norms[None]
+        return self.owner[dist.argmin(1)]
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Voxels [B, R, R, R] (uint8) of the retrieved training objects."""
+        idx = self.nearest(images)
+        return torch.from_numpy(np.stack([self.train.voxel(int(i)) for i in idx]).astype(np.uint8))
+
+
+class MeanShapeBaseline:
+    """Per-class mean training occupancy, thresholded for the best mean training IoU.
+
+    Args:
+        train: the training split.
+        thresholds: candidate thresholds.
+    """
+
+    def __init__(self, train: NMRDataset, thresholds: tuple[float, ...] = tuple(np.linspace(0.05, 0.95, 19))
+                 ) -> None:
+        self.shapes: dict[str, torch.Tensor] = {}
+        self.thresholds: dict[str, float] = {}
+        for cid in train.class_ids:
+            vox = torch.from_numpy(np.asarray(train.voxels[cid]) > 0.5)
+            if vox.shape[0] == 0:
+                continue
+            mean = vox.float().mean(0)
+            best, best_t = -1.0, 0.5
+            for t in thresholds:
+                pred = (mean > t)[None].expand_as(vox)
+                score = float(iou_3d(pred, vox).mean())
+                if score > best:
+                    best, best_t = score, float(t)
+            self.thresholds[cid] = best_t
+            self.shapes[cid] = (mean > best_t).to(torch.uint8)
+
+    def predict(self, class_id: str, batch: int) -> torch.Tensor:
+        """The class's mean shape repeated: uint8 [batch, R, R, R]."""
+        if class_id not in self.shapes:
+            raise KeyError(f"no training voxels for class {class_id!r}")
+        return self.shapes[class_id][None].expand(batch, -1, -1, -1)
