@@ -10,8 +10,10 @@ sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT
 
 The process group uses ``gloo`` on CPU and ``nccl`` on CUDA (one GPU per process, chosen by
 ``LOCAL_RANK``). Every rank draws its own batches (its sampler is seeded by ``(seed, rank)``),
-gradients are averaged by DDP, and BatchNorm statistics are broadcast from rank 0 at every
-forward, so parameters and buffers stay identical on all ranks. Only rank 0 writes
+gradients are averaged by DDP, and the BatchNorm running statistics are averaged over the
+ranks after every step, so parameters and buffers are identical on all ranks at every iteration
+boundary (the effective batch is the global ``--batch-size``, split evenly among the ranks).
+Only rank 0 writes
 checkpoints, logs and images; the checkpoint holds every rank's sampler state so that a resumed
 run with the same world size continues exactly.
 """

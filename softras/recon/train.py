@@ -125,7 +125,7 @@ PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(),
     # the paper's network and objective on this project's 2-core CPU: fewer, smaller steps and
     # a larger learning rate, sized for the procedural dataset (see docs/reconstruction.md)
-    "cpu-small": TrainConfig(iters=2000, batch_size=8, lr=3e-4, save_every=250, log_every=10, demo_every=250,
+    "cpu-small": TrainConfig(iters=3000, batch_size=16, lr=3e-4, save_every=250, log_every=10, demo_every=250,
                              conv_dim=32, fc_dim=512, latent_dim=256, decoder_dim=512),
     # a seconds-long smoke test (tiny network, coarse template)
     "tiny": TrainConfig(iters=20, batch_size=2, lr=1e-4, save_every=10, log_every=1, demo_every=10,
@@ -352,12 +352,24 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.dist.distributed:
+            self._sync_buffers()
         self.iteration += 1
         self._last = (img_a[:1].detach(), tuple(r[:1].detach() for r in renders), vertices[:1].detach())
         return {"loss": float(loss.detach()), "silhouette_loss": float(sil.detach()), "iou": 1.0 - float(sil.detach()),
                 "laplacian": float(lap.detach().mean()), "flatten": float(flat.detach().mean()),
                 "color": float(color.detach()),
                 "lr": lr, "sigma": sigma}
+
+    def _sync_buffers(self) -> None:
+        """Average the BatchNorm running statistics over the ranks (each rank updated them with its
+        own batch), so every rank holds the same state at every iteration boundary."""
+        import torch.distributed as dist
+
+        for name, buf in _unwrap(self.model.net).named_buffers():
+            if buf.is_floating_point() and ("running_mean" in name or "running_var" in name):
+                dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+                buf.div_(self.dist.world_size)
 
     def _demo(self) -> None:
         from softras.apps.render import composite

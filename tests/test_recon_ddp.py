@@ -1,0 +1,69 @@
+"""Data-parallel training: 2 CPU processes (gloo), as ``torchrun --nproc_per_node 2`` starts them."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+
+from softras.recon.nmr import NUM_VIEWS
+from softras.recon.train import PRESETS, Trainer, load_checkpoint, train
+
+CFG = replace(PRESETS["tiny"], iters=3, batch_size=4, save_every=2, log_every=1, demo_every=2, template_level=1,
+              image_size=32)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _worker(rank: int, world: int, port: int, data: str, root: str) -> None:
+    """One rank: the environment torchrun would set, then the normal training entry point. Each
+    rank gets its own output folder so that the test can see which ranks wrote files."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+
+    def dump(trainer: Trainer, metrics: dict[str, float]) -> None:
+        if trainer.iteration == CFG.iters:
+            net = trainer.model.net.module  # DDP-wrapped
+            torch.save({k: v.detach().clone() for k, v in net.state_dict().items()},
+                       Path(root) / f"params_rank{rank}.pt")
+
+    train(data, Path(root) / f"out_rank{rank}", CFG, device="cpu", quiet=True, on_step=dump)
+
+
+def test_two_process_training_stays_in_sync_and_only_rank0_writes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for cid in ("03001627", "04379243"):
+        images = np.zeros((3, NUM_VIEWS, 4, 32, 32), np.uint8)
+        images[:, :, :, 8:24, 6:26] = rng.integers(60, 255, (3, 1, 4, 1, 1))
+        images[..., 3, 8:24, 6:26] = 255
+        np.savez(data / f"{cid}_train_images.npz", images)
+        np.savez(data / f"{cid}_train_voxels.npz", np.zeros((3, 32, 32, 32), np.uint8))
+
+    mp.spawn(_worker, args=(2, _free_port(), str(data), str(tmp_path)), nprocs=2, join=True)
+
+    p0 = torch.load(tmp_path / "params_rank0.pt", weights_only=True)
+    p1 = torch.load(tmp_path / "params_rank1.pt", weights_only=True)
+    assert p0.keys() == p1.keys()
+    assert all(torch.equal(p0[k], p1[k]) for k in p0)  # parameters and BatchNorm buffers identical
+
+    out0, out1 = tmp_path / "out_rank0", tmp_path / "out_rank1"
+    assert not out1.exists()  # rank 1 wrote nothing
+    assert {"checkpoint.pt", "log.csv", "config.json", "demo"} <= {p.name for p in out0.iterdir()}
+    ckpt = load_checkpoint(out0 / "checkpoint.pt")
+    assert ckpt["iteration"] == CFG.iters and ckpt["world_size"] == 2
+    assert len(ckpt["rng"]["sampler"]) == 2 and ckpt["rng"]["sampler"][0] != ckpt["rng"]["sampler"][1]
+    assert all(torch.equal(ckpt["model"][k], p0[k]) for k in p0)
+    log_rows = (out0 / "log.csv").read_text().strip().splitlines()
+    assert len(log_rows) == 1 + CFG.iters
