@@ -126,7 +126,8 @@ def random_rotations(
 
 
 def rotation_error_deg(q: torch.Tensor, q_true: torch.Tensor) -> torch.Tensor:
-    """Geodesic angle in degrees between rotations ``q`` [..., 4] and ``q_true`` [..., 4] (any norm)."""
+    """Geodesic angle in degrees (float64) between rotations ``q`` [..., 4] and ``q_true`` [..., 4] (any norm)."""
+    q, q_true = q.double(), q_true.double()  # acos near 1 needs float64 below ~0.1°
     q = q / q.norm(dim=-1, keepdim=True)
     q_true = q_true / q_true.norm(dim=-1, keepdim=True)
     dot = (q * q_true).sum(-1).abs().clamp(max=1.0)
@@ -290,7 +291,8 @@ def optimize_pose(
         q_true, t_true: the true pose [4], [3] (for the error curves only).
         q0, t0: starting poses [B, 4], [B, 3].
         sigmas, gammas: σ and γ per iteration (``len`` = number of iterations).
-        lr: Adam learning rate (quaternion and translation).
+        lr: initial Adam learning rate (quaternion and translation); it decays geometrically to
+            ``lr / 10`` at the last iteration.
         frames: number of iterations recorded for the animation.
         desc, quiet: progress bar label / switch.
     """
@@ -298,6 +300,8 @@ def optimize_pose(
     q = q0.clone().requires_grad_(True)
     t = t0.clone().requires_grad_(True)
     opt = torch.optim.Adam([q, t], lr=lr)
+    # The learning rate decays geometrically to lr / 10 so that the sharp phase settles.
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.1 ** (i / max(1, iters - 1)))
     record = set(np.linspace(0, iters - 1, min(frames, iters)).round().astype(int).tolist())
     losses, rot_err, trans_err, sharp, view, frame_iters = [], [], [], [], [], []
     t_start = time.perf_counter()
@@ -316,6 +320,7 @@ def optimize_pose(
         opt.zero_grad(set_to_none=True)
         per_item.sum().backward()
         opt.step()
+        sched.step()
         with torch.no_grad():  # keep the quaternion near unit length (the direction is what matters)
             q /= q.norm(dim=-1, keepdim=True)
     with torch.no_grad():
@@ -606,7 +611,7 @@ def run_fit_pose(
             "max_angle_deg": max_angle,
             "max_offset": max_offset,
             "lr": lr,
-            "optimizer": "Adam on quaternion (renormalised each step) and translation",
+            "optimizer": "Adam on quaternion (renormalised each step) and translation, lr decaying to lr/10",
             "loss": "mean squared RGBA difference",
             "seed": seed,
             "schedule": {
