@@ -125,7 +125,7 @@ PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(),
     # the paper's network and objective on this project's 2-core CPU: fewer, smaller steps and
     # a larger learning rate, sized for the procedural dataset (see docs/reconstruction.md)
-    "cpu-small": TrainConfig(iters=3000, batch_size=16, lr=3e-4, save_every=250, log_every=10, demo_every=250,
+    "cpu-small": TrainConfig(iters=2000, batch_size=8, lr=3e-4, save_every=250, log_every=10, demo_every=250,
                              conv_dim=32, fc_dim=512, latent_dim=256, decoder_dim=512),
     # a seconds-long smoke test (tiny network, coarse template)
     "tiny": TrainConfig(iters=20, batch_size=2, lr=1e-4, save_every=10, log_every=1, demo_every=10,
