@@ -37,6 +37,12 @@ __all__ = [
 
 Backend = Callable[[torch.Tensor, torch.Tensor, RasterSettings], torch.Tensor]
 BACKENDS: dict[str, Backend] = {"reference": rasterize_reference}
+try:  # the fused CPU kernels need Numba (a dependency); without it CPU tensors use 'reference'
+    from .cpu import rasterize_cpu
+except ImportError:  # pragma: no cover
+    pass
+else:
+    BACKENDS["cpu"] = rasterize_cpu
 # Preferred backend per device type, in order; the first one registered wins.
 _PREFERRED: dict[str, tuple[str, ...]] = {"cpu": ("cpu", "reference"), "cuda": ("cuda", "reference")}
 

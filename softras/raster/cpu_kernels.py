@@ -1,0 +1,643 @@
+"""Numba kernels of the ``cpu`` backend: tile binning, fused forward and backward.
+
+Each kernel works on one batch item × one screen tile per task (``prange``), visits only
+the faces binned to that tile, and of those only the (pixel, face) pairs inside the face's
+grown bounding box. Per pixel it keeps a handful of scalars (alpha accumulator, softmax
+reference element and sums, z-buffer winner), so memory is O(B·H·W + entries) where an
+entry is one (face, tile) incidence. The backward recomputes every pair term and writes
+each pair's gradient into its entry's own slot; a sequential pass then sums the slots per
+face. No two threads ever add into the same number, so gradients are bit-identical from
+run to run.
+
+Arithmetic is float64 inside the kernels whatever the input dtype; the formulas, and the
+order of operations of the quantities that decide culling and texel choice, are those of
+:mod:`softras.raster.reference` (see DESIGN.md for the semantics).
+
+Option codes: dist 0 hard / 1 barycentric / 2 euclidean; rgb 0 hard / 1 softmax;
+alpha 0 hard / 1 sum / 2 prod; texture 0 surface / 1 vertex.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# Layout of the float parameter vector ``fp`` (float64).
+P_SIGMA, P_THETA, P_NEAR, P_FAR, P_INV_SCALE, P_ZP_BG, P_BG = 0, 1, 2, 3, 4, 5, 6  # P_BG..P_BG+2
+NUM_FP = 9
+# Layout of one entry's gradient slot: d/d inv (9), d/d xy (6), d/d z (3), then textures.
+G_INV, G_XY, G_Z, G_TEX = 0, 9, 15, 18
+
+_DET_EPS = 1e-10
+_W_SUM_EPS = 1e-5
+_Z_EPS = 1e-12
+_TEXEL_TOL = 1e-4
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@njit(**_JIT)
+def bin_faces(c0, c1, r0, r1, tile, ntx, nty):  # pragma: no cover - compiled
+    """CSR lists of the faces whose (conservative) pixel box meets each tile.
+
+    c0..r1: [B, F] int64 pixel ranges (c1 < c0: face is off-image). Returns
+    ``tile_start`` [B * T + 1] (T = ntx * nty), ``tile_faces`` [E] (ascending per tile) and
+    ``entry_face`` [E] (flat face index b * F + f of each entry).
+    """
+    nb, nf = c0.shape
+    nt = ntx * nty
+    counts = np.zeros(nb * nt + 1, dtype=np.int64)
+    for b in range(nb):
+        for f in range(nf):
+            if c1[b, f] < c0[b, f]:
+                continue
+            for ty in range(r0[b, f] // tile, r1[b, f] // tile + 1):
+                for tx in range(c0[b, f] // tile, c1[b, f] // tile + 1):
+                    counts[b * nt + ty * ntx + tx + 1] += 1
+    tile_start = np.cumsum(counts)
+    cursor = tile_start[:-1].copy()
+    tile_faces = np.empty(tile_start[-1], dtype=np.int64)
+    entry_face = np.empty(tile_start[-1], dtype=np.int64)
+    for b in range(nb):
+        for f in range(nf):
+            if c1[b, f] < c0[b, f]:
+                continue
+            for ty in range(r0[b, f] // tile, r1[b, f] // tile + 1):
+                for tx in range(c0[b, f] // tile, c1[b, f] // tile + 1):
+                    t = b * nt + ty * ntx + tx
+                    tile_faces[cursor[t]] = f
+                    entry_face[cursor[t]] = b * nf + f
+                    cursor[t] += 1
+    return tile_start, tile_faces, entry_face
+
+
+@njit(inline="always", **_JIT)
+def _sigmoid(x):  # pragma: no cover - compiled
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@njit(inline="always", **_JIT)
+def _log_sigmoid(x):  # pragma: no cover - compiled
+    return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
+
+
+@njit(inline="always", **_JIT)
+def _softplus(x):  # pragma: no cover - compiled
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+@njit(inline="always", **_JIT)
+def _edge(px, py, ax, ay, bx, by, inv_len2):  # pragma: no cover - compiled
+    """Squared distance from (px, py) to the segment a-b (inv_len2 = 1 / |b - a|², or 1)."""
+    ex = bx - ax
+    ey = by - ay
+    t = min(max(((px - ax) * ex + (py - ay) * ey) * inv_len2, 0.0), 1.0)
+    dx = (px - ax) - t * ex
+    dy = (py - ay) - t * ey
+    return dx * dx + dy * dy
+
+
+@njit(inline="always", **_JIT)
+def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
+    """Barycentrics, keep flag, x = sign·d²/σ (D = sigmoid(x)) and the closest edge.
+
+    fc: the face's constants (see ``_load_face``).
+    """
+    w0 = fc[0] * px + fc[1] * py + fc[2]
+    w1 = fc[3] * px + fc[4] * py + fc[5]
+    w2 = fc[6] * px + fc[7] * py + fc[8]
+    edge = -1
+    if dist_id == 0:
+        keep = w0 >= 0 and w0 <= 1 and w1 >= 0 and w1 <= 1 and w2 >= 0 and w2 <= 1
+        return w0, w1, w2, keep, math.inf, edge
+    if dist_id == 1:
+        m = min(w0, min(w1, w2))
+        signed = m * abs(m)
+        return w0, w1, w2, -signed < theta, signed / sigma, edge
+    d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[25])
+    edge = 0
+    dk = _edge(px, py, fc[11], fc[12], fc[13], fc[14], fc[26])
+    if dk < d2:
+        d2 = dk
+        edge = 1
+    dk = _edge(px, py, fc[13], fc[14], fc[9], fc[10], fc[27])
+    if dk < d2:
+        d2 = dk
+        edge = 2
+    inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
+    x = d2 / sigma if inside else -d2 / sigma
+    return w0, w1, w2, inside or d2 < theta, x, edge
+
+
+@njit(inline="always", **_JIT)
+def _load_face(fc, inv, fv, box, b, f):  # pragma: no cover - compiled
+    """fc <- inv (9), xy (6), guarded z (3), raw z (3), box (4), 1/|edge|² (3), 1/z (3), as float64."""
+    for k in range(3):
+        for c in range(3):
+            fc[3 * k + c] = inv[b, f, k, c]
+        fc[9 + 2 * k] = fv[b, f, k, 0]
+        fc[10 + 2 * k] = fv[b, f, k, 1]
+        zk = np.float64(fv[b, f, k, 2])
+        fc[18 + k] = zk
+        fc[15 + k] = zk if abs(zk) >= _Z_EPS else _Z_EPS
+    for k in range(4):
+        fc[21 + k] = box[b, f, k]
+    for k in range(3):
+        k1 = (k + 1) % 3
+        ex = fc[9 + 2 * k1] - fc[9 + 2 * k]
+        ey = fc[10 + 2 * k1] - fc[10 + 2 * k]
+        el2 = ex * ex + ey * ey
+        fc[25 + k] = 1.0 / el2 if el2 > 0 else 1.0
+        fc[28 + k] = 1.0 / fc[15 + k]
+
+
+@njit(inline="always", **_JIT)
+def _depth(w0, w1, w2, fc):  # pragma: no cover - compiled
+    """Clipped, renormalised barycentrics and 1 / z of the pair."""
+    u0 = min(max(w0, 0.0), 1.0)
+    u1 = min(max(w1, 0.0), 1.0)
+    u2 = min(max(w2, 0.0), 1.0)
+    s_raw = u0 + u1 + u2
+    s = max(s_raw, _W_SUM_EPS)
+    rs = 1.0 / s
+    c0 = u0 * rs
+    c1 = u1 * rs
+    c2 = u2 * rs
+    inv_z = c0 * fc[28] + c1 * fc[29] + c2 * fc[30]
+    return u0, u1, u2, s_raw, s, c0, c1, c2, inv_z
+
+
+@njit(inline="always", **_JIT)
+def _texel(c0, c1, r):  # pragma: no cover - compiled
+    wx = min(max(math.floor(c0 * r), 0.0), r - 1.0)
+    wy = min(max(math.floor(c1 * r), 0.0), r - 1.0)
+    if (c0 + c1) * r - wx - wy <= 1 + _TEXEL_TOL:
+        return int(wy * r + wx)
+    return int((r - 1 - wy) * r + (r - 1 - wx))
+
+
+@njit(inline="always", **_JIT)
+def _color(tex, b, f, tex_id, r, c0, c1, c2, ch):  # pragma: no cover - compiled
+    if tex_id == 1:
+        return (
+            c0 * np.float64(tex[b, f, 0, ch]) + c1 * np.float64(tex[b, f, 1, ch]) + c2 * np.float64(tex[b, f, 2, ch])
+        )
+    return np.float64(tex[b, f, _texel(c0, c1, r), ch])
+
+
+@njit(inline="always", **_JIT)
+def _span(lo, hi, t0, t1):  # pragma: no cover - compiled
+    return max(lo, t0), min(hi, t1 - 1)
+
+
+# Per-pixel tile-local state rows of the forward pass.
+S_ACC, S_LD, S_ZP, S_DEN, S_N0, S_N1, S_N2, S_ZB, S_WIN = 0, 1, 2, 3, 4, 5, 6, 7, 8
+NUM_FC = 31
+
+
+@njit(parallel=True, **_JIT)
+def forward(  # pragma: no cover - compiled
+    xs, ys, fv, inv, front, box, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner
+):
+    """Render. pr: [B, F, 4] pixel ranges (c0, c1, r0, r1); out: [B, 4, H, W];
+    state: [B, 4, H, W] float64 (alpha accumulator, reference log D, reference depth, softmax
+    denominator); winner: [B, H, W] z-buffer face or -1."""
+    nb = inv.shape[0]
+    nf = inv.shape[1]
+    h = ys.shape[0]
+    w = xs.shape[0]
+    dist_id, rgb_id, alpha_id, tex_id, r, fill_back = opts[0], opts[1], opts[2], opts[3], opts[4], opts[5]
+    sigma, theta, near, far = fp[P_SIGMA], fp[P_THETA], fp[P_NEAR], fp[P_FAR]
+    inv_scale, zp_bg = fp[P_INV_SCALE], fp[P_ZP_BG]
+    nt = ntx * nty
+    for job in prange(nb * nt):
+        b = job // nt
+        t = job % nt
+        ty0 = (t // ntx) * tile
+        tx0 = (t % ntx) * tile
+        ty1 = min(h, ty0 + tile)
+        tx1 = min(w, tx0 + tile)
+        st = np.empty((9, tile, tile), dtype=np.float64)
+        st[S_ACC] = 0.0
+        st[S_LD] = 0.0
+        st[S_ZP] = zp_bg
+        st[S_DEN] = 1.0
+        st[S_N0] = fp[P_BG]
+        st[S_N1] = fp[P_BG + 1]
+        st[S_N2] = fp[P_BG + 2]
+        st[S_ZB] = math.inf
+        st[S_WIN] = -1.0
+        fc = np.empty(NUM_FC, dtype=np.float64)
+        for e in range(tile_start[job], tile_start[job + 1]):
+            f = tile_faces[e]
+            _load_face(fc, inv, fv, box, b, f)
+            colour_face = fill_back != 0 or front[b, f]
+            ra, rb = _span(pr[b, f, 2], pr[b, f, 3], ty0, ty1)
+            ca, cb = _span(pr[b, f, 0], pr[b, f, 1], tx0, tx1)
+            for row in range(ra, rb + 1):
+                if ys[row] < fc[23] or ys[row] > fc[24]:  # the grown-box cull, in the input dtype
+                    continue
+                py = (h - 1 - 2.0 * row) / h  # pixel centres in float64 for the arithmetic
+                for col in range(ca, cb + 1):
+                    if xs[col] < fc[21] or xs[col] > fc[22]:
+                        continue
+                    px = (2.0 * col + 1 - w) / w
+                    w0, w1, w2, keep, x, _ = _coverage(px, py, fc, dist_id, theta, sigma)
+                    if not keep:
+                        continue
+                    i = row - ty0
+                    j = col - tx0
+                    if alpha_id == 2:
+                        st[S_ACC, i, j] += 1.0 if dist_id == 0 else _softplus(x)
+                    elif alpha_id == 1:
+                        st[S_ACC, i, j] += 1.0 if dist_id == 0 else _sigmoid(x)
+                    elif dist_id == 0 or _sigmoid(x) > 0.5:
+                        st[S_ACC, i, j] = 1.0
+                    if not colour_face:
+                        continue
+                    _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                    zp = 1.0 / inv_z
+                    if not (zp >= near and zp <= far):
+                        continue
+                    if rgb_id == 0:
+                        inside = w0 >= 0 and w0 <= 1 and w1 >= 0 and w1 <= 1 and w2 >= 0 and w2 <= 1
+                        if inside and zp < st[S_ZB, i, j]:
+                            st[S_ZB, i, j] = zp
+                            st[S_WIN, i, j] = f
+                        continue
+                    ld = 0.0 if dist_id == 0 else _log_sigmoid(x)
+                    col0 = _color(tex, b, f, tex_id, r, c0, c1, c2, 0)
+                    col1 = _color(tex, b, f, tex_id, r, c0, c1, c2, 1)
+                    col2 = _color(tex, b, f, tex_id, r, c0, c1, c2, 2)
+                    delta = (ld - st[S_LD, i, j]) + (st[S_ZP, i, j] - zp) * inv_scale
+                    if delta > 0:
+                        scale = math.exp(-delta)
+                        st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
+                        st[S_N0, i, j] = st[S_N0, i, j] * scale + col0
+                        st[S_N1, i, j] = st[S_N1, i, j] * scale + col1
+                        st[S_N2, i, j] = st[S_N2, i, j] * scale + col2
+                        st[S_LD, i, j] = ld
+                        st[S_ZP, i, j] = zp
+                    else:
+                        ew = math.exp(delta)
+                        st[S_DEN, i, j] += ew
+                        st[S_N0, i, j] += ew * col0
+                        st[S_N1, i, j] += ew * col1
+                        st[S_N2, i, j] += ew * col2
+        for row in range(ty0, ty1):
+            i = row - ty0
+            py = (h - 1 - 2.0 * row) / h
+            for col in range(tx0, tx1):
+                j = col - tx0
+                acc = st[S_ACC, i, j]
+                if alpha_id == 2:
+                    alpha = (1.0 if acc > 0 else 0.0) if dist_id == 0 else -math.expm1(-acc)
+                elif alpha_id == 1:
+                    alpha = acc / nf
+                else:
+                    alpha = acc
+                out[b, 3, row, col] = alpha
+                state[b, 0, row, col] = acc
+                if rgb_id == 1:
+                    den = st[S_DEN, i, j]
+                    out[b, 0, row, col] = st[S_N0, i, j] / den
+                    out[b, 1, row, col] = st[S_N1, i, j] / den
+                    out[b, 2, row, col] = st[S_N2, i, j] / den
+                    state[b, 1, row, col] = st[S_LD, i, j]
+                    state[b, 2, row, col] = st[S_ZP, i, j]
+                    state[b, 3, row, col] = den
+                    continue
+                win = int(st[S_WIN, i, j])
+                winner[b, row, col] = win
+                if win < 0:
+                    out[b, 0, row, col] = fp[P_BG]
+                    out[b, 1, row, col] = fp[P_BG + 1]
+                    out[b, 2, row, col] = fp[P_BG + 2]
+                else:
+                    px = (2.0 * col + 1 - w) / w
+                    _load_face(fc, inv, fv, box, b, win)
+                    w0, w1, w2, _, _, _ = _coverage(px, py, fc, dist_id, theta, sigma)
+                    _, _, _, _, _, c0, c1, c2, _ = _depth(w0, w1, w2, fc)
+                    for ch in range(3):
+                        out[b, ch, row, col] = _color(tex, b, win, tex_id, r, c0, c1, c2, ch)
+
+
+@njit(parallel=True, **_JIT)
+def backward(  # pragma: no cover - compiled
+    xs, ys, fv, inv, front, box, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner,
+    grad_out, grad_entries,
+):  # fmt: skip
+    """Per-entry gradients: grad_entries [E, 18 + 3T] float64 (see G_* layout).
+
+    ``opts[6]``: 1 when the face vertices need a gradient, ``opts[7]``: 1 for textures.
+    """
+    nb = inv.shape[0]
+    nf = inv.shape[1]
+    h = ys.shape[0]
+    w = xs.shape[0]
+    dist_id, rgb_id, alpha_id, tex_id, r, fill_back = opts[0], opts[1], opts[2], opts[3], opts[4], opts[5]
+    need_v, need_t = opts[6] == 1, opts[7] == 1
+    sigma, theta, near, far = fp[P_SIGMA], fp[P_THETA], fp[P_NEAR], fp[P_FAR]
+    inv_scale = fp[P_INV_SCALE]
+    nt = ntx * nty
+    for job in prange(nb * nt):
+        b = job // nt
+        t = job % nt
+        ty0 = (t // ntx) * tile
+        tx0 = (t % ntx) * tile
+        ty1 = min(h, ty0 + tile)
+        tx1 = min(w, tx0 + tile)
+        fc = np.empty(NUM_FC, dtype=np.float64)
+        for e in range(tile_start[job], tile_start[job + 1]):
+            f = tile_faces[e]
+            _load_face(fc, inv, fv, box, b, f)
+            colour_face = fill_back != 0 or front[b, f]
+            g = grad_entries[e]
+            ra, rb = _span(pr[b, f, 2], pr[b, f, 3], ty0, ty1)
+            ca, cb = _span(pr[b, f, 0], pr[b, f, 1], tx0, tx1)
+            for row in range(ra, rb + 1):
+                if ys[row] < fc[23] or ys[row] > fc[24]:  # the grown-box cull, in the input dtype
+                    continue
+                py = (h - 1 - 2.0 * row) / h  # pixel centres in float64 for the arithmetic
+                for col in range(ca, cb + 1):
+                    if xs[col] < fc[21] or xs[col] > fc[22]:
+                        continue
+                    px = (2.0 * col + 1 - w) / w
+                    w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
+                    if not keep:
+                        continue
+                    ga = np.float64(grad_out[b, 3, row, col])
+                    gx = 0.0  # dL/dx
+                    if dist_id != 0:
+                        if alpha_id == 2:
+                            gx += ga * math.exp(-state[b, 0, row, col]) * _sigmoid(x)
+                        elif alpha_id == 1:
+                            d = _sigmoid(x)
+                            gx += ga * d * (1.0 - d) / nf
+                    gw0 = 0.0
+                    gw1 = 0.0
+                    gw2 = 0.0
+                    u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                    zp = 1.0 / inv_z
+                    colour_ok = colour_face and zp >= near and zp <= far
+                    gcol0 = 0.0
+                    gcol1 = 0.0
+                    gcol2 = 0.0
+                    gzp = 0.0
+                    if colour_ok and rgb_id == 1:
+                        gr0 = np.float64(grad_out[b, 0, row, col])
+                        gr1 = np.float64(grad_out[b, 1, row, col])
+                        gr2 = np.float64(grad_out[b, 2, row, col])
+                        ld = 0.0 if dist_id == 0 else _log_sigmoid(x)
+                        wj = math.exp((ld - state[b, 1, row, col]) + (state[b, 2, row, col] - zp) * inv_scale)
+                        wj /= state[b, 3, row, col]
+                        col0 = _color(tex, b, f, tex_id, r, c0, c1, c2, 0)
+                        col1 = _color(tex, b, f, tex_id, r, c0, c1, c2, 1)
+                        col2 = _color(tex, b, f, tex_id, r, c0, c1, c2, 2)
+                        glogit = wj * (
+                            gr0 * (col0 - np.float64(out[b, 0, row, col]))
+                            + gr1 * (col1 - np.float64(out[b, 1, row, col]))
+                            + gr2 * (col2 - np.float64(out[b, 2, row, col]))
+                        )
+                        gcol0 = gr0 * wj
+                        gcol1 = gr1 * wj
+                        gcol2 = gr2 * wj
+                        if dist_id != 0:
+                            gx += glogit * _sigmoid(-x)
+                        gzp = -glogit * inv_scale
+                    elif colour_ok and f == winner[b, row, col]:
+                        gcol0 = np.float64(grad_out[b, 0, row, col])
+                        gcol1 = np.float64(grad_out[b, 1, row, col])
+                        gcol2 = np.float64(grad_out[b, 2, row, col])
+                    if need_t and (gcol0 != 0 or gcol1 != 0 or gcol2 != 0):
+                        if tex_id == 1:
+                            g[G_TEX + 0] += gcol0 * c0
+                            g[G_TEX + 1] += gcol1 * c0
+                            g[G_TEX + 2] += gcol2 * c0
+                            g[G_TEX + 3] += gcol0 * c1
+                            g[G_TEX + 4] += gcol1 * c1
+                            g[G_TEX + 5] += gcol2 * c1
+                            g[G_TEX + 6] += gcol0 * c2
+                            g[G_TEX + 7] += gcol1 * c2
+                            g[G_TEX + 8] += gcol2 * c2
+                        else:
+                            k = G_TEX + 3 * _texel(c0, c1, r)
+                            g[k] += gcol0
+                            g[k + 1] += gcol1
+                            g[k + 2] += gcol2
+                    if not need_v:
+                        continue
+                    # ---- colour and depth -> clipped barycentrics and depths --------------
+                    gc0 = 0.0
+                    gc1 = 0.0
+                    gc2 = 0.0
+                    if tex_id == 1 and (gcol0 != 0 or gcol1 != 0 or gcol2 != 0):
+                        gc0 = (
+                            gcol0 * np.float64(tex[b, f, 0, 0])
+                            + gcol1 * np.float64(tex[b, f, 0, 1])
+                            + gcol2 * np.float64(tex[b, f, 0, 2])
+                        )
+                        gc1 = (
+                            gcol0 * np.float64(tex[b, f, 1, 0])
+                            + gcol1 * np.float64(tex[b, f, 1, 1])
+                            + gcol2 * np.float64(tex[b, f, 1, 2])
+                        )
+                        gc2 = (
+                            gcol0 * np.float64(tex[b, f, 2, 0])
+                            + gcol1 * np.float64(tex[b, f, 2, 1])
+                            + gcol2 * np.float64(tex[b, f, 2, 2])
+                        )
+                    if gzp != 0:
+                        ginvz = -gzp * zp * zp
+                        gc0 += ginvz * fc[28]
+                        gc1 += ginvz * fc[29]
+                        gc2 += ginvz * fc[30]
+                        if abs(fc[18]) >= _Z_EPS:
+                            g[G_Z + 0] -= ginvz * c0 * fc[28] * fc[28]
+                        if abs(fc[19]) >= _Z_EPS:
+                            g[G_Z + 1] -= ginvz * c1 * fc[29] * fc[29]
+                        if abs(fc[20]) >= _Z_EPS:
+                            g[G_Z + 2] -= ginvz * c2 * fc[30] * fc[30]
+                    if gc0 != 0 or gc1 != 0 or gc2 != 0:
+                        dot = gc0 * u0 + gc1 * u1 + gc2 * u2
+                        gs = -dot / (s * s) if s_raw >= _W_SUM_EPS else 0.0
+                        if w0 >= 0 and w0 <= 1:
+                            gw0 += gc0 / s + gs
+                        if w1 >= 0 and w1 <= 1:
+                            gw1 += gc1 / s + gs
+                        if w2 >= 0 and w2 <= 1:
+                            gw2 += gc2 / s + gs
+                    # ---- coverage ----------------------------------------------------------
+                    if gx != 0:
+                        if dist_id == 1:
+                            m = min(w0, min(w1, w2))
+                            gm = gx * 2.0 * abs(m) / sigma
+                            if w0 == m:
+                                gw0 += gm
+                            elif w1 == m:
+                                gw1 += gm
+                            else:
+                                gw2 += gm
+                        elif dist_id == 2:
+                            inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
+                            gd2 = gx / sigma if inside else -gx / sigma
+                            k = edge
+                            k1 = (k + 1) % 3
+                            ax = fc[9 + 2 * k]
+                            ay = fc[10 + 2 * k]
+                            ex = fc[9 + 2 * k1] - ax
+                            ey = fc[10 + 2 * k1] - ay
+                            el2 = ex * ex + ey * ey
+                            den_t = el2 if el2 > 0 else 1.0
+                            qx = px - ax
+                            qy = py - ay
+                            n = qx * ex + qy * ey
+                            t_raw = n / den_t
+                            tc = min(max(t_raw, 0.0), 1.0)
+                            gdx = 2.0 * (qx - tc * ex) * gd2
+                            gdy = 2.0 * (qy - tc * ey) * gd2
+                            # diff = q - t e, with q = p - a and e = b - a
+                            gqx = gdx
+                            gqy = gdy
+                            gex = -tc * gdx
+                            gey = -tc * gdy
+                            if t_raw >= 0 and t_raw <= 1:
+                                gt = -(gdx * ex + gdy * ey)
+                                gn = gt / den_t
+                                gqx += gn * ex
+                                gqy += gn * ey
+                                gex += gn * qx
+                                gey += gn * qy
+                                if el2 > 0:
+                                    gl = -gt * n / (den_t * den_t)
+                                    gex += 2.0 * ex * gl
+                                    gey += 2.0 * ey * gl
+                            g[G_XY + 2 * k] += -gqx - gex
+                            g[G_XY + 2 * k + 1] += -gqy - gey
+                            g[G_XY + 2 * k1] += gex
+                            g[G_XY + 2 * k1 + 1] += gey
+                    # ---- barycentrics -> inverse matrix -------------------------------------
+                    if gw0 != 0 or gw1 != 0 or gw2 != 0:
+                        g[G_INV + 0] += gw0 * px
+                        g[G_INV + 1] += gw0 * py
+                        g[G_INV + 2] += gw0
+                        g[G_INV + 3] += gw1 * px
+                        g[G_INV + 4] += gw1 * py
+                        g[G_INV + 5] += gw1
+                        g[G_INV + 6] += gw2 * px
+                        g[G_INV + 7] += gw2 * py
+                        g[G_INV + 8] += gw2
+
+
+@njit(parallel=True, **_JIT)
+def prepare_faces(fv, consts, h, w, inv, box, front, pr):  # pragma: no cover - compiled
+    """Per face: barycentric matrix, grown box, front flag and conservative pixel ranges.
+
+    Same operations, in the same order and dtype, as ``reference.face_info`` and
+    ``reference._pixel_ranges``, except the barycentric matrix ``inv`` (float64).
+    consts: [cull_radius] in fv's dtype.
+    """
+    nb, nf = fv.shape[0], fv.shape[1]
+    g = consts[0]
+    for job in prange(nb * nf):
+        b = job // nf
+        f = job % nf
+        # The barycentric matrix in float64 whatever the input dtype: its entries scale with
+        # 1 / det, and float32 rounding there dominates the coverage error near edges.
+        x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
+        x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
+        x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
+        det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
+        det = max(det, _DET_EPS) if det > 0 else min(det, -_DET_EPS)
+        inv[b, f, 0, 0] = (y1 - y2) / det
+        inv[b, f, 0, 1] = (x2 - x1) / det
+        inv[b, f, 0, 2] = (x1 * y2 - x2 * y1) / det
+        inv[b, f, 1, 0] = (y2 - y0) / det
+        inv[b, f, 1, 1] = (x0 - x2) / det
+        inv[b, f, 1, 2] = (x2 * y0 - x0 * y2) / det
+        inv[b, f, 2, 0] = (y0 - y1) / det
+        inv[b, f, 2, 1] = (x1 - x0) / det
+        inv[b, f, 2, 2] = (x0 * y1 - x1 * y0) / det
+        # Decisions shared with the reference (front test, grown box) in the input dtype.
+        x0, y0 = fv[b, f, 0, 0], fv[b, f, 0, 1]
+        x1, y1 = fv[b, f, 1, 0], fv[b, f, 1, 1]
+        x2, y2 = fv[b, f, 2, 0], fv[b, f, 2, 1]
+        front[b, f] = (y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0)
+        xmin = min(x0, min(x1, x2)) - g
+        xmax = max(x0, max(x1, x2)) + g
+        ymin = min(y0, min(y1, y2)) - g
+        ymax = max(y0, max(y1, y2)) + g
+        box[b, f, 0] = xmin
+        box[b, f, 1] = xmax
+        box[b, f, 2] = ymin
+        box[b, f, 3] = ymax
+        c0 = math.ceil((np.float64(xmin) * w + w - 1) / 2) - 1
+        c1 = math.floor((np.float64(xmax) * w + w - 1) / 2) + 1
+        r0 = math.ceil((h - 1 - np.float64(ymax) * h) / 2) - 1
+        r1 = math.floor((h - 1 - np.float64(ymin) * h) / 2) + 1
+        empty = c1 < 0 or c0 > w - 1 or r1 < 0 or r0 > h - 1
+        c0 = min(max(c0, 0), w - 1)
+        c1 = min(max(c1, 0), w - 1)
+        r0 = min(max(r0, 0), h - 1)
+        r1 = min(max(r1, 0), h - 1)
+        pr[b, f, 0] = c0
+        pr[b, f, 1] = c0 - 1 if empty else c1
+        pr[b, f, 2] = r0
+        pr[b, f, 3] = r1
+
+
+@njit(parallel=True, **_JIT)
+def chain_to_vertices(fv, det_eps, per_face, grad_fv):  # pragma: no cover - compiled
+    """grad_fv [B, F, 3, 3] <- per-face gradients w.r.t. (inv, xy, z) (see G_* layout)."""
+    nb, nf = fv.shape[0], fv.shape[1]
+    for job in prange(nb * nf):
+        b = job // nf
+        f = job % nf
+        gf = per_face[job]
+        x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
+        x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
+        x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
+        det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
+        passes = det >= det_eps if det > 0 else det <= -det_eps
+        det_c = max(det, det_eps) if det > 0 else min(det, -det_eps)
+        adj = (
+            y1 - y2, x2 - x1, x1 * y2 - x2 * y1,
+            y2 - y0, x0 - x2, x2 * y0 - x0 * y2,
+            y0 - y1, x1 - x0, x0 * y1 - x1 * y0,
+        )  # fmt: skip
+        ga = np.empty(9)
+        gdet = 0.0
+        for i in range(9):
+            ga[i] = gf[G_INV + i] / det_c
+            gdet -= gf[G_INV + i] * adj[i] / (det_c * det_c)
+        if not passes:
+            gdet = 0.0
+        gx0 = gdet * (y1 - y2) + ga[4] - ga[7] - ga[5] * y2 + ga[8] * y1
+        gx1 = gdet * (y2 - y0) - ga[1] + ga[7] + ga[2] * y2 - ga[8] * y0
+        gx2 = gdet * (y0 - y1) + ga[1] - ga[4] - ga[2] * y1 + ga[5] * y0
+        gy0 = gdet * (x2 - x1) - ga[3] + ga[6] + ga[5] * x2 - ga[8] * x1
+        gy1 = gdet * (x0 - x2) + ga[0] - ga[6] - ga[2] * x2 + ga[8] * x0
+        gy2 = gdet * (x1 - x0) - ga[0] + ga[3] + ga[2] * x1 - ga[5] * x0
+        grad_fv[b, f, 0, 0] = gx0 + gf[G_XY + 0]
+        grad_fv[b, f, 0, 1] = gy0 + gf[G_XY + 1]
+        grad_fv[b, f, 1, 0] = gx1 + gf[G_XY + 2]
+        grad_fv[b, f, 1, 1] = gy1 + gf[G_XY + 3]
+        grad_fv[b, f, 2, 0] = gx2 + gf[G_XY + 4]
+        grad_fv[b, f, 2, 1] = gy2 + gf[G_XY + 5]
+        grad_fv[b, f, 0, 2] = gf[G_Z + 0]
+        grad_fv[b, f, 1, 2] = gf[G_Z + 1]
+        grad_fv[b, f, 2, 2] = gf[G_Z + 2]
+
+
+@njit(**_JIT)
+def reduce_entries(grad_entries, entry_face, num_faces):  # pragma: no cover - compiled
+    """Sum entry slots per face, in entry order (deterministic). -> [B*F, width] float64."""
+    outg = np.zeros((num_faces, grad_entries.shape[1]), dtype=np.float64)
+    for e in range(grad_entries.shape[0]):
+        outg[entry_face[e]] += grad_entries[e]
+    return outg
