@@ -61,15 +61,18 @@ class _Prepared:
         self.box = np.empty((b, f, 4), dtype=dt)
         self.front = np.empty((b, f), dtype=np.bool_)
         self.pr = np.empty((b, f, 4), dtype=np.int64)
+        self.xs = _np(pixel_centers(w, flip=False, dtype=face_vertices.dtype, device=torch.device("cpu")))
+        self.ys = _np(pixel_centers(h, flip=True, dtype=face_vertices.dtype, device=torch.device("cpu")))
+        # float64 pixel centres for the kernels' arithmetic (the dtype ones decide the box cull)
+        self.xs64 = _np(pixel_centers(w, flip=False, dtype=torch.float64, device=torch.device("cpu")))
+        self.ys64 = _np(pixel_centers(h, flip=True, dtype=torch.float64, device=torch.device("cpu")))
         consts = np.array([s.cull_radius], dtype=dt)
-        K.prepare_faces(self.fv, consts, h, w, self.inv, self.box, self.front, self.pr)
+        K.prepare_faces(self.fv, consts, self.xs, self.ys, self.inv, self.box, self.front, self.pr)
         self.tile = tile
         self.ntx, self.nty = math.ceil(w / tile), math.ceil(h / tile)
         self.tile_start, self.tile_faces, self.entry_face = K.bin_faces(
             self.pr[..., 0], self.pr[..., 1], self.pr[..., 2], self.pr[..., 3], tile, self.ntx, self.nty
         )
-        self.xs = _np(pixel_centers(w, flip=False, dtype=face_vertices.dtype, device=torch.device("cpu")))
-        self.ys = _np(pixel_centers(h, flip=True, dtype=face_vertices.dtype, device=torch.device("cpu")))
         self.tex = _np(textures)
         r = math.isqrt(textures.shape[2]) if s.texture_type == "surface" else 1
         self.opts = np.array(
@@ -84,7 +87,7 @@ class _Prepared:
 
     def args(self) -> tuple:
         return (
-            self.xs, self.ys, self.fv, self.inv, self.front, self.box, self.tex, self.pr,
+            self.xs64, self.ys64, self.fv, self.inv, self.front, self.box, self.tex, self.pr,
             self.tile_start, self.tile_faces, self.tile, self.ntx, self.nty,
         )  # fmt: skip
 

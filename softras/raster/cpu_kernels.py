@@ -34,6 +34,7 @@ _DET_EPS = 1e-10
 _W_SUM_EPS = 1e-5
 _Z_EPS = 1e-12
 _TEXEL_TOL = 1e-4
+_CULL_MARGIN = 1.0 + 1e-6
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -87,8 +88,13 @@ def _log_sigmoid(x):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _softplus(x):  # pragma: no cover - compiled
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+def _log1p_exp_neg_abs(x):  # pragma: no cover - compiled
+    """log(1 + e^-|x|): softplus(x) = max(x, 0) + this, log sigmoid(x) = min(x, 0) - this.
+
+    Beyond |x| = 40 it is < 5e-18, below the resolution of both sums: 0.
+    """
+    ax = abs(x)
+    return math.log1p(math.exp(-ax)) if ax < 40.0 else 0.0
 
 
 @njit(inline="always", **_JIT)
@@ -119,41 +125,106 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
         m = min(w0, min(w1, w2))
         signed = m * abs(m)
         return w0, w1, w2, -signed < theta, signed / sigma, edge
-    d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[25])
-    edge = 0
-    dk = _edge(px, py, fc[11], fc[12], fc[13], fc[14], fc[26])
-    if dk < d2:
-        d2 = dk
-        edge = 1
-    dk = _edge(px, py, fc[13], fc[14], fc[9], fc[10], fc[27])
-    if dk < d2:
-        d2 = dk
-        edge = 2
     inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
+    degenerate = fc[34] != 0
+    if inside and not degenerate:
+        # Inside, the nearest boundary point lies on the nearest edge *line*: its distance is
+        # w_k × altitude_k (the edge opposite vertex k is edge k + 1).
+        d2 = w0 * w0 * fc[31]
+        edge = 1
+        dk = w1 * w1 * fc[32]
+        if dk < d2:
+            d2 = dk
+            edge = 2
+        dk = w2 * w2 * fc[33]
+        if dk < d2:
+            d2 = dk
+            edge = 0
+        return w0, w1, w2, True, d2 / sigma, edge
+    if not degenerate:
+        # Outside an edge line, |w_k| × altitude_k (distance to that line) bounds the distance
+        # to the triangle from below: most far pairs are rejected here (with a safety margin).
+        if w0 < 0 and w0 * w0 * fc[31] >= theta * _CULL_MARGIN:
+            return w0, w1, w2, False, 0.0, edge
+        if w1 < 0 and w1 * w1 * fc[32] >= theta * _CULL_MARGIN:
+            return w0, w1, w2, False, 0.0, edge
+        if w2 < 0 and w2 * w2 * fc[33] >= theta * _CULL_MARGIN:
+            return w0, w1, w2, False, 0.0, edge
+    # The nearest point lies on an edge whose opposite barycentric is <= 0 (all three edges
+    # for degenerate faces, whose barycentrics are unreliable).
+    d2 = math.inf
+    if degenerate or w2 <= 0:
+        d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[25])
+        edge = 0
+    if degenerate or w0 <= 0:
+        dk = _edge(px, py, fc[11], fc[12], fc[13], fc[14], fc[26])
+        if dk < d2:
+            d2 = dk
+            edge = 1
+    if degenerate or w1 <= 0:
+        dk = _edge(px, py, fc[13], fc[14], fc[9], fc[10], fc[27])
+        if dk < d2:
+            d2 = dk
+            edge = 2
+    if edge < 0:  # inside but degenerate
+        d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[25])
+        edge = 0
     x = d2 / sigma if inside else -d2 / sigma
     return w0, w1, w2, inside or d2 < theta, x, edge
 
 
 @njit(inline="always", **_JIT)
-def _load_face(fc, inv, fv, box, b, f):  # pragma: no cover - compiled
-    """fc <- inv (9), xy (6), guarded z (3), raw z (3), box (4), 1/|edge|² (3), 1/z (3), as float64."""
-    for k in range(3):
-        for c in range(3):
-            fc[3 * k + c] = inv[b, f, k, c]
-        fc[9 + 2 * k] = fv[b, f, k, 0]
-        fc[10 + 2 * k] = fv[b, f, k, 1]
-        zk = np.float64(fv[b, f, k, 2])
-        fc[18 + k] = zk
-        fc[15 + k] = zk if abs(zk) >= _Z_EPS else _Z_EPS
-    for k in range(4):
-        fc[21 + k] = box[b, f, k]
-    for k in range(3):
-        k1 = (k + 1) % 3
-        ex = fc[9 + 2 * k1] - fc[9 + 2 * k]
-        ey = fc[10 + 2 * k1] - fc[10 + 2 * k]
-        el2 = ex * ex + ey * ey
-        fc[25 + k] = 1.0 / el2 if el2 > 0 else 1.0
-        fc[28 + k] = 1.0 / fc[15 + k]
+def _load_face(inv, fv, box, b, f):  # pragma: no cover - compiled
+    """The constants of face (b, f) as a tuple of float64 (kept in registers, not memory):
+
+    0-8 barycentric matrix, 9-14 x0 y0 x1 y1 x2 y2, 15-17 guarded z, 18-20 raw z, 21-24 box,
+    25-27 1/|edge k|² (edge k: v_k -> v_k+1; 1 if degenerate), 28-30 1/z (guarded),
+    31-33 squared altitude from vertex k (0 if degenerate), 34 1 if the face has no area.
+    """
+    x0 = np.float64(fv[b, f, 0, 0])
+    y0 = np.float64(fv[b, f, 0, 1])
+    x1 = np.float64(fv[b, f, 1, 0])
+    y1 = np.float64(fv[b, f, 1, 1])
+    x2 = np.float64(fv[b, f, 2, 0])
+    y2 = np.float64(fv[b, f, 2, 1])
+    r0 = np.float64(fv[b, f, 0, 2])
+    r1 = np.float64(fv[b, f, 1, 2])
+    r2 = np.float64(fv[b, f, 2, 2])
+    z0 = r0
+    if abs(r0) < _Z_EPS:
+        z0 = _Z_EPS
+    z1 = r1
+    if abs(r1) < _Z_EPS:
+        z1 = _Z_EPS
+    z2 = r2
+    if abs(r2) < _Z_EPS:
+        z2 = _Z_EPS
+    l0 = (x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0)
+    l1 = (x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1)
+    l2 = (x0 - x2) * (x0 - x2) + (y0 - y2) * (y0 - y2)
+    i00, i01, i02 = inv[b, f, 0, 0], inv[b, f, 0, 1], inv[b, f, 0, 2]
+    i10, i11, i12 = inv[b, f, 1, 0], inv[b, f, 1, 1], inv[b, f, 1, 2]
+    i20, i21, i22 = inv[b, f, 2, 0], inv[b, f, 2, 1], inv[b, f, 2, 2]
+    # Squared altitude from vertex k, det² / |opposite edge|², with the same (clamped) det as
+    # the barycentric matrix: its row k's x, y coefficients have squared norm |edge|² / det².
+    a0 = i00 * i00 + i01 * i01
+    a1 = i10 * i10 + i11 * i11
+    a2 = i20 * i20 + i21 * i21
+    det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
+    degenerate = 1.0 if abs(det) < _DET_EPS else 0.0
+    e0 = 1.0 / l0 if l0 > 0 else 1.0
+    e1 = 1.0 / l1 if l1 > 0 else 1.0
+    e2 = 1.0 / l2 if l2 > 0 else 1.0
+    h0 = 1.0 / a0 if a0 > 0 else 0.0
+    h1 = 1.0 / a1 if a1 > 0 else 0.0
+    h2 = 1.0 / a2 if a2 > 0 else 0.0
+    return (
+        i00, i01, i02, i10, i11, i12, i20, i21, i22,
+        x0, y0, x1, y1, x2, y2,
+        z0, z1, z2, r0, r1, r2,
+        np.float64(box[b, f, 0]), np.float64(box[b, f, 1]), np.float64(box[b, f, 2]), np.float64(box[b, f, 3]),
+        e0, e1, e2, 1.0 / z0, 1.0 / z1, 1.0 / z2, h0, h1, h2, degenerate,
+    )  # fmt: skip
 
 
 @njit(inline="always", **_JIT)
@@ -191,13 +262,25 @@ def _color(tex, b, f, tex_id, r, c0, c1, c2, ch):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
+def _colors(tex, b, f, tex_id, r, c0, c1, c2):  # pragma: no cover - compiled
+    """RGB of the pair: vertex colours interpolated, or the surface texel (looked up once)."""
+    if tex_id == 1:
+        return (
+            _color(tex, b, f, tex_id, r, c0, c1, c2, 0),
+            _color(tex, b, f, tex_id, r, c0, c1, c2, 1),
+            _color(tex, b, f, tex_id, r, c0, c1, c2, 2),
+        )
+    k = _texel(c0, c1, r)
+    return np.float64(tex[b, f, k, 0]), np.float64(tex[b, f, k, 1]), np.float64(tex[b, f, k, 2])
+
+
+@njit(inline="always", **_JIT)
 def _span(lo, hi, t0, t1):  # pragma: no cover - compiled
     return max(lo, t0), min(hi, t1 - 1)
 
 
 # Per-pixel tile-local state rows of the forward pass.
 S_ACC, S_LD, S_ZP, S_DEN, S_N0, S_N1, S_N2, S_ZB, S_WIN = 0, 1, 2, 3, 4, 5, 6, 7, 8
-NUM_FC = 31
 
 
 @njit(parallel=True, **_JIT)
@@ -232,48 +315,44 @@ def forward(  # pragma: no cover - compiled
         st[S_N2] = fp[P_BG + 2]
         st[S_ZB] = math.inf
         st[S_WIN] = -1.0
-        fc = np.empty(NUM_FC, dtype=np.float64)
         for e in range(tile_start[job], tile_start[job + 1]):
             f = tile_faces[e]
-            _load_face(fc, inv, fv, box, b, f)
+            fc = _load_face(inv, fv, box, b, f)
             colour_face = fill_back != 0 or front[b, f]
             ra, rb = _span(pr[b, f, 2], pr[b, f, 3], ty0, ty1)
             ca, cb = _span(pr[b, f, 0], pr[b, f, 1], tx0, tx1)
             for row in range(ra, rb + 1):
-                if ys[row] < fc[23] or ys[row] > fc[24]:  # the grown-box cull, in the input dtype
-                    continue
-                py = (h - 1 - 2.0 * row) / h  # pixel centres in float64 for the arithmetic
+                py = ys[row]
                 for col in range(ca, cb + 1):
-                    if xs[col] < fc[21] or xs[col] > fc[22]:
-                        continue
-                    px = (2.0 * col + 1 - w) / w
+                    px = xs[col]
                     w0, w1, w2, keep, x, _ = _coverage(px, py, fc, dist_id, theta, sigma)
                     if not keep:
                         continue
                     i = row - ty0
                     j = col - tx0
+                    soft = dist_id != 0 and (alpha_id == 2 or rgb_id == 1)
+                    lpe = _log1p_exp_neg_abs(x) if soft else 0.0
                     if alpha_id == 2:
-                        st[S_ACC, i, j] += 1.0 if dist_id == 0 else _softplus(x)
+                        st[S_ACC, i, j] += 1.0 if dist_id == 0 else max(x, 0.0) + lpe
                     elif alpha_id == 1:
                         st[S_ACC, i, j] += 1.0 if dist_id == 0 else _sigmoid(x)
-                    elif dist_id == 0 or _sigmoid(x) > 0.5:
+                    elif dist_id == 0 or x > 0:  # D > 0.5
                         st[S_ACC, i, j] = 1.0
                     if not colour_face:
                         continue
+                    if rgb_id == 0 and not (w0 >= 0 and w0 <= 1 and w1 >= 0 and w1 <= 1 and w2 >= 0 and w2 <= 1):
+                        continue  # the z-buffer only takes faces covering the pixel centre
                     _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
                     zp = 1.0 / inv_z
                     if not (zp >= near and zp <= far):
                         continue
                     if rgb_id == 0:
-                        inside = w0 >= 0 and w0 <= 1 and w1 >= 0 and w1 <= 1 and w2 >= 0 and w2 <= 1
-                        if inside and zp < st[S_ZB, i, j]:
+                        if zp < st[S_ZB, i, j]:
                             st[S_ZB, i, j] = zp
                             st[S_WIN, i, j] = f
                         continue
-                    ld = 0.0 if dist_id == 0 else _log_sigmoid(x)
-                    col0 = _color(tex, b, f, tex_id, r, c0, c1, c2, 0)
-                    col1 = _color(tex, b, f, tex_id, r, c0, c1, c2, 1)
-                    col2 = _color(tex, b, f, tex_id, r, c0, c1, c2, 2)
+                    ld = 0.0 if dist_id == 0 else min(x, 0.0) - lpe
+                    col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
                     delta = (ld - st[S_LD, i, j]) + (st[S_ZP, i, j] - zp) * inv_scale
                     if delta > 0:
                         scale = math.exp(-delta)
@@ -291,7 +370,7 @@ def forward(  # pragma: no cover - compiled
                         st[S_N2, i, j] += ew * col2
         for row in range(ty0, ty1):
             i = row - ty0
-            py = (h - 1 - 2.0 * row) / h
+            py = ys[row]
             for col in range(tx0, tx1):
                 j = col - tx0
                 acc = st[S_ACC, i, j]
@@ -319,8 +398,8 @@ def forward(  # pragma: no cover - compiled
                     out[b, 1, row, col] = fp[P_BG + 1]
                     out[b, 2, row, col] = fp[P_BG + 2]
                 else:
-                    px = (2.0 * col + 1 - w) / w
-                    _load_face(fc, inv, fv, box, b, win)
+                    px = xs[col]
+                    fc = _load_face(inv, fv, box, b, win)
                     w0, w1, w2, _, _, _ = _coverage(px, py, fc, dist_id, theta, sigma)
                     _, _, _, _, _, c0, c1, c2, _ = _depth(w0, w1, w2, fc)
                     for ch in range(3):
@@ -352,22 +431,17 @@ def backward(  # pragma: no cover - compiled
         tx0 = (t % ntx) * tile
         ty1 = min(h, ty0 + tile)
         tx1 = min(w, tx0 + tile)
-        fc = np.empty(NUM_FC, dtype=np.float64)
         for e in range(tile_start[job], tile_start[job + 1]):
             f = tile_faces[e]
-            _load_face(fc, inv, fv, box, b, f)
+            fc = _load_face(inv, fv, box, b, f)
             colour_face = fill_back != 0 or front[b, f]
             g = grad_entries[e]
             ra, rb = _span(pr[b, f, 2], pr[b, f, 3], ty0, ty1)
             ca, cb = _span(pr[b, f, 0], pr[b, f, 1], tx0, tx1)
             for row in range(ra, rb + 1):
-                if ys[row] < fc[23] or ys[row] > fc[24]:  # the grown-box cull, in the input dtype
-                    continue
-                py = (h - 1 - 2.0 * row) / h  # pixel centres in float64 for the arithmetic
+                py = ys[row]
                 for col in range(ca, cb + 1):
-                    if xs[col] < fc[21] or xs[col] > fc[22]:
-                        continue
-                    px = (2.0 * col + 1 - w) / w
+                    px = xs[col]
                     w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
                     if not keep:
                         continue
@@ -382,9 +456,13 @@ def backward(  # pragma: no cover - compiled
                     gw0 = 0.0
                     gw1 = 0.0
                     gw2 = 0.0
-                    u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
-                    zp = 1.0 / inv_z
-                    colour_ok = colour_face and zp >= near and zp <= far
+                    colour_ok = colour_face and (rgb_id == 1 or f == winner[b, row, col])
+                    if colour_ok:
+                        u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                        zp = 1.0 / inv_z
+                        colour_ok = zp >= near and zp <= far
+                    else:
+                        u0 = u1 = u2 = s_raw = s = c0 = c1 = c2 = zp = 0.0
                     gcol0 = 0.0
                     gcol1 = 0.0
                     gcol2 = 0.0
@@ -396,9 +474,7 @@ def backward(  # pragma: no cover - compiled
                         ld = 0.0 if dist_id == 0 else _log_sigmoid(x)
                         wj = math.exp((ld - state[b, 1, row, col]) + (state[b, 2, row, col] - zp) * inv_scale)
                         wj /= state[b, 3, row, col]
-                        col0 = _color(tex, b, f, tex_id, r, c0, c1, c2, 0)
-                        col1 = _color(tex, b, f, tex_id, r, c0, c1, c2, 1)
-                        col2 = _color(tex, b, f, tex_id, r, c0, c1, c2, 2)
+                        col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
                         glogit = wj * (
                             gr0 * (col0 - np.float64(out[b, 0, row, col]))
                             + gr1 * (col1 - np.float64(out[b, 1, row, col]))
@@ -410,7 +486,7 @@ def backward(  # pragma: no cover - compiled
                         if dist_id != 0:
                             gx += glogit * _sigmoid(-x)
                         gzp = -glogit * inv_scale
-                    elif colour_ok and f == winner[b, row, col]:
+                    elif colour_ok:
                         gcol0 = np.float64(grad_out[b, 0, row, col])
                         gcol1 = np.float64(grad_out[b, 1, row, col])
                         gcol2 = np.float64(grad_out[b, 2, row, col])
@@ -535,14 +611,15 @@ def backward(  # pragma: no cover - compiled
 
 
 @njit(parallel=True, **_JIT)
-def prepare_faces(fv, consts, h, w, inv, box, front, pr):  # pragma: no cover - compiled
-    """Per face: barycentric matrix, grown box, front flag and conservative pixel ranges.
+def prepare_faces(fv, consts, xs, ys, inv, box, front, pr):  # pragma: no cover - compiled
+    """Per face: barycentric matrix, grown box, front flag and the exact pixel ranges of the box.
 
     Same operations, in the same order and dtype, as ``reference.face_info`` and
     ``reference._pixel_ranges``, except the barycentric matrix ``inv`` (float64).
     consts: [cull_radius] in fv's dtype.
     """
     nb, nf = fv.shape[0], fv.shape[1]
+    h, w = ys.shape[0], xs.shape[0]
     g = consts[0]
     for job in prange(nb * nf):
         b = job // nf
@@ -580,15 +657,25 @@ def prepare_faces(fv, consts, h, w, inv, box, front, pr):  # pragma: no cover - 
         c1 = math.floor((np.float64(xmax) * w + w - 1) / 2) + 1
         r0 = math.ceil((h - 1 - np.float64(ymax) * h) / 2) - 1
         r1 = math.floor((h - 1 - np.float64(ymin) * h) / 2) + 1
-        empty = c1 < 0 or c0 > w - 1 or r1 < 0 or r0 > h - 1
-        c0 = min(max(c0, 0), w - 1)
-        c1 = min(max(c1, 0), w - 1)
-        r0 = min(max(r0, 0), h - 1)
-        r1 = min(max(r1, 0), h - 1)
-        pr[b, f, 0] = c0
-        pr[b, f, 1] = c0 - 1 if empty else c1
-        pr[b, f, 2] = r0
-        pr[b, f, 3] = r1
+        c0 = min(max(c0, 0), w)
+        c1 = min(max(c1, -1), w - 1)
+        r0 = min(max(r0, 0), h)
+        r1 = min(max(r1, -1), h - 1)
+        # Exact ranges: the pixel centres inside the grown box, tested in the input dtype
+        # exactly as the reference's per-pair box test.
+        while c0 <= c1 and xs[c0] < xmin:
+            c0 += 1
+        while c1 >= c0 and xs[c1] > xmax:
+            c1 -= 1
+        while r0 <= r1 and ys[r0] > ymax:
+            r0 += 1
+        while r1 >= r0 and ys[r1] < ymin:
+            r1 -= 1
+        empty = c1 < c0 or r1 < r0
+        pr[b, f, 0] = 0 if empty else c0
+        pr[b, f, 1] = -1 if empty else c1
+        pr[b, f, 2] = 0 if empty else r0
+        pr[b, f, 3] = -1 if empty else r1
 
 
 @njit(parallel=True, **_JIT)
