@@ -61,7 +61,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[st
     (b / "empty.off").write_text("OFF\n0 0 0\n")
     logs: list[str] = []
     out = root / "data"
-    report = build_dataset(root, out, seed=0, quiet=True, log=logs.append)
+    report = build_dataset(root, out, seed=0, quiet=True, log=logs.append, backend="reference")
     assert report.seconds > 0
     return root, out, logs
 
@@ -104,8 +104,24 @@ def test_renders_and_voxels_use_the_training_and_evaluation_frames(built: tuple[
 
 def test_make_dataset_cli_procedural(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "proc"
-    assert main(["recon", "make-dataset", "--procedural", "--per-class", "1", "--out", str(out), "--quiet",
-                 "--split", "1,0,0", "--npy"]) == 0
+    assert (
+        main(
+            [
+                "recon",
+                "make-dataset",
+                "--procedural",
+                "--per-class",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+                "--split",
+                "1,0,0",
+                "--npy",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "chair" in text and "wrote" in text
     ds = NMRDataset(out, "train")

@@ -14,8 +14,9 @@ import torch.multiprocessing as mp
 from softras.recon.nmr import NUM_VIEWS
 from softras.recon.train import PRESETS, Trainer, load_checkpoint, train
 
-CFG = replace(PRESETS["tiny"], iters=3, batch_size=4, save_every=2, log_every=1, demo_every=2, template_level=1,
-              image_size=32)
+CFG = replace(
+    PRESETS["tiny"], iters=3, batch_size=4, save_every=2, log_every=1, demo_every=2, template_level=1, image_size=32
+)
 
 
 def _free_port() -> int:
@@ -27,17 +28,20 @@ def _free_port() -> int:
 def _worker(rank: int, world: int, port: int, data: str, root: str) -> None:
     """One rank: the environment torchrun would set, then the normal training entry point. Each
     rank gets its own output folder so that the test can see which ranks wrote files."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
 
     def dump(trainer: Trainer, metrics: dict[str, float]) -> None:
         if trainer.iteration == CFG.iters:
             net = trainer.model.net.module  # DDP-wrapped
-            torch.save({k: v.detach().clone() for k, v in net.state_dict().items()},
-                       Path(root) / f"params_rank{rank}.pt")
+            torch.save(
+                {k: v.detach().clone() for k, v in net.state_dict().items()}, Path(root) / f"params_rank{rank}.pt"
+            )
 
-    train(data, Path(root) / f"out_rank{rank}", CFG, device="cpu", quiet=True, on_step=dump)
+    # the reference backend: nothing to compile in the fresh processes, and tiny meshes are cheap
+    train(data, Path(root) / f"out_rank{rank}", CFG, device="cpu", backend="reference", quiet=True, on_step=dump)
 
 
 def test_two_process_training_stays_in_sync_and_only_rank0_writes(tmp_path: Path) -> None:

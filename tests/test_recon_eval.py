@@ -24,9 +24,9 @@ CLASSES = ("03001627", "04379243")  # chair, table
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("eval")
     data = root / "data"
-    build_procedural_dataset(data, per_class=3, class_ids=CLASSES, quiet=True)
+    build_procedural_dataset(data, per_class=2, class_ids=CLASSES, fractions=(1, 0, 1), quiet=True, backend="reference")
     cfg = replace(PRESETS["tiny"], iters=2, template_level=1, demo_every=0)
-    result = train(data, root / "run", cfg, quiet=True)
+    result = train(data, root / "run", cfg, quiet=True, backend="reference")
     assert result.checkpoint is not None
     return data, result.checkpoint
 
@@ -34,7 +34,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_eval_writes_table_results_and_examples(run: tuple[Path, Path], tmp_path: Path) -> None:
     data, ckpt = run
     lines: list[str] = []
-    res = evaluate(data, ckpt, tmp_path, examples=2, quiet=True, log=lines.append)
+    res = evaluate(data, ckpt, tmp_path, examples=2, quiet=True, log=lines.append, backend="reference")
     table = lines[0].splitlines()
     assert table[0].split() == ["method", "chair", "table", "mean"]  # paper layout: classes as columns
     assert [r.split("  ")[0] for r in table[2:]] == ["SoftRas (silhouette)", "Retrieval", "Mean shape (class oracle)"]
@@ -65,15 +65,18 @@ def test_baselines_are_exact_on_their_own_training_data(run: tuple[Path, Path]) 
     assert mean.predict(cid, 3).shape == (3, 32, 32, 32)
 
 
-def test_eval_cli_baselines_only_and_errors(run: tuple[Path, Path], tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_cli_baselines_only_and_errors(
+    run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data, _ = run
     assert main(["recon", "eval", "--data", str(data), "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "Retrieval" in out and "SoftRas" not in out
     assert set(json.loads((tmp_path / "results.json").read_text())["methods"]) == {"retrieval", "mean_shape"}
-    assert main(["recon", "eval", "--data", str(data), "--checkpoint", str(tmp_path / "nope.pt"),
-                 "--out", str(tmp_path)]) == 2
+    assert (
+        main(["recon", "eval", "--data", str(data), "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path)])
+        == 2
+    )
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["recon", "eval", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
 

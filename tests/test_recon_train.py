@@ -50,8 +50,7 @@ def _params(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def test_decoder_keeps_vertices_in_the_unit_box_and_loss_shapes() -> None:
-    model = ReconModel(ModelConfig(image_size=32, template_level=1, conv_dim=4, fc_dim=16, latent_dim=8,
-                                   decoder_dim=8))
+    model = ReconModel(ModelConfig(image_size=32, template_level=1, conv_dim=4, fc_dim=16, latent_dim=8, decoder_dim=8))
     images = torch.rand(3, 4, 32, 32)
     vertices, colors = model.reconstruct(images)
     assert vertices.shape == (3, 42, 3) and colors is None
@@ -62,8 +61,9 @@ def test_decoder_keeps_vertices_in_the_unit_box_and_loss_shapes() -> None:
     loss = multiview_iou_loss(renders, images, images)
     loss.backward()
     assert all(p.grad is not None for p in model.net.parameters() if p.requires_grad)
-    full = ReconModel(ModelConfig(variant="full", image_size=32, template_level=1, conv_dim=4, fc_dim=16,
-                                  latent_dim=8, decoder_dim=8))
+    full = ReconModel(
+        ModelConfig(variant="full", image_size=32, template_level=1, conv_dim=4, fc_dim=16, latent_dim=8, decoder_dim=8)
+    )
     _, colors = full.reconstruct(images)
     assert colors is not None and colors.shape == (3, 80, 3)
     assert 0 < float(colors.detach().min()) <= float(colors.detach().max()) < 1
@@ -125,11 +125,49 @@ def test_train_cli(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     data64 = tmp_path / "data64"
     data64.mkdir()
     write_blobs(data64, {"03001627": 2}, size=64)
-    assert main(["recon", "train", "--data", str(data64), "--out", str(out), "--preset", "tiny", "--iters", "2",
-                 "--quiet", "--backend", "reference"]) == 0
+    assert (
+        main(
+            [
+                "recon",
+                "train",
+                "--data",
+                str(data64),
+                "--out",
+                str(out),
+                "--preset",
+                "tiny",
+                "--iters",
+                "2",
+                "--quiet",
+                "--backend",
+                "reference",
+            ]
+        )
+        == 0
+    )
     assert "finished iteration 2/2" in capsys.readouterr().out
     assert {"checkpoint.pt", "log.csv", "config.json"} <= {p.name for p in out.iterdir()}
-    assert main(["recon", "train", "--data", str(data), "--out", str(out), "--preset", "tiny", "--iters", "2",
-                 "--batch-size", "2", "--quiet", "--backend", "reference"]) == 2  # tiny expects 64² images
+    assert (
+        main(
+            [
+                "recon",
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--preset",
+                "tiny",
+                "--iters",
+                "2",
+                "--batch-size",
+                "2",
+                "--quiet",
+                "--backend",
+                "reference",
+            ]
+        )
+        == 2
+    )  # tiny expects 64² images
     assert "64" in capsys.readouterr().err
     assert main(["recon", "train", "--data", str(tmp_path / "none"), "--out", str(out), "--preset", "tiny"]) == 2

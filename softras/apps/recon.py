@@ -58,11 +58,17 @@ def _add_make_dataset(p: argparse.ArgumentParser) -> None:
     src.add_argument("--meshes", metavar="DIR", help="folder with one sub-folder of meshes per class id")
     src.add_argument("--procedural", action="store_true", help="use the built-in procedural shape classes")
     p.add_argument("--out", required=True, metavar="DIR", help="output dataset folder")
-    p.add_argument("--per-class", type=_positive_int, default=60, metavar="N",
-                   help="procedural instances per class (default 60)")
+    p.add_argument(
+        "--per-class", type=_positive_int, default=60, metavar="N", help="procedural instances per class (default 60)"
+    )
     p.add_argument("--seed", type=int, default=0, help="split (and procedural instance) seed (default 0)")
-    p.add_argument("--split", type=_fractions, default=(0.7, 0.1, 0.2), metavar="TRAIN,VAL,TEST",
-                   help="split proportions (default 0.7,0.1,0.2)")
+    p.add_argument(
+        "--split",
+        type=_fractions,
+        default=(0.7, 0.1, 0.2),
+        metavar="TRAIN,VAL,TEST",
+        help="split proportions (default 0.7,0.1,0.2)",
+    )
     p.add_argument("--save-meshes", action="store_true", help="procedural: also write the meshes as PLY")
     p.add_argument("--npy", action="store_true", help="also write memory-mappable .npy twins")
     p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")
@@ -74,11 +80,19 @@ def _run_make_dataset(args: argparse.Namespace) -> int:
     from softras.recon.nmr import class_name, convert_to_npy
 
     if args.procedural:
-        report = build_procedural_dataset(args.out, per_class=args.per_class, seed=args.seed, fractions=args.split,
-                                          backend=args.backend, quiet=args.quiet, save_meshes=args.save_meshes)
+        report = build_procedural_dataset(
+            args.out,
+            per_class=args.per_class,
+            seed=args.seed,
+            fractions=args.split,
+            backend=args.backend,
+            quiet=args.quiet,
+            save_meshes=args.save_meshes,
+        )
     else:
-        report = build_dataset(args.meshes, args.out, seed=args.seed, fractions=args.split, backend=args.backend,
-                               quiet=args.quiet)
+        report = build_dataset(
+            args.meshes, args.out, seed=args.seed, fractions=args.split, backend=args.backend, quiet=args.quiet
+        )
     if args.npy:
         convert_to_npy(args.out)
     for cid, c in report.counts.items():
@@ -109,13 +123,21 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (checkpoint, logs, demo images)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="paper",
-                   help="option set: paper (250k iterations, batch 64), cpu-small, tiny (default paper)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="paper",
+        help="option set: paper (250k iterations, batch 64), cpu-small, tiny (default paper)",
+    )
     p.add_argument("--iters", type=_positive_int, default=None, metavar="N", help="override the preset's iterations")
     p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B", help="override the batch size")
     p.add_argument("--lr", type=_positive_float, default=None, help="override the learning rate")
-    p.add_argument("--variant", choices=("silhouette", "full"), default=None,
-                   help="silhouette (default) or full (also per-face colours)")
+    p.add_argument(
+        "--variant",
+        choices=("silhouette", "full"),
+        default=None,
+        help="silhouette (default) or full (also per-face colours)",
+    )
     p.add_argument("--classes", default=None, metavar="IDS", help="comma-separated class ids (default: all)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--save-every", type=_positive_int, default=None, metavar="N", help="checkpoint period")
@@ -132,19 +154,34 @@ def _run_train(args: argparse.Namespace) -> int:
 
     cfg = PRESETS[args.preset]
     overrides = {
-        "iters": args.iters, "batch_size": args.batch_size, "lr": args.lr, "variant": args.variant,
-        "seed": args.seed, "save_every": args.save_every, "threads": args.threads,
+        "iters": args.iters,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "variant": args.variant,
+        "seed": args.seed,
+        "save_every": args.save_every,
+        "threads": args.threads,
         "class_ids": tuple(args.classes.split(",")) if args.classes else None,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    result = train(args.data, args.out, cfg, resume=args.resume, backend=args.backend, device=args.device,
-                   quiet=args.quiet, tensorboard=args.tensorboard)
+    result = train(
+        args.data,
+        args.out,
+        cfg,
+        resume=args.resume,
+        backend=args.backend,
+        device=args.device,
+        quiet=args.quiet,
+        tensorboard=args.tensorboard,
+    )
     if result.checkpoint is not None:
         state = "interrupted at" if result.interrupted else "finished"
         m = result.metrics
-        print(f"{state} iteration {result.iteration}/{cfg.iters}: loss {m.get('loss', float('nan')):.4f}, "
-              f"silhouette IoU {m.get('iou', float('nan')):.3f}, {result.it_per_s:.2f} it/s; "
-              f"checkpoint {result.checkpoint}")
+        print(
+            f"{state} iteration {result.iteration}/{cfg.iters}: loss {m.get('loss', float('nan')):.4f}, "
+            f"silhouette IoU {m.get('iou', float('nan')):.3f}, {result.it_per_s:.2f} it/s; "
+            f"checkpoint {result.checkpoint}"
+        )
     return 130 if result.interrupted else 0
 
 
@@ -156,8 +193,9 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=("test", "val"), default="test", help="split to score (default test)")
     p.add_argument("--batch-size", type=_positive_int, default=96, help="queries per batch (default 96)")
     p.add_argument("--examples", type=int, default=5, metavar="N", help="example meshes/GIFs to export (default 5)")
-    p.add_argument("--max-objects", type=_positive_int, default=None, metavar="N",
-                   help="only the first N objects per class")
+    p.add_argument(
+        "--max-objects", type=_positive_int, default=None, metavar="N", help="only the first N objects per class"
+    )
     p.add_argument("--no-baselines", action="store_true", help="skip the retrieval and mean-shape baselines")
     p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -168,16 +206,28 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     if args.examples < 0:
         raise UsageError(f"--examples: expected >= 0, got {args.examples}")
-    result = evaluate(args.data, args.checkpoint, args.out, split=args.split, batch_size=args.batch_size,
-                      baselines=not args.no_baselines, examples=args.examples, max_objects=args.max_objects,
-                      backend=args.backend, quiet=args.quiet)
+    result = evaluate(
+        args.data,
+        args.checkpoint,
+        args.out,
+        split=args.split,
+        batch_size=args.batch_size,
+        baselines=not args.no_baselines,
+        examples=args.examples,
+        max_objects=args.max_objects,
+        backend=args.backend,
+        quiet=args.quiet,
+    )
     print(f"wrote {result.files.get('results')} ({result.seconds:.1f} s)")
     return 0
 
 
 _SUBCOMMANDS = {
-    "make-dataset": ("build an NMR-format dataset from meshes or procedural shapes", _add_make_dataset,
-                     _run_make_dataset),
+    "make-dataset": (
+        "build an NMR-format dataset from meshes or procedural shapes",
+        _add_make_dataset,
+        _run_make_dataset,
+    ),
     "convert": ("convert a dataset's .npz files to memory-mappable .npy", _add_convert, _run_convert),
     "train": ("train the reconstruction model (multi-view IoU objective)", _add_train, _run_train),
     "eval": ("per-class voxel IoU table with baselines, example meshes and GIFs", _add_eval, _run_eval),
@@ -199,5 +249,6 @@ def run(args: argparse.Namespace) -> int:
     return int(fn(args))
 
 
-COMMAND = Command("recon", "single-view mesh reconstruction: make-dataset, convert, train, eval", add_arguments, run,
-                  order=50)
+COMMAND = Command(
+    "recon", "single-view mesh reconstruction: make-dataset, convert, train, eval", add_arguments, run, order=50
+)

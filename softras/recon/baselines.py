@@ -86,8 +86,7 @@ class MeanShapeBaseline:
         thresholds: candidate thresholds.
     """
 
-    def __init__(self, train: NMRDataset, thresholds: tuple[float, ...] = tuple(np.linspace(0.05, 0.95, 19))
-                 ) -> None:
+    def __init__(self, train: NMRDataset, thresholds: tuple[float, ...] = tuple(np.linspace(0.05, 0.95, 19))) -> None:
         self.shapes: dict[str, torch.Tensor] = {}
         self.thresholds: dict[str, float] = {}
         for cid in train.class_ids:

@@ -75,13 +75,21 @@ def normalize_shapenet(vertices: torch.Tensor) -> torch.Tensor:
 def make_data_renderer(image_size: int = IMAGE_SIZE, backend: str | None = None) -> SoftRenderer:
     """The renderer used for the dataset's shaded views (NMR camera, default lighting)."""
     return SoftRenderer(
-        image_size=image_size, camera_mode="look_at", viewing_angle=VIEWING_ANGLE, sigma_val=DATA_SIGMA,
-        gamma_val=DATA_GAMMA, anti_aliasing=True, backend=backend,
+        image_size=image_size,
+        camera_mode="look_at",
+        viewing_angle=VIEWING_ANGLE,
+        sigma_val=DATA_SIGMA,
+        gamma_val=DATA_GAMMA,
+        anti_aliasing=True,
+        backend=backend,
     )
 
 
 def render_views(
-    vertices: torch.Tensor, faces: torch.Tensor, textures: torch.Tensor, renderer: SoftRenderer | None = None,
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    textures: torch.Tensor,
+    renderer: SoftRenderer | None = None,
     views: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Render the NMR views of one normalised mesh.
@@ -110,8 +118,9 @@ def voxelize(vertices: torch.Tensor, faces: torch.Tensor, size: int = VOXEL_SIZE
     return mesh_to_nmr_voxels(vertices[None], faces[None], size)[0].numpy().astype(np.uint8)
 
 
-def split_indices(n: int, seed: int, fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                  key: str = "") -> dict[str, np.ndarray]:
+def split_indices(
+    n: int, seed: int, fractions: Sequence[float] = DEFAULT_FRACTIONS, key: str = ""
+) -> dict[str, np.ndarray]:
     """Deterministic train/val/test split of ``n`` objects.
 
     A permutation seeded by ``(seed, key)`` is cut at the cumulative ``fractions``; every split
@@ -162,8 +171,12 @@ def _save_npz(path: Path, array: np.ndarray) -> Path:
 
 
 def _write(
-    out: Path, items: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], seed: int,
-    fractions: Sequence[float], report: BuildReport, extra: dict[str, object],
+    out: Path,
+    items: dict[str, list[tuple[str, np.ndarray, np.ndarray]]],
+    seed: int,
+    fractions: Sequence[float],
+    report: BuildReport,
+    extra: dict[str, object],
 ) -> None:
     manifest: dict[str, object] = {"seed": seed, "fractions": list(fractions), "classes": {}, **extra}
     for cid, objs in items.items():
@@ -173,8 +186,11 @@ def _write(
         report.counts[cid] = {}
         for split in SPLITS:
             idx = parts[split]
-            imgs = np.stack([objs[i][1] for i in idx]) if len(idx) else np.zeros(
-                (0, NUM_VIEWS, 4, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+            imgs = (
+                np.stack([objs[i][1] for i in idx])
+                if len(idx)
+                else np.zeros((0, NUM_VIEWS, 4, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+            )
             vox = np.stack([objs[i][2] for i in idx]) if len(idx) else np.zeros((0, *(VOXEL_SIZE,) * 3), np.uint8)
             report.files.append(_save_npz(out / f"{cid}_{split}_images.npz", imgs))
             report.files.append(_save_npz(out / f"{cid}_{split}_voxels.npz", vox))
@@ -204,9 +220,14 @@ def _find_meshes(meshes_dir: Path) -> dict[str, list[Path]]:
 
 
 def build_dataset(
-    meshes_dir: str | os.PathLike, out_dir: str | os.PathLike, seed: int = 0,
-    fractions: Sequence[float] = DEFAULT_FRACTIONS, texture_res: int = 2, backend: str | None = None,
-    quiet: bool = False, log: Callable[[str], None] | None = None,
+    meshes_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    texture_res: int = 2,
+    backend: str | None = None,
+    quiet: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Render and voxelize every mesh under ``meshes_dir/<class_id>/`` into ``out_dir``.
 
@@ -259,8 +280,13 @@ def build_dataset(
 
 
 def build_procedural_dataset(
-    out_dir: str | os.PathLike, per_class: int = 40, seed: int = 0, class_ids: Sequence[str] | None = None,
-    fractions: Sequence[float] = DEFAULT_FRACTIONS, backend: str | None = None, quiet: bool = False,
+    out_dir: str | os.PathLike,
+    per_class: int = 40,
+    seed: int = 0,
+    class_ids: Sequence[str] | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    backend: str | None = None,
+    quiet: bool = False,
     save_meshes: bool = False,
 ) -> BuildReport:
     """The same dataset files from the procedural classes (:mod:`softras.recon.procedural`).

@@ -30,8 +30,12 @@ from .nmr import NUM_VIEWS, NMRDataset, class_name
 
 __all__ = ["EvalResult", "evaluate", "format_table"]
 
-METHOD_LABELS = {"retrieval": "Retrieval", "mean_shape": "Mean shape (class oracle)",
-                 "softras": "SoftRas (silhouette)", "softras_full": "SoftRas (full)"}
+METHOD_LABELS = {
+    "retrieval": "Retrieval",
+    "mean_shape": "Mean shape (class oracle)",
+    "softras": "SoftRas (silhouette)",
+    "softras_full": "SoftRas (full)",
+}
 
 
 @dataclass
@@ -71,7 +75,9 @@ def format_table(class_ids: Sequence[str], iou: dict[str, dict[str, float]], mea
     return "\n".join(lines)
 
 
-def _export_examples(model: Any, test: NMRDataset, out: Path, count: int, files: dict[str, Path]) -> None:
+def _export_examples(
+    model: Any, test: NMRDataset, out: Path, count: int, files: dict[str, Path], backend: str | None = None
+) -> None:
     """Mesh (PLY, with colours for 'full') from view 0, a GIF of input vs prediction over the 24
     views, and one montage PNG of all examples."""
     import imageio.v3 as iio
@@ -83,7 +89,7 @@ def _export_examples(model: Any, test: NMRDataset, out: Path, count: int, files:
 
     ex = out / "examples"
     ex.mkdir(parents=True, exist_ok=True)
-    renderer = make_data_renderer()
+    renderer = make_data_renderer(backend=backend)
     faces = model.faces.cpu()
     picks: list[tuple[str, int]] = []
     k = 0
@@ -103,8 +109,11 @@ def _export_examples(model: Any, test: NMRDataset, out: Path, count: int, files:
         frames = np.concatenate([composite(views), composite(pred)], axis=2)  # [24, S, 2S, 3]
         files[f"gif_{name}"] = save_gif(frames, ex / f"{name}.gif", fps=8)
         files[f"mesh_{name}"] = ex / f"{name}.ply"
-        rows.append(np.concatenate([frames[0], composite(pred[[6, 12, 18]]).transpose(1, 0, 2, 3).reshape(
-            frames.shape[1], -1, 3)], axis=1))
+        rows.append(
+            np.concatenate(
+                [frames[0], composite(pred[[6, 12, 18]]).transpose(1, 0, 2, 3).reshape(frames.shape[1], -1, 3)], axis=1
+            )
+        )
     if rows:
         path = out / "examples.png"
         iio.imwrite(path, np.concatenate(rows, axis=0))
@@ -112,9 +121,17 @@ def _export_examples(model: Any, test: NMRDataset, out: Path, count: int, files:
 
 
 def evaluate(
-    data: str | os.PathLike, checkpoint: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
-    split: str = "test", batch_size: int = 96, baselines: bool = True, examples: int = 5,
-    max_objects: int | None = None, backend: str | None = None, quiet: bool = False,
+    data: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    *,
+    split: str = "test",
+    batch_size: int = 96,
+    baselines: bool = True,
+    examples: int = 5,
+    max_objects: int | None = None,
+    backend: str | None = None,
+    quiet: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> EvalResult:
     """Score a checkpoint (and the baselines) on a split; write ``results.json`` and examples.
@@ -182,7 +199,7 @@ def evaluate(
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         if model is not None and examples > 0:
-            _export_examples(model, test, out_dir, examples, result.files)
+            _export_examples(model, test, out_dir, examples, result.files, backend)
         result.seconds = time.perf_counter() - t0
         payload = {
             "metric": "voxel IoU at 32^3, mean over objects x 24 views per class; 'mean' over classes",

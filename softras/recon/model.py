@@ -147,8 +147,9 @@ class ReconNet(nn.Module):
         return self.decoder(self.encoder(images))
 
 
-def multiview_iou_loss(renders: tuple[torch.Tensor, ...], images_a: torch.Tensor, images_b: torch.Tensor
-                       ) -> torch.Tensor:
+def multiview_iou_loss(
+    renders: tuple[torch.Tensor, ...], images_a: torch.Tensor, images_b: torch.Tensor
+) -> torch.Tensor:
     """The paper's multi-view silhouette loss.
 
     Args:
@@ -174,16 +175,26 @@ class ReconModel(nn.Module):
         backend: rasterization backend (``None``: the device's default).
     """
 
-    def __init__(self, cfg: ModelConfig | None = None, sigma_val: float = 1e-4, gamma_val: float = 1e-4,
-                 backend: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ModelConfig | None = None,
+        sigma_val: float = 1e-4,
+        gamma_val: float = 1e-4,
+        backend: str | None = None,
+    ) -> None:
         super().__init__()
         self.cfg = cfg if cfg is not None else ModelConfig()
         self.net: nn.Module = ReconNet(self.cfg)
         full = self.cfg.variant == "full"
         self.renderer = SoftRenderer(
-            image_size=self.cfg.image_size, sigma_val=sigma_val, gamma_val=gamma_val,
-            aggr_func_rgb="softmax" if full else "hard", camera_mode="look_at", viewing_angle=VIEWING_ANGLE,
-            dist_eps=1e-10, backend=backend,
+            image_size=self.cfg.image_size,
+            sigma_val=sigma_val,
+            gamma_val=gamma_val,
+            aggr_func_rgb="softmax" if full else "hard",
+            camera_mode="look_at",
+            viewing_angle=VIEWING_ANGLE,
+            dist_eps=1e-10,
+            backend=backend,
         )
         dec = self.decoder
         self.laplacian_loss = LaplacianLoss(dec.vertices_base, dec.faces)
@@ -206,8 +217,7 @@ class ReconModel(nn.Module):
         """Images [B, 4, S, S] -> (vertices [B, V, 3], face colours [B, F, 3] or None)."""
         return self.net(images)
 
-    def render(self, vertices: torch.Tensor, eyes: torch.Tensor, colors: torch.Tensor | None = None
-               ) -> torch.Tensor:
+    def render(self, vertices: torch.Tensor, eyes: torch.Tensor, colors: torch.Tensor | None = None) -> torch.Tensor:
         """Render meshes vertices [B, V, 3] (optional face colours [B, F, 3]) from ``look_at``
         eyes [B, 3] -> [B, 4, S, S]."""
         self.renderer.transform.set_eyes(eyes)

@@ -310,7 +310,10 @@ class NMRDataset:
         return Batch(_to_float(img_a), _to_float(img_b), viewpoints(va), viewpoints(vb), va, vb, torch.from_numpy(obj))
 
     def evaluation_batches(
-        self, class_id: str, batch_size: int = 96, views: Sequence[int] | None = None,
+        self,
+        class_id: str,
+        batch_size: int = 96,
+        views: Sequence[int] | None = None,
         max_objects: int | None = None,
     ) -> Iterator[EvalBatch]:
         """Every (object, view) pair of one class, object-major, in batches (as the original test).
@@ -336,7 +339,9 @@ class NMRDataset:
 
 
 def convert_to_npy(
-    directory: str | os.PathLike, splits: Sequence[str] = SPLITS, class_ids: Sequence[str] | None = None,
+    directory: str | os.PathLike,
+    splits: Sequence[str] = SPLITS,
+    class_ids: Sequence[str] | None = None,
     overwrite: bool = False,
 ) -> list[Path]:
     """Write a memory-mappable ``.npy`` twin next to every ``.npz`` dataset file (one-time).

@@ -51,8 +51,13 @@ class _Builder:
         self.colors.append(np.tile(np.clip(color, 0, 1), (len(faces), 1)))
         self.count += len(vertices)
 
-    def box(self, center: tuple[float, float, float], size: tuple[float, float, float], color: np.ndarray,
-            rotation: np.ndarray | None = None) -> None:
+    def box(
+        self,
+        center: tuple[float, float, float],
+        size: tuple[float, float, float],
+        color: np.ndarray,
+        rotation: np.ndarray | None = None,
+    ) -> None:
         """Axis-aligned (before ``rotation`` [3, 3] about ``center``) box of extents ``size``."""
         idx = np.arange(8)
         corners = np.stack([idx & 1, (idx >> 1) & 1, (idx >> 2) & 1], 1).astype(np.float64) - 0.5
@@ -63,8 +68,15 @@ class _Builder:
         f = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))], np.int64)
         self.add(v + np.asarray(center), f, color)
 
-    def frustum(self, start: tuple[float, float, float], end: tuple[float, float, float], r_start: float,
-                r_end: float, color: np.ndarray, segments: int = 16) -> None:
+    def frustum(
+        self,
+        start: tuple[float, float, float],
+        end: tuple[float, float, float],
+        r_start: float,
+        r_end: float,
+        color: np.ndarray,
+        segments: int = 16,
+    ) -> None:
         """Closed truncated cone (a cylinder when ``r_start == r_end``) from ``start`` to ``end``."""
         p0, p1 = np.asarray(start, np.float64), np.asarray(end, np.float64)
         axis = p1 - p0
@@ -114,8 +126,10 @@ def chair(rng: np.random.Generator) -> ProceduralMesh:
     h, t = rng.uniform(0.8, 1.1), rng.uniform(0.08, 0.16)
     back_h = rng.uniform(0.7, 1.3)
     leg = rng.uniform(0.06, 0.12)
-    wood, cloth = _color(rng, (0.55, 0.35, 0.2)), _color(rng, rng.choice([(0.7, 0.2, 0.2), (0.2, 0.4, 0.7),
-                                                                           (0.8, 0.8, 0.75)]))
+    wood, cloth = (
+        _color(rng, (0.55, 0.35, 0.2)),
+        _color(rng, rng.choice([(0.7, 0.2, 0.2), (0.2, 0.4, 0.7), (0.8, 0.8, 0.75)])),
+    )
     b.box((0, h, 0), (w, t, d), cloth)
     for sx in (-1, 1):
         for sz in (-1, 1):
@@ -155,8 +169,11 @@ def table(rng: np.random.Generator) -> ProceduralMesh:
         inset = rng.uniform(0.0, 0.15)
         for sx in (-1, 1):
             for sz in (-1, 1):
-                b.box((sx * (w / 2 - leg / 2 - inset), (h - t) / 2, sz * (d / 2 - leg / 2 - inset)),
-                      (leg, h - t, leg), legc)
+                b.box(
+                    (sx * (w / 2 - leg / 2 - inset), (h - t) / 2, sz * (d / 2 - leg / 2 - inset)),
+                    (leg, h - t, leg),
+                    legc,
+                )
     return b.build()
 
 
@@ -174,8 +191,12 @@ def airplane(rng: np.random.Generator) -> ProceduralMesh:
     b.frustum((0, 0, z0), (0, 0, z0 + 0.3), r * 0.4, r, body)  # tail cone
     wing_z = rng.uniform(-0.1, 0.2) * length
     for s in (-1, 1):
-        b.box((s * span / 4, -r * 0.3, wing_z - sweep * span / 4), (span / 2, thick, chord), wing,
-              rotation=_rot_y(s * math.atan(sweep)))
+        b.box(
+            (s * span / 4, -r * 0.3, wing_z - sweep * span / 4),
+            (span / 2, thick, chord),
+            wing,
+            rotation=_rot_y(s * math.atan(sweep)),
+        )
     tail_span = span * rng.uniform(0.25, 0.4)
     b.box((0, 0, z0 + 0.2), (tail_span, thick, chord * 0.5), wing)
     fin_h = rng.uniform(0.3, 0.6)
@@ -196,8 +217,9 @@ def car(rng: np.random.Generator) -> ProceduralMesh:
     wheel_r = rng.uniform(0.16, 0.24)
     body_h = rng.uniform(0.3, 0.5)
     cab_h, cab_l = rng.uniform(0.25, 0.45), length * rng.uniform(0.4, 0.65)
-    paint = _color(rng, rng.choice([(0.8, 0.1, 0.1), (0.1, 0.3, 0.8), (0.9, 0.9, 0.9), (0.15, 0.15, 0.15),
-                                    (0.9, 0.7, 0.1)]), 0.08)
+    paint = _color(
+        rng, rng.choice([(0.8, 0.1, 0.1), (0.1, 0.3, 0.8), (0.9, 0.9, 0.9), (0.15, 0.15, 0.15), (0.9, 0.7, 0.1)]), 0.08
+    )
     glass, tyre = _color(rng, (0.35, 0.45, 0.55), 0.05), np.array([0.1, 0.1, 0.1])
     y0 = wheel_r * 0.9
     b.box((0, y0 + body_h / 2, 0), (width, body_h, length), paint)

@@ -102,8 +102,15 @@ class TrainConfig:
     threads: int = 0
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(self.variant, self.image_size, self.template_level, self.conv_dim, self.fc_dim,
-                           self.latent_dim, self.decoder_dim)
+        return ModelConfig(
+            self.variant,
+            self.image_size,
+            self.template_level,
+            self.conv_dim,
+            self.fc_dim,
+            self.latent_dim,
+            self.decoder_dim,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -125,11 +132,32 @@ PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(),
     # the paper's network and objective on this project's 2-core CPU: fewer, smaller steps and
     # a larger learning rate, sized for the procedural dataset (see docs/reconstruction.md)
-    "cpu-small": TrainConfig(iters=2000, batch_size=8, lr=3e-4, save_every=250, log_every=10, demo_every=250,
-                             conv_dim=32, fc_dim=512, latent_dim=256, decoder_dim=512),
+    "cpu-small": TrainConfig(
+        iters=2000,
+        batch_size=8,
+        lr=3e-4,
+        save_every=250,
+        log_every=10,
+        demo_every=250,
+        conv_dim=32,
+        fc_dim=512,
+        latent_dim=256,
+        decoder_dim=512,
+    ),
     # a seconds-long smoke test (tiny network, coarse template)
-    "tiny": TrainConfig(iters=20, batch_size=2, lr=1e-4, save_every=10, log_every=1, demo_every=10,
-                        template_level=2, conv_dim=8, fc_dim=64, latent_dim=32, decoder_dim=32),
+    "tiny": TrainConfig(
+        iters=20,
+        batch_size=2,
+        lr=1e-4,
+        save_every=10,
+        log_every=1,
+        demo_every=10,
+        template_level=2,
+        conv_dim=8,
+        fc_dim=64,
+        latent_dim=32,
+        decoder_dim=32,
+    ),
 }
 
 
@@ -157,8 +185,13 @@ def _set_rng_state_python(s: list[Any]) -> None:
 
 def _numpy_global_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
-    return {"name": name, "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached": float(cached)}
+    return {
+        "name": name,
+        "keys": torch.from_numpy(np.asarray(keys, np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached": float(cached),
+    }
 
 
 def _set_numpy_global_state(s: dict[str, Any]) -> None:
@@ -193,8 +226,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-def load_model(path: str | os.PathLike, backend: str | None = None, device: str | torch.device = "cpu"
-               ) -> tuple[ReconModel, TrainConfig, dict[str, Any]]:
+def load_model(
+    path: str | os.PathLike, backend: str | None = None, device: str | torch.device = "cpu"
+) -> tuple[ReconModel, TrainConfig, dict[str, Any]]:
     """Model (in eval mode) and config from a checkpoint."""
     ckpt = load_checkpoint(path, device)
     cfg = TrainConfig.from_dict(ckpt["config"])
@@ -235,9 +269,17 @@ class _StopFlag:
 class Trainer:
     """One training run; see :func:`train`."""
 
-    def __init__(self, data: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig,
-                 backend: str | None = None, device: str | None = None, quiet: bool = False,
-                 tensorboard: bool = False, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        data: str | os.PathLike,
+        out: str | os.PathLike,
+        cfg: TrainConfig,
+        backend: str | None = None,
+        device: str | None = None,
+        quiet: bool = False,
+        tensorboard: bool = False,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.out = Path(out)
         self.quiet = quiet
@@ -245,8 +287,9 @@ class Trainer:
         self.dist = ddp.setup(device)
         self.main = self.dist.is_main
         if cfg.batch_size % self.dist.world_size != 0:
-            raise ValueError(f"batch_size ({cfg.batch_size}) must be divisible by the number of processes "
-                             f"({self.dist.world_size})")
+            raise ValueError(
+                f"batch_size ({cfg.batch_size}) must be divisible by the number of processes ({self.dist.world_size})"
+            )
         self.local_batch = cfg.batch_size // self.dist.world_size
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
@@ -307,8 +350,10 @@ class Trainer:
         if len(samplers) == self.dist.world_size:
             self.sampler.bit_generator.state = samplers[self.dist.rank]
         else:
-            self.log(f"checkpoint was written by {len(samplers)} process(es), this run has "
-                     f"{self.dist.world_size}: batch sampling restarts from a new seed")
+            self.log(
+                f"checkpoint was written by {len(samplers)} process(es), this run has "
+                f"{self.dist.world_size}: batch sampling restarts from a new seed"
+            )
             self.sampler = np.random.default_rng([self.cfg.seed, self.dist.rank, self.iteration])
 
     def save(self) -> Path | None:
@@ -341,7 +386,8 @@ class Trainer:
         dev = self.dist.device
         img_a, img_b = batch.images_a.to(dev), batch.images_b.to(dev)
         renders, vertices, lap, flat = self.model.render_multiview(
-            img_a, img_b, batch.viewpoints_a.to(dev), batch.viewpoints_b.to(dev))
+            img_a, img_b, batch.viewpoints_a.to(dev), batch.viewpoints_b.to(dev)
+        )
         sil = multiview_iou_loss(renders, img_a, img_b)
         loss = sil + self.cfg.lambda_laplacian * lap.mean() + self.cfg.lambda_flatten * flat.mean()
         color = torch.zeros(())
@@ -356,10 +402,16 @@ class Trainer:
             self._sync_buffers()
         self.iteration += 1
         self._last = (img_a[:1].detach(), tuple(r[:1].detach() for r in renders), vertices[:1].detach())
-        return {"loss": float(loss.detach()), "silhouette_loss": float(sil.detach()), "iou": 1.0 - float(sil.detach()),
-                "laplacian": float(lap.detach().mean()), "flatten": float(flat.detach().mean()),
-                "color": float(color.detach()),
-                "lr": lr, "sigma": sigma}
+        return {
+            "loss": float(loss.detach()),
+            "silhouette_loss": float(sil.detach()),
+            "iou": 1.0 - float(sil.detach()),
+            "laplacian": float(lap.detach().mean()),
+            "flatten": float(flat.detach().mean()),
+            "color": float(color.detach()),
+            "lr": lr,
+            "sigma": sigma,
+        }
 
     def _sync_buffers(self) -> None:
         """Average the BatchNorm running statistics over the ranks (each rank updated them with its
@@ -398,10 +450,24 @@ class Trainer:
             csv_file = open(path, "w" if new else "a", newline="")
             writer = csv.writer(csv_file)
             if new:
-                writer.writerow(["iteration", "loss", "silhouette_loss", "iou", "laplacian", "flatten", "color",
-                                 "lr", "sigma", "it_per_s", "elapsed_s"])
-            (self.out / "config.json").write_text(json.dumps(
-                {**cfg.to_dict(), "world_size": self.dist.world_size}, indent=2) + "\n")
+                writer.writerow(
+                    [
+                        "iteration",
+                        "loss",
+                        "silhouette_loss",
+                        "iou",
+                        "laplacian",
+                        "flatten",
+                        "color",
+                        "lr",
+                        "sigma",
+                        "it_per_s",
+                        "elapsed_s",
+                    ]
+                )
+            (self.out / "config.json").write_text(
+                json.dumps({**cfg.to_dict(), "world_size": self.dist.world_size}, indent=2) + "\n"
+            )
         metrics: dict[str, float] = {}
         interrupted = False
         ckpt: Path | None = None
@@ -425,9 +491,23 @@ class Trainer:
                             window_t, window_n = now, 0
                             metrics["it_per_s"] = rate
                             assert writer is not None and csv_file is not None
-                            writer.writerow([it] + [f"{metrics[k]:.6g}" for k in (
-                                "loss", "silhouette_loss", "iou", "laplacian", "flatten", "color", "lr", "sigma")]
-                                + [f"{rate:.4g}", f"{now - t0:.2f}"])
+                            writer.writerow(
+                                [it]
+                                + [
+                                    f"{metrics[k]:.6g}"
+                                    for k in (
+                                        "loss",
+                                        "silhouette_loss",
+                                        "iou",
+                                        "laplacian",
+                                        "flatten",
+                                        "color",
+                                        "lr",
+                                        "sigma",
+                                    )
+                                ]
+                                + [f"{rate:.4g}", f"{now - t0:.2f}"]
+                            )
                             csv_file.flush()
                             if self.writer is not None:
                                 for k, v in metrics.items():
@@ -454,14 +534,21 @@ class Trainer:
         done = self.iteration - start
         if self.main and ckpt is None and (self.out / CHECKPOINT_NAME).exists():
             ckpt = self.out / CHECKPOINT_NAME
-        return TrainResult(self.iteration, interrupted, ckpt, metrics, seconds,
-                           done / seconds if seconds > 0 else math.nan)
+        return TrainResult(
+            self.iteration, interrupted, ckpt, metrics, seconds, done / seconds if seconds > 0 else math.nan
+        )
 
 
 def train(
-    data: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig | None = None, *,
-    resume: str | os.PathLike | None = None, backend: str | None = None, device: str | None = None,
-    quiet: bool = False, tensorboard: bool = False,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    cfg: TrainConfig | None = None,
+    *,
+    resume: str | os.PathLike | None = None,
+    backend: str | None = None,
+    device: str | None = None,
+    quiet: bool = False,
+    tensorboard: bool = False,
     on_step: Callable[[Trainer, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train a reconstruction model on the ``train`` split of an NMR-format dataset.
