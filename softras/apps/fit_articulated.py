@@ -15,7 +15,7 @@ settings:
 * ``hard``: z-buffer colour (``aggr_func_rgb='hard'``): the board's pixels show only the board.
   The hidden wrist is left with the faint gradient of the σ-blurred silhouette that leaks past
   the board's edges (about 10x weaker than the soft one at the start), so it converges much
-  less (11.7° -> 6.9° vs 0.3° with the default settings; see docs/applications_fitting.md).
+  less (11.7° -> 6.9° vs 0.3° with the default settings; see docs/applications.md).
 
 Both use the same σ schedule (1e-3 → 1e-4, soft coverage for the silhouette). The report gives
 the joint-angle error of the occluded joint (the right wrist) and of the visible joints, and

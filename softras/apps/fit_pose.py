@@ -22,7 +22,7 @@ Python API::
     result = run_fit_pose("out/fit-pose", starts=20, iters=300, image_size=64)
     result.success_rate  # {'schedule': ..., 'fixed': ...}
 
-CLI: ``softras fit-pose --starts 20 --iters 300 --out out/fit-pose`` (see docs/applications_fitting.md).
+CLI: ``softras fit-pose --starts 20 --iters 300 --out out/fit-pose`` (see docs/applications.md).
 """
 
 from __future__ import annotations
