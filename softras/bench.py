@@ -48,7 +48,7 @@ import torch
 from softras.apps import UsageError
 from softras.mesh import Mesh
 from softras.raster import BACKENDS, RasterSettings, available_backends, rasterize
-from softras.raster.reference import _pixel_ranges, face_info
+from softras.raster.reference import count_box_pairs
 from softras.renderer import SoftRenderer
 from softras.shapes import bumpy_sphere, icosphere, torus
 
@@ -254,14 +254,8 @@ def build_cases(workload: str, *, quick: bool = False, reference_subset: float |
 
 
 def count_pairs(face_vertices: torch.Tensor, settings: RasterSettings) -> int:
-    """Number of (pixel, face) pairs inside the faces' grown bounding boxes (what a backend visits).
-
-    Uses the reference backend's conservative integer pixel ranges (one pixel of slack per
-    side), so this is the work of a bounding-box rasterizer, not the number of covered pixels.
-    """
-    info = face_info(face_vertices.detach(), settings.cull_radius)
-    c0, c1, r0, r1 = _pixel_ranges(info, settings.image_height, settings.image_width)
-    return int(((c1 - c0 + 1).clamp(min=0) * (r1 - r0 + 1).clamp(min=0)).sum())
+    """Number of (pixel, face) pairs inside the faces' grown bounding boxes (what a backend visits)."""
+    return count_box_pairs(face_vertices, settings)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -110,6 +110,22 @@ def _pixel_ranges(info: dict[str, torch.Tensor], h: int, w: int) -> tuple[torch.
     return c0, c1, r0, r1
 
 
+def count_box_pairs(face_vertices: torch.Tensor, settings: RasterSettings) -> int:
+    """Number of (pixel, face) pairs whose pixel centre lies inside the face's grown box.
+
+    This is the work a binned backend must do (every pair it evaluates), exactly as the box
+    test decides it. face_vertices: [B, F, 3, 3].
+    """
+    with torch.no_grad():
+        info = face_info(face_vertices.detach(), settings.cull_radius)
+        dt, dev = face_vertices.dtype, face_vertices.device
+        xs = pixel_centers(settings.image_width, flip=False, dtype=dt, device=dev)  # ascending
+        ys = pixel_centers(settings.image_height, flip=False, dtype=dt, device=dev)  # same set, ascending
+        nx = torch.searchsorted(xs, info["xmax"], right=True) - torch.searchsorted(xs, info["xmin"])
+        ny = torch.searchsorted(ys, info["ymax"], right=True) - torch.searchsorted(ys, info["ymin"])
+        return int((nx.clamp(min=0) * ny.clamp(min=0)).sum())
+
+
 def _plan_chunks(
     units0: torch.Tensor, units1: torch.Tensor, width: torch.Tensor, num_units: int, max_pairs: int
 ) -> list[tuple[int, int]]:
