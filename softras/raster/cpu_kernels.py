@@ -88,13 +88,10 @@ def _log_sigmoid(x):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _log1p_exp_neg_abs(x):  # pragma: no cover - compiled
-    """log(1 + e^-|x|): softplus(x) = max(x, 0) + this, log sigmoid(x) = min(x, 0) - this.
-
-    Beyond |x| = 40 it is < 5e-18, below the resolution of both sums: 0.
-    """
+def _exp_neg_abs(x):  # pragma: no cover - compiled
+    """e^-|x|, 0 beyond |x| = 40 (< 5e-18: below the resolution of every sum it enters)."""
     ax = abs(x)
-    return math.log1p(math.exp(-ax)) if ax < 40.0 else 0.0
+    return math.exp(-ax) if ax < 40.0 else 0.0
 
 
 @njit(inline="always", **_JIT)
@@ -289,7 +286,8 @@ def forward(  # pragma: no cover - compiled
 ):
     """Render. pr: [B, F, 4] pixel ranges (c0, c1, r0, r1); out: [B, 4, H, W];
     state: [B, 4, H, W] float64 (alpha accumulator, reference log D, reference depth, softmax
-    denominator); winner: [B, H, W] z-buffer face or -1."""
+    denominator); the alpha accumulator is Π(1 - D) for 'prod', Σ D for 'sum', 0/1 for 'hard';
+    winner: [B, H, W] z-buffer face or -1."""
     nb = inv.shape[0]
     nf = inv.shape[1]
     h = ys.shape[0]
@@ -306,7 +304,7 @@ def forward(  # pragma: no cover - compiled
         ty1 = min(h, ty0 + tile)
         tx1 = min(w, tx0 + tile)
         st = np.empty((9, tile, tile), dtype=np.float64)
-        st[S_ACC] = 0.0
+        st[S_ACC] = 1.0 if alpha_id == 2 else 0.0  # prod: transmittance Π(1 - D)
         st[S_LD] = 0.0
         st[S_ZP] = zp_bg
         st[S_DEN] = 1.0
@@ -330,12 +328,15 @@ def forward(  # pragma: no cover - compiled
                         continue
                     i = row - ty0
                     j = col - tx0
-                    soft = dist_id != 0 and (alpha_id == 2 or rgb_id == 1)
-                    lpe = _log1p_exp_neg_abs(x) if soft else 0.0
+                    # e = e^-|x| gives D = sigmoid(x), 1 - D and log D with one exp.
+                    e = _exp_neg_abs(x) if dist_id != 0 else 0.0
                     if alpha_id == 2:
-                        st[S_ACC, i, j] += 1.0 if dist_id == 0 else max(x, 0.0) + lpe
+                        if dist_id == 0:
+                            st[S_ACC, i, j] = 0.0
+                        else:
+                            st[S_ACC, i, j] *= e / (1.0 + e) if x >= 0 else 1.0 / (1.0 + e)
                     elif alpha_id == 1:
-                        st[S_ACC, i, j] += 1.0 if dist_id == 0 else _sigmoid(x)
+                        st[S_ACC, i, j] += 1.0 if dist_id == 0 else (1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e))
                     elif dist_id == 0 or x > 0:  # D > 0.5
                         st[S_ACC, i, j] = 1.0
                     if not colour_face:
@@ -351,7 +352,7 @@ def forward(  # pragma: no cover - compiled
                             st[S_ZB, i, j] = zp
                             st[S_WIN, i, j] = f
                         continue
-                    ld = 0.0 if dist_id == 0 else min(x, 0.0) - lpe
+                    ld = 0.0 if dist_id == 0 else min(x, 0.0) - math.log1p(e)
                     col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
                     delta = (ld - st[S_LD, i, j]) + (st[S_ZP, i, j] - zp) * inv_scale
                     if delta > 0:
@@ -375,7 +376,7 @@ def forward(  # pragma: no cover - compiled
                 j = col - tx0
                 acc = st[S_ACC, i, j]
                 if alpha_id == 2:
-                    alpha = (1.0 if acc > 0 else 0.0) if dist_id == 0 else -math.expm1(-acc)
+                    alpha = 1.0 - acc
                 elif alpha_id == 1:
                     alpha = acc / nf
                 else:
@@ -449,7 +450,7 @@ def backward(  # pragma: no cover - compiled
                     gx = 0.0  # dL/dx
                     if dist_id != 0:
                         if alpha_id == 2:
-                            gx += ga * math.exp(-state[b, 0, row, col]) * _sigmoid(x)
+                            gx += ga * state[b, 0, row, col] * _sigmoid(x)  # dα/dx = Π(1 - D)·D
                         elif alpha_id == 1:
                             d = _sigmoid(x)
                             gx += ga * d * (1.0 - d) / nf
