@@ -44,6 +44,8 @@ from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 
+from ._checks import check_int, positive_int
+
 __all__ = [
     "DEFAULT_DISTANCE",
     "DEFAULT_ITERS",
@@ -467,12 +469,6 @@ class DeformResult:
     summary: dict[str, object] = field(repr=False)
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise UsageError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _load_mesh(path: str | os.PathLike, what: str) -> Mesh:
     p = Path(path)
     if not p.exists():
@@ -550,9 +546,9 @@ def run_deform(
         UsageError (a ``ValueError``): bad arguments or bad target/template files.
     """
     t_start = time.perf_counter()
-    iters = _check_int("iters", iters, 0)
-    seed = _check_int("seed", seed, 0)
-    template_level = _check_int("template_level", template_level, 0)
+    iters = check_int("iters", iters, 0)
+    seed = check_int("seed", seed, 0)
+    template_level = check_int("template_level", template_level, 0)
     if backend is not None and backend not in available_backends():
         raise UsageError(f"backend: expected one of {available_backends()}, got {backend!r}")
     npy = target_images is not None or target_cameras is not None
@@ -573,17 +569,17 @@ def run_deform(
     if npy:
         images_np, cams_np = load_target_files(target_images, target_cameras)  # type: ignore[arg-type]
         size = images_np.shape[-1]
-        if image_size is not None and _check_int("image_size", image_size, 1) != size:
+        if image_size is not None and check_int("image_size", image_size, 1) != size:
             raise UsageError(
                 f"image_size: {image_size} does not match the {size}x{size} target images in {target_images}"
             )
-        if views is not None and _check_int("views", views, 1) != len(images_np):
+        if views is not None and check_int("views", views, 1) != len(images_np):
             raise UsageError(f"views: {views} does not match the {len(images_np)} target images in {target_images}")
         image_size, cameras = size, torch.from_numpy(cams_np)
         source = f"{target_images} + {target_cameras}"
     else:
-        image_size = _check_int("image_size", DEFAULT_IMAGE_SIZE if image_size is None else image_size, 1)
-        views = _check_int("views", DEFAULT_VIEWS if views is None else views, 1)
+        image_size = check_int("image_size", DEFAULT_IMAGE_SIZE if image_size is None else image_size, 1)
+        views = check_int("views", DEFAULT_VIEWS if views is None else views, 1)
         if target is None:
             tv, tf = builtin_target()
             source = "built-in car-like mesh (softras.apps.deform.builtin_target)"
@@ -596,8 +592,8 @@ def run_deform(
         cameras = camera_grid(views)
         images_np = render_targets(tv.to(dev), tf.to(dev), cameras, image_size, backend)
     n = len(cameras)
-    batch = n if batch_size is None else min(_check_int("batch_size", batch_size, 1), n)
-    every = max(1, iters // 40) if snapshot_every is None else _check_int("snapshot_every", snapshot_every, 1)
+    batch = n if batch_size is None else min(check_int("batch_size", batch_size, 1), n)
+    every = max(1, iters // 40) if snapshot_every is None else check_int("snapshot_every", snapshot_every, 1)
     target_alpha = torch.from_numpy(images_np[:, 3].astype(np.float32) / 255.0).to(dev)  # [N, S, S]
     cameras = cameras.to(dev)
     target_seconds = time.perf_counter() - t0
@@ -792,16 +788,6 @@ def run_deform(
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -840,19 +826,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", "-o", default="out/deform", metavar="DIR", help="output folder (default: %(default)s)")
     parser.add_argument(
-        "--image-size", type=_positive_int, default=None, metavar="PX",
+        "--image-size", type=positive_int, default=None, metavar="PX",
         help=f"silhouette size (default: {DEFAULT_IMAGE_SIZE}, or the size of --target-images)",
     )  # fmt: skip
     parser.add_argument(
-        "--views", type=_positive_int, default=None, metavar="N",
+        "--views", type=positive_int, default=None, metavar="N",
         help=f"target views rendered from a mesh target (default: {DEFAULT_VIEWS}: 5 elevations x 24 azimuths)",
     )  # fmt: skip
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=None, metavar="B",
+        "--batch-size", type=positive_int, default=None, metavar="B",
         help="views rendered per iteration, sampled at random (default: all, as the original)",
     )  # fmt: skip
     parser.add_argument(
-        "--snapshot-every", type=_positive_int, default=None, metavar="K",
+        "--snapshot-every", type=positive_int, default=None, metavar="K",
         help="iterations between GIF frames (default: iters/40)",
     )  # fmt: skip
     parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: %(default)s)")

@@ -61,6 +61,8 @@ from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 
+from ._checks import check_float, check_int
+
 __all__ = [
     "MODES",
     "ArticulatedScene",
@@ -362,22 +364,6 @@ class FitArticulatedResult:
     summary: dict[str, object] = field(repr=False)
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise UsageError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: object, lo: float, hi: float) -> float:
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{name}: expected a number, got {value!r}") from exc
-    if not (math.isfinite(x) and lo <= x <= hi):
-        raise UsageError(f"{name}: expected a number in [{lo}, {hi}], got {value!r}")
-    return x
-
-
 def perturbed_start(
     model: ArticulatedModel, truth: torch.Tensor, perturb_deg: float, generator: torch.Generator
 ) -> torch.Tensor:
@@ -426,11 +412,11 @@ def run_fit_articulated(
         UsageError: an argument is out of range.
     """
     t_all = time.perf_counter()
-    iters = _check_int("iters", iters, 1)
-    image_size = _check_int("image_size", image_size, 8)
-    seed = _check_int("seed", seed, 0)
-    perturb = _check_float("perturb", perturb, 0.0, 90.0)
-    lr = _check_float("lr", lr, 1e-6, 1.0)
+    iters = check_int("iters", iters, 1)
+    image_size = check_int("image_size", image_size, 8)
+    seed = check_int("seed", seed, 0)
+    perturb = check_float("perturb", perturb, 0.0, 90.0)
+    lr = check_float("lr", lr, 1e-6, 1.0)
     modes = tuple(modes)
     if not modes or any(m not in MODES for m in modes):
         raise UsageError(f"modes: expected some of {MODES}, got {modes!r}")

@@ -49,6 +49,8 @@ from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 from softras.shapes import color_cube
 
+from ._checks import check_float, check_int, int_at_least
+
 __all__ = [
     "BLURRY",
     "SHARP",
@@ -468,22 +470,6 @@ class FitPoseResult:
     summary: dict[str, object] = field(repr=False)
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise UsageError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: object, lo: float, hi: float) -> float:
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{name}: expected a number, got {value!r}") from exc
-    if not (math.isfinite(x) and lo <= x <= hi):
-        raise UsageError(f"{name}: expected a number in [{lo}, {hi}], got {value!r}")
-    return x
-
-
 def true_pose(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """The target pose: a generic rotation showing three sides of the cube, at the origin -> ([4], [3])."""
     qa = axis_angle_to_quat(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), torch.tensor(math.radians(35.0)))
@@ -529,13 +515,13 @@ def run_fit_pose(
         UsageError: an argument is out of range.
     """
     t_all = time.perf_counter()
-    starts = _check_int("starts", starts, 1)
-    iters = _check_int("iters", iters, 1)
-    image_size = _check_int("image_size", image_size, 8)
-    seed = _check_int("seed", seed, 0)
-    max_angle = _check_float("max_angle", max_angle, 0.0, 180.0)
-    max_offset = _check_float("max_offset", max_offset, 0.0, 1.0)
-    lr = _check_float("lr", lr, 1e-6, 1.0)
+    starts = check_int("starts", starts, 1)
+    iters = check_int("iters", iters, 1)
+    image_size = check_int("image_size", image_size, 8)
+    seed = check_int("seed", seed, 0)
+    max_angle = check_float("max_angle", max_angle, 0.0, 180.0)
+    max_offset = check_float("max_offset", max_offset, 0.0, 1.0)
+    lr = check_float("lr", lr, 1e-6, 1.0)
     if backend is not None and backend not in available_backends():
         raise UsageError(f"backend: expected one of {available_backends()}, got {backend!r}")
     out = Path(out_dir)
@@ -665,27 +651,14 @@ def run_fit_pose(
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_common_arguments(parser: argparse.ArgumentParser, out: str, iters: int, image_size: int) -> None:
     """Options shared by the fitting apps: ``--iters --image-size --out --seed --backend --quiet``."""
-    parser.add_argument("--iters", type=_int_at_least(1), default=iters, metavar="N",
+    parser.add_argument("--iters", type=int_at_least(1), default=iters, metavar="N",
                         help="optimisation iterations (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--image-size", type=_int_at_least(8), default=image_size, metavar="PX",
+    parser.add_argument("--image-size", type=int_at_least(8), default=image_size, metavar="PX",
                         help="render size in pixels (default: %(default)s)")  # fmt: skip
     parser.add_argument("--out", "-o", default=out, metavar="DIR", help="output folder (default: %(default)s)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--backend", choices=available_backends(), default=None,
         help="rasterizer backend (default: the fastest one for the device)",
@@ -695,7 +668,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, out: str, iters: int, 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``softras fit-pose``."""
-    parser.add_argument("--starts", type=_int_at_least(1), default=20, metavar="N",
+    parser.add_argument("--starts", type=int_at_least(1), default=20, metavar="N",
                         help="random starting poses (default: %(default)s)")  # fmt: skip
     add_common_arguments(parser, "out/fit-pose", 300, 64)
     parser.add_argument("--max-angle", type=float, default=120.0, metavar="DEG",

@@ -18,27 +18,9 @@ from dataclasses import replace
 
 from softras.apps import Command, UsageError
 
+from ._checks import positive_float, positive_int
+
 __all__ = ["COMMAND"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from exc
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
 
 
 def _fractions(text: str) -> tuple[float, float, float]:
@@ -59,7 +41,7 @@ def _add_make_dataset(p: argparse.ArgumentParser) -> None:
     src.add_argument("--procedural", action="store_true", help="use the built-in procedural shape classes")
     p.add_argument("--out", required=True, metavar="DIR", help="output dataset folder")
     p.add_argument(
-        "--per-class", type=_positive_int, default=60, metavar="N", help="procedural instances per class (default 60)"
+        "--per-class", type=positive_int, default=60, metavar="N", help="procedural instances per class (default 60)"
     )
     p.add_argument("--seed", type=int, default=0, help="split (and procedural instance) seed (default 0)")
     p.add_argument(
@@ -129,9 +111,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         default="paper",
         help="option set: paper (250k iterations, batch 64), cpu-small, tiny (default paper)",
     )
-    p.add_argument("--iters", type=_positive_int, default=None, metavar="N", help="override the preset's iterations")
-    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B", help="override the batch size")
-    p.add_argument("--lr", type=_positive_float, default=None, help="override the learning rate")
+    p.add_argument("--iters", type=positive_int, default=None, metavar="N", help="override the preset's iterations")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="B", help="override the batch size")
+    p.add_argument("--lr", type=positive_float, default=None, help="override the learning rate")
     p.add_argument(
         "--variant",
         choices=("silhouette", "full"),
@@ -140,11 +122,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--classes", default=None, metavar="IDS", help="comma-separated class ids (default: all)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--save-every", type=_positive_int, default=None, metavar="N", help="checkpoint period")
+    p.add_argument("--save-every", type=positive_int, default=None, metavar="N", help="checkpoint period")
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from this checkpoint")
     p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (if installed)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -191,10 +173,10 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, metavar="CKPT", help="trained model (omit: baselines only)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (results.json, examples)")
     p.add_argument("--split", choices=("test", "val"), default="test", help="split to score (default test)")
-    p.add_argument("--batch-size", type=_positive_int, default=96, help="queries per batch (default 96)")
+    p.add_argument("--batch-size", type=positive_int, default=96, help="queries per batch (default 96)")
     p.add_argument("--examples", type=int, default=5, metavar="N", help="example meshes/GIFs to export (default 5)")
     p.add_argument(
-        "--max-objects", type=_positive_int, default=None, metavar="N", help="only the first N objects per class"
+        "--max-objects", type=positive_int, default=None, metavar="N", help="only the first N objects per class"
     )
     p.add_argument("--no-baselines", action="store_true", help="skip the retrieval and mean-shape baselines")
     p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")

@@ -36,6 +36,8 @@ from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 
+from ._checks import check_float, check_int, positive_float, positive_int
+
 __all__ = [
     "DEFAULT_DISTANCE",
     "DEFAULT_ELEVATION",
@@ -401,22 +403,6 @@ class RenderResult:
     summary: dict[str, object] = field(repr=False)
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise UsageError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: object, *, positive: bool = False) -> float:
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{name}: expected a number, got {value!r}") from exc
-    if not math.isfinite(x) or (positive and x <= 0):
-        raise UsageError(f"{name}: expected a {'positive' if positive else 'finite'} number, got {value!r}")
-    return x
-
-
 def _load(mesh_path: str | os.PathLike | None, texture_res: int, texture_type: str) -> tuple[Mesh, str]:
     if mesh_path is None:
         return builtin_mesh(texture_res, texture_type), "built-in demo mesh (softras.shapes.demo_mesh)"
@@ -470,12 +456,12 @@ def run_render(
         UsageError: an argument is out of range or the file cannot be read as a mesh.
     """
     t_start = time.perf_counter()
-    image_size = _check_int("image_size", image_size, 1)
-    texture_res = _check_int("texture_res", texture_res, 1)
-    sweep_frames = _check_int("sweep_frames", sweep_frames, 1)
-    distance = _check_float("distance", distance, positive=True)
-    elevation = _check_float("elevation", elevation)
-    step_deg = _check_float("step_deg", step_deg, positive=True)
+    image_size = check_int("image_size", image_size, 1)
+    texture_res = check_int("texture_res", texture_res, 1)
+    sweep_frames = check_int("sweep_frames", sweep_frames, 1)
+    distance = check_float("distance", distance, positive=True)
+    elevation = check_float("elevation", elevation)
+    step_deg = check_float("step_deg", step_deg, positive=True)
     if step_deg > 360:
         raise UsageError(f"step_deg: expected a number in (0, 360], got {step_deg!r}")
     if texture_type not in ("surface", "vertex"):
@@ -580,28 +566,8 @@ def run_render(
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def _step(text: str) -> float:
-    value = _positive_float(text)
+    value = positive_float(text)
     if value > 360:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 360], got {text!r}")
     return value
@@ -624,16 +590,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mesh file (.obj .ply .stl .off .glb .gltf); default: the built-in demo mesh",
     )  # fmt: skip
     parser.add_argument("--out", "-o", default="out/render", metavar="DIR", help="output folder (default: %(default)s)")
-    parser.add_argument("--image-size", type=_positive_int, default=256, metavar="PX", help="frame size (default: 256)")
+    parser.add_argument("--image-size", type=positive_int, default=256, metavar="PX", help="frame size (default: 256)")
     parser.add_argument(
-        "--distance", type=_positive_float, default=DEFAULT_DISTANCE, help="camera distance (default: %(default)s)"
+        "--distance", type=positive_float, default=DEFAULT_DISTANCE, help="camera distance (default: %(default)s)"
     )
     parser.add_argument(
         "--elevation", type=_finite_float, default=DEFAULT_ELEVATION, metavar="DEG",
         help="camera elevation in degrees (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--texture-res", type=_positive_int, default=4, metavar="R",
+        "--texture-res", type=positive_int, default=4, metavar="R",
         help="texels per face side when loading surface textures (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
@@ -644,7 +610,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="turntable azimuth step in degrees; round(360/step) frames (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--sweep-frames", type=_positive_int, default=DEFAULT_SWEEP_FRAMES, metavar="N",
+        "--sweep-frames", type=positive_int, default=DEFAULT_SWEEP_FRAMES, metavar="N",
         help="frames of the σ/γ sweep, γ from 1e-4 to 1e-2, σ = γ/10 (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
