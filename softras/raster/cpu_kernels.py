@@ -9,9 +9,14 @@ each pair's gradient into its entry's own slot; a sequential pass then sums the 
 face. No two threads ever add into the same number, so gradients are bit-identical from
 run to run.
 
-Arithmetic is float64 inside the kernels whatever the input dtype; the formulas, and the
-order of operations of the quantities that decide culling and texel choice, are those of
-:mod:`softras.raster.reference` (see DESIGN.md for the semantics).
+Arithmetic is float64 inside the kernels whatever the input dtype (pixel centres, barycentric
+matrix, distances, depths), which makes float32 inputs *more* accurate than the float32
+reference. The semantics are those of :mod:`softras.raster.reference` (DESIGN.md): the
+grown-box test (decided in the input dtype, as exact pixel ranges), the cull d² < θ, inside
+tests, depth range, front test, texel choice. Three shortcuts are exact in real arithmetic and
+differ from the reference by rounding only: an outside pair whose distance to one edge *line*
+already reaches √θ is culled at once; inside a face the distance to its boundary is the
+smallest w_k × altitude_k; outside, only the edges opposite a w_k <= 0 are measured.
 
 Option codes: dist 0 hard / 1 barycentric / 2 euclidean; rgb 0 hard / 1 softmax;
 alpha 0 hard / 1 sum / 2 prod; texture 0 surface / 1 vertex.
