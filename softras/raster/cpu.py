@@ -100,8 +100,9 @@ class _SoftRasterizeCPU(torch.autograd.Function):
             prep = _Prepared(face_vertices, textures, settings, tile)
             b, _, h, w = prep.shape
             out = np.empty((b, 4, h, w), dtype=prep.fv.dtype)
-            state = np.zeros((b, 4, h, w), dtype=np.float64)
-            winner = np.full((b, h, w), -1, dtype=np.int64)
+            # Every entry the backward reads is written by the forward kernel: no zero-fill.
+            state = np.empty((b, 4, h, w), dtype=np.float64)
+            winner = np.empty((b, h, w), dtype=np.int64)
             K.forward(*prep.args(), prep.opts, prep.fp, out, state, winner)
         ctx.prep = prep
         ctx.state = (out, state, winner)

@@ -44,9 +44,9 @@ _CULL_MARGIN = 1.0 + 1e-6
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
-@njit(**_JIT)
+@njit(parallel=True, **_JIT)
 def bin_faces(c0, c1, r0, r1, tile, ntx, nty):  # pragma: no cover - compiled
-    """CSR lists of the faces whose (conservative) pixel box meets each tile.
+    """CSR lists of the faces whose pixel range meets each tile (batch items in parallel).
 
     c0..r1: [B, F] int64 pixel ranges (c1 < c0: face is off-image). Returns
     ``tile_start`` [B * T + 1] (T = ntx * nty), ``tile_faces`` [E] (ascending per tile) and
@@ -55,7 +55,7 @@ def bin_faces(c0, c1, r0, r1, tile, ntx, nty):  # pragma: no cover - compiled
     nb, nf = c0.shape
     nt = ntx * nty
     counts = np.zeros(nb * nt + 1, dtype=np.int64)
-    for b in range(nb):
+    for b in prange(nb):
         for f in range(nf):
             if c1[b, f] < c0[b, f]:
                 continue
@@ -63,16 +63,16 @@ def bin_faces(c0, c1, r0, r1, tile, ntx, nty):  # pragma: no cover - compiled
                 for tx in range(c0[b, f] // tile, c1[b, f] // tile + 1):
                     counts[b * nt + ty * ntx + tx + 1] += 1
     tile_start = np.cumsum(counts)
-    cursor = tile_start[:-1].copy()
     tile_faces = np.empty(tile_start[-1], dtype=np.int64)
     entry_face = np.empty(tile_start[-1], dtype=np.int64)
-    for b in range(nb):
+    for b in prange(nb):
+        cursor = tile_start[b * nt : (b + 1) * nt].copy()
         for f in range(nf):
             if c1[b, f] < c0[b, f]:
                 continue
             for ty in range(r0[b, f] // tile, r1[b, f] // tile + 1):
                 for tx in range(c0[b, f] // tile, c1[b, f] // tile + 1):
-                    t = b * nt + ty * ntx + tx
+                    t = ty * ntx + tx
                     tile_faces[cursor[t]] = f
                     entry_face[cursor[t]] = b * nf + f
                     cursor[t] += 1
