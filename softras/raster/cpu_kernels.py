@@ -257,9 +257,7 @@ def _texel(c0, c1, r):  # pragma: no cover - compiled
 @njit(inline="always", **_JIT)
 def _color(tex, b, f, tex_id, r, c0, c1, c2, ch):  # pragma: no cover - compiled
     if tex_id == 1:
-        return (
-            c0 * np.float64(tex[b, f, 0, ch]) + c1 * np.float64(tex[b, f, 1, ch]) + c2 * np.float64(tex[b, f, 2, ch])
-        )
+        return c0 * np.float64(tex[b, f, 0, ch]) + c1 * np.float64(tex[b, f, 1, ch]) + c2 * np.float64(tex[b, f, 2, ch])
     return np.float64(tex[b, f, _texel(c0, c1, r), ch])
 
 
@@ -442,6 +440,10 @@ def backward(  # pragma: no cover - compiled
             fc = _load_face(inv, fv, box, b, f)
             colour_face = fill_back != 0 or front[b, f]
             g = grad_entries[e]
+            # This entry's vertex-gradient terms, accumulated in registers, stored once below.
+            ginv0 = ginv1 = ginv2 = ginv3 = ginv4 = ginv5 = ginv6 = ginv7 = ginv8 = 0.0
+            gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
+            gz0 = gz1 = gz2 = 0.0
             ra, rb = _span(pr[b, f, 2], pr[b, f, 3], ty0, ty1)
             ca, cb = _span(pr[b, f, 0], pr[b, f, 1], tx0, tx1)
             for row in range(ra, rb + 1):
@@ -540,11 +542,11 @@ def backward(  # pragma: no cover - compiled
                         gc1 += ginvz * fc[29]
                         gc2 += ginvz * fc[30]
                         if abs(fc[18]) >= _Z_EPS:
-                            g[G_Z + 0] -= ginvz * c0 * fc[28] * fc[28]
+                            gz0 -= ginvz * c0 * fc[28] * fc[28]
                         if abs(fc[19]) >= _Z_EPS:
-                            g[G_Z + 1] -= ginvz * c1 * fc[29] * fc[29]
+                            gz1 -= ginvz * c1 * fc[29] * fc[29]
                         if abs(fc[20]) >= _Z_EPS:
-                            g[G_Z + 2] -= ginvz * c2 * fc[30] * fc[30]
+                            gz2 -= ginvz * c2 * fc[30] * fc[30]
                     if gc0 != 0 or gc1 != 0 or gc2 != 0:
                         dot = gc0 * u0 + gc1 * u1 + gc2 * u2
                         gs = -dot / (s * s) if s_raw >= _W_SUM_EPS else 0.0
@@ -599,21 +601,51 @@ def backward(  # pragma: no cover - compiled
                                     gl = -gt * n / (den_t * den_t)
                                     gex += 2.0 * ex * gl
                                     gey += 2.0 * ey * gl
-                            g[G_XY + 2 * k] += -gqx - gex
-                            g[G_XY + 2 * k + 1] += -gqy - gey
-                            g[G_XY + 2 * k1] += gex
-                            g[G_XY + 2 * k1 + 1] += gey
+                            if k == 0:
+                                gv0x += -gqx - gex
+                                gv0y += -gqy - gey
+                                gv1x += gex
+                                gv1y += gey
+                            elif k == 1:
+                                gv1x += -gqx - gex
+                                gv1y += -gqy - gey
+                                gv2x += gex
+                                gv2y += gey
+                            else:
+                                gv2x += -gqx - gex
+                                gv2y += -gqy - gey
+                                gv0x += gex
+                                gv0y += gey
                     # ---- barycentrics -> inverse matrix -------------------------------------
                     if gw0 != 0 or gw1 != 0 or gw2 != 0:
-                        g[G_INV + 0] += gw0 * px
-                        g[G_INV + 1] += gw0 * py
-                        g[G_INV + 2] += gw0
-                        g[G_INV + 3] += gw1 * px
-                        g[G_INV + 4] += gw1 * py
-                        g[G_INV + 5] += gw1
-                        g[G_INV + 6] += gw2 * px
-                        g[G_INV + 7] += gw2 * py
-                        g[G_INV + 8] += gw2
+                        ginv0 += gw0 * px
+                        ginv1 += gw0 * py
+                        ginv2 += gw0
+                        ginv3 += gw1 * px
+                        ginv4 += gw1 * py
+                        ginv5 += gw1
+                        ginv6 += gw2 * px
+                        ginv7 += gw2 * py
+                        ginv8 += gw2
+            if need_v:
+                g[G_INV + 0] = ginv0
+                g[G_INV + 1] = ginv1
+                g[G_INV + 2] = ginv2
+                g[G_INV + 3] = ginv3
+                g[G_INV + 4] = ginv4
+                g[G_INV + 5] = ginv5
+                g[G_INV + 6] = ginv6
+                g[G_INV + 7] = ginv7
+                g[G_INV + 8] = ginv8
+                g[G_XY + 0] = gv0x
+                g[G_XY + 1] = gv0y
+                g[G_XY + 2] = gv1x
+                g[G_XY + 3] = gv1y
+                g[G_XY + 4] = gv2x
+                g[G_XY + 5] = gv2y
+                g[G_Z + 0] = gz0
+                g[G_Z + 1] = gz1
+                g[G_Z + 2] = gz2
 
 
 @njit(parallel=True, **_JIT)
