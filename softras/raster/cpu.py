@@ -32,7 +32,7 @@ from . import cpu_kernels as K
 
 __all__ = ["DEFAULT_TILE", "rasterize_cpu"]
 
-DEFAULT_TILE = 16
+DEFAULT_TILE = 32
 _LOCK = threading.Lock()  # the workqueue layer is not re-entrant across Python threads
 _DIST = {"hard": 0, "barycentric": 1, "euclidean": 2}
 _RGB = {"hard": 0, "softmax": 1}
