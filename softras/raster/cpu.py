@@ -87,7 +87,7 @@ class _Prepared:
 
     def args(self) -> tuple:
         return (
-            self.xs64, self.ys64, self.fv, self.inv, self.front, self.box, self.tex, self.pr,
+            self.xs64, self.ys64, self.fv, self.inv, self.front, self.tex, self.pr,
             self.tile_start, self.tile_faces, self.tile, self.ntx, self.nty,
         )  # fmt: skip
 

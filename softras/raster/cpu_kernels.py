@@ -128,17 +128,17 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
         signed = m * abs(m)
         return w0, w1, w2, -signed < theta, signed / sigma, edge
     inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
-    degenerate = fc[34] != 0
+    degenerate = fc[30] != 0
     if inside and not degenerate:
         # Inside, the nearest boundary point lies on the nearest edge *line*: its distance is
         # w_k × altitude_k (the edge opposite vertex k is edge k + 1).
-        d2 = w0 * w0 * fc[31]
+        d2 = w0 * w0 * fc[27]
         edge = 1
-        dk = w1 * w1 * fc[32]
+        dk = w1 * w1 * fc[28]
         if dk < d2:
             d2 = dk
             edge = 2
-        dk = w2 * w2 * fc[33]
+        dk = w2 * w2 * fc[29]
         if dk < d2:
             d2 = dk
             edge = 0
@@ -146,42 +146,42 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
     if not degenerate:
         # Outside an edge line, |w_k| × altitude_k (distance to that line) bounds the distance
         # to the triangle from below: most far pairs are rejected here (with a safety margin).
-        if w0 < 0 and w0 * w0 * fc[31] >= theta * _CULL_MARGIN:
+        if w0 < 0 and w0 * w0 * fc[27] >= theta * _CULL_MARGIN:
             return w0, w1, w2, False, 0.0, edge
-        if w1 < 0 and w1 * w1 * fc[32] >= theta * _CULL_MARGIN:
+        if w1 < 0 and w1 * w1 * fc[28] >= theta * _CULL_MARGIN:
             return w0, w1, w2, False, 0.0, edge
-        if w2 < 0 and w2 * w2 * fc[33] >= theta * _CULL_MARGIN:
+        if w2 < 0 and w2 * w2 * fc[29] >= theta * _CULL_MARGIN:
             return w0, w1, w2, False, 0.0, edge
     # The nearest point lies on an edge whose opposite barycentric is <= 0 (all three edges
     # for degenerate faces, whose barycentrics are unreliable).
     d2 = math.inf
     if degenerate or w2 <= 0:
-        d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[25])
+        d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[21])
         edge = 0
     if degenerate or w0 <= 0:
-        dk = _edge(px, py, fc[11], fc[12], fc[13], fc[14], fc[26])
+        dk = _edge(px, py, fc[11], fc[12], fc[13], fc[14], fc[22])
         if dk < d2:
             d2 = dk
             edge = 1
     if degenerate or w1 <= 0:
-        dk = _edge(px, py, fc[13], fc[14], fc[9], fc[10], fc[27])
+        dk = _edge(px, py, fc[13], fc[14], fc[9], fc[10], fc[23])
         if dk < d2:
             d2 = dk
             edge = 2
     if edge < 0:  # inside but degenerate
-        d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[25])
+        d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[21])
         edge = 0
     x = d2 / sigma if inside else -d2 / sigma
     return w0, w1, w2, inside or d2 < theta, x, edge
 
 
 @njit(inline="always", **_JIT)
-def _load_face(inv, fv, box, b, f):  # pragma: no cover - compiled
+def _load_face(inv, fv, b, f):  # pragma: no cover - compiled
     """The constants of face (b, f) as a tuple of float64 (kept in registers, not memory):
 
-    0-8 barycentric matrix, 9-14 x0 y0 x1 y1 x2 y2, 15-17 guarded z, 18-20 raw z, 21-24 box,
-    25-27 1/|edge k|² (edge k: v_k -> v_k+1; 1 if degenerate), 28-30 1/z (guarded),
-    31-33 squared altitude from vertex k (0 if degenerate), 34 1 if the face has no area.
+    0-8 barycentric matrix, 9-14 x0 y0 x1 y1 x2 y2, 15-17 guarded z, 18-20 raw z,
+    21-23 1/|edge k|² (edge k: v_k -> v_k+1; 1 if degenerate), 24-26 1/z (guarded),
+    27-29 squared altitude from vertex k (0 if degenerate), 30 1 if the face has no area.
     """
     x0 = np.float64(fv[b, f, 0, 0])
     y0 = np.float64(fv[b, f, 0, 1])
@@ -224,7 +224,6 @@ def _load_face(inv, fv, box, b, f):  # pragma: no cover - compiled
         i00, i01, i02, i10, i11, i12, i20, i21, i22,
         x0, y0, x1, y1, x2, y2,
         z0, z1, z2, r0, r1, r2,
-        np.float64(box[b, f, 0]), np.float64(box[b, f, 1]), np.float64(box[b, f, 2]), np.float64(box[b, f, 3]),
         e0, e1, e2, 1.0 / z0, 1.0 / z1, 1.0 / z2, h0, h1, h2, degenerate,
     )  # fmt: skip
 
@@ -241,7 +240,7 @@ def _depth(w0, w1, w2, fc):  # pragma: no cover - compiled
     c0 = u0 * rs
     c1 = u1 * rs
     c2 = u2 * rs
-    inv_z = c0 * fc[28] + c1 * fc[29] + c2 * fc[30]
+    inv_z = c0 * fc[24] + c1 * fc[25] + c2 * fc[26]
     return u0, u1, u2, s_raw, s, c0, c1, c2, inv_z
 
 
@@ -275,8 +274,18 @@ def _colors(tex, b, f, tex_id, r, c0, c1, c2):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _span(lo, hi, t0, t1):  # pragma: no cover - compiled
-    return max(lo, t0), min(hi, t1 - 1)
+def _tile_bounds(job, nt, ntx, tile, h, w):  # pragma: no cover - compiled
+    """Batch item and pixel rows [ty0, ty1) × columns [tx0, tx1) of task ``job``."""
+    t = job % nt
+    ty0 = (t // ntx) * tile
+    tx0 = (t % ntx) * tile
+    return job // nt, ty0, min(h, ty0 + tile), tx0, min(w, tx0 + tile)
+
+
+@njit(inline="always", **_JIT)
+def _face_span(pr, b, f, ty0, ty1, tx0, tx1):  # pragma: no cover - compiled
+    """Rows ra..rb and columns ca..cb (inclusive) of face (b, f)'s box inside the tile."""
+    return max(pr[b, f, 2], ty0), min(pr[b, f, 3], ty1 - 1), max(pr[b, f, 0], tx0), min(pr[b, f, 1], tx1 - 1)
 
 
 # Per-pixel tile-local state rows of the forward pass.
@@ -285,7 +294,7 @@ S_ACC, S_LD, S_ZP, S_DEN, S_N0, S_N1, S_N2, S_ZB, S_WIN = 0, 1, 2, 3, 4, 5, 6, 7
 
 @njit(parallel=True, **_JIT)
 def forward(  # pragma: no cover - compiled
-    xs, ys, fv, inv, front, box, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner
+    xs, ys, fv, inv, front, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner
 ):
     """Render. pr: [B, F, 4] pixel ranges (c0, c1, r0, r1); out: [B, 4, H, W];
     state: [B, 4, H, W] float64 (alpha accumulator, reference log D, reference depth, softmax
@@ -300,12 +309,7 @@ def forward(  # pragma: no cover - compiled
     inv_scale, zp_bg = fp[P_INV_SCALE], fp[P_ZP_BG]
     nt = ntx * nty
     for job in prange(nb * nt):
-        b = job // nt
-        t = job % nt
-        ty0 = (t // ntx) * tile
-        tx0 = (t % ntx) * tile
-        ty1 = min(h, ty0 + tile)
-        tx1 = min(w, tx0 + tile)
+        b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         st = np.empty((9, tile, tile), dtype=np.float64)
         st[S_ACC] = 1.0 if alpha_id == 2 else 0.0  # prod: transmittance Π(1 - D)
         st[S_LD] = 0.0
@@ -318,10 +322,9 @@ def forward(  # pragma: no cover - compiled
         st[S_WIN] = -1.0
         for e in range(tile_start[job], tile_start[job + 1]):
             f = tile_faces[e]
-            fc = _load_face(inv, fv, box, b, f)
+            fc = _load_face(inv, fv, b, f)
             colour_face = fill_back != 0 or front[b, f]
-            ra, rb = _span(pr[b, f, 2], pr[b, f, 3], ty0, ty1)
-            ca, cb = _span(pr[b, f, 0], pr[b, f, 1], tx0, tx1)
+            ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
             for row in range(ra, rb + 1):
                 py = ys[row]
                 for col in range(ca, cb + 1):
@@ -403,7 +406,7 @@ def forward(  # pragma: no cover - compiled
                     out[b, 2, row, col] = fp[P_BG + 2]
                 else:
                     px = xs[col]
-                    fc = _load_face(inv, fv, box, b, win)
+                    fc = _load_face(inv, fv, b, win)
                     w0, w1, w2, _, _, _ = _coverage(px, py, fc, dist_id, theta, sigma)
                     _, _, _, _, _, c0, c1, c2, _ = _depth(w0, w1, w2, fc)
                     for ch in range(3):
@@ -412,7 +415,7 @@ def forward(  # pragma: no cover - compiled
 
 @njit(parallel=True, **_JIT)
 def backward(  # pragma: no cover - compiled
-    xs, ys, fv, inv, front, box, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner,
+    xs, ys, fv, inv, front, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner,
     grad_out, grad_entries,
 ):  # fmt: skip
     """Per-entry gradients: grad_entries [E, 18 + 3T] float64 (see G_* layout).
@@ -429,23 +432,17 @@ def backward(  # pragma: no cover - compiled
     inv_scale = fp[P_INV_SCALE]
     nt = ntx * nty
     for job in prange(nb * nt):
-        b = job // nt
-        t = job % nt
-        ty0 = (t // ntx) * tile
-        tx0 = (t % ntx) * tile
-        ty1 = min(h, ty0 + tile)
-        tx1 = min(w, tx0 + tile)
+        b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         for e in range(tile_start[job], tile_start[job + 1]):
             f = tile_faces[e]
-            fc = _load_face(inv, fv, box, b, f)
+            fc = _load_face(inv, fv, b, f)
             colour_face = fill_back != 0 or front[b, f]
             g = grad_entries[e]
             # This entry's vertex-gradient terms, accumulated in registers, stored once below.
             ginv0 = ginv1 = ginv2 = ginv3 = ginv4 = ginv5 = ginv6 = ginv7 = ginv8 = 0.0
             gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
             gz0 = gz1 = gz2 = 0.0
-            ra, rb = _span(pr[b, f, 2], pr[b, f, 3], ty0, ty1)
-            ca, cb = _span(pr[b, f, 0], pr[b, f, 1], tx0, tx1)
+            ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
             for row in range(ra, rb + 1):
                 py = ys[row]
                 for col in range(ca, cb + 1):
@@ -538,15 +535,15 @@ def backward(  # pragma: no cover - compiled
                         )
                     if gzp != 0:
                         ginvz = -gzp * zp * zp
-                        gc0 += ginvz * fc[28]
-                        gc1 += ginvz * fc[29]
-                        gc2 += ginvz * fc[30]
+                        gc0 += ginvz * fc[24]
+                        gc1 += ginvz * fc[25]
+                        gc2 += ginvz * fc[26]
                         if abs(fc[18]) >= _Z_EPS:
-                            gz0 -= ginvz * c0 * fc[28] * fc[28]
+                            gz0 -= ginvz * c0 * fc[24] * fc[24]
                         if abs(fc[19]) >= _Z_EPS:
-                            gz1 -= ginvz * c1 * fc[29] * fc[29]
+                            gz1 -= ginvz * c1 * fc[25] * fc[25]
                         if abs(fc[20]) >= _Z_EPS:
-                            gz2 -= ginvz * c2 * fc[30] * fc[30]
+                            gz2 -= ginvz * c2 * fc[26] * fc[26]
                     if gc0 != 0 or gc1 != 0 or gc2 != 0:
                         dot = gc0 * u0 + gc1 * u1 + gc2 * u2
                         gs = -dot / (s * s) if s_raw >= _W_SUM_EPS else 0.0
