@@ -1,16 +1,19 @@
-"""Argument checks shared by the applications (function API and argparse types)."""
+"""Pieces shared by the applications: argument checks (function API and argparse types) and
+the environment block of every ``summary.json``."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import platform
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from . import UsageError
 
-__all__ = ["check_float", "check_int", "int_at_least", "positive_float", "positive_int"]
+__all__ = ["check_float", "check_int", "environment", "int_at_least", "positive_float", "positive_int"]
 
 
 def check_int(name: str, value: object, minimum: int) -> int:
@@ -62,3 +65,8 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def environment() -> dict[str, object]:
+    """Versions and threads, recorded in every app's ``summary.json``."""
+    return {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()}

@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,7 @@ from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 
-from ._checks import check_int, positive_int
+from ._checks import check_int, environment, positive_int
 
 __all__ = [
     "DEFAULT_DISTANCE",
@@ -762,11 +761,7 @@ def run_deform(
             for c, x in zip(cams_list, final_iou.tolist(), strict=True)
         ],
         "losses_every_snapshot": [round(x, 6) for x in losses[::every]],
-        "environment": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-        },
+        "environment": environment(),
         "files": {k: p.name for k, p in files.items()},
     }
     files["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -37,7 +37,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,7 +60,7 @@ from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 
-from ._checks import check_float, check_int
+from ._checks import check_float, check_int, environment
 
 __all__ = [
     "MODES",
@@ -516,11 +515,7 @@ def run_fit_articulated(
         },
         "final_loss": {m: float(f"{float(tr.losses[-1]):.4g}") for m, tr in traces.items()},
         "timings_s": {k: round(v, 3) for k, v in seconds.items()},
-        "environment": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-        },
+        "environment": environment(),
         "files": {k: p.name for k, p in files.items()},
     }
     files["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 from softras.shapes import color_cube
 
-from ._checks import check_float, check_int, int_at_least
+from ._checks import check_float, check_int, environment, int_at_least
 
 __all__ = [
     "BLURRY",
@@ -626,11 +625,7 @@ def run_fit_pose(
         ],
         "gif_start": gif_start,
         "timings_s": {k: round(v, 3) for k, v in seconds.items()},
-        "environment": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-        },
+        "environment": environment(),
         "files": {k: p.name for k, p in files.items()},
     }
     files["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 
-from ._checks import check_float, check_int, positive_float, positive_int
+from ._checks import check_float, check_int, environment, positive_float, positive_int
 
 __all__ = [
     "DEFAULT_DISTANCE",
@@ -552,11 +551,7 @@ def run_render(
             "device": str(mesh.device),
         },
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
-        "environment": {
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-        },
+        "environment": environment(),
         "files": {k: p.name for k, p in files.items()},
     }
     files["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
