@@ -70,7 +70,7 @@ class _Prepared:
         K.prepare_faces(self.fv, consts, self.xs, self.ys, self.inv, self.box, self.front, self.pr)
         self.tile = tile
         self.ntx, self.nty = math.ceil(w / tile), math.ceil(h / tile)
-        self.tile_start, self.tile_faces, self.entry_face = K.bin_faces(
+        self.tile_start, self.tile_faces, self.face_start, self.face_entries = K.bin_faces(
             self.pr[..., 0], self.pr[..., 1], self.pr[..., 2], self.pr[..., 3], tile, self.ntx, self.nty
         )
         self.tex = _np(textures)
@@ -118,20 +118,21 @@ class _SoftRasterizeCPU(torch.autograd.Function):
         t = ctx.texture_shape[2]
         opts = prep.opts.copy()
         opts[6], opts[7] = int(need_v), int(need_t)
-        grad_entries = np.zeros((prep.tile_faces.shape[0], K.G_TEX + (3 * t if need_t else 0)), dtype=np.float64)
+        # Every slot the reduction reads is written by the backward kernel: no zero-fill.
+        grad_entries = np.empty((prep.tile_faces.shape[0], K.G_TEX + (3 * t if need_t else 0)), dtype=np.float64)
         grad_out = _np(grad_images.to(torch.float64))
-        grad_v = grad_t = None
+        grad_v = np.empty((b, f, 3, 3) if need_v else (0, 0, 3, 3), dtype=prep.fv.dtype)
+        grad_t = np.empty((b, f, t if need_t else 0, 3), dtype=prep.fv.dtype)
         with _LOCK:
             numba.set_num_threads(_threads())
             K.backward(*prep.args(), opts, prep.fp, out, state, winner, grad_out, grad_entries)
-            per_face = K.reduce_entries(grad_entries, prep.entry_face, b * f)
-            if need_v:
-                grad_v = np.empty((b, f, 3, 3), dtype=prep.fv.dtype)
-                K.chain_to_vertices(prep.fv, DET_EPS, per_face, grad_v)
-                grad_v = torch.from_numpy(grad_v)
-        if need_t:
-            grad_t = torch.from_numpy(per_face[:, K.G_TEX :].reshape(b, f, t, 3).astype(prep.fv.dtype))
-        return grad_v, grad_t, None, None
+            K.reduce_faces(prep.fv, DET_EPS, grad_entries, prep.face_start, prep.face_entries, need_v, grad_v, grad_t)
+        return (
+            torch.from_numpy(grad_v) if need_v else None,
+            torch.from_numpy(grad_t) if need_t else None,
+            None,
+            None,
+        )
 
 
 def rasterize_cpu(

@@ -46,15 +46,18 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 @njit(parallel=True, **_JIT)
 def bin_faces(c0, c1, r0, r1, tile, ntx, nty):  # pragma: no cover - compiled
-    """CSR lists of the faces whose pixel range meets each tile (batch items in parallel).
+    """CSR lists of the faces whose pixel range meets each tile, and of each face's entries.
 
-    c0..r1: [B, F] int64 pixel ranges (c1 < c0: face is off-image). Returns
-    ``tile_start`` [B * T + 1] (T = ntx * nty), ``tile_faces`` [E] (ascending per tile) and
-    ``entry_face`` [E] (flat face index b * F + f of each entry).
+    c0..r1: [B, F] int64 pixel ranges (c1 < c0: face is off-image). Returns ``tile_start``
+    [B * T + 1] (T = ntx * nty) and ``tile_faces`` [E] (ascending per tile): the entries
+    (face, tile incidences) of task b * T + t are ``tile_start[b * T + t]:...[+1]``; and
+    ``face_start`` [B * F + 1] with ``face_entries`` [E]: the entries of face (b, f), in tile
+    order, for the backward's per-face reduction.
     """
     nb, nf = c0.shape
     nt = ntx * nty
     counts = np.zeros(nb * nt + 1, dtype=np.int64)
+    face_counts = np.zeros(nb * nf + 1, dtype=np.int64)
     for b in prange(nb):
         for f in range(nf):
             if c1[b, f] < c0[b, f]:
@@ -62,41 +65,39 @@ def bin_faces(c0, c1, r0, r1, tile, ntx, nty):  # pragma: no cover - compiled
             for ty in range(r0[b, f] // tile, r1[b, f] // tile + 1):
                 for tx in range(c0[b, f] // tile, c1[b, f] // tile + 1):
                     counts[b * nt + ty * ntx + tx + 1] += 1
+                    face_counts[b * nf + f + 1] += 1
     tile_start = np.cumsum(counts)
+    face_start = np.cumsum(face_counts)
     tile_faces = np.empty(tile_start[-1], dtype=np.int64)
-    entry_face = np.empty(tile_start[-1], dtype=np.int64)
+    face_entries = np.empty(tile_start[-1], dtype=np.int64)
     for b in prange(nb):
         cursor = tile_start[b * nt : (b + 1) * nt].copy()
         for f in range(nf):
             if c1[b, f] < c0[b, f]:
                 continue
+            k = face_start[b * nf + f]
             for ty in range(r0[b, f] // tile, r1[b, f] // tile + 1):
                 for tx in range(c0[b, f] // tile, c1[b, f] // tile + 1):
                     t = ty * ntx + tx
                     tile_faces[cursor[t]] = f
-                    entry_face[cursor[t]] = b * nf + f
+                    face_entries[k] = cursor[t]
                     cursor[t] += 1
-    return tile_start, tile_faces, entry_face
+                    k += 1
+    return tile_start, tile_faces, face_start, face_entries
 
 
 @njit(inline="always", **_JIT)
-def _sigmoid(x):  # pragma: no cover - compiled
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
-@njit(inline="always", **_JIT)
-def _log_sigmoid(x):  # pragma: no cover - compiled
-    return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
-
-
-@njit(inline="always", **_JIT)
-def _exp_neg_abs(x):  # pragma: no cover - compiled
-    """e^-|x|, 0 beyond |x| = 40 (< 5e-18: below the resolution of every sum it enters)."""
+def _sigmoid_pair(x, dist_id):  # pragma: no cover - compiled
+    """D = sigmoid(x) and 1 - D, each to full relative precision, from one e^-|x| (0 beyond
+    |x| = 40, < 5e-18: below the resolution of every sum it enters). Hard test: (1, 0)."""
+    if dist_id == 0:
+        return 1.0, 0.0
     ax = abs(x)
-    return math.exp(-ax) if ax < 40.0 else 0.0
+    e = math.exp(-ax) if ax < 40.0 else 0.0
+    r = 1.0 / (1.0 + e)
+    if x >= 0:
+        return r, e * r
+    return e * r, r
 
 
 @njit(inline="always", **_JIT)
@@ -289,7 +290,7 @@ def _face_span(pr, b, f, ty0, ty1, tx0, tx1):  # pragma: no cover - compiled
 
 
 # Per-pixel tile-local state rows of the forward pass.
-S_ACC, S_LD, S_ZP, S_DEN, S_N0, S_N1, S_N2, S_ZB, S_WIN = 0, 1, 2, 3, 4, 5, 6, 7, 8
+S_ACC, S_DREF, S_ZP, S_DEN, S_N0, S_N1, S_N2, S_ZB, S_WIN = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
 
 @njit(parallel=True, **_JIT)
@@ -312,7 +313,7 @@ def forward(  # pragma: no cover - compiled
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         st = np.empty((9, tile, tile), dtype=np.float64)
         st[S_ACC] = 1.0 if alpha_id == 2 else 0.0  # prod: transmittance Π(1 - D)
-        st[S_LD] = 0.0
+        st[S_DREF] = 1.0  # the background's D
         st[S_ZP] = zp_bg
         st[S_DEN] = 1.0
         st[S_N0] = fp[P_BG]
@@ -334,15 +335,12 @@ def forward(  # pragma: no cover - compiled
                         continue
                     i = row - ty0
                     j = col - tx0
-                    # e = e^-|x| gives D = sigmoid(x), 1 - D and log D with one exp.
-                    e = _exp_neg_abs(x) if dist_id != 0 else 0.0
+                    # e = e^-|x| gives D = sigmoid(x) and 1 - D with one exp and one division.
+                    d, one_minus_d = _sigmoid_pair(x, dist_id)
                     if alpha_id == 2:
-                        if dist_id == 0:
-                            st[S_ACC, i, j] = 0.0
-                        else:
-                            st[S_ACC, i, j] *= e / (1.0 + e) if x >= 0 else 1.0 / (1.0 + e)
+                        st[S_ACC, i, j] *= one_minus_d
                     elif alpha_id == 1:
-                        st[S_ACC, i, j] += 1.0 if dist_id == 0 else (1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e))
+                        st[S_ACC, i, j] += d
                     elif dist_id == 0 or x > 0:  # D > 0.5
                         st[S_ACC, i, j] = 1.0
                     if not colour_face:
@@ -358,19 +356,30 @@ def forward(  # pragma: no cover - compiled
                             st[S_ZB, i, j] = zp
                             st[S_WIN, i, j] = f
                         continue
-                    ld = 0.0 if dist_id == 0 else min(x, 0.0) - math.log1p(e)
                     col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
-                    delta = (ld - st[S_LD, i, j]) + (st[S_ZP, i, j] - zp) * inv_scale
-                    if delta > 0:
-                        scale = math.exp(-delta)
+                    # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
+                    # the depth difference formed before the division by γ; one exp either way.
+                    q = (st[S_ZP, i, j] - zp) * inv_scale
+                    ratio = d / st[S_DREF, i, j]
+                    new_top = False
+                    scale = 1.0
+                    if q > 0:
+                        scale = math.exp(-q) / ratio  # = 1 / weight
+                        new_top = scale < 1.0
+                        ew = 0.0 if new_top else 1.0 / scale
+                    else:
+                        ew = ratio * math.exp(q)
+                        if ew > 1.0:
+                            new_top = True
+                            scale = 1.0 / ew
+                    if new_top:
                         st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
                         st[S_N0, i, j] = st[S_N0, i, j] * scale + col0
                         st[S_N1, i, j] = st[S_N1, i, j] * scale + col1
                         st[S_N2, i, j] = st[S_N2, i, j] * scale + col2
-                        st[S_LD, i, j] = ld
+                        st[S_DREF, i, j] = d
                         st[S_ZP, i, j] = zp
                     else:
-                        ew = math.exp(delta)
                         st[S_DEN, i, j] += ew
                         st[S_N0, i, j] += ew * col0
                         st[S_N1, i, j] += ew * col1
@@ -394,7 +403,7 @@ def forward(  # pragma: no cover - compiled
                     out[b, 0, row, col] = st[S_N0, i, j] / den
                     out[b, 1, row, col] = st[S_N1, i, j] / den
                     out[b, 2, row, col] = st[S_N2, i, j] / den
-                    state[b, 1, row, col] = st[S_LD, i, j]
+                    state[b, 1, row, col] = st[S_DREF, i, j]
                     state[b, 2, row, col] = st[S_ZP, i, j]
                     state[b, 3, row, col] = den
                     continue
@@ -418,7 +427,8 @@ def backward(  # pragma: no cover - compiled
     xs, ys, fv, inv, front, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner,
     grad_out, grad_entries,
 ):  # fmt: skip
-    """Per-entry gradients: grad_entries [E, 18 + 3T] float64 (see G_* layout).
+    """Per-entry gradients: grad_entries [E, 18 + 3T] float64 (see G_* layout), every slot
+    written (no zero-fill needed).
 
     ``opts[6]``: 1 when the face vertices need a gradient, ``opts[7]``: 1 for textures.
     """
@@ -438,6 +448,8 @@ def backward(  # pragma: no cover - compiled
             fc = _load_face(inv, fv, b, f)
             colour_face = fill_back != 0 or front[b, f]
             g = grad_entries[e]
+            if need_t:
+                g[G_TEX:] = 0.0  # the texture slots accumulate; the vertex ones are stored once
             # This entry's vertex-gradient terms, accumulated in registers, stored once below.
             ginv0 = ginv1 = ginv2 = ginv3 = ginv4 = ginv5 = ginv6 = ginv7 = ginv8 = 0.0
             gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
@@ -452,12 +464,12 @@ def backward(  # pragma: no cover - compiled
                         continue
                     ga = np.float64(grad_out[b, 3, row, col])
                     gx = 0.0  # dL/dx
+                    d, one_minus_d = _sigmoid_pair(x, dist_id)
                     if dist_id != 0:
                         if alpha_id == 2:
-                            gx += ga * state[b, 0, row, col] * _sigmoid(x)  # dα/dx = Π(1 - D)·D
+                            gx += ga * state[b, 0, row, col] * d  # dα/dx = Π(1 - D)·D
                         elif alpha_id == 1:
-                            d = _sigmoid(x)
-                            gx += ga * d * (1.0 - d) / nf
+                            gx += ga * d * one_minus_d / nf
                     gw0 = 0.0
                     gw1 = 0.0
                     gw2 = 0.0
@@ -476,8 +488,8 @@ def backward(  # pragma: no cover - compiled
                         gr0 = np.float64(grad_out[b, 0, row, col])
                         gr1 = np.float64(grad_out[b, 1, row, col])
                         gr2 = np.float64(grad_out[b, 2, row, col])
-                        ld = 0.0 if dist_id == 0 else _log_sigmoid(x)
-                        wj = math.exp((ld - state[b, 1, row, col]) + (state[b, 2, row, col] - zp) * inv_scale)
+                        # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
+                        wj = d / state[b, 1, row, col] * math.exp((state[b, 2, row, col] - zp) * inv_scale)
                         wj /= state[b, 3, row, col]
                         col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
                         glogit = wj * (
@@ -489,7 +501,7 @@ def backward(  # pragma: no cover - compiled
                         gcol1 = gr1 * wj
                         gcol2 = gr2 * wj
                         if dist_id != 0:
-                            gx += glogit * _sigmoid(-x)
+                            gx += glogit * one_minus_d
                         gzp = -glogit * inv_scale
                     elif colour_ok:
                         gcol0 = np.float64(grad_out[b, 0, row, col])
@@ -714,13 +726,31 @@ def prepare_faces(fv, consts, xs, ys, inv, box, front, pr):  # pragma: no cover 
 
 
 @njit(parallel=True, **_JIT)
-def chain_to_vertices(fv, det_eps, per_face, grad_fv):  # pragma: no cover - compiled
-    """grad_fv [B, F, 3, 3] <- per-face gradients w.r.t. (inv, xy, z) (see G_* layout)."""
+def reduce_faces(fv, det_eps, grad_entries, face_start, face_entries, need_v, grad_fv, grad_tex):  # pragma: no cover
+    """Per face (in parallel): sum its entries' slots in tile order (deterministic), then chain
+    the (inv, xy, z) terms to the vertices (see G_* layout).
+
+    grad_fv: [B, F, 3, 3] written when ``need_v``; grad_tex: [B, F, T, 3] written when it has
+    T > 0 (textures need a gradient; ``grad_entries`` then has 18 + 3T columns).
+    """
     nb, nf = fv.shape[0], fv.shape[1]
+    ntex = grad_tex.shape[2] * 3
     for job in prange(nb * nf):
         b = job // nf
         f = job % nf
-        gf = per_face[job]
+        e0, e1 = face_start[job], face_start[job + 1]
+        for k in range(ntex):
+            acc = 0.0
+            for i in range(e0, e1):
+                acc += grad_entries[face_entries[i], G_TEX + k]
+            grad_tex[b, f, k // 3, k % 3] = acc
+        if not need_v:
+            continue
+        gf = np.zeros(G_TEX)
+        for i in range(e0, e1):
+            e = face_entries[i]
+            for k in range(G_TEX):
+                gf[k] += grad_entries[e, k]
         x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
         x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
         x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
@@ -754,12 +784,3 @@ def chain_to_vertices(fv, det_eps, per_face, grad_fv):  # pragma: no cover - com
         grad_fv[b, f, 0, 2] = gf[G_Z + 0]
         grad_fv[b, f, 1, 2] = gf[G_Z + 1]
         grad_fv[b, f, 2, 2] = gf[G_Z + 2]
-
-
-@njit(**_JIT)
-def reduce_entries(grad_entries, entry_face, num_faces):  # pragma: no cover - compiled
-    """Sum entry slots per face, in entry order (deterministic). -> [B*F, width] float64."""
-    outg = np.zeros((num_faces, grad_entries.shape[1]), dtype=np.float64)
-    for e in range(grad_entries.shape[0]):
-        outg[entry_face[e]] += grad_entries[e]
-    return outg
