@@ -77,9 +77,10 @@ __all__ = [
 #: The backends benchmarked by default, in this order, when registered and applicable.
 STANDARD_BACKENDS = ("cpu", "cuda", "reference")
 #: Modules that register optional backends when imported.
-_OPTIONAL_BACKEND_MODULES = {"cpu": "softras.raster.cpu", "cuda": "softras.raster.cuda"}
-#: Device type each backend runs on (``None``: any device).
-_BACKEND_DEVICE = {"cpu": "cpu", "cuda": "cuda", "reference": None}
+_OPTIONAL_BACKEND_MODULES = {"cpu": "softras.raster.cpu", "cuda": "softras.raster.warp_backend"}
+#: Device type each backend runs on (``None``: any device). ``warp`` is the ``cuda`` backend's
+#: kernels under their own name, which also runs them on CPU tensors (``--backend warp``).
+_BACKEND_DEVICE = {"cpu": "cpu", "cuda": "cuda", "warp": None, "reference": None}
 
 WORKLOADS = {
     "W1": "recon step: 1280-face icosphere, 256 views at 64², hard RGB, loss on alpha",
@@ -557,6 +558,7 @@ def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
         "softras": _version("softras"),
         "torch": torch.__version__,
         "numba": _version("numba"),
+        "warp": _version("warp-lang"),
         "numpy": _version("numpy"),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -14,12 +14,12 @@ import torch
 
 pytest.importorskip("warp")
 
-import softras.raster as raster  # noqa: E402
-from softras.raster import RasterSettings, available_backends, default_backend, rasterize  # noqa: E402
-from softras.raster.reference import count_box_pairs  # noqa: E402
-from softras.raster.warp_backend import _Prepared, rasterize_warp  # noqa: E402
+import softras.raster as raster
+from softras.raster import RasterSettings, available_backends, default_backend, rasterize
+from softras.raster.reference import count_box_pairs
+from softras.raster.warp_backend import _Prepared, rasterize_warp
 
-from .scenes import random_scene  # noqa: E402
+from .scenes import random_scene
 
 COMBOS = list(
     itertools.product(

@@ -7,6 +7,7 @@ differentiable (by autograd or by their own ``torch.autograd.Function``). Choose
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 
 import torch
@@ -43,6 +44,21 @@ except ImportError:  # pragma: no cover
     pass
 else:
     BACKENDS["cpu"] = rasterize_cpu
+# The GPU backend needs NVIDIA Warp (the optional extra softras[gpu]); it is imported on first
+# use only, so that importing softras never needs it.
+_WARP_NAMES = ("warp", "cuda")
+_WARP_MISSING = "backend {name!r} needs NVIDIA Warp (warp-lang), which is not installed: pip install 'softras[gpu]'"
+
+
+def _rasterize_warp(face_vertices: torch.Tensor, textures: torch.Tensor, settings: RasterSettings) -> torch.Tensor:
+    from .warp_backend import rasterize_warp
+
+    return rasterize_warp(face_vertices, textures, settings)
+
+
+if importlib.util.find_spec("warp") is not None:
+    for _name in _WARP_NAMES:
+        BACKENDS[_name] = _rasterize_warp
 # Preferred backend per device type, in order; the first one registered wins.
 _PREFERRED: dict[str, tuple[str, ...]] = {"cpu": ("cpu", "reference"), "cuda": ("cuda", "reference")}
 
@@ -107,6 +123,8 @@ def rasterize(
     """Rasterize with validated ``settings`` (see :func:`soft_rasterize` for shapes)."""
     face_vertices, textures = _check_inputs(face_vertices, textures, settings.texture_type)
     name = default_backend(face_vertices.device) if backend is None else backend
+    if name not in BACKENDS and name in _WARP_NAMES:
+        raise ImportError(_WARP_MISSING.format(name=name))
     if name not in BACKENDS:
         raise ValueError(f"backend: expected one of {available_backends()}, got {backend!r}")
     return BACKENDS[name](face_vertices, textures, settings)
@@ -142,7 +160,9 @@ def soft_rasterize(
         background_color, near, far, fill_back, eps, sigma_val, dist_func, dist_eps,
         gamma_val, aggr_func_rgb, aggr_func_alpha, texture_type: see :class:`RasterSettings`.
         backend: ``'reference'`` (pure PyTorch, any device), ``'cpu'`` (fused kernels, when
-            installed) or ``None`` for the device's default.
+            installed), ``'warp'`` / ``'cuda'`` (Warp kernels on CPU or CUDA tensors, with the
+            ``softras[gpu]`` extra) or ``None`` for the device's default (``'cuda'`` for CUDA
+            tensors when Warp is installed, else ``'reference'``).
 
     Returns:
         [B, 4, H, W] images: RGB and alpha (coverage).

@@ -168,9 +168,9 @@ class _Prepared:
             num_entries = int(face_start[-1])
             _check_int32("(face, tile) entries", num_entries)
             self.num_entries = num_entries
-            faces = torch.arange(n, device=dev)
-            entry_face = torch.repeat_interleave(faces, counts, output_size=num_entries)
-            local = torch.arange(num_entries, device=dev) - face_start[entry_face]
+            entries = torch.arange(num_entries, device=dev)
+            entry_face = torch.searchsorted(face_start[1:], entries, right=True)  # face of each entry
+            local = entries - face_start[entry_face]
             entry_tile = (ty0[entry_face] + local // wide[entry_face]) * self.ntx + tx0[entry_face]
             entry_tile += local % wide[entry_face]
             job = (entry_face // f) * self.nt + entry_tile
@@ -216,7 +216,8 @@ class _Prepared:
             *self.params[:4], self.params[4], self.zp_bg, *self.bg, _wp(out), _wp(state), _wp(winner),
         ]  # fmt: skip
         with _torch_stream(dev):
-            wp.launch(self.kernels.forward, dim=b * self.nt * self.tile * self.tile, inputs=inputs, device=self.wp_device)
+            dim = b * self.nt * self.tile * self.tile  # one thread per pixel of every tile
+            wp.launch(self.kernels.forward, dim=dim, inputs=inputs, device=self.wp_device)
         return out, state, winner
 
     def backward(
@@ -265,7 +266,7 @@ class _Prepared:
                 )  # fmt: skip
                 grad_v = grad_fv.reshape(b, f, 3, 3).to(self.dtype)
         if need_t:
-            grad_t = per_face[:, K.G_TEX:].reshape(b, f, t, 3).to(self.dtype)
+            grad_t = per_face[:, K.G_TEX :].reshape(b, f, t, 3).to(self.dtype)
         return grad_v, grad_t
 
 
@@ -342,4 +343,3 @@ def rasterize_warp(
     return _SoftRasterizeWarp.apply(
         face_vertices.contiguous(), textures.to(face_vertices.dtype), settings, tile, compute_dtype, bool(deterministic)
     )
-

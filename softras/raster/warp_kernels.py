@@ -63,6 +63,7 @@ _TEXEL_TOL = 1e-4
 _CULL_MARGIN = 1.0 + 1e-6
 _EXP_CUTOFF = 40.0
 
+
 @functools.cache
 def kernels(dtype: type) -> SimpleNamespace:
     """The kernels computing in ``dtype`` (``wp.float32`` or ``wp.float64``), built once."""
@@ -70,7 +71,8 @@ def kernels(dtype: type) -> SimpleNamespace:
         raise TypeError(f"dtype: expected wp.float32 or wp.float64, got {dtype!r}")
     return _build(dtype)
 
-def _build(C: type) -> SimpleNamespace:  # noqa: N803 - the compute type, as in Warp's own generics
+
+def _build(C: type) -> SimpleNamespace:
     det_eps = _DET_EPS
     w_sum_eps = _W_SUM_EPS
     z_eps = _Z_EPS
@@ -205,6 +207,20 @@ def _build(C: type) -> SimpleNamespace:  # noqa: N803 - the compute type, as in 
         c2 = u2 * rs
         inv_z = c0 * fc[n, 15] + c1 * fc[n, 16] + c2 * fc[n, 17]
         return u0, u1, u2, s_raw, s, c0, c1, c2, inv_z
+
+    @wp.func
+    def depth_only(fc: wp.array2d(dtype=C), n: int, w0: C, w1: C, w2: C):
+        """Renormalised clipped barycentrics and 1 / z (the forward's part of ``depth``)."""
+        zero = C(0.0)
+        one = C(1.0)
+        u0 = wp.min(wp.max(w0, zero), one)
+        u1 = wp.min(wp.max(w1, zero), one)
+        u2 = wp.min(wp.max(w2, zero), one)
+        rs = one / wp.max(u0 + u1 + u2, C(w_sum_eps))
+        c0 = u0 * rs
+        c1 = u1 * rs
+        c2 = u2 * rs
+        return c0, c1, c2, c0 * fc[n, 15] + c1 * fc[n, 16] + c2 * fc[n, 17]
 
     @wp.func
     def texel(c0: C, c1: C, r: int):
@@ -361,7 +377,7 @@ def _build(C: type) -> SimpleNamespace:  # noqa: N803 - the compute type, as in 
         num1 = bg1
         num2 = bg2
         zbuf = zero
-        win = int(-1)
+        win = wp.int32(-1)  # a dynamic variable (a literal would be a constant to Warp)
         win0 = bg0
         win1 = bg1
         win2 = bg2
@@ -369,7 +385,7 @@ def _build(C: type) -> SimpleNamespace:  # noqa: N803 - the compute type, as in 
             n = tile_faces[e]
             if col < pr[n, 0] or col > pr[n, 1] or row < pr[n, 2] or row > pr[n, 3]:
                 continue
-            w0, w1, w2, keep, x, edge = coverage(fc, n, px, py, dist_id, theta, sigma)
+            w0, w1, w2, keep, x, _edge = coverage(fc, n, px, py, dist_id, theta, sigma)
             if keep == 0:
                 continue
             # ee = e^-|x| gives D = sigmoid(x), 1 - D and log D with one exp.
@@ -396,7 +412,7 @@ def _build(C: type) -> SimpleNamespace:  # noqa: N803 - the compute type, as in 
                 continue
             if rgb_id == 0 and not (in01(w0) and in01(w1) and in01(w2)):
                 continue  # the z-buffer only takes faces covering the pixel centre
-            u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = depth(fc, n, w0, w1, w2)
+            c0, c1, c2, inv_z = depth_only(fc, n, w0, w1, w2)
             zp = one / inv_z
             if not (zp >= near and zp <= far):
                 continue
