@@ -48,9 +48,10 @@ from .settings import RasterSettings
 
 __all__ = ["DEFAULT_TILE", "rasterize_warp"]
 
-#: Screen tile size (pixels) of the binning. Not tuned on a GPU (none was available); 16×16
-#: tiles keep the per-pixel face lists short and a 32-thread warp inside one tile.
-DEFAULT_TILE = 16
+#: Screen tile size (pixels) of the binning: 8×8 did the least total work on W1 and W2 on Warp's
+#: CPU device (vs 16 and 32; docs/gpu.md), and a 32-thread warp stays inside one tile. Not tuned
+#: on a GPU (none was available).
+DEFAULT_TILE = 8
 _DIST = {"hard": 0, "barycentric": 1, "euclidean": 2}
 _RGB = {"hard": 0, "softmax": 1}
 _ALPHA = {"hard": 0, "sum": 1, "prod": 2}
