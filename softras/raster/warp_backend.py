@@ -34,6 +34,7 @@ import os
 from collections.abc import Iterator
 
 import torch
+from torch.autograd.function import once_differentiable
 
 try:
     import warp as wp
@@ -154,9 +155,10 @@ class _Prepared:
             r0 = (h - 1) - (torch.searchsorted(yc, ymax.contiguous(), right=True) - 1)
             r1 = (h - 1) - torch.searchsorted(yc, ymin.contiguous())
             empty = (c1 < c0) | (r1 < r0)
-            pr = torch.stack([c0, c1, r0, r1], 1)
-            pr[empty] = torch.tensor([0, -1, 0, -1], dtype=pr.dtype, device=dev)
-            self.pr = pr.to(torch.int32).contiguous()
+            # An empty range is (0, -1, 0, -1) (no host sync: no boolean indexing).
+            c0, c1 = torch.where(empty, 0, c0), torch.where(empty, -1, c1)
+            r0, r1 = torch.where(empty, 0, r0), torch.where(empty, -1, r1)
+            self.pr = torch.stack([c0, c1, r0, r1], 1).to(torch.int32).contiguous()
             self.front = front.to(torch.int32).contiguous()
 
             # ---- binning: (face, tile) entries, face-major, and per-tile face lists ----------
@@ -285,6 +287,7 @@ class _SoftRasterizeWarp(torch.autograd.Function):
         return images
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_images):  # type: ignore[override]
         out, state, winner = ctx.saved_tensors
         need_v, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
