@@ -274,6 +274,21 @@ def _colors(tex, b, f, tex_id, r, c0, c1, c2):  # pragma: no cover - compiled
     return np.float64(tex[b, f, k, 0]), np.float64(tex[b, f, k, 1]), np.float64(tex[b, f, k, 2])
 
 
+_SCATTER_PRIME = 1_000_003
+
+
+@njit(inline="always", **_JIT)
+def _scatter(k, n):  # pragma: no cover - compiled
+    """The k-th task of n in a scattered order (k·P mod n, a permutation for P prime to n).
+
+    Numba splits a ``prange`` into one contiguous block per thread up front; neighbouring
+    tiles cost alike, so scattering them gives every thread a fair share of the image.
+    """
+    if n % _SCATTER_PRIME == 0:
+        return k
+    return (k * _SCATTER_PRIME) % n
+
+
 @njit(inline="always", **_JIT)
 def _tile_bounds(job, nt, ntx, tile, h, w):  # pragma: no cover - compiled
     """Batch item and pixel rows [ty0, ty1) × columns [tx0, tx1) of task ``job``."""
@@ -309,7 +324,8 @@ def forward(  # pragma: no cover - compiled
     sigma, theta, near, far = fp[P_SIGMA], fp[P_THETA], fp[P_NEAR], fp[P_FAR]
     inv_scale, zp_bg = fp[P_INV_SCALE], fp[P_ZP_BG]
     nt = ntx * nty
-    for job in prange(nb * nt):
+    for task in prange(nb * nt):
+        job = _scatter(np.int64(task), np.int64(nb * nt))
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         st = np.empty((9, tile, tile), dtype=np.float64)
         st[S_ACC] = 1.0 if alpha_id == 2 else 0.0  # prod: transmittance Π(1 - D)
@@ -441,7 +457,8 @@ def backward(  # pragma: no cover - compiled
     sigma, theta, near, far = fp[P_SIGMA], fp[P_THETA], fp[P_NEAR], fp[P_FAR]
     inv_scale = fp[P_INV_SCALE]
     nt = ntx * nty
-    for job in prange(nb * nt):
+    for task in prange(nb * nt):
+        job = _scatter(np.int64(task), np.int64(nb * nt))
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         for e in range(tile_start[job], tile_start[job + 1]):
             f = tile_faces[e]
