@@ -247,7 +247,7 @@ def test_backend_choice() -> None:
     v, f = _sphere()
     r = sr.SoftRenderer(image_size=16, camera_mode="look_at", backend="reference")
     assert r(v, f).shape == (1, 4, 16, 16)
-    with pytest.raises(ValueError, match=r"backend: expected one of \['cpu', 'reference'"):
+    with pytest.raises(ValueError, match=r"backend: expected one of \[.*'reference'"):
         sr.SoftRenderer(image_size=16, camera_mode="look_at", backend="vulkan")(v, f)
 
 

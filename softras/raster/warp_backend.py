@@ -88,7 +88,8 @@ def _torch_stream(device: torch.device) -> Iterator[None]:
     """Launch Warp kernels on PyTorch's current stream of ``device`` (CUDA), so that they are
     ordered with the surrounding PyTorch work without synchronisation."""
     if device.type == "cuda":
-        with wp.ScopedStream(wp.stream_from_torch(device)):
+        # sync_enter=False: everything the kernels read was produced on this very stream.
+        with wp.ScopedStream(wp.stream_from_torch(device), sync_enter=False):
             yield
     else:
         yield
