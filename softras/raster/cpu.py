@@ -101,7 +101,7 @@ class _SoftRasterizeCPU(torch.autograd.Function):
             b, _, h, w = prep.shape
             out = np.empty((b, 4, h, w), dtype=prep.fv.dtype)
             # Every entry the backward reads is written by the forward kernel: no zero-fill.
-            state = np.empty((b, 4, h, w), dtype=np.float64)
+            state = np.empty((b, 3, h, w), dtype=np.float64)
             winner = np.empty((b, h, w), dtype=np.int64)
             K.forward(*prep.args(), prep.opts, prep.fp, out, state, winner)
         ctx.prep = prep

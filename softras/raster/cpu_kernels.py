@@ -313,9 +313,10 @@ def forward(  # pragma: no cover - compiled
     xs, ys, fv, inv, front, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner
 ):
     """Render. pr: [B, F, 4] pixel ranges (c0, c1, r0, r1); out: [B, 4, H, W];
-    state: [B, 4, H, W] float64 (alpha accumulator, reference log D, reference depth, softmax
-    denominator); the alpha accumulator is Π(1 - D) for 'prod', Σ D for 'sum', 0/1 for 'hard';
-    winner: [B, H, W] z-buffer face or -1."""
+    state: [B, 3, H, W] float64 (alpha accumulator; for softmax RGB 1 / (D_top · denominator)
+    and the top element's depth, so that a pair's weight is D · state[1] · e^((state[2] - z) /
+    ((far - near) γ))); the alpha accumulator is Π(1 - D) for 'prod', Σ D for 'sum', 0/1 for
+    'hard'; winner: [B, H, W] z-buffer face or -1."""
     nb = inv.shape[0]
     nf = inv.shape[1]
     h = ys.shape[0]
@@ -329,14 +330,16 @@ def forward(  # pragma: no cover - compiled
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         st = np.empty((9, tile, tile), dtype=np.float64)
         st[S_ACC] = 1.0 if alpha_id == 2 else 0.0  # prod: transmittance Π(1 - D)
-        st[S_DREF] = 1.0  # the background's D
-        st[S_ZP] = zp_bg
-        st[S_DEN] = 1.0
-        st[S_N0] = fp[P_BG]
-        st[S_N1] = fp[P_BG + 1]
-        st[S_N2] = fp[P_BG + 2]
-        st[S_ZB] = math.inf
-        st[S_WIN] = -1.0
+        if rgb_id == 1:
+            st[S_DREF] = 1.0  # the background's D
+            st[S_ZP] = zp_bg
+            st[S_DEN] = 1.0
+            st[S_N0] = fp[P_BG]
+            st[S_N1] = fp[P_BG + 1]
+            st[S_N2] = fp[P_BG + 2]
+        else:
+            st[S_ZB] = math.inf
+            st[S_WIN] = -1.0
         for e in range(tile_start[job], tile_start[job + 1]):
             f = tile_faces[e]
             fc = _load_face(inv, fv, b, f)
@@ -419,9 +422,8 @@ def forward(  # pragma: no cover - compiled
                     out[b, 0, row, col] = st[S_N0, i, j] / den
                     out[b, 1, row, col] = st[S_N1, i, j] / den
                     out[b, 2, row, col] = st[S_N2, i, j] / den
-                    state[b, 1, row, col] = st[S_DREF, i, j]
+                    state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
                     state[b, 2, row, col] = st[S_ZP, i, j]
-                    state[b, 3, row, col] = den
                     continue
                 win = int(st[S_WIN, i, j])
                 winner[b, row, col] = win
@@ -506,8 +508,7 @@ def backward(  # pragma: no cover - compiled
                         gr1 = np.float64(grad_out[b, 1, row, col])
                         gr2 = np.float64(grad_out[b, 2, row, col])
                         # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
-                        wj = d / state[b, 1, row, col] * math.exp((state[b, 2, row, col] - zp) * inv_scale)
-                        wj /= state[b, 3, row, col]
+                        wj = d * state[b, 1, row, col] * math.exp((state[b, 2, row, col] - zp) * inv_scale)
                         col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
                         glogit = wj * (
                             gr0 * (col0 - np.float64(out[b, 0, row, col]))
