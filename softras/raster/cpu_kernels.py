@@ -330,13 +330,13 @@ def forward(  # pragma: no cover - compiled
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         st = np.empty((9, tile, tile), dtype=np.float64)
         st[S_ACC] = 1.0 if alpha_id == 2 else 0.0  # prod: transmittance Π(1 - D)
+        st[S_N0] = fp[P_BG]  # softmax: colour sums; z-buffer: the winner's colour
+        st[S_N1] = fp[P_BG + 1]
+        st[S_N2] = fp[P_BG + 2]
         if rgb_id == 1:
             st[S_DREF] = 1.0  # the background's D
             st[S_ZP] = zp_bg
             st[S_DEN] = 1.0
-            st[S_N0] = fp[P_BG]
-            st[S_N1] = fp[P_BG + 1]
-            st[S_N2] = fp[P_BG + 2]
         else:
             st[S_ZB] = math.inf
             st[S_WIN] = -1.0
@@ -374,6 +374,7 @@ def forward(  # pragma: no cover - compiled
                         if zp < st[S_ZB, i, j]:
                             st[S_ZB, i, j] = zp
                             st[S_WIN, i, j] = f
+                            st[S_N0, i, j], st[S_N1, i, j], st[S_N2, i, j] = _colors(tex, b, f, tex_id, r, c0, c1, c2)
                         continue
                     col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
                     # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
@@ -405,7 +406,6 @@ def forward(  # pragma: no cover - compiled
                         st[S_N2, i, j] += ew * col2
         for row in range(ty0, ty1):
             i = row - ty0
-            py = ys[row]
             for col in range(tx0, tx1):
                 j = col - tx0
                 acc = st[S_ACC, i, j]
@@ -425,19 +425,10 @@ def forward(  # pragma: no cover - compiled
                     state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
                     state[b, 2, row, col] = st[S_ZP, i, j]
                     continue
-                win = int(st[S_WIN, i, j])
-                winner[b, row, col] = win
-                if win < 0:
-                    out[b, 0, row, col] = fp[P_BG]
-                    out[b, 1, row, col] = fp[P_BG + 1]
-                    out[b, 2, row, col] = fp[P_BG + 2]
-                else:
-                    px = xs[col]
-                    fc = _load_face(inv, fv, b, win)
-                    w0, w1, w2, _, _, _ = _coverage(px, py, fc, dist_id, theta, sigma)
-                    _, _, _, _, _, c0, c1, c2, _ = _depth(w0, w1, w2, fc)
-                    for ch in range(3):
-                        out[b, ch, row, col] = _color(tex, b, win, tex_id, r, c0, c1, c2, ch)
+                winner[b, row, col] = int(st[S_WIN, i, j])
+                out[b, 0, row, col] = st[S_N0, i, j]
+                out[b, 1, row, col] = st[S_N1, i, j]
+                out[b, 2, row, col] = st[S_N2, i, j]
 
 
 @njit(parallel=True, **_JIT)
