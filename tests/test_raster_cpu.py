@@ -161,3 +161,30 @@ def test_kernel_visits_exactly_the_pairs_inside_the_grown_boxes() -> None:
         pr = _Prepared(fv, tex, s, 16).pr  # [B, F, (c0, c1, r0, r1)]
         visited = int(((pr[..., 1] - pr[..., 0] + 1).clip(0) * (pr[..., 3] - pr[..., 2] + 1).clip(0)).sum())
         assert visited == count_box_pairs(fv, s) > 0
+
+
+def test_inlined_exp_is_within_a_few_ulp_of_libm() -> None:
+    """The kernels' inlined e^-a (no libm call per pair) against math.exp over its whole range."""
+    import math
+
+    import numpy as np
+    from numba import njit
+
+    from softras.raster import cpu_kernels as K
+
+    @njit
+    def both(a: np.ndarray, ours: np.ndarray, libm: np.ndarray) -> None:
+        for i in range(a.size):
+            ours[i] = K._exp_neg(a[i])
+            libm[i] = math.exp(-a[i])
+
+    rng = np.random.default_rng(0)
+    a = np.concatenate([[0.0, 1e-300, 5e-324, 40.0, 700.0, np.nextafter(700.0, 800.0), 745.2, 800.0],
+                        rng.uniform(0, 40, 200_000), rng.uniform(0, 760, 200_000)])  # fmt: skip
+    ours, libm = np.empty_like(a), np.empty_like(a)
+    both(a, ours, libm)
+    normal = libm > 2.3e-308
+    rel = np.abs(ours[normal] - libm[normal]) / libm[normal]
+    assert rel.max() <= 4 * np.finfo(np.float64).eps
+    np.testing.assert_array_equal(ours[~normal], libm[~normal])  # subnormal range: libm itself
+    assert ours[0] == 1.0

@@ -24,6 +24,7 @@ alpha 0 hard / 1 sum / 2 prod; texture 0 surface / 1 vertex.
 
 from __future__ import annotations
 
+import decimal
 import math
 
 import numpy as np
@@ -42,6 +43,41 @@ _TEXEL_TOL = 1e-4
 _CULL_MARGIN = 1.0 + 1e-6
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+def _exp_tables() -> tuple[np.ndarray, np.ndarray]:
+    """2^(-j/64), j < 64, correctly rounded (from 60-digit decimals), and 2^-n, n < 1075 (exact)."""
+    ctx = decimal.Context(prec=60)
+    frac = np.array([float(ctx.power(decimal.Decimal(2), decimal.Decimal(-j) / 64)) for j in range(64)])
+    return frac, np.ldexp(1.0, -np.arange(1075))
+
+
+_EXP_FRAC, _EXP_POW2 = _exp_tables()
+_EXP_K_PER_UNIT = 92.33248261689366  # 64 / ln 2
+_EXP_STEP_HI = 0.010830424695086549  # ln 2 / 64 = HI + LO, HI with 33 significant bits (k·HI exact)
+_EXP_STEP_LO = 1.162596423439437e-12
+
+
+@njit(inline="always", **_JIT)
+def _exp_neg(a):  # pragma: no cover - compiled
+    """e^-a for a >= 0, inlined (no libm call, so the caller's registers are not spilled around it).
+
+    a = k·ln2/64 + r with |r| <= ln2/128: e^-a = 2^-(k >> 6) · 2^(-(k & 63)/64) · e^-r, e^-r by its
+    degree-6 Taylor polynomial (truncation < 4e-20); within a few ulp of libm's exp. Beyond
+    a = 700 it defers to libm (subnormal results).
+    """
+    if a > 700.0:
+        return math.exp(-a)
+    k = int(a * _EXP_K_PER_UNIT + 0.5)
+    r = (a - k * _EXP_STEP_HI) - k * _EXP_STEP_LO
+    p = 1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0 - r * (1.0 / 24.0 - r * (1.0 / 120.0 - r * (1.0 / 720.0))))))
+    return _EXP_POW2[k >> 6] * _EXP_FRAC[k & 63] * p
+
+
+@njit(inline="always", **_JIT)
+def _exp(v):  # pragma: no cover - compiled
+    """e^v: inlined for v <= 0 (every softmax weight relative to the top element but rare ones)."""
+    return _exp_neg(-v) if v <= 0 else math.exp(v)
 
 
 @njit(parallel=True, **_JIT)
@@ -93,7 +129,7 @@ def _sigmoid_pair(x, dist_id):  # pragma: no cover - compiled
     if dist_id == 0:
         return 1.0, 0.0
     ax = abs(x)
-    e = math.exp(-ax) if ax < 40.0 else 0.0
+    e = _exp_neg(ax) if ax < 40.0 else 0.0
     r = 1.0 / (1.0 + e)
     if x >= 0:
         return r, e * r
@@ -384,11 +420,11 @@ def forward(  # pragma: no cover - compiled
                     new_top = False
                     scale = 1.0
                     if q > 0:
-                        scale = math.exp(-q) / ratio  # = 1 / weight
+                        scale = _exp_neg(q) / ratio  # = 1 / weight
                         new_top = scale < 1.0
                         ew = 0.0 if new_top else 1.0 / scale
                     else:
-                        ew = ratio * math.exp(q)
+                        ew = ratio * _exp_neg(-q)
                         if ew > 1.0:
                             new_top = True
                             scale = 1.0 / ew
@@ -499,7 +535,7 @@ def backward(  # pragma: no cover - compiled
                         gr1 = np.float64(grad_out[b, 1, row, col])
                         gr2 = np.float64(grad_out[b, 2, row, col])
                         # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
-                        wj = d * state[b, 1, row, col] * math.exp((state[b, 2, row, col] - zp) * inv_scale)
+                        wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
                         col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
                         glogit = wj * (
                             gr0 * (col0 - np.float64(out[b, 0, row, col]))
@@ -589,11 +625,16 @@ def backward(  # pragma: no cover - compiled
                             inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
                             gd2 = gx / sigma if inside else -gx / sigma
                             k = edge
-                            k1 = (k + 1) % 3
-                            ax = fc[9 + 2 * k]
-                            ay = fc[10 + 2 * k]
-                            ex = fc[9 + 2 * k1] - ax
-                            ey = fc[10 + 2 * k1] - ay
+                            # edge k runs from vertex k to vertex k + 1 (constant tuple indices: a
+                            # runtime index would spill the face tuple to memory on every pair)
+                            if k == 0:
+                                ax, ay, bx, by = fc[9], fc[10], fc[11], fc[12]
+                            elif k == 1:
+                                ax, ay, bx, by = fc[11], fc[12], fc[13], fc[14]
+                            else:
+                                ax, ay, bx, by = fc[13], fc[14], fc[9], fc[10]
+                            ex = bx - ax
+                            ey = by - ay
                             el2 = ex * ex + ey * ey
                             den_t = el2 if el2 > 0 else 1.0
                             qx = px - ax
