@@ -26,3 +26,24 @@ def random_scene(
     t = 3 if texture_type == "vertex" else texture_res**2
     tex = torch.rand(batch, faces, t, 3, generator=g, dtype=dtype)
     return fv, tex
+
+
+DEGENERATE_KINDS = ("collinear", "point", "zero_depth", "behind_camera")
+
+
+def degenerate_scene(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random vertex-coloured scene (2 × 6 faces) whose face 0 is degenerate in both items:
+    ``collinear`` (no area), ``point`` (three equal vertices), ``zero_depth`` (a vertex at
+    z = 0) or ``behind_camera`` (depths -1, 0.5, 2)."""
+    fv, tex = random_scene(batch=2, faces=6, seed=7, texture_type="vertex")
+    if kind == "collinear":
+        fv[:, 0, 2, :2] = 0.5 * (fv[:, 0, 0, :2] + fv[:, 0, 1, :2])
+    elif kind == "point":
+        fv[:, 0, 1:] = fv[:, 0, :1]
+    elif kind == "zero_depth":
+        fv[:, 0, 0, 2] = 0.0
+    elif kind == "behind_camera":
+        fv[:, 0, :, 2] = torch.tensor([-1.0, 0.5, 2.0], dtype=fv.dtype)
+    else:
+        raise ValueError(f"kind: expected one of {DEGENERATE_KINDS}, got {kind!r}")
+    return fv, tex

@@ -10,7 +10,7 @@ import torch
 from softras.raster import RasterSettings, default_backend, rasterize
 from softras.raster.cpu import rasterize_cpu
 
-from .scenes import random_scene
+from .scenes import DEGENERATE_KINDS, degenerate_scene, random_scene
 
 COMBOS = list(
     itertools.product(
@@ -88,17 +88,9 @@ def test_crowded_tile_and_huge_faces() -> None:
         _assert_grad_close(cpu[2], ref[2])
 
 
-@pytest.mark.parametrize("degenerate", ["collinear", "point", "zero_depth", "behind_camera"])
+@pytest.mark.parametrize("degenerate", DEGENERATE_KINDS)
 def test_degenerate_faces_match_reference(degenerate: str) -> None:
-    fv, tex = random_scene(batch=2, faces=6, seed=7, texture_type="vertex")
-    if degenerate == "collinear":
-        fv[:, 0, 2, :2] = 0.5 * (fv[:, 0, 0, :2] + fv[:, 0, 1, :2])
-    elif degenerate == "point":
-        fv[:, 0, 1:] = fv[:, 0, :1]
-    elif degenerate == "zero_depth":
-        fv[:, 0, 0, 2] = 0.0
-    else:
-        fv[:, 0, :, 2] = torch.tensor([-1.0, 0.5, 2.0], dtype=fv.dtype)
+    fv, tex = degenerate_scene(degenerate)
     s = RasterSettings.create(16, sigma_val=1e-2, gamma_val=1e-2, texture_type="vertex", near=0.1)
     ref = _grads("reference", fv, tex, s)
     cpu = _grads("cpu", fv, tex, s)
