@@ -311,16 +311,19 @@ def _colors(tex, b, f, tex_id, r, c0, c1, c2):  # pragma: no cover - compiled
 
 
 _SCATTER_PRIME = 1_000_003
+_SCATTER_BELOW_BATCH = 8
 
 
 @njit(inline="always", **_JIT)
-def _scatter(k, n):  # pragma: no cover - compiled
-    """The k-th task of n in a scattered order (k·P mod n, a permutation for P prime to n).
+def _scatter(k, n, nb):  # pragma: no cover - compiled
+    """The k-th of n tasks (nb batch items × tiles) in the order the threads should take them.
 
-    Numba splits a ``prange`` into one contiguous block per thread up front; neighbouring
-    tiles cost alike, so scattering them gives every thread a fair share of the image.
+    Numba splits a ``prange`` into one contiguous block per thread up front. With many batch
+    items the blocks hold whole images and balance (tasks stay in order, so each image's faces
+    stay in cache); with few, a block would be a band of one image, so the tasks are scattered
+    (k·P mod n, a permutation for P prime to n) to give every thread a fair share of the image.
     """
-    if n % _SCATTER_PRIME == 0:
+    if nb >= _SCATTER_BELOW_BATCH or n % _SCATTER_PRIME == 0:
         return k
     return (k * _SCATTER_PRIME) % n
 
@@ -362,7 +365,7 @@ def forward(  # pragma: no cover - compiled
     inv_scale, zp_bg = fp[P_INV_SCALE], fp[P_ZP_BG]
     nt = ntx * nty
     for task in prange(nb * nt):
-        job = _scatter(np.int64(task), np.int64(nb * nt))
+        job = _scatter(np.int64(task), np.int64(nb * nt), nb)
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         st = np.empty((9, tile, tile), dtype=np.float64)
         st[S_ACC] = 1.0 if alpha_id == 2 else 0.0  # prod: transmittance Π(1 - D)
@@ -487,7 +490,7 @@ def backward(  # pragma: no cover - compiled
     inv_scale = fp[P_INV_SCALE]
     nt = ntx * nty
     for task in prange(nb * nt):
-        job = _scatter(np.int64(task), np.int64(nb * nt))
+        job = _scatter(np.int64(task), np.int64(nb * nt), nb)
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         for e in range(tile_start[job], tile_start[job + 1]):
             f = tile_faces[e]
