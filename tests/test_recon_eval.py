@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from softras.cli import main
-from softras.recon.baselines import MeanShapeBaseline, RetrievalBaseline
+from softras.metrics import iou_3d
+from softras.recon.baselines import MeanShapeBaseline, RetrievalBaseline, visual_hull
 from softras.recon.dataset_builder import build_procedural_dataset
 from softras.recon.evaluate import evaluate, format_table
 from softras.recon.nmr import NUM_VIEWS, NMRDataset
@@ -79,6 +80,28 @@ def test_eval_cli_baselines_only_and_errors(
     )
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["recon", "eval", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+
+
+def test_visual_hull_contains_the_object(
+    run: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data, _ = run
+    test_set = NMRDataset(data, "test")
+    for cid in test_set.class_ids:
+        alphas = torch.from_numpy(np.asarray(test_set.images[cid][0][:, 3], np.float32) / 255)
+        hull = visual_hull(alphas)
+        vox = torch.from_numpy(np.asarray(test_set.voxels[cid][0]))
+        assert hull.shape == vox.shape and hull.dtype == torch.uint8
+        covered = float((hull.bool() & vox.bool()).sum()) / float(vox.bool().sum())
+        assert (
+            covered > 0.9
+        )  # the hull holds almost every true voxel (anti-aliased thin parts can fall below alpha 0.5) ...
+        assert 0.3 < float(iou_3d(hull[None], vox[None])) < 1  # ... and more: what no view sees empty
+        assert not visual_hull(torch.zeros_like(alphas)).any()
+    args = ["recon", "eval", "--data", str(data), "--out", str(tmp_path), "--no-baselines", "--visual-hull", "--quiet"]
+    assert main(args) == 0
+    assert "Visual hull" in capsys.readouterr().out
+    assert set(json.loads((tmp_path / "results.json").read_text())["methods"]) == {"visual_hull"}
 
 
 def test_format_table_marks_missing_classes() -> None:

@@ -179,6 +179,11 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
         "--max-objects", type=positive_int, default=None, metavar="N", help="only the first N objects per class"
     )
     p.add_argument("--no-baselines", action="store_true", help="skip the retrieval and mean-shape baselines")
+    p.add_argument(
+        "--visual-hull",
+        action="store_true",
+        help="also score the visual hull of the 24 ground-truth silhouettes (a reference bound)",
+    )
     p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -199,6 +204,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         max_objects=args.max_objects,
         backend=args.backend,
         quiet=args.quiet,
+        hull=args.visual_hull,
     )
     print(f"wrote {result.files.get('results')} ({result.seconds:.1f} s)")
     return 0

@@ -8,7 +8,8 @@
 * :mod:`softras.recon.train` -- the multi-view IoU objective, exact resume, DDP
   (:mod:`softras.recon.ddp`);
 * :mod:`softras.recon.evaluate` / :mod:`softras.recon.baselines` -- per-class voxel IoU in the
-  paper's Table 1 layout, with retrieval and mean-shape baselines.
+  paper's Table 1 layout, with retrieval and mean-shape baselines (and, on request, the visual
+  hull of the ground-truth silhouettes as a reference).
 
 CLI: ``softras recon {make-dataset,convert,train,eval}`` (see docs/reconstruction.md).
 """

@@ -12,6 +12,12 @@
 
 Both predict voxels [B, R, R, R] directly in the dataset's frame; :func:`softras.metrics.iou_3d`
 scores them like the network's voxelized meshes.
+
+:func:`visual_hull` is not a baseline but a reference: the largest shape consistent with all 24
+ground-truth silhouettes of an object (an oracle that sees every view). A model trained only with
+silhouettes from these views has no signal to carve anything the hull keeps (e.g. the space under
+a table top, never seen empty from 30° elevation), so the hull's IoU indicates what silhouette
+consistency alone can reach.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ import torch.nn.functional as F
 
 from softras.metrics import iou_3d
 
-from .nmr import NMRDataset
+from .nmr import VIEWING_ANGLE, NMRDataset, viewpoints
 
-__all__ = ["MeanShapeBaseline", "RetrievalBaseline", "image_features"]
+__all__ = ["MeanShapeBaseline", "RetrievalBaseline", "image_features", "visual_hull"]
 
 
 def image_features(images: torch.Tensor, projection: torch.Tensor | None, size: int = 32) -> torch.Tensor:
@@ -108,3 +114,47 @@ class MeanShapeBaseline:
         if class_id not in self.shapes:
             raise KeyError(f"no training voxels for class {class_id!r}")
         return self.shapes[class_id][None].expand(batch, -1, -1, -1)
+
+
+def visual_hull(
+    alphas: torch.Tensor, view_ids: torch.Tensor | None = None, size: int = 32, level: float = 0.5
+) -> torch.Tensor:
+    """Visual hull of one object from its silhouettes, as voxels in the dataset's frame.
+
+    A voxel of the ``size``³ grid (the frame of :func:`softras.metrics.mesh_to_nmr_voxels`) is
+    kept if, in *every* view, at least one of its 27 corner, edge-centre, face-centre and centre
+    points projects onto a pixel whose alpha exceeds ``level``. Testing the whole cell keeps
+    parts thinner than a voxel, which the dataset's voxels (every voxel the surface touches) also
+    contain.
+
+    Args:
+        alphas: silhouettes [V, S, S] in [0, 1] (alpha channel of the NMR views).
+        view_ids: NMR view index of each silhouette [V] (default ``0 .. V-1``).
+        size: grid resolution.
+        level: alpha threshold.
+
+    Returns:
+        uint8 [size, size, size].
+    """
+    from softras.functional.transform import look_at, perspective
+
+    v, s = alphas.shape[0], alphas.shape[-1]
+    ids = torch.arange(v) if view_ids is None else torch.as_tensor(view_ids)
+    # lattice of half-voxel steps; cell i of the grid spans [i/N, (i+1)/N) after the map
+    # p -> p (N-1)/N + 0.5 of the vertices, i.e. lattice points 2i .. 2i+2
+    half = torch.arange(2 * size + 1, dtype=torch.float64) / 2
+    coord = (half / size - 0.5) * size / (size - 1)
+    n = coord.shape[0]
+    pts = torch.stack(torch.meshgrid(coord, coord, coord, indexing="ij"), -1).reshape(-1, 3).float()
+    cam = perspective(look_at(pts[None].expand(v, -1, -1), viewpoints(ids)), VIEWING_ANGLE)
+    px = torch.floor((cam[..., 0] + 1) * s / 2).long()
+    py = torch.floor((1 - cam[..., 1]) * s / 2).long()  # image row 0 is the top
+    valid = (px >= 0) & (px < s) & (py >= 0) & (py < s)
+    hit = torch.zeros(v, pts.shape[0], dtype=torch.bool)
+    k = torch.arange(v)[:, None].expand_as(px)
+    hit[valid] = alphas[k[valid], py[valid], px[valid]] > level
+    # any over each cell's 3x3x3 lattice points, per view; then all views
+    cell = F.max_pool3d(hit.reshape(v, 1, n, n, n).float(), kernel_size=3, stride=2)[:, 0] > 0
+    keep = cell.all(0)
+    # to the dataset's axis order, as mesh_to_nmr_voxels: swap the first two axes, flip the last
+    return keep.permute(1, 0, 2).flip(2).to(torch.uint8)

@@ -25,7 +25,7 @@ import torch
 from softras.metrics import iou_3d
 from softras.progress import progress
 
-from .baselines import MeanShapeBaseline, RetrievalBaseline
+from .baselines import MeanShapeBaseline, RetrievalBaseline, visual_hull
 from .nmr import NUM_VIEWS, NMRDataset, class_name
 
 __all__ = ["EvalResult", "evaluate", "format_table"]
@@ -35,6 +35,7 @@ METHOD_LABELS = {
     "mean_shape": "Mean shape (class oracle)",
     "softras": "SoftRas (silhouette)",
     "softras_full": "SoftRas (full)",
+    "visual_hull": "Visual hull (24 views, oracle)",
 }
 
 
@@ -133,6 +134,7 @@ def evaluate(
     backend: str | None = None,
     quiet: bool = False,
     log: Callable[[str], None] | None = None,
+    hull: bool = False,
 ) -> EvalResult:
     """Score a checkpoint (and the baselines) on a split; write ``results.json`` and examples.
 
@@ -147,13 +149,15 @@ def evaluate(
         max_objects: evaluate only the first objects of each class (for quick checks).
         backend: rasterization backend (only used to render example GIFs).
         quiet: no progress bar; log: where the table is printed (default ``print``).
+        hull: also score the visual hull of each object's 24 ground-truth silhouettes
+            (:func:`softras.recon.baselines.visual_hull`; a reference, not a single-view method).
 
     Returns:
         An :class:`EvalResult`.
     """
     t0 = time.perf_counter()
     log = log if log is not None else print
-    if checkpoint is None and not baselines:
+    if checkpoint is None and not baselines and not hull:
         raise ValueError("nothing to evaluate: give a checkpoint or enable the baselines")
     test = NMRDataset(data, split)
     model = None
@@ -172,6 +176,8 @@ def evaluate(
         mean_shape = MeanShapeBaseline(train)
         info["mean_shape_thresholds"] = mean_shape.thresholds
     methods = ([method] if method else []) + (["retrieval", "mean_shape"] if baselines else [])
+    methods += ["visual_hull"] if hull else []
+    hull_iou: dict[tuple[str, int], float] = {}
     sums = {m: {c: 0.0 for c in test.class_ids} for m in methods}
     counts = {c: 0 for c in test.class_ids}
     total = sum(min(n, max_objects or n) for n in test.num_objects.values()) * NUM_VIEWS
@@ -188,6 +194,12 @@ def evaluate(
                         sums["mean_shape"][cid] += float(iou_3d(mean_shape.predict(cid, n), b.voxels).double().sum())
                     else:
                         sums["mean_shape"][cid] = math.nan
+                if hull:
+                    for o, vox in zip(b.object_ids.tolist(), b.voxels, strict=True):
+                        if (cid, o) not in hull_iou:
+                            alphas = torch.from_numpy(np.asarray(test.images[cid][o][:, 3], np.float32) / 255.0)
+                            hull_iou[cid, o] = float(iou_3d(visual_hull(alphas, size=vox.shape[0])[None], vox[None]))
+                        sums["visual_hull"][cid] += hull_iou[cid, o]
                 counts[cid] += n
                 bar.update(n)
     classes = [c for c in test.class_ids if counts[c] > 0]

@@ -132,14 +132,17 @@ PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(),
     # the paper's network and objective on this project's 2-core CPU: fewer, smaller steps and
     # a larger learning rate, sized for the procedural dataset (`--per-class 100`) and a
-    # 45-minute train + eval budget (see docs/reconstruction.md)
+    # 45-minute train + eval budget on a machine shared with other jobs: one thread (two threads
+    # are faster alone but collapse ~10x next to another multi-threaded job; see
+    # docs/reconstruction.md)
     "cpu-small": TrainConfig(
-        iters=3000,
+        iters=8000,
         batch_size=8,
         lr=3e-4,
-        save_every=250,
+        save_every=500,
         log_every=10,
-        demo_every=500,
+        demo_every=1000,
+        threads=1,
         conv_dim=32,
         fc_dim=512,
         latent_dim=256,
