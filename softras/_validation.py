@@ -93,7 +93,15 @@ def check_shape(name: str, t: torch.Tensor, expected: Sequence[int | str | None]
 
 def check_finite(name: str, t: torch.Tensor) -> None:
     """Raise ``ValueError`` if ``t`` holds NaN or Inf."""
-    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+    if not t.is_floating_point():
+        return
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64):
+        # NumPy, single-threaded: a PyTorch op here would wake PyTorch's OpenMP pool, whose
+        # threads then spin for a while and slow down the rasterizer's own threads.
+        finite = bool(np.isfinite(t.detach().numpy()).all())
+    else:
+        finite = bool(torch.isfinite(t).all())
+    if not finite:
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"{name}: expected finite values, found {bad} NaN/Inf entries")
 

@@ -120,7 +120,7 @@ class _SoftRasterizeCPU(torch.autograd.Function):
         opts[6], opts[7] = int(need_v), int(need_t)
         # Every slot the reduction reads is written by the backward kernel: no zero-fill.
         grad_entries = np.empty((prep.tile_faces.shape[0], K.G_TEX + (3 * t if need_t else 0)), dtype=np.float64)
-        grad_out = _np(grad_images.to(torch.float64))
+        grad_out = _np(grad_images)  # any float dtype: the kernel reads it as float64
         grad_v = np.empty((b, f, 3, 3) if need_v else (0, 0, 3, 3), dtype=prep.fv.dtype)
         grad_t = np.empty((b, f, t if need_t else 0, 3), dtype=prep.fv.dtype)
         with _LOCK:
