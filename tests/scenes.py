@@ -47,3 +47,15 @@ def degenerate_scene(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     else:
         raise ValueError(f"kind: expected one of {DEGENERATE_KINDS}, got {kind!r}")
     return fv, tex
+
+
+def crowded_scene() -> tuple[torch.Tensor, torch.Tensor]:
+    """300 small faces piled into one corner tile of a 32² image, plus two faces (both
+    windings) far larger than the whole image: [1, 302, 3, 3] and R = 2 textures (float64)."""
+    g = torch.Generator().manual_seed(3)
+    small = torch.cat([torch.rand(1, 300, 3, 2, generator=g, dtype=torch.float64) * 0.2 - 0.6,
+                       1.5 + 2 * torch.rand(1, 300, 3, 1, generator=g, dtype=torch.float64)], -1)  # fmt: skip
+    huge = torch.tensor([[[[-30.0, -20.0, 3.0], [0.0, 40.0, 3.5], [25.0, -30.0, 4.0]]]], dtype=torch.float64)
+    fv = torch.cat([small, huge, huge[:, :, [0, 2, 1]]], dim=1)
+    tex = torch.rand(1, fv.shape[1], 4, 3, generator=g, dtype=torch.float64)
+    return fv, tex

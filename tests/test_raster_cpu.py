@@ -10,7 +10,7 @@ import torch
 from softras.raster import RasterSettings, default_backend, rasterize
 from softras.raster.cpu import rasterize_cpu
 
-from .scenes import DEGENERATE_KINDS, degenerate_scene, random_scene
+from .scenes import DEGENERATE_KINDS, crowded_scene, degenerate_scene, random_scene
 
 COMBOS = list(
     itertools.product(
@@ -72,13 +72,7 @@ def test_cpu_matches_reference_float32_default_sigma_gamma(
 
 
 def test_crowded_tile_and_huge_faces() -> None:
-    # 300 small faces piled into one tile, plus faces larger than the whole image.
-    g = torch.Generator().manual_seed(3)
-    small = torch.cat([torch.rand(1, 300, 3, 2, generator=g, dtype=torch.float64) * 0.2 - 0.6,
-                       1.5 + 2 * torch.rand(1, 300, 3, 1, generator=g, dtype=torch.float64)], -1)  # fmt: skip
-    huge = torch.tensor([[[[-30.0, -20.0, 3.0], [0.0, 40.0, 3.5], [25.0, -30.0, 4.0]]]], dtype=torch.float64)
-    fv = torch.cat([small, huge, huge[:, :, [0, 2, 1]]], dim=1)
-    tex = torch.rand(1, fv.shape[1], 4, 3, generator=g, dtype=torch.float64)
+    fv, tex = crowded_scene()  # 300 small faces piled into one tile, plus faces larger than the image
     s = RasterSettings.create(32, sigma_val=1e-3, gamma_val=1e-2)
     ref = _grads("reference", fv, tex, s)
     for tile in (4, 16, 64):
