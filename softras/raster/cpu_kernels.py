@@ -5,9 +5,9 @@ the faces binned to that tile, and of those only the (pixel, face) pairs inside 
 grown bounding box. Per pixel it keeps a handful of scalars (alpha accumulator, softmax
 reference element and sums, z-buffer winner), so memory is O(B·H·W + entries) where an
 entry is one (face, tile) incidence. The backward recomputes every pair term and writes
-each pair's gradient into its entry's own slot; a sequential pass then sums the slots per
-face. No two threads ever add into the same number, so gradients are bit-identical from
-run to run.
+each pair's gradient into its entry's own slot; a pass over the faces (in parallel) then
+sums each face's slots in tile order. No two threads ever add into the same number, so
+gradients are bit-identical from run to run.
 
 Arithmetic is float64 inside the kernels whatever the input dtype (pixel centres, barycentric
 matrix, distances, depths), which makes float32 inputs *more* accurate than the float32
