@@ -98,10 +98,12 @@ def bin_faces(c0, c1, r0, r1, tile, ntx, nty):  # pragma: no cover - compiled
         for f in range(nf):
             if c1[b, f] < c0[b, f]:
                 continue
-            for ty in range(r0[b, f] // tile, r1[b, f] // tile + 1):
-                for tx in range(c0[b, f] // tile, c1[b, f] // tile + 1):
+            tx0, tx1 = c0[b, f] // tile, c1[b, f] // tile
+            ty0, ty1 = r0[b, f] // tile, r1[b, f] // tile
+            face_counts[b * nf + f + 1] = (ty1 - ty0 + 1) * (tx1 - tx0 + 1)
+            for ty in range(ty0, ty1 + 1):
+                for tx in range(tx0, tx1 + 1):
                     counts[b * nt + ty * ntx + tx + 1] += 1
-                    face_counts[b * nf + f + 1] += 1
     tile_start = np.cumsum(counts)
     face_start = np.cumsum(face_counts)
     tile_faces = np.empty(tile_start[-1], dtype=np.int64)
