@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from softras.cli import main
+from softras.recon.ema import WeightAverage
 from softras.recon.model import ModelConfig, ReconModel, multiview_iou_loss
 from softras.recon.nmr import NUM_VIEWS
 from softras.recon.train import PRESETS, TrainConfig, Trainer, load_checkpoint, load_model, train
@@ -43,10 +44,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("blobs")
     write_blobs(d, {"03001627": 3, "04379243": 2})
     return d
-
-
-def _params(ckpt: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(ckpt)["model"]
 
 
 def test_decoder_keeps_vertices_in_the_unit_box_and_loss_shapes() -> None:
@@ -80,24 +77,28 @@ def test_schedule_decays_lr_and_sigma_at_60_percent(data: Path, tmp_path: Path) 
 
 
 def test_interrupt_and_resume_is_exact(data: Path, tmp_path: Path) -> None:
-    # the reference backend: deterministic arithmetic, so "the same" means bit-identical
-    straight = train(data, tmp_path / "a", CFG, quiet=True, backend="reference")
-    assert straight.iteration == CFG.iters and not straight.interrupted
+    # the reference backend: deterministic arithmetic, so "the same" means bit-identical; the
+    # weight average and the colour jitter (which draws from the batch sampler) must resume too
+    cfg = replace(CFG, ema_decay=0.9, color_jitter=0.3)
+    straight = train(data, tmp_path / "a", cfg, quiet=True, backend="reference")
+    assert straight.iteration == cfg.iters and not straight.interrupted
 
     def ctrl_c(trainer: Trainer, metrics: dict[str, float]) -> None:
         if trainer.iteration == 2:
             os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C: finish the step, save, stop
 
-    first = train(data, tmp_path / "b", CFG, quiet=True, on_step=ctrl_c, backend="reference")
+    first = train(data, tmp_path / "b", cfg, quiet=True, on_step=ctrl_c, backend="reference")
     assert first.interrupted and first.iteration == 2
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["iteration"] == 2
-    resumed = train(data, tmp_path / "b", CFG, quiet=True, resume=tmp_path / "b" / "checkpoint.pt", backend="reference")
-    assert resumed.iteration == CFG.iters and not resumed.interrupted
-    a, b = _params(tmp_path / "a" / "checkpoint.pt"), _params(tmp_path / "b" / "checkpoint.pt")
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical, BatchNorm statistics included
+    resumed = train(data, tmp_path / "b", cfg, quiet=True, resume=tmp_path / "b" / "checkpoint.pt", backend="reference")
+    assert resumed.iteration == cfg.iters and not resumed.interrupted
+    ckpt_a, ckpt_b = (load_checkpoint(tmp_path / run / "checkpoint.pt") for run in ("a", "b"))
+    for a, b in ((ckpt_a["model"], ckpt_b["model"]), (ckpt_a["ema"]["weights"], ckpt_b["ema"]["weights"])):
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical, BatchNorm statistics included
+    assert ckpt_a["ema"]["updates"] == ckpt_b["ema"]["updates"] == cfg.iters
     rows = list(csv.DictReader(open(tmp_path / "b" / "log.csv")))
-    assert [int(r["iteration"]) for r in rows] == list(range(1, CFG.iters + 1))
+    assert [int(r["iteration"]) for r in rows] == list(range(1, cfg.iters + 1))
     ref = list(csv.DictReader(open(tmp_path / "a" / "log.csv")))
     assert [r["loss"] for r in rows] == [r["loss"] for r in ref]
     assert not [p for p in (tmp_path / "b").iterdir() if p.name.endswith(".tmp")]  # atomic writes
@@ -119,6 +120,55 @@ def test_checkpoint_content_and_model_loading(data: Path, tmp_path: Path) -> Non
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_weight_average_follows_the_ema_formula_and_round_trips() -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    avg = WeightAverage(net, decay=0.5)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].num_batches_tracked.fill_(7)
+    avg.update(net)  # warm-up: d = min(0.5, 2 / 11)
+    d = 2 / 11
+    expected = d * start["0.weight"] + (1 - d) * net[0].weight.detach()
+    assert torch.allclose(avg.shadow["0.weight"], expected)
+    assert int(avg.shadow["1.num_batches_tracked"]) == 7  # integer buffers are copied
+    for _ in range(20):
+        avg.update(net)
+    assert torch.allclose(avg.shadow["0.weight"], net[0].weight.detach(), atol=1e-5)  # converges to a still net
+    other = WeightAverage(net, decay=0.9)
+    other.load_state_dict(avg.state_dict())
+    assert other.updates == 21 and other.decay == 0.5
+    assert all(torch.equal(other.shadow[k], avg.shadow[k]) for k in avg.shadow)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(net, decay=1.0)
+    with pytest.raises(ValueError, match="does not match"):
+        other.load_state_dict({"decay": 0.5, "updates": 1, "weights": {"x": torch.zeros(1)}})
+
+
+def test_checkpoint_average_is_what_evaluation_loads(data: Path, tmp_path: Path) -> None:
+    cfg = replace(CFG, iters=3, ema_decay=0.5, lr=1e-2)
+    result = train(data, tmp_path, cfg, quiet=True, backend="reference")
+    ckpt = load_checkpoint(result.checkpoint)
+    averaged, _, _ = load_model(result.checkpoint)
+    last, _, _ = load_model(result.checkpoint, average=False)
+    for name, value in averaged.net.state_dict().items():
+        assert torch.equal(value, ckpt["ema"]["weights"][name])
+        assert torch.equal(last.net.state_dict()[name], ckpt["model"][name])
+    assert any(not torch.equal(ckpt["ema"]["weights"][k], ckpt["model"][k]) for k in ckpt["model"])
+
+
+def test_color_jitter_scales_rgb_only(data: Path, tmp_path: Path) -> None:
+    tr = Trainer(data, tmp_path, replace(CFG, color_jitter=0.5), quiet=True)
+    images = torch.rand(16, 4, 8, 8)
+    out = tr._jitter_colors(images)
+    assert torch.equal(out[:, 3], images[:, 3]) and float(out.min()) >= 0 and float(out.max()) <= 1
+    ratio = out[:, :3].flatten(2) / images[:, :3].flatten(2)
+    unclamped = out[:, :3].flatten(2) < 1
+    gains = torch.where(unclamped, ratio, torch.nan).nanmean(-1)  # one gain per image and channel
+    assert float(gains.min()) >= 0.5 - 1e-6 and float(gains.max()) <= 1.5 + 1e-6
+    assert float(gains.std()) > 0.1  # the gains differ between images and channels
 
 
 def test_train_cli(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -120,6 +120,20 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         default=None,
         help="silhouette (default) or full (also per-face colours)",
     )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        metavar="D",
+        help="keep a moving average of the weights with this decay, used for evaluation (0: off)",
+    )
+    p.add_argument(
+        "--color-jitter",
+        type=float,
+        default=None,
+        metavar="J",
+        help="scale the input images' R, G, B by random factors in 1 +- J (0: off)",
+    )
     p.add_argument("--classes", default=None, metavar="IDS", help="comma-separated class ids (default: all)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--save-every", type=positive_int, default=None, metavar="N", help="checkpoint period")
@@ -135,6 +149,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from softras.recon.train import PRESETS, train
 
     cfg = PRESETS[args.preset]
+    if args.ema_decay is not None and not 0 <= args.ema_decay < 1:
+        raise UsageError(f"--ema-decay: expected a value in [0, 1), got {args.ema_decay}")
+    if args.color_jitter is not None and not 0 <= args.color_jitter < 1:
+        raise UsageError(f"--color-jitter: expected a value in [0, 1), got {args.color_jitter}")
     overrides = {
         "iters": args.iters,
         "batch_size": args.batch_size,
@@ -143,6 +161,8 @@ def _run_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "save_every": args.save_every,
         "threads": args.threads,
+        "ema_decay": args.ema_decay,
+        "color_jitter": args.color_jitter,
         "class_ids": tuple(args.classes.split(",")) if args.classes else None,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
@@ -180,6 +200,11 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-baselines", action="store_true", help="skip the retrieval and mean-shape baselines")
     p.add_argument(
+        "--raw-weights",
+        action="store_true",
+        help="score the last optimizer iterate instead of the checkpoint's weight average (if it has one)",
+    )
+    p.add_argument(
         "--visual-hull",
         action="store_true",
         help="also score the visual hull of the 24 ground-truth silhouettes (a reference bound)",
@@ -205,6 +230,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         backend=args.backend,
         quiet=args.quiet,
         hull=args.visual_hull,
+        average=not args.raw_weights,
     )
     print(f"wrote {result.files.get('results')} ({result.seconds:.1f} s)")
     return 0

@@ -135,6 +135,7 @@ def evaluate(
     quiet: bool = False,
     log: Callable[[str], None] | None = None,
     hull: bool = False,
+    average: bool = True,
 ) -> EvalResult:
     """Score a checkpoint (and the baselines) on a split; write ``results.json`` and examples.
 
@@ -151,6 +152,8 @@ def evaluate(
         quiet: no progress bar; log: where the table is printed (default ``print``).
         hull: also score the visual hull of each object's 24 ground-truth silhouettes
             (:func:`softras.recon.baselines.visual_hull`; a reference, not a single-view method).
+        average: score the checkpoint's moving average of the weights when it has one
+            (False: the last optimizer iterate).
 
     Returns:
         An :class:`EvalResult`.
@@ -166,9 +169,12 @@ def evaluate(
     if checkpoint is not None:
         from .train import load_model
 
-        model, cfg, ckpt = load_model(checkpoint, backend=backend)
+        model, cfg, ckpt = load_model(checkpoint, backend=backend, average=average)
         method = "softras_full" if cfg.variant == "full" else "softras"
-        info.update(checkpoint=str(checkpoint), iteration=int(ckpt["iteration"]), variant=cfg.variant)
+        weights = "average" if average and "ema" in ckpt else "last"
+        info.update(
+            checkpoint=str(checkpoint), iteration=int(ckpt["iteration"]), variant=cfg.variant, weights=weights
+        )
     retrieval = mean_shape = None
     if baselines:
         train = NMRDataset(data, "train")

@@ -40,6 +40,7 @@ from torch import nn
 from softras.progress import progress
 
 from . import ddp
+from .ema import WeightAverage
 from .model import ModelConfig, ReconModel, multiview_iou_loss
 from .nmr import NMRDataset
 
@@ -75,6 +76,12 @@ class TrainConfig:
             network (see :class:`ModelConfig`).
         class_ids: train on these classes only (default: all in the data folder).
         threads: torch intra-op threads (0: leave PyTorch's default).
+        ema_decay: keep an exponential moving average of the weights with this decay
+            (:class:`~softras.recon.ema.WeightAverage`; 0 disables it, as in the paper);
+            checkpoints then hold both, and evaluation uses the average.
+        color_jitter: scale each input image's R, G, B by independent factors drawn uniformly
+            from ``[1 - j, 1 + j]`` (0: off, as in the paper); the targets are silhouettes, so
+            this only keeps the encoder from memorising training objects by their colours.
     """
 
     iters: int = 250_000
@@ -100,6 +107,8 @@ class TrainConfig:
     decoder_dim: int = 1024
     class_ids: tuple[str, ...] | None = None
     threads: int = 0
+    ema_decay: float = 0.0
+    color_jitter: float = 0.0
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(
@@ -231,13 +240,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def load_model(
-    path: str | os.PathLike, backend: str | None = None, device: str | torch.device = "cpu"
+    path: str | os.PathLike,
+    backend: str | None = None,
+    device: str | torch.device = "cpu",
+    average: bool = True,
 ) -> tuple[ReconModel, TrainConfig, dict[str, Any]]:
-    """Model (in eval mode) and config from a checkpoint."""
+    """Model (in eval mode) and config from a checkpoint.
+
+    Args:
+        path: a ``checkpoint.pt``.
+        backend, device: where the model renders and runs.
+        average: load the moving average of the weights when the checkpoint has one (trained
+            with ``ema_decay > 0``); False loads the last optimizer iterate.
+    """
     ckpt = load_checkpoint(path, device)
     cfg = TrainConfig.from_dict(ckpt["config"])
     model = ReconModel(cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=backend)
-    model.net.load_state_dict(ckpt["model"])
+    use_average = average and "ema" in ckpt
+    model.net.load_state_dict(ckpt["ema"]["weights"] if use_average else ckpt["model"])
     model.to(device).eval()
     return model, cfg, ckpt
 
@@ -309,6 +329,7 @@ class Trainer:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.model.net = nn.parallel.DistributedDataParallel(self.model.net, device_ids=ids)
         self.optimizer = torch.optim.Adam(self.model.net.parameters(), lr=cfg.lr)
+        self.ema = WeightAverage(_unwrap(self.model.net), cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.sampler = np.random.default_rng([cfg.seed, self.dist.rank])
         self.iteration = 0
         self.writer: Any = None
@@ -333,6 +354,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "config": self.cfg.to_dict(),
             "world_size": self.dist.world_size,
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "numpy": _numpy_global_state(),
@@ -346,6 +368,12 @@ class Trainer:
         _unwrap(self.model.net).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.iteration = int(ckpt["iteration"])
+        if self.ema is not None:
+            if "ema" in ckpt:
+                self.ema.load_state_dict(ckpt["ema"])
+            else:
+                self.log("checkpoint has no weight average: it starts from the loaded weights")
+                self.ema = WeightAverage(_unwrap(self.model.net), self.cfg.ema_decay)
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"])
         _set_numpy_global_state(rng["numpy"])
@@ -389,6 +417,8 @@ class Trainer:
         batch = self.dataset.sample_batch(self.local_batch, self.sampler)
         dev = self.dist.device
         img_a, img_b = batch.images_a.to(dev), batch.images_b.to(dev)
+        if self.cfg.color_jitter > 0:
+            img_a, img_b = self._jitter_colors(img_a), self._jitter_colors(img_b)
         renders, vertices, lap, flat = self.model.render_multiview(
             img_a, img_b, batch.viewpoints_a.to(dev), batch.viewpoints_b.to(dev)
         )
@@ -404,6 +434,8 @@ class Trainer:
         self.optimizer.step()
         if self.dist.distributed:
             self._sync_buffers()
+        if self.ema is not None:
+            self.ema.update(_unwrap(self.model.net))
         self.iteration += 1
         self._last = (img_a[:1].detach(), tuple(r[:1].detach() for r in renders), vertices[:1].detach())
         return {
@@ -416,6 +448,14 @@ class Trainer:
             "lr": lr,
             "sigma": sigma,
         }
+
+    def _jitter_colors(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [B, 4, S, S] with R, G, B scaled per image by factors in ``1 ± color_jitter``
+        (drawn from this rank's checkpointed batch sampler), clamped to [0, 1]; alpha unchanged."""
+        j = self.cfg.color_jitter
+        gains = self.sampler.uniform(1.0 - j, 1.0 + j, size=(images.shape[0], 3))
+        gains = torch.from_numpy(gains).to(images)[:, :, None, None]
+        return torch.cat([(images[:, :3] * gains).clamp(0.0, 1.0), images[:, 3:]], dim=1)
 
     def _sync_buffers(self) -> None:
         """Average the BatchNorm running statistics over the ranks (each rank updated them with its
