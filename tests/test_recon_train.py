@@ -79,7 +79,7 @@ def test_schedule_decays_lr_and_sigma_at_60_percent(data: Path, tmp_path: Path) 
 def test_interrupt_and_resume_is_exact(data: Path, tmp_path: Path) -> None:
     # the reference backend: deterministic arithmetic, so "the same" means bit-identical; the
     # weight average and the colour jitter (which draws from the batch sampler) must resume too
-    cfg = replace(CFG, ema_decay=0.9, color_jitter=0.3)
+    cfg = replace(CFG, ema_decay=0.9, color_jitter=0.3, shift_pixels=2)
     straight = train(data, tmp_path / "a", cfg, quiet=True, backend="reference")
     assert straight.iteration == cfg.iters and not straight.interrupted
 
@@ -169,6 +169,17 @@ def test_color_jitter_scales_rgb_only(data: Path, tmp_path: Path) -> None:
     gains = torch.where(unclamped, ratio, torch.nan).nanmean(-1)  # one gain per image and channel
     assert float(gains.min()) >= 0.5 - 1e-6 and float(gains.max()) <= 1.5 + 1e-6
     assert float(gains.std()) > 0.1  # the gains differ between images and channels
+
+
+def test_shift_translates_each_image_within_the_range(data: Path, tmp_path: Path) -> None:
+    tr = Trainer(data, tmp_path, replace(CFG, shift_pixels=2), quiet=True)
+    images = torch.zeros(32, 4, 16, 16)
+    images[:, :, 7, 7] = 1.0  # one lit pixel per image
+    out = tr._shift(images)
+    assert out.shape == images.shape and torch.equal(out.sum((1, 2, 3)), images.sum((1, 2, 3)))
+    ys, xs = (out[:, 0] > 0).nonzero()[:, 1:].T
+    assert int((ys - 7).abs().max()) <= 2 and int((xs - 7).abs().max()) <= 2
+    assert len(set(zip(ys.tolist(), xs.tolist(), strict=True))) > 5  # the offsets vary
 
 
 def test_train_cli(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -134,6 +134,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         metavar="J",
         help="scale the input images' R, G, B by random factors in 1 +- J (0: off)",
     )
+    p.add_argument(
+        "--shift-pixels",
+        type=int,
+        default=None,
+        metavar="K",
+        help="translate the input images by random offsets of up to +-K pixels (0: off)",
+    )
     p.add_argument("--classes", default=None, metavar="IDS", help="comma-separated class ids (default: all)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--save-every", type=positive_int, default=None, metavar="N", help="checkpoint period")
@@ -153,6 +160,8 @@ def _run_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--ema-decay: expected a value in [0, 1), got {args.ema_decay}")
     if args.color_jitter is not None and not 0 <= args.color_jitter < 1:
         raise UsageError(f"--color-jitter: expected a value in [0, 1), got {args.color_jitter}")
+    if args.shift_pixels is not None and args.shift_pixels < 0:
+        raise UsageError(f"--shift-pixels: expected a value >= 0, got {args.shift_pixels}")
     overrides = {
         "iters": args.iters,
         "batch_size": args.batch_size,
@@ -163,6 +172,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "ema_decay": args.ema_decay,
         "color_jitter": args.color_jitter,
+        "shift_pixels": args.shift_pixels,
         "class_ids": tuple(args.classes.split(",")) if args.classes else None,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

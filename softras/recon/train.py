@@ -82,6 +82,10 @@ class TrainConfig:
         color_jitter: scale each input image's R, G, B by independent factors drawn uniformly
             from ``[1 - j, 1 + j]`` (0: off, as in the paper); the targets are silhouettes, so
             this only keeps the encoder from memorising training objects by their colours.
+        shift_pixels: translate each input image by a random whole-pixel offset of up to
+            ``±shift_pixels`` in x and y (zero fill; 0: off, as in the paper). Only the network's
+            input moves: the renders are still compared with the unshifted silhouettes, so the
+            encoder learns to ignore small misplacements instead of keying on exact pixels.
     """
 
     iters: int = 250_000
@@ -109,6 +113,7 @@ class TrainConfig:
     threads: int = 0
     ema_decay: float = 0.0
     color_jitter: float = 0.0
+    shift_pixels: int = 0
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(
@@ -417,10 +422,8 @@ class Trainer:
         batch = self.dataset.sample_batch(self.local_batch, self.sampler)
         dev = self.dist.device
         img_a, img_b = batch.images_a.to(dev), batch.images_b.to(dev)
-        if self.cfg.color_jitter > 0:
-            img_a, img_b = self._jitter_colors(img_a), self._jitter_colors(img_b)
         renders, vertices, lap, flat = self.model.render_multiview(
-            img_a, img_b, batch.viewpoints_a.to(dev), batch.viewpoints_b.to(dev)
+            self._augment(img_a), self._augment(img_b), batch.viewpoints_a.to(dev), batch.viewpoints_b.to(dev)
         )
         sil = multiview_iou_loss(renders, img_a, img_b)
         loss = sil + self.cfg.lambda_laplacian * lap.mean() + self.cfg.lambda_flatten * flat.mean()
@@ -449,13 +452,31 @@ class Trainer:
             "sigma": sigma,
         }
 
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's input: images [B, 4, S, S] after ``color_jitter`` and ``shift_pixels``
+        (random draws from this rank's checkpointed batch sampler; unchanged when both are 0)."""
+        if self.cfg.color_jitter > 0:
+            images = self._jitter_colors(images)
+        if self.cfg.shift_pixels > 0:
+            images = self._shift(images)
+        return images
+
     def _jitter_colors(self, images: torch.Tensor) -> torch.Tensor:
-        """Images [B, 4, S, S] with R, G, B scaled per image by factors in ``1 ± color_jitter``
-        (drawn from this rank's checkpointed batch sampler), clamped to [0, 1]; alpha unchanged."""
+        """Images [B, 4, S, S] with R, G, B scaled per image by factors in ``1 ± color_jitter``,
+        clamped to [0, 1]; alpha unchanged."""
         j = self.cfg.color_jitter
         gains = self.sampler.uniform(1.0 - j, 1.0 + j, size=(images.shape[0], 3))
         gains = torch.from_numpy(gains).to(images)[:, :, None, None]
         return torch.cat([(images[:, :3] * gains).clamp(0.0, 1.0), images[:, 3:]], dim=1)
+
+    def _shift(self, images: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, S, S] each translated by a random offset in ``[-k, k]²`` pixels
+        (``k = shift_pixels``), zero fill."""
+        k = self.cfg.shift_pixels
+        b, _, h, w = images.shape
+        padded = torch.nn.functional.pad(images, (k, k, k, k))
+        offsets = self.sampler.integers(0, 2 * k + 1, size=(b, 2))
+        return torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(offsets.tolist())])
 
     def _sync_buffers(self) -> None:
         """Average the BatchNorm running statistics over the ranks (each rank updated them with its
