@@ -71,7 +71,15 @@ def test_schedule_decays_lr_and_sigma_at_60_percent(data: Path, tmp_path: Path) 
     assert tr.schedule(5) == (CFG.lr, CFG.sigma)
     lr, sigma = tr.schedule(6)
     assert lr == pytest.approx(0.3 * CFG.lr) and sigma == pytest.approx(0.3 * CFG.sigma)
+    cosine = Trainer(data, tmp_path, replace(CFG, iters=10, lr_schedule="cosine"), quiet=True)
+    assert cosine.schedule(0) == (CFG.lr, CFG.sigma)
+    assert cosine.schedule(5)[0] == pytest.approx(0.5 * CFG.lr) and cosine.schedule(5)[1] == CFG.sigma
+    assert cosine.schedule(6)[1] == pytest.approx(0.3 * CFG.sigma)  # σ keeps its step
+    assert cosine.schedule(10)[0] == pytest.approx(0.0, abs=1e-20)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        replace(CFG, lr_schedule="linear")
     paper = PRESETS["paper"]
+    assert paper.lr_schedule == "step" and paper.ema_decay == 0 and paper.color_jitter == paper.shift_pixels == 0
     assert (paper.iters, paper.batch_size, paper.lr, paper.sigma) == (250_000, 64, 1e-4, 1e-4)
     assert (paper.lambda_laplacian, paper.lambda_flatten, paper.decay_at) == (5e-3, 5e-4, 0.6)
 

@@ -121,6 +121,12 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         help="silhouette (default) or full (also per-face colours)",
     )
     p.add_argument(
+        "--lr-schedule",
+        choices=("step", "cosine"),
+        default=None,
+        help="step: lr x0.3 at 60%% (the paper); cosine: lr anneals to 0 over the run",
+    )
+    p.add_argument(
         "--ema-decay",
         type=float,
         default=None,
@@ -171,6 +177,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "save_every": args.save_every,
         "threads": args.threads,
         "ema_decay": args.ema_decay,
+        "lr_schedule": args.lr_schedule,
         "color_jitter": args.color_jitter,
         "shift_pixels": args.shift_pixels,
         "class_ids": tuple(args.classes.split(",")) if args.classes else None,

@@ -70,6 +70,9 @@ class TrainConfig:
         sigma: σ of the soft rasterizer; gamma: γ (colour renders).
         lambda_laplacian, lambda_flatten, lambda_color: loss weights (colour: 'full' only).
         decay_at: fraction of ``iters`` after which lr and σ are multiplied by ``decay``.
+        lr_schedule: ``'step'`` (the paper: lr × ``decay`` from ``decay_at`` on) or ``'cosine'``
+            (lr follows half a cosine from ``lr`` down to 0 over the run; σ still steps at
+            ``decay_at``).
         seed: seeds torch/numpy/python and the batch sampler.
         save_every, log_every, demo_every: periods in iterations (0 disables demos).
         variant, image_size, template_level, conv_dim, fc_dim, latent_dim, decoder_dim: the
@@ -98,6 +101,7 @@ class TrainConfig:
     lambda_color: float = 1.0
     decay_at: float = 0.6
     decay: float = 0.3
+    lr_schedule: str = "step"
     seed: int = 0
     save_every: int = 10_000
     log_every: int = 100
@@ -114,6 +118,10 @@ class TrainConfig:
     ema_decay: float = 0.0
     color_jitter: float = 0.0
     shift_pixels: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("step", "cosine"):
+            raise ValueError(f"lr_schedule: expected 'step' or 'cosine', got {self.lr_schedule!r}")
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(
@@ -406,10 +414,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ schedule
     def schedule(self, iteration: int) -> tuple[float, float]:
-        """(lr, σ) at ``iteration``: ×``decay`` from ``decay_at * iters`` on."""
-        decayed = iteration >= round(self.cfg.decay_at * self.cfg.iters)
-        f = self.cfg.decay if decayed else 1.0
-        return self.cfg.lr * f, self.cfg.sigma * f
+        """(lr, σ) at ``iteration``: σ (and lr for the ``step`` schedule) ×``decay`` from
+        ``decay_at * iters`` on; the ``cosine`` lr is ``lr * (1 + cos(π · iteration / iters)) / 2``."""
+        cfg = self.cfg
+        f = cfg.decay if iteration >= round(cfg.decay_at * cfg.iters) else 1.0
+        if cfg.lr_schedule == "cosine":
+            return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * iteration / cfg.iters)), cfg.sigma * f
+        return cfg.lr * f, cfg.sigma * f
 
     # ------------------------------------------------------------------ one step
     def step(self) -> dict[str, float]:
