@@ -76,6 +76,8 @@ def test_schedule_decays_lr_and_sigma_at_60_percent(data: Path, tmp_path: Path) 
     assert cosine.schedule(5)[0] == pytest.approx(0.5 * CFG.lr) and cosine.schedule(5)[1] == CFG.sigma
     assert cosine.schedule(6)[1] == pytest.approx(0.3 * CFG.sigma)  # σ keeps its step
     assert cosine.schedule(10)[0] == pytest.approx(0.0, abs=1e-20)
+    sharp = Trainer(data, tmp_path, replace(CFG, iters=10, sigma_decay=0.1), quiet=True)
+    assert sharp.schedule(6) == (pytest.approx(0.3 * CFG.lr), pytest.approx(0.1 * CFG.sigma))
     with pytest.raises(ValueError, match="lr_schedule"):
         replace(CFG, lr_schedule="linear")
     paper = PRESETS["paper"]

@@ -121,6 +121,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         help="silhouette (default) or full (also per-face colours)",
     )
     p.add_argument(
+        "--sigma-decay",
+        type=positive_float,
+        default=None,
+        metavar="F",
+        help="factor applied to sigma at 60%% of the run (default: the lr's, 0.3)",
+    )
+    p.add_argument(
         "--lr-schedule",
         choices=("step", "cosine"),
         default=None,
@@ -178,6 +185,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "ema_decay": args.ema_decay,
         "lr_schedule": args.lr_schedule,
+        "sigma_decay": args.sigma_decay,
         "color_jitter": args.color_jitter,
         "shift_pixels": args.shift_pixels,
         "class_ids": tuple(args.classes.split(",")) if args.classes else None,
