@@ -66,6 +66,25 @@ def test_decoder_keeps_vertices_in_the_unit_box_and_loss_shapes() -> None:
     assert 0 < float(colors.detach().min()) <= float(colors.detach().max()) < 1
 
 
+def test_symmetric_decoder_mirrors_its_meshes_about_x0() -> None:
+    from softras.recon.model import _mirror_permutation
+
+    cfg = ModelConfig(image_size=32, template_level=2, conv_dim=4, fc_dim=16, latent_dim=8, decoder_dim=8)
+    flip = torch.tensor([-1.0, 1.0, 1.0])
+    sym = ReconModel(replace(cfg, symmetric=True))
+    torch.nn.init.normal_(sym.decoder.fc_centroid.weight, std=5.0)  # a large centroid too
+    vertices, _ = sym.reconstruct(torch.rand(3, 4, 32, 32))
+    mirror = sym.decoder.mirror
+    assert sorted(mirror.tolist()) == list(range(162)) and torch.equal(mirror[mirror], torch.arange(162))
+    assert torch.allclose(vertices[:, mirror] * flip, vertices, atol=1e-7)
+    assert float(vertices.detach().abs().max()) <= 0.5
+    plain, _ = ReconModel(cfg).reconstruct(torch.rand(3, 4, 32, 32))
+    assert not torch.allclose(plain[:, mirror] * flip, plain, atol=1e-3)  # the paper's decoder is free
+    assert "mirror" not in sym.net.state_dict()  # derived from the template: checkpoints unchanged
+    with pytest.raises(ValueError, match="not symmetric"):
+        _mirror_permutation(torch.tensor([[0.3, 0.0, 0.0], [0.2, 1.0, 0.0]]))
+
+
 def test_schedule_decays_lr_and_sigma_at_60_percent(data: Path, tmp_path: Path) -> None:
     tr = Trainer(data, tmp_path, replace(CFG, iters=10), quiet=True)
     assert tr.schedule(5) == (CFG.lr, CFG.sigma)

@@ -154,6 +154,12 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="translate the input images by random offsets of up to +-K pixels (0: off)",
     )
+    p.add_argument(
+        "--symmetric",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="predict meshes mirror-symmetric about x = 0 (not in the paper)",
+    )
     p.add_argument("--classes", default=None, metavar="IDS", help="comma-separated class ids (default: all)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--save-every", type=positive_int, default=None, metavar="N", help="checkpoint period")
@@ -188,6 +194,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "sigma_decay": args.sigma_decay,
         "color_jitter": args.color_jitter,
         "shift_pixels": args.shift_pixels,
+        "symmetric": args.symmetric,
         "class_ids": tuple(args.classes.split(",")) if args.classes else None,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

@@ -45,6 +45,10 @@ class ModelConfig:
         fc_dim: width of the encoder's first two fc layers.
         latent_dim: encoder output.
         decoder_dim: width of the decoder's first fc layer (the second is twice as wide).
+        symmetric: predict meshes mirror-symmetric about the plane x = 0 (not in the paper; a
+            common single-view prior, as in CMR): the displacements of each vertex and of its
+            mirror image are averaged and the centroid's x is 0. ShapeNet's and the procedural
+            classes' objects are (nearly) symmetric about that plane.
     """
 
     variant: str = "silhouette"
@@ -54,6 +58,7 @@ class ModelConfig:
     fc_dim: int = 1024
     latent_dim: int = 512
     decoder_dim: int = 1024
+    symmetric: bool = False
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -97,17 +102,24 @@ class Decoder(nn.Module):
     then rescales the positive and negative half-spaces (``(1 - c)`` and ``(1 + c)``) and shifts
     them by ``c``, and everything is halved into ``[-0.5, 0.5]``.
 
-    Buffers: ``vertices_base`` [V, 3] (unit sphere), ``faces`` [F, 3].
+    With ``cfg.symmetric`` the bias of vertex ``i`` and of its mirror image ``mirror[i]`` (the
+    template vertex at ``(-x, y, z)``) are averaged and the centroid's x is zeroed, so the output
+    is exactly symmetric about x = 0.
+
+    Buffers: ``vertices_base`` [V, 3] (unit sphere), ``faces`` [F, 3], ``mirror`` [V] (long).
     """
 
     vertices_base: torch.Tensor
     faces: torch.Tensor
+    mirror: torch.Tensor
 
     def __init__(self, cfg: ModelConfig, centroid_scale: float = 0.1, bias_scale: float = 1.0) -> None:
         super().__init__()
         v, f = icosphere(cfg.template_level)
         self.register_buffer("vertices_base", v)
         self.register_buffer("faces", f)
+        self.register_buffer("mirror", _mirror_permutation(v), persistent=False)
+        self.symmetric = cfg.symmetric
         self.nv, self.nf = v.shape[0], f.shape[0]
         self.centroid_scale, self.bias_scale, self.obj_scale = centroid_scale, bias_scale, 0.5
         d = cfg.decoder_dim
@@ -123,6 +135,9 @@ class Decoder(nn.Module):
         x = F.relu(self.fc2(x))
         centroid = torch.tanh(self.fc_centroid(x) * self.centroid_scale)[:, None, :]  # [B, 1, 3]
         bias = (self.fc_bias(x) * self.bias_scale).view(-1, self.nv, 3)
+        if self.symmetric:
+            bias = 0.5 * (bias + bias[:, self.mirror])
+            centroid = centroid * centroid.new_tensor([0.0, 1.0, 1.0])
         base = self.vertices_base * self.obj_scale
         sign = torch.sign(base)
         a = base.abs().clamp(1e-6, 1 - 1e-6)
@@ -131,6 +146,15 @@ class Decoder(nn.Module):
         vertices = (v + centroid) * 0.5
         colors = torch.sigmoid(self.fc_color(x)).view(-1, self.nf, 3) if self.fc_color is not None else None
         return vertices, colors
+
+
+def _mirror_permutation(vertices: torch.Tensor) -> torch.Tensor:
+    """Index [V] of each template vertex's mirror image about x = 0 (vertices [V, 3])."""
+    mirrored = vertices * vertices.new_tensor([-1.0, 1.0, 1.0])
+    dist, index = torch.cdist(mirrored.double(), vertices.double()).min(1)
+    if float(dist.max()) > 1e-6:
+        raise ValueError("the template is not symmetric about x = 0")
+    return index
 
 
 class ReconNet(nn.Module):

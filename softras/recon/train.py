@@ -80,8 +80,8 @@ class TrainConfig:
             ``decay_at``).
         seed: seeds torch/numpy/python and the batch sampler.
         save_every, log_every, demo_every: periods in iterations (0 disables demos).
-        variant, image_size, template_level, conv_dim, fc_dim, latent_dim, decoder_dim: the
-            network (see :class:`ModelConfig`).
+        variant, image_size, template_level, conv_dim, fc_dim, latent_dim, decoder_dim,
+            symmetric: the network (see :class:`ModelConfig`).
         class_ids: train on these classes only (default: all in the data folder).
         threads: torch intra-op threads (0: leave PyTorch's default).
         ema_decay: keep an exponential moving average of the weights with this decay
@@ -124,6 +124,7 @@ class TrainConfig:
     ema_decay: float = 0.0
     color_jitter: float = 0.0
     shift_pixels: int = 0
+    symmetric: bool = False
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("step", "cosine"):
@@ -138,6 +139,7 @@ class TrainConfig:
             self.fc_dim,
             self.latent_dim,
             self.decoder_dim,
+            self.symmetric,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,12 +163,13 @@ PRESETS: dict[str, TrainConfig] = {
     # the paper's network and objective on this project's 2-core CPU: fewer, smaller steps and
     # a larger learning rate, sized for the procedural dataset (`--per-class 100`) and a
     # 45-minute train + eval budget on a machine shared with other jobs: one thread (two threads
-    # are faster alone but collapse ~10x next to another multi-threaded job; see
-    # docs/reconstruction.md)
+    # are faster alone but collapse ~10x next to another multi-threaded job), and evaluation with
+    # a moving average of the weights (see docs/reconstruction.md for the ablations)
     "cpu-small": TrainConfig(
         iters=8000,
         batch_size=8,
         lr=3e-4,
+        ema_decay=0.999,
         save_every=500,
         log_every=10,
         demo_every=1000,
