@@ -163,13 +163,15 @@ PRESETS: dict[str, TrainConfig] = {
     # the paper's network and objective on this project's 2-core CPU: fewer, smaller steps and
     # a larger learning rate, sized for the procedural dataset (`--per-class 100`) and a
     # 45-minute train + eval budget on a machine shared with other jobs: one thread (two threads
-    # are faster alone but collapse ~10x next to another multi-threaded job), and evaluation with
-    # a moving average of the weights (see docs/reconstruction.md for the ablations)
+    # are faster alone but collapse ~10x next to another multi-threaded job); beyond the paper:
+    # a mirror-symmetric decoder and evaluation with a moving average of the weights (see
+    # docs/reconstruction.md for the ablations)
     "cpu-small": TrainConfig(
         iters=8000,
         batch_size=8,
         lr=3e-4,
         ema_decay=0.999,
+        symmetric=True,
         save_every=500,
         log_every=10,
         demo_every=1000,
