@@ -9,7 +9,7 @@ import pytest
 import torch
 import trimesh
 
-from softras.losses import FlattenLoss, LaplacianLoss, hard_iou, iou, neg_iou_loss
+from softras.losses import FlattenLoss, LaplacianLoss, hard_iou, iou, mesh_volume, neg_iou_loss
 
 
 def dense_laplacian(nv: int, faces: np.ndarray) -> np.ndarray:
@@ -238,3 +238,33 @@ def test_iou_gradient_and_errors() -> None:
         iou(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4))
     with pytest.raises(ValueError, match="target"):
         neg_iou_loss(torch.zeros(4, 4, 4), torch.zeros(4, 4))
+
+
+def test_mesh_volume_matches_trimesh_and_is_translation_invariant() -> None:
+    meshes = [trimesh.creation.box(extents=(1.0, 2.0, 0.5)), trimesh.creation.icosphere(2, radius=0.7),
+              trimesh.creation.annulus(0.2, 0.5, 0.3)]
+    for m in meshes:
+        v = torch.from_numpy(np.asarray(m.vertices)).double()[None]
+        f = torch.from_numpy(np.asarray(m.faces))
+        expected = float(m.volume)
+        assert float(mesh_volume(v, f)[0]) == pytest.approx(expected, rel=1e-9)
+        shifted = v + torch.tensor([3.0, -1.0, 2.0], dtype=torch.float64)
+        assert float(mesh_volume(shifted, f[None])[0]) == pytest.approx(expected, rel=1e-9)
+        assert float(mesh_volume(v, f.flip(1))[0]) == pytest.approx(-expected, rel=1e-9)  # inside out
+
+
+def test_mesh_volume_gradient_and_errors() -> None:
+    m = trimesh.creation.icosphere(1)
+    v = torch.from_numpy(np.asarray(m.vertices)).double()[None].repeat(2, 1, 1)
+    v = (v + 0.05 * torch.randn_like(v)).requires_grad_(True)
+    f = torch.from_numpy(np.asarray(m.faces))
+    assert torch.autograd.gradcheck(lambda x: mesh_volume(x, f), (v,))
+    # a volume: scaling by s scales it by s^3
+    with torch.no_grad():
+        assert float(mesh_volume(2 * v, f)[0]) == pytest.approx(8 * float(mesh_volume(v, f)[0]))
+    with pytest.raises(ValueError, match="vertices"):
+        mesh_volume(v[0], f)
+    with pytest.raises(ValueError, match="faces"):
+        mesh_volume(v, f + 1000)
+    with pytest.raises(ValueError, match="faces"):
+        mesh_volume(v, f[None].repeat(3, 1, 1))

@@ -105,6 +105,19 @@ def test_schedule_decays_lr_and_sigma_at_60_percent(data: Path, tmp_path: Path) 
     assert (paper.lambda_laplacian, paper.lambda_flatten, paper.decay_at) == (5e-3, 5e-4, 0.6)
 
 
+def test_volume_weight_adds_the_mean_mesh_volume_to_the_loss(data: Path, tmp_path: Path) -> None:
+    losses = {}
+    for weight in (0.0, 0.5):
+        tr = Trainer(data, tmp_path / str(weight), replace(CFG, lambda_volume=weight), quiet=True)
+        losses[weight] = tr.step()
+    plain, weighted = losses[0.0], losses[0.5]
+    assert plain["volume"] > 0  # the template sphere, nothing learned yet: the same first batch
+    assert weighted["volume"] == pytest.approx(plain["volume"])
+    assert weighted["loss"] == pytest.approx(plain["loss"] + 0.5 * plain["volume"], rel=1e-5)
+    with pytest.raises(ValueError, match="lambda_volume"):
+        replace(CFG, lambda_volume=-1.0)
+
+
 def test_interrupt_and_resume_is_exact(data: Path, tmp_path: Path) -> None:
     # the reference backend: deterministic arithmetic, so "the same" means bit-identical; the
     # weight average and the colour jitter (which draws from the batch sampler) must resume too

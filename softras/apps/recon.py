@@ -141,6 +141,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         help="keep a moving average of the weights with this decay, used for evaluation (0: off)",
     )
     p.add_argument(
+        "--lambda-volume",
+        type=float,
+        default=None,
+        metavar="W",
+        help="weight of the predicted meshes' volume: prefer the smallest shape that fits the silhouettes (0: off)",
+    )
+    p.add_argument(
         "--color-jitter",
         type=float,
         default=None,
@@ -177,6 +184,8 @@ def _run_train(args: argparse.Namespace) -> int:
     cfg = PRESETS[args.preset]
     if args.ema_decay is not None and not 0 <= args.ema_decay < 1:
         raise UsageError(f"--ema-decay: expected a value in [0, 1), got {args.ema_decay}")
+    if args.lambda_volume is not None and args.lambda_volume < 0:
+        raise UsageError(f"--lambda-volume: expected a value >= 0, got {args.lambda_volume}")
     if args.color_jitter is not None and not 0 <= args.color_jitter < 1:
         raise UsageError(f"--color-jitter: expected a value in [0, 1), got {args.color_jitter}")
     if args.shift_pixels is not None and args.shift_pixels < 0:
@@ -192,6 +201,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "ema_decay": args.ema_decay,
         "lr_schedule": args.lr_schedule,
         "sigma_decay": args.sigma_decay,
+        "lambda_volume": args.lambda_volume,
         "color_jitter": args.color_jitter,
         "shift_pixels": args.shift_pixels,
         "symmetric": args.symmetric,
