@@ -85,6 +85,24 @@ def test_symmetric_decoder_mirrors_its_meshes_about_x0() -> None:
         _mirror_permutation(torch.tensor([[0.3, 0.0, 0.0], [0.2, 1.0, 0.0]]))
 
 
+def test_encoder_dropout_is_active_in_training_only() -> None:
+    cfg = ModelConfig(image_size=32, template_level=1, conv_dim=4, fc_dim=64, latent_dim=8, decoder_dim=8)
+    torch.manual_seed(0)
+    dropped = ReconModel(replace(cfg, dropout=0.5))
+    plain = ReconModel(cfg)
+    plain.net.load_state_dict(dropped.net.state_dict())  # dropout has no parameters
+    images = torch.rand(3, 4, 32, 32)
+    dropped.net.train()
+    first, second = dropped.reconstruct(images)[0], dropped.reconstruct(images)[0]
+    assert not torch.allclose(first, second)  # a new mask per call
+    plain.net.load_state_dict(dropped.net.state_dict())  # the BatchNorm statistics moved
+    dropped.net.eval(), plain.net.eval()
+    assert torch.equal(dropped.reconstruct(images)[0], plain.reconstruct(images)[0])
+    with pytest.raises(ValueError, match="dropout"):
+        ModelConfig(dropout=1.0)
+    assert PRESETS["paper"].dropout == 0.0 and PRESETS["paper"].model_config().dropout == 0.0
+
+
 def test_schedule_decays_lr_and_sigma_at_60_percent(data: Path, tmp_path: Path) -> None:
     tr = Trainer(data, tmp_path, replace(CFG, iters=10), quiet=True)
     assert tr.schedule(5) == (CFG.lr, CFG.sigma)

@@ -141,6 +141,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         help="keep a moving average of the weights with this decay, used for evaluation (0: off)",
     )
     p.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        metavar="P",
+        help="dropout probability after the encoder's first two fc layers (0: off, as in the paper)",
+    )
+    p.add_argument(
         "--lambda-volume",
         type=float,
         default=None,
@@ -184,6 +191,8 @@ def _run_train(args: argparse.Namespace) -> int:
     cfg = PRESETS[args.preset]
     if args.ema_decay is not None and not 0 <= args.ema_decay < 1:
         raise UsageError(f"--ema-decay: expected a value in [0, 1), got {args.ema_decay}")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise UsageError(f"--dropout: expected a probability in [0, 1), got {args.dropout}")
     if args.lambda_volume is not None and args.lambda_volume < 0:
         raise UsageError(f"--lambda-volume: expected a value >= 0, got {args.lambda_volume}")
     if args.color_jitter is not None and not 0 <= args.color_jitter < 1:
@@ -202,6 +211,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "lr_schedule": args.lr_schedule,
         "sigma_decay": args.sigma_decay,
         "lambda_volume": args.lambda_volume,
+        "dropout": args.dropout,
         "color_jitter": args.color_jitter,
         "shift_pixels": args.shift_pixels,
         "symmetric": args.symmetric,

@@ -49,6 +49,8 @@ class ModelConfig:
             common single-view prior, as in CMR): the displacements of each vertex and of its
             mirror image are averaged and the centroid's x is 0. ShapeNet's and the procedural
             classes' objects are (nearly) symmetric about that plane.
+        dropout: dropout probability after the encoder's first two fc layers while training (0:
+            off, as in the paper); a regulariser against memorising the training objects.
     """
 
     variant: str = "silhouette"
@@ -59,8 +61,11 @@ class ModelConfig:
     latent_dim: int = 512
     decoder_dim: int = 1024
     symmetric: bool = False
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant: expected one of {VARIANTS}, got {self.variant!r}")
 
@@ -82,14 +87,15 @@ class Encoder(nn.Module):
         self.fc1 = nn.Linear(4 * c * side * side, cfg.fc_dim)
         self.fc2 = nn.Linear(cfg.fc_dim, cfg.fc_dim)
         self.fc3 = nn.Linear(cfg.fc_dim, cfg.latent_dim)
+        self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
         x = F.relu(self.bn3(self.conv3(x)))
         x = x.flatten(1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
+        x = self.dropout(F.relu(self.fc1(x)))
+        x = self.dropout(F.relu(self.fc2(x)))
         return F.relu(self.fc3(x))
 
 

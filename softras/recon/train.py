@@ -88,7 +88,7 @@ class TrainConfig:
         seed: seeds torch/numpy/python and the batch sampler.
         save_every, log_every, demo_every: periods in iterations (0 disables demos).
         variant, image_size, template_level, conv_dim, fc_dim, latent_dim, decoder_dim,
-            symmetric: the network (see :class:`ModelConfig`).
+            symmetric, dropout: the network (see :class:`ModelConfig`).
         class_ids: train on these classes only (default: all in the data folder).
         threads: torch intra-op threads (0: leave PyTorch's default).
         ema_decay: keep an exponential moving average of the weights with this decay
@@ -133,6 +133,7 @@ class TrainConfig:
     color_jitter: float = 0.0
     shift_pixels: int = 0
     symmetric: bool = False
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lambda_volume < 0:
@@ -150,6 +151,7 @@ class TrainConfig:
             self.latent_dim,
             self.decoder_dim,
             self.symmetric,
+            self.dropout,
         )
 
     def to_dict(self) -> dict[str, Any]:
