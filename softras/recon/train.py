@@ -75,7 +75,8 @@ class TrainConfig:
             above (elevation 30°) cannot carve every empty region (under a table's top, between a
             car's wheels), so the IoU loss leaves those regions to the regularisers, which fill
             them; a small volume weight makes the smallest shape that matches the silhouettes the
-            preferred one.
+            preferred one. (On the procedural data it shrank the visible parts too and lowered the
+            test IoU; docs/reconstruction.md has the numbers.)
         decay_at: fraction of ``iters`` after which lr and σ are multiplied by ``decay``.
         sigma_decay: factor applied to σ at ``decay_at`` (None: ``decay``, as in the paper).
             The dataset's images have exact, anti-aliased edges, while at σ = 1e-4 the soft
