@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from dataclasses import replace
 
 import torch
 
@@ -59,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = replace(PRESETS[args.preset])
+    cfg = PRESETS[args.preset]
     model = ReconModel(cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=args.backend)
     model.train()
     optimizer = make_adam(model.net.parameters(), cfg.lr)
