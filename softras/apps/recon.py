@@ -261,15 +261,31 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also score the visual hull of the 24 ground-truth silhouettes (a reference bound)",
     )
+    p.add_argument(
+        "--refine-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score the reconstructions fitted to their input silhouettes with N Adam steps on the "
+        "latent code (uses the input's camera; adds a same-view retrieval row; 0: off, default)",
+    )
+    p.add_argument("--refine-lr", type=float, default=0.05, help="learning rate of that fit (default 0.05)")
     p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     from softras.recon.evaluate import evaluate
+    from softras.recon.refine import RefineConfig
 
     if args.examples < 0:
         raise UsageError(f"--examples: expected >= 0, got {args.examples}")
+    if args.refine_steps < 0:
+        raise UsageError(f"--refine-steps: expected >= 0, got {args.refine_steps}")
+    if not args.refine_lr > 0:
+        raise UsageError(f"--refine-lr: expected > 0, got {args.refine_lr}")
+    if args.refine_steps > 0 and args.checkpoint is None:
+        raise UsageError("--refine-steps: needs --checkpoint (it refines the network's reconstructions)")
     result = evaluate(
         args.data,
         args.checkpoint,
@@ -283,6 +299,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         hull=args.visual_hull,
         average=not args.raw_weights,
+        refine=RefineConfig(steps=args.refine_steps, lr=args.refine_lr) if args.refine_steps > 0 else None,
     )
     print(f"wrote {result.files.get('results')} ({result.seconds:.1f} s)")
     return 0

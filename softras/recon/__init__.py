@@ -9,7 +9,9 @@
   (:mod:`softras.recon.ddp`);
 * :mod:`softras.recon.evaluate` / :mod:`softras.recon.baselines` -- per-class voxel IoU in the
   paper's Table 1 layout, with retrieval and mean-shape baselines (and, on request, the visual
-  hull of the ground-truth silhouettes as a reference).
+  hull of the ground-truth silhouettes as a reference);
+* :mod:`softras.recon.refine` -- test-time fit of a reconstruction to its input silhouette
+  (the network's latent code optimised through the soft renderer).
 
 CLI: ``softras recon {make-dataset,convert,train,eval}`` (see docs/reconstruction.md).
 """

@@ -4,7 +4,9 @@
   training image (all 24 views of every training object) in a fixed feature space, take the
   nearest training image, and answer with that object's voxels. The feature is a fixed Gaussian
   random projection of the 32×32 area-downsampled RGBA image (a Johnson–Lindenstrauss sketch of
-  the pixels; ``dim=0`` uses the raw downsampled pixels).
+  the pixels; ``dim=0`` uses the raw downsampled pixels). Given the queries' view indices, it
+  searches only the training images of the same view (the counterpart of methods that use the
+  input's camera, such as :mod:`softras.recon.refine`).
 * :class:`MeanShapeBaseline` -- the *mean shape* of each class: the mean training occupancy of the
   class, thresholded at the level that maximises the mean IoU on the training voxels. It is given
   the query's class label (an oracle the other methods do not get), so it is an upper bound for
@@ -58,7 +60,7 @@ class RetrievalBaseline:
         d_in = 4 * self.size * self.size
         g = torch.Generator().manual_seed(seed)
         self.projection = torch.randn(d_in, dim, generator=g) / dim**0.5 if dim > 0 else None
-        feats, owners = [], []
+        feats, owners, views = [], [], []
         for cid in train.class_ids:
             imgs = train.images[cid]
             n = imgs.shape[0]
@@ -67,20 +69,28 @@ class RetrievalBaseline:
                 chunk = torch.from_numpy(np.asarray(flat[s : s + batch_size], np.float32) / 255.0)
                 feats.append(image_features(chunk, self.projection, self.size))
             owners.append(train.offsets[cid] + np.repeat(np.arange(n), imgs.shape[1]))
+            views.append(np.tile(np.arange(imgs.shape[1]), n))
         self.features = torch.cat(feats)  # [N_train * 24, D]
         self.sq_norms = self.features.pow(2).sum(1)
         self.owner = torch.from_numpy(np.concatenate(owners))
+        self.view = torch.from_numpy(np.concatenate(views))  # view index of each training image
         self.train = train
 
-    def nearest(self, images: torch.Tensor) -> torch.Tensor:
-        """Global training-object index [B] of the nearest training image of each query [B, 4, S, S]."""
+    def nearest(self, images: torch.Tensor, view_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Global training-object index [B] of the nearest training image of each query [B, 4, S, S]
+        (among the training images of the query's view when ``view_ids`` [B] is given)."""
         q = image_features(images, self.projection, self.size)
         dist = q.pow(2).sum(1, keepdim=True) - 2 * q @ self.features.T + self.sq_norms[None]
+        if view_ids is not None:
+            view_ids = torch.as_tensor(view_ids).long()
+            if view_ids.shape != (images.shape[0],):
+                raise ValueError(f"view_ids: expected [{images.shape[0]}] (one per image), got {tuple(view_ids.shape)}")
+            dist = dist.masked_fill(self.view[None] != view_ids[:, None], float("inf"))
         return self.owner[dist.argmin(1)]
 
-    def predict(self, images: torch.Tensor) -> torch.Tensor:
-        """Voxels [B, R, R, R] (uint8) of the retrieved training objects."""
-        idx = self.nearest(images)
+    def predict(self, images: torch.Tensor, view_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Voxels [B, R, R, R] (uint8) of the retrieved training objects (see :meth:`nearest`)."""
+        idx = self.nearest(images, view_ids)
         return torch.from_numpy(np.stack([self.train.voxel(int(i)) for i in idx]).astype(np.uint8))
 
 

@@ -6,6 +6,10 @@ from that single image; the mesh is voxelized in the NMR frame
 IoU is the mean over its objects × views; the table's last column is the mean over classes
 (as the original ``examples/recon/test.py``). The retrieval and mean-shape baselines
 (:mod:`softras.recon.baselines`) are scored on the same queries.
+
+With ``refine``, the table gains the network's reconstructions fitted to their input silhouettes
+(:mod:`softras.recon.refine`, which uses the input's camera) and, as its fair counterpart, the
+retrieval baseline restricted to training images of the query's view.
 """
 
 from __future__ import annotations
@@ -15,23 +19,27 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from softras.metrics import iou_3d
+from softras.metrics import iou_3d, voxel_iou_from_mesh
 from softras.progress import progress
 
 from .baselines import MeanShapeBaseline, RetrievalBaseline, visual_hull
-from .nmr import NUM_VIEWS, NMRDataset, class_name
+from .nmr import NUM_VIEWS, NMRDataset, class_name, viewpoints
+from .refine import RefineConfig, refine_reconstruction
 
 __all__ = ["EvalResult", "evaluate", "format_table"]
 
 METHOD_LABELS = {
+    "softras_refined": "SoftRas (silhouette) + input fit",
+    "softras_full_refined": "SoftRas (full) + input fit",
     "retrieval": "Retrieval",
+    "retrieval_same_view": "Retrieval (same view)",
     "mean_shape": "Mean shape (class oracle)",
     "softras": "SoftRas (silhouette)",
     "softras_full": "SoftRas (full)",
@@ -77,10 +85,17 @@ def format_table(class_ids: Sequence[str], iou: dict[str, dict[str, float]], mea
 
 
 def _export_examples(
-    model: Any, test: NMRDataset, out: Path, count: int, files: dict[str, Path], backend: str | None = None
+    model: Any,
+    test: NMRDataset,
+    out: Path,
+    count: int,
+    files: dict[str, Path],
+    backend: str | None = None,
+    refine: RefineConfig | None = None,
 ) -> None:
     """Mesh (PLY, with colours for 'full') from view 0, a GIF of input vs prediction over the 24
-    views, and one montage PNG of all examples."""
+    views, and one montage PNG of all examples. With ``refine`` the meshes are the refined ones
+    and the GIFs show input | network | refined."""
     import imageio.v3 as iio
 
     from softras.apps.render import composite, save_gif
@@ -101,13 +116,18 @@ def _export_examples(
     for cid, i in picks[:count]:
         views = torch.from_numpy(np.asarray(test.images[cid][i], np.float32) / 255.0)  # [24, 4, S, S]
         with torch.no_grad():
-            vertices, colors = model.reconstruct(views[:1])
-        v = vertices[0].cpu()
-        tex = colors[0].cpu()[:, None, :] if colors is not None else torch.full((faces.shape[0], 1, 3), 0.8)
+            predictions = [model.reconstruct(views[:1])]
+        if refine is not None:
+            predictions.append(refine_reconstruction(model, views[:1], viewpoints([0]), refine))
         name = f"{class_name(cid)}_{i:04d}"
-        save_mesh(ex / f"{name}.ply", v, faces, tex)
-        pred = torch.from_numpy(render_views(v, faces, tex, renderer).astype(np.float32) / 255.0)
-        frames = np.concatenate([composite(views), composite(pred)], axis=2)  # [24, S, 2S, 3]
+        columns = [composite(views)]
+        for vertices, colors in predictions:
+            v = vertices[0].cpu()
+            tex = colors[0].cpu()[:, None, :] if colors is not None else torch.full((faces.shape[0], 1, 3), 0.8)
+            pred = torch.from_numpy(render_views(v, faces, tex, renderer).astype(np.float32) / 255.0)
+            columns.append(composite(pred))
+        save_mesh(ex / f"{name}.ply", v, faces, tex)  # the last prediction: the refined one when asked
+        frames = np.concatenate(columns, axis=2)  # [24, S, (1 + predictions) S, 3]
         files[f"gif_{name}"] = save_gif(frames, ex / f"{name}.gif", fps=8)
         files[f"mesh_{name}"] = ex / f"{name}.ply"
         rows.append(
@@ -136,6 +156,7 @@ def evaluate(
     log: Callable[[str], None] | None = None,
     hull: bool = False,
     average: bool = True,
+    refine: RefineConfig | None = None,
 ) -> EvalResult:
     """Score a checkpoint (and the baselines) on a split; write ``results.json`` and examples.
 
@@ -154,6 +175,9 @@ def evaluate(
             (:func:`softras.recon.baselines.visual_hull`; a reference, not a single-view method).
         average: score the checkpoint's moving average of the weights when it has one
             (False: the last optimizer iterate).
+        refine: also score the reconstructions fitted to their input silhouettes with these
+            options (:func:`softras.recon.refine.refine_reconstruction`; needs a checkpoint), and
+            the same-view retrieval baseline when ``baselines``.
 
     Returns:
         An :class:`EvalResult`.
@@ -162,6 +186,8 @@ def evaluate(
     log = log if log is not None else print
     if checkpoint is None and not baselines and not hull:
         raise ValueError("nothing to evaluate: give a checkpoint or enable the baselines")
+    if refine is not None and checkpoint is None:
+        raise ValueError("refine: needs a checkpoint (it refines the network's reconstructions)")
     test = NMRDataset(data, split)
     model = None
     method = None
@@ -181,7 +207,12 @@ def evaluate(
         retrieval = RetrievalBaseline(train)
         mean_shape = MeanShapeBaseline(train)
         info["mean_shape_thresholds"] = mean_shape.thresholds
-    methods = ([method] if method else []) + (["retrieval", "mean_shape"] if baselines else [])
+    refined = None if refine is None or method is None else f"{method}_refined"
+    if refined is not None:
+        info["refine"] = asdict(refine)
+    methods = [m for m in (method, refined) if m is not None]
+    if baselines:
+        methods += ["retrieval"] + (["retrieval_same_view"] if refined else []) + ["mean_shape"]
     methods += ["visual_hull"] if hull else []
     hull_iou: dict[tuple[str, int], float] = {}
     sums = {m: {c: 0.0 for c in test.class_ids} for m in methods}
@@ -194,8 +225,14 @@ def evaluate(
                 if model is not None and method is not None:
                     scores, _ = model.evaluate_iou(b.images, b.voxels)
                     sums[method][cid] += float(scores.double().sum())
+                if model is not None and refined is not None:
+                    vertices, _ = refine_reconstruction(model, b.images, viewpoints(b.view_ids), refine)
+                    sums[refined][cid] += float(voxel_iou_from_mesh(vertices, model.faces, b.voxels).double().sum())
                 if retrieval is not None and mean_shape is not None:
                     sums["retrieval"][cid] += float(iou_3d(retrieval.predict(b.images), b.voxels).double().sum())
+                    if refined is not None:
+                        same_view = retrieval.predict(b.images, b.view_ids)
+                        sums["retrieval_same_view"][cid] += float(iou_3d(same_view, b.voxels).double().sum())
                     if cid in mean_shape.shapes:
                         sums["mean_shape"][cid] += float(iou_3d(mean_shape.predict(cid, n), b.voxels).double().sum())
                     else:
@@ -217,7 +254,7 @@ def evaluate(
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         if model is not None and examples > 0:
-            _export_examples(model, test, out_dir, examples, result.files, backend)
+            _export_examples(model, test, out_dir, examples, result.files, backend, refine if refined else None)
         result.seconds = time.perf_counter() - t0
         payload = {
             "metric": "voxel IoU at 32^3, mean over objects x 24 views per class; 'mean' over classes",
