@@ -62,6 +62,13 @@ def test_refinement_fits_the_input_silhouette_and_leaves_the_model_alone(
         assert torch.equal(v, weights[k]), k
     assert all(p.grad is None for p in model.parameters())
     assert model.renderer.rasterizer.sigma_val == sigma  # the fitting sigma is restored
+    model.train()  # a model left in training mode is fitted in eval mode, and left as it was
+    try:
+        again, _ = refine_reconstruction(model, images, eyes, RefineConfig(steps=40, lr=0.3, sigma=3e-4))
+        assert model.training
+    finally:
+        model.eval()
+    torch.testing.assert_close(again, fitted, atol=1e-6, rtol=0)
 
 
 def test_refinement_of_a_query_does_not_depend_on_its_batch(
@@ -78,6 +85,8 @@ def test_refinement_rejects_bad_input(model_and_inputs: tuple[ReconModel, torch.
     model, images, eyes = model_and_inputs
     with pytest.raises(ValueError, match=r"images: expected \[B, 4, S, S\]"):
         refine_reconstruction(model, images[:, :3], eyes)
+    with pytest.raises(ValueError, match="images: expected floating-point"):
+        refine_reconstruction(model, (images * 255).to(torch.uint8), eyes)
     with pytest.raises(ValueError, match=r"eyes: expected \[2, 3\]"):
         refine_reconstruction(model, images, eyes[:1])
     for kwargs, name in (({"steps": -1}, "steps"), ({"lr": 0.0}, "lr"), ({"sigma": -1.0}, "sigma")):

@@ -75,7 +75,8 @@ def refine_reconstruction(
     """Reconstruct meshes from images, then fit each to its input silhouette (see the module doc).
 
     Args:
-        model: a trained :class:`ReconModel` (its weights are not changed; put it in eval mode).
+        model: a trained :class:`ReconModel`; its weights are not changed, and it runs in eval
+            mode (BatchNorm's running statistics, no dropout), its mode restored afterwards.
         images: [B, 4, S, S] RGBA inputs in [0, 1]; the alpha channel is the target silhouette.
         eyes: [B, 3] ``look_at`` camera positions of the inputs (:func:`softras.recon.nmr.viewpoints`).
         config: options (default :class:`RefineConfig`).
@@ -86,8 +87,23 @@ def refine_reconstruction(
     cfg = config if config is not None else RefineConfig()
     if images.dim() != 4 or images.shape[1] != 4:
         raise ValueError(f"images: expected [B, 4, S, S] RGBA, got {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise ValueError(f"images: expected floating-point RGBA in [0, 1], got {images.dtype}")
     if eyes.shape != (images.shape[0], 3):
         raise ValueError(f"eyes: expected [{images.shape[0]}, 3] (one camera per image), got {tuple(eyes.shape)}")
+    training, sigma = model.training, model.renderer.rasterizer.sigma_val
+    model.eval()
+    try:
+        return _fit_latent(model, images, eyes.to(images), cfg)
+    finally:
+        model.train(training)
+        model.set_sigma(sigma)
+
+
+def _fit_latent(
+    model: ReconModel, images: torch.Tensor, eyes: torch.Tensor, cfg: RefineConfig
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The optimisation of :func:`refine_reconstruction` (model in eval mode, eyes on the images' device)."""
     net = model.net.module if hasattr(model.net, "module") else model.net
     decoder = model.decoder
     with torch.no_grad():
@@ -96,23 +112,18 @@ def refine_reconstruction(
         with torch.no_grad():
             return decoder(latent)
     target = images[:, 3]
-    eyes = eyes.to(images)
     latent = latent.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([latent], lr=cfg.lr)
-    sigma = model.renderer.rasterizer.sigma_val
     if cfg.sigma is not None:
         model.set_sigma(cfg.sigma)
-    try:
-        with torch.enable_grad():
-            for _ in range(cfg.steps):
-                vertices, _ = decoder(latent)
-                alpha = model.render(vertices, eyes)[:, 3]
-                loss = (1 - iou(alpha, target)).sum()
-                loss = loss + cfg.lambda_laplacian * model.laplacian_loss(vertices).sum()
-                loss = loss + cfg.lambda_flatten * model.flatten_loss(vertices).sum()
-                (latent.grad,) = torch.autograd.grad(loss, [latent])
-                opt.step()
-    finally:
-        model.set_sigma(sigma)
+    with torch.enable_grad():
+        for _ in range(cfg.steps):
+            vertices, _ = decoder(latent)
+            alpha = model.render(vertices, eyes)[:, 3]
+            loss = (1 - iou(alpha, target)).sum()
+            loss = loss + cfg.lambda_laplacian * model.laplacian_loss(vertices).sum()
+            loss = loss + cfg.lambda_flatten * model.flatten_loss(vertices).sum()
+            (latent.grad,) = torch.autograd.grad(loss, [latent])
+            opt.step()
     with torch.no_grad():
         return decoder(latent.detach())
