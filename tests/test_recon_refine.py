@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -147,8 +148,6 @@ def test_eval_with_refinement_adds_the_fitted_and_same_view_rows(
     assert payload["refine"]["steps"] == 2
     assert 0 <= res.mean["softras_refined"] <= 1 and 0 <= res.mean["retrieval_same_view"] <= 1
     gif = next((tmp_path / "examples").glob("*.gif"))
-    import imageio.v3 as iio
-
     frame = iio.imread(gif, index=0)
     assert frame.shape[1] == 3 * frame.shape[0]  # input | network | refined
     with pytest.raises(ValueError, match="refine: needs a checkpoint"):

@@ -169,7 +169,7 @@ def evaluate(
         baselines: also score retrieval and mean shape (they need the ``train`` split).
         examples: number of example meshes/GIFs to export (0: none).
         max_objects: evaluate only the first objects of each class (for quick checks).
-        backend: rasterization backend (only used to render example GIFs).
+        backend: rasterization backend (used by the input fit and to render example GIFs).
         quiet: no progress bar; log: where the table is printed (default ``print``).
         hull: also score the visual hull of each object's 24 ground-truth silhouettes
             (:func:`softras.recon.baselines.visual_hull`; a reference, not a single-view method).
