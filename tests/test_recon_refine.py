@@ -160,3 +160,20 @@ def test_eval_with_refinement_adds_the_fitted_and_same_view_rows(
     assert main([*args, "--checkpoint", str(ckpt), "--refine-steps", "1", "--examples", "0", "--no-baselines"]) == 0
     methods = json.loads((tmp_path / "results.json").read_text())["methods"]
     assert set(methods) == {"softras", "softras_refined"}
+
+
+def test_the_docs_single_image_example_runs(
+    run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Python example of docs/reconstruction.md, on a tiny checkpoint and a test image."""
+    data, ckpt = run
+    text = (Path(__file__).parents[1] / "docs" / "reconstruction.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    snippet = next(b for b in blocks if "refine_reconstruction" in b)
+    (tmp_path / "runs" / "proc").mkdir(parents=True)
+    (tmp_path / "runs" / "proc" / "checkpoint.pt").write_bytes(ckpt.read_bytes())
+    test_set = NMRDataset(data, "test")
+    iio.imwrite(tmp_path / "chair.png", np.asarray(test_set.images[test_set.class_ids[0]][0, 2]).transpose(1, 2, 0))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "docs/reconstruction.md", "exec"), {})
+    assert (tmp_path / "chair.obj").stat().st_size > 0
