@@ -177,3 +177,27 @@ def test_the_docs_single_image_example_runs(
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "docs/reconstruction.md", "exec"), {})
     assert (tmp_path / "chair.obj").stat().st_size > 0
+
+
+def test_eval_device_argument(run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, ckpt = run
+    res = evaluate(
+        data, ckpt, None, baselines=False, quiet=True, log=lambda _: None, device="cpu", refine=RefineConfig(1)
+    )
+    assert res.info["device"] == "cpu" and set(res.mean) == {"softras", "softras_refined"}
+    with pytest.raises(ValueError, match="device: expected"):
+        evaluate(data, ckpt, None, quiet=True, device="gpu")
+    if not torch.cuda.is_available():
+        args = ["recon", "eval", "--data", str(data), "--checkpoint", str(ckpt), "--out", str(tmp_path)]
+        assert main([*args, "--device", "cuda", "--quiet"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_eval_with_refinement_on_cuda_matches_cpu(run: tuple[Path, Path]) -> None:
+    data, ckpt = run
+    kwargs = {"baselines": False, "quiet": True, "log": lambda _: None, "refine": RefineConfig(3)}
+    cpu = evaluate(data, ckpt, None, device="cpu", **kwargs)  # type: ignore[arg-type]
+    gpu = evaluate(data, ckpt, None, device="cuda", **kwargs)  # type: ignore[arg-type]
+    for m in cpu.mean:
+        assert gpu.mean[m] == pytest.approx(cpu.mean[m], abs=0.02)

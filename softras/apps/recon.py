@@ -271,6 +271,7 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--refine-lr", type=float, default=0.05, help="learning rate of that fit (default 0.05)")
     p.add_argument("--backend", default=None, help="rasterization backend (default: the device's)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -300,6 +301,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         hull=args.visual_hull,
         average=not args.raw_weights,
         refine=RefineConfig(steps=args.refine_steps, lr=args.refine_lr) if args.refine_steps > 0 else None,
+        device=args.device,
     )
     print(f"wrote {result.files.get('results')} ({result.seconds:.1f} s)")
     return 0

@@ -115,10 +115,11 @@ def _export_examples(
     rows = []
     for cid, i in picks[:count]:
         views = torch.from_numpy(np.asarray(test.images[cid][i], np.float32) / 255.0)  # [24, 4, S, S]
+        first = views[:1].to(model.faces.device)
         with torch.no_grad():
-            predictions = [model.reconstruct(views[:1])]
+            predictions = [model.reconstruct(first)]
         if refine is not None:
-            predictions.append(refine_reconstruction(model, views[:1], viewpoints([0]), refine))
+            predictions.append(refine_reconstruction(model, first, viewpoints([0]), refine))
         name = f"{class_name(cid)}_{i:04d}"
         columns = [composite(views)]
         for vertices, colors in predictions:
@@ -157,6 +158,7 @@ def evaluate(
     hull: bool = False,
     average: bool = True,
     refine: RefineConfig | None = None,
+    device: str | torch.device | None = None,
 ) -> EvalResult:
     """Score a checkpoint (and the baselines) on a split; write ``results.json`` and examples.
 
@@ -178,6 +180,8 @@ def evaluate(
         refine: also score the reconstructions fitted to their input silhouettes with these
             options (:func:`softras.recon.refine.refine_reconstruction`; needs a checkpoint), and
             the same-view retrieval baseline when ``baselines``.
+        device: where the network, the fit and the voxelization run (default: CUDA if available);
+            the baselines run on the CPU.
 
     Returns:
         An :class:`EvalResult`.
@@ -188,6 +192,12 @@ def evaluate(
         raise ValueError("nothing to evaluate: give a checkpoint or enable the baselines")
     if refine is not None and checkpoint is None:
         raise ValueError("refine: needs a checkpoint (it refines the network's reconstructions)")
+    try:
+        dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as err:
+        raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {dev} requested but CUDA is not available")
     test = NMRDataset(data, split)
     model = None
     method = None
@@ -195,11 +205,15 @@ def evaluate(
     if checkpoint is not None:
         from .train import load_model
 
-        model, cfg, ckpt = load_model(checkpoint, backend=backend, average=average)
+        model, cfg, ckpt = load_model(checkpoint, backend=backend, device=dev, average=average)
         method = "softras_full" if cfg.variant == "full" else "softras"
         weights = "average" if average and "ema" in ckpt else "last"
         info.update(
-            checkpoint=str(checkpoint), iteration=int(ckpt["iteration"]), variant=cfg.variant, weights=weights
+            checkpoint=str(checkpoint),
+            iteration=int(ckpt["iteration"]),
+            variant=cfg.variant,
+            weights=weights,
+            device=str(dev),
         )
     retrieval = mean_shape = None
     if baselines:
@@ -223,11 +237,12 @@ def evaluate(
             for b in test.evaluation_batches(cid, batch_size, max_objects=max_objects):
                 n = b.images.shape[0]
                 if model is not None and method is not None:
-                    scores, _ = model.evaluate_iou(b.images, b.voxels)
+                    images, voxels = b.images.to(dev), b.voxels.to(dev)
+                    scores, _ = model.evaluate_iou(images, voxels)
                     sums[method][cid] += float(scores.double().sum())
                 if model is not None and refined is not None:
-                    vertices, _ = refine_reconstruction(model, b.images, viewpoints(b.view_ids), refine)
-                    sums[refined][cid] += float(voxel_iou_from_mesh(vertices, model.faces, b.voxels).double().sum())
+                    vertices, _ = refine_reconstruction(model, images, viewpoints(b.view_ids), refine)
+                    sums[refined][cid] += float(voxel_iou_from_mesh(vertices, model.faces, voxels).double().sum())
                 if retrieval is not None and mean_shape is not None:
                     sums["retrieval"][cid] += float(iou_3d(retrieval.predict(b.images), b.voxels).double().sum())
                     if refined is not None:
