@@ -95,6 +95,22 @@ def test_refinement_rejects_bad_input(model_and_inputs: tuple[ReconModel, torch.
             RefineConfig(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lambda_laplacian"):
         RefineConfig(lambda_laplacian=-1.0)
+    with pytest.raises(ValueError, match="lambda_color"):
+        RefineConfig(lambda_color=-1.0)
+
+
+def test_refinement_colour_term_only_acts_on_models_that_predict_colours(
+    model_and_inputs: tuple[ReconModel, torch.Tensor, torch.Tensor],
+) -> None:
+    model, images, eyes = model_and_inputs
+    fits = [refine_reconstruction(model, images, eyes, RefineConfig(steps=5, lambda_color=w))[0] for w in (0.0, 5.0)]
+    assert torch.equal(fits[0], fits[1])  # silhouette model: no colours, no colour term
+    torch.manual_seed(1)
+    full = ReconModel(replace(SMALL, variant="full"), backend="reference").eval()
+    results = [refine_reconstruction(full, images, eyes, RefineConfig(steps=5, lambda_color=w)) for w in (0.0, 5.0)]
+    (v0, c0), (v1, c1) = results
+    assert c0 is not None and c1 is not None and c0.shape == (2, full.faces.shape[0], 3)
+    assert not torch.equal(v0, v1) and not torch.equal(c0, c1)  # the RGB term steers the fit
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,9 @@ of the decoded mesh, rendered from the input's camera, matches the input's alpha
     z* = argmin_z  1 - IoU(render(decoder(z), eye), alpha)
                    + lambda_laplacian * laplacian(decoder(z)) + lambda_flatten * flatten(decoder(z))
 
-starting from the encoder's code. Because the search stays in the decoder's latent space, the
+starting from the encoder's code (for the ``full`` variant, which also predicts face colours, plus
+``lambda_color`` times the mean absolute RGB difference between the shaded render and the input,
+as in training). Because the search stays in the decoder's latent space, the
 parts of the shape the input view cannot see come from what the network learned about the
 class, while the visible outline is fitted to the image (the same idea as the paper's
 image-based shape deformation, Sec. 4.2, applied to the network's output).
@@ -44,6 +46,8 @@ class RefineConfig:
         lr: Adam learning rate on the latent code.
         sigma: σ of the soft rasterizer while fitting (None: the model's σ).
         lambda_laplacian, lambda_flatten: weights of the mesh regularisers (the training's).
+        lambda_color: weight of the RGB L1 term; used only by models that predict colours
+            (the ``full`` variant).
     """
 
     steps: int = 30
@@ -51,6 +55,7 @@ class RefineConfig:
     sigma: float | None = None
     lambda_laplacian: float = 5e-3
     lambda_flatten: float = 5e-4
+    lambda_color: float = 1.0
 
     def __post_init__(self) -> None:
         if self.steps < 0:
@@ -59,10 +64,10 @@ class RefineConfig:
             raise ValueError(f"lr: expected a value > 0, got {self.lr}")
         if self.sigma is not None and not self.sigma > 0:
             raise ValueError(f"sigma: expected a value > 0 or None, got {self.sigma}")
-        if self.lambda_laplacian < 0 or self.lambda_flatten < 0:
+        if min(self.lambda_laplacian, self.lambda_flatten, self.lambda_color) < 0:
             raise ValueError(
-                f"lambda_laplacian, lambda_flatten: expected values >= 0, got "
-                f"{self.lambda_laplacian}, {self.lambda_flatten}"
+                f"lambda_laplacian, lambda_flatten, lambda_color: expected values >= 0, got "
+                f"{self.lambda_laplacian}, {self.lambda_flatten}, {self.lambda_color}"
             )
 
 
@@ -118,9 +123,11 @@ def _fit_latent(
         model.set_sigma(cfg.sigma)
     with torch.enable_grad():
         for _ in range(cfg.steps):
-            vertices, _ = decoder(latent)
-            alpha = model.render(vertices, eyes)[:, 3]
-            loss = (1 - iou(alpha, target)).sum()
+            vertices, colors = decoder(latent)
+            render = model.render(vertices, eyes, colors)
+            loss = (1 - iou(render[:, 3], target)).sum()
+            if colors is not None and cfg.lambda_color > 0:
+                loss = loss + cfg.lambda_color * (render[:, :3] - images[:, :3]).abs().flatten(1).mean(1).sum()
             loss = loss + cfg.lambda_laplacian * model.laplacian_loss(vertices).sum()
             loss = loss + cfg.lambda_flatten * model.flatten_loss(vertices).sum()
             (latent.grad,) = torch.autograd.grad(loss, [latent])
