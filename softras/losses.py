@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from softras._validation import as_float_tensor, as_index_tensor, check_positive, check_shape
+from softras.functional.geometry import face_vertices
 
 __all__ = [
     "FlattenLoss",
@@ -287,11 +288,7 @@ def mesh_volume(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     f = as_index_tensor("faces", faces).to(v.device)
     if f.ndim == 2:
         f = f[None].expand(v.shape[0], -1, -1)
-    check_shape("faces", f, (v.shape[0], "F", 3))
-    if f.numel() and (int(f.min()) < 0 or int(f.max()) >= v.shape[1]):
-        raise ValueError(f"faces: indices must lie in [0, {v.shape[1]}), got [{int(f.min())}, {int(f.max())}]")
-    batch = torch.arange(v.shape[0], device=v.device)[:, None, None]
-    v0, v1, v2 = v[batch, f].unbind(2)  # each [B, F, 3]
+    v0, v1, v2 = face_vertices(v, f).unbind(2)  # each [B, F, 3]; checks the faces' shape and range
     return (v0 * torch.cross(v1, v2, dim=-1)).sum((1, 2)) / 6
 
 
