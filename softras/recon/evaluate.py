@@ -240,9 +240,10 @@ def evaluate(
                     images, voxels = b.images.to(dev), b.voxels.to(dev)
                     scores, _ = model.evaluate_iou(images, voxels)
                     sums[method][cid] += float(scores.double().sum())
-                if model is not None and refined is not None:
-                    vertices, _ = refine_reconstruction(model, images, viewpoints(b.view_ids), refine)
-                    sums[refined][cid] += float(voxel_iou_from_mesh(vertices, model.faces, voxels).double().sum())
+                    if refined is not None:
+                        vertices, _ = refine_reconstruction(model, images, viewpoints(b.view_ids), refine)
+                        fitted = voxel_iou_from_mesh(vertices, model.faces, voxels)
+                        sums[refined][cid] += float(fitted.double().sum())
                 if retrieval is not None and mean_shape is not None:
                     sums["retrieval"][cid] += float(iou_3d(retrieval.predict(b.images), b.voxels).double().sum())
                     if refined is not None:
@@ -269,7 +270,7 @@ def evaluate(
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         if model is not None and examples > 0:
-            _export_examples(model, test, out_dir, examples, result.files, backend, refine if refined else None)
+            _export_examples(model, test, out_dir, examples, result.files, backend, refine)
         result.seconds = time.perf_counter() - t0
         payload = {
             "metric": "voxel IoU at 32^3, mean over objects x 24 views per class; 'mean' over classes",
