@@ -74,10 +74,23 @@ def setup(device: str | None = None) -> DistInfo:
     return DistInfo(rank, world, local, dev, here)
 
 
-def cleanup(info: DistInfo) -> None:
-    """Leave the process group if :func:`setup` created it."""
+def cleanup(info: DistInfo, barrier: bool = False) -> None:
+    """Leave the process group if :func:`setup` created it.
+
+    Args:
+        info: from :func:`setup`.
+        barrier: first wait until every rank gets here. Use it after a run that ended normally:
+            a rank that tore its gloo connections down while another was still finishing (rank 0
+            writes the last checkpoint) could abort in gloo's C++ teardown ("terminate called
+            without an active exception"). Not after an error, where the other ranks may never
+            arrive and the barrier would hang instead of failing.
+    """
     if info.initialized_here and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if barrier:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def all_gather_objects(info: DistInfo, obj: Any) -> list[Any]:

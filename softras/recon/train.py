@@ -665,6 +665,7 @@ def train(
     """
     cfg = cfg if cfg is not None else PRESETS["paper"]
     trainer = Trainer(data, out, cfg, backend=backend, device=device, quiet=quiet, tensorboard=tensorboard)
+    finished = False
     try:
         if resume is not None:
             ckpt = load_checkpoint(resume, trainer.dist.device)
@@ -675,6 +676,8 @@ def train(
             trainer.load_state(ckpt)
             if trainer.main and not quiet:
                 trainer.log(f"resuming from iteration {trainer.iteration}")
-        return trainer.run(on_step)
+        result = trainer.run(on_step)
+        finished = True
+        return result
     finally:
-        ddp.cleanup(trainer.dist)
+        ddp.cleanup(trainer.dist, barrier=finished)
