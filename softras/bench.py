@@ -318,19 +318,44 @@ def _rss_bytes() -> int | None:
         return None
 
 
-class PeakRSS:
-    """Context manager: peak resident memory above the value on entry, sampled in a thread.
+def _hwm_bytes() -> int | None:
+    """The kernel's peak resident set size (``VmHWM`` in /proc/self/status), or ``None``."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024  # reported in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
-    RSS is read from ``/proc/self/statm`` every ``interval`` seconds while the block runs
-    (and once more on exit). ``peak_mb`` is ``None`` where /proc is unavailable. Memory the
-    allocator kept from earlier calls is reused without raising RSS, so this is the *extra*
-    memory the call needed, a lower bound on its working set.
+
+def _reset_hwm() -> bool:
+    """Reset the kernel's peak RSS to the current RSS (Linux >= 4.0); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return _hwm_bytes() is not None
+
+
+class PeakRSS:
+    """Context manager: peak resident memory above the value on entry.
+
+    On Linux the kernel's own high-water mark is reset on entry (``/proc/self/clear_refs``) and
+    read on exit (``VmHWM``), which sees every page the block touched, however briefly. Where
+    that is not allowed, RSS is sampled from ``/proc/self/statm`` every ``interval`` seconds in a
+    thread (and once more on exit), which can miss a short-lived peak. ``peak_mb`` is ``None``
+    where /proc is unavailable. Memory the allocator kept from earlier calls is reused without
+    raising RSS, so this is the *extra* memory the call needed, a lower bound on its working set.
     """
 
     def __init__(self, interval: float = 0.002) -> None:
         self.interval = interval
         self.before: int | None = None
         self.peak: int | None = None
+        self.exact = False  # True when the kernel's high-water mark was used
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -342,7 +367,12 @@ class PeakRSS:
 
     def __enter__(self) -> PeakRSS:
         self.before = self.peak = _rss_bytes()
-        if self.before is not None:
+        if self.before is None:
+            return self
+        self.exact = _reset_hwm()
+        if self.exact:
+            self.before = self.peak = _rss_bytes()  # the reset may follow a free; re-read
+        else:
             self._thread = threading.Thread(target=self._sample, name="softras-bench-rss", daemon=True)
             self._thread.start()
         return self
@@ -351,9 +381,9 @@ class PeakRSS:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        rss = _rss_bytes()
-        if rss is not None and self.peak is not None:
-            self.peak = max(self.peak, rss)
+        for rss in (_rss_bytes(), _hwm_bytes() if self.exact else None):
+            if rss is not None and self.peak is not None:
+                self.peak = max(self.peak, rss)
 
     @property
     def peak_mb(self) -> float | None:
