@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import replace
@@ -35,13 +36,22 @@ def _worker(rank: int, world: int, port: int, data: str, root: str) -> None:
 
     def dump(trainer: Trainer, metrics: dict[str, float]) -> None:
         if trainer.iteration == CFG.iters:
-            net = trainer.model.net.module  # DDP-wrapped
-            torch.save(
-                {k: v.detach().clone() for k, v in net.state_dict().items()}, Path(root) / f"params_rank{rank}.pt"
-            )
+            state = trainer.model.net.module.state_dict()  # DDP-wrapped
+            torch.save({k: v.detach().clone() for k, v in state.items()}, Path(root) / f"params_rank{rank}.pt")
 
     # the reference backend: nothing to compile in the fresh processes, and tiny meshes are cheap
     train(data, Path(root) / f"out_rank{rank}", CFG, device="cpu", backend="reference", quiet=True, on_step=dump)
+    # The process group must be gone, threads included, before the interpreter shuts down: gloo
+    # threads alive at exit aborted a rank now and then (SIGABRT) after a run that had finished.
+    (Path(root) / f"threads_rank{rank}.json").write_text(json.dumps(_thread_names()))
+
+
+def _thread_names() -> list[str] | None:
+    """Names of this process's threads (Linux), or None where /proc is not there."""
+    try:
+        return sorted(Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in os.listdir("/proc/self/task"))
+    except OSError:
+        return None
 
 
 def test_two_process_training_stays_in_sync_and_only_rank0_writes(tmp_path: Path) -> None:
@@ -71,3 +81,8 @@ def test_two_process_training_stays_in_sync_and_only_rank0_writes(tmp_path: Path
     assert all(torch.equal(ckpt["model"][k], p0[k]) for k in p0)
     log_rows = (out0 / "log.csv").read_text().strip().splitlines()
     assert len(log_rows) == 1 + CFG.iters
+
+    for rank in (0, 1):
+        names = json.loads((tmp_path / f"threads_rank{rank}.json").read_text())
+        if names is not None:
+            assert not [n for n in names if "gloo" in n or "tcpstore" in n], (rank, names)

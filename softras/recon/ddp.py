@@ -20,6 +20,7 @@ run with the same world size continues exactly.
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,20 +70,25 @@ def setup(device: str | None = None) -> DistInfo:
         dev = torch.device("cpu")
     here = False
     if not dist.is_initialized():
+        # Imported after the process group exists, torch._dynamo (which the optimizers and DDP
+        # import lazily) keeps that group alive past destroy_process_group: gloo's worker threads
+        # then lived on into interpreter shutdown, where a rank aborted now and then (SIGABRT,
+        # "terminate called without an active exception") after a run that had finished.
+        importlib.import_module("torch._dynamo")
+
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
         here = True
     return DistInfo(rank, world, local, dev, here)
 
 
 def cleanup(info: DistInfo, barrier: bool = False) -> None:
-    """Leave the process group if :func:`setup` created it.
+    """Leave the process group if :func:`setup` created it; its threads are gone on return.
 
     Args:
         info: from :func:`setup`.
-        barrier: first wait until every rank gets here. Use it after a run that ended normally:
-            a rank that tore its gloo connections down while another was still finishing (rank 0
-            writes the last checkpoint) could abort in gloo's C++ teardown ("terminate called
-            without an active exception"). Not after an error, where the other ranks may never
+        barrier: first wait until every rank gets here. Use it after a run that ended normally,
+            so that no rank tears its connections down while another is still finishing (rank 0
+            writes the last checkpoint). Not after an error, where the other ranks may never
             arrive and the barrier would hang instead of failing.
     """
     if info.initialized_here and dist.is_initialized():
