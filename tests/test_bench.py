@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import time
 
 import pytest
@@ -91,15 +92,22 @@ def test_backends_for_device() -> None:
     assert names[-1] == "reference" and "cuda" not in names
 
 
+def _touched_mapping(mib: int) -> mmap.mmap:
+    """``mib`` MiB of fresh anonymous memory with every page written, so resident. Made with mmap,
+    not torch or NumPy: malloc may hand back pages that earlier tests left resident."""
+    buf = mmap.mmap(-1, mib * 2**20)
+    for offset in range(0, len(buf), mmap.PAGESIZE):
+        buf[offset] = 1
+    return buf
+
+
 def test_peak_rss_sees_a_brief_allocation() -> None:
     """The kernel's high-water mark sees a peak that is gone before the block ends."""
     with PeakRSS() as sampler:
-        x = torch.ones(16 * 2**20 // 8, dtype=torch.float64)  # 16 MiB, touched
-        x.add_(1)
-        del x
+        _touched_mapping(16).close()  # unmapped again: RSS is back down on exit
     if not sampler.exact:
         pytest.skip("/proc/self/clear_refs is not writable here: PeakRSS samples instead")
-    assert sampler.peak_mb is not None and sampler.peak_mb >= 8
+    assert sampler.peak_mb is not None and sampler.peak_mb >= 15
 
 
 def test_peak_rss_sampling_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,14 +119,13 @@ def test_peak_rss_sampling_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench, "_reset_hwm", lambda: False)
     with PeakRSS(interval=0.001) as sampler:
         assert not sampler.exact
-        x = torch.ones(16 * 2**20 // 8, dtype=torch.float64)
-        x.add_(1)
+        buf = _touched_mapping(16)
         deadline = time.monotonic() + 30  # a generous bound: the thread samples every 1 ms
-        while (sampler.peak_mb or 0) < 8 and time.monotonic() < deadline:
+        while (sampler.peak_mb or 0) < 15 and time.monotonic() < deadline:
             time.sleep(0.001)
         seen_while_held = sampler.peak_mb
-        del x
-    assert seen_while_held is not None and seen_while_held >= 8
+        buf.close()
+    assert seen_while_held is not None and seen_while_held >= 15
 
 
 def test_bad_options_raise() -> None:
