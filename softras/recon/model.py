@@ -231,9 +231,19 @@ class ReconModel(nn.Module):
         self.flatten_loss = FlattenLoss(dec.faces)
 
     @property
+    def core(self) -> ReconNet:
+        """The :class:`ReconNet` itself (``net`` is wrapped in DistributedDataParallel while training
+        on several processes)."""
+        net = self.net.module if isinstance(self.net, nn.parallel.DistributedDataParallel) else self.net
+        return net  # type: ignore[return-value]
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.core.encoder
+
+    @property
     def decoder(self) -> Decoder:
-        net = self.net.module if hasattr(self.net, "module") else self.net
-        return net.decoder  # type: ignore[return-value]
+        return self.core.decoder
 
     @property
     def faces(self) -> torch.Tensor:

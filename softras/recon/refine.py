@@ -109,10 +109,9 @@ def _fit_latent(
     model: ReconModel, images: torch.Tensor, eyes: torch.Tensor, cfg: RefineConfig
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The optimisation of :func:`refine_reconstruction` (model in eval mode, eyes on the images' device)."""
-    net = model.net.module if hasattr(model.net, "module") else model.net
     decoder = model.decoder
     with torch.no_grad():
-        latent = net.encoder(images)
+        latent = model.encoder(images)
     if cfg.steps == 0:
         with torch.no_grad():
             return decoder(latent)

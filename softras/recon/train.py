@@ -302,10 +302,6 @@ def load_model(
     return model, cfg, ckpt
 
 
-def _unwrap(net: nn.Module) -> nn.Module:
-    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
-
-
 class _StopFlag:
     """Turns the first SIGINT into a request to stop at the next iteration boundary."""
 
@@ -382,7 +378,7 @@ class Trainer:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.model.net = nn.parallel.DistributedDataParallel(self.model.net, device_ids=ids)
         self.optimizer = make_adam(self.model.net.parameters(), cfg.lr)
-        self.ema = WeightAverage(_unwrap(self.model.net), cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.ema = WeightAverage(self.model.core, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.sampler = np.random.default_rng([cfg.seed, self.dist.rank])
         self.iteration = 0
         self.writer: Any = None
@@ -403,7 +399,7 @@ class Trainer:
         sampler_states = ddp.all_gather_objects(self.dist, self.sampler.bit_generator.state)
         return {
             "iteration": self.iteration,
-            "model": _unwrap(self.model.net).state_dict(),
+            "model": self.model.core.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "config": self.cfg.to_dict(),
             "world_size": self.dist.world_size,
@@ -418,7 +414,7 @@ class Trainer:
 
     def load_state(self, ckpt: dict[str, Any]) -> None:
         """Restore a checkpoint (model, optimizer, iteration, RNGs, sampler position)."""
-        _unwrap(self.model.net).load_state_dict(ckpt["model"])
+        self.model.core.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.iteration = int(ckpt["iteration"])
         if self.ema is not None:
@@ -426,7 +422,7 @@ class Trainer:
                 self.ema.load_state_dict(ckpt["ema"])
             else:
                 self.log("checkpoint has no weight average: it starts from the loaded weights")
-                self.ema = WeightAverage(_unwrap(self.model.net), self.cfg.ema_decay)
+                self.ema = WeightAverage(self.model.core, self.cfg.ema_decay)
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"])
         _set_numpy_global_state(rng["numpy"])
@@ -495,7 +491,7 @@ class Trainer:
         if self.dist.distributed:
             self._sync_buffers()
         if self.ema is not None:
-            self.ema.update(_unwrap(self.model.net))
+            self.ema.update(self.model.core)
         self.iteration += 1
         self._last = (img_a[:1].detach(), tuple(r[:1].detach() for r in renders), vertices[:1].detach())
         return {
@@ -541,7 +537,7 @@ class Trainer:
         own batch), so every rank holds the same state at every iteration boundary."""
         import torch.distributed as dist
 
-        for name, buf in _unwrap(self.model.net).named_buffers():
+        for name, buf in self.model.core.named_buffers():
             if buf.is_floating_point() and ("running_mean" in name or "running_var" in name):
                 dist.all_reduce(buf, op=dist.ReduceOp.SUM)
                 buf.div_(self.dist.world_size)
