@@ -19,6 +19,7 @@ __all__ = [
     "check_finite",
     "check_positive",
     "check_shape",
+    "resolve_device",
 ]
 
 
@@ -126,3 +127,21 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def resolve_device(device: str | torch.device | None, name: str = "device") -> torch.device:
+    """``device`` as a :class:`torch.device` (None: CUDA if available, else the CPU).
+
+    Raises:
+        ValueError: naming ``name``, for a string torch cannot parse or a CUDA device on a machine
+            without CUDA.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"{name}: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}: {dev} requested but CUDA is not available")
+    return dev

@@ -45,6 +45,7 @@ from typing import Any
 
 import torch
 
+from softras._validation import resolve_device
 from softras.apps import UsageError
 from softras.mesh import Mesh
 from softras.raster import BACKENDS, RasterSettings, available_backends, rasterize
@@ -853,11 +854,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``softras bench``: print a table per workload row; returns 1 if a backend failed."""
     try:
-        device = torch.device(args.device)
-    except RuntimeError as exc:
-        raise UsageError(f"device: {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device: CUDA is not available")
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     repeat = args.repeat if args.repeat is not None else (2 if args.quick else 5)
     if args.threads is not None:
         set_threads(args.threads)

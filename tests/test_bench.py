@@ -137,6 +137,11 @@ def test_bad_options_raise() -> None:
         run_benchmarks(["W1"], ["reference"], quick=True, reference_subset=2.0)
 
 
+def test_cli_bad_device_exits_2(capsys) -> None:
+    assert main(["bench", "--quick", "--workload", "W1", "--device", "gpu0"]) == 2
+    assert "device: expected 'cpu', 'cuda' or 'cuda:N', got 'gpu0'" in capsys.readouterr().err
+
+
 def test_cli_help(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--help"])

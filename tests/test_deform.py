@@ -167,6 +167,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
         run_deform(tmp_path / "missing.obj", out_dir=tmp_path, iters=0, progress=False)
     with pytest.raises(ValueError, match="iters"):
         run_deform(out_dir=tmp_path, iters=-1, progress=False)
+    with pytest.raises(UsageError, match="device: expected 'cpu', 'cuda' or 'cuda:N', got 'gpu0'"):
+        run_deform(out_dir=tmp_path, iters=0, device="gpu0", progress=False)
 
 
 def test_camera_grid_matches_original_layout() -> None:

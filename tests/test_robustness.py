@@ -196,3 +196,15 @@ def test_mesh_out_of_view_still_backpropagates() -> None:
     assert img[:, 3].sum() == 0
     (1 - img[:, 3]).sum().backward()
     assert v.grad is not None and (v.grad == 0).all()
+
+
+def test_resolve_device_names_the_argument() -> None:
+    from softras._validation import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="camera_device: expected 'cpu', 'cuda' or 'cuda:N', got 'gpu0'"):
+        resolve_device("gpu0", name="camera_device")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device: cuda requested but CUDA is not available"):
+            resolve_device("cuda")

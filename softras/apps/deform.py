@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from softras import __version__
+from softras._validation import resolve_device
 from softras.apps import Command, UsageError
 from softras.losses import FlattenLoss, LaplacianLoss, hard_iou, neg_iou_loss
 from softras.mesh import Mesh
@@ -558,7 +559,10 @@ def run_deform(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"output path exists and is not a folder: {out}")
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = resolve_device(device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     backend_name = backend or default_backend(dev)
     torch.manual_seed(seed)
 

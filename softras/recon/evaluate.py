@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from softras._validation import resolve_device
 from softras.metrics import iou_3d, voxel_iou_from_mesh
 from softras.progress import progress
 
@@ -192,12 +193,7 @@ def evaluate(
         raise ValueError("nothing to evaluate: give a checkpoint or enable the baselines")
     if refine is not None and checkpoint is None:
         raise ValueError("refine: needs a checkpoint (it refines the network's reconstructions)")
-    try:
-        dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError as err:
-        raise ValueError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {dev} requested but CUDA is not available")
+    dev = resolve_device(device)
     test = NMRDataset(data, split)
     model = None
     method = None
