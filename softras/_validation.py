@@ -15,6 +15,7 @@ import torch
 __all__ = [
     "as_float_tensor",
     "as_index_tensor",
+    "check_bool",
     "check_choice",
     "check_finite",
     "check_positive",
@@ -120,6 +121,15 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
     return v
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``value`` as a bool: Python and NumPy booleans, and the integers 0 and 1 (never strings)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name}: expected True or False, got {value!r}")
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:

@@ -28,7 +28,6 @@ import argparse
 import ctypes
 import ctypes.util
 import gc
-import importlib
 import json
 import math
 import os
@@ -54,7 +53,6 @@ from softras.renderer import SoftRenderer
 from softras.shapes import bumpy_sphere, icosphere, torus
 
 __all__ = [
-    "STANDARD_BACKENDS",
     "WORKLOADS",
     "BenchCase",
     "BenchReport",
@@ -74,14 +72,6 @@ __all__ = [
     "set_threads",
     "write_json",
 ]
-
-#: The backends benchmarked by default, in this order, when registered and applicable.
-STANDARD_BACKENDS = ("cpu", "cuda", "reference")
-#: Modules that register optional backends when imported.
-_OPTIONAL_BACKEND_MODULES = {"cpu": "softras.raster.cpu", "cuda": "softras.raster.warp_backend"}
-#: Device type each backend runs on (``None``: any device). ``warp`` is the ``cuda`` backend's
-#: kernels under their own name, which also runs them on CPU tensors (``--backend warp``).
-_BACKEND_DEVICE = {"cpu": "cpu", "cuda": "cuda", "warp": None, "reference": None}
 
 WORKLOADS = {
     "W1": "recon step: 1280-face icosphere, 256 views at 64², hard RGB, loss on alpha",
@@ -264,23 +254,8 @@ def count_pairs(face_vertices: torch.Tensor, settings: RasterSettings) -> int:
 # backends
 # ---------------------------------------------------------------------------------------------
 def load_optional_backends() -> dict[str, str]:
-    """Import the modules of the optional backends (``cpu``, ``cuda``) so that they register.
-
-    Returns ``{name: why}`` for those that could not be imported (not installed, missing
-    dependency); a module that exists but fails for another reason raises.
-    """
-    missing: dict[str, str] = {}
-    for name, module in _OPTIONAL_BACKEND_MODULES.items():
-        if name in BACKENDS:
-            continue
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            missing[name] = f"{type(exc).__name__}: {exc}"
-            continue
-        if name not in BACKENDS:
-            missing[name] = f"{module} did not register it"
-    return missing
+    """``{name: why}`` for the backends (by name and alias) whose requirements are missing."""
+    return {n: why for b in BACKENDS.values() if (why := b.missing()) for n in (b.name, *b.aliases)}
 
 
 def set_threads(n: int) -> None:
@@ -298,13 +273,16 @@ def set_threads(n: int) -> None:
 
 
 def _applies(name: str, device: torch.device) -> bool:
-    want = _BACKEND_DEVICE.get(name)
-    return want is None or want == device.type
+    return any(name in (b.name, *b.aliases) and b.runs_on(device) for b in BACKENDS.values())
 
 
 def backends_for_device(device: torch.device) -> list[str]:
-    """The standard backends registered now that run on ``device`` (reference last)."""
-    return [n for n in STANDARD_BACKENDS if n in BACKENDS and _applies(n, device)]
+    """The available backends benchmarked by default on ``device``, by priority (reference last),
+    each by the name it has there (``cuda`` for the Warp kernels on CUDA)."""
+    chosen = [b for b in BACKENDS.values() if b.available() and device.type in b.benchmark_on]
+    chosen.sort(key=lambda b: -b.priority)
+    names = [device.type if device.type in b.aliases else b.name for b in chosen if b.name != "reference"]
+    return [*names, "reference"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -683,7 +661,7 @@ def run_benchmarks(
     else:
         names = list(dict.fromkeys(backends))
         for name in names:
-            if name not in BACKENDS:
+            if name not in available_backends():
                 why = f" ({missing[name]})" if name in missing else ""
                 raise UsageError(f"backend: {name!r} is not available{why}; available: {available_backends()}")
             if not _applies(name, device):

@@ -7,6 +7,7 @@ skipped when no GPU is present.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -222,8 +223,8 @@ def test_registered_and_default_for_cuda_tensors() -> None:
 
 
 def test_missing_warp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("warp", "cuda"):
-        monkeypatch.delitem(raster.BACKENDS, name)
+    missing = {"softras_no_such_module": "pip install 'softras[gpu]'"}
+    monkeypatch.setitem(raster.BACKENDS, "warp", dataclasses.replace(raster.BACKENDS["warp"], requires=missing))
     assert default_backend(torch.device("cuda")) == "reference"  # falls back, no error
     fv, tex = random_scene(batch=1, faces=2, seed=0)
     with pytest.raises(ImportError, match=r"pip install 'softras\[gpu\]'"):

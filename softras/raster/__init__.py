@@ -1,19 +1,22 @@
 """Soft rasterization: settings, input validation and backend dispatch.
 
-Backends are plain functions ``(face_vertices, textures, settings) -> images`` that are
-differentiable (by autograd or by their own ``torch.autograd.Function``). Choose one with
-``backend=...``; ``None`` picks the default for the tensors' device.
+:func:`rasterize_channels` is the core: screen-space faces with attributes of any width in,
+:class:`~softras.raster.contract.RasterResult` out. Every backend implements it through the
+contract of :mod:`softras.raster.contract` and is described in :mod:`softras.raster.backends`.
+:func:`rasterize` and :func:`soft_rasterize` are the original's RGBA entry points on top of it.
+Choose a backend with ``backend=...``; ``None`` picks the default for the tensors' device.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 
 import torch
 
 from .._validation import check_finite, check_shape
-from .reference import rasterize_reference
+from .backends import BACKENDS, Backend, available_backends, default_backend, get_backend, register_backend
+from .contract import RasterInputs, RasterResult
 from .settings import (
     ALPHA_AGGREGATIONS,
     DIST_FUNCS,
@@ -28,66 +31,21 @@ __all__ = [
     "DIST_FUNCS",
     "RGB_AGGREGATIONS",
     "TEXTURE_TYPES",
+    "Backend",
+    "RasterInputs",
+    "RasterResult",
     "RasterSettings",
     "available_backends",
     "default_backend",
     "rasterize",
+    "rasterize_channels",
     "register_backend",
     "soft_rasterize",
 ]
 
-Backend = Callable[[torch.Tensor, torch.Tensor, RasterSettings], torch.Tensor]
-BACKENDS: dict[str, Backend] = {"reference": rasterize_reference}
-try:  # the fused CPU kernels need Numba (a dependency); without it CPU tensors use 'reference'
-    from .cpu import rasterize_cpu
-except ImportError:  # pragma: no cover
-    pass
-else:
-    BACKENDS["cpu"] = rasterize_cpu
-# The GPU backend needs NVIDIA Warp (the optional extra softras[gpu]); it is imported on first
-# use only, so that importing softras never needs it.
-_WARP_NAMES = ("warp", "cuda")
-_WARP_MISSING = "backend {name!r} needs NVIDIA Warp (warp-lang), which is not installed: pip install 'softras[gpu]'"
-
-
-def _rasterize_warp(face_vertices: torch.Tensor, textures: torch.Tensor, settings: RasterSettings) -> torch.Tensor:
-    from .warp_backend import rasterize_warp
-
-    return rasterize_warp(face_vertices, textures, settings)
-
-
-if importlib.util.find_spec("warp") is not None:
-    for _name in _WARP_NAMES:
-        BACKENDS[_name] = _rasterize_warp
-# Preferred backend per device type, in order; the first one registered wins.
-_PREFERRED: dict[str, tuple[str, ...]] = {"cpu": ("cpu", "reference"), "cuda": ("cuda", "reference")}
-
-
-def register_backend(name: str, fn: Backend) -> None:
-    """Make ``fn`` selectable as ``backend=name``."""
-    BACKENDS[name] = fn
-
-
-def available_backends() -> list[str]:
-    """Names accepted by ``backend=``."""
-    return sorted(BACKENDS)
-
-
-def default_backend(device: torch.device) -> str:
-    """The backend used when ``backend=None`` for tensors on ``device``."""
-    for name in _PREFERRED.get(device.type, ("reference",)):
-        if name in BACKENDS:
-            return name
-    return "reference"
-
-
-def _check_inputs(
-    face_vertices: torch.Tensor, textures: torch.Tensor, texture_type: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_face_vertices(face_vertices: object) -> torch.Tensor:
     if not isinstance(face_vertices, torch.Tensor):
         raise TypeError(f"face_vertices: expected a torch.Tensor, got {type(face_vertices).__name__}")
-    if not isinstance(textures, torch.Tensor):
-        raise TypeError(f"textures: expected a torch.Tensor, got {type(textures).__name__}")
     if face_vertices.ndim == 3 and face_vertices.shape[-1] == 9:
         face_vertices = face_vertices.reshape(*face_vertices.shape[:2], 3, 3)
     check_shape("face_vertices", face_vertices, ("B", "F", 3, 3))
@@ -99,19 +57,82 @@ def _check_inputs(
             f"face_vertices: expected at least one item and one face, got shape {tuple(face_vertices.shape)}"
         )
     check_finite("face_vertices", face_vertices)
-    if textures.device != face_vertices.device:
-        raise ValueError(f"textures: expected device {face_vertices.device} (as face_vertices), got {textures.device}")
-    if texture_type == "vertex":
-        check_shape("textures (texture_type='vertex')", textures, (b, f, 3, 3))
-    else:
-        check_shape("textures (texture_type='surface')", textures, (b, f, None, 3))
-        t = textures.shape[2]
+    return face_vertices
+
+
+def _check_attributes(name: str, value: object, face_vertices: torch.Tensor, corners: int | None) -> torch.Tensor:
+    """[B, F, T, C] attributes (``corners``: required T, None: any perfect square) or None -> C = 0."""
+    b, f = face_vertices.shape[:2]
+    if value is None:
+        return face_vertices.new_zeros(b, f, corners or 1, 0)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor or None, got {type(value).__name__}")
+    if value.device != face_vertices.device:
+        raise ValueError(f"{name}: expected device {face_vertices.device} (as face_vertices), got {value.device}")
+    check_shape(name, value, (b, f, corners, None))
+    if corners is None:
+        t = value.shape[2]
         if t < 1 or round(t**0.5) ** 2 != t:
-            raise ValueError(f"textures: expected R*R texels per face (a perfect square), got {t}")
-    if not textures.is_floating_point():
-        raise TypeError(f"textures: expected a floating dtype, got {textures.dtype}")
-    check_finite("textures", textures)
-    return face_vertices, textures.to(face_vertices.dtype)
+            raise ValueError(f"{name}: expected R*R texels per face (a perfect square), got {t}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name}: expected a floating dtype, got {value.dtype}")
+    check_finite(name, value)
+    return value.to(face_vertices.dtype)
+
+
+def _check_background(background: Sequence[float] | None, channels: int) -> tuple[float, ...]:
+    if background is None:
+        return (0.0,) * channels
+    if isinstance(background, torch.Tensor):
+        background = background.detach().cpu().reshape(-1).tolist()
+    values = tuple(float(v) for v in background)
+    if len(values) != channels or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"background: expected {channels} finite numbers (one per channel), got {background!r}")
+    return values
+
+
+def _run(inputs: RasterInputs, settings: RasterSettings, backend: str | None) -> RasterResult:
+    device = inputs.face_vertices.device
+    chosen = get_backend(default_backend(device) if backend is None else backend)
+    if not chosen.runs_on(device):
+        raise ValueError(f"backend: {chosen.name!r} runs on {', '.join(chosen.devices)} tensors, got device {device}")
+    if inputs.face_vertices.dtype not in chosen.dtypes:
+        raise TypeError(
+            f"face_vertices: backend {chosen.name!r} supports {', '.join(map(str, chosen.dtypes))}, "
+            f"got {inputs.face_vertices.dtype}"
+        )
+    return chosen.load()(inputs, settings)
+
+
+def rasterize_channels(
+    face_vertices: torch.Tensor,
+    settings: RasterSettings,
+    *,
+    surface: torch.Tensor | None = None,
+    vertex: torch.Tensor | None = None,
+    background: Sequence[float] | None = None,
+    backend: str | None = None,
+) -> RasterResult:
+    """Rasterize screen-space faces with attributes of any width (the core entry point).
+
+    Args:
+        face_vertices: [B, F, 3, 3] (or [B, F, 9]) triangles: x, y in NDC (y up), z the camera depth.
+        settings: validated :class:`RasterSettings` (``with_depth`` / ``with_zbuffer`` ask for
+            the extra outputs).
+        surface: [B, F, R*R, Cs] texels per face, or None (Cs = 0).
+        vertex: [B, F, 3, Cv] per-corner attributes, or None (Cv = 0).
+        background: Cs + Cv values where no face colours a pixel (default zeros).
+        backend: a name from :func:`available_backends`, or None for the device's default.
+
+    Returns:
+        :class:`RasterResult`: ``channels`` [B, Cs + Cv, H, W] (surface channels first),
+        ``alpha`` [B, 1, H, W], and the outputs the settings ask for.
+    """
+    face_vertices = _check_face_vertices(face_vertices)
+    surface = _check_attributes("surface", surface, face_vertices, None)
+    vertex = _check_attributes("vertex", vertex, face_vertices, 3)
+    background = _check_background(background, surface.shape[3] + vertex.shape[3])
+    return _run(RasterInputs(face_vertices, surface, vertex, background), settings, backend)
 
 
 def rasterize(
@@ -120,14 +141,19 @@ def rasterize(
     settings: RasterSettings,
     backend: str | None = None,
 ) -> torch.Tensor:
-    """Rasterize with validated ``settings`` (see :func:`soft_rasterize` for shapes)."""
-    face_vertices, textures = _check_inputs(face_vertices, textures, settings.texture_type)
-    name = default_backend(face_vertices.device) if backend is None else backend
-    if name not in BACKENDS and name in _WARP_NAMES:
-        raise ImportError(_WARP_MISSING.format(name=name))
-    if name not in BACKENDS:
-        raise ValueError(f"backend: expected one of {available_backends()}, got {backend!r}")
-    return BACKENDS[name](face_vertices, textures, settings)
+    """Rasterize colours into [B, 4, H, W] RGBA with validated ``settings`` (see :func:`soft_rasterize`)."""
+    face_vertices = _check_face_vertices(face_vertices)
+    if not isinstance(textures, torch.Tensor):
+        raise TypeError(f"textures: expected a torch.Tensor, got {type(textures).__name__}")
+    vertex_colours = settings.texture_type == "vertex"
+    b, f = face_vertices.shape[:2]
+    corners = 3 if vertex_colours else None
+    check_shape(f"textures (texture_type={settings.texture_type!r})", textures, (b, f, corners, 3))
+    textures = _check_attributes("textures", textures, face_vertices, corners)
+    none = face_vertices.new_zeros(b, f, 3 if vertex_colours else 1, 0)
+    surface, vertex = (none, textures) if vertex_colours else (textures, none)
+    result = _run(RasterInputs(face_vertices, surface, vertex, settings.background_color), settings, backend)
+    return torch.cat([result.channels, result.alpha], dim=1)
 
 
 def soft_rasterize(

@@ -21,6 +21,8 @@ import numba
 import numpy as np
 import torch
 
+from ._transitional import run_rgba_backend
+from .contract import RasterInputs, RasterResult
 from .reference import _DET_EPS as DET_EPS
 from .reference import pixel_centers, softmax_constants
 from .settings import RasterSettings
@@ -154,3 +156,8 @@ def rasterize_cpu(
     if face_vertices.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"face_vertices: the 'cpu' backend supports float32 and float64, got {face_vertices.dtype}")
     return _SoftRasterizeCPU.apply(face_vertices, textures.to(face_vertices.dtype), settings, tile)
+
+
+def rasterize(inputs: RasterInputs, settings: RasterSettings) -> RasterResult:
+    """The backend entry point of the contract (see :mod:`softras.raster.contract`)."""
+    return run_rgba_backend(rasterize_cpu, "cpu", inputs, settings)

@@ -29,6 +29,8 @@ import math
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from ._transitional import run_rgba_backend
+from .contract import RasterInputs, RasterResult
 from .settings import RasterSettings
 from .texels import texel_index
 
@@ -354,3 +356,8 @@ def rasterize_reference(
         else:
             out.append(_render_chunk(*args, **kwargs))
     return torch.cat(out).reshape(b, h, w, 4).permute(0, 3, 1, 2).contiguous()
+
+
+def rasterize(inputs: RasterInputs, settings: RasterSettings) -> RasterResult:
+    """The backend entry point of the contract (see :mod:`softras.raster.contract`)."""
+    return run_rgba_backend(rasterize_reference, "reference", inputs, settings)

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._validation import check_choice, check_positive
+from .._validation import check_bool, check_choice, check_positive
+from .contract import AlphaAggregation, DistFunc, RgbAggregation
 
 __all__ = ["ALPHA_AGGREGATIONS", "DIST_FUNCS", "RGB_AGGREGATIONS", "TEXTURE_TYPES", "RasterSettings"]
 
-DIST_FUNCS = ("hard", "barycentric", "euclidean")
-RGB_AGGREGATIONS = ("hard", "softmax")
-ALPHA_AGGREGATIONS = ("hard", "sum", "prod")
+DIST_FUNCS = tuple(m.name.lower() for m in DistFunc)
+RGB_AGGREGATIONS = tuple(m.name.lower() for m in RgbAggregation)
+ALPHA_AGGREGATIONS = tuple(m.name.lower() for m in AlphaAggregation)
 TEXTURE_TYPES = ("surface", "vertex")
 
 
@@ -67,7 +68,10 @@ class RasterSettings:
         gamma_val: temperature γ of the depth softmax.
         aggr_func_rgb: ``'hard'`` (z-buffer) or ``'softmax'``.
         aggr_func_alpha: ``'hard'``, ``'sum'`` (mean of D) or ``'prod'`` (1 − Π(1 − D)).
-        texture_type: ``'surface'`` (R×R texels per face) or ``'vertex'`` (3 colours per face).
+        texture_type: ``'surface'`` (R×R texels per face) or ``'vertex'`` (3 colours per face);
+            used by the original's entry points, which pass colours as ``textures``.
+        with_depth: also aggregate the soft depth (see :class:`~softras.raster.contract.RasterResult`).
+        with_zbuffer: also compute the z-buffer's face id, barycentrics and depth.
     """
 
     image_height: int = 256
@@ -84,6 +88,8 @@ class RasterSettings:
     aggr_func_rgb: str = "softmax"
     aggr_func_alpha: str = "prod"
     texture_type: str = "surface"
+    with_depth: bool = False
+    with_zbuffer: bool = False
     # Derived, filled by __post_init__.
     cull_threshold: float = field(init=False, repr=False)
 
@@ -98,7 +104,8 @@ class RasterSettings:
             raise ValueError(f"near/far: expected finite near < far, got near={self.near}, far={self.far}")
         object.__setattr__(self, "near", near)
         object.__setattr__(self, "far", far)
-        object.__setattr__(self, "fill_back", bool(self.fill_back))
+        for name in ("fill_back", "with_depth", "with_zbuffer"):
+            object.__setattr__(self, name, check_bool(name, getattr(self, name)))
         if not isinstance(self.eps, (int, float)) or not math.isfinite(self.eps):
             raise ValueError(f"eps: expected a finite number, got {self.eps!r}")
         object.__setattr__(self, "eps", float(self.eps))

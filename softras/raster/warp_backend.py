@@ -44,6 +44,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from . import warp_kernels as K
+from ._transitional import run_rgba_backend
+from .contract import RasterInputs, RasterResult
 from .reference import pixel_centers, softmax_constants
 from .settings import RasterSettings
 
@@ -348,3 +350,8 @@ def rasterize_warp(
     return _SoftRasterizeWarp.apply(
         face_vertices.contiguous(), textures.to(face_vertices.dtype), settings, tile, compute_dtype, bool(deterministic)
     )
+
+
+def rasterize(inputs: RasterInputs, settings: RasterSettings) -> RasterResult:
+    """The backend entry point of the contract (see :mod:`softras.raster.contract`)."""
+    return run_rgba_backend(rasterize_warp, "warp", inputs, settings)

@@ -1,0 +1,159 @@
+"""Backend descriptors: what each backend is, where it runs and how to load it.
+
+Everything that lists backends — :func:`default_backend`, :func:`available_backends`,
+``softras bench`` and the docs' backend table — is derived from :data:`BACKENDS`. A new backend
+is one module implementing ``rasterize(inputs: RasterInputs, settings: RasterSettings) ->
+RasterResult`` (see :mod:`softras.raster.contract`) plus one :class:`Backend` entry here; the
+conformance suite (``tests/test_backends.py``) then tests it with no test written by hand.
+
+Implementations are imported on first use, so that importing softras never compiles a kernel
+and never needs an optional dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .contract import RasterInputs, RasterResult
+from .settings import RasterSettings
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendFn",
+    "available_backends",
+    "default_backend",
+    "get_backend",
+    "register_backend",
+]
+
+BackendFn = Callable[[RasterInputs, RasterSettings], RasterResult]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One rasterization backend.
+
+    Attributes:
+        name: the value of ``backend=``.
+        summary: one line for tables and ``--help``.
+        devices: torch device types it accepts (``'cpu'``, ``'cuda'``, ...; ``'*'``: any).
+        priority: the default for a device is the available backend with the highest priority.
+        entry: ``'module:function'`` of the implementation (imported on first use).
+        requires: importable modules it needs, with the pip extra that installs them.
+        dtypes: input dtypes it accepts.
+        aliases: other names accepted for it.
+        benchmark_on: device types where ``softras bench`` measures it by default.
+    """
+
+    name: str
+    summary: str
+    devices: tuple[str, ...]
+    priority: int
+    entry: str
+    requires: dict[str, str] = field(default_factory=dict)
+    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+    aliases: tuple[str, ...] = ()
+    benchmark_on: tuple[str, ...] = ()
+    _fn: list[BackendFn] = field(default_factory=list, repr=False, compare=False)
+
+    def available(self) -> bool:
+        """Whether its required modules are installed (nothing is imported)."""
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+    def missing(self) -> str | None:
+        """A sentence naming what to install, or None when available."""
+        for module, extra in self.requires.items():
+            if importlib.util.find_spec(module) is None:
+                return f"backend {self.name!r} needs {module} ({extra}), which is not installed"
+        return None
+
+    def runs_on(self, device: torch.device) -> bool:
+        return "*" in self.devices or device.type in self.devices
+
+    def load(self) -> BackendFn:
+        """The implementation (imported once)."""
+        if not self._fn:
+            why = self.missing()
+            if why is not None:
+                raise ImportError(why)
+            module, _, function = self.entry.partition(":")
+            self._fn.append(getattr(importlib.import_module(module), function))
+        return self._fn[0]
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> None:
+    """Make ``backend`` selectable by its name and aliases."""
+    if not isinstance(backend, Backend):
+        raise TypeError(f"backend: expected a softras.raster.Backend, got {type(backend).__name__}")
+    BACKENDS[backend.name] = backend
+
+
+register_backend(
+    Backend(
+        name="reference",
+        summary="pure PyTorch, the oracle; any device, autograd gradients",
+        devices=("*",),
+        priority=0,
+        entry="softras.raster.reference:rasterize",
+        dtypes=(torch.float16, torch.bfloat16, torch.float32, torch.float64),
+        benchmark_on=("cpu", "cuda"),
+    )
+)
+register_backend(
+    Backend(
+        name="cpu",
+        summary="fused tile-binned Numba kernels (float64 arithmetic inside)",
+        devices=("cpu",),
+        priority=20,
+        entry="softras.raster.cpu:rasterize",
+        requires={"numba": "a dependency of softras"},
+        benchmark_on=("cpu",),
+    )
+)
+register_backend(
+    Backend(
+        name="warp",
+        summary="tile-binned NVIDIA Warp kernels on CUDA or CPU tensors",
+        devices=("cpu", "cuda"),
+        priority=10,
+        entry="softras.raster.warp_backend:rasterize",
+        requires={"warp": "pip install 'softras[gpu]'"},
+        aliases=("cuda",),
+        benchmark_on=("cuda",),
+    )
+)
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name`` (or one of its aliases); a clear error if unknown or missing."""
+    for backend in BACKENDS.values():
+        if name == backend.name or name in backend.aliases:
+            why = backend.missing()
+            if why is not None:
+                raise ImportError(why)
+            return backend
+    raise ValueError(f"backend: expected one of {available_backends()}, got {name!r}")
+
+
+def available_backends() -> list[str]:
+    """Names accepted by ``backend=`` (aliases included), sorted."""
+    names = [n for b in BACKENDS.values() if b.available() for n in (b.name, *b.aliases)]
+    return sorted(names)
+
+
+def default_backend(device: torch.device | str) -> str:
+    """The backend used when ``backend=None`` for tensors on ``device``: the available one with
+    the highest priority that runs there (named by its alias when one is the device type)."""
+    device = torch.device(device)
+    runs = [b for b in BACKENDS.values() if b.available() and b.runs_on(device)]
+    best = max(runs, key=lambda b: b.priority)
+    return device.type if device.type in best.aliases else best.name  # e.g. 'cuda' for warp on CUDA
