@@ -1,0 +1,76 @@
+"""A/B timing of two softras installs (e.g. the previous main and this one, each in its own venv).
+
+Rounds alternate between the two interpreters (A, B, A, B, ...), so that load on a shared
+machine affects both alike; each round times the same standard workloads with
+``softras.bench.measure_case`` in a fresh process of that install. The report gives the median
+over rounds and the ratio new / old for forward and forward+backward.
+
+    python benchmarks/compare_mains.py --old /path/old/.venv/bin/python --new .venv/bin/python \\
+        --backend cpu --workload W1 W2 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+_WORKER = """
+import json, sys, torch
+from softras.bench import build_cases, measure_case, set_threads
+workloads, backend, quick, repeat, threads = json.loads(sys.argv[1])
+set_threads(threads)
+out = {}
+for workload in workloads:
+    for case in build_cases(workload, quick=quick):
+        r = measure_case(case, backend, repeat=repeat, warmup=1)
+        out[case.name] = [r.forward_ms, r.forward_backward_ms]
+print("RESULT " + json.dumps(out))
+"""
+
+
+def run_once(python: str, workloads: list[str], backend: str, quick: bool, repeat: int, threads: int) -> dict:
+    """{case name: [forward ms, forward+backward ms]} from one fresh process of ``python``."""
+    args = json.dumps([workloads, backend, quick, repeat, threads])
+    done = subprocess.run([python, "-c", _WORKER, args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{python} failed:\n{done.stderr[-2000:]}")
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old", required=True, help="python of the baseline install")
+    parser.add_argument("--new", default=sys.executable, help="python of the install under test (default: this one)")
+    parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--workload", nargs="+", default=["W1", "W2"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls per measurement")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="shrunken workloads")
+    args = parser.parse_args(argv)
+    times: dict[str, dict[str, list[list[float]]]] = {"old": {}, "new": {}}
+    for i in range(args.rounds):
+        order = ("old", "new") if i % 2 == 0 else ("new", "old")
+        for which in order:
+            python = args.old if which == "old" else args.new
+            result = run_once(python, args.workload, args.backend, args.quick, args.repeat, args.threads)
+            for case, ms in result.items():
+                times[which].setdefault(case, []).append(ms)
+    print(f"backend {args.backend}, {args.rounds} rounds alternating, median over rounds (ms)")
+    print(f"{'case':<20} {'old fwd':>9} {'new fwd':>9} {'ratio':>6}   {'old f+b':>9} {'new f+b':>9} {'ratio':>6}")
+    for case in times["old"]:
+        old = [statistics.median(t[k] for t in times["old"][case]) for k in (0, 1)]
+        new = [statistics.median(t[k] for t in times["new"][case]) for k in (0, 1)]
+        print(
+            f"{case:<20} {old[0]:>9.1f} {new[0]:>9.1f} {new[0] / old[0]:>6.3f}   "
+            f"{old[1]:>9.1f} {new[1]:>9.1f} {new[1] / old[1]:>6.3f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
