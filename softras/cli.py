@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from softras import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "version_text"]
 
 PROG = "softras"
 
@@ -28,6 +28,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message} (see '{hint}')\n")
 
 
+def version_text() -> str:
+    """softras's version, those of torch, numba and warp, and the available backends (nothing is
+    imported or compiled to find them)."""
+    from importlib import metadata
+
+    from softras.raster import available_backends
+
+    def installed(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    dists = {"torch": "torch", "numba": "numba", "warp": "warp-lang"}
+    deps = ", ".join(f"{name} {installed(dist)}" for name, dist in dists.items())
+    return f"{PROG} {__version__} ({deps}; backends: {', '.join(available_backends())})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with one subparser per discovered app."""
     from softras.apps import discover_commands
@@ -37,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Soft Rasterizer: a differentiable mesh renderer (PyTorch).",
         epilog="Run 'softras <command> --help' for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     for name, command in discover_commands().items():
         p = sub.add_parser(name, help=command.help, description=command.help)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import softras
 from softras.apps.render import (
     RenderResult,
     builtin_mesh,
@@ -198,4 +199,11 @@ def test_cli_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
         assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "render" in out and "--image-size" in out and "--sweep-frames" in out
-    assert "softras 0.1.0" in out
+    assert f"softras {softras.__version__} (torch {torch.__version__}, numba " in out
+    assert "backends: " in out and "reference" in out.split("backends: ")[1]
+
+
+def test_version_has_one_source() -> None:
+    from importlib import metadata
+
+    assert metadata.version("softras") == softras.__version__
