@@ -27,6 +27,7 @@ __all__ = [
     "Backend",
     "BackendFn",
     "available_backends",
+    "backend_table",
     "default_backend",
     "get_backend",
     "register_backend",
@@ -157,3 +158,26 @@ def default_backend(device: torch.device | str) -> str:
     runs = [b for b in BACKENDS.values() if b.available() and b.runs_on(device)]
     best = max(runs, key=lambda b: b.priority)
     return device.type if device.type in best.aliases else best.name  # e.g. 'cuda' for warp on CUDA
+
+
+def backend_table() -> str:
+    """The Markdown table of every registered backend (README's table is this text; a test checks)."""
+    rows = [
+        "| backend | aliases | devices | default on | dtypes | needs | what it is |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for b in sorted(BACKENDS.values(), key=lambda b: -b.priority):
+        devices = "any" if "*" in b.devices else ", ".join(b.devices)
+        default_on = [d for d in ("cpu", "cuda") if b.runs_on(torch.device(d)) and _best_for(d) is b]
+        dtypes = ", ".join(str(d).removeprefix("torch.") for d in b.dtypes)
+        needs = ", ".join(f"{m} ({extra})" for m, extra in b.requires.items()) or "–"
+        rows.append(
+            f"| `{b.name}` | {', '.join(f'`{a}`' for a in b.aliases) or '–'} | {devices} | "
+            f"{', '.join(default_on) or '–'} | {dtypes} | {needs} | {b.summary} |"
+        )
+    return "\n".join(rows)
+
+
+def _best_for(device_type: str) -> Backend:
+    """The backend with the highest priority that runs on ``device_type``, installed or not."""
+    return max((b for b in BACKENDS.values() if b.runs_on(torch.device(device_type))), key=lambda b: b.priority)
