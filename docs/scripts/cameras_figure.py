@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 import softras as sr
@@ -29,7 +28,7 @@ def render_pair() -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     renderer = sr.SoftRenderer(image_size=IMAGE_SIZE, sigma_val=1e-6, gamma_val=1e-4, background_color=(1, 1, 1))
     a = renderer(v, f, textures, camera=look_at)[0].permute(1, 2, 0).numpy()
     b = renderer(v, f, textures, camera=pinhole)[0].permute(1, 2, 0).numpy()
-    K, R, t, _ = pinhole.to_opencv()
+    K, _, t, _ = pinhole.to_opencv()
     info = {"K": K[0].numpy(), "t": t[0].numpy(), "max_diff": float(np.abs(a - b).max())}
     return a, b, info
 
