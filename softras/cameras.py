@@ -209,11 +209,6 @@ class Camera:
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", _size_or_none(getattr(self, "image_size", None)))
 
-    @property
-    def size(self) -> ImageSize | None:
-        """Alias of ``image_size``."""
-        return self.image_size  # type: ignore[attr-defined]
-
     def replace(self, **changes: Any) -> Camera:
         """A copy with ``changes`` applied (validated like the constructor)."""
         return dataclasses.replace(self, **changes)
@@ -252,8 +247,6 @@ def _fallback_up(direction: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """
     d = F.normalize(direction, eps=1e-5)
     parallel = torch.linalg.vector_norm(torch.cross(up, d, dim=1), dim=1) < 1e-5
-    if not bool(parallel.any()):
-        return up
     u = F.normalize(up, eps=1e-12)
     order = torch.tensor([2, 0, 1], device=up.device)
     axis = order[u.detach().abs()[:, order].argmin(dim=1)]
