@@ -381,6 +381,17 @@ def test_per_call_camera_overrides_without_mutating_the_renderer() -> None:
         r(v, f, camera=other.replace(image_size=(24, 48)))
 
 
+def test_hard_renderer_takes_a_per_call_camera_with_anti_aliasing() -> None:
+    v, f = sr.shapes.icosphere(2)
+    v, f = (v * 0.6).to(D)[None], f[None]
+    r = sr.Renderer(image_size=(16, 28), camera_mode="look_at", backend="reference")  # anti-aliased: 32 × 56 inside
+    r.transform.set_eyes_from_angles(2.7, 20.0, 30.0)
+    pinhole = r.transform.camera.to_opencv_camera((16, 28))
+    a, b = r(v, f), r(v, f, camera=pinhole)
+    assert a.shape == (1, 4, 16, 28) and a[0, 3].sum() > 15
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+
+
 def test_set_eyes_goes_through_the_camera_object() -> None:
     r = sr.SoftRenderer(image_size=16, camera_mode="look_at")
     first = r.transform.camera
