@@ -489,8 +489,10 @@ class ProjectionCamera(Camera):
         if self.P is None:
             raise ValueError("P: camera_mode='projection' needs a [B, 3, 4] projection matrix P")
         P = as_float_tensor("P", self.P)
+        if P.shape == (3, 4):
+            P = P[None]
         if P.ndim != 3 or P.shape[1:] != (3, 4):
-            raise ValueError(f"P: expected shape [B, 3, 4], got {tuple(P.shape)}")
+            raise ValueError(f"P: expected shape [3, 4] or [B, 3, 4], got {tuple(P.shape)}")
         object.__setattr__(self, "P", P)
         if self.dist_coeffs is None:
             object.__setattr__(self, "dist_coeffs", torch.zeros(P.shape[0], 5, dtype=P.dtype))
