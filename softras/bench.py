@@ -802,7 +802,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend", nargs="+", default=None, metavar="NAME",
-        help="backends to benchmark (default: the installed ones benchmarked on the device, see softras.raster.backends); "
+        help="backends to benchmark (default: the installed ones benchmarked on the device, see raster.backends); "
         "the reference is always measured as the speed-up baseline",
     )
     parser.add_argument("--repeat", type=int, default=None, help="timed calls per measurement (default 5, quick 2)")
