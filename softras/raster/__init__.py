@@ -38,12 +38,17 @@ __all__ = [
 
 Backend = Callable[[torch.Tensor, torch.Tensor, RasterSettings], torch.Tensor]
 BACKENDS: dict[str, Backend] = {"reference": rasterize_reference}
-try:  # the fused CPU kernels need Numba (a dependency); without it CPU tensors use 'reference'
-    from .cpu import rasterize_cpu
-except ImportError:  # pragma: no cover
-    pass
-else:
-    BACKENDS["cpu"] = rasterize_cpu
+
+
+def _rasterize_cpu(face_vertices: torch.Tensor, textures: torch.Tensor, settings: RasterSettings) -> torch.Tensor:
+    from .cpu import rasterize_cpu  # imported (and its cache folder chosen) on first use only
+
+    return rasterize_cpu(face_vertices, textures, settings)
+
+
+# The fused CPU kernels need Numba (a dependency); without it CPU tensors use 'reference'.
+if importlib.util.find_spec("numba") is not None:
+    BACKENDS["cpu"] = _rasterize_cpu
 # The GPU backend needs NVIDIA Warp (the optional extra softras[gpu]); it is imported on first
 # use only, so that importing softras never needs it.
 _WARP_NAMES = ("warp", "cuda")

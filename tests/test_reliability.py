@@ -1,0 +1,117 @@
+"""Reliability (issue 14): read-only installs, trusted checkpoints, bounded requests, clear errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from softras import _jit_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------- item 1: JIT cache
+
+
+def test_choose_cache_dir_skips_unwritable_folders(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    if os.access(locked, os.W_OK):  # root ignores permission bits: use a path under a file instead
+        locked = tmp_path / "a_file" / "sub"
+        (tmp_path / "a_file").write_text("x")
+    choice = _jit_cache.choose_cache_dir([("package", locked), ("user", tmp_path / "user")])
+    assert (choice.label, choice.path) == ("user", tmp_path / "user")
+    none = _jit_cache.choose_cache_dir([("package", locked)])
+    assert none.path is None and none.label == "none"
+
+
+def test_seed_copies_only_missing_entries(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "cpu_kernels.f-1.py311.nbi").write_bytes(b"index")
+    (src / "cpu_kernels.f-1.py311.1.nbc").write_bytes(b"data")
+    (src / "other.txt").write_bytes(b"no")
+    (dst / "cpu_kernels.f-1.py311.nbi").write_bytes(b"newer")
+    assert _jit_cache._seed(dst, [src], "cpu_kernels.*.nb[ic]") == 1
+    assert (dst / "cpu_kernels.f-1.py311.nbi").read_bytes() == b"newer"
+    assert (dst / "cpu_kernels.f-1.py311.1.nbc").read_bytes() == b"data"
+    assert not (dst / "other.txt").exists()
+
+
+def test_import_does_not_load_numba_kernels() -> None:
+    code = "import sys, softras, softras.cli; print('softras.raster.cpu_kernels' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
+
+
+def _unprivileged_python() -> list[str] | None:
+    """A Python of this version that uid 65534 can run, with this environment's packages on its path."""
+    if os.name != "posix" or os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return None
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for exe in (sys.executable, f"/usr/bin/python{ver}", f"/usr/local/bin/python{ver}"):
+        probe = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "-c", "import sys"]
+        if Path(exe).exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+            return [exe]
+    return None
+
+
+RENDER = """
+import softras, torch
+from softras.raster import RasterSettings, rasterize
+fv = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.5]]]], dtype=torch.float64)
+img = rasterize(fv, torch.ones(1, 1, 4, 3, dtype=torch.float64), RasterSettings.create(8), backend="cpu")
+assert softras.__file__.startswith({site!r}), softras.__file__
+print("alpha", float(img[0, 3].sum()))
+"""
+
+
+def test_read_only_install_as_unprivileged_user(tmp_path: Path) -> None:
+    python = _unprivileged_python()
+    if python is None:
+        pytest.skip("needs root, setpriv and a Python that uid 65534 can run")
+    import torch
+
+    from softras.raster import RasterSettings, rasterize
+
+    # fill the package's own cache (as the installing user would with `softras warmup`)
+    fv = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.5]]]], dtype=torch.float64)
+    rasterize(fv, torch.ones(1, 1, 4, 3, dtype=torch.float64), RasterSettings.create(8), backend="cpu")
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "softras", site / "softras")
+    for p in [site, *site.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~0o222 | 0o555 if p.is_dir() else 0o444)
+    tmp_path.chmod(0o755)
+    for p in tmp_path.parents:  # pytest's base folder is private to root: let uid 65534 through
+        if p == Path(tempfile.gettempdir()):
+            break
+        p.chmod(p.stat().st_mode | 0o111)
+    user_tmp = tmp_path / "tmp"
+    user_tmp.mkdir()
+    user_tmp.chmod(0o777)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/nonexistent",
+        "TMPDIR": str(user_tmp),
+        "PYTHONPATH": os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]]),
+    }
+    # -S: no site hooks, so the editable install's import hook cannot shadow the read-only copy
+    user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *python, "-S"]
+    run = {"capture_output": True, "text": True, "env": env, "cwd": "/", "timeout": 300}
+    assert subprocess.run([*user, "-c", "import softras"], **run).returncode == 0
+    helped = subprocess.run([*user, "-m", "softras.cli", "--help"], **run)
+    assert helped.returncode == 0 and "warmup" in helped.stdout, helped.stderr
+    rendered = subprocess.run([*user, "-c", RENDER.format(site=str(site))], **run)
+    assert rendered.returncode == 0, rendered.stderr
+    assert float(rendered.stdout.split()[-1]) > 1.0
+    assert rendered.stderr.count("JitCacheWarning") == 1
+    assert f"temp folder {user_tmp}" in rendered.stderr and "warm entries copied" in rendered.stderr
