@@ -115,3 +115,69 @@ def test_read_only_install_as_unprivileged_user(tmp_path: Path) -> None:
     assert float(rendered.stdout.split()[-1]) > 1.0
     assert rendered.stderr.count("JitCacheWarning") == 1
     assert f"temp folder {user_tmp}" in rendered.stderr and "warm entries copied" in rendered.stderr
+
+
+# --------------------------------------------------------------------------- item 5: clear errors
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from softras.raster import RasterSettings, soft_rasterize  # noqa: E402
+
+
+def _tri(dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    fv = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.5]]]], dtype=dtype)
+    return fv, torch.ones(1, 1, 1, 3, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"fill_back": "no"}, TypeError, "fill_back: expected True or False, got 'no'"),
+        ({"fill_back": 2}, TypeError, "fill_back"),
+        ({"background_color": "red"}, TypeError, "background_color: expected 3 numbers"),
+        ({"eps": "1e-3"}, TypeError, "eps: expected a number"),
+        ({"near": "1"}, TypeError, "near: expected a number"),
+        ({"sigma_val": 1e40}, ValueError, r"sigma_val: expected a number in \[1e-20, 10000\]"),
+        ({"sigma_val": 1e-30}, ValueError, "sigma_val"),
+        ({"gamma_val": 1e-300}, ValueError, r"gamma_val: expected a number in \[1e-20, 1e\+20\]"),
+        ({"gamma_val": True}, TypeError, "gamma_val"),
+        ({"dist_eps": 1e-300}, ValueError, r"dist_eps: expected a number in \[1e-20, 0.5\)"),
+        ({"dist_eps": 0.5}, ValueError, "dist_eps"),
+    ],
+)
+def test_settings_refuse_out_of_range_and_non_numbers(kwargs: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        RasterSettings.create(8, **kwargs)
+
+
+def test_settings_accept_numpy_scalars() -> None:
+    s = RasterSettings.create(
+        np.int64(8), eps=np.float32(1e-3), sigma_val=np.float32(1e-4), gamma_val=np.float64(1e-4),
+        near=np.int32(1), far=np.float32(50), fill_back=np.bool_(False), dist_eps=np.float32(1e-4),
+        background_color=np.array([1.0, 0.0, 0.0], dtype=np.float32),
+    )  # fmt: skip
+    assert (s.image_height, s.image_width, s.fill_back) == (8, 8, False)
+    assert isinstance(s.eps, float) and s.eps == pytest.approx(1e-3)
+    assert RasterSettings.create((np.int64(4), 6)).image_width == 6
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"sigma_val": 1e-20}, {"sigma_val": 1e4}, {"gamma_val": 1e-20}, {"gamma_val": 1e20}, {"dist_eps": 1e-20}],
+)
+def test_range_ends_give_finite_images_and_gradients(backend: str, dtype: torch.dtype, kwargs: dict) -> None:
+    fv, tex = _tri(dtype)
+    fv.requires_grad_(True)
+    img = soft_rasterize(fv, tex, 8, backend=backend, **kwargs)
+    (grad,) = torch.autograd.grad((img * torch.linspace(-1, 1, img.numel(), dtype=dtype).view(img.shape)).sum(), fv)
+    assert torch.isfinite(img).all() and torch.isfinite(grad).all()
+    assert img[0, 3].sum() > 1.0
+
+
+def test_meta_tensors_get_a_clear_error() -> None:
+    fv, tex = _tri()
+    with pytest.raises(ValueError, match="face_vertices: meta tensors"):
+        soft_rasterize(fv.to("meta"), tex.to("meta"), 8)

@@ -93,6 +93,8 @@ def _check_inputs(
         raise TypeError(f"face_vertices: expected a torch.Tensor, got {type(face_vertices).__name__}")
     if not isinstance(textures, torch.Tensor):
         raise TypeError(f"textures: expected a torch.Tensor, got {type(textures).__name__}")
+    if face_vertices.device.type == "meta":  # (meta textures with real face_vertices: the device check below)
+        raise ValueError("face_vertices: meta tensors hold no data to render; move them to a real device")
     if face_vertices.ndim == 3 and face_vertices.shape[-1] == 9:
         face_vertices = face_vertices.reshape(*face_vertices.shape[:2], 3, 3)
     check_shape("face_vertices", face_vertices, ("B", "F", 3, 3))
