@@ -181,3 +181,165 @@ def test_meta_tensors_get_a_clear_error() -> None:
     fv, tex = _tri()
     with pytest.raises(ValueError, match="face_vertices: meta tensors"):
         soft_rasterize(fv.to("meta"), tex.to("meta"), 8)
+
+
+# --------------------------------------------------------------------------- item 2: checkpoints
+
+import csv  # noqa: E402
+import errno  # noqa: E402
+import struct  # noqa: E402
+import zipfile  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from softras.cli import main  # noqa: E402
+from softras.recon import checkpoint as ckpt_io  # noqa: E402
+from softras.recon.nmr import DatasetFormatError, NMRDataset  # noqa: E402
+from softras.recon.train import load_checkpoint, load_model, save_checkpoint, train  # noqa: E402
+
+from .test_recon_train import CFG, write_blobs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("blobs")
+    write_blobs(d, {"03001627": 2})
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained(blobs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-iteration run's checkpoint (tests copy it before changing it)."""
+    out = tmp_path_factory.mktemp("run")
+    return train(blobs, out, replace(CFG, iters=2, log_every=1), quiet=True, backend="reference").checkpoint
+
+
+def _flip_bytes_in_largest_tensor(path: Path, count: int = 16) -> None:
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26 : info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+    for k in range(count):
+        raw[start + k] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_flipped_bytes_in_the_weights_are_detected(trained: Path, blobs: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "checkpoint.pt"
+    shutil.copy(trained, bad)
+    _flip_bytes_in_largest_tensor(bad)
+    for load in (lambda: load_checkpoint(bad), lambda: load_model(bad)):
+        with pytest.raises(ValueError, match=f"{bad}: checkpoint is corrupted"):
+            load()
+    with pytest.raises(ValueError, match="corrupted"):
+        train(blobs, tmp_path / "out", replace(CFG, iters=4), quiet=True, resume=bad, backend="reference")
+
+
+def test_missing_keys_and_nan_weights_name_the_checkpoint(trained: Path, blobs: Path, tmp_path: Path) -> None:
+    state = load_checkpoint(trained)
+    partial = tmp_path / "no_rng.pt"
+    save_checkpoint(partial, {k: v for k, v in state.items() if k not in ("rng", "optimizer")})
+    load_model(partial)  # evaluation needs only the model and its config
+    with pytest.raises(ValueError, match=rf"{partial}: not a complete .* \(missing 'optimizer', 'rng.torch'"):
+        train(blobs, tmp_path / "out", replace(CFG, iters=4), quiet=True, resume=partial, backend="reference")
+    first = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][first].view(-1)[0] = float("nan")
+    nan = tmp_path / "nan.pt"
+    save_checkpoint(nan, state)
+    with pytest.raises(ValueError, match=rf"{nan}: checkpoint has diverged weights \(1 NaN/Inf values in model"):
+        load_model(nan)
+
+
+def test_old_checkpoint_without_hash_loads_with_a_warning(trained: Path, tmp_path: Path) -> None:
+    state = load_checkpoint(trained)
+    old = tmp_path / "old.pt"
+    torch.save(state, old)  # no "sha256": as written before the hash existed
+    with pytest.warns(ckpt_io.UnverifiedCheckpointWarning, match="no content hash"):
+        assert load_checkpoint(old)["iteration"] == 2
+
+
+def test_resume_past_the_end_fails(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = load_checkpoint(trained)
+    state["iteration"] = 10**9
+    far = tmp_path / "far.pt"
+    save_checkpoint(far, state)
+    data64 = tmp_path / "data64"
+    data64.mkdir()
+    write_blobs(data64, {"03001627": 1}, size=64)
+    args = ["recon", "train", "--data", str(data64), "--out", str(tmp_path / "o"), "--preset", "tiny", "--iters", "3"]
+    assert main([*args, "--quiet", "--resume", str(far)]) == 2
+    err = capsys.readouterr().err
+    assert "iteration 1000000000, past the end of training (iters=3)" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_removes_stale_temporaries_and_truncates_the_log(trained: Path, blobs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(trained.parent, out)
+    stale = out / ".checkpoint.pt.999999999.tmp"  # no such process
+    stale.write_bytes(b"half a checkpoint")
+    log = out / "log.csv"
+    with open(log, "a", newline="") as f:  # rows a killed run logged after its last checkpoint
+        csv.writer(f).writerows([[3, *["0"] * 9], [4, *["0"] * 9]])
+    result = train(blobs, out, replace(CFG, iters=4, log_every=1), quiet=True, resume=out / "checkpoint.pt",
+                   backend="reference")  # fmt: skip
+    assert result.iteration == 4 and not stale.exists()
+    rows = list(csv.DictReader(open(log)))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    assert rows[2]["loss"] != "0"
+    assert ckpt_io.truncate_log(log, 2) == 2  # rows 3 and 4
+    assert [int(r["iteration"]) for r in csv.DictReader(open(log))] == [1, 2]
+
+
+def test_disk_full_keeps_the_previous_checkpoint(
+    trained: Path, blobs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(trained.parent, out)
+    before = (out / "checkpoint.pt").read_bytes()
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ckpt_io.os, "fsync", full)
+    with pytest.raises(OSError, match=rf"could not write checkpoint {out / 'checkpoint.pt'}: No space left on device"):
+        train(blobs, out, replace(CFG, iters=3), quiet=True, resume=out / "checkpoint.pt", backend="reference")
+    assert (out / "checkpoint.pt").read_bytes() == before
+    assert load_checkpoint(out / "checkpoint.pt")["iteration"] == 2
+    assert not list(out.glob("*.tmp"))
+    data64 = tmp_path / "data64"
+    data64.mkdir()
+    write_blobs(data64, {"03001627": 1}, size=64)
+    args = ["recon", "train", "--data", str(data64), "--out", str(tmp_path / "cli"), "--preset", "tiny"]
+    assert main([*args, "--iters", "1", "--quiet", "--backend", "reference"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("softras: error: could not write checkpoint") and "No space left" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_read_only_output_folder_is_one_error(trained: Path, tmp_path: Path) -> None:
+    if os.geteuid() == 0:  # root writes anyway: point at a path under a file instead
+        target = tmp_path / "a_file" / "checkpoint.pt"
+        (tmp_path / "a_file").write_text("x")
+    else:
+        (tmp_path / "ro").mkdir(mode=0o555)
+        target = tmp_path / "ro" / "checkpoint.pt"
+    with pytest.raises(OSError, match=f"could not write checkpoint {target}"):
+        save_checkpoint(target, load_checkpoint(trained))
+
+
+def test_dataset_files_are_checked(tmp_path: Path) -> None:
+    write_blobs(tmp_path, {"03001627": 1})
+    images = tmp_path / "03001627_train_images.npz"
+    raw = images.read_bytes()
+    images.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DatasetFormatError, match=f"{images}: not a readable .npz archive"):
+        NMRDataset(tmp_path, "train")
+    images.write_bytes(raw)
+    vox = np.zeros((1, 32, 32, 32), np.float32)
+    vox[0, 1, 2, 3] = np.nan
+    np.savez(tmp_path / "03001627_train_voxels.npz", vox)
+    with pytest.raises(DatasetFormatError, match=r"voxels\.npz: voxels hold 1 NaN/Inf values"):
+        NMRDataset(tmp_path, "train")
+    np.savez(tmp_path / "03001627_train_voxels.npz", np.full_like(vox, 3.0))
+    with pytest.raises(DatasetFormatError, match=r"expected occupancies in \[0, 1\]"):
+        NMRDataset(tmp_path, "train")
