@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from . import functional as srf
+from ._memory import check_texels
 from ._validation import as_float_tensor, as_index_tensor, check_choice, check_finite
 
 __all__ = ["Mesh"]
@@ -64,6 +65,7 @@ class Mesh:
             if texture_type == "surface":
                 if not isinstance(texture_res, int) or texture_res < 1:
                     raise ValueError(f"texture_res: expected an int >= 1, got {texture_res!r}")
+                check_texels(b * nf, texture_res)
                 t = torch.ones(b, nf, texture_res**2, 3, dtype=v.dtype, device=v.device)
             else:
                 t = torch.ones(b, nv, 3, dtype=v.dtype, device=v.device)

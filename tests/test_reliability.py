@@ -343,3 +343,119 @@ def test_dataset_files_are_checked(tmp_path: Path) -> None:
     np.savez(tmp_path / "03001627_train_voxels.npz", np.full_like(vox, 3.0))
     with pytest.raises(DatasetFormatError, match=r"expected occupancies in \[0, 1\]"):
         NMRDataset(tmp_path, "train")
+
+
+# --------------------------------------------------------------------------- item 3: memory bounds
+
+import softras as sr  # noqa: E402
+from softras import _memory  # noqa: E402
+from softras.io import load_mesh, load_obj  # noqa: E402
+
+
+def test_large_render_is_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(_memory.ALLOW_LARGE_ENV, raising=False)
+    monkeypatch.setattr(_memory, "available_memory", lambda device=None: 64 * 2**20)
+    fv, tex = _tri(torch.float32)
+    with pytest.raises(_memory.RequestTooLargeError, match=r"image_size: rendering 1×4096×4096 pixels.* needs about "
+                       r"[0-9.]+ GiB, but only 64 MiB is available \(set SOFTRAS_ALLOW_LARGE=1"):
+        soft_rasterize(fv, tex, 4096, backend="reference")
+    soft_rasterize(fv, tex, 256, backend="reference")  # small requests pass
+    many = fv.expand(1, 200_000, 3, 3) * torch.tensor([4.0, 4.0, 1.0])  # big faces: many bins per face
+    with pytest.raises(_memory.RequestTooLargeError, match="face_vertices: "):
+        soft_rasterize(many.requires_grad_(), tex.expand(1, 200_000, 1, 3), 256, backend="cpu")
+    monkeypatch.setenv(_memory.ALLOW_LARGE_ENV, "1")
+    _memory.check_raster_request(fv, tex, 4096, 4096, 0.01, "reference")  # the override
+
+
+def test_estimate_tracks_the_measured_cpu_cost() -> None:
+    fv, tex = _tri(torch.float32)
+    need = _memory.estimate_raster_bytes(fv, tex, 2048, 2048, 0.01, "cpu", requires_grad=True)
+    # measured peak RSS of forward + backward at 2048² float32: ~61 bytes per pixel
+    assert 45 * 2048**2 < sum(need.values()) < 90 * 2048**2
+    assert _memory.available_memory() is None or _memory.available_memory() > 0
+
+
+def test_texture_res_is_refused_before_allocating(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(_memory.ALLOW_LARGE_ENV, raising=False)
+    monkeypatch.setattr(_memory, "available_memory", lambda device=None: 2**30)
+    with pytest.raises(_memory.RequestTooLargeError, match=r"texture_res: 2 faces × 10000² texels needs about"):
+        sr.Mesh(torch.rand(4, 3), torch.tensor([[0, 1, 2], [1, 2, 3]]), texture_res=10**4)
+    obj = tmp_path / "m.obj"
+    obj.write_text("mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl a\nf 1 2 3\n")
+    (tmp_path / "m.mtl").write_text("newmtl a\nKd 1 0 0\n")
+    with pytest.raises(_memory.RequestTooLargeError, match="texture_res"):
+        load_mesh(obj, texture_res=10**5)
+
+
+def test_cli_reports_a_too_large_image_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", "--out", str(tmp_path), "--image-size", "100000", "--backend", "reference"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("softras: error: image_size: rendering") and "available" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_obj_loader_keeps_compact_arrays(tmp_path: Path) -> None:
+    # 10⁵ vertices: the parser's buffers are flat typed arrays, so peak memory stays near the tensors
+    import tracemalloc
+
+    n = 100_000
+    rng = np.random.default_rng(0)
+    lines = [f"v {a:.5f} {b:.5f} {c:.5f}" for a, b, c in rng.random((n, 3))]
+    lines += [f"f {a} {b} {c}" for a, b, c in rng.integers(1, n + 1, (2 * n, 3))]
+    obj = tmp_path / "big.obj"
+    obj.write_text("\n".join(lines) + "\n")
+    tracemalloc.start()
+    v, f = load_obj(obj)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    final = v.numel() * 4 + f.numel() * 8
+    assert v.shape == (n, 3) and f.shape == (2 * n, 3)
+    assert peak < 2 * final, (peak, final)
+
+
+# --------------------------------------------------------------------------- item 5: mesh files
+
+
+@pytest.mark.parametrize(
+    ("ext", "payload", "reason"),
+    [
+        (".stl", b"solid x\nfacet garbage\x00\xff", "no triangles found"),
+        (".ply", b"\x00\x01garbage" * 10, "ValueError: Not a ply file"),
+        (".glb", b"\x00\x01garbage" * 10, "incorrect header on GLB file"),
+    ],
+)
+def test_corrupt_mesh_files_give_a_real_reason(tmp_path: Path, ext: str, payload: bytes, reason: str) -> None:
+    path = tmp_path / f"m{ext}"
+    path.write_bytes(payload)
+    with pytest.raises(ValueError, match=f"could not read mesh file .*m\\{ext}'?: .*{reason}"):
+        load_mesh(path)
+
+
+def test_garbage_mtl_and_undefined_materials_warn(tmp_path: Path) -> None:
+    obj = tmp_path / "m.obj"
+    obj.write_text("mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl red\nf 1 2 3\n")
+    (tmp_path / "m.mtl").write_bytes(b"\x89PNG\x00\xffgarbage\nmore junk here\n")
+    with pytest.warns(UserWarning) as caught:
+        _, _, tex = load_obj(obj, load_texture=True, texture_res=1)
+    messages = [str(w.message) for w in caught]
+    assert any("m.mtl: material library has no materials (and 2 unrecognised lines)" in m for m in messages)
+    assert any("m.obj: material(s) 'red' used but not defined" in m for m in messages)
+    assert torch.equal(tex, torch.ones(1, 1, 3))
+
+
+def test_gltf_image_outside_the_folder_warns(tmp_path: Path) -> None:
+    import json
+
+    import trimesh
+
+    mesh_dir = tmp_path / "mesh"
+    mesh_dir.mkdir()
+    (tmp_path / "outside.png").write_bytes(b"")
+    tri = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]])
+    path = mesh_dir / "m.gltf"
+    tri.export(path)
+    doc = json.loads(path.read_text())
+    doc["images"] = [{"uri": "../outside.png"}]
+    path.write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match=r"m\.gltf: texture image '\.\./outside\.png' lies outside the mesh folder"):
+        load_mesh(path)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .._memory import check_raster_request
 from .._validation import check_finite, check_shape
 from .reference import rasterize_reference
 from .settings import (
@@ -134,6 +135,8 @@ def rasterize(
         raise ImportError(_WARP_MISSING.format(name=name))
     if name not in BACKENDS:
         raise ValueError(f"backend: expected one of {available_backends()}, got {backend!r}")
+    check_raster_request(face_vertices, textures, settings.image_height, settings.image_width,
+                         settings.cull_radius, name)  # fmt: skip
     return BACKENDS[name](face_vertices, textures, settings)
 
 
