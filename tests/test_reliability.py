@@ -53,6 +53,27 @@ def test_import_does_not_load_numba_kernels() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_warp_cache_falls_back_in_order(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("x")
+    env = {**os.environ, "WARP_CACHE_PATH": str(tmp_path / "a_file" / "warp"), "XDG_CACHE_HOME": str(tmp_path)}
+    code = "from softras import _jit_cache as j; print(j.warp_cache_dir())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    chosen = Path(out.stdout.strip())
+    assert _jit_cache.is_writable_dir(chosen) and chosen != tmp_path / "a_file" / "warp"
+    assert out.stderr.count("JitCacheWarning") == 1 and "explicit Warp cache folder" in out.stderr
+
+
+def test_warmup_fills_the_cache_and_checks_its_arguments() -> None:
+    from softras.apps.warmup import warmup
+
+    with pytest.raises(ValueError, match="backends: expected JIT backends"):
+        warmup(("reference",))
+    with pytest.raises(ValueError, match="dtypes: expected 'float32' or 'float64'"):
+        warmup(("cpu",), ("float16",))
+    timings = warmup(("cpu",), ("float64",))
+    assert list(timings) == [("cpu", "float64")] and timings["cpu", "float64"] >= 0
+
+
 def _unprivileged_python() -> list[str] | None:
     """A Python of this version that uid 65534 can run, with this environment's packages on its path."""
     if os.name != "posix" or os.geteuid() != 0 or shutil.which("setpriv") is None:
