@@ -39,6 +39,7 @@ _ENTRY_FWD = 16  # bytes per (face, tile) bin entry: tile lists and their offset
 _ENTRY_GRAD = 18 * 8  # gradient slot of an entry (float64), plus 3·8 bytes per texel
 _PAIR_BYTES = 800  # reference backend: bytes per (pixel, face) pair of a chunk (one chunk alive)
 _REFERENCE_MAX_PAIRS = 1 << 20
+_ALWAYS_FITS = 256 * 2**20  # requests below this are not checked against the free memory
 
 
 class RequestTooLargeError(MemoryError, ValueError):
@@ -166,16 +167,16 @@ def check_raster_request(
     """
     if _allowed():
         return
-    have = available_memory(face_vertices.device)
-    if have is None:
-        return
-    # cheap bound first: most calls are far below the limit and need no binning count
+    # an upper bound first: most calls are far below any limit and need neither /proc nor a bin count
     b, f = face_vertices.shape[:2]
     tiles = math.ceil(height / 8) * math.ceil(width / 8)
     per_entry = _ENTRY_FWD + _ENTRY_GRAD + 24 * textures.shape[2]
     rough = b * height * width * 96 + b * f * (400 + 48 * textures.shape[2])
     rough += 2 * _REFERENCE_MAX_PAIRS * _PAIR_BYTES if backend == "reference" else b * f * tiles * per_entry
-    if rough < have:
+    if rough < _ALWAYS_FITS:
+        return
+    have = available_memory(face_vertices.device)
+    if have is None or rough < have:
         return
     needs = estimate_raster_bytes(
         face_vertices, textures, height, width, cull_radius, backend,
