@@ -143,6 +143,7 @@ def test_read_only_install_as_unprivileged_user(tmp_path: Path) -> None:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+import softras as sr  # noqa: E402
 from softras.raster import RasterSettings, soft_rasterize  # noqa: E402
 
 
@@ -181,6 +182,8 @@ def test_settings_accept_numpy_scalars() -> None:
     assert (s.image_height, s.image_width, s.fill_back) == (8, 8, False)
     assert isinstance(s.eps, float) and s.eps == pytest.approx(1e-3)
     assert RasterSettings.create((np.int64(4), 6)).image_width == 6
+    mesh = sr.Mesh(torch.rand(3, 3), torch.tensor([[0, 1, 2]]), texture_res=np.int64(2))
+    assert mesh.textures.shape[-2] == 4
 
 
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
@@ -368,7 +371,6 @@ def test_dataset_files_are_checked(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- item 3: memory bounds
 
-import softras as sr  # noqa: E402
 from softras import _memory  # noqa: E402
 from softras.io import load_mesh, load_obj  # noqa: E402
 
