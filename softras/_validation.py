@@ -13,13 +13,21 @@ import numpy as np
 import torch
 
 __all__ = [
+    "DIST_EPS_RANGE",
+    "GAMMA_RANGE",
+    "SIGMA_RANGE",
     "as_float_tensor",
     "as_index_tensor",
+    "as_scalar",
     "check_bool",
     "check_choice",
+    "check_dist_eps",
     "check_finite",
+    "check_gamma",
+    "check_number",
     "check_positive",
     "check_shape",
+    "check_sigma",
     "resolve_device",
 ]
 
@@ -123,13 +131,68 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
     return v
 
 
+def as_scalar(value: object) -> object:
+    """``value`` with NumPy scalars and one-element tensors turned into Python numbers (others unchanged)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.device.type != "meta":
+        return value.item()
+    return value
+
+
+def check_number(name: str, value: object) -> float:
+    """``float(value)`` for a finite real number (Python or NumPy scalar, one-element tensor); not a bool/str."""
+    v = as_scalar(value)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {_describe(value)} {value!r}")
+    if not np.isfinite(float(v)):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return float(v)
+
+
 def check_bool(name: str, value: object) -> bool:
-    """``value`` as a bool: Python and NumPy booleans, and the integers 0 and 1 (never strings)."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
+    """``value`` as a bool: ``True``/``False`` (Python, NumPy or a one-element tensor) or the integers 0 and 1.
+
+    Strings are refused, so ``fill_back='no'`` is an error instead of ``True``.
+    """
+    v = as_scalar(value)
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
     raise TypeError(f"{name}: expected True or False, got {value!r}")
+
+
+#: Valid ranges (inclusive) of the soft rasterizer's σ and γ, and of dist_eps (the upper end excluded).
+#: Inside them every backend computes finite images and gradients in float32 and float64: σ above
+#: 1e4 gives D ≈ 0.5 everywhere on screen (and near 1e38 overflows float32 cull radii), γ or σ
+#: below 1e-20 overflow 1/γ, 1/σ in float32, and dist_eps below 1e-20 makes the cull radius
+#: (log(1/dist_eps − 1)) leave the range the kernels were checked on.
+SIGMA_RANGE = (1e-20, 1e4)
+GAMMA_RANGE = (1e-20, 1e20)
+DIST_EPS_RANGE = (1e-20, 0.5)
+
+
+def _check_range(name: str, value: object, low: float, high: float, *, high_open: bool = False) -> float:
+    v = check_number(name, value)
+    if not (low <= v < high if high_open else low <= v <= high):
+        raise ValueError(f"{name}: expected a number in [{low:g}, {high:g}{')' if high_open else ']'}, got {value!r}")
+    return v
+
+
+def check_sigma(name: str, value: object) -> float:
+    """σ (``sigma_val``) as a float in :data:`SIGMA_RANGE`."""
+    return _check_range(name, value, *SIGMA_RANGE)
+
+
+def check_gamma(name: str, value: object) -> float:
+    """γ (``gamma_val``) as a float in :data:`GAMMA_RANGE`."""
+    return _check_range(name, value, *GAMMA_RANGE)
+
+
+def check_dist_eps(name: str, value: object) -> float:
+    """``dist_eps`` as a float in [1e-20, 0.5) (:data:`DIST_EPS_RANGE`)."""
+    return _check_range(name, value, *DIST_EPS_RANGE, high_open=True)
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from . import functional as srf
-from ._validation import as_float_tensor, as_index_tensor, check_choice, check_finite
+from ._memory import check_texels
+from ._validation import as_float_tensor, as_index_tensor, as_scalar, check_choice, check_finite
 
 __all__ = ["Mesh"]
 
@@ -62,8 +63,10 @@ class Mesh:
 
         if textures is None:
             if texture_type == "surface":
-                if not isinstance(texture_res, int) or texture_res < 1:
+                texture_res = as_scalar(texture_res)  # a NumPy integer counts as an int
+                if isinstance(texture_res, bool) or not isinstance(texture_res, int) or texture_res < 1:
                     raise ValueError(f"texture_res: expected an int >= 1, got {texture_res!r}")
+                check_texels(b * nf, texture_res)
                 t = torch.ones(b, nf, texture_res**2, 3, dtype=v.dtype, device=v.device)
             else:
                 t = torch.ones(b, nv, 3, dtype=v.dtype, device=v.device)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import struct
+import urllib.parse
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from softras._memory import check_texels
 from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_shape
 from softras.io.obj import load_obj, save_obj
 from softras.io.texture import sample_surface_textures, surface_textures_from_vertex_colors
@@ -87,18 +92,67 @@ def _material_image(material: object) -> tuple[np.ndarray | None, np.ndarray | N
     return img, col
 
 
+def _reason(exc: BaseException) -> str:
+    """A one-line reason for a reader's exception (trimesh raises many kinds)."""
+    if isinstance(exc, ImportError):
+        return f"its reader needs the optional package {exc.name!r}, which is not installed (pip install {exc.name})"
+    if isinstance(exc, KeyError):
+        return f"malformed file (missing entry {exc.args[0]!r})" if exc.args else "malformed file"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else f"malformed file ({type(exc).__name__})"
+
+
+def _gltf_json(path: str) -> dict | None:
+    """The JSON part of a ``.gltf`` / ``.glb`` file, or None when it cannot be read (trimesh reports that)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(12)
+            if raw[:4] == b"glTF":
+                length, kind = struct.unpack("<II", fh.read(8))
+                if kind != 0x4E4F534A:  # 'JSON'
+                    return None
+                return json.loads(fh.read(length))
+            return json.loads(raw + fh.read())
+    except (OSError, ValueError, struct.error):
+        return None
+
+
+def _warn_missing_gltf_images(path: str) -> None:
+    """Warn, naming the file, about glTF images that are outside the mesh folder or missing (trimesh drops them)."""
+    doc = _gltf_json(path)
+    folder = os.path.dirname(os.path.realpath(path))
+    for image in (doc or {}).get("images", []) if isinstance(doc, dict) else []:
+        uri = image.get("uri") if isinstance(image, dict) else None
+        if not isinstance(uri, str) or uri.startswith("data:"):
+            continue
+        target = os.path.realpath(os.path.join(folder, urllib.parse.unquote(uri)))
+        if os.path.commonpath([folder, target]) != folder:
+            why = "lies outside the mesh folder, so it is not loaded (copy it next to the mesh)"
+        elif not os.path.isfile(target):
+            why = "was not found"
+        else:
+            continue
+        warnings.warn(f"{path}: texture image {uri!r} {why}; the faces it textures are untextured",
+                      UserWarning, stacklevel=4)
+
+
 def _load_trimesh(path: str, texture_res: int, texture_type: str) -> LoadedMesh:
     import trimesh
+
+    if path.lower().endswith((".gltf", ".glb")):
+        _warn_missing_gltf_images(path)
 
     try:
         mesh = trimesh.load(path, force="mesh")
     except Exception as exc:
-        raise ValueError(f"could not read mesh file {path!r}: {exc}") from exc
+        raise ValueError(f"could not read mesh file {path!r}: {_reason(exc)}") from exc
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0 or len(mesh.vertices) == 0:
-        raise ValueError(f"{path}: no triangles found")
+        raise ValueError(f"could not read mesh file {path!r}: no triangles found (an empty or corrupt file)")
     vertices = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32).copy())
     faces = torch.from_numpy(np.asarray(mesh.faces, dtype=np.int64).copy())
     n_v, n_f, r = vertices.shape[0], faces.shape[0], texture_res
+    if texture_type == "surface":
+        check_texels(n_f, r)
     visual = getattr(mesh, "visual", None)
     kind = getattr(visual, "kind", None)
 
@@ -183,6 +237,7 @@ def load_mesh(
             if texture_type == "vertex":
                 textures = colors
             else:
+                check_texels(faces.shape[0], r)
                 textures = surface_textures_from_vertex_colors(faces, colors, r)
         mesh = LoadedMesh(vertices, faces, textures.float().contiguous(), texture_type)
     else:

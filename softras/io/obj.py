@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
+import warnings
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from softras._memory import check_texels
 from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_shape
 from softras.io.texture import create_texture_atlas, sample_surface_textures
 
 __all__ = ["load_obj", "save_obj"]
 
 _TEXTURE_TYPES = ("surface", "vertex")
+# MTL statements that are valid but carry nothing softras uses (anything else counts as unrecognised).
+_MTL_KEYS = {"Ka", "Ks", "Ke", "Ns", "Ni", "d", "Tr", "Tf", "illum", "sharpness", "bump", "disp", "decal", "refl",
+             "Pr", "Pm", "Ps", "Pc", "Pcr", "aniso", "anisor", "norm"}
 # map_Kd options and how many arguments they take (max).
 _MAP_OPTIONS = {
     "-blendu": 1, "-blendv": 1, "-bm": 1, "-boost": 1, "-cc": 1, "-clamp": 1, "-imfchan": 1,
@@ -23,33 +32,56 @@ _MAP_OPTIONS = {
 
 @dataclass
 class _ObjData:
-    vertices: list[list[float]] = field(default_factory=list)
-    colors: list[list[float] | None] = field(default_factory=list)
-    uvs: list[list[float]] = field(default_factory=list)
-    faces: list[tuple[int, int, int]] = field(default_factory=list)
-    face_uvs: list[tuple[int, int, int] | None] = field(default_factory=list)
-    face_materials: list[str | None] = field(default_factory=list)
-    face_lines: list[int] = field(default_factory=list)
+    """Parsed OBJ content in compact flat arrays (a 10⁷-vertex file stays within ~2× its tensors).
+
+    ``colors`` (3 per vertex, NaN where a vertex has none) and ``face_uvs`` (3 per triangle, -1
+    where a face has none) are only allocated once the first vertex colour / face uv appears.
+    ``material_runs`` holds ``(first triangle, material)`` for every ``usemtl`` change.
+    """
+
+    vertices: array = field(default_factory=lambda: array("f"))
+    colors: array | None = None
+    uvs: array = field(default_factory=lambda: array("d"))
+    faces: array = field(default_factory=lambda: array("q"))
+    face_uvs: array | None = None
+    material_runs: list[tuple[int, str | None]] = field(default_factory=list)
     mtllibs: list[tuple[str, int]] = field(default_factory=list)
 
+    @property
+    def num_vertices(self) -> int:
+        return len(self.vertices) // 3
 
-def _logical_lines(path: str) -> list[tuple[int, str]]:
-    """Read ``path`` into (line number, text) pairs, joining ``\\``-continued lines."""
+    @property
+    def num_faces(self) -> int:
+        return len(self.faces) // 3
+
+    def face_materials(self) -> tuple[np.ndarray, list[str | None]]:
+        """Per-triangle material code [F] (int32) and the material of each code (code 0: none)."""
+        names: list[str | None] = [None]
+        codes = np.zeros(self.num_faces, dtype=np.int32)
+        runs = [(0, None), *self.material_runs, (self.num_faces, None)]
+        for (start, mat), (end, _) in itertools.pairwise(runs):
+            if mat not in names:
+                names.append(mat)
+            codes[start:end] = names.index(mat)
+        return codes, names
+
+
+def _logical_lines(path: str) -> Iterator[tuple[int, str]]:
+    """Stream ``path`` as (line number, text) pairs, joining ``\\``-continued lines."""
     with open(path, encoding="utf-8", errors="replace") as fh:
-        raw = fh.read().splitlines()
-    out: list[tuple[int, str]] = []
-    buf, start = "", 0
-    for n, line in enumerate(raw, start=1):
-        if not buf:
-            start = n
-        if line.endswith("\\"):
-            buf += line[:-1] + " "
-            continue
-        out.append((start, buf + line))
-        buf = ""
-    if buf:
-        out.append((start, buf))
-    return out
+        buf, start = "", 0
+        for n, line in enumerate(fh, start=1):
+            line = line.rstrip("\r\n")
+            if not buf:
+                start = n
+            if line.endswith("\\"):
+                buf += line[:-1] + " "
+                continue
+            yield start, buf + line
+            buf = ""
+        if buf:
+            yield start, buf
 
 
 def _floats(tokens: list[str], where: str, what: str) -> list[float]:
@@ -95,13 +127,16 @@ def _parse_obj(path: str) -> _ObjData:
             if len(args) < 3:
                 raise ValueError(f"{where}: vertex needs 3 coordinates, got {len(args)}")
             vals = _floats(args, where, "v")
-            data.vertices.append(vals[:3])
-            data.colors.append(vals[3:6] if len(vals) >= 6 else None)
+            if len(vals) >= 6 and data.colors is None:
+                data.colors = array("d", [math.nan]) * len(data.vertices)
+            if data.colors is not None:
+                data.colors.extend(vals[3:6] if len(vals) >= 6 else (math.nan, math.nan, math.nan))
+            data.vertices.extend(vals[:3])
         elif key == "vt":
             if len(args) < 1:
                 raise ValueError(f"{where}: texture coordinate needs at least 1 value")
             vals = _floats(args[:2], where, "vt")
-            data.uvs.append(vals + [0.0] * (2 - len(vals)))
+            data.uvs.extend(vals + [0.0] * (2 - len(vals)))
         elif key == "f":
             if len(args) < 3:
                 raise ValueError(f"{where}: face needs at least 3 vertices, got {len(args)}")
@@ -110,17 +145,19 @@ def _parse_obj(path: str) -> _ObjData:
                 parts = a.split("/")
                 if len(parts) > 3 or not parts[0]:
                     raise ValueError(f"{where}: malformed face vertex {a!r}")
-                vis.append(_resolve_index(parts[0], len(data.vertices), where, "vertex"))
+                vis.append(_resolve_index(parts[0], data.num_vertices, where, "vertex"))
                 if len(parts) >= 2 and parts[1]:
-                    tis.append(_resolve_index(parts[1], len(data.uvs), where, "texture coordinate"))
+                    tis.append(_resolve_index(parts[1], len(data.uvs) // 2, where, "texture coordinate"))
             has_uv = len(tis) == len(vis)
+            if has_uv and data.face_uvs is None:
+                data.face_uvs = array("q", [-1]) * len(data.faces)
             for i in range(1, len(vis) - 1):
-                data.faces.append((vis[0], vis[i], vis[i + 1]))
-                data.face_uvs.append((tis[0], tis[i], tis[i + 1]) if has_uv else None)
-                data.face_materials.append(material)
-                data.face_lines.append(lineno)
+                data.faces.extend((vis[0], vis[i], vis[i + 1]))
+                if data.face_uvs is not None:
+                    data.face_uvs.extend((tis[0], tis[i], tis[i + 1]) if has_uv else (-1, -1, -1))
         elif key == "usemtl":
             material = " ".join(args) if args else None
+            data.material_runs.append((data.num_faces, material))
         elif key == "mtllib":
             if not args:
                 raise ValueError(f"{where}: mtllib without a file name")
@@ -129,18 +166,32 @@ def _parse_obj(path: str) -> _ObjData:
         raise ValueError(f"{path}: no vertices ('v' lines) found")
     if not data.faces:
         raise ValueError(f"{path}: no faces ('f' lines) found")
-    nv, nt = len(data.vertices), len(data.uvs)
-    for face, fuv, lineno in zip(data.faces, data.face_uvs, data.face_lines, strict=True):
-        if max(face) >= nv:
-            raise ValueError(
-                f"{name}:{lineno}: vertex index {max(face) + 1} out of range (file has {nv})"
-            )
-        if fuv is not None and max(fuv) >= nt:
-            raise ValueError(
-                f"{name}:{lineno}: texture coordinate index {max(fuv) + 1} out of range "
-                f"(file has {nt})"
-            )
+    nv, nt = data.num_vertices, len(data.uvs) // 2
+    faces = np.frombuffer(data.faces, dtype=np.int64).reshape(-1, 3).max(axis=1)
+    fuvs = None if data.face_uvs is None else np.frombuffer(data.face_uvs, dtype=np.int64).reshape(-1, 3).max(axis=1)
+    bad_v = np.flatnonzero(faces >= nv)
+    bad_t = np.flatnonzero(fuvs >= nt) if fuvs is not None else np.empty(0, dtype=np.int64)
+    if bad_v.size or bad_t.size:
+        first = int(min(bad_v[:1].tolist() + bad_t[:1].tolist()))
+        where = f"{name}:{_face_line(path, first)}"
+        if bad_v.size and bad_v[0] == first:
+            raise ValueError(f"{where}: vertex index {int(faces[first]) + 1} out of range (file has {nv})")
+        raise ValueError(
+            f"{where}: texture coordinate index {int(fuvs[first]) + 1} out of range (file has {nt})"  # type: ignore[index]
+        )
     return data
+
+
+def _face_line(path: str, triangle: int) -> int:
+    """Line number of the ``f`` line that produced triangle number ``triangle`` (for error messages)."""
+    seen = 0
+    for lineno, line in _logical_lines(path):
+        tokens = line.split("#", 1)[0].split()
+        if tokens and tokens[0] == "f":
+            seen += max(len(tokens) - 3, 0)
+            if seen > triangle:
+                return lineno
+    return 0
 
 
 def _safe_join(root: str, base_dir: str, filename: str, referrer: str, what: str) -> str:
@@ -189,6 +240,7 @@ def _load_mtl(
     colors: dict[str, np.ndarray] = {}
     maps: dict[str, str] = {}
     material = ""
+    unknown = 0
     name = os.path.basename(path)
     for lineno, line in _logical_lines(path):
         tokens = line.split()
@@ -211,6 +263,14 @@ def _load_mtl(
                 raise ValueError(f"{where}: map_Kd without a file name")
             maps[material] = _safe_join(root, os.path.dirname(path), fname, f"{name} ({obj_name})",
                                         "texture")
+        elif key == "newmtl" or key in _MTL_KEYS or key.startswith("map_"):
+            pass
+        else:
+            unknown += 1
+    if not colors and not maps:
+        what = f"no materials (and {unknown} unrecognised lines)" if unknown else "no materials"
+        warnings.warn(f"{path}: material library has {what}; the faces that use it stay white",
+                      UserWarning, stacklevel=4)
     return colors, maps
 
 
@@ -263,20 +323,32 @@ def _surface_textures(path: str, data: _ObjData, texture_res: int) -> torch.Tens
             colors.update(c)
             maps.update(m)
 
-    n_faces = len(data.faces)
+    n_faces = data.num_faces
+    check_texels(n_faces, texture_res)
     textures = torch.ones(n_faces, texture_res * texture_res, 3, dtype=torch.float32)
-    mats = np.array([m if m is not None else "\0" for m in data.face_materials], dtype=object)
+    codes, names = data.face_materials()
+    undefined = [n for n in names[1:] if n not in colors and n not in maps]
+    if undefined:
+        listed = ", ".join(map(repr, undefined[:3])) + (", ..." if len(undefined) > 3 else "")
+        warnings.warn(f"{path}: material(s) {listed} used but not defined in its material library; "
+                      "those faces stay white", UserWarning, stacklevel=3)
+
+    def faces_of(mat: str) -> np.ndarray:
+        return codes == names.index(mat) if mat in names else np.zeros(n_faces, dtype=bool)
+
     for mat, col in colors.items():
-        sel = torch.from_numpy(mats == mat)
+        sel = torch.from_numpy(faces_of(mat))
         if bool(sel.any()):
             textures[sel] = torch.from_numpy(col)[None, None, :]
     if maps:
-        uv_table = np.asarray(data.uvs, dtype=np.float32).reshape(-1, 2)
-        has_uv = np.array([u is not None for u in data.face_uvs], dtype=bool)
-        fuv_idx = np.array([u if u is not None else (0, 0, 0) for u in data.face_uvs],
-                           dtype=np.int64).reshape(-1, 3)
+        uv_table = np.frombuffer(data.uvs, dtype=np.float64).astype(np.float32).reshape(-1, 2)
+        if data.face_uvs is None:
+            fuv_idx = np.zeros((n_faces, 3), dtype=np.int64)
+        else:
+            fuv_idx = np.frombuffer(data.face_uvs, dtype=np.int64).reshape(-1, 3)
+        has_uv = fuv_idx[:, 0] >= 0
         for mat, img_path in maps.items():
-            sel = (mats == mat) & has_uv
+            sel = faces_of(mat) & has_uv
             if not sel.any():
                 continue
             image = _read_image(img_path)
@@ -330,16 +402,18 @@ def load_obj(
         raise FileNotFoundError(f"OBJ file not found: {path!r}")
     data = _parse_obj(path)
 
-    vertices = torch.tensor(data.vertices, dtype=torch.float32)
-    faces = torch.tensor(data.faces, dtype=torch.int64)
+    vertices = torch.from_numpy(np.frombuffer(data.vertices, dtype=np.float32).reshape(-1, 3))
+    faces = torch.from_numpy(np.frombuffer(data.faces, dtype=np.int64).reshape(-1, 3))
 
     textures = None
     if load_texture and texture_type == "surface":
         textures = _surface_textures(path, data, int(texture_res))
     elif load_texture:
-        textures = torch.tensor(
-            [c if c is not None else [1.0, 1.0, 1.0] for c in data.colors], dtype=torch.float32
-        )
+        if data.colors is None:
+            textures = torch.ones(data.num_vertices, 3)
+        else:
+            colors = np.frombuffer(data.colors, dtype=np.float64).reshape(-1, 3)
+            textures = torch.from_numpy(np.where(np.isnan(colors), 1.0, colors).astype(np.float32))
 
     if normalization:
         vertices = vertices - vertices.min(0)[0][None, :]

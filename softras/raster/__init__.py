@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .._memory import check_raster_request
 from .._validation import check_finite, check_shape
 from .backends import BACKENDS, Backend, available_backends, default_backend, get_backend, register_backend
 from .contract import RasterInputs, RasterResult
@@ -46,6 +47,8 @@ __all__ = [
 def _check_face_vertices(face_vertices: object) -> torch.Tensor:
     if not isinstance(face_vertices, torch.Tensor):
         raise TypeError(f"face_vertices: expected a torch.Tensor, got {type(face_vertices).__name__}")
+    if face_vertices.device.type == "meta":  # (meta attributes with real face_vertices: the device check)
+        raise ValueError("face_vertices: meta tensors hold no data to render; move them to a real device")
     if face_vertices.ndim == 3 and face_vertices.shape[-1] == 9:
         face_vertices = face_vertices.reshape(*face_vertices.shape[:2], 3, 3)
     check_shape("face_vertices", face_vertices, ("B", "F", 3, 3))
@@ -101,6 +104,9 @@ def _run(inputs: RasterInputs, settings: RasterSettings, backend: str | None) ->
             f"face_vertices: backend {chosen.name!r} supports {', '.join(map(str, chosen.dtypes))}, "
             f"got {inputs.face_vertices.dtype}"
         )
+    texels = inputs.surface if inputs.surface.shape[3] > 0 else inputs.vertex
+    h, w = settings.image_height, settings.image_width
+    check_raster_request(inputs.face_vertices, texels, h, w, settings.cull_radius, chosen.name)
     return chosen.load()(inputs, settings)
 
 

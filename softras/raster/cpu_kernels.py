@@ -30,6 +30,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .._jit_cache import configure_numba_cache
+
 # Layout of the float parameter vector ``fp`` (float64).
 P_SIGMA, P_THETA, P_NEAR, P_FAR, P_INV_SCALE, P_ZP_BG, P_BG = 0, 1, 2, 3, 4, 5, 6  # P_BG..P_BG+2
 NUM_FP = 9
@@ -42,7 +44,7 @@ _Z_EPS = 1e-12
 _TEXEL_TOL = 1e-4
 _CULL_MARGIN = 1.0 + 1e-6
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
 
 
 def _exp_tables() -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._validation import check_bool, check_choice, check_positive
+from .._validation import as_scalar, check_bool, check_choice, check_dist_eps, check_gamma, check_number, check_sigma
 from .contract import AlphaAggregation, DistFunc, RgbAggregation
 
 __all__ = ["ALPHA_AGGREGATIONS", "DIST_FUNCS", "RGB_AGGREGATIONS", "TEXTURE_TYPES", "RasterSettings"]
@@ -28,6 +28,7 @@ def _image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
         h, w = image_size
     else:
         h = w = image_size
+    h, w = as_scalar(h), as_scalar(w)
     for v in (h, w):
         if isinstance(v, bool) or (not isinstance(v, int) and not (isinstance(v, float) and v.is_integer())):
             raise TypeError(f"image_size: expected integers, got {image_size!r}")
@@ -39,6 +40,8 @@ def _image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
 def _color3(name: str, value: object) -> tuple[float, float, float]:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().tolist()
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected 3 numbers (r, g, b), got {value!r}")
     try:
         vals = tuple(float(v) for v in value)  # type: ignore[union-attr]
     except TypeError as exc:
@@ -98,23 +101,18 @@ class RasterSettings:
         object.__setattr__(self, "image_height", h)
         object.__setattr__(self, "image_width", w)
         object.__setattr__(self, "background_color", _color3("background_color", self.background_color))
-        near = float(self.near)
-        far = float(self.far)
+        near = check_number("near", self.near)
+        far = check_number("far", self.far)
         if not (math.isfinite(near) and math.isfinite(far)) or far <= near:
             raise ValueError(f"near/far: expected finite near < far, got near={self.near}, far={self.far}")
         object.__setattr__(self, "near", near)
         object.__setattr__(self, "far", far)
         for name in ("fill_back", "with_depth", "with_zbuffer"):
             object.__setattr__(self, name, check_bool(name, getattr(self, name)))
-        if not isinstance(self.eps, (int, float)) or not math.isfinite(self.eps):
-            raise ValueError(f"eps: expected a finite number, got {self.eps!r}")
-        object.__setattr__(self, "eps", float(self.eps))
-        object.__setattr__(self, "sigma_val", check_positive("sigma_val", self.sigma_val))
-        object.__setattr__(self, "gamma_val", check_positive("gamma_val", self.gamma_val))
-        dist_eps = check_positive("dist_eps", self.dist_eps)
-        if dist_eps >= 0.5:
-            raise ValueError(f"dist_eps: expected a number in (0, 0.5), got {self.dist_eps!r}")
-        object.__setattr__(self, "dist_eps", dist_eps)
+        object.__setattr__(self, "eps", check_number("eps", self.eps))
+        object.__setattr__(self, "sigma_val", check_sigma("sigma_val", self.sigma_val))
+        object.__setattr__(self, "gamma_val", check_gamma("gamma_val", self.gamma_val))
+        object.__setattr__(self, "dist_eps", check_dist_eps("dist_eps", self.dist_eps))
         check_choice("dist_func", self.dist_func, DIST_FUNCS)
         check_choice("aggr_func_rgb", self.aggr_func_rgb, RGB_AGGREGATIONS)
         check_choice("aggr_func_alpha", self.aggr_func_alpha, ALPHA_AGGREGATIONS)

@@ -43,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the 'warp' backend needs NVIDIA Warp (warp-lang), which is not installed: pip install 'softras[gpu]'"
     ) from exc
 
+from .._jit_cache import warp_cache_dir
 from . import warp_kernels as K
 from ._transitional import run_rgba_backend
 from .contract import RasterInputs, RasterResult
@@ -75,6 +76,8 @@ def _init() -> None:
             wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)
         else:  # pragma: no cover - Warp < 1.19
             wp.config.quiet = True
+    if getattr(wp.config, "kernel_cache_dir", None) is None and (cache := warp_cache_dir()) is not None:
+        wp.config.kernel_cache_dir = cache
     wp.init()
     _initialised = True
 

@@ -17,6 +17,8 @@ Images stay uint8 in memory; batches are converted to float32 in [0, 1] only whe
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +130,7 @@ def _load_array(path_npz: Path, path_npy: Path, mmap: bool) -> np.ndarray:
             if not keys:
                 raise DatasetFormatError(f"{path_npz}: the archive holds no array")
             return data[keys[0]]
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         if isinstance(exc, DatasetFormatError):
             raise
         raise DatasetFormatError(f"{path_npz}: not a readable .npz archive ({exc})") from exc
@@ -152,6 +154,12 @@ def _check_voxels(path: Path, voxels: np.ndarray) -> np.ndarray:
         raise DatasetFormatError(f"{path}: expected voxels of shape [N, R, R, R], got {voxels.shape}")
     if voxels.dtype not in (np.uint8, np.bool_, np.int8, np.int32, np.int64, np.float32, np.float64):
         raise DatasetFormatError(f"{path}: unsupported voxel dtype {voxels.dtype}")
+    if voxels.size and voxels.dtype.kind == "f" and not np.isfinite(voxels).all():
+        raise DatasetFormatError(f"{path}: voxels hold {int((~np.isfinite(voxels)).sum())} NaN/Inf values")
+    if voxels.size and (voxels.min() < 0 or voxels.max() > 1):
+        raise DatasetFormatError(
+            f"{path}: expected occupancies in [0, 1], got values in [{voxels.min()}, {voxels.max()}]"
+        )
     return voxels
 
 

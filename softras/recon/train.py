@@ -20,6 +20,7 @@ second Ctrl-C aborts at once).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -41,6 +42,7 @@ from softras.losses import mesh_volume
 from softras.progress import progress
 
 from . import ddp
+from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint, truncate_log
 from .ema import WeightAverage
 from .model import ModelConfig, ReconModel, multiview_iou_loss
 from .nmr import NMRDataset
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: What ``--resume`` needs from a checkpoint (``load_checkpoint(..., required=RESUME_KEYS)``).
+RESUME_KEYS = ("iteration", "model", "optimizer", "config", "rng.torch", "rng.numpy", "rng.python", "rng.sampler")
 
 
 @dataclass(frozen=True)
@@ -252,33 +256,6 @@ def _set_numpy_global_state(s: dict[str, Any]) -> None:
     np.random.set_state(state)  # noqa: NPY002
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {str(p)!r}")
-    try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{p}: not a readable checkpoint ({exc})") from exc
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{p}: not a softras recon checkpoint (missing 'model'/'config')")
-    return ckpt
-
-
 def load_model(
     path: str | os.PathLike,
     backend: str | None = None,
@@ -384,6 +361,8 @@ class Trainer:
         self.writer: Any = None
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for stale in remove_stale_temporaries(self.out, CHECKPOINT_NAME):
+                self.log(f"removed a stale temporary checkpoint left by an interrupted write: {stale}")
             if tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
@@ -566,6 +545,8 @@ class Trainer:
         if self.main:
             path = self.out / "log.csv"
             new = not path.exists() or start == 0
+            if not new and (dropped := truncate_log(path, start)):
+                self.log(f"{path}: dropped {dropped} rows past the resumed iteration {start}")
             csv_file = open(path, "w" if new else "a", newline="")
             writer = csv.writer(csv_file)
             if new:
@@ -596,15 +577,22 @@ class Trainer:
                             window_t, window_n = now, 0
                             metrics["it_per_s"] = rate
                             assert writer is not None and csv_file is not None
-                            writer.writerow(
-                                [it] + [f"{metrics[k]:.6g}" for k in LOG_METRICS] + [f"{rate:.4g}", f"{now - t0:.2f}"]
-                            )
-                            csv_file.flush()
+                            try:
+                                writer.writerow(
+                                    [it] + [f"{metrics[k]:.6g}" for k in LOG_METRICS]
+                                    + [f"{rate:.4g}", f"{now - t0:.2f}"]
+                                )
+                                csv_file.flush()
+                            except OSError as exc:
+                                raise OSError(f"could not write {self.out / 'log.csv'}: {exc.strerror or exc}") from exc
                             if self.writer is not None:
                                 for k, v in metrics.items():
                                     self.writer.add_scalar(f"train/{k}", v, it)
                         if cfg.demo_every and it % cfg.demo_every == 0:
-                            self._demo()
+                            try:
+                                self._demo()
+                            except OSError as exc:
+                                raise OSError(f"could not write {self.out / 'demo'}: {exc.strerror or exc}") from exc
                     if it % cfg.save_every == 0 or it == cfg.iters or stop:
                         ckpt = self.save() or ckpt
                     if stop:
@@ -618,7 +606,8 @@ class Trainer:
         finally:
             bar.close()
             if csv_file is not None:
-                csv_file.close()
+                with contextlib.suppress(OSError):  # a full disk: the write error above is the one to report
+                    csv_file.close()
             if self.writer is not None:
                 self.writer.close()
         seconds = time.perf_counter() - t0
@@ -664,7 +653,12 @@ def train(
     finished = False
     try:
         if resume is not None:
-            ckpt = load_checkpoint(resume, trainer.dist.device)
+            ckpt = load_checkpoint(resume, trainer.dist.device, required=RESUME_KEYS)
+            if int(ckpt["iteration"]) > cfg.iters:
+                raise ValueError(
+                    f"{resume}: the checkpoint is at iteration {int(ckpt['iteration'])}, past the end of training "
+                    f"(iters={cfg.iters}): nothing to resume; raise --iters to train further"
+                )
             saved = TrainConfig.from_dict(ckpt["config"])
             if replace(saved, iters=cfg.iters) != replace(cfg, iters=cfg.iters):
                 diff = [k for k, v in saved.to_dict().items() if cfg.to_dict()[k] != v and k != "iters"]
