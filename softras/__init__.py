@@ -11,6 +11,7 @@ from .mesh import Mesh
 from .raster import RasterSettings, available_backends, default_backend
 from .rasterizer import Rasterizer, SoftRasterizer
 from .renderer import Renderer, SoftRenderer
+from .rendering import RenderOutput, render
 from .transform import Look, LookAt, Projection, Transform
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __all__ = [
     "Projection",
     "RasterSettings",
     "Rasterizer",
+    "RenderOutput",
     "Renderer",
     "SoftRasterizer",
     "SoftRenderer",
@@ -34,5 +36,6 @@ __all__ = [
     "available_backends",
     "default_backend",
     "functional",
+    "render",
     "shapes",
 ]
