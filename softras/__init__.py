@@ -4,7 +4,8 @@
 ``sr.SoftRenderer``, ``sr.functional``, ...); see docs/api.md.
 """
 
-from . import functional, shapes
+from . import cameras, functional, shapes
+from .cameras import LookAtCamera, LookCamera, Orthographic, Pinhole, ProjectionCamera
 from .lighting import AmbientLighting, DirectionalLighting, Lighting
 from .losses import FlattenLoss, LaplacianLoss
 from .mesh import Mesh
@@ -24,8 +25,13 @@ __all__ = [
     "Lighting",
     "Look",
     "LookAt",
+    "LookAtCamera",
+    "LookCamera",
     "Mesh",
+    "Orthographic",
+    "Pinhole",
     "Projection",
+    "ProjectionCamera",
     "RasterSettings",
     "Rasterizer",
     "RenderOutput",
@@ -34,6 +40,7 @@ __all__ = [
     "SoftRenderer",
     "Transform",
     "available_backends",
+    "cameras",
     "default_backend",
     "functional",
     "render",

@@ -39,7 +39,7 @@ def as_float_tensor(
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Convert ``value`` (tensor, ndarray, number or nested sequence) to a floating tensor.
+    """Convert ``value`` (tensor, ndarray, number, NumPy scalar or nested sequence) to a floating tensor.
 
     A tensor that is already floating keeps its dtype unless ``dtype`` is given, and keeps
     autograd history (``.to`` is differentiable). Integer inputs become ``dtype`` (default
@@ -49,7 +49,7 @@ def as_float_tensor(
         t = value
     elif isinstance(value, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(value))
-    elif isinstance(value, (int, float, Sequence)) and not isinstance(value, (str, bytes)):
+    elif isinstance(value, (int, float, np.number, Sequence)) and not isinstance(value, (str, bytes)):
         try:
             t = torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError) as exc:

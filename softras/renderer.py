@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ._validation import check_choice
+from .cameras import Camera, image_hw
 from .lighting import Lighting
 from .mesh import Mesh
 from .rasterizer import Rasterizer, SoftRasterizer
@@ -33,13 +34,38 @@ class _RendererBase(nn.Module):
         self.lighting.light_mode = mode
         self.rasterizer.texture_type = mode
 
-    def render_mesh(self, mesh: Mesh, mode: str | None = None) -> torch.Tensor:
-        """Render a world-space :class:`Mesh` -> [B, 4, S, S] RGBA. ``mesh`` is not modified."""
+    def image_hw(self) -> tuple[int, int]:
+        """The rendered image size (H, W) (before the anti-aliasing supersampling)."""
+        return image_hw(self.rasterizer.image_size)
+
+    def to_screen(self, mesh: Mesh, camera: Camera | None = None) -> Mesh:
+        """``mesh`` (world space) in screen space, seen by ``camera`` (None: the configured transform)."""
+        size = self.image_hw()
+        if camera is None:
+            return self.transform(mesh, image_size=size)
+        if not callable(getattr(camera, "to_screen", None)):
+            raise TypeError(f"camera: expected a softras.cameras camera (with to_screen), got {type(camera).__name__}")
+        own = getattr(camera, "image_size", None)
+        if own is not None:
+            own = image_hw(own, "camera.image_size")
+            if abs(own[0] * size[1] - own[1] * size[0]) > max(own[1], size[1]):  # more than a pixel off
+                raise ValueError(
+                    f"camera: its image_size {own} has another aspect ratio than the renderer's {size} (H, W)"
+                )
+            size = own
+        return mesh.replace(vertices=camera.to_screen(mesh.vertices, image_size=size))
+
+    def render_mesh(self, mesh: Mesh, mode: str | None = None, *, camera: Camera | None = None) -> torch.Tensor:
+        """Render a world-space :class:`Mesh` -> [B, 4, H, W] RGBA. ``mesh`` is not modified.
+
+        ``camera``: a :mod:`softras.cameras` object used for this call only, instead of the
+        configured transform (whose state is not changed).
+        """
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh: expected a softras.Mesh, got {type(mesh).__name__}")
         self.set_texture_mode(mesh.texture_type)
         mesh = self.lighting(mesh)
-        mesh = self.transform(mesh)
+        mesh = self.to_screen(mesh, camera)
         return self.rasterizer(mesh, mode)
 
     def forward(
@@ -49,16 +75,24 @@ class _RendererBase(nn.Module):
         textures: torch.Tensor | np.ndarray | None = None,
         mode: str | None = None,
         texture_type: str = "surface",
+        *,
+        camera: Camera | None = None,
     ) -> torch.Tensor:
-        """Render vertices [B, V, 3], faces [B, F, 3] and optional textures -> [B, 4, S, S]."""
-        return self.render_mesh(Mesh(vertices, faces, textures=textures, texture_type=texture_type), mode)
+        """Render vertices [B, V, 3], faces [B, F, 3] and optional textures -> [B, 4, H, W].
+
+        ``camera``: per-call camera (see :meth:`render_mesh`).
+        """
+        mesh = Mesh(vertices, faces, textures=textures, texture_type=texture_type)
+        return self.render_mesh(mesh, mode, camera=camera)
 
 
 class SoftRenderer(_RendererBase):
     """The Soft Rasterizer pipeline (the original's constructor, defaults and methods).
 
-    Note the original's default ``camera_mode='projection'`` needs ``P``; most scripts pass
-    ``camera_mode='look_at'``. ``backend`` picks the rasterization backend.
+    With the original's default ``camera_mode='projection'`` and no ``P`` the default camera
+    :func:`softras.cameras.default_camera` is used (a look-at camera at (0, 0, −2.732) aimed
+    at the origin), so ``SoftRenderer()`` renders a unit sphere at the origin. ``image_size``:
+    an int or (H, W). ``backend`` picks the rasterization backend.
     """
 
     def __init__(

@@ -1,8 +1,12 @@
-"""Camera modules: `LookAt`, `Look`, `Projection` and the `Transform` that picks one."""
+"""Camera modules: `LookAt`, `Look`, `Projection` and the `Transform` that picks one.
+
+Thin ``nn.Module`` shells with the original's constructor arguments over the camera objects of
+:mod:`softras.cameras`, which own the parameters: each shell holds one immutable camera in
+``.camera``; setting an attribute (``eye``, ``viewing_angle``, ...) replaces that camera.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,50 +14,63 @@ import torch
 from torch import nn
 
 from . import functional as srf
-from ._validation import as_float_tensor, check_choice
+from ._validation import check_choice
+from .cameras import Camera, LookAtCamera, LookCamera, ProjectionCamera, _EyeCamera
 from .mesh import Mesh
 
 __all__ = ["Look", "LookAt", "Projection", "Transform"]
 
 
-def _default_eye(viewing_angle: float) -> list[float]:
-    return [0.0, 0.0, -(1.0 / math.tan(math.radians(viewing_angle)) + 1)]
+def _camera_field(name: str, doc: str) -> property:
+    def get(self: _CameraModule) -> object:
+        return getattr(self.camera, name)
+
+    def set_(self: _CameraModule, value: object) -> None:
+        self.camera = self.camera.replace(**{name: value})
+
+    return property(get, set_, doc=doc)
 
 
-class _EyeCamera(nn.Module):
-    def __init__(self, perspective: bool, viewing_angle: float, viewing_scale: float, eye: object) -> None:
-        super().__init__()
-        self.perspective = perspective
-        self.viewing_angle = viewing_angle
-        self.viewing_scale = viewing_scale
-        self._eye = _default_eye(viewing_angle) if eye is None else eye
+class _CameraModule(nn.Module):
+    """An ``nn.Module`` around one camera object; ``forward`` is its ``to_screen``."""
 
-    @property
-    def eye(self) -> object:
-        """Camera position(s): [3] or [B, 3]."""
-        return self._eye
+    camera: Camera
 
-    def _project(self, vertices: torch.Tensor) -> torch.Tensor:
-        if self.perspective:
-            return srf.perspective(vertices, angle=self.viewing_angle)
-        return srf.orthogonal(vertices, scale=self.viewing_scale)
+    def forward(self, vertices: torch.Tensor, image_size: object = None) -> torch.Tensor:
+        """[B, V, 3] world -> [B, V, 3] screen (x, y NDC, z depth); ``image_size`` (H, W) or None (square)."""
+        return self.camera.to_screen(vertices, image_size)
 
 
-class LookAt(_EyeCamera):
-    """Camera at ``eye`` ([3] or [B, 3]) looking at the origin, then perspective / orthographic."""
+class _EyeModule(_CameraModule):
+    camera: _EyeCamera
+    eye = _camera_field("eye", "Camera position(s): [3] or [B, 3].")
+    perspective = _camera_field("perspective", "Perspective (True) or orthographic projection.")
+    viewing_angle = _camera_field("viewing_angle", "Half field of view in degrees (perspective).")
+    viewing_scale = _camera_field("viewing_scale", "NDC units per world unit (orthographic).")
+
+
+class LookAt(_EyeModule):
+    """Camera at ``eye`` ([3] or [B, 3]) looking at the origin, then perspective / orthographic.
+
+    The camera is a :class:`softras.cameras.LookAtCamera` (``self.camera``).
+    """
 
     def __init__(
         self, perspective: bool = True, viewing_angle: float = 30, viewing_scale: float = 1.0, eye: object = None
     ) -> None:
-        super().__init__(perspective, viewing_angle, viewing_scale, eye)
+        super().__init__()
+        self.camera = LookAtCamera(
+            eye=eye, perspective=perspective, viewing_angle=viewing_angle, viewing_scale=viewing_scale
+        )
 
-    def forward(self, vertices: torch.Tensor) -> torch.Tensor:
-        """[B, V, 3] world -> [B, V, 3] screen (x, y NDC, z depth)."""
-        return self._project(srf.look_at(vertices, self._eye))
 
+class Look(_EyeModule):
+    """Camera at ``eye`` looking along ``camera_direction``, then perspective / orthographic.
 
-class Look(_EyeCamera):
-    """Camera at ``eye`` looking along ``camera_direction``, then perspective / orthographic."""
+    The camera is a :class:`softras.cameras.LookCamera` (``self.camera``).
+    """
+
+    camera_direction = _camera_field("direction", "Viewing direction: [3] or [B, 3].")
 
     def __init__(
         self,
@@ -63,37 +80,40 @@ class Look(_EyeCamera):
         viewing_scale: float = 1.0,
         eye: object = None,
     ) -> None:
-        super().__init__(perspective, viewing_angle, viewing_scale, eye)
-        self.camera_direction = camera_direction
+        super().__init__()
+        self.camera = LookCamera(
+            eye=eye,
+            direction=camera_direction,
+            perspective=perspective,
+            viewing_angle=viewing_angle,
+            viewing_scale=viewing_scale,
+        )
 
-    def forward(self, vertices: torch.Tensor) -> torch.Tensor:
-        """[B, V, 3] world -> [B, V, 3] screen."""
-        return self._project(srf.look(vertices, self._eye, self.camera_direction))
 
+class Projection(_CameraModule):
+    """Pinhole camera from 3×4 matrices ``P`` ([B, 3, 4]) with optional distortion ([B, 5]).
 
-class Projection(nn.Module):
-    """Pinhole camera from 3×4 matrices ``P`` ([B, 3, 4]) with optional distortion ([B, 5])."""
+    The camera is a :class:`softras.cameras.ProjectionCamera` (``self.camera``).
+    """
+
+    P = _camera_field("P", "[B, 3, 4] projection matrices K [R | t] (pixel units).")
+    dist_coeffs = _camera_field("dist_coeffs", "[B, 5] distortion (k1, k2, p1, p2, k3).")
+    orig_size = _camera_field("orig_size", "Size of the image P maps to: S or (H0, W0).")
 
     def __init__(
         self, P: torch.Tensor | np.ndarray, dist_coeffs: torch.Tensor | np.ndarray | None = None, orig_size: int = 512
     ) -> None:
         super().__init__()
-        if P is None:
-            raise ValueError("P: camera_mode='projection' needs a [B, 3, 4] projection matrix P")
-        P = as_float_tensor("P", P)
-        if P.ndim != 3 or P.shape[1:] != (3, 4):
-            raise ValueError(f"P: expected shape [B, 3, 4], got {tuple(P.shape)}")
-        self.P = P
-        self.dist_coeffs = dist_coeffs if dist_coeffs is not None else torch.zeros(P.shape[0], 5, dtype=P.dtype)
-        self.orig_size = orig_size
-
-    def forward(self, vertices: torch.Tensor) -> torch.Tensor:
-        """[B, V, 3] world -> [B, V, 3] screen."""
-        return srf.projection(vertices, self.P, self.dist_coeffs, self.orig_size)
+        self.camera = ProjectionCamera(P=P, dist_coeffs=dist_coeffs, orig_size=orig_size)
 
 
 class Transform(nn.Module):
-    """World -> screen transform of a mesh; ``camera_mode``: 'projection', 'look' or 'look_at'."""
+    """World -> screen transform of a mesh; ``camera_mode``: 'projection', 'look' or 'look_at'.
+
+    ``camera_mode='projection'`` without ``P`` (the original's defaults, with which the
+    original raised) uses the default camera :func:`softras.cameras.default_camera`: a
+    look-at camera at (0, 0, −2.732) aimed at the origin with ``viewing_angle``.
+    """
 
     def __init__(
         self,
@@ -109,8 +129,8 @@ class Transform(nn.Module):
     ) -> None:
         super().__init__()
         self.camera_mode = check_choice("camera_mode", camera_mode, ("projection", "look", "look_at"))
-        self.transformer: nn.Module
-        if camera_mode == "projection":
+        self.transformer: _CameraModule
+        if camera_mode == "projection" and P is not None:
             self.transformer = Projection(P, dist_coeffs, orig_size)
         elif camera_mode == "look":
             self.transformer = Look(
@@ -123,24 +143,38 @@ class Transform(nn.Module):
         else:
             self.transformer = LookAt(perspective, viewing_angle, viewing_scale, eye)
 
-    def forward(self, mesh: Mesh) -> Mesh:
-        """A new mesh with screen-space vertices (the input mesh is not modified)."""
-        return mesh.replace(vertices=self.transformer(mesh.vertices))
+    @property
+    def camera(self) -> Camera:
+        """The current camera object (immutable; :meth:`set_eyes` and friends replace it)."""
+        return self.transformer.camera
 
-    def _check_eye_mode(self) -> None:
-        if self.camera_mode not in ("look", "look_at"):
+    @camera.setter
+    def camera(self, camera: Camera) -> None:
+        if not callable(getattr(camera, "to_screen", None)):
+            raise TypeError(f"camera: expected a softras.cameras camera, got {type(camera).__name__}")
+        self.transformer.camera = camera
+
+    def forward(self, mesh: Mesh, image_size: object = None) -> Mesh:
+        """A new mesh with screen-space vertices (the input mesh is not modified).
+
+        ``image_size``: the (H, W) rendered, for the aspect ratio; None: square.
+        """
+        return mesh.replace(vertices=self.transformer(mesh.vertices, image_size))
+
+    def _eye_module(self) -> _EyeModule:
+        if not isinstance(self.transformer, _EyeModule):
             raise ValueError(f"camera_mode: eyes apply to 'look' and 'look_at', not {self.camera_mode!r}")
+        return self.transformer
 
     def set_eyes_from_angles(self, distances: object, elevations: object, azimuths: object) -> None:
         """Place the camera(s) by distance, elevation and azimuth (degrees; numbers or [B])."""
-        self._check_eye_mode()
-        self.transformer._eye = srf.get_points_from_angles(distances, elevations, azimuths)
+        self._eye_module().eye = srf.get_points_from_angles(distances, elevations, azimuths)
 
     def set_eyes(self, eyes: object) -> None:
         """Place the camera(s) at ``eyes`` ([3] or [B, 3])."""
-        self._check_eye_mode()
-        self.transformer._eye = eyes
+        self._eye_module().eye = eyes
 
     @property
     def eyes(self) -> object:
-        return self.transformer._eye
+        """Camera position(s) as set: [3] or [B, 3]."""
+        return self._eye_module().eye

@@ -86,23 +86,15 @@ def orthogonal(vertices: torch.Tensor, scale: float | torch.Tensor = 1.0) -> tor
     return torch.stack([vertices[:, :, 0] * scale, vertices[:, :, 1] * scale, vertices[:, :, 2]], dim=2)
 
 
-def projection(
+def distorted_pixels(
     vertices: torch.Tensor,
     P: torch.Tensor | np.ndarray,
     dist_coeffs: torch.Tensor | np.ndarray | None,
-    orig_size: float,
     eps: float = 1e-9,
-) -> torch.Tensor:
-    """Pinhole projection with OpenCV-style distortion, to NDC.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pixel coordinates (u, v) [B, V] and depth z [B, V] of :func:`projection`, before NDC.
 
-    Args:
-        vertices: [B, V, 3] world points.
-        P: [B, 3, 4] (or [1, 3, 4], broadcast) projection matrices K [R | t], pixel units.
-        dist_coeffs: [B, 5] (k1, k2, p1, p2, k3), or ``None`` for no distortion.
-        orig_size: size in pixels of the image P maps to; u, v are mapped to [-1, 1].
-
-    Returns:
-        [B, V, 3]: (u, v) in NDC and z the depth.
+    The distortion acts on the pixel coordinates (P x)[:2] / z, as in the original package.
     """
     vertices = _vertices(vertices)
     b = vertices.shape[0]
@@ -125,9 +117,39 @@ def projection(
     radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
     x__ = x_ * radial + 2 * p1 * x_ * y_ + p2 * (r2 + 2 * x_**2)
     y__ = y_ * radial + p1 * (r2 + 2 * y_**2) + 2 * p2 * x_ * y_
+    return x__, y__, z
+
+
+def projection(
+    vertices: torch.Tensor,
+    P: torch.Tensor | np.ndarray,
+    dist_coeffs: torch.Tensor | np.ndarray | None,
+    orig_size: float,
+    eps: float = 1e-9,
+) -> torch.Tensor:
+    """Pinhole projection with the original's distortion, to NDC.
+
+    Args:
+        vertices: [B, V, 3] world points.
+        P: [B, 3, 4] (or [1, 3, 4], broadcast) projection matrices K [R | t], pixel units.
+        dist_coeffs: [B, 5] (k1, k2, p1, p2, k3), or ``None`` for no distortion; applied to the
+            pixel coordinates, as the original does (:class:`softras.Pinhole` applies it to
+            normalised camera coordinates, as OpenCV does).
+        orig_size: size in pixels of the image P maps to; u, v are mapped to [-1, 1] by
+            2 (u − S/2) / S (no half-pixel offset, v not flipped; see docs/cameras.md).
+
+    Returns:
+        [B, V, 3]: (u, v) in NDC and z the depth.
+    """
+    x__, y__, z = distorted_pixels(vertices, P, dist_coeffs, eps)
     x__ = 2 * (x__ - orig_size / 2.0) / orig_size
     y__ = 2 * (y__ - orig_size / 2.0) / orig_size
     return torch.stack([x__, y__, z], dim=-1)
+
+
+def _is_number(v: object) -> bool:
+    """Python or NumPy real scalars (bools excluded)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
 def get_points_from_angles(
@@ -135,10 +157,11 @@ def get_points_from_angles(
 ) -> tuple[float, float, float] | torch.Tensor:
     """Camera position on a sphere around the origin.
 
-    Python numbers -> a tuple (x, y, z); tensors (or arrays) of shape [B] -> [B, 3].
+    Python (or NumPy) numbers -> a tuple (x, y, z); tensors (or arrays) of shape [B] -> [B, 3].
     Azimuth 0 puts the camera on the -z axis; elevation rotates it up towards +y.
     """
-    if all(isinstance(v, (int, float)) for v in (distance, elevation, azimuth)):
+    if all(_is_number(v) for v in (distance, elevation, azimuth)):
+        distance, elevation, azimuth = float(distance), float(elevation), float(azimuth)  # type: ignore[arg-type]
         el = math.radians(elevation) if degrees else elevation
         az = math.radians(azimuth) if degrees else azimuth
         return (

@@ -1,0 +1,805 @@
+"""Camera objects: world points -> camera frame -> pixels and screen space, passed per call.
+
+Every camera provides (see :class:`Camera`):
+
+- ``image_size``: ``(H, W)`` or ``None`` (the renderer's image size is used);
+- ``world_to_camera(points [B, N, 3]) -> [B, N, 3]``: camera-frame coordinates (each class
+  documents its frame);
+- ``project(points [B, N, 3], image_size=None) -> [B, N, 3]``: (u, v) in OpenCV pixels (the
+  centre of pixel (row r, column c) is (u, v) = (c, r)) and z the camera depth;
+- ``to_screen(points [B, N, 3], image_size=None) -> [B, N, 3]``: what the rasterizer takes,
+  x, y in NDC with y up (:func:`pixels_to_ndc`) and z the camera depth (> 0 in front).
+
+Tensor parameters are differentiable and batched per item: a parameter of batch 1 (or without
+a batch dimension) is shared by all B items of ``points``. Cameras are immutable; ``replace``
+returns a copy with some parameters changed.
+
+Classes: :class:`LookAtCamera`, :class:`LookCamera` and :class:`ProjectionCamera` are the
+original package's three ``camera_mode`` values (same numbers for square images; the
+:class:`softras.LookAt` / :class:`softras.Look` / :class:`softras.Projection` ``nn.Module``
+shells wrap them); :class:`Pinhole` (OpenCV K, R, t and distortion) and
+:class:`Orthographic` are the general cameras. Adding a camera = one class in this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import functional as srf
+from ._validation import as_float_tensor, check_shape
+from .functional.transform import distorted_pixels
+
+__all__ = [
+    "Camera",
+    "LookAtCamera",
+    "LookCamera",
+    "Orthographic",
+    "Pinhole",
+    "ProjectionCamera",
+    "default_camera",
+    "from_angles",
+    "image_hw",
+    "ndc_to_pixels",
+    "pixels_to_ndc",
+    "rodrigues",
+]
+
+ImageSize = tuple[int, int]
+DEFAULT_VIEWING_ANGLE = 30.0
+
+
+# --------------------------------------------------------------------------- pixel <-> NDC rule
+
+
+def image_hw(image_size: object, name: str = "image_size") -> ImageSize:
+    """``image_size`` (an int S, ``(H, W)``, NumPy integers accepted) as ``(H, W)``."""
+    if isinstance(image_size, torch.Tensor):
+        image_size = image_size.tolist()
+    if isinstance(image_size, np.ndarray):
+        image_size = image_size.tolist()
+    if isinstance(image_size, Sequence) and not isinstance(image_size, str):
+        if len(image_size) != 2:
+            raise ValueError(f"{name}: expected an int or (height, width), got {image_size!r}")
+        h, w = image_size
+    else:
+        h = w = image_size
+    out = []
+    for v in (h, w):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)):
+            raise TypeError(f"{name}: expected integers, got {image_size!r}")
+        if float(v) != int(v) or int(v) < 1:
+            raise ValueError(f"{name}: expected integers >= 1, got {image_size!r}")
+        out.append(int(v))
+    return out[0], out[1]
+
+
+def pixels_to_ndc(uv: torch.Tensor, image_size: object) -> torch.Tensor:
+    """OpenCV pixels -> NDC (y up), for an image of H rows × W columns.
+
+    ``uv``: [..., C] with C >= 2, u = column, v = row (the centre of pixel (r, c) is (c, r)).
+    Returns [..., C]: x = (2u + 1 − W) / W, y = (H − 1 − 2v) / H, channels 2: unchanged.
+    Pixel centres land where the rasterizer samples; the image edges are at x, y = ±1.
+    """
+    h, w = image_hw(image_size)
+    x = (2 * uv[..., 0] + (1 - w)) / w
+    y = ((h - 1) - 2 * uv[..., 1]) / h
+    return torch.cat([x[..., None], y[..., None], uv[..., 2:]], dim=-1)
+
+
+def ndc_to_pixels(xy: torch.Tensor, image_size: object) -> torch.Tensor:
+    """The inverse of :func:`pixels_to_ndc`: [..., C] NDC (y up) -> OpenCV pixels (u, v)."""
+    h, w = image_hw(image_size)
+    u = (xy[..., 0] * w + (w - 1)) / 2
+    v = ((h - 1) - xy[..., 1] * h) / 2
+    return torch.cat([u[..., None], v[..., None], xy[..., 2:]], dim=-1)
+
+
+# --------------------------------------------------------------------------- parameter helpers
+
+
+def _points(points: torch.Tensor) -> torch.Tensor:
+    if not isinstance(points, torch.Tensor):
+        raise TypeError(f"points: expected a torch.Tensor, got {type(points).__name__}")
+    check_shape("points", points, ("B", "N", 3))
+    if not points.is_floating_point():
+        raise TypeError(f"points: expected a floating dtype, got {points.dtype}")
+    return points
+
+
+def _param(name: str, value: object, tail: tuple[int, ...]) -> torch.Tensor:
+    """A parameter of shape ``tail`` or [B, *tail] as a floating tensor [B, *tail].
+
+    Tensors keep their dtype, device and autograd history; other values become float64.
+    """
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        t = value
+    else:
+        t = as_float_tensor(name, value, dtype=torch.float64)
+    if t.shape == tail:
+        t = t[None]
+    if t.ndim != len(tail) + 1 or tuple(t.shape[1:]) != tail:
+        want = "[" + ", ".join(map(str, tail)) + "]"
+        raise ValueError(f"{name}: expected shape {want} or [B, {want[1:]}, got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t.detach()).all()):
+        raise ValueError(f"{name}: expected finite values, got NaN/Inf in {tuple(t.shape)}")
+    return t
+
+
+def _batch(points: torch.Tensor, **params: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Cast [b, ...] parameters to the points' dtype/device and broadcast b = 1 to B."""
+    b = points.shape[0]
+    out = {}
+    for name, t in params.items():
+        if t.shape[0] not in (1, b):
+            raise ValueError(f"{name}: batch of {t.shape[0]} cameras for {b} items of points (expected 1 or {b})")
+        out[name] = t.to(device=points.device, dtype=points.dtype).expand(b, *t.shape[1:])
+    return out
+
+
+def _vec3_value(name: str, value: object) -> torch.Tensor:
+    """Validate a [3] / [B, 3] value (kept as given by the caller) and return it as float64 [b, 3]."""
+    t = value.detach() if isinstance(value, torch.Tensor) else value
+    t = as_float_tensor(name, t, dtype=torch.float64, device="cpu")
+    if t.ndim == 1:
+        t = t[None]
+    if t.ndim != 2 or t.shape[1] != 3:
+        raise ValueError(f"{name}: expected shape [3] or [B, 3], got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: expected finite values (no NaN/Inf), got {value!r}")
+    return t
+
+
+def _angle_value(name: str, value: object) -> None:
+    t = value.detach() if isinstance(value, torch.Tensor) else value
+    t = as_float_tensor(name, t, dtype=torch.float64, device="cpu")
+    if t.ndim > 1:
+        raise ValueError(f"{name}: expected a number or shape [B], got {tuple(t.shape)}")
+    if not bool(((t > 0) & (t < 90)).all()):
+        raise ValueError(f"{name}: expected a half field of view in degrees, in (0, 90) exclusive, got {value!r}")
+
+
+def _positive_value(name: str, value: object) -> None:
+    t = value.detach() if isinstance(value, torch.Tensor) else value
+    t = as_float_tensor(name, t, dtype=torch.float64, device="cpu")
+    if t.ndim > 1:
+        raise ValueError(f"{name}: expected a number or shape [B], got {tuple(t.shape)}")
+    if not bool((torch.isfinite(t) & (t > 0)).all()):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+
+
+def _size_or_none(image_size: object) -> ImageSize | None:
+    return None if image_size is None else image_hw(image_size)
+
+
+def rodrigues(rvec: torch.Tensor) -> torch.Tensor:
+    """Axis-angle vectors [B, 3] (or [3]) -> rotation matrices [B, 3, 3] (as ``cv2.Rodrigues``).
+
+    Differentiable everywhere, including at rvec = 0 (a Taylor expansion is used near 0).
+    """
+    r = _param("rvec", rvec, (3,))
+    theta2 = (r * r).sum(-1, keepdim=True)[..., None]  # [B, 1, 1]
+    small = theta2 < 1e-8
+    safe2 = torch.where(small, torch.ones_like(theta2), theta2)
+    theta = safe2.sqrt()
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / safe2)
+    zero = torch.zeros_like(r[:, 0])
+    kx = torch.stack([zero, -r[:, 2], r[:, 1], r[:, 2], zero, -r[:, 0], -r[:, 1], r[:, 0], zero], dim=-1).reshape(
+        -1, 3, 3
+    )
+    eye = torch.eye(3, dtype=r.dtype, device=r.device).expand_as(kx)
+    return eye + a * kx + b * (kx @ kx)
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Camera:
+    """Base class of the cameras (a duck-typed protocol: any object with these methods works)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_size", _size_or_none(getattr(self, "image_size", None)))
+
+    @property
+    def size(self) -> ImageSize | None:
+        """Alias of ``image_size``."""
+        return self.image_size  # type: ignore[attr-defined]
+
+    def replace(self, **changes: Any) -> Camera:
+        """A copy with ``changes`` applied (validated like the constructor)."""
+        return dataclasses.replace(self, **changes)
+
+    def _hw(self, image_size: object, *, required: bool) -> ImageSize | None:
+        size = image_size if image_size is not None else self.image_size  # type: ignore[attr-defined]
+        if size is None and required:
+            raise ValueError(f"image_size: {type(self).__name__} has none; pass image_size=(H, W)")
+        return _size_or_none(size)
+
+    def world_to_camera(self, points: torch.Tensor) -> torch.Tensor:
+        """[B, N, 3] world -> [B, N, 3] camera frame."""
+        raise NotImplementedError
+
+    def to_screen(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
+        """[B, N, 3] world -> [B, N, 3] screen space: x, y NDC (y up), z camera depth."""
+        raise NotImplementedError
+
+    def project(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
+        """[B, N, 3] world -> [B, N, 3]: (u, v) OpenCV pixels of the rendered image, z depth."""
+        size = self._hw(image_size, required=True)
+        return ndc_to_pixels(self.to_screen(points, size), size)
+
+
+# --------------------------------------------------------------------------- the original's modes
+
+
+def _fallback_up(direction: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """``up`` where it is not parallel to the viewing ``direction`` ([B, 3] each), else a fallback.
+
+    The fallback is −sign(d·u)·e, with e the world axis least aligned with ``up`` (ties: z, then
+    x, then y). For the default up = +y a camera straight above the target gets up = +z and one
+    straight below gets −z: the limit of approaching the pole from the −z side (azimuth 0).
+    """
+    d = F.normalize(direction, eps=1e-12)
+    u = F.normalize(up, eps=1e-12)
+    parallel = torch.linalg.vector_norm(torch.cross(u, d, dim=1), dim=1) < 1e-6
+    if not bool(parallel.any()):
+        return up
+    order = torch.tensor([2, 0, 1], device=up.device)
+    axis = order[u.detach().abs()[:, order].argmin(dim=1)]
+    e = F.one_hot(axis, 3).to(up.dtype)
+    sign = 1 - 2 * ((d * u).sum(1, keepdim=True) > 0).to(up.dtype)
+    return torch.where(parallel[:, None], sign * e, up)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _EyeCamera(Camera):
+    """Shared part of :class:`LookAtCamera` and :class:`LookCamera`: eye, perspective or orthographic.
+
+    Screen space: perspective x, y = X / (Z tan(viewing_angle)), Y / (Z tan(viewing_angle));
+    orthographic x, y = X·viewing_scale, Y·viewing_scale, where (X, Y, Z) is the camera frame
+    (x right, y up, z forward). For an H × W image with H ≠ W, x is multiplied by H / W: the
+    vertical field of view stays ``viewing_angle`` (half-angle, degrees) and pixels are square.
+    Square images give the original's numbers exactly.
+    """
+
+    eye: object = None
+    up: object = (0.0, 1.0, 0.0)
+    perspective: bool = True
+    viewing_angle: object = DEFAULT_VIEWING_ANGLE
+    viewing_scale: object = 1.0
+    image_size: object = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eye is None:
+            angle = float(np.asarray(self.viewing_angle, dtype=np.float64).reshape(-1)[0])
+            object.__setattr__(self, "eye", [0.0, 0.0, -(1.0 / math.tan(math.radians(angle)) + 1)])
+        _vec3_value("eye", self.eye)
+        _vec3_value("up", self.up)
+        object.__setattr__(self, "perspective", bool(self.perspective))
+        _angle_value("viewing_angle", self.viewing_angle)
+        _positive_value("viewing_scale", self.viewing_scale)
+
+    def _direction(self) -> torch.Tensor:  # float64 [b, 3], for checks
+        raise NotImplementedError
+
+    def _axes(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eye [B, 3], rows = camera axes [B, 3, 3]) in the points' dtype, as the functional layer."""
+        raise NotImplementedError
+
+    def _up(self, points: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+        up = as_float_tensor("up", self.up, device=points.device, dtype=points.dtype)
+        up = (up[None] if up.ndim == 1 else up).expand(points.shape[0], 3)
+        return _fallback_up(direction, up)
+
+    def to_screen(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
+        cam = self.world_to_camera(points)
+        if self.perspective:
+            screen = srf.perspective(cam, angle=self.viewing_angle)
+        else:
+            screen = srf.orthogonal(cam, scale=self.viewing_scale)
+        size = self._hw(image_size, required=False)
+        if size is not None and size[0] != size[1]:
+            screen = torch.cat([screen[..., :1] * (size[0] / size[1]), screen[..., 1:]], dim=-1)
+        return screen
+
+    def _opencv_pose(self, points_like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        eye, rows = self._axes(points_like)
+        flip = torch.tensor([1.0, -1.0, 1.0], dtype=rows.dtype, device=rows.device)
+        R = rows * flip[None, :, None]  # x right, y down, z forward
+        return R, -(R @ eye[:, :, None])[..., 0]
+
+    def _intrinsics(self, size: ImageSize, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        h, w = size
+        if self.perspective:
+            angle = as_float_tensor("viewing_angle", self.viewing_angle, device=device, dtype=dtype).reshape(-1)
+            f = h / (2 * torch.tan(angle * (math.pi / 180)))
+        else:
+            f = as_float_tensor("viewing_scale", self.viewing_scale, device=device, dtype=dtype).reshape(-1) * (h / 2)
+        zero, one = torch.zeros_like(f), torch.ones_like(f)
+        cx, cy = torch.full_like(f, (w - 1) / 2), torch.full_like(f, (h - 1) / 2)
+        return torch.stack([f, zero, cx, zero, f, cy, zero, zero, one], -1).reshape(-1, 3, 3)
+
+    def to_opencv_camera(
+        self, image_size: object = None, *, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"
+    ) -> Pinhole | Orthographic:
+        """The same camera as a :class:`Pinhole` (perspective) or :class:`Orthographic` one.
+
+        Same pose (R = the camera axes with y flipped to point down, t = −R·eye) and
+        fx = fy = H / (2 tan(viewing_angle)) (orthographic: viewing_scale·H/2),
+        (cx, cy) = ((W − 1)/2, (H − 1)/2): it projects every point to the same pixel.
+        """
+        size = self._hw(image_size, required=True)
+        like = torch.zeros(1, 1, 3, dtype=dtype, device=torch.device(device))
+        R, t = self._opencv_pose(like)
+        K = self._intrinsics(size, dtype, like.device)
+        if self.perspective:
+            return Pinhole(K, R, t, image_size=size)
+        return Orthographic(K, R, t, image_size=size)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LookAtCamera(_EyeCamera):
+    """The original's ``camera_mode='look_at'``: a camera at ``eye`` looking at ``at``.
+
+    Args:
+        eye: [3] or [B, 3] camera position(s) (default: (0, 0, −(1/tan(viewing_angle) + 1))).
+        at: [3] or [B, 3] target; up: [3] or [B, 3] world up vector. When the viewing direction
+            is parallel to ``up`` a fallback up vector is used (see ``_fallback_up``: +z for a
+            camera straight above the target, −z straight below, with the default up = +y).
+        perspective: perspective (``viewing_angle``: half field of view in degrees, in (0, 90))
+            or orthographic (``viewing_scale``: NDC units per world unit) projection.
+        image_size: (H, W) or None (the renderer's).
+
+    Camera frame (``world_to_camera``): x right, y up, z forward (towards ``at``), origin at the eye.
+    """
+
+    at: object = (0.0, 0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _vec3_value("at", self.at)
+        d = self._direction()
+        if bool((torch.linalg.vector_norm(d, dim=1) < 1e-12).any()):
+            raise ValueError(
+                f"eye: the camera is at its target at={self.at!r} (eye={self.eye!r}): no viewing direction"
+            )
+
+    def _direction(self) -> torch.Tensor:
+        eye, at = _vec3_value("eye", self.eye), _vec3_value("at", self.at)
+        if eye.shape[0] != at.shape[0] and 1 not in (eye.shape[0], at.shape[0]):
+            raise ValueError(f"at: batch of {at.shape[0]} does not match eye's {eye.shape[0]}")
+        return at - eye
+
+    def _vectors(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = points.shape[0]
+        eye, at = (
+            _expand3(n, as_float_tensor(n, v, device=points.device, dtype=points.dtype), b)
+            for n, v in (("eye", self.eye), ("at", self.at))
+        )
+        return eye, at, self._up(points, at - eye)
+
+    def world_to_camera(self, points: torch.Tensor) -> torch.Tensor:
+        points = _points(points)
+        eye, at, up = self._vectors(points)
+        return srf.look_at(points, eye, at, up)
+
+    def _axes(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        eye, at, up = self._vectors(points)
+        return eye, _axes_rows(F.normalize(at - eye, eps=1e-5), up)
+
+    @classmethod
+    def from_angles(
+        cls, distance: object, elevation: object, azimuth: object, degrees: bool = True, **kwargs: Any
+    ) -> LookAtCamera:
+        """Camera at (distance, elevation, azimuth) around the origin (see :func:`from_angles`)."""
+        return from_angles(distance, elevation, azimuth, degrees=degrees, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LookCamera(_EyeCamera):
+    """The original's ``camera_mode='look'``: a camera at ``eye`` looking along ``direction``.
+
+    Args as :class:`LookAtCamera`, with ``direction`` ([3] or [B, 3], not zero) instead of ``at``.
+    Camera frame: x right, y up, z along ``direction``, origin at the eye.
+    """
+
+    direction: object = (0.0, 0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        d = self._direction()
+        if bool((torch.linalg.vector_norm(d, dim=1) < 1e-12).any()):
+            raise ValueError(f"direction: expected a non-zero viewing direction, got {self.direction!r}")
+
+    def _direction(self) -> torch.Tensor:
+        return _vec3_value("direction", self.direction)
+
+    def _vectors(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = points.shape[0]
+        eye, direction = (
+            _expand3(n, as_float_tensor(n, v, device=points.device, dtype=points.dtype), b)
+            for n, v in (("eye", self.eye), ("direction", self.direction))
+        )
+        return eye, direction, self._up(points, direction)
+
+    def world_to_camera(self, points: torch.Tensor) -> torch.Tensor:
+        points = _points(points)
+        eye, direction, up = self._vectors(points)
+        return srf.look(points, eye, direction, up)
+
+    def _axes(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        eye, direction, up = self._vectors(points)
+        return eye, _axes_rows(F.normalize(direction, eps=1e-5), up)
+
+
+def _expand3(name: str, t: torch.Tensor, b: int) -> torch.Tensor:
+    t = t[None] if t.ndim == 1 else t
+    if t.ndim != 2 or t.shape[1] != 3 or t.shape[0] not in (1, b):
+        raise ValueError(f"{name}: expected shape [3] or [{b}, 3], got {tuple(t.shape)}")
+    return t.expand(b, 3)
+
+
+def _axes_rows(z_axis: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """Rows (x, y, z) of the original's camera axes, as :func:`softras.functional.look_at`."""
+    x_axis = F.normalize(torch.cross(up, z_axis, dim=1), eps=1e-5)
+    y_axis = F.normalize(torch.cross(z_axis, x_axis, dim=1), eps=1e-5)
+    return torch.stack([x_axis, y_axis, z_axis], dim=1)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ProjectionCamera(Camera):
+    """The original's ``camera_mode='projection'``: a 3×4 matrix P = K [R | t] in pixel units.
+
+    Args:
+        P: [3, 4] or [B, 3, 4]; dist_coeffs: [5] or [B, 5] (k1, k2, p1, p2, k3) or None.
+        orig_size: the size of the image P maps to: an int S (an S × S image) or (H0, W0).
+        image_size: (H, W) or None (the renderer's).
+
+    Legacy conventions, kept for the original's numbers: the distortion is applied to the
+    pixel coordinates (u, v) = (P x)[:2] / z (not to normalised camera coordinates as OpenCV
+    does, and as :class:`Pinhole` does), and pixels map to NDC as x = 2(u − S/2)/S,
+    y = 2(v − S/2)/S, i.e. without the half-pixel offset of :func:`pixels_to_ndc` and without
+    flipping v (row 0 of P's image ends up at the bottom of the rendered image). With an int S
+    and an H × W image, x is also multiplied by H / W (as :class:`LookAtCamera`), so equal focal
+    lengths give square pixels; with ``orig_size=(H0, W0)`` u is normalised by W0 and v by H0.
+
+    Camera frame (``world_to_camera``): (u·z, v·z, z), P applied to homogeneous points.
+    """
+
+    P: object = None
+    dist_coeffs: object = None
+    orig_size: object = 512
+    image_size: object = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.P is None:
+            raise ValueError("P: camera_mode='projection' needs a [B, 3, 4] projection matrix P")
+        P = as_float_tensor("P", self.P)
+        if P.ndim != 3 or P.shape[1:] != (3, 4):
+            raise ValueError(f"P: expected shape [B, 3, 4], got {tuple(P.shape)}")
+        object.__setattr__(self, "P", P)
+        if self.dist_coeffs is None:
+            object.__setattr__(self, "dist_coeffs", torch.zeros(P.shape[0], 5, dtype=P.dtype))
+        if isinstance(self.orig_size, (int, np.integer, float, np.floating)):
+            if not self.orig_size > 0:
+                raise ValueError(f"orig_size: expected a positive size, got {self.orig_size!r}")
+        else:
+            object.__setattr__(self, "orig_size", image_hw(self.orig_size, "orig_size"))
+
+    def world_to_camera(self, points: torch.Tensor) -> torch.Tensor:
+        points = _points(points)
+        P = as_float_tensor("P", self.P, device=points.device, dtype=points.dtype)
+        homo = torch.cat([points, torch.ones_like(points[:, :, :1])], dim=-1)
+        return torch.matmul(homo, P.expand(points.shape[0], 3, 4).transpose(2, 1))
+
+    def to_screen(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
+        size = self._hw(image_size, required=False)
+        if not isinstance(self.orig_size, tuple):
+            screen = srf.projection(points, self.P, self.dist_coeffs, self.orig_size)
+            if size is not None and size[0] != size[1]:
+                screen = torch.cat([screen[..., :1] * (size[0] / size[1]), screen[..., 1:]], dim=-1)
+            return screen
+        h0, w0 = self.orig_size
+        u, v, z = distorted_pixels(points, self.P, self.dist_coeffs)
+        return torch.stack([2 * (u - w0 / 2.0) / w0, 2 * (v - h0 / 2.0) / h0, z], dim=-1)
+
+
+# --------------------------------------------------------------------------- OpenCV cameras
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _OpenCVCamera(Camera):
+    """Shared part of :class:`Pinhole` and :class:`Orthographic`: K, R, t in the OpenCV convention."""
+
+    K: object = None
+    R: object = None
+    t: object = None
+    image_size: object = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("K", "R", "t"):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name}: {type(self).__name__} needs K [3, 3], R [3, 3] and t [3]")
+        t = self.t
+        if isinstance(t, (torch.Tensor, np.ndarray)) and t.shape[-2:] == (3, 1):  # OpenCV's tvec layout
+            t = t[..., 0]
+        object.__setattr__(self, "K", _param("K", self.K, (3, 3)))
+        object.__setattr__(self, "R", _param("R", self.R, (3, 3)))
+        object.__setattr__(self, "t", _param("t", t, (3,)))
+
+    @property
+    def batch_size(self) -> int:
+        """The number of cameras (1: shared by every item)."""
+        return max(int(getattr(self, n).shape[0]) for n in ("K", "R", "t"))
+
+    def world_to_camera(self, points: torch.Tensor) -> torch.Tensor:
+        """[B, N, 3] world -> OpenCV camera frame R·x + t: x right, y down, z forward."""
+        points = _points(points)
+        p = _batch(points, R=self.R, t=self.t)
+        return torch.matmul(points, p["R"].transpose(1, 2)) + p["t"][:, None, :]
+
+    def _image_plane(self, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def project(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
+        """[B, N, 3] world -> (u, v) pixels (u = fx·x + s·y + cx, v = fy·y + cy) and z = depth."""
+        cam = self.world_to_camera(points)
+        x, y = self._image_plane(cam)
+        k = _batch(points, K=self.K)["K"][:, None]  # [B, 1, 3, 3]
+        u = k[..., 0, 0] * x + k[..., 0, 1] * y + k[..., 0, 2]
+        v = k[..., 1, 1] * y + k[..., 1, 2]
+        return torch.stack([u, v, cam[..., 2]], dim=-1)
+
+    def to_screen(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
+        size = self._hw(image_size, required=True)
+        return pixels_to_ndc(self.project(points), size)
+
+    def to_opencv(self) -> tuple[torch.Tensor, ...]:
+        """(K [b, 3, 3], R [b, 3, 3], t [b, 3]) (and for :class:`Pinhole` dist_coeffs [b, 5])."""
+        return self.K, self.R, self.t  # type: ignore[return-value]
+
+
+def _gl_view(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """OpenCV (R, t) [b, 3, 3], [b, 3] -> OpenGL view matrices [b, 4, 4] (camera looks down −z, y up)."""
+    b = max(R.shape[0], t.shape[0])
+    flip = torch.tensor([1.0, -1.0, -1.0], dtype=R.dtype, device=R.device)[None, :, None]
+    top = torch.cat([R.expand(b, 3, 3), t.expand(b, 3)[..., None]], dim=-1) * flip
+    bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=R.dtype, device=R.device).expand(b, 1, 4)
+    return torch.cat([top, bottom], dim=1)
+
+
+def _from_gl_view(view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    flip = torch.tensor([1.0, -1.0, -1.0], dtype=view.dtype, device=view.device)[None, :, None]
+    rt = view[:, :3, :] * flip
+    return rt[:, :, :3], rt[:, :, 3]
+
+
+def _check_gl(name: str, m: torch.Tensor, row3: tuple[float, ...], cols: tuple[tuple[int, int], ...]) -> None:
+    expect = torch.tensor(row3, dtype=m.dtype, device=m.device)
+    bad = not torch.allclose(m[:, 3].detach(), expect.expand(m.shape[0], 4))
+    bad = bad or any(bool((m[:, i, j].detach() != 0).any()) for i, j in cols)
+    if bad:
+        raise ValueError(f"{name}: not an OpenGL {'perspective' if row3[2] else 'orthographic'} matrix: {m.tolist()}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Pinhole(_OpenCVCamera):
+    """A perspective camera in the OpenCV convention, with Brown–Conrady lens distortion.
+
+    Args:
+        K: [3, 3] or [B, 3, 3] intrinsics [[fx, s, cx], [0, fy, cy], [0, 0, 1]] in pixels
+            (s: skew, which OpenCV's projectPoints does not model).
+        R: [3, 3] or [B, 3, 3] rotation world -> camera; t: [3] or [B, 3] (or [B, 3, 1]).
+        image_size: (H, W) of the image K refers to, or None (the renderer's).
+        dist_coeffs: [5] or [B, 5] (k1, k2, p1, p2, k3), [4] / [B, 4] (k3 = 0), or None.
+
+    Camera frame: x_cam = R·x_world + t, x right, y down, z forward. With x' = X/Z, y' = Y/Z,
+    r² = x'² + y'²: x'' = x'(1 + k1 r² + k2 r⁴ + k3 r⁶) + 2 p1 x'y' + p2 (r² + 2x'²),
+    y'' = y'(1 + k1 r² + k2 r⁴ + k3 r⁶) + p1 (r² + 2y'²) + 2 p2 x'y', and
+    u = fx x'' + s y'' + cx, v = fy y'' + cy (the centre of pixel (r, c) is (u, v) = (c, r)).
+    Points at Z = 0 project to infinity; points behind the camera (Z < 0) have a negative depth.
+    """
+
+    dist_coeffs: object = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        d = self.dist_coeffs
+        if d is None:
+            d = torch.zeros(1, 5, dtype=self.K.dtype, device=self.K.device)  # type: ignore[attr-defined]
+        d = _dist(d)
+        object.__setattr__(self, "dist_coeffs", d)
+
+    def _image_plane(self, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = cam[..., 0] / cam[..., 2], cam[..., 1] / cam[..., 2]
+        d = _batch(cam, dist_coeffs=self.dist_coeffs)["dist_coeffs"]
+        k1, k2, p1, p2, k3 = (d[:, i : i + 1] for i in range(5))
+        r2 = x * x + y * y
+        radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        xy = x * y
+        return (
+            x * radial + 2 * p1 * xy + p2 * (r2 + 2 * x * x),
+            y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * xy,
+        )
+
+    def to_opencv(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(K [b, 3, 3], R [b, 3, 3], t [b, 3], dist_coeffs [b, 5]), as ``cv2.projectPoints`` takes them."""
+        return self.K, self.R, self.t, self.dist_coeffs  # type: ignore[return-value]
+
+    @classmethod
+    def from_opencv(
+        cls, K: object, R: object, t: object, image_size: object = None, dist_coeffs: object = None
+    ) -> Pinhole:
+        """From OpenCV's K, R (a [3, 3] matrix; see :meth:`from_rvec` for a Rodrigues vector) and t."""
+        return cls(K, R, t, image_size=image_size, dist_coeffs=dist_coeffs)
+
+    @classmethod
+    def from_rvec(
+        cls, K: object, rvec: object, t: object, image_size: object = None, dist_coeffs: object = None
+    ) -> Pinhole:
+        """From a Rodrigues rotation vector ([3] or [B, 3], as ``cv2.projectPoints``' rvec); differentiable."""
+        return cls(K, rodrigues(rvec), t, image_size=image_size, dist_coeffs=dist_coeffs)
+
+    def to_opengl(self, near: float = 0.1, far: float = 100.0, image_size: object = None) -> tuple[torch.Tensor, ...]:
+        """(view [b, 4, 4], projection [b, 4, 4]) OpenGL matrices (column vectors, clip = P·V·x).
+
+        OpenGL's eye frame looks down −z with y up; the projection maps depth [near, far] to
+        NDC z ∈ [−1, 1] and NDC x, y equal :meth:`to_screen`'s. Lens distortion cannot be
+        represented (ValueError if ``dist_coeffs`` is not zero).
+        """
+        if bool((self.dist_coeffs.detach() != 0).any()):  # type: ignore[attr-defined]
+            raise ValueError("dist_coeffs: OpenGL matrices cannot represent lens distortion")
+        h, w = self._hw(image_size, required=True)  # type: ignore[misc]
+        near, far = _near_far(near, far)
+        k = self.K
+        zero = torch.zeros_like(k[:, 0, 0])
+        one = torch.ones_like(zero)
+        rows = [
+            [2 * k[:, 0, 0] / w, -2 * k[:, 0, 1] / w, -(2 * k[:, 0, 2] + 1 - w) / w, zero],
+            [zero, 2 * k[:, 1, 1] / h, -(h - 1 - 2 * k[:, 1, 2]) / h, zero],
+            [zero, zero, -one * (far + near) / (far - near), -one * 2 * far * near / (far - near)],
+            [zero, zero, -one, zero],
+        ]
+        proj = torch.stack([torch.stack(r, -1) for r in rows], -2)
+        view = _gl_view(self.R, self.t)  # type: ignore[arg-type]
+        b = max(view.shape[0], proj.shape[0])
+        return view.expand(b, 4, 4), proj.expand(b, 4, 4)
+
+    @classmethod
+    def from_opengl(cls, view: object, projection: object, image_size: object) -> Pinhole:
+        """From OpenGL view and perspective projection matrices ([4, 4] or [B, 4, 4]) of an H × W image."""
+        h, w = image_hw(image_size)
+        view_t, proj = _param("view", view, (4, 4)), _param("projection", projection, (4, 4))
+        _check_gl("projection", proj, (0.0, 0.0, -1.0, 0.0), ((0, 3), (1, 0), (1, 3), (2, 0), (2, 1)))
+        zero = torch.zeros_like(proj[:, 0, 0])
+        K = torch.stack(
+            [
+                proj[:, 0, 0] * w / 2, -proj[:, 0, 1] * w / 2, (w - 1 - proj[:, 0, 2] * w) / 2,
+                zero, proj[:, 1, 1] * h / 2, (h - 1 + proj[:, 1, 2] * h) / 2,
+                zero, zero, zero + 1,
+            ],
+            -1,
+        ).reshape(-1, 3, 3)  # fmt: skip
+        R, t = _from_gl_view(view_t)
+        return cls(K, R, t, image_size=(h, w))
+
+
+def _dist(d: object) -> torch.Tensor:
+    t = (
+        d
+        if isinstance(d, torch.Tensor) and d.is_floating_point()
+        else as_float_tensor("dist_coeffs", d, dtype=torch.float64)
+    )
+    if t.ndim == 1:
+        t = t[None]
+    if t.ndim != 2 or t.shape[1] not in (4, 5):
+        raise ValueError(f"dist_coeffs: expected shape [5] or [B, 5] (k1, k2, p1, p2, k3), got {tuple(t.shape)}")
+    if t.shape[1] == 4:
+        t = torch.cat([t, torch.zeros_like(t[:, :1])], dim=1)
+    if not bool(torch.isfinite(t.detach()).all()):
+        raise ValueError("dist_coeffs: expected finite values")
+    return t
+
+
+def _near_far(near: float, far: float) -> tuple[float, float]:
+    near, far = float(near), float(far)
+    if not (math.isfinite(near) and math.isfinite(far) and 0 < near < far):
+        raise ValueError(f"near/far: expected finite 0 < near < far, got near={near}, far={far}")
+    return near, far
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Orthographic(_OpenCVCamera):
+    """An orthographic camera in the OpenCV convention.
+
+    Args:
+        K: [3, 3] or [B, 3, 3] [[fx, s, cx], [0, fy, cy], [0, 0, 1]], fx, fy in pixels per world unit.
+        R, t, image_size: as :class:`Pinhole`.
+
+    Camera frame: x_cam = R·x_world + t (x right, y down, z forward = depth);
+    u = fx X + s Y + cx, v = fy Y + cy.
+    """
+
+    def _image_plane(self, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return cam[..., 0], cam[..., 1]
+
+    @classmethod
+    def from_scale(cls, scale: float, R: object, t: object, image_size: object) -> Orthographic:
+        """``scale`` NDC units per world unit vertically (the legacy ``viewing_scale``), square pixels, centred."""
+        h, w = image_hw(image_size)
+        f = float(scale) * h / 2
+        K = [[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]]
+        return cls(K, R, t, image_size=(h, w))
+
+    def to_opengl(self, near: float = 0.1, far: float = 100.0, image_size: object = None) -> tuple[torch.Tensor, ...]:
+        """(view [b, 4, 4], projection [b, 4, 4]) OpenGL matrices (orthographic projection)."""
+        h, w = self._hw(image_size, required=True)  # type: ignore[misc]
+        near, far = _near_far(near, far)
+        k = self.K
+        zero = torch.zeros_like(k[:, 0, 0])
+        one = torch.ones_like(zero)
+        rows = [
+            [2 * k[:, 0, 0] / w, -2 * k[:, 0, 1] / w, zero, (2 * k[:, 0, 2] + 1 - w) / w],
+            [zero, 2 * k[:, 1, 1] / h, zero, (h - 1 - 2 * k[:, 1, 2]) / h],
+            [zero, zero, -one * 2 / (far - near), -one * (far + near) / (far - near)],
+            [zero, zero, zero, one],
+        ]
+        proj = torch.stack([torch.stack(r, -1) for r in rows], -2)
+        view = _gl_view(self.R, self.t)  # type: ignore[arg-type]
+        b = max(view.shape[0], proj.shape[0])
+        return view.expand(b, 4, 4), proj.expand(b, 4, 4)
+
+    @classmethod
+    def from_opengl(cls, view: object, projection: object, image_size: object) -> Orthographic:
+        """From OpenGL view and orthographic projection matrices ([4, 4] or [B, 4, 4])."""
+        h, w = image_hw(image_size)
+        view_t, proj = _param("view", view, (4, 4)), _param("projection", projection, (4, 4))
+        _check_gl("projection", proj, (0.0, 0.0, 0.0, 1.0), ((0, 2), (1, 0), (1, 2), (2, 0), (2, 1)))
+        zero = torch.zeros_like(proj[:, 0, 0])
+        K = torch.stack(
+            [
+                proj[:, 0, 0] * w / 2, -proj[:, 0, 1] * w / 2, (proj[:, 0, 3] * w + w - 1) / 2,
+                zero, proj[:, 1, 1] * h / 2, (h - 1 - proj[:, 1, 3] * h) / 2,
+                zero, zero, zero + 1,
+            ],
+            -1,
+        ).reshape(-1, 3, 3)  # fmt: skip
+        R, t = _from_gl_view(view_t)
+        return cls(K, R, t, image_size=(h, w))
+
+
+# --------------------------------------------------------------------------- converters
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def from_angles(
+    distance: object, elevation: object, azimuth: object, degrees: bool = True, **kwargs: Any
+) -> LookAtCamera:
+    """A :class:`LookAtCamera` at (distance, elevation, azimuth) around the origin.
+
+    Same convention as :func:`softras.functional.get_points_from_angles`: azimuth 0 puts the
+    camera on the −z axis, elevation rotates it up towards +y; numbers (NumPy scalars too) or
+    [B] tensors (differentiable). ``kwargs`` go to :class:`LookAtCamera` (``at``, ``up``, ...).
+    """
+    return LookAtCamera(eye=srf.get_points_from_angles(distance, elevation, azimuth, degrees=degrees), **kwargs)
+
+
+def default_camera() -> LookAtCamera:
+    """The camera of ``SoftRenderer()`` without arguments: :class:`LookAtCamera` at
+    (0, 0, −(1/tan 30° + 1)) ≈ (0, 0, −2.732) looking at the origin, half field of view 30°,
+    so a unit sphere at the origin fills most of the image."""
+    return LookAtCamera()
