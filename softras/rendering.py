@@ -149,11 +149,9 @@ def _check_camera(camera: object, frame_needed: bool) -> None:
 
 
 def _check_screen(screen: object, vertices: torch.Tensor) -> torch.Tensor:
-    if not isinstance(screen, torch.Tensor) or screen.ndim != 3 or screen.shape[1:] != vertices.shape[1:]:
+    if not isinstance(screen, torch.Tensor) or screen.shape != vertices.shape:
         got = tuple(screen.shape) if isinstance(screen, torch.Tensor) else type(screen).__name__
-        raise ValueError(f"camera: to_screen must return [B, {vertices.shape[1]}, 3], got {got}")
-    if screen.shape[0] != vertices.shape[0] and vertices.shape[0] != 1:
-        raise ValueError(f"camera: to_screen returned {screen.shape[0]} items for a mesh of {vertices.shape[0]}")
+        raise ValueError(f"camera: to_screen must return {list(vertices.shape)} for these vertices, got {got}")
     return screen
 
 
@@ -303,7 +301,8 @@ def render(
         mesh: a :class:`softras.Mesh` in world space (B items; its colours are the textures,
             surface or vertex).
         camera: any camera of :mod:`softras.cameras` (or an object with the :class:`CameraLike`
-            methods); a camera batch of B with a mesh of batch 1 renders that mesh B times.
+            methods). A camera with ``batch_size`` B > 1 (e.g. :class:`~softras.cameras.Pinhole`
+            with [B, ...] parameters) renders a mesh of batch 1 B times.
         lights: ``None`` (colours unlit), a :class:`softras.Lighting`, an
             :class:`~softras.AmbientLighting` / :class:`~softras.DirectionalLighting`, or a
             sequence of them (their light adds up); see :func:`shade`. Lights shade ``rgba``
@@ -349,10 +348,11 @@ def render(
         with_zbuffer=bool(asked & HARD_OUTPUTS),
         **options,
     )
+    cameras = getattr(camera, "batch_size", 1)
+    if isinstance(cameras, int) and cameras > 1 and mesh.batch_size == 1:
+        mesh = _broadcast(mesh, cameras)
+        features = None if features is None else features.expand(cameras, -1, -1)
     screen = _check_screen(camera.to_screen(mesh.vertices, image_size=(h, w)), mesh.vertices)
-    if screen.shape[0] != mesh.batch_size:
-        mesh = _broadcast(mesh, screen.shape[0])
-        features = None if features is None else features.expand(screen.shape[0], -1, -1)
     plan = _plan(mesh, camera, asked, lights, features, normals, normals_frame, settings.background_color)
     result = rasterize_channels(
         srf.face_vertices(screen, mesh.faces),

@@ -258,13 +258,12 @@ def test_features_go_through_the_same_aggregation_as_normals() -> None:
 
 
 def test_a_camera_batch_renders_a_single_mesh_many_times() -> None:
-    mesh = sphere_mesh()
-    eyes = torch.tensor([[0.0, 0.0, -3.0], [1.5, 1.0, -2.0]], dtype=F64)
-    both = softras.render(mesh, LookAtCamera(eye=eyes, image_size=SIZE), outputs=("rgba", "depth"), backend="reference")
+    mesh, camera = sphere_mesh(), pinhole()
+    t = torch.stack([camera.t[0], camera.t[0] + torch.tensor([0.3, -0.2, 0.5], dtype=F64)])
+    both = softras.render(mesh, camera.replace(t=t), outputs=("rgba", "depth"), backend="reference")
     assert both.rgba.shape == (2, 4, *SIZE)
     for i in range(2):
-        one = softras.render(mesh, LookAtCamera(eye=eyes[i], image_size=SIZE), outputs=("rgba", "depth"),
-                             backend="reference")  # fmt: skip
+        one = softras.render(mesh, camera.replace(t=t[i]), outputs=("rgba", "depth"), backend="reference")
         torch.testing.assert_close(both.rgba[i : i + 1], one.rgba, rtol=0, atol=1e-12)
         torch.testing.assert_close(both.depth[i : i + 1], one.depth, rtol=0, atol=1e-12)
 
@@ -297,7 +296,8 @@ SMOOTH = {"sigma_val": 2e-2, "gamma_val": 0.3, "backend": "reference", "dist_eps
         ("depth", {}),
         ("normals", {"normals": "vertex", "normals_frame": "camera"}),
         ("normals", {"normals": "face", "normals_frame": "world"}),
-        ("rgba", {"lights": softras.Lighting()}),
+        # a light direction no vertex normal is orthogonal to (max(0, n·d) has a kink at 0)
+        ("rgba", {"lights": softras.Lighting(directions=(0.3, 1.0, -0.4))}),
     ],
 )
 def test_gradcheck_soft_outputs_wrt_vertices(output: str, kwargs: dict) -> None:
