@@ -46,9 +46,12 @@ def face_colours(face_id: np.ndarray, num_faces: int) -> np.ndarray:
 
 
 def panels() -> list[tuple[str, np.ndarray]]:
-    vertices, faces, colours = softras.shapes.demo_mesh()
-    mesh = softras.Mesh(vertices.double(), faces, colours.double(), texture_type="vertex")
-    camera = LookAtCamera.from_angles(2.3, 40.0, 25.0, image_size=SIZE)
+    vertices, faces = softras.shapes.torus(0.62, 0.3, 32, 16)  # 1024 faces: each face spans many pixels
+    vertices = vertices.double()
+    angle = torch.atan2(vertices[:, 1], vertices[:, 0])[:, None]  # hue around the ring
+    colours = 0.55 + 0.45 * torch.cos(angle + torch.tensor([0.0, 2.1, 4.2], dtype=torch.float64))
+    mesh = softras.Mesh(vertices, faces, colours, texture_type="vertex")
+    camera = LookAtCamera.from_angles(2.1, 40.0, 25.0, image_size=SIZE)
     out = softras.render(
         mesh,
         camera,
