@@ -32,12 +32,12 @@ import torch.nn.functional as F
 
 from . import functional as srf
 from ._validation import check_bool, check_choice, check_finite
+from .cameras import image_hw
 from .lighting import AmbientLighting, DirectionalLighting, Lighting
 from .mesh import Mesh
 from .raster import RasterResult, RasterSettings, rasterize_channels
-from .raster.settings import _image_hw
 
-__all__ = ["HARD_OUTPUTS", "OUTPUTS", "RASTER_OPTIONS", "CameraLike", "RenderOutput", "render"]
+__all__ = ["HARD_OUTPUTS", "OUTPUTS", "RASTER_OPTIONS", "CameraLike", "RenderOutput", "render", "shade"]
 
 OUTPUTS = ("rgba", "alpha", "depth", "hard_depth", "normals", "features", "face_id", "barycentrics")
 """Every name accepted in ``outputs=``."""
@@ -135,7 +135,7 @@ def _image_size(camera: object, image_size: object) -> tuple[int, int]:
     size = image_size if image_size is not None else getattr(camera, "image_size", None)
     if size is None:
         raise ValueError(f"image_size: the camera ({type(camera).__name__}) has no image_size; pass image_size=(H, W)")
-    return _image_hw(size)
+    return image_hw(size)
 
 
 def _check_camera(camera: object, frame_needed: bool) -> None:
