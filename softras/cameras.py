@@ -156,13 +156,14 @@ def _vec3_value(name: str, value: object) -> torch.Tensor:
     return t
 
 
-def _angle_value(name: str, value: object) -> None:
+def _angle_value(name: str, value: object) -> torch.Tensor:
     t = value.detach() if isinstance(value, torch.Tensor) else value
     t = as_float_tensor(name, t, dtype=torch.float64, device="cpu")
     if t.ndim > 1:
         raise ValueError(f"{name}: expected a number or shape [B], got {tuple(t.shape)}")
     if not bool(((t > 0) & (t < 90)).all()):
         raise ValueError(f"{name}: expected a half field of view in degrees, in (0, 90) exclusive, got {value!r}")
+    return t
 
 
 def _positive_value(name: str, value: object) -> None:
@@ -208,11 +209,6 @@ class Camera:
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", _size_or_none(getattr(self, "image_size", None)))
 
-    @property
-    def size(self) -> ImageSize | None:
-        """Alias of ``image_size``."""
-        return self.image_size  # type: ignore[attr-defined]
-
     def replace(self, **changes: Any) -> Camera:
         """A copy with ``changes`` applied (validated like the constructor)."""
         return dataclasses.replace(self, **changes)
@@ -243,15 +239,15 @@ class Camera:
 def _fallback_up(direction: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """``up`` where it is not parallel to the viewing ``direction`` ([B, 3] each), else a fallback.
 
-    The fallback is −sign(d·u)·e, with e the world axis least aligned with ``up`` (ties: z, then
-    x, then y). For the default up = +y a camera straight above the target gets up = +z and one
-    straight below gets −z: the limit of approaching the pole from the −z side (azimuth 0).
+    Parallel means |up × d̂| < 1e-5, where the original's camera axes degenerate (its
+    normalisation of up × d̂ is clamped at 1e-5). The fallback is −sign(d·u)·e, with e the world
+    axis least aligned with ``up`` (ties: z, then x, then y). For the default up = +y a camera
+    straight above the target gets up = +z and one straight below gets −z: the limit of
+    approaching the pole from the −z side (azimuth 0).
     """
-    d = F.normalize(direction, eps=1e-12)
+    d = F.normalize(direction, eps=1e-5)
+    parallel = torch.linalg.vector_norm(torch.cross(up, d, dim=1), dim=1) < 1e-5
     u = F.normalize(up, eps=1e-12)
-    parallel = torch.linalg.vector_norm(torch.cross(u, d, dim=1), dim=1) < 1e-6
-    if not bool(parallel.any()):
-        return up
     order = torch.tensor([2, 0, 1], device=up.device)
     axis = order[u.detach().abs()[:, order].argmin(dim=1)]
     e = F.one_hot(axis, 3).to(up.dtype)
@@ -279,17 +275,25 @@ class _EyeCamera(Camera):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        angles = _angle_value("viewing_angle", self.viewing_angle)
+        _positive_value("viewing_scale", self.viewing_scale)
         if self.eye is None:
-            angle = float(np.asarray(self.viewing_angle, dtype=np.float64).reshape(-1)[0])
+            angle = float(angles.reshape(-1)[0])
             object.__setattr__(self, "eye", [0.0, 0.0, -(1.0 / math.tan(math.radians(angle)) + 1)])
         _vec3_value("eye", self.eye)
         _vec3_value("up", self.up)
         object.__setattr__(self, "perspective", bool(self.perspective))
-        _angle_value("viewing_angle", self.viewing_angle)
-        _positive_value("viewing_scale", self.viewing_scale)
 
     def _direction(self) -> torch.Tensor:  # float64 [b, 3], for checks
         raise NotImplementedError
+
+    @property
+    def batch_size(self) -> int:
+        """The number of cameras (1: shared by every item)."""
+        sizes = [_vec3_value("eye", self.eye).shape[0], _vec3_value("up", self.up).shape[0], self._direction().shape[0]]
+        for name in ("viewing_angle", "viewing_scale"):
+            sizes.append(as_float_tensor(name, getattr(self, name)).reshape(-1).shape[0])
+        return max(sizes)
 
     def _axes(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eye [B, 3], rows = camera axes [B, 3, 3]) in the points' dtype, as the functional layer."""
@@ -338,7 +342,7 @@ class _EyeCamera(Camera):
         (cx, cy) = ((W − 1)/2, (H − 1)/2): it projects every point to the same pixel.
         """
         size = self._hw(image_size, required=True)
-        like = torch.zeros(1, 1, 3, dtype=dtype, device=torch.device(device))
+        like = torch.zeros(self.batch_size, 1, 3, dtype=dtype, device=torch.device(device))
         R, t = self._opencv_pose(like)
         K = self._intrinsics(size, dtype, like.device)
         if self.perspective:
@@ -485,8 +489,10 @@ class ProjectionCamera(Camera):
         if self.P is None:
             raise ValueError("P: camera_mode='projection' needs a [B, 3, 4] projection matrix P")
         P = as_float_tensor("P", self.P)
+        if P.shape == (3, 4):
+            P = P[None]
         if P.ndim != 3 or P.shape[1:] != (3, 4):
-            raise ValueError(f"P: expected shape [B, 3, 4], got {tuple(P.shape)}")
+            raise ValueError(f"P: expected shape [3, 4] or [B, 3, 4], got {tuple(P.shape)}")
         object.__setattr__(self, "P", P)
         if self.dist_coeffs is None:
             object.__setattr__(self, "dist_coeffs", torch.zeros(P.shape[0], 5, dtype=P.dtype))

@@ -21,7 +21,18 @@ PROG = "softras"
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line: ``softras: error: <message> (see ...)``."""
+    """An ``ArgumentParser`` whose errors are one line: ``softras: error: <message> (see ...)``.
+
+    ``--image-size H W`` is joined into one value first (see :func:`join_image_size_values`).
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        from softras.apps._checks import join_image_size_values
+
+        argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(join_image_size_values(argv), namespace)
 
     def error(self, message: str) -> NoReturn:
         hint = f"{self.prog} --help"

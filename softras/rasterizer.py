@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cameras import image_hw
 from .mesh import Mesh
 from .raster import RasterSettings, rasterize
 
@@ -64,9 +65,9 @@ class SoftRasterizer(nn.Module):
 
     def settings(self) -> RasterSettings:
         """The current options as validated :class:`RasterSettings`."""
-        size = self.image_size
+        size = image_hw(self.image_size)  # an int or (H, W), NumPy integers accepted
         if self.anti_aliasing:
-            size = tuple(2 * s for s in size) if isinstance(size, (tuple, list)) else 2 * size
+            size = (2 * size[0], 2 * size[1])
         return RasterSettings.create(
             size,
             background_color=self.background_color,

@@ -112,7 +112,7 @@ def _write(path: Path, array: np.ndarray) -> Path:
         ("missing_images", "not found"),
         ("missing_cameras", "not found"),
         ("not_npy", "cannot read"),
-        ("three_dims", r"\[N, 4, S, S\]"),
+        ("three_dims", r"\[N, 4, H, W\]"),
         ("no_alpha", "alpha channel missing"),
         ("float_images", "uint8"),
         ("empty_alpha", "alpha channel"),

@@ -94,7 +94,7 @@ def test_bad_meshes_name_the_argument() -> None:
     with pytest.raises(ValueError, match="camera_mode"):
         sr.SoftRenderer(camera_mode="fisheye")
     with pytest.raises(ValueError, match="P: camera_mode='projection' needs"):
-        sr.SoftRenderer()  # the original's default camera mode needs P
+        sr.Projection(None)  # an explicit projection camera needs P (SoftRenderer() has a default camera)
     with pytest.raises(ValueError, match="light_mode"):
         sr.Lighting(light_mode="point")
     r = sr.SoftRenderer(camera_mode="look_at")

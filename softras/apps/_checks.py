@@ -13,7 +13,24 @@ import torch
 
 from . import UsageError
 
-__all__ = ["check_float", "check_int", "environment", "int_at_least", "positive_float", "positive_int"]
+__all__ = [
+    "ImageSize",
+    "add_image_size_argument",
+    "check_float",
+    "check_image_size",
+    "check_int",
+    "describe_image_size",
+    "environment",
+    "image_hw",
+    "int_at_least",
+    "join_image_size_values",
+    "positive_float",
+    "positive_int",
+]
+
+#: An image size as the apps take it: an int S (S × S) or (H, W).
+ImageSize = int | tuple[int, int]
+_IMAGE_SIZE_FORMS = "S, 'H W' or WxH"
 
 
 def check_int(name: str, value: object, minimum: int) -> int:
@@ -21,6 +38,74 @@ def check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise UsageError(f"{name}: expected an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_image_size(name: str, value: object, minimum: int) -> ImageSize:
+    """``value`` as an int S or a pair (H, W) of ints, each >= ``minimum``, else :class:`UsageError`."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise UsageError(f"{name}: expected an integer or (height, width), got {value!r}")
+        return check_int(f"{name} (height)", value[0], minimum), check_int(f"{name} (width)", value[1], minimum)
+    return check_int(name, value, minimum)
+
+
+def image_hw(image_size: ImageSize) -> tuple[int, int]:
+    """(H, W) of an app image size (an int S means S × S)."""
+    return (image_size, image_size) if isinstance(image_size, int) else (int(image_size[0]), int(image_size[1]))
+
+
+def _parse_image_size(text: str, minimum: int) -> ImageSize:
+    """``'S'`` -> S, ``'H W'`` -> (H, W), ``'WxH'`` -> (H, W)."""
+    t = text.strip().lower()
+    try:
+        if "x" in t:
+            w, h = (int(p) for p in t.split("x"))
+            value: ImageSize = (h, w)
+        elif len(t.split()) == 2:
+            h, w = (int(p) for p in t.split())
+            value = (h, w)
+        else:
+            value = int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {_IMAGE_SIZE_FORMS} (integers >= {minimum}), got {text!r}"
+        ) from None
+    if min(image_hw(value)) < minimum:
+        raise argparse.ArgumentTypeError(f"expected {_IMAGE_SIZE_FORMS} (integers >= {minimum}), got {text!r}")
+    return value
+
+
+def join_image_size_values(argv: list[str]) -> list[str]:
+    """``['--image-size', 'H', 'W', ...]`` -> ``['--image-size', 'H W', ...]`` (two integers after it).
+
+    argparse cannot take "one or two values" without swallowing a positional argument that
+    follows, so the CLI joins the ``H W`` form into one value before parsing.
+    """
+    out = list(argv)
+    for i in range(len(out) - 2):
+        if out[i] == "--image-size" and out[i + 1].isdigit() and out[i + 2].isdigit():
+            out[i + 1 : i + 3] = [f"{out[i + 1]} {out[i + 2]}"]
+            break
+    return out
+
+
+def add_image_size_argument(
+    parser: argparse.ArgumentParser, default: ImageSize | None, minimum: int, what: str
+) -> None:
+    """``--image-size`` accepting ``S`` (S × S), ``H W`` or ``WxH``; the value is S or (H, W).
+
+    ``what`` starts the help text; a default of ``None`` is left for ``what`` to explain.
+    """
+    shown = "" if default is None else f" (default: {describe_image_size(default)[:-2]})"
+    parser.add_argument(
+        "--image-size", type=lambda text: _parse_image_size(text, minimum), default=default, metavar="S | H W | WxH",
+        help=f"{what}; S for S×S, or H W, or WxH, each >= {minimum}{shown}",
+    )  # fmt: skip
+
+
+def describe_image_size(image_size: ImageSize) -> str:
+    """``'64px'`` or ``'200x120px'`` (W×H) for messages."""
+    return f"{image_size}px" if isinstance(image_size, int) else f"{image_size[1]}x{image_size[0]}px"
 
 
 def check_float(

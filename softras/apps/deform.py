@@ -44,7 +44,15 @@ from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 
-from ._checks import check_int, environment, positive_int
+from ._checks import (
+    ImageSize,
+    add_image_size_argument,
+    check_image_size,
+    check_int,
+    environment,
+    image_hw,
+    positive_int,
+)
 
 __all__ = [
     "DEFAULT_DISTANCE",
@@ -183,7 +191,7 @@ def _normalize(vertices: torch.Tensor, radius: float) -> tuple[torch.Tensor, tor
 
 
 def _silhouette_renderer(
-    image_size: int, backend: str | None, device: torch.device, sigma_val: float = SIGMA
+    image_size: ImageSize, backend: str | None, device: torch.device, sigma_val: float = SIGMA
 ) -> SoftRenderer:
     """The original demo's renderer: 64², σ = 1e-4, hard RGB aggregation, look_at, 15°."""
     renderer = SoftRenderer(
@@ -207,7 +215,7 @@ def _render_views(
     renderer: SoftRenderer, vertices: torch.Tensor, faces: torch.Tensor, cameras: torch.Tensor, chunk: int = 40
 ) -> torch.Tensor:
     """Render one mesh (vertices [V, 3], faces [F, 3]) from every camera [N, 3], ``chunk`` cameras
-    per call, without autograd -> [N, 4, S, S] on the CPU."""
+    per call, without autograd -> [N, 4, H, W] on the CPU."""
     out = []
     with torch.no_grad():
         for start in range(0, len(cameras), chunk):
@@ -223,7 +231,7 @@ def render_targets(
     vertices: torch.Tensor,
     faces: torch.Tensor,
     cameras: torch.Tensor,
-    image_size: int = DEFAULT_IMAGE_SIZE,
+    image_size: ImageSize = DEFAULT_IMAGE_SIZE,
     backend: str | None = None,
 ) -> np.ndarray:
     """Target images in the original's ``source.npy`` format from a (normalised) mesh.
@@ -235,11 +243,11 @@ def render_targets(
         vertices: [V, 3] mesh vertices (e.g. centred and scaled to radius 0.65).
         faces: [F, 3] triangles.
         cameras: [N, 3] (distance, elevation, azimuth in degrees).
-        image_size: side in pixels.
+        image_size: S (S × S) or (H, W) pixels.
         backend: rasterizer backend (``None``: the default).
 
     Returns:
-        uint8 ``[N, 4, S, S]``: shaded RGB and the silhouette in channel 3.
+        uint8 ``[N, 4, H, W]``: shaded RGB and the silhouette in channel 3.
     """
     renderer = SoftRenderer(
         image_size=image_size,
@@ -270,11 +278,11 @@ def load_target_files(images_path: str | os.PathLike, cameras_path: str | os.Pat
     """Load and check targets in the original demo's format.
 
     Args:
-        images_path: ``.npy`` of uint8 ``[N, 4, S, S]`` RGBA images (silhouette in channel 3).
+        images_path: ``.npy`` of uint8 ``[N, 4, H, W]`` RGBA images (silhouette in channel 3).
         cameras_path: ``.npy`` of ``[N, 3]`` cameras (distance, elevation, azimuth in degrees).
 
     Returns:
-        ``(images uint8 [N, 4, S, S], cameras float32 [N, 3])``.
+        ``(images uint8 [N, 4, H, W], cameras float32 [N, 3])``.
 
     Raises:
         UsageError (a ``ValueError``): a file is missing or unreadable, or has the wrong shape,
@@ -283,7 +291,7 @@ def load_target_files(images_path: str | os.PathLike, cameras_path: str | os.Pat
     ipath, cpath = Path(images_path), Path(cameras_path)
     images = _load_npy(ipath, "target images")
     cameras = _load_npy(cpath, "target cameras")
-    expected = "uint8 RGBA images [N, 4, S, S] with the silhouette (alpha) in channel 3"
+    expected = "uint8 RGBA images [N, 4, H, W] with the silhouette (alpha) in channel 3"
     if images.ndim != 4:
         raise UsageError(f"target images {ipath}: expected {expected}, got an array of shape {images.shape}")
     if images.shape[1] != 4:
@@ -291,8 +299,8 @@ def load_target_files(images_path: str | os.PathLike, cameras_path: str | os.Pat
         raise UsageError(
             f"target images {ipath}: expected {expected}, got {images.shape[1]} channels{hint} (shape {images.shape})"
         )
-    if images.shape[2] != images.shape[3] or images.shape[2] < 1:
-        raise UsageError(f"target images {ipath}: expected square images [N, 4, S, S], got shape {images.shape}")
+    if images.shape[2] < 1 or images.shape[3] < 1:
+        raise UsageError(f"target images {ipath}: expected images [N, 4, H, W], got shape {images.shape}")
     if images.dtype != np.uint8:
         raise UsageError(f"target images {ipath}: expected dtype uint8 (0..255), got {images.dtype}")
     if images.shape[0] < 1:
@@ -370,13 +378,9 @@ class DeformModel(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # pictures
 # ---------------------------------------------------------------------------------------------
-def _upscale(img: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour resize of [H, W, 3] uint8 to [size, size, 3]."""
-    h = img.shape[0]
-    if h == size:
-        return img
-    idx = (np.arange(size) * h // size).clip(0, h - 1)
-    return img[idx][:, idx]
+def _upscale(img: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of [H, W, 3] uint8 by an integer ``factor`` -> [fH, fW, 3]."""
+    return img if factor == 1 else np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
 
 
 def _overlay(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -404,13 +408,13 @@ def _shaded_image(rgba: np.ndarray) -> np.ndarray:
 
 
 def _grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
-    """Tile equally sized [S, S, 3] images row by row with ``gap`` light-grey pixels between."""
-    s = rows[0][0].shape[0]
+    """Tile equally sized [H, W, 3] images row by row with ``gap`` light-grey pixels between."""
+    h, w = rows[0][0].shape[:2]
     ncols = max(len(r) for r in rows)
-    out = np.full((len(rows) * (s + gap) - gap, ncols * (s + gap) - gap, 3), 200, np.uint8)
+    out = np.full((len(rows) * (h + gap) - gap, ncols * (w + gap) - gap, 3), 200, np.uint8)
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
-            out[i * (s + gap) : i * (s + gap) + s, j * (s + gap) : j * (s + gap) + s] = img
+            out[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = img
     return out
 
 
@@ -501,7 +505,7 @@ def run_deform(
     template_level: int = 3,
     out_dir: str | os.PathLike = "out/deform",
     iters: int = DEFAULT_ITERS,
-    image_size: int | None = None,
+    image_size: ImageSize | None = None,
     views: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
@@ -515,7 +519,7 @@ def run_deform(
     Targets are either a mesh (``target``: a file, or ``None`` for :func:`builtin_target`),
     centred and scaled to radius 0.65 and rendered from :func:`camera_grid` (``views`` cameras at
     distance 2.732), or the original demo's pair of ``.npy`` files (``target_images`` uint8
-    ``[N, 4, S, S]``, ``target_cameras`` ``[N, 3]``).
+    ``[N, 4, H, W]``, ``target_cameras`` ``[N, 3]``).
 
     Every iteration renders the current mesh from ``batch_size`` views (default: all, as the
     original) and takes one Adam step on ``1 - mean soft IoU + 0.03 Laplacian + 0.0003 flatten``.
@@ -533,7 +537,8 @@ def run_deform(
             for an icosphere of ``template_level`` (3: 642 vertices).
         out_dir: output folder.
         iters: optimisation steps.
-        image_size: silhouette size (default 64; for ``.npy`` targets it must match the images).
+        image_size: silhouette size, S (S × S) or (H, W) (default 64; for ``.npy`` targets it must
+            match the images).
         views: number of target views for mesh targets (default 120).
         batch_size: views rendered per step (default: all).
         seed: seed of the view sampling when ``batch_size`` < views.
@@ -571,17 +576,18 @@ def run_deform(
     normalization: dict[str, object] | None = None
     if npy:
         images_np, cams_np = load_target_files(target_images, target_cameras)  # type: ignore[arg-type]
-        size = images_np.shape[-1]
-        if image_size is not None and check_int("image_size", image_size, 1) != size:
+        h, w = images_np.shape[-2:]
+        size: ImageSize = h if h == w else (h, w)
+        if image_size is not None and image_hw(check_image_size("image_size", image_size, 1)) != (h, w):
             raise UsageError(
-                f"image_size: {image_size} does not match the {size}x{size} target images in {target_images}"
+                f"image_size: {image_size} does not match the {w}x{h} (WxH) target images in {target_images}"
             )
         if views is not None and check_int("views", views, 1) != len(images_np):
             raise UsageError(f"views: {views} does not match the {len(images_np)} target images in {target_images}")
         image_size, cameras = size, torch.from_numpy(cams_np)
         source = f"{target_images} + {target_cameras}"
     else:
-        image_size = check_int("image_size", DEFAULT_IMAGE_SIZE if image_size is None else image_size, 1)
+        image_size = check_image_size("image_size", DEFAULT_IMAGE_SIZE if image_size is None else image_size, 1)
         views = check_int("views", DEFAULT_VIEWS if views is None else views, 1)
         if target is None:
             tv, tf = builtin_target()
@@ -597,7 +603,7 @@ def run_deform(
     n = len(cameras)
     batch = n if batch_size is None else min(check_int("batch_size", batch_size, 1), n)
     every = max(1, iters // 40) if snapshot_every is None else check_int("snapshot_every", snapshot_every, 1)
-    target_alpha = torch.from_numpy(images_np[:, 3].astype(np.float32) / 255.0).to(dev)  # [N, S, S]
+    target_alpha = torch.from_numpy(images_np[:, 3].astype(np.float32) / 255.0).to(dev)  # [N, H, W]
     cameras = cameras.to(dev)
     target_seconds = time.perf_counter() - t0
 
@@ -612,7 +618,11 @@ def run_deform(
     renderer = _silhouette_renderer(image_size, backend, dev)
     viewer = _silhouette_renderer(image_size, backend, dev)  # evaluation and snapshots
     display = SoftRenderer(
-        image_size=2 * image_size, sigma_val=1e-5, camera_mode="look_at", viewing_angle=VIEWING_ANGLE, backend=backend
+        image_size=tuple(2 * x for x in image_hw(image_size)),
+        sigma_val=1e-5,
+        camera_mode="look_at",
+        viewing_angle=VIEWING_ANGLE,
+        backend=backend,
     ).to(dev)
     gif_idx = sorted({round(float(x)) for x in np.linspace(0, n - 1, min(GIF_VIEWS, n))})
     faces_dev = model.faces
@@ -620,7 +630,7 @@ def run_deform(
     generator = torch.Generator().manual_seed(seed)
 
     def evaluate(vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Silhouettes [N, S, S] (CPU) and hard IoU [N] of ``vertices`` [V, 3] from every view."""
+        """Silhouettes [N, H, W] (CPU) and hard IoU [N] of ``vertices`` [V, 3] from every view."""
         alpha = _render_views(viewer, vertices, faces_dev, cameras)[:, 3]
         return alpha, hard_iou(alpha, target_alpha.cpu()).double()
 
@@ -628,8 +638,7 @@ def run_deform(
         alpha = _render_views(viewer, vertices, faces_dev, cameras[gif_idx])[:, 3].numpy()
         shaded = _render_views(display, vertices, faces_dev, cameras[gif_idx]).numpy()
         tgt = target_alpha[gif_idx].cpu().numpy()
-        s = 2 * image_size
-        row1 = [_upscale(_overlay(a, t), s) for a, t in zip(alpha, tgt, strict=True)]
+        row1 = [_upscale(_overlay(a, t), 2) for a, t in zip(alpha, tgt, strict=True)]
         row2 = [_shaded_image(x) for x in shaded]
         return _label(_grid([row1, row2]), f"iter {it:5d}  loss {loss:.4f}  IoU {iou_value:.3f}")
 
@@ -691,12 +700,11 @@ def run_deform(
     tgt_np = target_alpha.cpu().numpy()
     fin_np = final_alpha.numpy()
     shaded = _render_views(display, v_final, faces_dev, cameras[cmp_idx]).numpy()
-    s = 2 * image_size
     comparison = _grid(
         [
-            [_upscale(_alpha_image(tgt_np[i]), s) for i in cmp_idx],
-            [_upscale(_alpha_image(fin_np[i]), s) for i in cmp_idx],
-            [_upscale(_overlay(fin_np[i], tgt_np[i]), s) for i in cmp_idx],
+            [_upscale(_alpha_image(tgt_np[i]), 2) for i in cmp_idx],
+            [_upscale(_alpha_image(fin_np[i]), 2) for i in cmp_idx],
+            [_upscale(_overlay(fin_np[i], tgt_np[i]), 2) for i in cmp_idx],
             [_shaded_image(x) for x in shaded],
         ]
     )
@@ -824,10 +832,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--iters", type=_non_negative_int, default=DEFAULT_ITERS, help="iterations (default: %(default)s)"
     )
     parser.add_argument("--out", "-o", default="out/deform", metavar="DIR", help="output folder (default: %(default)s)")
-    parser.add_argument(
-        "--image-size", type=positive_int, default=None, metavar="PX",
-        help=f"silhouette size (default: {DEFAULT_IMAGE_SIZE}, or the size of --target-images)",
-    )  # fmt: skip
+    add_image_size_argument(
+        parser, None, 1, f"silhouette size (default: {DEFAULT_IMAGE_SIZE}, or the size of --target-images)"
+    )
     parser.add_argument(
         "--views", type=positive_int, default=None, metavar="N",
         help=f"target views rendered from a mesh target (default: {DEFAULT_VIEWS}: 5 elevations x 24 azimuths)",

@@ -60,7 +60,7 @@ from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 
-from ._checks import check_float, check_int, environment
+from ._checks import ImageSize, check_float, check_image_size, check_int, describe_image_size, environment, image_hw
 
 __all__ = [
     "MODES",
@@ -108,7 +108,7 @@ class ArticulatedScene:
 
     Attributes:
         model: the articulated model.
-        image_size: render side in pixels.
+        image_size: render size: S (S × S) or (H, W) pixels.
         board_center: ``(x, y)`` of the board's centre (world units).
         board_radius: radius of the board's circumscribed circle.
         board_z: depth of the board (the model stands around ``z = 0``; the camera is at
@@ -118,7 +118,7 @@ class ArticulatedScene:
     """
 
     model: ArticulatedModel
-    image_size: int = 64
+    image_size: ImageSize = 64
     board_center: tuple[float, float] = (0.0, 0.0)
     board_radius: float = 0.6
     board_z: float = -0.6
@@ -378,7 +378,7 @@ def run_fit_articulated(
     out_dir: str | os.PathLike = "out/fit-articulated",
     *,
     iters: int = 200,
-    image_size: int = 64,
+    image_size: ImageSize = 64,
     perturb: float = 20.0,
     lr: float = 0.02,
     seed: int = 0,
@@ -397,7 +397,7 @@ def run_fit_articulated(
     Args:
         out_dir: output folder (created if needed).
         iters: optimisation iterations per mode.
-        image_size: render side in pixels.
+        image_size: render size: S (S × S) or (H, W) pixels.
         perturb: the start is the truth with every joint off by ``[perturb/2, perturb]`` degrees.
         lr: Adam learning rate (radians).
         seed: random seed of the start. Seeds whose start shows the hand are skipped (the next
@@ -412,7 +412,7 @@ def run_fit_articulated(
     """
     t_all = time.perf_counter()
     iters = check_int("iters", iters, 1)
-    image_size = check_int("image_size", image_size, 8)
+    image_size = check_image_size("image_size", image_size, 8)
     seed = check_int("seed", seed, 0)
     perturb = check_float("perturb", perturb, 0.0, 90.0)
     lr = check_float("lr", lr, 1e-6, 1.0)
@@ -460,7 +460,7 @@ def run_fit_articulated(
     t_write = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    scale = gif_scale if gif_scale is not None else max(1, math.ceil(128 / image_size))
+    scale = gif_scale if gif_scale is not None else max(1, math.ceil(128 / max(image_hw(image_size))))
     with torch.no_grad():
         truth_open = scene.render(truth[None], *SHARP, board=False).float()
         truth_board = scene.render(truth[None], *SHARP).float()
@@ -548,7 +548,7 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         modes=args.modes,
     )
-    print(f"softras fit-articulated: {args.iters} iterations, {args.image_size}px, hand hidden "
+    print(f"softras fit-articulated: {args.iters} iterations, {describe_image_size(args.image_size)}, hand hidden "
           f"(visible pixels: target {result.hand_visible_pixels['target']}, "
           f"start {result.hand_visible_pixels['start']})")  # fmt: skip
     for mode, e in result.errors.items():

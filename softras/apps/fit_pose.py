@@ -48,7 +48,17 @@ from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 from softras.shapes import color_cube
 
-from ._checks import check_float, check_int, environment, int_at_least
+from ._checks import (
+    ImageSize,
+    add_image_size_argument,
+    check_float,
+    check_image_size,
+    check_int,
+    describe_image_size,
+    environment,
+    image_hw,
+    int_at_least,
+)
 
 __all__ = [
     "BLURRY",
@@ -161,7 +171,7 @@ class PoseScene:
     """The colour cube, a grey occluder wall in front of it, and a fixed camera on the -z axis.
 
     Attributes:
-        image_size: output side in pixels.
+        image_size: output size: S (S × S) or (H, W) pixels.
         occluder: ``(edge, z)``: the occluder is a grey wall in the plane ``z`` covering
             ``x < edge`` (world units; the camera is at ``(0, 0, -CAMERA_DISTANCE)`` looking at the
             origin, so the wall hides the left part of the image).
@@ -169,7 +179,7 @@ class PoseScene:
         backend: rasterizer backend (``None``: the default for the device).
     """
 
-    image_size: int = 64
+    image_size: ImageSize = 64
     occluder: tuple[float, float] = (0.0, -1.3)
     occluder_color: tuple[float, float, float] = (0.55, 0.55, 0.55)
     backend: str | None = None
@@ -481,7 +491,7 @@ def run_fit_pose(
     *,
     starts: int = 20,
     iters: int = 300,
-    image_size: int = 64,
+    image_size: ImageSize = 64,
     max_angle: float = 120.0,
     max_offset: float = 0.3,
     lr: float = 0.03,
@@ -500,7 +510,7 @@ def run_fit_pose(
         out_dir: output folder (created if needed).
         starts: number of random starts (batched in one renderer call per iteration).
         iters: optimisation iterations per mode.
-        image_size: render side in pixels.
+        image_size: render size: S (S × S) or (H, W) pixels.
         max_angle: starting rotations are the truth composed with a random-axis rotation of angle
             uniform in [0, max_angle] degrees.
         max_offset: starting translations are uniform in [-max_offset, max_offset]³.
@@ -516,7 +526,7 @@ def run_fit_pose(
     t_all = time.perf_counter()
     starts = check_int("starts", starts, 1)
     iters = check_int("iters", iters, 1)
-    image_size = check_int("image_size", image_size, 8)
+    image_size = check_image_size("image_size", image_size, 8)
     seed = check_int("seed", seed, 0)
     max_angle = check_float("max_angle", max_angle, 0.0, 180.0)
     max_offset = check_float("max_offset", max_offset, 0.0, 1.0)
@@ -553,7 +563,7 @@ def run_fit_pose(
     candidates = [i for i in range(starts) if ok["schedule"][i] and not ok["fixed"][i]]
     candidates = candidates or [i for i in range(starts) if ok["schedule"][i]] or [0]
     gif_start = max(candidates, key=lambda i: init_rot[i])
-    scale = gif_scale if gif_scale is not None else max(1, math.ceil(128 / image_size))
+    scale = gif_scale if gif_scale is not None else max(1, math.ceil(128 / max(image_hw(image_size))))
 
     t_write = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -646,12 +656,11 @@ def run_fit_pose(
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
-def add_common_arguments(parser: argparse.ArgumentParser, out: str, iters: int, image_size: int) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, out: str, iters: int, image_size: ImageSize) -> None:
     """Options shared by the fitting apps: ``--iters --image-size --out --seed --backend --quiet``."""
     parser.add_argument("--iters", type=int_at_least(1), default=iters, metavar="N",
                         help="optimisation iterations (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--image-size", type=int_at_least(8), default=image_size, metavar="PX",
-                        help="render size in pixels (default: %(default)s)")  # fmt: skip
+    add_image_size_argument(parser, image_size, 8, "render size in pixels")
     parser.add_argument("--out", "-o", default=out, metavar="DIR", help="output folder (default: %(default)s)")
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
@@ -685,7 +694,7 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     n = len(result.init_rot_err)
-    print(f"softras fit-pose: {n} random starts, {args.iters} iterations, {args.image_size}px")
+    print(f"softras fit-pose: {n} random starts, {args.iters} iterations, {describe_image_size(args.image_size)}")
     for mode in MODES:
         r = result.success_rate[mode]
         med = float(np.median(result.rot_err[mode]))

@@ -35,7 +35,16 @@ from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
 from softras.renderer import SoftRenderer
 
-from ._checks import check_float, check_int, environment, positive_float, positive_int
+from ._checks import (
+    ImageSize,
+    add_image_size_argument,
+    check_float,
+    check_image_size,
+    check_int,
+    environment,
+    positive_float,
+    positive_int,
+)
 
 __all__ = [
     "DEFAULT_DISTANCE",
@@ -112,7 +121,9 @@ def _expand(mesh: Mesh, b: int) -> Mesh:
     return Mesh(mesh.vertices.expand(b, -1, -1), mesh.faces[:1], mesh.textures[:1], texture_type=mesh.texture_type)
 
 
-def _renderer(mesh: Mesh, image_size: int, sigma_val: float, gamma_val: float, backend: str | None) -> SoftRenderer:
+def _renderer(
+    mesh: Mesh, image_size: ImageSize, sigma_val: float, gamma_val: float, backend: str | None
+) -> SoftRenderer:
     renderer = SoftRenderer(
         image_size=image_size,
         camera_mode="look_at",
@@ -147,7 +158,7 @@ def turntable_azimuths(step_deg: float) -> torch.Tensor:
 def render_turntable(
     mesh: Mesh,
     *,
-    image_size: int = 256,
+    image_size: ImageSize = 256,
     distance: float = DEFAULT_DISTANCE,
     elevation: float = DEFAULT_ELEVATION,
     step_deg: float = 4.0,
@@ -166,7 +177,7 @@ def render_turntable(
 
     Args:
         mesh: a single mesh (batch size 1), e.g. from :func:`normalize_mesh`.
-        image_size: output side in pixels.
+        image_size: output size: S (S × S) or (H, W) pixels.
         distance, elevation: camera placement (``elevation`` in degrees).
         step_deg: azimuth step in degrees.
         sigma_val, gamma_val: the soft rasterizer's σ and γ (defaults: nearly sharp).
@@ -213,7 +224,7 @@ def render_sigma_gamma_sweep(
     n: int = DEFAULT_SWEEP_FRAMES,
     gammas: Sequence[float] | None = None,
     sigmas: Sequence[float] | None = None,
-    image_size: int = 256,
+    image_size: ImageSize = 256,
     distance: float = DEFAULT_DISTANCE,
     elevation: float = DEFAULT_ELEVATION,
     azimuth: float = SWEEP_AZIMUTH,
@@ -421,7 +432,7 @@ def run_render(
     mesh_path: str | os.PathLike | None = None,
     out_dir: str | os.PathLike = "out/render",
     *,
-    image_size: int = 256,
+    image_size: ImageSize = 256,
     distance: float = DEFAULT_DISTANCE,
     elevation: float = DEFAULT_ELEVATION,
     texture_res: int = 4,
@@ -441,7 +452,7 @@ def run_render(
         mesh_path: OBJ/PLY/STL/OFF/GLB/GLTF file; ``None`` for the built-in demo mesh. The mesh is
             centred and scaled into the unit sphere so that the default camera frames it.
         out_dir: output folder.
-        image_size: frame side in pixels.
+        image_size: frame size: S (S × S) or (H, W) pixels.
         distance, elevation: camera distance and elevation (degrees) for both GIFs.
         texture_res: texels per face side when loading (surface textures).
         texture_type: ``'surface'`` or ``'vertex'``.
@@ -455,7 +466,7 @@ def run_render(
         UsageError: an argument is out of range or the file cannot be read as a mesh.
     """
     t_start = time.perf_counter()
-    image_size = check_int("image_size", image_size, 1)
+    image_size = check_image_size("image_size", image_size, 1)
     texture_res = check_int("texture_res", texture_res, 1)
     sweep_frames = check_int("sweep_frames", sweep_frames, 1)
     distance = check_float("distance", distance, positive=True)
@@ -585,7 +596,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mesh file (.obj .ply .stl .off .glb .gltf); default: the built-in demo mesh",
     )  # fmt: skip
     parser.add_argument("--out", "-o", default="out/render", metavar="DIR", help="output folder (default: %(default)s)")
-    parser.add_argument("--image-size", type=positive_int, default=256, metavar="PX", help="frame size (default: 256)")
+    add_image_size_argument(parser, 256, 1, "frame size")
     parser.add_argument(
         "--distance", type=positive_float, default=DEFAULT_DISTANCE, help="camera distance (default: %(default)s)"
     )

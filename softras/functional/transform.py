@@ -11,7 +11,15 @@ import torch.nn.functional as F
 
 from .._validation import as_float_tensor, check_shape
 
-__all__ = ["get_points_from_angles", "look", "look_at", "orthogonal", "perspective", "projection"]
+__all__ = [
+    "distorted_pixels",
+    "get_points_from_angles",
+    "look",
+    "look_at",
+    "orthogonal",
+    "perspective",
+    "projection",
+]
 
 Vec3 = torch.Tensor | np.ndarray | Sequence[float]
 
