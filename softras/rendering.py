@@ -302,7 +302,7 @@ def render(
             surface or vertex).
         camera: any camera of :mod:`softras.cameras` (or an object with the :class:`CameraLike`
             methods). A camera with ``batch_size`` B > 1 (e.g. :class:`~softras.cameras.Pinhole`
-            with [B, ...] parameters) renders a mesh of batch 1 B times.
+            with [B, ...] parameters, a LookAtCamera with [B, 3] eyes) renders a mesh of batch 1 B times.
         lights: ``None`` (colours unlit), a :class:`softras.Lighting`, an
             :class:`~softras.AmbientLighting` / :class:`~softras.DirectionalLighting`, or a
             sequence of them (their light adds up); see :func:`shade`. Lights shade ``rgba``

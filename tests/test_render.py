@@ -24,10 +24,8 @@ def sphere_mesh(
     v, f = softras.shapes.icosphere(level)
     v = v.to(dtype).expand(batch, -1, -1).clone()
     g = torch.Generator().manual_seed(1)
-    if texture_type == "surface":
-        tex = torch.rand(batch, f.shape[0], 4, 3, generator=g, dtype=dtype)
-    else:
-        tex = torch.rand(batch, v.shape[1], 3, generator=g, dtype=dtype)
+    shape = (batch, f.shape[0], 4, 3) if texture_type == "surface" else (batch, v.shape[1], 3)
+    tex = torch.rand(*shape, generator=g, dtype=F64).to(dtype)  # the same colours in every dtype
     return softras.Mesh(v, f, tex, texture_type=texture_type)
 
 
@@ -257,13 +255,24 @@ def test_features_go_through_the_same_aggregation_as_normals() -> None:
     assert torch.equal(shared.features, batched.features)
 
 
-def test_a_camera_batch_renders_a_single_mesh_many_times() -> None:
-    mesh, camera = sphere_mesh(), pinhole()
-    t = torch.stack([camera.t[0], camera.t[0] + torch.tensor([0.3, -0.2, 0.5], dtype=F64)])
-    both = softras.render(mesh, camera.replace(t=t), outputs=("rgba", "depth"), backend="reference")
+def _two_cameras(kind: str) -> tuple[object, list[object]]:
+    """A batch of 2 cameras and the same 2 cameras one by one."""
+    if kind == "pinhole":
+        camera = pinhole()
+        t = torch.stack([camera.t[0], camera.t[0] + torch.tensor([0.3, -0.2, 0.5], dtype=F64)])
+        return camera.replace(t=t), [camera.replace(t=t[i]) for i in range(2)]
+    eyes = torch.tensor([[0.0, 0.0, -3.0], [1.5, 1.0, -2.0]], dtype=F64)
+    return LookAtCamera(eye=eyes, image_size=SIZE), [LookAtCamera(eye=e, image_size=SIZE) for e in eyes]
+
+
+@pytest.mark.parametrize("kind", ["pinhole", "look_at"])
+def test_a_camera_batch_renders_a_single_mesh_many_times(kind: str) -> None:
+    mesh = sphere_mesh()
+    batch, singles = _two_cameras(kind)
+    both = softras.render(mesh, batch, outputs=("rgba", "depth"), backend="reference")
     assert both.rgba.shape == (2, 4, *SIZE)
-    for i in range(2):
-        one = softras.render(mesh, camera.replace(t=t[i]), outputs=("rgba", "depth"), backend="reference")
+    for i, camera in enumerate(singles):
+        one = softras.render(mesh, camera, outputs=("rgba", "depth"), backend="reference")
         torch.testing.assert_close(both.rgba[i : i + 1], one.rgba, rtol=0, atol=1e-12)
         torch.testing.assert_close(both.depth[i : i + 1], one.depth, rtol=0, atol=1e-12)
 
@@ -373,3 +382,13 @@ def test_render_output_is_frozen_and_lists_what_is_set() -> None:
     with pytest.raises(AttributeError):
         out.rgba = None  # type: ignore[misc]
     assert math.isclose(float(out.alpha.max()), 1.0, abs_tol=1e-6)
+
+
+def test_float32_meshes_give_float32_outputs() -> None:
+    mesh = sphere_mesh(dtype=torch.float32)
+    out = softras.render(mesh, pinhole(dtype=torch.float32), outputs=ALL, features=mesh.vertices, backend="reference")
+    for name, t in out.as_dict().items():
+        assert t.dtype == (torch.int64 if name == "face_id" else torch.float32), name
+    ref = softras.render(sphere_mesh(), pinhole(), outputs=("rgba", "depth"), backend="reference")
+    torch.testing.assert_close(out.rgba, ref.rgba.float(), rtol=0, atol=1e-4)
+    torch.testing.assert_close(out.depth, ref.depth.float(), rtol=1e-4, atol=1e-4)
