@@ -77,7 +77,10 @@ def test_rgba_on_cpu_backend_matches_reference() -> None:
 
 def test_lights_none_renders_colours_unlit_and_lists_add_up() -> None:
     mesh, camera = sphere_mesh(texture_type="vertex"), pinhole()
-    unlit = softras.render(mesh, camera, aggr_func_rgb="hard", dist_func="hard")
+    unlit = softras.render(mesh, camera, **_hard())
+    # unlit colour is the C = 3 case of features: the vertex colours, interpolated
+    as_features = softras.render(mesh, camera, outputs=("features",), features=mesh.textures, **_hard())
+    assert torch.equal(unlit.rgba[:, :3], as_features.features)
     white = softras.Mesh(mesh.vertices, mesh.faces, torch.ones_like(mesh.textures), texture_type="vertex")
     ambient_only = softras.render(white, camera, lights=softras.AmbientLighting(0.7, (1.0, 0.5, 0.25)),
                                   aggr_func_rgb="hard", dist_func="hard")  # fmt: skip
