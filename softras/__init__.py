@@ -12,6 +12,7 @@ from .mesh import Mesh
 from .raster import RasterSettings, available_backends, default_backend
 from .rasterizer import Rasterizer, SoftRasterizer
 from .renderer import Renderer, SoftRenderer
+from .rendering import RenderOutput, render
 from .transform import Look, LookAt, Projection, Transform
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __all__ = [
     "ProjectionCamera",
     "RasterSettings",
     "Rasterizer",
+    "RenderOutput",
     "Renderer",
     "SoftRasterizer",
     "SoftRenderer",
@@ -41,5 +43,6 @@ __all__ = [
     "cameras",
     "default_backend",
     "functional",
+    "render",
     "shapes",
 ]

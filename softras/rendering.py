@@ -1,0 +1,376 @@
+"""`render`: a mesh and a camera in, any set of G-buffer outputs out, in one rasterization call.
+
+:func:`render` builds exactly one call to :func:`softras.raster.rasterize_channels` holding only
+the channels the requested outputs need, and splits its result into a :class:`RenderOutput`:
+
+============== ================= ======= =====================================================
+output         shape             dtype   meaning
+============== ================= ======= =====================================================
+rgba           [B, 4, H, W]      float   colour (optionally lit) and alpha, soft-aggregated
+alpha          [B, 1, H, W]      float   coverage (always returned)
+depth          [B, 1, H, W]      float   camera depth, aggregated with the colour's weights
+hard_depth     [B, 1, H, W]      float   z-buffer depth (0 where empty)
+normals        [B, 3, H, W]      float   vertex or face normals, camera or world frame
+features       [B, C, H, W]      float   per-vertex features, aggregated like colour
+face_id        [B, H, W]         int64   z-buffer face index (−1 where empty)
+barycentrics   [B, 3, H, W]      float   perspective-correct barycentrics of the z-buffer face
+============== ================= ======= =====================================================
+
+See docs/outputs.md for the semantics, the background values and pictures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+from . import functional as srf
+from ._validation import check_bool, check_choice, check_finite
+from .cameras import image_hw
+from .lighting import AmbientLighting, DirectionalLighting, Lighting
+from .mesh import Mesh
+from .raster import RasterResult, RasterSettings, rasterize_channels
+
+__all__ = ["HARD_OUTPUTS", "OUTPUTS", "RASTER_OPTIONS", "CameraLike", "RenderOutput", "render", "shade"]
+
+OUTPUTS = ("rgba", "alpha", "depth", "hard_depth", "normals", "features", "face_id", "barycentrics")
+"""Every name accepted in ``outputs=``."""
+HARD_OUTPUTS = frozenset({"hard_depth", "face_id", "barycentrics"})
+"""The z-buffer outputs (``RasterSettings.with_zbuffer``); not differentiable."""
+_DERIVED = {"image_height", "image_width", "texture_type", "with_depth", "with_zbuffer", "cull_threshold"}
+RASTER_OPTIONS = tuple(sorted(({f.name for f in dataclasses.fields(RasterSettings)} - _DERIVED) | {"anti_aliasing"}))
+"""Keyword options of :func:`render` passed on to :class:`~softras.raster.RasterSettings`
+(``anti_aliasing`` renders at twice the size and average-pools 2×2)."""
+NORMAL_KINDS = ("vertex", "face")
+NORMAL_FRAMES = ("camera", "world")
+
+Light = Lighting | AmbientLighting | DirectionalLighting
+
+
+@runtime_checkable
+class CameraLike(Protocol):
+    """What :func:`render` needs of a camera (every :mod:`softras.cameras` class has it).
+
+    ``image_size`` is ``(H, W)`` or ``None``; ``to_screen`` maps world points [B, N, 3] to
+    screen space [B, N, 3] (x, y NDC with y up: x = (2u + 1 − W)/W, y = (H − 1 − 2v)/H for
+    the pixel (u, v); z the camera depth); ``world_to_camera`` maps them to the camera frame
+    (used only for ``normals_frame='camera'``).
+    """
+
+    image_size: tuple[int, int] | None
+
+    def to_screen(self, points: torch.Tensor, image_size: tuple[int, int] | None = None) -> torch.Tensor: ...
+
+    def world_to_camera(self, points: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class RenderOutput:
+    """The outputs of :func:`render`; those not asked for are ``None`` (``alpha`` is always set).
+
+    Attributes:
+        rgba: [B, 4, H, W] colour (soft-aggregated) and alpha; differentiable.
+        alpha: [B, 1, H, W] coverage (``aggr_func_alpha``); differentiable.
+        depth: [B, 1, H, W] soft depth: the perspective-correct camera depth aggregated with the
+            colour's weights (background 0); differentiable.
+        hard_depth: [B, 1, H, W] the z-buffer's camera depth (0 where empty); not differentiable.
+        normals: [B, 3, H, W] normals aggregated like colour (background 0, not renormalised);
+            differentiable.
+        features: [B, C, H, W] the ``features=`` channels aggregated like colour (background 0);
+            differentiable.
+        face_id: [B, H, W] int64 per-item index of the z-buffer face, −1 where empty.
+        barycentrics: [B, 3, H, W] perspective-correct barycentrics of the z-buffer face w.r.t.
+            its vertices 0, 1, 2 (0 where empty); not differentiable.
+    """
+
+    rgba: torch.Tensor | None = None
+    alpha: torch.Tensor | None = None
+    depth: torch.Tensor | None = None
+    hard_depth: torch.Tensor | None = None
+    normals: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    face_id: torch.Tensor | None = None
+    barycentrics: torch.Tensor | None = None
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        """The outputs that are set, by name (in :data:`OUTPUTS` order)."""
+        return {name: getattr(self, name) for name in OUTPUTS if getattr(self, name) is not None}
+
+
+# ---- argument checks ---------------------------------------------------------------------
+def _check_outputs(outputs: object) -> frozenset[str]:
+    if isinstance(outputs, str):
+        outputs = (outputs,)
+    if not isinstance(outputs, Sequence | set | frozenset) or not outputs:
+        raise TypeError(f"outputs: expected a non-empty sequence of names from {OUTPUTS}, got {outputs!r}")
+    for name in outputs:
+        if name not in OUTPUTS:
+            raise ValueError(f"outputs: unknown output {name!r}; valid outputs are {', '.join(OUTPUTS)}")
+    return frozenset(outputs)
+
+
+def _check_options(options: dict[str, Any]) -> dict[str, Any]:
+    for key in options:
+        if key in _DERIVED:
+            why = {
+                "with_depth": "ask for outputs=('depth', ...) instead",
+                "with_zbuffer": "ask for outputs=('face_id' | 'barycentrics' | 'hard_depth', ...) instead",
+                "texture_type": "it is the mesh's texture_type",
+            }.get(key, "pass image_size=(H, W) or give the camera an image_size")
+            raise TypeError(f"render: option {key!r} is set by render itself ({why})")
+        if key not in RASTER_OPTIONS:
+            near = difflib.get_close_matches(key, RASTER_OPTIONS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise TypeError(f"render: unknown option {key!r}{hint} (raster options: {', '.join(RASTER_OPTIONS)})")
+    return options
+
+
+def _image_size(camera: object, image_size: object) -> tuple[int, int]:
+    size = image_size if image_size is not None else getattr(camera, "image_size", None)
+    if size is None:
+        raise ValueError(f"image_size: the camera ({type(camera).__name__}) has no image_size; pass image_size=(H, W)")
+    return image_hw(size)
+
+
+def _check_camera(camera: object, frame_needed: bool) -> None:
+    needs = ("to_screen", "world_to_camera") if frame_needed else ("to_screen",)
+    for method in needs:
+        if not callable(getattr(camera, method, None)):
+            raise TypeError(
+                f"camera: expected a camera with a {method}() method (see softras.rendering.CameraLike), "
+                f"got {type(camera).__name__}"
+            )
+
+
+def _check_screen(screen: object, vertices: torch.Tensor) -> torch.Tensor:
+    if not isinstance(screen, torch.Tensor) or screen.shape != vertices.shape:
+        got = tuple(screen.shape) if isinstance(screen, torch.Tensor) else type(screen).__name__
+        raise ValueError(f"camera: to_screen must return {list(vertices.shape)} for these vertices, got {got}")
+    return screen
+
+
+def _check_features(features: object, mesh: Mesh) -> torch.Tensor:
+    if not isinstance(features, torch.Tensor):
+        raise TypeError(f"features: expected a [B, V, C] or [V, C] torch.Tensor, got {type(features).__name__}")
+    f = features[None] if features.ndim == 2 else features
+    b, v = mesh.batch_size, mesh.num_vertices
+    if f.ndim != 3 or f.shape[1] != v or f.shape[0] not in (1, b) or f.shape[2] < 1:
+        raise ValueError(f"features: expected shape [{b}, {v}, C] or [{v}, C] with C >= 1, got {tuple(features.shape)}")
+    if not f.is_floating_point():
+        raise TypeError(f"features: expected a floating dtype, got {f.dtype}")
+    if f.device != mesh.device:
+        raise ValueError(f"features: expected device {mesh.device} (as the mesh), got {f.device}")
+    check_finite("features", f)
+    return f.expand(b, -1, -1)
+
+
+def _light_terms(lights: object) -> list[AmbientLighting | DirectionalLighting]:
+    """The ambient and directional terms of ``lights``, in the order they are applied."""
+    if isinstance(lights, Lighting):
+        return [lights.ambient, *lights.directionals]
+    if isinstance(lights, AmbientLighting | DirectionalLighting):
+        return [lights]
+    if isinstance(lights, Sequence) and not isinstance(lights, str):
+        return [term for light in lights for term in _light_terms(light)]
+    raise TypeError(
+        "lights: expected None, a softras.Lighting, an AmbientLighting / DirectionalLighting, "
+        f"or a sequence of them, got {type(lights).__name__}"
+    )
+
+
+# ---- channels ----------------------------------------------------------------------------
+def shade(mesh: Mesh, lights: Light | Sequence[Light] | None) -> torch.Tensor:
+    """The mesh's colours, lit: surface [B, F, R*R, 3] or vertex [B, V, 3].
+
+    Lighting follows :class:`softras.Lighting` (which :class:`softras.SoftRenderer` uses): the
+    light starts at 0, each term adds to it (ambient: intensity·colour; directional:
+    intensity·colour·max(0, n·direction) with world-space unit normals n, per face for surface
+    textures and per vertex for vertex colours), and the colours are multiplied by it. A
+    :class:`Lighting`'s ``light_mode`` is not consulted: shading follows the mesh's
+    ``texture_type``, as in ``SoftRenderer.render_mesh``. ``lights=None``: the colours as they are.
+    """
+    if lights is None:
+        return mesh.textures
+    terms = _light_terms(lights)
+    surface = mesh.texture_type == "surface"
+    normals = mesh.surface_normals if surface else mesh.vertex_normals
+    light = torch.zeros_like(normals)
+    for term in terms:
+        light = term(light) if isinstance(term, AmbientLighting) else term(light, normals)
+    return mesh.textures * (light[:, :, None, :] if surface else light)
+
+
+def _normals(mesh: Mesh, camera: CameraLike, kind: str, frame: str) -> torch.Tensor:
+    """Per-corner unit normals [B, F, 3, 3] in ``frame`` (face normals: the same at the 3 corners)."""
+    n = mesh.vertex_normals if kind == "vertex" else mesh.surface_normals
+    if frame == "camera":  # a rigid world_to_camera moves directions by its rotation
+        origin = n.new_zeros(n.shape[0], 1, 3)
+        n = camera.world_to_camera(n) - camera.world_to_camera(origin)
+    if kind == "vertex":
+        return srf.face_vertices(n, mesh.faces)
+    return n[:, :, None, :].expand(-1, -1, 3, -1)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The channels of one rasterization call and where each output sits in them."""
+
+    surface: torch.Tensor | None  # [B, F, T, Cs]
+    vertex: torch.Tensor | None  # [B, F, 3, Cv]
+    background: tuple[float, ...]
+    slices: dict[str, slice]  # output name -> channels of RasterResult.channels
+
+
+def _plan(
+    mesh: Mesh,
+    camera: CameraLike,
+    asked: frozenset[str],
+    lights: Light | Sequence[Light] | None,
+    features: torch.Tensor | None,
+    normals: str,
+    normals_frame: str,
+    background_color: tuple[float, ...],
+) -> _Plan:
+    surface, vertex, background, slices, start = None, [], [], {}, 0
+
+    def add(name: str, values: torch.Tensor, bg: Sequence[float]) -> None:
+        nonlocal start
+        vertex.append(values)
+        background.extend(bg)
+        slices[name] = slice(start, start + values.shape[-1])
+        start += values.shape[-1]
+
+    if "rgba" in asked:
+        colours = shade(mesh, lights)
+        if mesh.texture_type == "surface":
+            surface = colours
+            background.extend(background_color)
+            slices["rgba"] = slice(0, 3)
+            start = 3
+        else:
+            add("rgba", srf.face_vertices(colours, mesh.faces), background_color)
+    if "normals" in asked:
+        add("normals", _normals(mesh, camera, normals, normals_frame), (0.0,) * 3)
+    if "features" in asked:
+        per_face = srf.face_vertices(features.to(mesh.vertices.dtype), mesh.faces)
+        add("features", per_face, (0.0,) * per_face.shape[-1])
+    return _Plan(surface, torch.cat(vertex, dim=-1) if vertex else None, tuple(background), slices)
+
+
+def _split(result: RasterResult, plan: _Plan, asked: frozenset[str]) -> RenderOutput:
+    out: dict[str, torch.Tensor | None] = {"alpha": result.alpha}
+    for name, where in plan.slices.items():
+        out[name] = result.channels[:, where]
+    if "rgba" in asked:
+        out["rgba"] = torch.cat([out["rgba"], result.alpha], dim=1)
+    if "depth" in asked:
+        out["depth"] = result.depth
+    for name in HARD_OUTPUTS & asked:
+        out[name] = getattr(result, name)
+    return RenderOutput(**out)
+
+
+def _pool(output: RenderOutput) -> RenderOutput:
+    """2×2 average pooling of every (soft) image of ``output`` (anti-aliasing)."""
+    return RenderOutput(**{k: F.avg_pool2d(v, kernel_size=2, stride=2) for k, v in output.as_dict().items()})
+
+
+# ---- entry point -------------------------------------------------------------------------
+def render(
+    mesh: Mesh,
+    camera: CameraLike,
+    *,
+    lights: Light | Sequence[Light] | None = None,
+    outputs: Sequence[str] = ("rgba",),
+    backend: str | None = None,
+    features: torch.Tensor | None = None,
+    normals: str = "vertex",
+    normals_frame: str = "camera",
+    image_size: int | Sequence[int] | None = None,
+    **raster_options: Any,
+) -> RenderOutput:
+    """Render ``mesh`` seen by ``camera`` into the requested ``outputs``, in one rasterization.
+
+    Args:
+        mesh: a :class:`softras.Mesh` in world space (B items; its colours are the textures,
+            surface or vertex).
+        camera: any camera of :mod:`softras.cameras` (or an object with the :class:`CameraLike`
+            methods). A camera with ``batch_size`` B > 1 (e.g. :class:`~softras.cameras.Pinhole`
+            with [B, ...] parameters, a LookAtCamera with [B, 3] eyes) renders a mesh of batch 1 B times.
+        lights: ``None`` (colours unlit), a :class:`softras.Lighting`, an
+            :class:`~softras.AmbientLighting` / :class:`~softras.DirectionalLighting`, or a
+            sequence of them (their light adds up); see :func:`shade`. Lights shade ``rgba``
+            only: normals and features are rendered as they are.
+        outputs: names from :data:`OUTPUTS`; only these are computed.
+        backend: a name from :func:`softras.available_backends`, or None for the device's default.
+        features: [B, V, C] or [V, C] per-vertex values, needed for (and only used by) ``'features'``.
+        normals: ``'vertex'`` (area-weighted vertex normals, interpolated) or ``'face'``
+            (constant per face).
+        normals_frame: ``'camera'`` (the camera's ``world_to_camera`` frame, which must be rigid)
+            or ``'world'``.
+        image_size: (H, W) or S; defaults to the camera's ``image_size``.
+        **raster_options: any of :data:`RASTER_OPTIONS` (see :class:`~softras.raster.RasterSettings`;
+            ``background_color`` is the background of ``rgba``). Unknown names raise.
+
+    Returns:
+        :class:`RenderOutput` with the requested outputs set (and ``alpha``).
+
+    Raises:
+        ValueError: unknown output name, missing image size, bad shapes, or z-buffer outputs with
+            ``anti_aliasing=True`` (an average of face ids means nothing).
+        TypeError: unknown or render-controlled option, wrong argument types.
+    """
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh: expected a softras.Mesh, got {type(mesh).__name__}")
+    asked = _check_outputs(outputs)
+    check_choice("normals", normals, NORMAL_KINDS)
+    check_choice("normals_frame", normals_frame, NORMAL_FRAMES)
+    if "features" in asked and features is None:
+        raise ValueError("features: outputs asks for 'features' but no features=[B, V, C] tensor was given")
+    if features is not None:
+        features = _check_features(features, mesh)
+    options = _check_options(dict(raster_options))
+    anti_aliasing = check_bool("anti_aliasing", options.pop("anti_aliasing", False))
+    if anti_aliasing and asked & HARD_OUTPUTS:
+        raise ValueError(f"anti_aliasing: cannot average the z-buffer outputs {sorted(asked & HARD_OUTPUTS)}")
+    _check_camera(camera, "normals" in asked and normals_frame == "camera")
+    h, w = _image_size(camera, image_size)
+    settings = RasterSettings.create(
+        (2 * h, 2 * w) if anti_aliasing else (h, w),
+        texture_type=mesh.texture_type,
+        with_depth="depth" in asked,
+        with_zbuffer=bool(asked & HARD_OUTPUTS),
+        **options,
+    )
+    cameras = getattr(camera, "batch_size", 1)
+    if isinstance(cameras, int) and cameras > 1 and mesh.batch_size == 1:
+        mesh = _broadcast(mesh, cameras)
+        features = None if features is None else features.expand(cameras, -1, -1)
+    screen = _check_screen(camera.to_screen(mesh.vertices, image_size=(h, w)), mesh.vertices)
+    plan = _plan(mesh, camera, asked, lights, features, normals, normals_frame, settings.background_color)
+    result = rasterize_channels(
+        srf.face_vertices(screen, mesh.faces),
+        settings,
+        surface=plan.surface,
+        vertex=plan.vertex,
+        background=plan.background,
+        backend=backend,
+    )
+    output = _split(result, plan, asked)
+    return _pool(output) if anti_aliasing else output
+
+
+def _broadcast(mesh: Mesh, batch: int) -> Mesh:
+    """A mesh of batch 1 repeated ``batch`` times (views, no copies)."""
+    shape = (batch, *([-1] * (mesh.textures.ndim - 1)))
+    return mesh.replace(
+        vertices=mesh.vertices.expand(batch, -1, -1),
+        faces=mesh.faces.expand(batch, -1, -1),
+        textures=mesh.textures.expand(*shape),
+    )
