@@ -4,8 +4,8 @@ Every available backend of :data:`softras.raster.backends.BACKENDS` except the r
 is tested against the plain-Python oracle in test_raster_reference.py and
 test_reference_outputs.py) runs every case here, on every device it supports that is present:
 a backend registered there is tested with no test written by hand. A twin of the reference
-(``reference_chunked``: the reference with tiny chunks) runs too, so the suite itself is checked
-to find nothing where there is nothing to find.
+(``reference_chunked``: the reference in chunks of 500 pairs) runs the float64 cases too, so the
+suite itself is checked to find nothing where there is nothing to find.
 
 Run it for one backend with ``pytest tests/test_backends.py -k cpu`` (ids: ``<backend>`` on CPU
 tensors, ``<backend>@cuda`` on CUDA tensors).
@@ -86,8 +86,9 @@ def target(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> T
 
 @pytest.fixture(params=_kernels())
 def kernel(request: pytest.FixtureRequest) -> Target:
-    """A backend checked on its own (finite differences): every kernel backend (the
-    reference's gradcheck is in test_reference_outputs.py)."""
+    """A kernel backend: for the checks that the twin cannot take (gradcheck: the reference's is
+    in test_reference_outputs.py; float32 against the float64 reference, whose tolerances are
+    the kernels' and finer than the float32 *reference*'s own error)."""
     return request.param
 
 
@@ -121,24 +122,6 @@ def _run(
     got = tuple(torch.zeros_like(x) if x.grad is None else x.grad.detach() for x in inputs)
     fields = (None if v is None else v.detach().cpu() for v in r)
     return Run(RasterResult(*fields), tuple(x.cpu() for x in got))
-
-
-def _expected(
-    target: Target,
-    fv: torch.Tensor,
-    surface: torch.Tensor,
-    vertex: torch.Tensor,
-    background: tuple[float, ...],
-    s: RasterSettings,
-    *,
-    grads: bool = True,
-) -> Run:
-    """What ``target`` must give: the float64 reference; for the reference's own twin, the
-    reference in the inputs' dtype (the same arithmetic; the float32 *reference* is less
-    accurate than the float32 tolerances, which are those of the kernels)."""
-    if target.name == TWIN:
-        return _run("reference", "cpu", fv, surface, vertex, background, s, grads=grads)
-    return _reference(fv, surface, vertex, background, s, grads=grads)
 
 
 _REFERENCE_CACHE: dict[tuple, Run] = {}
@@ -222,7 +205,7 @@ def test_colour_every_option_float64(target: Target, combo: tuple[str, ...], bat
     s = _settings(combo, (13, 17), sigma_val=3e-2, gamma_val=3e-2, near=1.0, far=10.0, fill_back=bool(batch % 2))
     got = _run(target.name, target.device, fv, surface, vertex, bg, s)
     assert got.result.channels.dtype == torch.float64
-    _assert_conforms(got, _expected(target, fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
+    _assert_conforms(got, _reference(fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
 
 
 @pytest.mark.parametrize("texture_type", ["surface", "vertex"])
@@ -246,7 +229,7 @@ def test_outputs_any_width_float64(target: Target, combo: tuple[str, ...], cs: i
     s = _settings(combo, (11, 9), sigma_val=3e-2, gamma_val=3e-2, near=1.0, far=5.0, fill_back=seed % 2 == 0,
                   with_depth=True, with_zbuffer=True)  # fmt: skip
     got = _run(target.name, target.device, fv, surface, vertex, bg, s)
-    _assert_conforms(got, _expected(target, fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
+    _assert_conforms(got, _reference(fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
 
 
 @pytest.mark.parametrize(("with_depth", "with_zbuffer"), [(False, False), (True, False), (False, True)])
@@ -257,7 +240,7 @@ def test_only_the_outputs_asked_for(target: Target, with_depth: bool, with_zbuff
     s = RasterSettings.create((10, 12), sigma_val=1e-2, gamma_val=1e-2, aggr_func_rgb=aggr_rgb,
                               with_depth=with_depth, with_zbuffer=with_zbuffer)  # fmt: skip
     got = _run(target.name, target.device, fv, surface, vertex, bg, s)
-    _assert_conforms(got, _expected(target, fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
+    _assert_conforms(got, _reference(fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
 
 
 def test_zbuffer_outputs_are_detached(target: Target) -> None:
@@ -279,12 +262,12 @@ def test_zbuffer_ties_go_to_the_lowest_face(target: Target) -> None:
         s = RasterSettings.create(8, dist_func="hard", aggr_func_rgb=aggr_rgb, with_zbuffer=True, with_depth=True)
         got = _run(target.name, target.device, fv, surface, vertex, (0.0, 0.0), s)
         assert bool((got.result.face_id[got.result.face_id >= 0] == 1).all())
-        _assert_conforms(got, _expected(target, fv, surface, vertex, (0.0, 0.0), s), s, out_tol=1e-10, grad_rel=1e-8)
+        _assert_conforms(got, _reference(fv, surface, vertex, (0.0, 0.0), s), s, out_tol=1e-10, grad_rel=1e-8)
 
 
 # ---- float32 --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("combo", COMBOS, ids=COMBO_IDS)
-def test_colour_float32(target: Target, combo: tuple[str, ...]) -> None:
+def test_colour_float32(kernel: Target, combo: tuple[str, ...]) -> None:
     seed = COMBOS.index(combo)
     fv, tex = random_scene(batch=2, faces=10, texture_type=combo[3], texture_res=3, seed=seed, dtype=torch.float32)
     surface, vertex = _legacy_attributes(tex, combo[3])
@@ -292,32 +275,32 @@ def test_colour_float32(target: Target, combo: tuple[str, ...]) -> None:
     # float32 rounding of a barycentric (~1e-7) moves x = d²/σ by ~2·1e-7·√θ/σ ∝ σ^-1/2: at
     # σ = 1e-2 outputs stay within 1e-5.
     s = _settings(combo, (13, 17), sigma_val=1e-2, gamma_val=1e-2, far=10.0)
-    got = _run(target.name, target.device, fv, surface, vertex, bg, s)
+    got = _run(kernel.name, kernel.device, fv, surface, vertex, bg, s)
     assert got.result.channels.dtype == torch.float32 and got.grads[0].dtype == torch.float32
-    _assert_conforms(got, _expected(target, fv, surface, vertex, bg, s), s, out_tol=1e-5, grad_rel=1e-4)
+    _assert_conforms(got, _reference(fv, surface, vertex, bg, s), s, out_tol=1e-5, grad_rel=1e-4)
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=COMBO_IDS)
-def test_colour_float32_default_sigma_gamma(target: Target, combo: tuple[str, ...]) -> None:
+def test_colour_float32_default_sigma_gamma(kernel: Target, combo: tuple[str, ...]) -> None:
     seed = COMBOS.index(combo)
     fv, tex = random_scene(batch=2, faces=30, texture_type=combo[3], texture_res=1, seed=seed, dtype=torch.float32)
     surface, vertex = _legacy_attributes(tex, combo[3])
     s = _settings(combo, 32)  # defaults: sigma 1e-5, gamma 1e-4
-    got = _run(target.name, target.device, fv, surface, vertex, (0.0, 0.0, 0.0), s, grads=False)
+    got = _run(kernel.name, kernel.device, fv, surface, vertex, (0.0, 0.0, 0.0), s, grads=False)
     # At σ = 1e-5 a float32 rounding of 1e-7 in a barycentric moves D by ~1e-5; float32
     # arithmetic measured worst 6e-5 over these scenes (the float32 *reference*: 4e-4).
-    want = _expected(target, fv, surface, vertex, (0.0, 0.0, 0.0), s, grads=False)
+    want = _reference(fv, surface, vertex, (0.0, 0.0, 0.0), s, grads=False)
     _assert_conforms(got, want, s, out_tol=1.5e-4, grad_rel=None)
 
 
 @pytest.mark.parametrize("aggr_rgb", ["hard", "softmax"])
-def test_outputs_float32(target: Target, aggr_rgb: str) -> None:
+def test_outputs_float32(kernel: Target, aggr_rgb: str) -> None:
     fv, _ = random_scene(batch=2, faces=10, seed=21, dtype=torch.float32)
     surface, vertex, bg = random_attributes(fv, 2, 3, texture_res=1, seed=21)
     s = RasterSettings.create((13, 17), sigma_val=1e-2, gamma_val=1e-2, far=10.0, aggr_func_rgb=aggr_rgb,
                               with_depth=True, with_zbuffer=True)  # fmt: skip
-    got = _run(target.name, target.device, fv, surface, vertex, bg, s)
-    want = _expected(target, fv, surface, vertex, bg, s)
+    got = _run(kernel.name, kernel.device, fv, surface, vertex, bg, s)
+    want = _reference(fv, surface, vertex, bg, s)
     for name in SOFT:
         torch.testing.assert_close(getattr(got.result, name).double(), getattr(want.result, name).double(), rtol=0,
                                    atol=1e-5)  # fmt: skip
@@ -344,7 +327,7 @@ def test_crowded_tile_and_huge_faces(target: Target, outputs: str) -> None:
     s = RasterSettings.create(32, sigma_val=1e-3, gamma_val=1e-2, with_depth=outputs == "all",
                               with_zbuffer=outputs == "all")  # fmt: skip
     got = _run(target.name, target.device, fv, surface, vertex, bg, s)
-    _assert_conforms(got, _expected(target, fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
+    _assert_conforms(got, _reference(fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
 
 
 @pytest.mark.parametrize("outputs", ["colour", "all"])
@@ -358,7 +341,7 @@ def test_degenerate_faces(target: Target, degenerate: str, outputs: str) -> None
     s = RasterSettings.create(16, sigma_val=1e-2, gamma_val=1e-2, near=0.1, with_depth=outputs == "all",
                               with_zbuffer=outputs == "all")  # fmt: skip
     got = _run(target.name, target.device, fv, surface, vertex, bg, s)
-    want = _expected(target, fv, surface, vertex, bg, s)
+    want = _reference(fv, surface, vertex, bg, s)
     _assert_conforms(got, want, s, out_tol=1e-10, grad_rel=None)
     for g, w in zip(got.grads, want.grads, strict=True):
         assert torch.isfinite(g).all()
@@ -375,7 +358,7 @@ def test_duplicate_vertices_and_zero_area_faces(target: Target) -> None:
     surface, vertex, bg = random_attributes(fv, 2, 2, seed=14)
     s = RasterSettings.create((9, 10), sigma_val=2e-2, gamma_val=2e-2, with_depth=True, with_zbuffer=True)
     got = _run(target.name, target.device, fv, surface, vertex, bg, s)
-    want = _expected(target, fv, surface, vertex, bg, s)
+    want = _reference(fv, surface, vertex, bg, s)
     _assert_conforms(got, want, s, out_tol=1e-10, grad_rel=None)
     for g, w in zip(got.grads, want.grads, strict=True):
         assert torch.isfinite(g).all()
@@ -390,7 +373,7 @@ def test_faces_crossing_near_and_far(target: Target, fill_back: bool) -> None:
     s = RasterSettings.create(12, sigma_val=1e-2, gamma_val=1e-2, near=1.5, far=5.0, fill_back=fill_back,
                               with_depth=True, with_zbuffer=True)  # fmt: skip
     got = _run(target.name, target.device, fv, surface, vertex, bg, s)
-    _assert_conforms(got, _expected(target, fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
+    _assert_conforms(got, _reference(fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
 
 
 @pytest.mark.parametrize("outputs", ["colour", "all"])
@@ -404,7 +387,7 @@ def test_non_square_images_and_borders(target: Target, size: tuple[int, int], ou
     s = RasterSettings.create(size, sigma_val=1e-3, gamma_val=1e-3, with_depth=outputs == "all",
                               with_zbuffer=outputs == "all")  # fmt: skip
     got = _run(target.name, target.device, fv, surface, vertex, bg, s)
-    _assert_conforms(got, _expected(target, fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
+    _assert_conforms(got, _reference(fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
 
 
 def test_faces_all_off_image(target: Target) -> None:
@@ -413,7 +396,7 @@ def test_faces_all_off_image(target: Target) -> None:
     surface, vertex = _legacy_attributes(tex, "surface")
     s = RasterSettings.create(8, sigma_val=1e-2)
     got = _run(target.name, target.device, fv, surface, vertex, (0.1, 0.2, 0.3), s)
-    _assert_conforms(got, _expected(target, fv, surface, vertex, (0.1, 0.2, 0.3), s), s, out_tol=1e-12, grad_rel=1e-8)
+    _assert_conforms(got, _reference(fv, surface, vertex, (0.1, 0.2, 0.3), s), s, out_tol=1e-12, grad_rel=1e-8)
     assert not any(g.any() for g in got.grads)
 
 
@@ -464,7 +447,7 @@ def test_gradient_for_one_input_only(target: Target, which: int, outputs: str) -
         )
         bg = (0.1, 0.2, 0.3)
     s = RasterSettings.create(16, sigma_val=1e-2, gamma_val=1e-2, with_depth=outputs == "all")
-    want = _expected(target, fv, surface, vertex, bg, s)
+    want = _reference(fv, surface, vertex, bg, s)
     inputs = [x.to(target.device) for x in (fv, surface, vertex)]
     inputs[which].requires_grad_(True)
     r = rasterize_channels(inputs[0], s, surface=inputs[1], vertex=inputs[2], background=bg, backend=target.name)
