@@ -16,7 +16,7 @@ import torch
 pytest.importorskip("warp")
 
 import softras.raster as raster
-from softras.raster import RasterSettings, available_backends, default_backend, rasterize
+from softras.raster import RasterInputs, RasterSettings, available_backends, default_backend, rasterize
 from softras.raster.reference import count_box_pairs
 from softras.raster.warp_backend import _Prepared, rasterize_warp
 
@@ -143,7 +143,8 @@ def test_kernel_visits_exactly_the_pairs_inside_the_grown_boxes() -> None:
     for seed in range(3):
         fv, tex = random_scene(batch=2, faces=30, seed=seed, dtype=torch.float32)
         s = RasterSettings.create((37, 50), sigma_val=1e-3)
-        prep = _Prepared(fv, tex, s, 16, torch.float32, True)
+        inputs = RasterInputs(fv, tex, fv.new_zeros(*fv.shape[:2], 3, 0), s.background_color)
+        prep = _Prepared(inputs, s, 16, torch.float32, True)
         pr = prep.pr.long()  # [B*F, (c0, c1, r0, r1)]
         visited = int(((pr[:, 1] - pr[:, 0] + 1).clamp(min=0) * (pr[:, 3] - pr[:, 2] + 1).clamp(min=0)).sum())
         assert visited == count_box_pairs(fv, s) > 0
