@@ -32,7 +32,6 @@ mode.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -199,7 +198,7 @@ class _Prepared:
 
     def forward(self) -> _Forward:
         """Run the forward kernel (compute dtype outputs)."""
-        b, f, h, w = self.shape
+        b, _, h, w = self.shape
         s = self.settings
         cd, dev = self.cdtype, self.device
         new = torch.empty

@@ -125,7 +125,7 @@ def kernels(dtype: type) -> SimpleNamespace:
     return _build(dtype)
 
 
-def _build(C: type) -> SimpleNamespace:  # noqa: C901 - one closure per compute dtype
+def _build(C: type) -> SimpleNamespace:
     Params = _struct(C)
 
     @wp.func
