@@ -32,6 +32,7 @@ mode.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -49,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from . import warp_kernels
 from .contract import (
     FaceConst,
+    KernelParams,
     RasterInputs,
     RasterResult,
     RgbAggregation,
@@ -106,20 +108,42 @@ def _torch_stream(device: torch.device) -> Iterator[None]:
         yield
 
 
-def _wp(t: torch.Tensor | None, dtype: type | None = None, ndim: int = 1, like: torch.Tensor | None = None) -> wp.array:
-    """Zero-copy Warp view of a contiguous tensor. Empty tensors (and ``None``: an output not asked
-    for, then ``ndim`` and ``like``'s dtype/device) get a one-element stand-in the kernel never reads."""
+def _wp(t: torch.Tensor | None, dtype: type | None = None, *, stand_in: tuple | None = None) -> wp.array:
+    """Zero-copy Warp view of a contiguous tensor. Empty tensors, and ``None`` (an output not
+    asked for; ``stand_in`` = (ndim, torch dtype, device)), get a one-element stand-in that the
+    kernels never read or write."""
     if t is None:
-        t = torch.zeros((1,) * ndim, dtype=like.dtype, device=like.device)
+        return _stand_in(*stand_in)
     t = t.detach()
     if t.numel() == 0:
-        t = torch.zeros((1,) * t.ndim, dtype=t.dtype, device=t.device)
+        return _stand_in(t.ndim, t.dtype, t.device)
     return wp.from_torch(t, dtype=dtype, requires_grad=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _stand_in(ndim: int, dtype: torch.dtype, device: torch.device) -> wp.array:
+    return wp.from_torch(torch.zeros((1,) * ndim, dtype=dtype, device=device), requires_grad=False)
 
 
 def _check_int32(what: str, n: int) -> None:
     if n > _INT32_MAX:
         raise ValueError(f"{what}: {n} exceeds the 32-bit indices of the 'warp' backend; render in smaller batches")
+
+
+@functools.lru_cache(maxsize=32)
+def _background(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The background values as a [C] tensor on ``device`` (cached: a renderer's background rarely
+    changes, and a host-to-device copy per call would synchronise). Read-only."""
+    return torch.tensor(values, dtype=dtype).to(device)
+
+
+@functools.lru_cache(maxsize=64)
+def _params(dtype: type, params: KernelParams) -> object:
+    """The kernels' ``wp.struct`` filled from ``params`` (cached per value; never mutated)."""
+    struct = warp_kernels.kernels(dtype).Params()
+    for name, value in params._asdict().items():
+        setattr(struct, name, value)
+    return struct
 
 
 class _Forward(NamedTuple):
@@ -184,17 +208,18 @@ class _Prepared:
             self.fv = fv.reshape(n, 3, 3).to(cd).contiguous()
             self.surface = inputs.surface.detach().reshape(n, self.num_texels, self.num_surface).to(cd).contiguous()
             self.vertex = inputs.vertex.detach().reshape(n, 3, self.num_vertex).to(cd).contiguous()
-            self.background = torch.tensor(inputs.background, dtype=cd).to(dev)
+            self.background = _background(tuple(inputs.background), cd, dev)
             self.xs = pixel_centers(w, flip=False, dtype=torch.float64, device=dev).to(cd)
             self.ys = pixel_centers(h, flip=True, dtype=torch.float64, device=dev).to(cd)
             self.fc = torch.empty(n, int(FaceConst.COUNT), dtype=cd, device=dev)
 
-        self.params = self.kernels.Params()
-        for name, value in kernel_params(inputs, s)._asdict().items():
-            setattr(self.params, name, value)
+        # Warp views of the inputs both kernels read (made once per call).
+        self.arrays = [_wp(t) for t in (self.xs, self.ys, self.fc, self.front, self.surface, self.vertex)]
+        self.wp_fv, self.wp_pr = _wp(self.fv), _wp(self.pr)
+        self.params = _params(_WP_DTYPE[compute_dtype], kernel_params(inputs, s))
         self.softmax = s.aggr_func_rgb == RgbAggregation.SOFTMAX.name.lower()
         with _torch_stream(dev):
-            wp.launch(self.kernels.prepare, dim=n, inputs=[_wp(self.fv), _wp(self.fc)], device=self.wp_device)
+            wp.launch(self.kernels.prepare, dim=n, inputs=[self.wp_fv, self.arrays[2]], device=self.wp_device)
 
     def forward(self) -> _Forward:
         """Run the forward kernel (compute dtype outputs)."""
@@ -211,10 +236,10 @@ class _Prepared:
         bary = new(b, 3, h, w, dtype=cd, device=dev) if s.with_zbuffer else None
         hard_depth = new(b, 1, h, w, dtype=cd, device=dev) if s.with_zbuffer else None
         inputs = [
-            self.params, _wp(self.xs), _wp(self.ys), _wp(self.fc), _wp(self.front), _wp(self.surface),
-            _wp(self.vertex), _wp(self.background), _wp(self.pr), _wp(self.tile_start), _wp(self.tile_faces),
-            self.tile, self.ntx, self.nt, _wp(channels), _wp(alpha), _wp(depth, ndim=4, like=alpha), _wp(state),
-            _wp(winner, ndim=3, like=self.front), _wp(bary, ndim=4, like=alpha), _wp(hard_depth, ndim=4, like=alpha),
+            self.params, *self.arrays, _wp(self.background), self.wp_pr, _wp(self.tile_start),
+            _wp(self.tile_faces), self.tile, self.ntx, self.nt, _wp(channels), _wp(alpha),
+            _wp(depth, stand_in=(4, cd, dev)), _wp(state), _wp(winner, stand_in=(3, torch.int32, dev)),
+            _wp(bary, stand_in=(4, cd, dev)), _wp(hard_depth, stand_in=(4, cd, dev)),
         ]  # fmt: skip
         with _torch_stream(dev):
             dim = b * self.nt * self.tile * self.tile  # one thread per pixel of every tile
@@ -249,14 +274,13 @@ class _Prepared:
             slots = torch.zeros(1, width, dtype=cd, device=dev)
             per_face = torch.zeros(n, width, dtype=cd, device=dev)
         grads = [None if g is None else g.to(cd).contiguous() for g in (grad_channels, grad_alpha, grad_depth)]
+        wp_slots, wp_per_face = _wp(slots), _wp(per_face)
         channels, depth, state, winner = saved
-        alpha_like = grads[1]
         inputs = [
-            self.params, _wp(self.xs), _wp(self.ys), _wp(self.fc), _wp(self.front), _wp(self.surface),
-            _wp(self.vertex), _wp(self.pr), _wp(self.entry_face), _wp(self.entry_tile), self.tile, self.ntx,
-            int(need_v), surface_grad, vertex_grad, int(self.deterministic), _wp(channels),
-            _wp(depth, ndim=4, like=alpha_like), _wp(state), _wp(winner, ndim=3, like=self.front),
-            _wp(grads[0]), _wp(grads[1]), _wp(grads[2], ndim=4, like=alpha_like), _wp(slots), _wp(per_face),
+            self.params, *self.arrays, self.wp_pr, _wp(self.entry_face), _wp(self.entry_tile), self.tile,
+            self.ntx, int(need_v), surface_grad, vertex_grad, int(self.deterministic), _wp(channels),
+            _wp(depth, stand_in=(4, cd, dev)), _wp(state), _wp(winner, stand_in=(3, torch.int32, dev)),
+            _wp(grads[0]), _wp(grads[1]), _wp(grads[2], stand_in=(4, cd, dev)), wp_slots, wp_per_face,
         ]  # fmt: skip
         grad_v = None
         with _torch_stream(dev):
@@ -264,13 +288,13 @@ class _Prepared:
                 wp.launch(self.kernels.backward, dim=e, inputs=inputs, device=self.wp_device)
             if self.deterministic:
                 wp.launch(
-                    self.kernels.reduce, dim=(n, width), inputs=[_wp(self.face_start), _wp(slots), _wp(per_face)],
+                    self.kernels.reduce, dim=(n, width), inputs=[_wp(self.face_start), wp_slots, wp_per_face],
                     device=self.wp_device,
                 )  # fmt: skip
             if need_v:
                 grad_fv = torch.empty(n, 3, 3, dtype=cd, device=dev)
                 wp.launch(
-                    self.kernels.chain, dim=n, inputs=[_wp(self.fv), _wp(per_face), _wp(grad_fv)],
+                    self.kernels.chain, dim=n, inputs=[self.wp_fv, wp_per_face, _wp(grad_fv)],
                     device=self.wp_device,
                 )  # fmt: skip
                 grad_v = grad_fv.reshape(b, f, 3, 3).to(self.dtype)
