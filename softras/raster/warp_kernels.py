@@ -161,25 +161,25 @@ def _build(C: type) -> SimpleNamespace:
         return dx * dx + dy * dy
 
     @wp.func
-    def coverage(fc: wp.array2d(dtype=C), n: int, px: C, py: C, p: Params):
+    def coverage(fc: wp.array2d(dtype=C), n: int, px: C, py: C, dist_func: int, theta: C, sigma: C):
         """Barycentrics, keep flag (0/1), x = sign·d²/σ (D = sigmoid(x)) and the closest edge."""
         w0 = fc[n, P0] * (px - fc[n, X1]) + fc[n, Q0] * (py - fc[n, Y1])
         w1 = fc[n, P1] * (px - fc[n, X2]) + fc[n, Q1] * (py - fc[n, Y2])
         w2 = fc[n, P2] * (px - fc[n, X0]) + fc[n, Q2] * (py - fc[n, Y0])
         zero = C(0.0)
         one = C(1.0)
-        if p.dist_func == DIST_HARD:
+        if dist_func == DIST_HARD:
             keep = 0
             if in01(w0) and in01(w1) and in01(w2):
                 keep = 1
             return w0, w1, w2, keep, zero, -1
-        if p.dist_func == DIST_BARYCENTRIC:
+        if dist_func == DIST_BARYCENTRIC:
             m = wp.min(w0, wp.min(w1, w2))
             signed = m * wp.abs(m)
             keep = 0
-            if -signed < p.theta:
+            if -signed < theta:
                 keep = 1
-            return w0, w1, w2, keep, signed / p.sigma, -1
+            return w0, w1, w2, keep, signed / sigma, -1
         inside = w0 > zero and w0 < one and w1 > zero and w1 < one and w2 > zero and w2 < one
         degenerate = fc[n, FC_DEGENERATE] != zero
         if inside and not degenerate:
@@ -194,10 +194,10 @@ def _build(C: type) -> SimpleNamespace:
             if dk < d2:
                 d2 = dk
                 edge = 0
-            return w0, w1, w2, 1, d2 / p.sigma, edge
+            return w0, w1, w2, 1, d2 / sigma, edge
         if not degenerate:
             # Outside an edge line, the distance to that line bounds the distance from below.
-            lim = p.theta * C(CULL_MARGIN)
+            lim = theta * C(CULL_MARGIN)
             if w0 < zero and w0 * w0 * fc[n, FC_ALTITUDE2 + 0] >= lim:
                 return w0, w1, w2, 0, zero, -1
             if w1 < zero and w1 * w1 * fc[n, FC_ALTITUDE2 + 1] >= lim:
@@ -230,11 +230,11 @@ def _build(C: type) -> SimpleNamespace:
         if edge < 0:  # inside but degenerate
             d2 = edge_d2(px, py, x0, y0, x1, y1, fc[n, FC_INV_EDGE_LEN2 + 0])
             edge = 0
-        x = -d2 / p.sigma
+        x = -d2 / sigma
         if inside:
-            x = d2 / p.sigma
+            x = d2 / sigma
         keep = 0
-        if inside or d2 < p.theta:
+        if inside or d2 < theta:
             keep = 1
         return w0, w1, w2, keep, x, edge
 
@@ -399,6 +399,7 @@ def _build(C: type) -> SimpleNamespace:
             return
         ns = p.num_surface
         nv = p.num_vertex
+        with_depth = p.with_depth != 0
         softmax = p.rgb_aggregation == RGB_SOFTMAX
         zbuffer = p.rgb_aggregation == RGB_HARD or p.with_zbuffer != 0
         px = xs[col]
@@ -425,7 +426,7 @@ def _build(C: type) -> SimpleNamespace:
             n = base + tile_faces[e]
             if col < pr[n, 0] or col > pr[n, 1] or row < pr[n, 2] or row > pr[n, 3]:
                 continue
-            w0, w1, w2, keep, x, _edge = coverage(fc, n, px, py, p)
+            w0, w1, w2, keep, x, _edge = coverage(fc, n, px, py, p.dist_func, p.theta, p.sigma)
             if keep == 0:
                 continue
             # ee = e^-|x| gives D = sigmoid(x), 1 - D and log D with one exp.
@@ -472,25 +473,32 @@ def _build(C: type) -> SimpleNamespace:
             if p.dist_func != DIST_HARD:
                 ld = wp.min(x, zero) - wp.log(one + ee)
             delta = (ld - ref_ld) + (ref_zp - zp) * p.inv_scale
-            # New sums relative to the reference: sum * rescale + weight * value.
-            rescale = one
-            weight = one
+            k = wp.int32(0)
+            if ns > 0:
+                k = texel_cell(c0, c1, p.texture_res)
             if delta > zero:
+                # A new reference: the sums so far are rescaled, this pair enters with weight 1.
                 rescale = wp.exp(-delta)
                 ref_ld = ld
                 ref_zp = zp
+                den = den * rescale + one
+                for c in range(ns):
+                    chan[b, c, row, col] = chan[b, c, row, col] * rescale + surface[n, k, c]
+                for c in range(nv):
+                    v = vertex_value(vertex, n, c, c0, c1, c2)
+                    chan[b, ns + c, row, col] = chan[b, ns + c, row, col] * rescale + v
+                if with_depth:
+                    num_depth = num_depth * rescale + zp
             else:
                 weight = wp.exp(delta)
-            den = den * rescale + weight
-            if ns > 0:
-                k = texel_cell(c0, c1, p.texture_res)
+                den = den + weight
                 for c in range(ns):
-                    chan[b, c, row, col] = chan[b, c, row, col] * rescale + weight * surface[n, k, c]
-            for c in range(nv):
-                v = vertex_value(vertex, n, c, c0, c1, c2)
-                chan[b, ns + c, row, col] = chan[b, ns + c, row, col] * rescale + weight * v
-            if p.with_depth != 0:
-                num_depth = num_depth * rescale + weight * zp
+                    chan[b, c, row, col] = chan[b, c, row, col] + weight * surface[n, k, c]
+                for c in range(nv):
+                    v = vertex_value(vertex, n, c, c0, c1, c2)
+                    chan[b, ns + c, row, col] = chan[b, ns + c, row, col] + weight * v
+                if with_depth:
+                    num_depth = num_depth + weight * zp
         a = acc
         if p.alpha_aggregation == ALPHA_PROD:
             a = one - acc
@@ -618,7 +626,7 @@ def _build(C: type) -> SimpleNamespace:
             py = ys[row]
             for col in range(ca, cb + 1):
                 px = xs[col]
-                w0, w1, w2, keep, x, edge = coverage(fc, n, px, py, p)
+                w0, w1, w2, keep, x, edge = coverage(fc, n, px, py, p.dist_func, p.theta, p.sigma)
                 if keep == 0:
                     continue
                 ga = grad_alpha[b, 0, row, col]
