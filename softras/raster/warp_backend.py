@@ -236,8 +236,9 @@ class _Prepared:
         bary = new(b, 3, h, w, dtype=cd, device=dev) if s.with_zbuffer else None
         hard_depth = new(b, 1, h, w, dtype=cd, device=dev) if s.with_zbuffer else None
         inputs = [
-            self.params, *self.arrays, _wp(self.background), self.wp_pr, _wp(self.tile_start),
-            _wp(self.tile_faces), self.tile, self.ntx, self.nt, _wp(channels), _wp(alpha),
+            self.params, *self.arrays[:4], _wp(self.surface.view(-1)), _wp(self.vertex.view(-1)),
+            _wp(self.background), self.wp_pr, _wp(self.tile_start), _wp(self.tile_faces), self.tile, self.ntx,
+            self.nt, _wp(channels.view(-1)), _wp(alpha),
             _wp(depth, stand_in=(4, cd, dev)), _wp(state), _wp(winner, stand_in=(3, torch.int32, dev)),
             _wp(bary, stand_in=(4, cd, dev)), _wp(hard_depth, stand_in=(4, cd, dev)),
         ]  # fmt: skip

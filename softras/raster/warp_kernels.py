@@ -286,6 +286,12 @@ def _build(C: type) -> SimpleNamespace:
         return c0 * vertex[n, 0, c] + c1 * vertex[n, 1, c] + c2 * vertex[n, 2, c]
 
     @wp.func
+    def vertex_flat(vertex: wp.array(dtype=C), n: int, nv: int, c: int, c0: C, c1: C, c2: C):
+        """:func:`vertex_value` on the flat [N·3·Cv] view of the vertex attributes."""
+        j = n * 3 * nv + c
+        return c0 * vertex[j] + c1 * vertex[j + nv] + c2 * vertex[j + 2 * nv]
+
+    @wp.func
     def inv_or(v: wp.float64, fallback: wp.float64):
         if v > wp.float64(0.0):
             return wp.float64(1.0) / v
@@ -363,8 +369,8 @@ def _build(C: type) -> SimpleNamespace:
         ys: wp.array(dtype=C),
         fc: wp.array2d(dtype=C),
         front: wp.array(dtype=wp.int32),
-        surface: wp.array3d(dtype=C),
-        vertex: wp.array3d(dtype=C),
+        surface: wp.array(dtype=C),
+        vertex: wp.array(dtype=C),
         background: wp.array(dtype=C),
         pr: wp.array2d(dtype=wp.int32),
         tile_start: wp.array(dtype=wp.int32),
@@ -372,7 +378,7 @@ def _build(C: type) -> SimpleNamespace:
         tile: int,
         ntx: int,
         nt: int,
-        chan: wp.array4d(dtype=C),
+        chan: wp.array(dtype=C),
         alpha: wp.array4d(dtype=C),
         depth_out: wp.array4d(dtype=C),
         state: wp.array4d(dtype=C),
@@ -380,7 +386,8 @@ def _build(C: type) -> SimpleNamespace:
         bary: wp.array4d(dtype=C),
         hard_depth: wp.array4d(dtype=C),
     ):
-        """One pixel per thread. chan [B, Cs + Cv, H, W]; alpha, depth_out, hard_depth
+        """One pixel per thread. chan [B, Cs + Cv, H, W], surface [N, T, Cs] and vertex [N, 3, Cv] are
+        flat views (one multiply-add per index in the pair loop: measurably faster); alpha, depth_out, hard_depth
         [B, 1, H, W]; state [B, 4, H, W] (alpha accumulator — Π(1 - D) for 'prod', Σ D for
         'sum', 0/1 for 'hard' — then for 'softmax' the reference log D, reference depth and
         denominator); winner [B, H, W] flat z-buffer face or -1 (written for 'hard' channels
@@ -399,7 +406,10 @@ def _build(C: type) -> SimpleNamespace:
             return
         ns = p.num_surface
         nv = p.num_vertex
+        hw = h * w
         with_depth = p.with_depth != 0
+        cb = b * (ns + nv) * hw + row * w + col  # chan[cb + c·hw]: channel c of this pixel
+        ntex = p.texture_res * p.texture_res
         softmax = p.rgb_aggregation == RGB_SOFTMAX
         zbuffer = p.rgb_aggregation == RGB_HARD or p.with_zbuffer != 0
         px = xs[col]
@@ -415,7 +425,7 @@ def _build(C: type) -> SimpleNamespace:
         num_depth = zero  # the background's depth value is 0
         if softmax:
             for c in range(ns + nv):
-                chan[b, c, row, col] = background[c]
+                chan[cb + c * hw] = background[c]
         zbuf = zero
         win = wp.int32(-1)  # a dynamic variable (a literal would be a constant to Warp)
         win_c0 = zero
@@ -473,9 +483,9 @@ def _build(C: type) -> SimpleNamespace:
             if p.dist_func != DIST_HARD:
                 ld = wp.min(x, zero) - wp.log(one + ee)
             delta = (ld - ref_ld) + (ref_zp - zp) * p.inv_scale
-            k = wp.int32(0)
+            sb = 0
             if ns > 0:
-                k = texel_cell(c0, c1, p.texture_res)
+                sb = (n * ntex + texel_cell(c0, c1, p.texture_res)) * ns
             if delta > zero:
                 # A new reference: the sums so far are rescaled, this pair enters with weight 1.
                 rescale = wp.exp(-delta)
@@ -483,20 +493,20 @@ def _build(C: type) -> SimpleNamespace:
                 ref_zp = zp
                 den = den * rescale + one
                 for c in range(ns):
-                    chan[b, c, row, col] = chan[b, c, row, col] * rescale + surface[n, k, c]
+                    chan[cb + c * hw] = chan[cb + c * hw] * rescale + surface[sb + c]
                 for c in range(nv):
-                    v = vertex_value(vertex, n, c, c0, c1, c2)
-                    chan[b, ns + c, row, col] = chan[b, ns + c, row, col] * rescale + v
+                    v = vertex_flat(vertex, n, nv, c, c0, c1, c2)
+                    chan[cb + (ns + c) * hw] = chan[cb + (ns + c) * hw] * rescale + v
                 if with_depth:
                     num_depth = num_depth * rescale + zp
             else:
                 weight = wp.exp(delta)
                 den = den + weight
                 for c in range(ns):
-                    chan[b, c, row, col] = chan[b, c, row, col] + weight * surface[n, k, c]
+                    chan[cb + c * hw] = chan[cb + c * hw] + weight * surface[sb + c]
                 for c in range(nv):
-                    v = vertex_value(vertex, n, c, c0, c1, c2)
-                    chan[b, ns + c, row, col] = chan[b, ns + c, row, col] + weight * v
+                    v = vertex_flat(vertex, n, nv, c, c0, c1, c2)
+                    chan[cb + (ns + c) * hw] = chan[cb + (ns + c) * hw] + weight * v
                 if with_depth:
                     num_depth = num_depth + weight * zp
         a = acc
@@ -508,7 +518,7 @@ def _build(C: type) -> SimpleNamespace:
         state[b, 0, row, col] = acc
         if softmax:
             for c in range(ns + nv):
-                chan[b, c, row, col] = chan[b, c, row, col] / den
+                chan[cb + c * hw] = chan[cb + c * hw] / den
             if p.with_depth != 0:
                 depth_out[b, 0, row, col] = num_depth / den
             state[b, 1, row, col] = ref_ld
@@ -517,14 +527,14 @@ def _build(C: type) -> SimpleNamespace:
         else:
             if win < 0:
                 for c in range(ns + nv):
-                    chan[b, c, row, col] = background[c]
+                    chan[cb + c * hw] = background[c]
             else:
                 if ns > 0:
                     k = texel_cell(win_c0, win_c1, p.texture_res)
                     for c in range(ns):
-                        chan[b, c, row, col] = surface[win, k, c]
+                        chan[cb + c * hw] = surface[(win * ntex + k) * ns + c]
                 for c in range(nv):
-                    chan[b, ns + c, row, col] = vertex_value(vertex, win, c, win_c0, win_c1, win_c2)
+                    chan[cb + (ns + c) * hw] = vertex_flat(vertex, win, nv, c, win_c0, win_c1, win_c2)
             if p.with_depth != 0:
                 depth_out[b, 0, row, col] = zbuf
         if zbuffer:
