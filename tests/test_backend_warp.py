@@ -13,7 +13,7 @@ import torch
 pytest.importorskip("warp")
 
 import softras.raster as raster
-from softras.raster import RasterSettings, available_backends, default_backend, rasterize
+from softras.raster import RasterInputs, RasterSettings, available_backends, default_backend, rasterize
 from softras.raster.reference import count_box_pairs
 from softras.raster.warp_backend import _Prepared, rasterize_warp
 
@@ -69,7 +69,8 @@ def test_kernel_visits_exactly_the_pairs_inside_the_grown_boxes() -> None:
     for seed in range(3):
         fv, tex = random_scene(batch=2, faces=30, seed=seed, dtype=torch.float32)
         s = RasterSettings.create((37, 50), sigma_val=1e-3)
-        prep = _Prepared(fv, tex, s, 16, torch.float32, True)
+        inputs = RasterInputs(fv, tex, fv.new_zeros(*fv.shape[:2], 3, 0), s.background_color)
+        prep = _Prepared(inputs, s, 16, torch.float32, True)
         pr = prep.pr.long()  # [B*F, (c0, c1, r0, r1)]
         visited = int(((pr[:, 1] - pr[:, 0] + 1).clamp(min=0) * (pr[:, 3] - pr[:, 2] + 1).clamp(min=0)).sum())
         assert visited == count_box_pairs(fv, s) > 0
@@ -151,3 +152,54 @@ def test_cuda_default_backend_and_determinism() -> None:
     first = _grads(fv, tex, s, deterministic=True)
     again = _grads(fv, tex, s, deterministic=True)
     assert torch.equal(first[1], again[1]) and torch.equal(first[2], again[2])
+
+
+# ---- attribute channels of any width -------------------------------------------------------------
+def _contract_scene(batch: int, faces: int, cs: int, cv: int, seed: int) -> tuple:
+    g = torch.Generator().manual_seed(seed)
+    fv, _ = random_scene(batch=batch, faces=faces, seed=seed)
+    surface = torch.rand(batch, faces, 4, cs, generator=g, dtype=torch.float64)  # R = 2
+    vertex = torch.randn(batch, faces, 3, cv, generator=g, dtype=torch.float64)
+    bg = tuple(float(v) for v in torch.rand(cs + cv, generator=g))
+    return fv, surface, vertex, bg
+
+
+def _warp_outputs(fv, surface, vertex, bg, s, **kw):
+    from softras.raster.warp_backend import rasterize as warp_rasterize
+
+    return warp_rasterize(RasterInputs(fv, surface, vertex, bg), s, **kw)
+
+
+@pytest.mark.parametrize("aggr_rgb", ["hard", "softmax"])
+def test_channels_of_any_width_equal_separate_runs(aggr_rgb: str) -> None:
+    fv, surface, vertex, bg = _contract_scene(2, 10, 3, 8, seed=21)
+    s = RasterSettings.create((12, 10), sigma_val=1e-2, gamma_val=1e-2, aggr_func_rgb=aggr_rgb, far=10.0)
+    both = _warp_outputs(fv, surface, vertex, bg, s)
+    assert both.channels.shape == (2, 11, 12, 10) and both.depth is None and both.face_id is None
+    surface_only = _warp_outputs(fv, surface, vertex[..., :0], bg[:3], s)
+    vertex_only = _warp_outputs(fv, surface[..., :0], vertex, bg[3:], s)
+    none = _warp_outputs(fv, surface[..., :0], vertex[..., :0], (), s)
+    # The weights do not depend on the channels: each channel is computed exactly as alone.
+    assert torch.equal(both.channels, torch.cat([surface_only.channels, vertex_only.channels], 1))
+    assert none.channels.shape == (2, 0, 12, 10)
+    for r in (surface_only, vertex_only, none):
+        assert torch.equal(r.alpha, both.alpha)
+    legacy = rasterize_warp(fv, surface, dataclasses.replace(s, background_color=bg[:3]))
+    assert torch.equal(legacy, torch.cat([surface_only.channels, surface_only.alpha], 1))
+
+
+def test_contract_gradients_only_where_needed_and_atomics_agree() -> None:
+    fv, surface, vertex, bg = _contract_scene(2, 30, 2, 8, seed=13)
+    s = RasterSettings.create(24, sigma_val=1e-3, gamma_val=1e-2, with_depth=True, far=10.0)
+    first = None
+    for deterministic in (True, False):
+        leaves = [fv.clone().requires_grad_(True), surface, vertex.clone().requires_grad_(True)]
+        r = _warp_outputs(*leaves, bg, s, deterministic=deterministic)
+        (r.channels.sum() + r.depth.sum()).backward()
+        assert leaves[1].grad is None
+        grads = (leaves[0].grad, leaves[2].grad)
+        if first is None:
+            first = grads
+        else:
+            _assert_grad_close(grads[0], first[0], 1e-10)
+            _assert_grad_close(grads[1], first[1], 1e-10)

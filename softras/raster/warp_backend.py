@@ -1,15 +1,17 @@
 """The ``warp`` backend (also registered as ``cuda``): tile-binned NVIDIA Warp kernels.
 
-The GPU counterpart of the ``cpu`` backend, with the same semantics (tested against the
-reference backend option by option) and the same structure: faces are binned by their
-bounding box grown by √θ into screen tiles; the forward kernel runs one thread per pixel
-over its tile's faces and keeps only per-pixel state; the backward kernel runs one thread
-per (face, tile) entry, recomputes the pair terms and sums the entry's gradient in registers.
-The kernels are written in Python with `NVIDIA Warp <https://github.com/NVIDIA/warp>`_
-(``pip install 'softras[gpu]'``): Warp compiles them at first use (CUDA through NVRTC, so no
-CUDA toolkit is needed; the CPU through its bundled Clang) and caches them on disk
-(``~/.cache/warp``). The same source runs on CPU tensors, which is how the tests run it on
-machines without a GPU. The binning itself is vectorised PyTorch on the tensors' device.
+The GPU counterpart of the ``cpu`` backend, implementing :mod:`softras.raster.contract`
+natively: attribute channels of any width (surface texels and vertex attributes, either may
+be absent), soft depth and the z-buffer outputs. Faces are binned with the contract's
+:func:`~softras.raster.contract.pixel_ranges` and :func:`~softras.raster.contract.bin_faces`;
+the forward kernel runs one thread per pixel over its tile's faces and keeps only per-pixel
+state; the backward kernel runs one thread per (face, tile) entry, recomputes the pair terms
+and sums the entry's gradient. The kernels are written in Python with `NVIDIA Warp
+<https://github.com/NVIDIA/warp>`_ (``pip install 'softras[gpu]'``): Warp compiles them at
+first use (CUDA through NVRTC, so no CUDA toolkit is needed; the CPU through its bundled
+Clang) and caches them on disk. The same source runs on CPU tensors, which is how the tests
+run it on machines without a GPU. The binning itself is vectorised PyTorch on the tensors'
+device.
 
 Precision: the kernels compute in the inputs' dtype (float32 or float64); ``compute_dtype=
 torch.float64`` computes float32 inputs in float64 (the ``cpu`` backend's accuracy, slower on
@@ -19,19 +21,21 @@ maximum with depth differences formed before the division by γ (as the referenc
 
 Determinism: by default each (face, tile) entry writes its gradient into its own slot and the
 slots of each face are added in a fixed order, so the backward is bit-identical from run to
-run; it costs one extra small kernel and E × (18 + 3·T) numbers of memory (E entries, T
-texels or vertex colours per face). ``deterministic=False`` (or the environment variable
-``SOFTRAS_WARP_DETERMINISTIC=0``) adds into the per-face gradients with float atomics instead:
-less memory, slightly faster, but the summation order — hence the last bits — varies between
-runs on a GPU. ``torch.use_deterministic_algorithms(True)`` forces the deterministic mode.
+run; it costs one extra small kernel and E × (18 + T·Cs + 3·Cv) numbers of memory (E entries,
+only the attribute gradients that are needed). ``deterministic=False`` (or the environment
+variable ``SOFTRAS_WARP_DETERMINISTIC=0``) adds into the per-face gradients with float atomics
+instead: less memory, slightly faster, but the summation order — hence the last bits — varies
+between runs on a GPU. ``torch.use_deterministic_algorithms(True)`` forces the deterministic
+mode.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+import functools
 import os
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -44,30 +48,37 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from .._jit_cache import warp_cache_dir
-from . import warp_kernels as K
-from ._transitional import run_rgba_backend
-from .contract import RasterInputs, RasterResult
-from .reference import pixel_centers, softmax_constants
+from . import warp_kernels
+from .contract import (
+    FaceConst,
+    KernelParams,
+    RasterInputs,
+    RasterResult,
+    RgbAggregation,
+    bin_faces,
+    kernel_params,
+    pixel_centers,
+    pixel_ranges,
+)
 from .settings import RasterSettings
 
-__all__ = ["DEFAULT_TILE", "rasterize_warp"]
+__all__ = ["DEFAULT_TILE", "rasterize", "rasterize_warp"]
 
 #: Screen tile size (pixels) of the binning: 8×8 did the least total work on W1 and W2 on Warp's
 #: CPU device (vs 16 and 32; docs/gpu.md), and a 32-thread warp stays inside one tile. Not tuned
 #: on a GPU (none was available).
 DEFAULT_TILE = 8
-_DIST = {"hard": 0, "barycentric": 1, "euclidean": 2}
-_RGB = {"hard": 0, "softmax": 1}
-_ALPHA = {"hard": 0, "sum": 1, "prod": 2}
-_TEX = {"surface": 0, "vertex": 1}
 _WP_DTYPE = {torch.float32: wp.float32, torch.float64: wp.float64}
 _INT32_MAX = 2**31 - 1
 _initialised = False
 
 
 def _init() -> None:
-    """Initialise Warp once; its start-up banner and per-module load lines are silenced unless
-    ``SOFTRAS_WARP_VERBOSE=1`` (they would otherwise interleave with training logs)."""
+    """Configure and initialise Warp once (every ``wp.config`` setting of softras lives here).
+
+    Warp's start-up banner and per-module load lines are silenced unless
+    ``SOFTRAS_WARP_VERBOSE=1`` (they would otherwise interleave with training logs).
+    """
     global _initialised
     if _initialised:
         return
@@ -100,12 +111,21 @@ def _torch_stream(device: torch.device) -> Iterator[None]:
         yield
 
 
-def _wp(t: torch.Tensor, dtype: type | None = None) -> wp.array:
-    """Zero-copy Warp view of a contiguous tensor (empty tensors get a one-element stand-in)."""
+def _wp(t: torch.Tensor | None, dtype: type | None = None, *, stand_in: tuple | None = None) -> wp.array:
+    """Zero-copy Warp view of a contiguous tensor. Empty tensors, and ``None`` (an output not
+    asked for; ``stand_in`` = (ndim, torch dtype, device)), get a one-element stand-in that the
+    kernels never read or write."""
+    if t is None:
+        return _stand_in(*stand_in)
     t = t.detach()
     if t.numel() == 0:
-        t = torch.zeros((1,) * t.ndim, dtype=t.dtype, device=t.device)
+        return _stand_in(t.ndim, t.dtype, t.device)
     return wp.from_torch(t, dtype=dtype, requires_grad=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _stand_in(ndim: int, dtype: torch.dtype, device: torch.device) -> wp.array:
+    return wp.from_torch(torch.zeros((1,) * ndim, dtype=dtype, device=device), requires_grad=False)
 
 
 def _check_int32(what: str, n: int) -> None:
@@ -113,194 +133,281 @@ def _check_int32(what: str, n: int) -> None:
         raise ValueError(f"{what}: {n} exceeds the 32-bit indices of the 'warp' backend; render in smaller batches")
 
 
+@functools.lru_cache(maxsize=32)
+def _background(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The background values as a [C] tensor on ``device`` (cached: a renderer's background rarely
+    changes, and a host-to-device copy per call would synchronise). Read-only."""
+    return torch.tensor(values, dtype=dtype).to(device)
+
+
+@functools.lru_cache(maxsize=64)
+def _params(dtype: type, params: KernelParams) -> object:
+    """The kernels' ``wp.struct`` filled from ``params`` (cached per value; never mutated)."""
+    struct = warp_kernels.kernels(dtype).Params()
+    for name, value in params._asdict().items():
+        setattr(struct, name, value)
+    return struct
+
+
+class _Forward(NamedTuple):
+    """The forward kernel's outputs in the compute dtype (``None``: not asked for)."""
+
+    channels: torch.Tensor  # [B, Cs + Cv, H, W]
+    alpha: torch.Tensor  # [B, 1, H, W]
+    depth: torch.Tensor | None  # [B, 1, H, W]
+    state: torch.Tensor  # [B, 4, H, W], see warp_kernels.forward
+    winner: torch.Tensor | None  # [B, H, W] int32 flat face index b·F + f, or -1
+    barycentrics: torch.Tensor | None  # [B, 3, H, W]
+    hard_depth: torch.Tensor | None  # [B, 1, H, W]
+
+
 class _Prepared:
-    """Per-call face data, binning and options, shared by forward and backward."""
+    """Per-call face data, binning and parameters, shared by forward and backward."""
 
     def __init__(
         self,
-        face_vertices: torch.Tensor,
-        textures: torch.Tensor,
+        inputs: RasterInputs,
         s: RasterSettings,
         tile: int,
         compute_dtype: torch.dtype,
         deterministic: bool,
     ) -> None:
-        dev, dt = face_vertices.device, face_vertices.dtype
-        b, f = face_vertices.shape[:2]
+        fv = inputs.face_vertices.detach()
+        dev, dt = fv.device, fv.dtype
+        b, f = fv.shape[:2]
         h, w = s.image_height, s.image_width
         n = b * f
         self.shape = (b, f, h, w)
+        self.num_surface, self.num_vertex = int(inputs.surface.shape[3]), int(inputs.vertex.shape[3])
+        self.num_texels = int(inputs.surface.shape[2])
+        self.settings = s
         self.device = dev
         self.wp_device = wp.device_from_torch(dev)
         self.dtype = dt
         self.cdtype = compute_dtype
         self.deterministic = deterministic
         self.tile = tile
-        self.ntx, self.nty = math.ceil(w / tile), math.ceil(h / tile)
-        self.nt = self.ntx * self.nty
-        _check_int32("pixels (batch × tiles × tile²)", b * self.nt * tile * tile)
-        self.kernels = K.kernels(_WP_DTYPE[compute_dtype])
+        self.kernels = warp_kernels.kernels(_WP_DTYPE[compute_dtype])
 
         with torch.no_grad():
-            fv = face_vertices.detach()
-            # ---- decisions shared with the reference, in the input dtype --------------------
-            xs_, ys_ = fv[..., 0].reshape(n, 3), fv[..., 1].reshape(n, 3)
-            g = torch.tensor(s.cull_radius, dtype=dt, device=dev)
-            xmin, xmax = xs_.amin(1) - g, xs_.amax(1) + g
-            ymin, ymax = ys_.amin(1) - g, ys_.amax(1) + g
-            x0, y0 = xs_[:, 0], ys_[:, 0]
-            x1, y1 = xs_[:, 1], ys_[:, 1]
-            x2, y2 = xs_[:, 2], ys_[:, 2]
-            front = (y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0)
-            # Exact pixel ranges: the pixel centres inside the grown box (as the reference's
-            # per-pair box test); rows count from the top, y centres are ascending here.
-            xc = pixel_centers(w, flip=False, dtype=dt, device=dev)
-            yc = pixel_centers(h, flip=False, dtype=dt, device=dev)
-            c0 = torch.searchsorted(xc, xmin.contiguous())
-            c1 = torch.searchsorted(xc, xmax.contiguous(), right=True) - 1
-            r0 = (h - 1) - (torch.searchsorted(yc, ymax.contiguous(), right=True) - 1)
-            r1 = (h - 1) - torch.searchsorted(yc, ymin.contiguous())
-            empty = (c1 < c0) | (r1 < r0)
-            # An empty range is (0, -1, 0, -1) (no host sync: no boolean indexing).
-            c0, c1 = torch.where(empty, 0, c0), torch.where(empty, -1, c1)
-            r0, r1 = torch.where(empty, 0, r0), torch.where(empty, -1, r1)
-            self.pr = torch.stack([c0, c1, r0, r1], 1).to(torch.int32).contiguous()
-            self.front = front.to(torch.int32).contiguous()
+            # ---- decisions shared with every backend, in the input dtype ----------------------
+            ranges = pixel_ranges(fv, s.cull_radius, (h, w))
+            bins = bin_faces(ranges, tile, (h, w))
+            self.ntx, self.nty = bins.ntx, bins.nty
+            self.nt = bins.ntx * bins.nty
+            _check_int32("pixels (batch × tiles × tile²)", b * self.nt * tile * tile)
+            _check_int32("(face, tile) entries", bins.num_entries)
+            self.num_entries = bins.num_entries
+            self.pr = torch.stack([ranges.c0, ranges.c1, ranges.r0, ranges.r1], -1).reshape(n, 4).to(torch.int32)
+            self.front = ranges.front.reshape(n).to(torch.int32)
+            self.tile_start = bins.tile_start.to(torch.int32)
+            self.tile_faces = bins.tile_faces.to(torch.int32)
+            self.entry_face = bins.entry_face.to(torch.int32)
+            self.entry_tile = bins.entry_tile.to(torch.int32)
+            self.face_start = bins.face_start.to(torch.int32)
 
-            # ---- binning: (face, tile) entries, face-major, and per-tile face lists ----------
-            tx0, tx1 = c0 // tile, c1 // tile
-            ty0, ty1 = r0 // tile, r1 // tile
-            wide = tx1 - tx0 + 1
-            counts = torch.where(empty, 0, wide * (ty1 - ty0 + 1))
-            face_start = torch.zeros(n + 1, dtype=torch.long, device=dev)
-            face_start[1:] = counts.cumsum(0)
-            num_entries = int(face_start[-1])
-            _check_int32("(face, tile) entries", num_entries)
-            self.num_entries = num_entries
-            entries = torch.arange(num_entries, device=dev)
-            entry_face = torch.searchsorted(face_start[1:], entries, right=True)  # face of each entry
-            local = entries - face_start[entry_face]
-            entry_tile = (ty0[entry_face] + local // wide[entry_face]) * self.ntx + tx0[entry_face]
-            entry_tile += local % wide[entry_face]
-            job = (entry_face // f) * self.nt + entry_tile
-            job_sorted, order = torch.sort(job, stable=True)  # stable: ascending faces per tile
-            self.tile_faces = entry_face[order].to(torch.int32)
-            self.tile_start = torch.searchsorted(
-                job_sorted, torch.arange(b * self.nt + 1, device=dev, dtype=job_sorted.dtype)
-            ).to(torch.int32)
-            self.entry_face = entry_face.to(torch.int32)
-            self.entry_tile = entry_tile.to(torch.int32)
-            self.face_start = face_start.to(torch.int32)
-
-            # ---- kernel inputs in the compute dtype ---------------------------------------------
+            # ---- kernel inputs in the compute dtype -------------------------------------------
             cd = compute_dtype
             self.fv = fv.reshape(n, 3, 3).to(cd).contiguous()
-            self.tex = textures.detach().reshape(n, textures.shape[2], 3).to(cd).contiguous()
+            self.surface = inputs.surface.detach().reshape(n, self.num_texels, self.num_surface).to(cd).contiguous()
+            self.vertex = inputs.vertex.detach().reshape(n, 3, self.num_vertex).to(cd).contiguous()
+            self.background = _background(tuple(inputs.background), cd, dev)
             self.xs = pixel_centers(w, flip=False, dtype=torch.float64, device=dev).to(cd)
             self.ys = pixel_centers(h, flip=True, dtype=torch.float64, device=dev).to(cd)
-            self.fc = torch.empty(n, K.NUM_FACE_CONSTS, dtype=cd, device=dev)
+            self.fc = torch.empty(n, int(FaceConst.COUNT), dtype=cd, device=dev)
 
-        self.opts = (
-            _DIST[s.dist_func], _RGB[s.aggr_func_rgb], _ALPHA[s.aggr_func_alpha], _TEX[s.texture_type],
-            math.isqrt(textures.shape[2]) if s.texture_type == "surface" else 1, int(s.fill_back),
-        )  # fmt: skip
-        inv_scale, zp_bg = softmax_constants(s)
-        wt = _WP_DTYPE[cd]
-        self.params = [wt(s.sigma_val), wt(s.cull_threshold), wt(s.near), wt(s.far), wt(inv_scale)]
-        self.zp_bg = wt(zp_bg)
-        self.bg = [wt(c) for c in s.background_color]
+        # Warp views of the inputs both kernels read (made once per call).
+        self.arrays = [_wp(t) for t in (self.xs, self.ys, self.fc, self.front, self.surface, self.vertex)]
+        self.wp_fv, self.wp_pr = _wp(self.fv), _wp(self.pr)
+        self.params = _params(_WP_DTYPE[compute_dtype], kernel_params(inputs, s))
+        self.softmax = s.aggr_func_rgb == RgbAggregation.SOFTMAX.name.lower()
         with _torch_stream(dev):
-            wp.launch(self.kernels.prepare, dim=n, inputs=[_wp(self.fv), _wp(self.fc)], device=self.wp_device)
+            wp.launch(self.kernels.prepare, dim=n, inputs=[self.wp_fv, self.arrays[2]], device=self.wp_device)
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images [B, 4, H, W], per-pixel state [B, 4, H, W], z-buffer winner [B, H, W])."""
-        b, f, h, w = self.shape
+    def forward(self) -> _Forward:
+        """Run the forward kernel (compute dtype outputs)."""
+        b, _, h, w = self.shape
+        s = self.settings
         cd, dev = self.cdtype, self.device
-        out = torch.empty(b, 4, h, w, dtype=cd, device=dev)
-        state = torch.empty(b, 4, h, w, dtype=cd, device=dev)
-        winner = torch.empty(b, h, w, dtype=torch.int32, device=dev)
+        new = torch.empty
+        channels = new(b, self.num_surface + self.num_vertex, h, w, dtype=cd, device=dev)
+        alpha = new(b, 1, h, w, dtype=cd, device=dev)
+        state = new(b, 4, h, w, dtype=cd, device=dev)
+        depth = new(b, 1, h, w, dtype=cd, device=dev) if s.with_depth else None
+        zbuffer = s.with_zbuffer or not self.softmax
+        winner = new(b, h, w, dtype=torch.int32, device=dev) if zbuffer else None
+        bary = new(b, 3, h, w, dtype=cd, device=dev) if s.with_zbuffer else None
+        hard_depth = new(b, 1, h, w, dtype=cd, device=dev) if s.with_zbuffer else None
         inputs = [
-            _wp(self.xs), _wp(self.ys), _wp(self.fc), _wp(self.front), _wp(self.tex), _wp(self.pr),
-            _wp(self.tile_start), _wp(self.tile_faces), self.tile, self.ntx, self.nt, f, *self.opts,
-            *self.params[:4], self.params[4], self.zp_bg, *self.bg, _wp(out), _wp(state), _wp(winner),
+            self.params, *self.arrays[:4], _wp(self.surface.view(-1)), _wp(self.vertex.view(-1)),
+            _wp(self.background), self.wp_pr, _wp(self.tile_start), _wp(self.tile_faces), self.tile, self.ntx,
+            self.nt, _wp(channels.view(-1)), _wp(alpha),
+            _wp(depth, stand_in=(4, cd, dev)), _wp(state), _wp(winner, stand_in=(3, torch.int32, dev)),
+            _wp(bary, stand_in=(4, cd, dev)), _wp(hard_depth, stand_in=(4, cd, dev)),
         ]  # fmt: skip
         with _torch_stream(dev):
             dim = b * self.nt * self.tile * self.tile  # one thread per pixel of every tile
             wp.launch(self.kernels.forward, dim=dim, inputs=inputs, device=self.wp_device)
-        return out, state, winner
+        return _Forward(channels, alpha, depth, state, winner, bary, hard_depth)
 
     def backward(
         self,
-        out: torch.Tensor,
-        state: torch.Tensor,
-        winner: torch.Tensor,
-        grad_out: torch.Tensor,
-        need_v: bool,
-        need_t: bool,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Gradients w.r.t. face vertices [B, F, 3, 3] and textures [B, F, T, 3] (input dtype)."""
+        saved: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None],
+        grad_channels: torch.Tensor,
+        grad_alpha: torch.Tensor,
+        grad_depth: torch.Tensor | None,
+        needs: tuple[bool, bool, bool],
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Gradients w.r.t. face vertices [B, F, 3, 3], surface [B, F, T, Cs] and vertex
+        [B, F, 3, Cv] (input dtype; None where ``needs`` says not needed). ``saved``: the
+        forward's channels, depth, state and winner (compute dtype, see :class:`_Forward`)."""
         b, f, _, _ = self.shape
         n = b * f
         cd, dev = self.cdtype, self.device
-        t = self.tex.shape[1]
-        width = K.G_TEX + (3 * t if need_t else 0)
+        need_v, need_s, need_a = needs
+        ts, tv = self.num_texels * self.num_surface, 3 * self.num_vertex
+        surface_grad = warp_kernels.G_ATTR if need_s else -1
+        vertex_grad = warp_kernels.G_ATTR + (ts if need_s else 0) if need_a else -1
+        width = warp_kernels.G_ATTR + (ts if need_s else 0) + (tv if need_a else 0)
         e = self.num_entries
+        _check_int32("gradient slots (entries × row width)", e * width)
         if self.deterministic:
             slots = torch.zeros(e, width, dtype=cd, device=dev)
             per_face = torch.empty(n, width, dtype=cd, device=dev)
         else:
             slots = torch.zeros(1, width, dtype=cd, device=dev)
             per_face = torch.zeros(n, width, dtype=cd, device=dev)
-        go = grad_out.to(cd).contiguous()
+        grads = [None if g is None else g.to(cd).contiguous() for g in (grad_channels, grad_alpha, grad_depth)]
+        wp_slots, wp_per_face = _wp(slots), _wp(per_face)
+        channels, depth, state, winner = saved
         inputs = [
-            _wp(self.xs), _wp(self.ys), _wp(self.fc), _wp(self.front), _wp(self.tex), _wp(self.pr),
-            _wp(self.entry_face), _wp(self.entry_tile), self.tile, self.ntx, f, *self.opts,
-            int(need_v), int(need_t), int(self.deterministic), *self.params,
-            _wp(out), _wp(state), _wp(winner), _wp(go), _wp(slots), _wp(per_face),
+            self.params, *self.arrays, self.wp_pr, _wp(self.entry_face), _wp(self.entry_tile), self.tile,
+            self.ntx, int(need_v), surface_grad, vertex_grad, int(self.deterministic), _wp(channels),
+            _wp(depth, stand_in=(4, cd, dev)), _wp(state), _wp(winner, stand_in=(3, torch.int32, dev)),
+            _wp(grads[0]), _wp(grads[1]), _wp(grads[2], stand_in=(4, cd, dev)), wp_slots, wp_per_face,
         ]  # fmt: skip
-        grad_v = grad_t = None
+        grad_v = None
         with _torch_stream(dev):
             if e > 0:
                 wp.launch(self.kernels.backward, dim=e, inputs=inputs, device=self.wp_device)
             if self.deterministic:
                 wp.launch(
-                    self.kernels.reduce, dim=(n, width), inputs=[_wp(self.face_start), _wp(slots), _wp(per_face)],
+                    self.kernels.reduce, dim=(n, width), inputs=[_wp(self.face_start), wp_slots, wp_per_face],
                     device=self.wp_device,
                 )  # fmt: skip
             if need_v:
                 grad_fv = torch.empty(n, 3, 3, dtype=cd, device=dev)
                 wp.launch(
-                    self.kernels.chain, dim=n, inputs=[_wp(self.fv), _wp(per_face), _wp(grad_fv)],
+                    self.kernels.chain, dim=n, inputs=[self.wp_fv, wp_per_face, _wp(grad_fv)],
                     device=self.wp_device,
                 )  # fmt: skip
                 grad_v = grad_fv.reshape(b, f, 3, 3).to(self.dtype)
-        if need_t:
-            grad_t = per_face[:, K.G_TEX :].reshape(b, f, t, 3).to(self.dtype)
-        return grad_v, grad_t
+        grad_s = grad_a = None
+        if need_s:
+            grad_s = per_face[:, surface_grad : surface_grad + ts].reshape(b, f, self.num_texels, self.num_surface)
+            grad_s = grad_s.to(self.dtype)
+        if need_a:
+            grad_a = per_face[:, vertex_grad : vertex_grad + tv].reshape(b, f, 3, self.num_vertex).to(self.dtype)
+        return grad_v, grad_s, grad_a
 
 
-class _SoftRasterizeWarp(torch.autograd.Function):
+class _RasterizeWarp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, face_vertices, textures, settings, tile, compute_dtype, deterministic):  # type: ignore[override]
-        prep = _Prepared(face_vertices, textures, settings, tile, compute_dtype, deterministic)
-        out, state, winner = prep.forward()
-        images = out.to(face_vertices.dtype)
-        ctx.prep = prep
-        if images is out:  # the output itself: saved so that in-place changes to it are caught
-            ctx.save_for_backward(images, state, winner)
+    def forward(ctx, face_vertices, surface, vertex, prep):  # type: ignore[override]
+        fwd = prep.forward()
+        dt = face_vertices.dtype
+        channels, alpha = fwd.channels.to(dt), fwd.alpha.to(dt)
+        depth = face_vertices.new_empty(0) if fwd.depth is None else fwd.depth.to(dt)
+        if prep.settings.with_zbuffer:
+            b, f = prep.shape[:2]
+            offset = torch.arange(b, device=prep.device)[:, None, None] * f
+            win = fwd.winner.long()
+            face_id = torch.where(win >= 0, win - offset, win)
+            bary, hard_depth = fwd.barycentrics.to(dt), fwd.hard_depth.to(dt)
         else:
-            ctx.save_for_backward(out, state, winner)
-        return images
+            # Distinct placeholders (not asked for; the entry point returns None for them).
+            face_id, bary, hard_depth = (face_vertices.new_empty(0) for _ in range(3))
+        ctx.prep = prep
+        # Saved as returned when the dtypes agree, so that in-place changes to the outputs are caught.
+        ctx.save_for_backward(
+            channels if channels.dtype == fwd.channels.dtype else fwd.channels,
+            None if fwd.depth is None else (depth if depth.dtype == fwd.depth.dtype else fwd.depth),
+            fwd.state,
+            fwd.winner,
+        )
+        ctx.mark_non_differentiable(face_id, bary, hard_depth)
+        return channels, alpha, depth, face_id, bary, hard_depth
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_images):  # type: ignore[override]
-        out, state, winner = ctx.saved_tensors
-        need_v, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if not (need_v or need_t):
-            return None, None, None, None, None, None
-        grad_v, grad_t = ctx.prep.backward(out, state, winner, grad_images, need_v, need_t)
-        return grad_v, grad_t, None, None, None, None
+    def backward(ctx, grad_channels, grad_alpha, grad_depth, *_):  # type: ignore[override]
+        saved = ctx.saved_tensors
+        needs = tuple(bool(x) for x in ctx.needs_input_grad[:3])
+        if not any(needs):
+            return None, None, None, None
+        prep: _Prepared = ctx.prep
+        with_depth = saved[1] is not None
+        grads = prep.backward(saved, grad_channels, grad_alpha, grad_depth if with_depth else None, needs)
+        return (*grads, None)
+
+
+def rasterize(
+    inputs: RasterInputs,
+    settings: RasterSettings,
+    *,
+    tile: int = DEFAULT_TILE,
+    deterministic: bool | None = None,
+    compute_dtype: torch.dtype | None = None,
+) -> RasterResult:
+    """The backend entry point of the contract (see :mod:`softras.raster.contract`).
+
+    Args:
+        inputs: validated :class:`RasterInputs` (float32/float64 on a cpu or cuda device).
+        settings: validated :class:`RasterSettings`.
+        tile: screen tile size in pixels used for binning faces.
+        deterministic: bit-identical backward (per-entry slots reduced in a fixed order)
+            instead of float atomics. ``None``: True unless ``SOFTRAS_WARP_DETERMINISTIC=0``
+            (always True under ``torch.use_deterministic_algorithms(True)``).
+        compute_dtype: arithmetic of the per-pixel kernels, ``None`` for the inputs' dtype;
+            ``torch.float64`` for float32 inputs gives float64 accuracy.
+
+    Returns:
+        :class:`RasterResult` in the inputs' dtype: ``channels`` [B, Cs + Cv, H, W], ``alpha``,
+        ``depth`` (with_depth) differentiable w.r.t. face_vertices, surface and vertex; the
+        z-buffer outputs (with_zbuffer) detached.
+    """
+    fv = inputs.face_vertices
+    if fv.dtype not in _WP_DTYPE:
+        raise TypeError(f"face_vertices: the 'warp' backend supports float32 and float64, got {fv.dtype}")
+    if fv.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"face_vertices: the 'warp' backend runs on cpu or cuda tensors, got {fv.device}")
+    if compute_dtype is None:
+        compute_dtype = fv.dtype
+    if compute_dtype not in _WP_DTYPE:
+        raise TypeError(f"compute_dtype: expected torch.float32 or torch.float64, got {compute_dtype}")
+    if compute_dtype == torch.float32 and fv.dtype == torch.float64:
+        raise ValueError("compute_dtype: float32 arithmetic for float64 inputs is not supported")
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile: expected a positive int, got {tile!r}")
+    if deterministic is None:
+        deterministic = _default_deterministic()
+    elif torch.are_deterministic_algorithms_enabled():
+        deterministic = True
+    _init()
+    fv = fv.contiguous()
+    surface, vertex = inputs.surface.to(fv.dtype), inputs.vertex.to(fv.dtype)
+    prep = _Prepared(RasterInputs(fv, surface, vertex, inputs.background), settings, tile, compute_dtype,
+                     bool(deterministic))  # fmt: skip
+    channels, alpha, depth, face_id, bary, hard_depth = _RasterizeWarp.apply(fv, surface, vertex, prep)
+    zbuffer = settings.with_zbuffer
+    return RasterResult(
+        channels=channels,
+        alpha=alpha,
+        depth=depth if settings.with_depth else None,
+        face_id=face_id if zbuffer else None,
+        barycentrics=bary if zbuffer else None,
+        hard_depth=hard_depth if zbuffer else None,
+    )
 
 
 def rasterize_warp(
@@ -312,49 +419,28 @@ def rasterize_warp(
     deterministic: bool | None = None,
     compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Soft-rasterize with the Warp kernels on the tensors' device (``cpu`` or ``cuda:N``).
-
-    Same contract as ``rasterize_reference``.
+    """Soft-rasterize colours with the Warp kernels into [B, 4, H, W] RGBA (the original's
+    colour-only signature over :func:`rasterize`; options as there).
 
     Args:
         face_vertices: [B, F, 3, 3] float32/float64 screen-space triangles.
-        textures: [B, F, R*R, 3] (surface) or [B, F, 3, 3] (vertex), same device.
-        settings: validated :class:`RasterSettings`.
-        tile: screen tile size in pixels used for binning faces.
-        deterministic: bit-identical backward (per-entry slots reduced in a fixed order)
-            instead of float atomics. ``None``: True unless ``SOFTRAS_WARP_DETERMINISTIC=0``
-            (always True under ``torch.use_deterministic_algorithms(True)``).
-        compute_dtype: arithmetic of the per-pixel kernels, ``None`` for the inputs' dtype;
-            ``torch.float64`` for float32 inputs gives float64 accuracy.
+        textures: [B, F, R*R, 3] (``settings.texture_type='surface'``) or [B, F, 3, 3]
+            (``'vertex'``), same device.
+        settings: validated :class:`RasterSettings` (its ``background_color`` is the background).
 
     Returns:
         [B, 4, H, W] images in the inputs' dtype, differentiable w.r.t. ``face_vertices`` and
         ``textures``.
     """
-    if face_vertices.dtype not in _WP_DTYPE:
-        raise TypeError(f"face_vertices: the 'warp' backend supports float32 and float64, got {face_vertices.dtype}")
-    if face_vertices.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"face_vertices: the 'warp' backend runs on cpu or cuda tensors, got {face_vertices.device}")
     if textures.device != face_vertices.device:
         raise ValueError(f"textures: expected device {face_vertices.device} (as face_vertices), got {textures.device}")
-    if compute_dtype is None:
-        compute_dtype = face_vertices.dtype
-    if compute_dtype not in _WP_DTYPE:
-        raise TypeError(f"compute_dtype: expected torch.float32 or torch.float64, got {compute_dtype}")
-    if compute_dtype == torch.float32 and face_vertices.dtype == torch.float64:
-        raise ValueError("compute_dtype: float32 arithmetic for float64 inputs is not supported")
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-        raise ValueError(f"tile: expected a positive int, got {tile!r}")
-    if deterministic is None:
-        deterministic = _default_deterministic()
-    elif torch.are_deterministic_algorithms_enabled():
-        deterministic = True
-    _init()
-    return _SoftRasterizeWarp.apply(
-        face_vertices.contiguous(), textures.to(face_vertices.dtype), settings, tile, compute_dtype, bool(deterministic)
-    )
-
-
-def rasterize(inputs: RasterInputs, settings: RasterSettings) -> RasterResult:
-    """The backend entry point of the contract (see :mod:`softras.raster.contract`)."""
-    return run_rgba_backend(rasterize_warp, "warp", inputs, settings)
+    b, f = face_vertices.shape[:2]
+    vertex_colours = settings.texture_type == "vertex"
+    textures = textures.to(face_vertices.dtype)
+    none = face_vertices.new_zeros(b, f, 3 if vertex_colours else 1, 0)
+    surface, vertex = (none, textures) if vertex_colours else (textures, none)
+    result = rasterize(
+        RasterInputs(face_vertices, surface, vertex, settings.background_color), settings, tile=tile,
+        deterministic=deterministic, compute_dtype=compute_dtype,
+    )  # fmt: skip
+    return torch.cat([result.channels, result.alpha], dim=1)

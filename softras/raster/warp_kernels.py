@@ -2,84 +2,131 @@
 
 The kernels are built per compute dtype (``wp.float32`` or ``wp.float64``) by :func:`kernels`;
 Warp compiles each set once (CUDA via NVRTC, CPU via its bundled Clang) and caches it on disk.
+Every rule comes from :mod:`softras.raster.contract`: the option codes, the numeric constants,
+the per-face constant layout (:class:`~softras.raster.contract.FaceConst`, one ``wp.constant``
+per field) and the kernel parameters (one ``wp.struct`` generated from
+:class:`~softras.raster.contract.KernelParams`).
 
-Work decomposition (the binning itself is done in PyTorch by ``warp_backend``):
+Attributes of any width go through one code path: ``surface`` [N, T, Cs] texels (looked up
+with the texel rule) and ``vertex`` [N, 3, Cv] per-corner values (interpolated with the
+clipped, renormalised barycentrics), N = B·F; output channel c < Cs is surface channel c, then
+the vertex channels. Soft depth is one more value per pair (zp) with the same weights.
+
+Work decomposition (the binning itself is :func:`softras.raster.contract.bin_faces`):
 
 * ``prepare``: one thread per face; the face's constants (barycentric matrix, edges,
   altitudes, 1/z) computed in float64 whatever the compute dtype and stored in it.
 * ``forward``: one thread per pixel, threads grouped tile by tile (a warp of 32 threads
   covers pixels of one tile, hence one face list). The pixel walks its tile's face list in
   ascending face order, skips faces whose exact pixel range does not contain it, and keeps
-  only per-pixel scalars: the alpha accumulator, the softmax reference element (the running
-  maximum of log D - z/((far-near)γ)) with the denominator and numerators taken relative to
-  it, and the z-buffer winner with its colour. Depth *differences* are formed before the
-  division by γ, which keeps float32 accurate at γ = 1e-4.
+  per-pixel scalars in registers (alpha accumulator, softmax reference element — the running
+  maximum of log D − zp/((far − near)γ) — and denominator, the z-buffer winner) and the
+  softmax numerators of the channels in the output array itself, relative to the reference.
+  Depth *differences* are formed before the division by γ, which keeps float32 accurate at
+  γ = 1e-4.
 * ``backward``: one thread per (face, tile) entry; it recomputes the pair terms of every
-  pixel of the face's range inside the tile and sums the entry's gradient in registers.
-  Deterministic mode: the entry stores its sums in its own slot and ``reduce`` adds the slots
-  of each face in a fixed order (no two threads ever add into the same number). Atomic mode:
-  the entry adds into the per-face gradient with float atomics (faster, order-dependent
-  rounding on GPUs).
+  pixel of the face's range inside the tile and sums the entry's gradient row (layout:
+  :data:`G_ROW`, :data:`G_XY`, :data:`G_Z`, then the attributes). Deterministic mode: the
+  entry stores its sums in its own slot and ``reduce`` adds the slots of each face in a fixed
+  order (no two threads ever add into the same number). Atomic mode: the entry adds into the
+  per-face gradient with float atomics (faster, order-dependent rounding on GPUs).
 * ``chain``: one thread per face; the chain rule from the barycentric-matrix, vertex-xy and
   depth gradients to the face vertices (float64 arithmetic).
 
-Semantics are those of :mod:`softras.raster.reference` and of the ``cpu`` backend (same
-culling, distance functions, aggregations, texel rule, the same exact shortcuts as
-``cpu_kernels``). One formulation differs from the CPU kernels, exact in real arithmetic but
-more accurate in float32: barycentrics are evaluated relative to a vertex of the face,
-w_k = P_k (x - x_a) + Q_k (y - y_a) with a = vertex k+1 (where w_k vanishes), instead of
+One formulation differs from the reference, exact in real arithmetic but more accurate in
+float32: barycentrics are evaluated relative to a vertex of the face,
+w_k = P_k (x − x_a) + Q_k (y − y_a) with a = vertex k+1 (where w_k vanishes), instead of
 P_k x + Q_k y + R_k, and the backward accumulates the matching sums.
-
-Option codes: dist 0 hard / 1 barycentric / 2 euclidean; rgb 0 hard / 1 softmax;
-alpha 0 hard / 1 sum / 2 prod; texture 0 surface / 1 vertex.
 """
 
 import functools
+import typing
 from types import SimpleNamespace
 
 import warp as wp
 
-__all__ = ["G_TEX", "NUM_FACE_CONSTS", "NUM_VERTEX_GRADS", "kernels"]
+from .contract import (
+    CULL_MARGIN,
+    DET_EPS,
+    SIGMOID_CUTOFF,
+    TEXEL_EDGE_TOLERANCE,
+    W_SUM_EPS,
+    Z_EPS,
+    AlphaAggregation,
+    DistFunc,
+    FaceConst,
+    KernelParams,
+    RgbAggregation,
+)
 
-# Per-face constants (one row of ``fc``, compute dtype):
-# 0-8   barycentric matrix rows (adjugate / clamped det): P_k, Q_k, R_k for k = 0, 1, 2
-# 9-14  x0 y0 x1 y1 x2 y2
-# 15-17 1/z of the vertices (|z| < 1e-12 replaced by 1e-12)
-# 18-20 1 where |z| >= 1e-12 (the depth gradient flows), else 0
-# 21-23 1 / |edge k|² (edge k: v_k -> v_k+1; 1 for a zero-length edge)
-# 24-26 squared altitude from vertex k (0 if the face is degenerate)
-# 27    1 if the face has no area (|det| < 1e-10)
-NUM_FACE_CONSTS = 28
-# Per-face gradient row: 0-8 (X_k, Y_k, S_k) for k = 0, 1, 2, the sums of dL/dw_k times
-# (x - x_a, y - y_a, 1); 9-14 d/d(x0 y0 x1 y1 x2 y2) through the Euclidean distance; 15-17 d/dz;
-# then the textures (3 per texel or per vertex colour).
-NUM_VERTEX_GRADS = 18
-G_TEX = NUM_VERTEX_GRADS
+__all__ = ["G_ATTR", "G_ROW", "G_XY", "G_Z", "kernels"]
 
-_DET_EPS = 1e-10
-_W_SUM_EPS = 1e-5
-_Z_EPS = 1e-12
-_TEXEL_TOL = 1e-4
-_CULL_MARGIN = 1.0 + 1e-6
-_EXP_CUTOFF = 40.0
+# ---- the per-face constant row (FaceConst), one wp.constant per field -----------------------
+FC_INV = wp.constant(int(FaceConst.INV))
+FC_XY = wp.constant(int(FaceConst.XY))
+FC_INV_Z = wp.constant(int(FaceConst.INV_Z))
+FC_Z_OK = wp.constant(int(FaceConst.Z_OK))
+FC_INV_EDGE_LEN2 = wp.constant(int(FaceConst.INV_EDGE_LEN2))
+FC_ALTITUDE2 = wp.constant(int(FaceConst.ALTITUDE2))
+FC_DEGENERATE = wp.constant(int(FaceConst.DEGENERATE))
+FC_COUNT = int(FaceConst.COUNT)
+# Entries of the multi-entry fields: P_k, Q_k, R_k of the barycentric matrix; vertex x_k, y_k.
+P0 = wp.constant(FC_INV + 0)
+Q0 = wp.constant(FC_INV + 1)
+R0 = wp.constant(FC_INV + 2)
+P1 = wp.constant(FC_INV + 3)
+Q1 = wp.constant(FC_INV + 4)
+R1 = wp.constant(FC_INV + 5)
+P2 = wp.constant(FC_INV + 6)
+Q2 = wp.constant(FC_INV + 7)
+R2 = wp.constant(FC_INV + 8)
+X0 = wp.constant(FC_XY + 0)
+Y0 = wp.constant(FC_XY + 1)
+X1 = wp.constant(FC_XY + 2)
+Y1 = wp.constant(FC_XY + 3)
+X2 = wp.constant(FC_XY + 4)
+Y2 = wp.constant(FC_XY + 5)
+
+# ---- option codes --------------------------------------------------------------------------
+DIST_HARD = wp.constant(int(DistFunc.HARD))
+DIST_BARYCENTRIC = wp.constant(int(DistFunc.BARYCENTRIC))
+DIST_EUCLIDEAN = wp.constant(int(DistFunc.EUCLIDEAN))
+RGB_HARD = wp.constant(int(RgbAggregation.HARD))
+RGB_SOFTMAX = wp.constant(int(RgbAggregation.SOFTMAX))
+ALPHA_HARD = wp.constant(int(AlphaAggregation.HARD))
+ALPHA_SUM = wp.constant(int(AlphaAggregation.SUM))
+ALPHA_PROD = wp.constant(int(AlphaAggregation.PROD))
+
+# ---- the per-face gradient row -------------------------------------------------------------
+G_ROW = wp.constant(0)
+"""9 entries: (X_k, Y_k, S_k) for k = 0, 1, 2, the sums of dL/dw_k times (x − x_a, y − y_a, 1)."""
+G_XY = wp.constant(9)
+"""6 entries: d/d(x0 y0 x1 y1 x2 y2) through the Euclidean distance."""
+G_Z = wp.constant(15)
+"""3 entries: d/dz_k."""
+G_ATTR = wp.constant(18)
+"""First attribute gradient: surface texels (T·Cs, texel-major) then vertex values (3·Cv)."""
+
+
+def _struct(dtype: type) -> type:
+    """A ``wp.struct`` with the fields of :class:`KernelParams` (int -> int32, float -> dtype)."""
+    types = {int: wp.int32, float: dtype}
+    hints = typing.get_type_hints(KernelParams)
+    cls = type(f"KernelParams_{dtype.__name__}", (), {"__annotations__": {k: types[v] for k, v in hints.items()}})
+    return wp.struct(cls)
 
 
 @functools.cache
 def kernels(dtype: type) -> SimpleNamespace:
-    """The kernels computing in ``dtype`` (``wp.float32`` or ``wp.float64``), built once."""
+    """The kernels computing in ``dtype`` (``wp.float32`` or ``wp.float64``) and their
+    ``Params`` struct, built once."""
     if dtype not in (wp.float32, wp.float64):
         raise TypeError(f"dtype: expected wp.float32 or wp.float64, got {dtype!r}")
     return _build(dtype)
 
 
 def _build(C: type) -> SimpleNamespace:
-    det_eps = _DET_EPS
-    w_sum_eps = _W_SUM_EPS
-    z_eps = _Z_EPS
-    texel_tol = _TEXEL_TOL
-    cull_margin = _CULL_MARGIN
-    exp_cutoff = _EXP_CUTOFF
-    g_tex = G_TEX
+    Params = _struct(C)
 
     @wp.func
     def sigmoid(x: C):
@@ -91,9 +138,9 @@ def _build(C: type) -> SimpleNamespace:
 
     @wp.func
     def exp_neg_abs(x: C):
-        """e^-|x|, 0 beyond |x| = 40 (below the resolution of every sum it enters)."""
+        """e^-|x|, 0 beyond |x| = SIGMOID_CUTOFF (below the resolution of every sum it enters)."""
         ax = wp.abs(x)
-        if ax < C(exp_cutoff):
+        if ax < C(SIGMOID_CUTOFF):
             return wp.exp(-ax)
         return C(0.0)
 
@@ -114,19 +161,19 @@ def _build(C: type) -> SimpleNamespace:
         return dx * dx + dy * dy
 
     @wp.func
-    def coverage(fc: wp.array2d(dtype=C), n: int, px: C, py: C, dist_id: int, theta: C, sigma: C):
+    def coverage(fc: wp.array2d(dtype=C), n: int, px: C, py: C, dist_func: int, theta: C, sigma: C):
         """Barycentrics, keep flag (0/1), x = sign·d²/σ (D = sigmoid(x)) and the closest edge."""
-        w0 = fc[n, 0] * (px - fc[n, 11]) + fc[n, 1] * (py - fc[n, 12])
-        w1 = fc[n, 3] * (px - fc[n, 13]) + fc[n, 4] * (py - fc[n, 14])
-        w2 = fc[n, 6] * (px - fc[n, 9]) + fc[n, 7] * (py - fc[n, 10])
+        w0 = fc[n, P0] * (px - fc[n, X1]) + fc[n, Q0] * (py - fc[n, Y1])
+        w1 = fc[n, P1] * (px - fc[n, X2]) + fc[n, Q1] * (py - fc[n, Y2])
+        w2 = fc[n, P2] * (px - fc[n, X0]) + fc[n, Q2] * (py - fc[n, Y0])
         zero = C(0.0)
         one = C(1.0)
-        if dist_id == 0:
+        if dist_func == DIST_HARD:
             keep = 0
             if in01(w0) and in01(w1) and in01(w2):
                 keep = 1
             return w0, w1, w2, keep, zero, -1
-        if dist_id == 1:
+        if dist_func == DIST_BARYCENTRIC:
             m = wp.min(w0, wp.min(w1, w2))
             signed = m * wp.abs(m)
             keep = 0
@@ -134,54 +181,54 @@ def _build(C: type) -> SimpleNamespace:
                 keep = 1
             return w0, w1, w2, keep, signed / sigma, -1
         inside = w0 > zero and w0 < one and w1 > zero and w1 < one and w2 > zero and w2 < one
-        degenerate = fc[n, 27] != zero
+        degenerate = fc[n, FC_DEGENERATE] != zero
         if inside and not degenerate:
             # Inside, the nearest boundary point lies on the nearest edge line: w_k × altitude_k.
-            d2 = w0 * w0 * fc[n, 24]
+            d2 = w0 * w0 * fc[n, FC_ALTITUDE2 + 0]
             edge = 1
-            dk = w1 * w1 * fc[n, 25]
+            dk = w1 * w1 * fc[n, FC_ALTITUDE2 + 1]
             if dk < d2:
                 d2 = dk
                 edge = 2
-            dk = w2 * w2 * fc[n, 26]
+            dk = w2 * w2 * fc[n, FC_ALTITUDE2 + 2]
             if dk < d2:
                 d2 = dk
                 edge = 0
             return w0, w1, w2, 1, d2 / sigma, edge
         if not degenerate:
             # Outside an edge line, the distance to that line bounds the distance from below.
-            lim = theta * C(cull_margin)
-            if w0 < zero and w0 * w0 * fc[n, 24] >= lim:
+            lim = theta * C(CULL_MARGIN)
+            if w0 < zero and w0 * w0 * fc[n, FC_ALTITUDE2 + 0] >= lim:
                 return w0, w1, w2, 0, zero, -1
-            if w1 < zero and w1 * w1 * fc[n, 25] >= lim:
+            if w1 < zero and w1 * w1 * fc[n, FC_ALTITUDE2 + 1] >= lim:
                 return w0, w1, w2, 0, zero, -1
-            if w2 < zero and w2 * w2 * fc[n, 26] >= lim:
+            if w2 < zero and w2 * w2 * fc[n, FC_ALTITUDE2 + 2] >= lim:
                 return w0, w1, w2, 0, zero, -1
         # The nearest point lies on an edge whose opposite barycentric is <= 0 (all three edges
         # for degenerate faces, whose barycentrics are unreliable).
-        x0 = fc[n, 9]
-        y0 = fc[n, 10]
-        x1 = fc[n, 11]
-        y1 = fc[n, 12]
-        x2 = fc[n, 13]
-        y2 = fc[n, 14]
+        x0 = fc[n, X0]
+        y0 = fc[n, Y0]
+        x1 = fc[n, X1]
+        y1 = fc[n, Y1]
+        x2 = fc[n, X2]
+        y2 = fc[n, Y2]
         d2 = zero
         edge = -1
         if degenerate or w2 <= zero:
-            d2 = edge_d2(px, py, x0, y0, x1, y1, fc[n, 21])
+            d2 = edge_d2(px, py, x0, y0, x1, y1, fc[n, FC_INV_EDGE_LEN2 + 0])
             edge = 0
         if degenerate or w0 <= zero:
-            dk = edge_d2(px, py, x1, y1, x2, y2, fc[n, 22])
+            dk = edge_d2(px, py, x1, y1, x2, y2, fc[n, FC_INV_EDGE_LEN2 + 1])
             if edge < 0 or dk < d2:
                 d2 = dk
                 edge = 1
         if degenerate or w1 <= zero:
-            dk = edge_d2(px, py, x2, y2, x0, y0, fc[n, 23])
+            dk = edge_d2(px, py, x2, y2, x0, y0, fc[n, FC_INV_EDGE_LEN2 + 2])
             if edge < 0 or dk < d2:
                 d2 = dk
                 edge = 2
         if edge < 0:  # inside but degenerate
-            d2 = edge_d2(px, py, x0, y0, x1, y1, fc[n, 21])
+            d2 = edge_d2(px, py, x0, y0, x1, y1, fc[n, FC_INV_EDGE_LEN2 + 0])
             edge = 0
         x = -d2 / sigma
         if inside:
@@ -200,12 +247,12 @@ def _build(C: type) -> SimpleNamespace:
         u1 = wp.min(wp.max(w1, zero), one)
         u2 = wp.min(wp.max(w2, zero), one)
         s_raw = u0 + u1 + u2
-        s = wp.max(s_raw, C(w_sum_eps))
+        s = wp.max(s_raw, C(W_SUM_EPS))
         rs = one / s
         c0 = u0 * rs
         c1 = u1 * rs
         c2 = u2 * rs
-        inv_z = c0 * fc[n, 15] + c1 * fc[n, 16] + c2 * fc[n, 17]
+        inv_z = c0 * fc[n, FC_INV_Z + 0] + c1 * fc[n, FC_INV_Z + 1] + c2 * fc[n, FC_INV_Z + 2]
         return u0, u1, u2, s_raw, s, c0, c1, c2, inv_z
 
     @wp.func
@@ -216,33 +263,33 @@ def _build(C: type) -> SimpleNamespace:
         u0 = wp.min(wp.max(w0, zero), one)
         u1 = wp.min(wp.max(w1, zero), one)
         u2 = wp.min(wp.max(w2, zero), one)
-        rs = one / wp.max(u0 + u1 + u2, C(w_sum_eps))
+        rs = one / wp.max(u0 + u1 + u2, C(W_SUM_EPS))
         c0 = u0 * rs
         c1 = u1 * rs
         c2 = u2 * rs
-        return c0, c1, c2, c0 * fc[n, 15] + c1 * fc[n, 16] + c2 * fc[n, 17]
+        return c0, c1, c2, c0 * fc[n, FC_INV_Z + 0] + c1 * fc[n, FC_INV_Z + 1] + c2 * fc[n, FC_INV_Z + 2]
 
     @wp.func
-    def texel(c0: C, c1: C, r: int):
+    def texel_cell(c0: C, c1: C, r: int):
+        """contract.texel_cell, transcribed line by line (Warp cannot call the Python rule)."""
         rr = C(r)
         one = C(1.0)
         wx = wp.min(wp.max(wp.floor(c0 * rr), C(0.0)), rr - one)
         wy = wp.min(wp.max(wp.floor(c1 * rr), C(0.0)), rr - one)
-        if (c0 + c1) * rr - wx - wy <= one + C(texel_tol):
+        if (c0 + c1) * rr - wx - wy <= one + C(TEXEL_EDGE_TOLERANCE):
             return wp.int32(wy * rr + wx)
         return wp.int32((rr - one - wy) * rr + (rr - one - wx))
 
     @wp.func
-    def colors(tex: wp.array3d(dtype=C), n: int, tex_id: int, r: int, c0: C, c1: C, c2: C):
-        """RGB of the pair: vertex colours interpolated, or the surface texel."""
-        if tex_id == 1:
-            return (
-                c0 * tex[n, 0, 0] + c1 * tex[n, 1, 0] + c2 * tex[n, 2, 0],
-                c0 * tex[n, 0, 1] + c1 * tex[n, 1, 1] + c2 * tex[n, 2, 1],
-                c0 * tex[n, 0, 2] + c1 * tex[n, 1, 2] + c2 * tex[n, 2, 2],
-            )
-        k = texel(c0, c1, r)
-        return tex[n, k, 0], tex[n, k, 1], tex[n, k, 2]
+    def vertex_value(vertex: wp.array3d(dtype=C), n: int, c: int, c0: C, c1: C, c2: C):
+        """Vertex channel c of face n interpolated with the clipped, renormalised barycentrics."""
+        return c0 * vertex[n, 0, c] + c1 * vertex[n, 1, c] + c2 * vertex[n, 2, c]
+
+    @wp.func
+    def vertex_flat(vertex: wp.array(dtype=C), n: int, nv: int, c: int, c0: C, c1: C, c2: C):
+        """:func:`vertex_value` on the flat [N·3·Cv] view of the vertex attributes."""
+        j = n * 3 * nv + c
+        return c0 * vertex[j] + c1 * vertex[j + nv] + c2 * vertex[j + 2 * nv]
 
     @wp.func
     def inv_or(v: wp.float64, fallback: wp.float64):
@@ -262,7 +309,7 @@ def _build(C: type) -> SimpleNamespace:
         y2 = wp.float64(fv[n, 2, 1])
         zero = wp.float64(0.0)
         one = wp.float64(1.0)
-        eps = wp.float64(det_eps)
+        eps = wp.float64(DET_EPS)
         det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
         det_c = wp.min(det, -eps)
         if det > zero:
@@ -273,84 +320,78 @@ def _build(C: type) -> SimpleNamespace:
         q1 = (x0 - x2) / det_c
         p2 = (y0 - y1) / det_c
         q2 = (x1 - x0) / det_c
-        fc[n, 0] = C(p0)
-        fc[n, 1] = C(q0)
-        fc[n, 2] = C((x1 * y2 - x2 * y1) / det_c)
-        fc[n, 3] = C(p1)
-        fc[n, 4] = C(q1)
-        fc[n, 5] = C((x2 * y0 - x0 * y2) / det_c)
-        fc[n, 6] = C(p2)
-        fc[n, 7] = C(q2)
-        fc[n, 8] = C((x0 * y1 - x1 * y0) / det_c)
-        fc[n, 9] = fv[n, 0, 0]
-        fc[n, 10] = fv[n, 0, 1]
-        fc[n, 11] = fv[n, 1, 0]
-        fc[n, 12] = fv[n, 1, 1]
-        fc[n, 13] = fv[n, 2, 0]
-        fc[n, 14] = fv[n, 2, 1]
+        fc[n, P0] = C(p0)
+        fc[n, Q0] = C(q0)
+        fc[n, R0] = C((x1 * y2 - x2 * y1) / det_c)
+        fc[n, P1] = C(p1)
+        fc[n, Q1] = C(q1)
+        fc[n, R1] = C((x2 * y0 - x0 * y2) / det_c)
+        fc[n, P2] = C(p2)
+        fc[n, Q2] = C(q2)
+        fc[n, R2] = C((x0 * y1 - x1 * y0) / det_c)
+        fc[n, X0] = fv[n, 0, 0]
+        fc[n, Y0] = fv[n, 0, 1]
+        fc[n, X1] = fv[n, 1, 0]
+        fc[n, Y1] = fv[n, 1, 1]
+        fc[n, X2] = fv[n, 2, 0]
+        fc[n, Y2] = fv[n, 2, 1]
         for k in range(3):
             z = wp.float64(fv[n, k, 2])
             z_ok = one
-            if wp.abs(z) < wp.float64(z_eps):
-                z = wp.float64(z_eps)
+            if wp.abs(z) < wp.float64(Z_EPS):
+                z = wp.float64(Z_EPS)
                 z_ok = zero
-            fc[n, 15 + k] = C(one / z)
-            fc[n, 18 + k] = C(z_ok)
+            fc[n, FC_INV_Z + k] = C(one / z)
+            fc[n, FC_Z_OK + k] = C(z_ok)
         l0 = (x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0)
         l1 = (x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1)
         l2 = (x0 - x2) * (x0 - x2) + (y0 - y2) * (y0 - y2)
-        fc[n, 21] = C(inv_or(l0, one))
-        fc[n, 22] = C(inv_or(l1, one))
-        fc[n, 23] = C(inv_or(l2, one))
+        fc[n, FC_INV_EDGE_LEN2 + 0] = C(inv_or(l0, one))
+        fc[n, FC_INV_EDGE_LEN2 + 1] = C(inv_or(l1, one))
+        fc[n, FC_INV_EDGE_LEN2 + 2] = C(inv_or(l2, one))
         # Squared altitude from vertex k: det² / |opposite edge|² with the clamped det, i.e.
         # 1 / (P_k² + Q_k²).
         a0 = p0 * p0 + q0 * q0
         a1 = p1 * p1 + q1 * q1
         a2 = p2 * p2 + q2 * q2
-        fc[n, 24] = C(inv_or(a0, zero))
-        fc[n, 25] = C(inv_or(a1, zero))
-        fc[n, 26] = C(inv_or(a2, zero))
+        fc[n, FC_ALTITUDE2 + 0] = C(inv_or(a0, zero))
+        fc[n, FC_ALTITUDE2 + 1] = C(inv_or(a1, zero))
+        fc[n, FC_ALTITUDE2 + 2] = C(inv_or(a2, zero))
         degenerate = zero
         if wp.abs(det) < eps:
             degenerate = one
-        fc[n, 27] = C(degenerate)
+        fc[n, FC_DEGENERATE] = C(degenerate)
 
     @wp.kernel(enable_backward=False, module="unique")
     def forward(
+        p: Params,
         xs: wp.array(dtype=C),
         ys: wp.array(dtype=C),
         fc: wp.array2d(dtype=C),
         front: wp.array(dtype=wp.int32),
-        tex: wp.array3d(dtype=C),
+        surface: wp.array(dtype=C),
+        vertex: wp.array(dtype=C),
+        background: wp.array(dtype=C),
         pr: wp.array2d(dtype=wp.int32),
         tile_start: wp.array(dtype=wp.int32),
         tile_faces: wp.array(dtype=wp.int32),
         tile: int,
         ntx: int,
         nt: int,
-        nf: int,
-        dist_id: int,
-        rgb_id: int,
-        alpha_id: int,
-        tex_id: int,
-        r: int,
-        fill_back: int,
-        sigma: C,
-        theta: C,
-        near: C,
-        far: C,
-        inv_scale: C,
-        zp_bg: C,
-        bg0: C,
-        bg1: C,
-        bg2: C,
-        out: wp.array4d(dtype=C),
+        chan: wp.array(dtype=C),
+        alpha: wp.array4d(dtype=C),
+        depth_out: wp.array4d(dtype=C),
         state: wp.array4d(dtype=C),
         winner: wp.array3d(dtype=wp.int32),
+        bary: wp.array4d(dtype=C),
+        hard_depth: wp.array4d(dtype=C),
     ):
-        """One pixel per thread. out: [B, 4, H, W]; state: [B, 4, H, W] (alpha accumulator —
-        Π(1 - D) for 'prod', Σ D for 'sum', 0/1 for 'hard' — reference log D, reference depth,
-        softmax denominator); winner: [B, H, W] flat z-buffer face or -1."""
+        """One pixel per thread. chan [B, Cs + Cv, H, W], surface [N, T, Cs] and vertex [N, 3, Cv] are
+        flat views (one multiply-add per index in the pair loop: measurably faster); alpha, depth_out, hard_depth
+        [B, 1, H, W]; state [B, 4, H, W] (alpha accumulator — Π(1 - D) for 'prod', Σ D for
+        'sum', 0/1 for 'hard' — then for 'softmax' the reference log D, reference depth and
+        denominator); winner [B, H, W] flat z-buffer face or -1 (written for 'hard' channels
+        or with_zbuffer); bary [B, 3, H, W] (with_zbuffer)."""
         tid = wp.tid()
         tt = tile * tile
         job = tid // tt
@@ -363,165 +404,216 @@ def _build(C: type) -> SimpleNamespace:
         w = xs.shape[0]
         if row >= h or col >= w:
             return
+        ns = p.num_surface
+        nv = p.num_vertex
+        hw = h * w
+        with_depth = p.with_depth != 0
+        cb = b * (ns + nv) * hw + row * w + col  # chan[cb + c·hw]: channel c of this pixel
+        ntex = p.texture_res * p.texture_res
+        softmax = p.rgb_aggregation == RGB_SOFTMAX
+        zbuffer = p.rgb_aggregation == RGB_HARD or p.with_zbuffer != 0
         px = xs[col]
         py = ys[row]
         zero = C(0.0)
         one = C(1.0)
         acc = zero
-        if alpha_id == 2:
+        if p.alpha_aggregation == ALPHA_PROD:
             acc = one  # prod: transmittance Π(1 - D)
         ref_ld = zero
-        ref_zp = zp_bg
+        ref_zp = p.zp_bg
         den = one
-        num0 = bg0
-        num1 = bg1
-        num2 = bg2
+        num_depth = zero  # the background's depth value is 0
+        if softmax:
+            for c in range(ns + nv):
+                chan[cb + c * hw] = background[c]
         zbuf = zero
         win = wp.int32(-1)  # a dynamic variable (a literal would be a constant to Warp)
-        win0 = bg0
-        win1 = bg1
-        win2 = bg2
+        win_c0 = zero
+        win_c1 = zero
+        win_c2 = zero
+        base = b * p.num_faces
         for e in range(tile_start[job], tile_start[job + 1]):
-            n = tile_faces[e]
+            n = base + tile_faces[e]
             if col < pr[n, 0] or col > pr[n, 1] or row < pr[n, 2] or row > pr[n, 3]:
                 continue
-            w0, w1, w2, keep, x, _edge = coverage(fc, n, px, py, dist_id, theta, sigma)
+            w0, w1, w2, keep, x, _edge = coverage(fc, n, px, py, p.dist_func, p.theta, p.sigma)
             if keep == 0:
                 continue
             # ee = e^-|x| gives D = sigmoid(x), 1 - D and log D with one exp.
             ee = zero
-            if dist_id != 0:
+            if p.dist_func != DIST_HARD:
                 ee = exp_neg_abs(x)
-            if alpha_id == 2:
-                if dist_id == 0:
+            if p.alpha_aggregation == ALPHA_PROD:
+                if p.dist_func == DIST_HARD:
                     acc = zero
                 elif x >= zero:
                     acc = acc * (ee / (one + ee))
                 else:
                     acc = acc * (one / (one + ee))
-            elif alpha_id == 1:
-                if dist_id == 0:
+            elif p.alpha_aggregation == ALPHA_SUM:
+                if p.dist_func == DIST_HARD:
                     acc = acc + one
                 elif x >= zero:
                     acc = acc + one / (one + ee)
                 else:
                     acc = acc + ee / (one + ee)
-            elif dist_id == 0 or x > zero:  # D > 0.5
+            elif p.dist_func == DIST_HARD or x > zero:  # D > 0.5
                 acc = one
-            if fill_back == 0 and front[n] == 0:
+            if p.fill_back == 0 and front[n] == 0:
                 continue
-            if rgb_id == 0 and not (in01(w0) and in01(w1) and in01(w2)):
-                continue  # the z-buffer only takes faces covering the pixel centre
+            closed = False
+            if zbuffer:
+                closed = in01(w0) and in01(w1) and in01(w2)
+                if not softmax and not closed:
+                    continue  # the z-buffer only takes faces covering the pixel centre
             c0, c1, c2, inv_z = depth_only(fc, n, w0, w1, w2)
             zp = one / inv_z
-            if not (zp >= near and zp <= far):
+            if not (zp >= p.near and zp <= p.far):
                 continue
-            col0, col1, col2 = colors(tex, n, tex_id, r, c0, c1, c2)
-            if rgb_id == 0:
+            if zbuffer and closed:
                 if win < 0 or zp < zbuf:
                     zbuf = zp
                     win = n
-                    win0 = col0
-                    win1 = col1
-                    win2 = col2
+                    win_c0 = c0
+                    win_c1 = c1
+                    win_c2 = c2
+            if not softmax:
                 continue
             ld = zero
-            if dist_id != 0:
+            if p.dist_func != DIST_HARD:
                 ld = wp.min(x, zero) - wp.log(one + ee)
-            delta = (ld - ref_ld) + (ref_zp - zp) * inv_scale
+            delta = (ld - ref_ld) + (ref_zp - zp) * p.inv_scale
+            sb = 0
+            if ns > 0:
+                sb = (n * ntex + texel_cell(c0, c1, p.texture_res)) * ns
             if delta > zero:
-                scale = wp.exp(-delta)
-                den = den * scale + one
-                num0 = num0 * scale + col0
-                num1 = num1 * scale + col1
-                num2 = num2 * scale + col2
+                # A new reference: the sums so far are rescaled, this pair enters with weight 1.
+                rescale = wp.exp(-delta)
                 ref_ld = ld
                 ref_zp = zp
+                den = den * rescale + one
+                for c in range(ns):
+                    chan[cb + c * hw] = chan[cb + c * hw] * rescale + surface[sb + c]
+                for c in range(nv):
+                    v = vertex_flat(vertex, n, nv, c, c0, c1, c2)
+                    chan[cb + (ns + c) * hw] = chan[cb + (ns + c) * hw] * rescale + v
+                if with_depth:
+                    num_depth = num_depth * rescale + zp
             else:
-                ew = wp.exp(delta)
-                den = den + ew
-                num0 = num0 + ew * col0
-                num1 = num1 + ew * col1
-                num2 = num2 + ew * col2
-        alpha = acc
-        if alpha_id == 2:
-            alpha = one - acc
-        elif alpha_id == 1:
-            alpha = acc / C(nf)
-        out[b, 3, row, col] = alpha
+                weight = wp.exp(delta)
+                den = den + weight
+                for c in range(ns):
+                    chan[cb + c * hw] = chan[cb + c * hw] + weight * surface[sb + c]
+                for c in range(nv):
+                    v = vertex_flat(vertex, n, nv, c, c0, c1, c2)
+                    chan[cb + (ns + c) * hw] = chan[cb + (ns + c) * hw] + weight * v
+                if with_depth:
+                    num_depth = num_depth + weight * zp
+        a = acc
+        if p.alpha_aggregation == ALPHA_PROD:
+            a = one - acc
+        elif p.alpha_aggregation == ALPHA_SUM:
+            a = acc / C(p.num_faces)
+        alpha[b, 0, row, col] = a
         state[b, 0, row, col] = acc
-        if rgb_id == 1:
-            out[b, 0, row, col] = num0 / den
-            out[b, 1, row, col] = num1 / den
-            out[b, 2, row, col] = num2 / den
+        if softmax:
+            for c in range(ns + nv):
+                chan[cb + c * hw] = chan[cb + c * hw] / den
+            if p.with_depth != 0:
+                depth_out[b, 0, row, col] = num_depth / den
             state[b, 1, row, col] = ref_ld
             state[b, 2, row, col] = ref_zp
             state[b, 3, row, col] = den
         else:
-            out[b, 0, row, col] = win0
-            out[b, 1, row, col] = win1
-            out[b, 2, row, col] = win2
+            if win < 0:
+                for c in range(ns + nv):
+                    chan[cb + c * hw] = background[c]
+            else:
+                if ns > 0:
+                    k = texel_cell(win_c0, win_c1, p.texture_res)
+                    for c in range(ns):
+                        chan[cb + c * hw] = surface[(win * ntex + k) * ns + c]
+                for c in range(nv):
+                    chan[cb + (ns + c) * hw] = vertex_flat(vertex, win, nv, c, win_c0, win_c1, win_c2)
+            if p.with_depth != 0:
+                depth_out[b, 0, row, col] = zbuf
+        if zbuffer:
             winner[b, row, col] = win
+        if p.with_zbuffer != 0:
+            # Perspective-correct barycentrics of the winner: b_k = (c_k / z_k) · zp.
+            bary[b, 0, row, col] = win_c0 * fc[wp.max(win, 0), FC_INV_Z + 0] * zbuf
+            bary[b, 1, row, col] = win_c1 * fc[wp.max(win, 0), FC_INV_Z + 1] * zbuf
+            bary[b, 2, row, col] = win_c2 * fc[wp.max(win, 0), FC_INV_Z + 2] * zbuf
+            hard_depth[b, 0, row, col] = zbuf
+
+    @wp.func
+    def add_grad(
+        slots: wp.array2d(dtype=C), per_face: wp.array2d(dtype=C), g: int, n: int, j: int, v: C, deterministic: int
+    ):
+        """Adds v to entry j of the gradient row: slot g (deterministic) or face n (atomic)."""
+        if deterministic != 0:
+            slots[g, j] = slots[g, j] + v
+        else:
+            wp.atomic_add(per_face, n, j, v)
 
     @wp.kernel(enable_backward=False, module="unique")
     def backward(
+        p: Params,
         xs: wp.array(dtype=C),
         ys: wp.array(dtype=C),
         fc: wp.array2d(dtype=C),
         front: wp.array(dtype=wp.int32),
-        tex: wp.array3d(dtype=C),
+        surface: wp.array3d(dtype=C),
+        vertex: wp.array3d(dtype=C),
         pr: wp.array2d(dtype=wp.int32),
         entry_face: wp.array(dtype=wp.int32),
         entry_tile: wp.array(dtype=wp.int32),
         tile: int,
         ntx: int,
-        nf: int,
-        dist_id: int,
-        rgb_id: int,
-        alpha_id: int,
-        tex_id: int,
-        r: int,
-        fill_back: int,
         need_v: int,
-        need_t: int,
+        surface_grad: int,
+        vertex_grad: int,
         deterministic: int,
-        sigma: C,
-        theta: C,
-        near: C,
-        far: C,
-        inv_scale: C,
-        out: wp.array4d(dtype=C),
+        chan: wp.array4d(dtype=C),
+        depth_out: wp.array4d(dtype=C),
         state: wp.array4d(dtype=C),
         winner: wp.array3d(dtype=wp.int32),
-        grad_out: wp.array4d(dtype=C),
+        grad_chan: wp.array4d(dtype=C),
+        grad_alpha: wp.array4d(dtype=C),
+        grad_depth: wp.array4d(dtype=C),
         slots: wp.array2d(dtype=C),
         per_face: wp.array2d(dtype=C),
     ):
-        """One (face, tile) entry per thread: its gradient row (see NUM_VERTEX_GRADS) goes to
-        ``slots[entry]`` (deterministic) or is added atomically to ``per_face[face]``."""
+        """One (face, tile) entry per thread: its gradient row goes to ``slots[entry]``
+        (deterministic) or is added atomically to ``per_face[face]``. ``surface_grad`` /
+        ``vertex_grad``: offset of the surface / vertex gradients in the row, -1 when not needed."""
         g = wp.tid()
         n = entry_face[g]
         t = entry_tile[g]
-        b = n // nf
+        b = n // p.num_faces
         h = ys.shape[0]
         w = xs.shape[0]
+        ns = p.num_surface
+        nv = p.num_vertex
+        softmax = p.rgb_aggregation == RGB_SOFTMAX
+        with_depth = p.with_depth != 0
         ty0 = (t // ntx) * tile
         tx0 = (t % ntx) * tile
         ra = wp.max(pr[n, 2], ty0)
         rb = wp.min(pr[n, 3], wp.min(h, ty0 + tile) - 1)
         ca = wp.max(pr[n, 0], tx0)
         cb = wp.min(pr[n, 1], wp.min(w, tx0 + tile) - 1)
-        colour_face = fill_back != 0 or front[n] != 0
+        colour_face = p.fill_back != 0 or front[n] != 0
         zero = C(0.0)
         one = C(1.0)
         two = C(2.0)
         # Anchors of the barycentrics (w_k vanishes at vertex k + 1).
-        ax0 = fc[n, 11]
-        ay0 = fc[n, 12]
-        ax1 = fc[n, 13]
-        ay1 = fc[n, 14]
-        ax2 = fc[n, 9]
-        ay2 = fc[n, 10]
+        ax0 = fc[n, X1]
+        ay0 = fc[n, Y1]
+        ax1 = fc[n, X2]
+        ay1 = fc[n, Y2]
+        ax2 = fc[n, X0]
+        ay2 = fc[n, Y0]
         sx0 = zero
         sy0 = zero
         ss0 = zero
@@ -544,21 +636,21 @@ def _build(C: type) -> SimpleNamespace:
             py = ys[row]
             for col in range(ca, cb + 1):
                 px = xs[col]
-                w0, w1, w2, keep, x, edge = coverage(fc, n, px, py, dist_id, theta, sigma)
+                w0, w1, w2, keep, x, edge = coverage(fc, n, px, py, p.dist_func, p.theta, p.sigma)
                 if keep == 0:
                     continue
-                ga = grad_out[b, 3, row, col]
+                ga = grad_alpha[b, 0, row, col]
                 gx = zero  # dL/dx
-                if dist_id != 0:
-                    if alpha_id == 2:
+                if p.dist_func != DIST_HARD:
+                    if p.alpha_aggregation == ALPHA_PROD:
                         gx = gx + ga * state[b, 0, row, col] * sigmoid(x)  # dα/dx = Π(1 - D)·D
-                    elif alpha_id == 1:
+                    elif p.alpha_aggregation == ALPHA_SUM:
                         d = sigmoid(x)
-                        gx = gx + ga * d * (one - d) / C(nf)
+                        gx = gx + ga * d * (one - d) / C(p.num_faces)
                 gw0 = zero
                 gw1 = zero
                 gw2 = zero
-                colour_ok = colour_face and (rgb_id == 1 or n == winner[b, row, col])
+                colour_ok = colour_face and (softmax or n == winner[b, row, col])
                 u0 = zero
                 u1 = zero
                 u2 = zero
@@ -571,86 +663,87 @@ def _build(C: type) -> SimpleNamespace:
                 if colour_ok:
                     u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = depth(fc, n, w0, w1, w2)
                     zp = one / inv_z
-                    colour_ok = zp >= near and zp <= far
-                gcol0 = zero
-                gcol1 = zero
-                gcol2 = zero
+                    colour_ok = zp >= p.near and zp <= p.far
+                # The pair's channels enter with weight wj (its softmax weight, or 1 for the
+                # z-buffer winner): gcol_c = g_c · wj, and gzp = dL/dzp.
+                wj = zero
+                gd = zero
+                any_g = wp.int32(0)
                 gzp = zero
-                if colour_ok and rgb_id == 1:
-                    gr0 = grad_out[b, 0, row, col]
-                    gr1 = grad_out[b, 1, row, col]
-                    gr2 = grad_out[b, 2, row, col]
-                    ld = zero
-                    if dist_id != 0:
-                        ld = wp.min(x, zero) - wp.log(one + exp_neg_abs(x))
-                    wj = wp.exp((ld - state[b, 1, row, col]) + (state[b, 2, row, col] - zp) * inv_scale)
-                    wj = wj / state[b, 3, row, col]
-                    col0, col1, col2 = colors(tex, n, tex_id, r, c0, c1, c2)
-                    glogit = wj * (
-                        gr0 * (col0 - out[b, 0, row, col])
-                        + gr1 * (col1 - out[b, 1, row, col])
-                        + gr2 * (col2 - out[b, 2, row, col])
-                    )
-                    gcol0 = gr0 * wj
-                    gcol1 = gr1 * wj
-                    gcol2 = gr2 * wj
-                    if dist_id != 0:
-                        gx = gx + glogit * sigmoid(-x)
-                    gzp = -glogit * inv_scale
-                elif colour_ok:
-                    gcol0 = grad_out[b, 0, row, col]
-                    gcol1 = grad_out[b, 1, row, col]
-                    gcol2 = grad_out[b, 2, row, col]
-                has_gcol = gcol0 != zero or gcol1 != zero or gcol2 != zero
-                if need_t != 0 and has_gcol:
-                    if tex_id == 1:
-                        cs = wp.vector(c0, c1, c2)
-                        for k in range(3):
-                            ck = cs[k]
-                            j = g_tex + 3 * k
-                            if deterministic != 0:
-                                slots[g, j] = slots[g, j] + gcol0 * ck
-                                slots[g, j + 1] = slots[g, j + 1] + gcol1 * ck
-                                slots[g, j + 2] = slots[g, j + 2] + gcol2 * ck
-                            else:
-                                wp.atomic_add(per_face, n, j, gcol0 * ck)
-                                wp.atomic_add(per_face, n, j + 1, gcol1 * ck)
-                                wp.atomic_add(per_face, n, j + 2, gcol2 * ck)
+                k = wp.int32(0)
+                if colour_ok:
+                    if ns > 0:
+                        k = texel_cell(c0, c1, p.texture_res)
+                    if with_depth:
+                        gd = grad_depth[b, 0, row, col]
+                    if softmax:
+                        wsum = zero  # Σ_c g_c (value_c − out_c), depth included
+                        for c in range(ns):
+                            gc = grad_chan[b, c, row, col]
+                            if gc != zero:
+                                any_g = 1
+                            wsum = wsum + gc * (surface[n, k, c] - chan[b, c, row, col])
+                        for c in range(nv):
+                            gc = grad_chan[b, ns + c, row, col]
+                            if gc != zero:
+                                any_g = 1
+                            v = vertex_value(vertex, n, c, c0, c1, c2)
+                            wsum = wsum + gc * (v - chan[b, ns + c, row, col])
+                        if with_depth:
+                            wsum = wsum + gd * (zp - depth_out[b, 0, row, col])
+                        ld = zero
+                        if p.dist_func != DIST_HARD:
+                            ld = wp.min(x, zero) - wp.log(one + exp_neg_abs(x))
+                        wj = wp.exp((ld - state[b, 1, row, col]) + (state[b, 2, row, col] - zp) * p.inv_scale)
+                        wj = wj / state[b, 3, row, col]
+                        glogit = wj * wsum
+                        if p.dist_func != DIST_HARD:
+                            gx = gx + glogit * sigmoid(-x)
+                        gzp = -glogit * p.inv_scale
+                        if with_depth:
+                            gzp = gzp + gd * wj
                     else:
-                        j = g_tex + 3 * texel(c0, c1, r)
-                        if deterministic != 0:
-                            slots[g, j] = slots[g, j] + gcol0
-                            slots[g, j + 1] = slots[g, j + 1] + gcol1
-                            slots[g, j + 2] = slots[g, j + 2] + gcol2
-                        else:
-                            wp.atomic_add(per_face, n, j, gcol0)
-                            wp.atomic_add(per_face, n, j + 1, gcol1)
-                            wp.atomic_add(per_face, n, j + 2, gcol2)
-                if need_v == 0:
-                    continue
-                # ---- colour and depth -> clipped barycentrics and depths ------------------
+                        wj = one
+                        for c in range(ns + nv):
+                            if grad_chan[b, c, row, col] != zero:
+                                any_g = 1
+                        gzp = gd
+                has_gcol = any_g != 0 and wj != zero
                 gc0 = zero
                 gc1 = zero
                 gc2 = zero
-                if tex_id == 1 and has_gcol:
-                    gc0 = gcol0 * tex[n, 0, 0] + gcol1 * tex[n, 0, 1] + gcol2 * tex[n, 0, 2]
-                    gc1 = gcol0 * tex[n, 1, 0] + gcol1 * tex[n, 1, 1] + gcol2 * tex[n, 1, 2]
-                    gc2 = gcol0 * tex[n, 2, 0] + gcol1 * tex[n, 2, 1] + gcol2 * tex[n, 2, 2]
+                if has_gcol:
+                    if surface_grad >= 0:
+                        for c in range(ns):
+                            gcol = grad_chan[b, c, row, col] * wj
+                            add_grad(slots, per_face, g, n, surface_grad + k * ns + c, gcol, deterministic)
+                    for c in range(nv):
+                        gcol = grad_chan[b, ns + c, row, col] * wj
+                        if vertex_grad >= 0:
+                            add_grad(slots, per_face, g, n, vertex_grad + c, gcol * c0, deterministic)
+                            add_grad(slots, per_face, g, n, vertex_grad + nv + c, gcol * c1, deterministic)
+                            add_grad(slots, per_face, g, n, vertex_grad + 2 * nv + c, gcol * c2, deterministic)
+                        gc0 = gc0 + gcol * vertex[n, 0, c]
+                        gc1 = gc1 + gcol * vertex[n, 1, c]
+                        gc2 = gc2 + gcol * vertex[n, 2, c]
+                if need_v == 0:
+                    continue
+                # ---- channels and depth -> clipped barycentrics and depths ------------------
                 if gzp != zero:
                     ginvz = -gzp * zp * zp
-                    iz0 = fc[n, 15]
-                    iz1 = fc[n, 16]
-                    iz2 = fc[n, 17]
+                    iz0 = fc[n, FC_INV_Z + 0]
+                    iz1 = fc[n, FC_INV_Z + 1]
+                    iz2 = fc[n, FC_INV_Z + 2]
                     gc0 = gc0 + ginvz * iz0
                     gc1 = gc1 + ginvz * iz1
                     gc2 = gc2 + ginvz * iz2
-                    gz0 = gz0 - ginvz * c0 * iz0 * iz0 * fc[n, 18]
-                    gz1 = gz1 - ginvz * c1 * iz1 * iz1 * fc[n, 19]
-                    gz2 = gz2 - ginvz * c2 * iz2 * iz2 * fc[n, 20]
+                    gz0 = gz0 - ginvz * c0 * iz0 * iz0 * fc[n, FC_Z_OK + 0]
+                    gz1 = gz1 - ginvz * c1 * iz1 * iz1 * fc[n, FC_Z_OK + 1]
+                    gz2 = gz2 - ginvz * c2 * iz2 * iz2 * fc[n, FC_Z_OK + 2]
                 if gc0 != zero or gc1 != zero or gc2 != zero:
                     dot = gc0 * u0 + gc1 * u1 + gc2 * u2
                     gs = zero
-                    if s_raw >= C(w_sum_eps):
+                    if s_raw >= C(W_SUM_EPS):
                         gs = -dot / (s * s)
                     if in01(w0):
                         gw0 = gw0 + gc0 / s + gs
@@ -660,25 +753,25 @@ def _build(C: type) -> SimpleNamespace:
                         gw2 = gw2 + gc2 / s + gs
                 # ---- coverage ----------------------------------------------------------------
                 if gx != zero:
-                    if dist_id == 1:
+                    if p.dist_func == DIST_BARYCENTRIC:
                         m = wp.min(w0, wp.min(w1, w2))
-                        gm = gx * two * wp.abs(m) / sigma
+                        gm = gx * two * wp.abs(m) / p.sigma
                         if w0 == m:
                             gw0 = gw0 + gm
                         elif w1 == m:
                             gw1 = gw1 + gm
                         else:
                             gw2 = gw2 + gm
-                    elif dist_id == 2:
+                    elif p.dist_func == DIST_EUCLIDEAN:
                         inside = w0 > zero and w0 < one and w1 > zero and w1 < one and w2 > zero and w2 < one
-                        gd2 = -gx / sigma
+                        gd2 = -gx / p.sigma
                         if inside:
-                            gd2 = gx / sigma
+                            gd2 = gx / p.sigma
                         k1 = (edge + 1) % 3
-                        ax = fc[n, 9 + 2 * edge]
-                        ay = fc[n, 10 + 2 * edge]
-                        ex = fc[n, 9 + 2 * k1] - ax
-                        ey = fc[n, 10 + 2 * k1] - ay
+                        ax = fc[n, FC_XY + 2 * edge]
+                        ay = fc[n, FC_XY + 2 * edge + 1]
+                        ex = fc[n, FC_XY + 2 * k1] - ax
+                        ey = fc[n, FC_XY + 2 * k1 + 1] - ay
                         el2 = ex * ex + ey * ey
                         den_t = one
                         if el2 > zero:
@@ -739,7 +832,7 @@ def _build(C: type) -> SimpleNamespace:
                 sx0, sy0, ss0, sx1, sy1, ss1, sx2, sy2, ss2,
                 gv0x, gv0y, gv1x, gv1y, gv2x, gv2y, gz0, gz1, gz2,
             )  # fmt: skip
-            for j in range(18):
+            for j in range(G_ATTR):
                 if deterministic != 0:
                     slots[g, j] = vals[j]
                 else:
@@ -773,7 +866,7 @@ def _build(C: type) -> SimpleNamespace:
         x2 = wp.float64(fv[n, 2, 0])
         y2 = wp.float64(fv[n, 2, 1])
         zero = wp.float64(0.0)
-        eps = wp.float64(det_eps)
+        eps = wp.float64(DET_EPS)
         det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
         det_c = wp.min(det, -eps)
         passes = det <= -eps
@@ -828,14 +921,16 @@ def _build(C: type) -> SimpleNamespace:
         gx0 = gx0 - sy2 * inv_det
         gx0 = gx0 - p2 * ss2 * inv_det
         gy0 = gy0 - q2 * ss2 * inv_det
-        grad_fv[n, 0, 0] = C(gx0 + wp.float64(per_face[n, 9]))
-        grad_fv[n, 0, 1] = C(gy0 + wp.float64(per_face[n, 10]))
-        grad_fv[n, 1, 0] = C(gx1 + wp.float64(per_face[n, 11]))
-        grad_fv[n, 1, 1] = C(gy1 + wp.float64(per_face[n, 12]))
-        grad_fv[n, 2, 0] = C(gx2 + wp.float64(per_face[n, 13]))
-        grad_fv[n, 2, 1] = C(gy2 + wp.float64(per_face[n, 14]))
-        grad_fv[n, 0, 2] = per_face[n, 15]
-        grad_fv[n, 1, 2] = per_face[n, 16]
-        grad_fv[n, 2, 2] = per_face[n, 17]
+        grad_fv[n, 0, 0] = C(gx0 + wp.float64(per_face[n, G_XY + 0]))
+        grad_fv[n, 0, 1] = C(gy0 + wp.float64(per_face[n, G_XY + 1]))
+        grad_fv[n, 1, 0] = C(gx1 + wp.float64(per_face[n, G_XY + 2]))
+        grad_fv[n, 1, 1] = C(gy1 + wp.float64(per_face[n, G_XY + 3]))
+        grad_fv[n, 2, 0] = C(gx2 + wp.float64(per_face[n, G_XY + 4]))
+        grad_fv[n, 2, 1] = C(gy2 + wp.float64(per_face[n, G_XY + 5]))
+        grad_fv[n, 0, 2] = per_face[n, G_Z + 0]
+        grad_fv[n, 1, 2] = per_face[n, G_Z + 1]
+        grad_fv[n, 2, 2] = per_face[n, G_Z + 2]
 
-    return SimpleNamespace(prepare=prepare, forward=forward, backward=backward, reduce=reduce, chain=chain)
+    return SimpleNamespace(
+        Params=Params, prepare=prepare, forward=forward, backward=backward, reduce=reduce, chain=chain
+    )
