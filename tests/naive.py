@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from softras.raster import RasterSettings
-from softras.raster.contract import DET_EPS, TEXEL_EDGE_TOLERANCE, W_SUM_EPS, Z_EPS
+from softras.raster.contract import DET_EPS, TEXEL_EDGE_TOLERANCE, W_SUM_EPS, Z_EPS, depth_range
 
 
 def _seg_dist2(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
@@ -112,6 +112,7 @@ def naive_rasterize_channels(
     face_id = np.full((nb, h, w_), -1, dtype=np.int64)
     bary = np.zeros((nb, 3, h, w_))
     hard_depth = np.zeros((nb, 1, h, w_))
+    s_depth = depth_range(s)
     for b, r, c in itertools.product(range(nb), range(h), range(w_)):
         px = (2 * c + 1 - w_) / w_
         py = (2 * (h - 1 - r) + 1 - h) / h
@@ -129,7 +130,7 @@ def naive_rasterize_channels(
             wc = [v / tot for v in wc]
             inv_z = wc[0] / z[0] + wc[1] / z[1] + wc[2] / z[2]
             zp = 1 / inv_z if inv_z != 0 else math.inf
-            if not (s.near <= zp <= s.far):
+            if not (s_depth[0] <= zp <= s_depth[1]):
                 continue
             front = (y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0)
             if not (front or s.fill_back):

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CULL_MARGIN",
+    "DEPTH_RANGE_RTOL",
     "DET_EPS",
     "SIGMOID_CUTOFF",
     "TEXEL_EDGE_TOLERANCE",
@@ -52,6 +53,7 @@ __all__ = [
     "RasterResult",
     "RgbAggregation",
     "bin_faces",
+    "depth_range",
     "face_boxes",
     "kernel_params",
     "pixel_centers",
@@ -99,6 +101,10 @@ TEXEL_EDGE_TOLERANCE = 1e-4
 them on the lower texel (the one touching the edge)."""
 CULL_MARGIN = 1.0 + 1e-6
 """Safety factor of the early edge-line cull of scalar kernels (exact in real arithmetic)."""
+DEPTH_RANGE_RTOL = 1e-5
+"""The depth test near <= zp <= far is inclusive with this relative slack on each side
+(:func:`depth_range`): a face lying on the near or far plane is inside whatever rounding its
+depth gets in a backend's arithmetic (float32 included), so every backend makes the same call."""
 SIGMOID_CUTOFF = 40.0
 """|x| beyond which kernels take e^-|x| as 0 in D = sigmoid(x) (e^-40 < 5e-18)."""
 
@@ -360,6 +366,13 @@ def softmax_constants(settings: RasterSettings) -> tuple[float, float]:
     return 1.0 / ((s.far - s.near) * s.gamma_val), s.far - s.eps * (s.far - s.near)
 
 
+def depth_range(settings: RasterSettings) -> tuple[float, float]:
+    """(lo, hi): a pair may colour a pixel iff lo <= zp <= hi, i.e. near <= zp <= far inclusive, each
+    bound widened by :data:`DEPTH_RANGE_RTOL` of its magnitude."""
+    s = settings
+    return s.near - abs(s.near) * DEPTH_RANGE_RTOL, s.far + abs(s.far) * DEPTH_RANGE_RTOL
+
+
 class KernelParams(NamedTuple):
     """Every scalar a kernel reads, by name (Numba takes it as is; Warp builds a ``wp.struct``
     with these fields and types)."""
@@ -378,6 +391,8 @@ class KernelParams(NamedTuple):
     theta: float  # squared cull radius σ·log(1/dist_eps − 1)
     near: float
     far: float
+    depth_min: float  # the depth test's bounds, see depth_range
+    depth_max: float
     inv_scale: float  # 1 / ((far − near)·γ)
     zp_bg: float  # the background's depth in the softmax
 
@@ -386,6 +401,7 @@ def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParam
     """The kernel parameters of one call."""
     s = settings
     inv_scale, zp_bg = softmax_constants(s)
+    depth_min, depth_max = depth_range(s)
     return KernelParams(
         dist_func=int(DistFunc[s.dist_func.upper()]),
         rgb_aggregation=int(RgbAggregation[s.aggr_func_rgb.upper()]),
@@ -401,6 +417,8 @@ def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParam
         theta=float(s.cull_threshold),
         near=float(s.near),
         far=float(s.far),
+        depth_min=depth_min,
+        depth_max=depth_max,
         inv_scale=inv_scale,
         zp_bg=zp_bg,
     )

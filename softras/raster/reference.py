@@ -37,6 +37,7 @@ from .contract import (
     Z_EPS,
     RasterInputs,
     RasterResult,
+    depth_range,
     pixel_centers,
     pixel_ranges,
     softmax_constants,
@@ -290,7 +291,8 @@ def _render_chunk(
     inv_z = w_clip[:, 0] / z_safe[:, 0] + w_clip[:, 1] / z_safe[:, 1] + w_clip[:, 2] / z_safe[:, 2]
     with torch.no_grad():
         zp_raw = 1.0 / inv_z
-        colour_ok = (zp_raw >= s.near) & (zp_raw <= s.far)
+        depth_min, depth_max = depth_range(s)
+        colour_ok = (zp_raw >= depth_min) & (zp_raw <= depth_max)
         if not s.fill_back:
             colour_ok &= front[face]
         inside = ((w >= 0) & (w <= 1)).all(-1)

@@ -468,7 +468,7 @@ def _build(C: type) -> SimpleNamespace:
                     continue  # the z-buffer only takes faces covering the pixel centre
             c0, c1, c2, inv_z = depth_only(fc, n, w0, w1, w2)
             zp = one / inv_z
-            if not (zp >= p.near and zp <= p.far):
+            if not (zp >= p.depth_min and zp <= p.depth_max):
                 continue
             if zbuffer and closed:
                 if win < 0 or zp < zbuf:
@@ -663,7 +663,7 @@ def _build(C: type) -> SimpleNamespace:
                 if colour_ok:
                     u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = depth(fc, n, w0, w1, w2)
                     zp = one / inv_z
-                    colour_ok = zp >= p.near and zp <= p.far
+                    colour_ok = zp >= p.depth_min and zp <= p.depth_max
                 # The pair's channels enter with weight wj (its softmax weight, or 1 for the
                 # z-buffer winner): gcol_c = g_c · wj, and gzp = dL/dzp.
                 wj = zero
