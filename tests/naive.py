@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from softras.raster import RasterSettings
-from softras.raster.contract import DET_EPS, TEXEL_EDGE_TOLERANCE, W_SUM_EPS, Z_EPS, depth_range
+from softras.raster.contract import DET_EPS, EDGE_SNAP, TEXEL_EDGE_TOLERANCE, W_SUM_EPS, Z_EPS, depth_range
 
 
 def _seg_dist2(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
@@ -63,6 +63,7 @@ def _coverage(px: float, py: float, tri: np.ndarray, s: RasterSettings) -> tuple
         (y0 - y1, x1 - x0, x0 * y1 - x1 * y0),
     ]
     w = [(a / det) * px + (b_ / det) * py + (c_ / det) for a, b_, c_ in adj]
+    w = [0.0 if abs(v) < EDGE_SNAP else v for v in w]
     inside_closed = all(0 <= v <= 1 for v in w)
     theta = s.cull_threshold
     if s.dist_func == "hard":

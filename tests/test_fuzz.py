@@ -24,7 +24,7 @@ from softras.raster.backends import available_backends
 from softras.raster.contract import pixel_centers
 
 EXAMPLES = int(os.environ.get("SOFTRAS_FUZZ_EXAMPLES", "300"))
-OTHERS = [b for b in ("cpu", "warp") if b in available_backends()]
+OTHERS = [b for b in os.environ.get("SOFTRAS_FUZZ_BACKENDS", "cpu,warp").split(",") if b in available_backends()]
 EDITS = ("collinear", "point", "duplicate_vertex", "zero_depth", "behind_camera", "on_near", "on_far",
          "vertex_on_pixel_centre", "duplicate_face")  # fmt: skip
 

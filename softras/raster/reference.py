@@ -33,6 +33,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .contract import (
     DET_EPS,
+    EDGE_SNAP,
     W_SUM_EPS,
     Z_EPS,
     RasterInputs,
@@ -272,6 +273,7 @@ def _render_chunk(
     # Barycentrics of every candidate pair: w = inv · (x, y, 1).
     inv_p = inv[pair_face]
     w = inv_p[:, :, 0] * px[:, None] + inv_p[:, :, 1] * py[:, None] + inv_p[:, :, 2]
+    w = w - torch.where(w.abs() < EDGE_SNAP, w, 0).detach()  # boundary pixels: exactly 0, gradient kept
     keep, x = _signed_coverage(w, px, py, xy[pair_face], s)
     idx = keep.nonzero().squeeze(1)
     w, x, face, pix = w[idx], x[idx], pair_face[idx], pair_pix[idx]

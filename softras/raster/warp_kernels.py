@@ -48,6 +48,7 @@ import warp as wp
 from .contract import (
     CULL_MARGIN,
     DET_EPS,
+    EDGE_SNAP,
     SIGMOID_CUTOFF,
     TEXEL_EDGE_TOLERANCE,
     W_SUM_EPS,
@@ -168,6 +169,14 @@ def _build(C: type) -> SimpleNamespace:
         w2 = fc[n, P2] * (px - fc[n, X0]) + fc[n, Q2] * (py - fc[n, Y0])
         zero = C(0.0)
         one = C(1.0)
+        # contract.EDGE_SNAP: a pixel centre on an edge or vertex is exactly on the boundary
+        snap = C(EDGE_SNAP)
+        if wp.abs(w0) < snap:
+            w0 = zero
+        if wp.abs(w1) < snap:
+            w1 = zero
+        if wp.abs(w2) < snap:
+            w2 = zero
         if dist_func == DIST_HARD:
             keep = 0
             if in01(w0) and in01(w1) and in01(w2):
