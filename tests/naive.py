@@ -63,7 +63,7 @@ def _coverage(px: float, py: float, tri: np.ndarray, s: RasterSettings) -> tuple
         (y0 - y1, x1 - x0, x0 * y1 - x1 * y0),
     ]
     w = [(a / det) * px + (b_ / det) * py + (c_ / det) for a, b_, c_ in adj]
-    w = [0.0 if abs(v) < EDGE_SNAP else v for v in w]
+    w = [0.0 if abs(v) < EDGE_SNAP else 1.0 if abs(v - 1) < EDGE_SNAP else v for v in w]
     inside_closed = all(0 <= v <= 1 for v in w)
     theta = s.cull_threshold
     if s.dist_func == "hard":

@@ -103,9 +103,9 @@ them on the lower texel (the one touching the edge)."""
 CULL_MARGIN = 1.0 + 1e-6
 """Safety factor of the early edge-line cull of scalar kernels (exact in real arithmetic)."""
 EDGE_SNAP = 1e-12
-"""Screen barycentrics with |w_k| below this are taken as exactly 0 (their gradient is kept), so
-a pixel centre exactly on an edge or a vertex is on the boundary in every backend's arithmetic:
-outside for the strict inside test (D = 0.5 at d = 0), inside for the closed one."""
+"""Screen barycentrics within this of 0 or of 1 are taken as exactly 0 or 1 (their gradient is
+kept), so a pixel centre exactly on an edge or a vertex is on the boundary in every backend's
+arithmetic: outside for the strict inside test (D = 0.5 at d = 0), inside for the closed one."""
 DEPTH_RANGE_RTOL = 1e-5
 """The depth test near <= zp <= far is inclusive with this relative slack on each side
 (:func:`depth_range`): a face lying on the near or far plane is inside whatever rounding its

@@ -273,7 +273,8 @@ def _render_chunk(
     # Barycentrics of every candidate pair: w = inv · (x, y, 1).
     inv_p = inv[pair_face]
     w = inv_p[:, :, 0] * px[:, None] + inv_p[:, :, 1] * py[:, None] + inv_p[:, :, 2]
-    w = w - torch.where(w.abs() < EDGE_SNAP, w, 0).detach()  # boundary pixels: exactly 0, gradient kept
+    # pixel centres on an edge or a vertex: exactly 0 or 1 (contract.EDGE_SNAP), gradient kept
+    w = w - torch.where(w.abs() < EDGE_SNAP, w, torch.where((w - 1).abs() < EDGE_SNAP, w - 1, 0)).detach()
     keep, x = _signed_coverage(w, px, py, xy[pair_face], s)
     idx = keep.nonzero().squeeze(1)
     w, x, face, pix = w[idx], x[idx], pair_face[idx], pair_pix[idx]

@@ -162,6 +162,15 @@ def _build(C: type) -> SimpleNamespace:
         return dx * dx + dy * dy
 
     @wp.func
+    def snap_unit(w: C, snap: C):
+        """w, or exactly 0 / 1 when within ``snap`` of them."""
+        if wp.abs(w) < snap:
+            return C(0.0)
+        if wp.abs(w - C(1.0)) < snap:
+            return C(1.0)
+        return w
+
+    @wp.func
     def coverage(fc: wp.array2d(dtype=C), n: int, px: C, py: C, dist_func: int, theta: C, sigma: C):
         """Barycentrics, keep flag (0/1), x = sign·d²/σ (D = sigmoid(x)) and the closest edge."""
         w0 = fc[n, P0] * (px - fc[n, X1]) + fc[n, Q0] * (py - fc[n, Y1])
@@ -171,12 +180,9 @@ def _build(C: type) -> SimpleNamespace:
         one = C(1.0)
         # contract.EDGE_SNAP: a pixel centre on an edge or vertex is exactly on the boundary
         snap = C(EDGE_SNAP)
-        if wp.abs(w0) < snap:
-            w0 = zero
-        if wp.abs(w1) < snap:
-            w1 = zero
-        if wp.abs(w2) < snap:
-            w2 = zero
+        w0 = snap_unit(w0, snap)
+        w1 = snap_unit(w1, snap)
+        w2 = snap_unit(w2, snap)
         if dist_func == DIST_HARD:
             keep = 0
             if in01(w0) and in01(w1) and in01(w2):
