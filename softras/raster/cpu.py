@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from .contract import (
-    FaceConst,
     KernelParams,
     RasterInputs,
     RasterResult,
@@ -58,7 +57,7 @@ def _threads() -> int:
 
 
 class _Prepared:
-    """Per-call geometry (face constants, pixel ranges, bins) and parameters, shared by forward
+    """Per-call geometry (pixel ranges, bins) and parameters, shared by forward
     and backward."""
 
     def __init__(self, inputs: RasterInputs, settings: RasterSettings, tile: int) -> None:
@@ -70,13 +69,11 @@ class _Prepared:
         ranges = pixel_ranges(fv, settings.cull_radius, (h, w))
         bins = bin_faces(ranges, tile, (h, w))
         self.ranges = _np(torch.stack([ranges.c0, ranges.c1, ranges.r0, ranges.r1], dim=-1))
-        faces = np.empty((b, f, int(FaceConst.COUNT)), dtype=np.float64)
-        cpu_kernels.prepare_faces(self.fv, faces)
         cpu = torch.device("cpu")
         self.geo = cpu_kernels.Geometry(
             xs=_np(pixel_centers(w, flip=False, dtype=torch.float64, device=cpu)),
             ys=_np(pixel_centers(h, flip=True, dtype=torch.float64, device=cpu)),
-            faces=faces,
+            face_vertices=self.fv,
             front=_np(ranges.front),
             ranges=self.ranges,
             tile_start=_np(bins.tile_start),

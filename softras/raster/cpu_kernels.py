@@ -46,7 +46,7 @@ from .contract import (
     texel_cell,
 )
 
-__all__ = ["G_ATTR", "Geometry", "backward", "forward", "prepare_faces", "reduce_faces"]
+__all__ = ["G_ATTR", "Geometry", "backward", "forward", "reduce_faces"]
 
 # Layout of one entry's gradient slot: d/d barycentric matrix (9), d/d xy (6), d/d z (3), then
 # the surface texels' (T·Cs, when they need a gradient), then the vertex attributes' (3·Cv).
@@ -62,7 +62,6 @@ _A_HARD, _A_SUM, _A_PROD = int(AlphaAggregation.HARD), int(AlphaAggregation.SUM)
 # Fields of the face tuple, from the contract's FaceConst layout.
 _INV, _XY, _INV_Z, _Z_OK = int(FaceConst.INV), int(FaceConst.XY), int(FaceConst.INV_Z), int(FaceConst.Z_OK)
 _EDGE, _ALT, _DEGEN = int(FaceConst.INV_EDGE_LEN2), int(FaceConst.ALTITUDE2), int(FaceConst.DEGENERATE)
-_NFC = int(FaceConst.COUNT)
 
 _texel = njit(inline="always", **_JIT)(texel_cell)
 
@@ -72,7 +71,7 @@ class Geometry(NamedTuple):
 
     Attributes:
         xs: [W] float64 pixel-centre x, ys: [H] float64 pixel-centre y (top row first).
-        faces: [B, F, FaceConst.COUNT] float64 per-face constants (:func:`prepare_faces`).
+        face_vertices: [B, F, 3, 3] float32/float64 screen-space triangles.
         front: [B, F] bool front-facing flags.
         ranges: [B, F, 4] int64 exact pixel ranges (c0, c1, r0, r1).
         tile_start: [B·T + 1] int64, tile_faces: [E] int64 (contract ``Bins``).
@@ -81,7 +80,7 @@ class Geometry(NamedTuple):
 
     xs: np.ndarray
     ys: np.ndarray
-    faces: np.ndarray
+    face_vertices: np.ndarray
     front: np.ndarray
     ranges: np.ndarray
     tile_start: np.ndarray
@@ -227,64 +226,43 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
     return w0, w1, w2, inside or d2 < theta, x, edge
 
 
-@njit(parallel=True, **_JIT)
-def prepare_faces(fv, faces):  # pragma: no cover - compiled
-    """Per face, its row of constants in the contract's FaceConst layout (float64 arithmetic).
-
-    fv: [B, F, 3, 3] float32/float64; faces: [B, F, FaceConst.COUNT] float64, written.
-    """
-    nb, nf = fv.shape[0], fv.shape[1]
-    for job in prange(nb * nf):
-        b = job // nf
-        f = job % nf
-        row = faces[b, f]
-        # The barycentric matrix in float64 whatever the input dtype: its entries scale with
-        # 1 / det, and float32 rounding there dominates the coverage error near edges.
-        x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
-        x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
-        x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
-        det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
-        degenerate = abs(det) < DET_EPS
-        det = max(det, DET_EPS) if det > 0 else min(det, -DET_EPS)
-        row[_INV + 0] = (y1 - y2) / det
-        row[_INV + 1] = (x2 - x1) / det
-        row[_INV + 2] = (x1 * y2 - x2 * y1) / det
-        row[_INV + 3] = (y2 - y0) / det
-        row[_INV + 4] = (x0 - x2) / det
-        row[_INV + 5] = (x2 * y0 - x0 * y2) / det
-        row[_INV + 6] = (y0 - y1) / det
-        row[_INV + 7] = (x1 - x0) / det
-        row[_INV + 8] = (x0 * y1 - x1 * y0) / det
-        row[_XY + 0], row[_XY + 1] = x0, y0
-        row[_XY + 2], row[_XY + 3] = x1, y1
-        row[_XY + 4], row[_XY + 5] = x2, y2
-        for k in range(3):
-            z = np.float64(fv[b, f, k, 2])
-            ok = abs(z) >= Z_EPS
-            row[_INV_Z + k] = 1.0 / (z if ok else Z_EPS)
-            row[_Z_OK + k] = 1.0 if ok else 0.0
-        l0 = (x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0)
-        l1 = (x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1)
-        l2 = (x0 - x2) * (x0 - x2) + (y0 - y2) * (y0 - y2)
-        row[_EDGE + 0] = 1.0 / l0 if l0 > 0 else 1.0
-        row[_EDGE + 1] = 1.0 / l1 if l1 > 0 else 1.0
-        row[_EDGE + 2] = 1.0 / l2 if l2 > 0 else 1.0
-        # Squared altitude from vertex k, det² / |opposite edge|², with the same (clamped) det as
-        # the barycentric matrix: its row k's x, y coefficients have squared norm |edge|² / det².
-        for k in range(3):
-            a = row[_INV + 3 * k] * row[_INV + 3 * k] + row[_INV + 3 * k + 1] * row[_INV + 3 * k + 1]
-            row[_ALT + k] = 1.0 / a if a > 0 and not degenerate else 0.0
-        row[_DEGEN] = 1.0 if degenerate else 0.0
-
-
 @njit(inline="always", **_JIT)
-def _load_face(faces, b, f):  # pragma: no cover - compiled
-    """Face (b, f)'s row of constants as a tuple of float64 (kept in registers, not memory),
-    indexed by the FaceConst layout."""
-    t = faces[b, f]
+def _load_face(fv, b, f):  # pragma: no cover - compiled
+    """Face (b, f)'s constants in the contract's FaceConst layout, as a tuple of float64 computed
+    from its vertices (kept in registers, not memory; cheaper than storing a [B, F, 28] table).
+
+    The barycentric matrix is float64 whatever the input dtype: its entries scale with 1 / det,
+    and float32 rounding there dominates the coverage error near edges.
+    """
+    x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
+    x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
+    x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
+    r0, r1, r2 = np.float64(fv[b, f, 0, 2]), np.float64(fv[b, f, 1, 2]), np.float64(fv[b, f, 2, 2])
+    det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
+    degenerate = abs(det) < DET_EPS
+    det = max(det, DET_EPS) if det > 0 else min(det, -DET_EPS)
+    i00, i01, i02 = (y1 - y2) / det, (x2 - x1) / det, (x1 * y2 - x2 * y1) / det
+    i10, i11, i12 = (y2 - y0) / det, (x0 - x2) / det, (x2 * y0 - x0 * y2) / det
+    i20, i21, i22 = (y0 - y1) / det, (x1 - x0) / det, (x0 * y1 - x1 * y0) / det
+    ok0, ok1, ok2 = abs(r0) >= Z_EPS, abs(r1) >= Z_EPS, abs(r2) >= Z_EPS
+    l0 = (x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0)
+    l1 = (x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1)
+    l2 = (x0 - x2) * (x0 - x2) + (y0 - y2) * (y0 - y2)
+    # Squared altitude from vertex k, det² / |opposite edge|², with the same (clamped) det as
+    # the barycentric matrix: its row k's x, y coefficients have squared norm |edge|² / det².
+    a0 = i00 * i00 + i01 * i01
+    a1 = i10 * i10 + i11 * i11
+    a2 = i20 * i20 + i21 * i21
     return (
-        t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13],
-        t[14], t[15], t[16], t[17], t[18], t[19], t[20], t[21], t[22], t[23], t[24], t[25], t[26], t[27],
+        i00, i01, i02, i10, i11, i12, i20, i21, i22,  # INV
+        x0, y0, x1, y1, x2, y2,  # XY
+        1.0 / (r0 if ok0 else Z_EPS), 1.0 / (r1 if ok1 else Z_EPS), 1.0 / (r2 if ok2 else Z_EPS),  # INV_Z
+        1.0 if ok0 else 0.0, 1.0 if ok1 else 0.0, 1.0 if ok2 else 0.0,  # Z_OK
+        1.0 / l0 if l0 > 0 else 1.0, 1.0 / l1 if l1 > 0 else 1.0, 1.0 / l2 if l2 > 0 else 1.0,  # INV_EDGE_LEN2
+        1.0 / a0 if a0 > 0 and not degenerate else 0.0,  # ALTITUDE2
+        1.0 / a1 if a1 > 0 and not degenerate else 0.0,
+        1.0 / a2 if a2 > 0 and not degenerate else 0.0,
+        1.0 if degenerate else 0.0,  # DEGENERATE
     )  # fmt: skip
 
 
@@ -370,9 +348,9 @@ def forward(  # pragma: no cover - compiled
         winner: [B, H, W] int64 (hard RGB or with_zbuffer): the z-buffer face, or -1.
         barycentrics: [B, 3, H, W], hard_depth: [B, 1, H, W] (with_zbuffer), written.
     """
-    xs, ys, faces, front, pr = geo.xs, geo.ys, geo.faces, geo.front, geo.ranges
+    xs, ys, fv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.front, geo.ranges
     tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
-    nb = faces.shape[0]
+    nb = fv.shape[0]
     h = ys.shape[0]
     w = xs.shape[0]
     dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
@@ -400,7 +378,7 @@ def forward(  # pragma: no cover - compiled
             st[S_WIN] = -1.0
         for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
             f = geo.tile_faces[e]
-            fc = _load_face(faces, b, f)
+            fc = _load_face(fv, b, f)
             colour_face = p.fill_back != 0 or front[b, f]
             ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
             for row in range(ra, rb + 1):
@@ -508,7 +486,7 @@ def forward(  # pragma: no cover - compiled
                         hard_depth[b, 0, row, col] = 0.0
                     continue
                 # The winner's values, recomputed exactly as in the pair loop.
-                fc = _load_face(faces, b, f)
+                fc = _load_face(fv, b, f)
                 w0, w1, w2 = _barycentrics(xs[col], py, fc)
                 _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
                 zp = 1.0 / inv_z
@@ -538,9 +516,9 @@ def backward(  # pragma: no cover - compiled
     [B, Cs + Cv, H, W], grad_alpha [B, 1, H, W], grad_depth [B, 1, H, W] (with_depth): the
     upstream gradients. state, values, winner: from :func:`forward`.
     """
-    xs, ys, faces, front, pr = geo.xs, geo.ys, geo.faces, geo.front, geo.ranges
+    xs, ys, fv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.front, geo.ranges
     tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
-    nb = faces.shape[0]
+    nb = fv.shape[0]
     h = ys.shape[0]
     w = xs.shape[0]
     nf = p.num_faces
@@ -558,7 +536,7 @@ def backward(  # pragma: no cover - compiled
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
             f = geo.tile_faces[e]
-            fc = _load_face(faces, b, f)
+            fc = _load_face(fv, b, f)
             colour_face = p.fill_back != 0 or front[b, f]
             g = grad_entries[e]
             for k in range(n_attr):
