@@ -4,9 +4,9 @@ It implements the contract of :mod:`softras.raster.contract` natively: attribute
 any width (surface texels and vertex attributes, either may be 0 wide), soft depth, the
 z-buffer outputs and exact gradients. Each (pixel, face) pair is evaluated in registers and
 never stored: memory is O(B·H·W·C + B·F·tiles-per-face), and the backward recomputes pair
-terms. Pixel ranges and binning are the contract's (:func:`~softras.raster.contract.pixel_ranges`,
-:func:`~softras.raster.contract.bin_faces`); the kernels live in ``cpu_kernels`` (imported only
-from here).
+terms. Pixel ranges and binning follow the contract's rule (:func:`~softras.raster.contract.pixel_ranges`,
+:func:`~softras.raster.contract.bin_faces`), compiled in ``cpu_binning``; the kernels live in
+``cpu_kernels``. Both are imported only from here.
 
 Threads: the kernels use Numba's ``workqueue`` threading layer (no OpenMP, so no spin-wait
 stalls next to PyTorch's OpenMP pool) and as many threads as ``torch.get_num_threads()``
@@ -18,6 +18,7 @@ call in a fresh environment compiles for ~20–40 s, later processes load them i
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import threading
 
@@ -30,17 +31,15 @@ from .contract import (
     RasterInputs,
     RasterResult,
     RgbAggregation,
-    bin_faces,
     kernel_params,
     pixel_centers,
-    pixel_ranges,
 )
 from .settings import RasterSettings
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
-from . import cpu_kernels
+from . import cpu_binning, cpu_kernels
 
 __all__ = ["DEFAULT_TILE", "rasterize", "rasterize_cpu"]
 
@@ -57,7 +56,7 @@ def _threads() -> int:
 
 
 class _Prepared:
-    """Per-call geometry (pixel ranges, bins) and parameters, shared by forward
+    """Per-call geometry (barycentric matrices, pixel ranges, bins) and parameters, shared by forward
     and backward."""
 
     def __init__(self, inputs: RasterInputs, settings: RasterSettings, tile: int) -> None:
@@ -66,24 +65,35 @@ class _Prepared:
         h, w = settings.image_height, settings.image_width
         self.shape = (b, f, h, w)
         self.fv = _np(fv)
-        ranges = pixel_ranges(fv, settings.cull_radius, (h, w))
-        bins = bin_faces(ranges, tile, (h, w))
-        self.ranges = _np(torch.stack([ranges.c0, ranges.c1, ranges.r0, ranges.r1], dim=-1))
-        cpu = torch.device("cpu")
+        cpu, dt = torch.device("cpu"), fv.dtype
+        # The contract's pixel-range rule and binning, compiled (cpu_binning; tested equal).
+        self.ranges = np.empty((b, f, 4), dtype=np.int64)
+        front = np.empty((b, f), dtype=np.bool_)
+        cpu_binning.pixel_ranges(
+            self.fv,
+            np.array([settings.cull_radius], dtype=self.fv.dtype),
+            _np(pixel_centers(w, flip=False, dtype=dt, device=cpu)),
+            _np(pixel_centers(h, flip=True, dtype=dt, device=cpu)),
+            self.ranges,
+            front,
+        )
+        ntx, nty = math.ceil(w / tile), math.ceil(h / tile)
+        tile_start, tile_faces, self.face_start, self.entry_slot = cpu_binning.bin_faces(self.ranges, tile, ntx, nty)
+        inv = np.empty((b, f, 9), dtype=np.float64)
+        cpu_kernels.prepare_faces(self.fv, inv)
         self.geo = cpu_kernels.Geometry(
             xs=_np(pixel_centers(w, flip=False, dtype=torch.float64, device=cpu)),
             ys=_np(pixel_centers(h, flip=True, dtype=torch.float64, device=cpu)),
             face_vertices=self.fv,
-            front=_np(ranges.front),
+            inv=inv,
+            front=front,
             ranges=self.ranges,
-            tile_start=_np(bins.tile_start),
-            tile_faces=_np(bins.tile_faces),
+            tile_start=tile_start,
+            tile_faces=tile_faces,
             tile=tile,
-            ntx=bins.ntx,
-            nty=bins.nty,
+            ntx=ntx,
+            nty=nty,
         )
-        self.face_start = _np(bins.face_start)
-        self.entry_slot = _np(bins.entry_slot)
         self.params: KernelParams = kernel_params(inputs, settings)
         self.surface = _np(inputs.surface)
         self.vertex = _np(inputs.vertex)
@@ -143,7 +153,10 @@ class _RasterizeCPU(torch.autograd.Function):
         grad_a = np.empty((b, f, 3, p.num_vertex) if need_a else (0, 0, 0, p.num_vertex), dtype=dt)
         # Upstream gradients in any float dtype (the kernel reads them as float64).
         g_depth = _np(grad_depth) if p.with_depth else np.zeros((0, 1, 1, 1), dtype=dt)
-        need = (int(need_v), int(need_s), int(need_a))
+        # A loss that does not read the channels (or depth) gives them an all-zero gradient:
+        # their pair terms would add exact zeros, so the kernel skips them.
+        need_values = bool(grad_channels.any()) or (p.with_depth != 0 and bool(grad_depth.any()))
+        need = (int(need_v), int(need_s), int(need_a), int(need_values))
         with _LOCK:
             numba.set_num_threads(_threads())
             cpu_kernels.backward(
@@ -182,6 +195,8 @@ def rasterize(inputs: RasterInputs, settings: RasterSettings, *, tile: int = DEF
         raise ValueError(f"face_vertices: the 'cpu' backend needs CPU tensors, got device {fv.device}")
     if fv.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"face_vertices: the 'cpu' backend supports float32 and float64, got {fv.dtype}")
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile: expected a positive int, got {tile!r}")
     surface, vertex = inputs.surface.to(fv.dtype), inputs.vertex.to(fv.dtype)
     inputs = inputs._replace(surface=surface, vertex=vertex)
     channels, alpha, depth, face_id, bary, hard_depth = _RasterizeCPU.apply(fv, surface, vertex, inputs, settings, tile)

@@ -46,7 +46,7 @@ from .contract import (
     texel_cell,
 )
 
-__all__ = ["G_ATTR", "Geometry", "backward", "forward", "reduce_faces"]
+__all__ = ["G_ATTR", "Geometry", "backward", "forward", "prepare_faces", "reduce_faces"]
 
 # Layout of one entry's gradient slot: d/d barycentric matrix (9), d/d xy (6), d/d z (3), then
 # the surface texels' (T·Cs, when they need a gradient), then the vertex attributes' (3·Cv).
@@ -72,6 +72,7 @@ class Geometry(NamedTuple):
     Attributes:
         xs: [W] float64 pixel-centre x, ys: [H] float64 pixel-centre y (top row first).
         face_vertices: [B, F, 3, 3] float32/float64 screen-space triangles.
+        inv: [B, F, 9] float64 barycentric matrices (:func:`prepare_faces`).
         front: [B, F] bool front-facing flags.
         ranges: [B, F, 4] int64 exact pixel ranges (c0, c1, r0, r1).
         tile_start: [B·T + 1] int64, tile_faces: [E] int64 (contract ``Bins``).
@@ -81,6 +82,7 @@ class Geometry(NamedTuple):
     xs: np.ndarray
     ys: np.ndarray
     face_vertices: np.ndarray
+    inv: np.ndarray
     front: np.ndarray
     ranges: np.ndarray
     tile_start: np.ndarray
@@ -226,25 +228,56 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
     return w0, w1, w2, inside or d2 < theta, x, edge
 
 
-@njit(inline="always", **_JIT)
-def _load_face(fv, b, f):  # pragma: no cover - compiled
-    """Face (b, f)'s constants in the contract's FaceConst layout, as a tuple of float64 computed
-    from its vertices (kept in registers, not memory; cheaper than storing a [B, F, 28] table).
+@njit(parallel=True, **_JIT)
+def prepare_faces(fv, inv):  # pragma: no cover - compiled
+    """The FaceConst.INV block of every face: its barycentric matrix, w_k = P_k x + Q_k y + R_k.
 
-    The barycentric matrix is float64 whatever the input dtype: its entries scale with 1 / det,
-    and float32 rounding there dominates the coverage error near edges.
+    fv: [B, F, 3, 3] float32/float64; inv: [B, F, 9] float64, written. Float64 whatever the
+    input dtype: the entries scale with 1 / det, and float32 rounding there dominates the
+    coverage error near edges.
     """
+    nb, nf = fv.shape[0], fv.shape[1]
+    for job in prange(nb * nf):
+        b = job // nf
+        f = job % nf
+        x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
+        x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
+        x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
+        det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
+        det = max(det, DET_EPS) if det > 0 else min(det, -DET_EPS)
+        inv[b, f, 0] = (y1 - y2) / det
+        inv[b, f, 1] = (x2 - x1) / det
+        inv[b, f, 2] = (x1 * y2 - x2 * y1) / det
+        inv[b, f, 3] = (y2 - y0) / det
+        inv[b, f, 4] = (x0 - x2) / det
+        inv[b, f, 5] = (x2 * y0 - x0 * y2) / det
+        inv[b, f, 6] = (y0 - y1) / det
+        inv[b, f, 7] = (x1 - x0) / det
+        inv[b, f, 8] = (x0 * y1 - x1 * y0) / det
+
+
+@njit(inline="always", **_JIT)
+def _inv_z(z):  # pragma: no cover - compiled
+    """1 / z with |z| < Z_EPS replaced by Z_EPS, and whether the depth gradient flows (1 / 0)."""
+    ok = abs(z) >= Z_EPS
+    return 1.0 / (z if ok else Z_EPS), 1.0 if ok else 0.0
+
+
+@njit(inline="always", **_JIT)
+def _load_face(fv, inv, b, f):  # pragma: no cover - compiled
+    """Face (b, f)'s constants in the contract's FaceConst layout, as a tuple of float64 (kept in
+    registers, not memory): the stored barycentric matrix, the rest computed from the vertices."""
     x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
     x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
     x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
-    r0, r1, r2 = np.float64(fv[b, f, 0, 2]), np.float64(fv[b, f, 1, 2]), np.float64(fv[b, f, 2, 2])
+    iz0, ok0 = _inv_z(np.float64(fv[b, f, 0, 2]))
+    iz1, ok1 = _inv_z(np.float64(fv[b, f, 1, 2]))
+    iz2, ok2 = _inv_z(np.float64(fv[b, f, 2, 2]))
     det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
     degenerate = abs(det) < DET_EPS
-    det = max(det, DET_EPS) if det > 0 else min(det, -DET_EPS)
-    i00, i01, i02 = (y1 - y2) / det, (x2 - x1) / det, (x1 * y2 - x2 * y1) / det
-    i10, i11, i12 = (y2 - y0) / det, (x0 - x2) / det, (x2 * y0 - x0 * y2) / det
-    i20, i21, i22 = (y0 - y1) / det, (x1 - x0) / det, (x0 * y1 - x1 * y0) / det
-    ok0, ok1, ok2 = abs(r0) >= Z_EPS, abs(r1) >= Z_EPS, abs(r2) >= Z_EPS
+    i00, i01, i02 = inv[b, f, 0], inv[b, f, 1], inv[b, f, 2]
+    i10, i11, i12 = inv[b, f, 3], inv[b, f, 4], inv[b, f, 5]
+    i20, i21, i22 = inv[b, f, 6], inv[b, f, 7], inv[b, f, 8]
     l0 = (x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0)
     l1 = (x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1)
     l2 = (x0 - x2) * (x0 - x2) + (y0 - y2) * (y0 - y2)
@@ -256,8 +289,8 @@ def _load_face(fv, b, f):  # pragma: no cover - compiled
     return (
         i00, i01, i02, i10, i11, i12, i20, i21, i22,  # INV
         x0, y0, x1, y1, x2, y2,  # XY
-        1.0 / (r0 if ok0 else Z_EPS), 1.0 / (r1 if ok1 else Z_EPS), 1.0 / (r2 if ok2 else Z_EPS),  # INV_Z
-        1.0 if ok0 else 0.0, 1.0 if ok1 else 0.0, 1.0 if ok2 else 0.0,  # Z_OK
+        iz0, iz1, iz2,  # INV_Z
+        ok0, ok1, ok2,  # Z_OK
         1.0 / l0 if l0 > 0 else 1.0, 1.0 / l1 if l1 > 0 else 1.0, 1.0 / l2 if l2 > 0 else 1.0,  # INV_EDGE_LEN2
         1.0 / a0 if a0 > 0 and not degenerate else 0.0,  # ALTITUDE2
         1.0 / a1 if a1 > 0 and not degenerate else 0.0,
@@ -326,7 +359,7 @@ def _face_span(pr, b, f, ty0, ty1, tx0, tx1):  # pragma: no cover - compiled
 
 # Rows of the forward pass's per-pixel tile state; the softmax sums of the channels (then of
 # the depth) follow from S_SUM on.
-S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_SUM = 0, 1, 2, 3, 4, 5, 6
+S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_C0, S_C1, S_C2, S_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 
 @njit(parallel=True, **_JIT)
@@ -348,7 +381,7 @@ def forward(  # pragma: no cover - compiled
         winner: [B, H, W] int64 (hard RGB or with_zbuffer): the z-buffer face, or -1.
         barycentrics: [B, 3, H, W], hard_depth: [B, 1, H, W] (with_zbuffer), written.
     """
-    xs, ys, fv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.front, geo.ranges
+    xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
     tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
     nb = fv.shape[0]
     h = ys.shape[0]
@@ -378,7 +411,7 @@ def forward(  # pragma: no cover - compiled
             st[S_WIN] = -1.0
         for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
             f = geo.tile_faces[e]
-            fc = _load_face(fv, b, f)
+            fc = _load_face(fv, inv, b, f)
             colour_face = p.fill_back != 0 or front[b, f]
             ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
             for row in range(ra, rb + 1):
@@ -410,6 +443,9 @@ def forward(  # pragma: no cover - compiled
                     if track_winner and closed and zp < st[S_ZB, i, j]:  # faces ascend: ties keep the lowest
                         st[S_ZB, i, j] = zp
                         st[S_WIN, i, j] = f
+                        st[S_C0, i, j] = c0
+                        st[S_C1, i, j] = c1
+                        st[S_C2, i, j] = c2
                     if not softmax:
                         continue
                     # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
@@ -449,7 +485,6 @@ def forward(  # pragma: no cover - compiled
                             st[S_SUM + cs + cv, i, j] += ew * zp
         for row in range(ty0, ty1):
             i = row - ty0
-            py = ys[row]
             for col in range(tx0, tx1):
                 j = col - tx0
                 acc = st[S_ACC, i, j]
@@ -485,11 +520,8 @@ def forward(  # pragma: no cover - compiled
                             barycentrics[b, k, row, col] = 0.0
                         hard_depth[b, 0, row, col] = 0.0
                     continue
-                # The winner's values, recomputed exactly as in the pair loop.
-                fc = _load_face(fv, b, f)
-                w0, w1, w2 = _barycentrics(xs[col], py, fc)
-                _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
-                zp = 1.0 / inv_z
+                # The winner's values from its renormalised barycentrics and depth.
+                c0, c1, c2, zp = st[S_C0, i, j], st[S_C1, i, j], st[S_C2, i, j], st[S_ZB, i, j]
                 if not softmax:
                     k = _texel(c0, c1, r) if cs > 0 else 0
                     for c in range(cs):
@@ -499,9 +531,9 @@ def forward(  # pragma: no cover - compiled
                     if nd:
                         depth[b, 0, row, col] = zp
                 if p.with_zbuffer != 0:
-                    barycentrics[b, 0, row, col] = c0 * fc[_INV_Z + 0] * zp
-                    barycentrics[b, 1, row, col] = c1 * fc[_INV_Z + 1] * zp
-                    barycentrics[b, 2, row, col] = c2 * fc[_INV_Z + 2] * zp
+                    barycentrics[b, 0, row, col] = c0 * _inv_z(np.float64(fv[b, f, 0, 2]))[0] * zp
+                    barycentrics[b, 1, row, col] = c1 * _inv_z(np.float64(fv[b, f, 1, 2]))[0] * zp
+                    barycentrics[b, 2, row, col] = c2 * _inv_z(np.float64(fv[b, f, 2, 2]))[0] * zp
                     hard_depth[b, 0, row, col] = zp
 
 
@@ -512,11 +544,12 @@ def backward(  # pragma: no cover - compiled
     """Per-entry gradients: grad_entries [E, 18 + T·Cs·need_s + 3·Cv·need_a] float64 (see the
     G_* layout), every slot written (no zero-fill needed).
 
-    ``need``: (face vertices, surface, vertex) need a gradient, 0/1 each. grad_channels
+    ``need``: (face vertices, surface, vertex) need a gradient, and the upstream gradient of the
+    channels or depth is not all zero (else their pair terms are skipped), 0/1 each. grad_channels
     [B, Cs + Cv, H, W], grad_alpha [B, 1, H, W], grad_depth [B, 1, H, W] (with_depth): the
     upstream gradients. state, values, winner: from :func:`forward`.
     """
-    xs, ys, fv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.front, geo.ranges
+    xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
     tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
     nb = fv.shape[0]
     h = ys.shape[0]
@@ -527,7 +560,7 @@ def backward(  # pragma: no cover - compiled
     cs, cv, r = p.num_surface, p.num_vertex, p.texture_res
     nd = 1 if p.with_depth != 0 else 0
     softmax = rgb_id == _RGB_SOFTMAX
-    need_v, need_s, need_a = need[0] != 0, need[1] != 0, need[2] != 0
+    need_v, need_s, need_a, need_values = need[0] != 0, need[1] != 0, need[2] != 0, need[3] != 0
     g_surf = G_ATTR
     g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
     n_attr = grad_entries.shape[1] - G_ATTR
@@ -536,7 +569,7 @@ def backward(  # pragma: no cover - compiled
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
         for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
             f = geo.tile_faces[e]
-            fc = _load_face(fv, b, f)
+            fc = _load_face(fv, inv, b, f)
             colour_face = p.fill_back != 0 or front[b, f]
             g = grad_entries[e]
             for k in range(n_attr):
@@ -564,7 +597,7 @@ def backward(  # pragma: no cover - compiled
                     gw0 = 0.0
                     gw1 = 0.0
                     gw2 = 0.0
-                    colour_ok = colour_face and (softmax or f == winner[b, row, col])
+                    colour_ok = need_values and colour_face and (softmax or f == winner[b, row, col])
                     if colour_ok:
                         u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
                         zp = 1.0 / inv_z
@@ -576,7 +609,7 @@ def backward(  # pragma: no cover - compiled
                     gc1 = 0.0
                     gc2 = 0.0
                     if colour_ok:
-                        k = _texel(c0, c1, r) if cs > 0 else 0
+                        k = _texel(c0, c1, r) if cs > 0 and (softmax or need_s) else 0
                         wj = 1.0  # d(output)/d(pair value): the pair's softmax weight, or 1 for the winner
                         if softmax:
                             # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
