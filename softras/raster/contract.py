@@ -135,17 +135,6 @@ def pixel_centers(n: int, *, flip: bool, dtype: torch.dtype, device: torch.devic
     return ((2 * i + 1 - n) / n).to(dtype)
 
 
-def _grown_boxes(face_vertices: torch.Tensor, cull_radius: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(lo, hi) [2, B, F]: the (x, y) minima and maxima grown by √θ, and ``front`` [B, F]."""
-    xy = face_vertices.detach()[..., :2].movedim(-1, 0)  # [2, B, F, 3]
-    g = torch.tensor(cull_radius, dtype=xy.dtype, device=xy.device)
-    v0, v1, v2 = xy[..., 0], xy[..., 1], xy[..., 2]
-    lo = torch.minimum(torch.minimum(v0, v1), v2) - g
-    hi = torch.maximum(torch.maximum(v0, v1), v2) + g
-    e1, e2 = v1 - v0, v2 - v0
-    return lo, hi, e2[1] * e1[0] < e1[1] * e2[0]  # front: (y2-y0)(x1-x0) < (y1-y0)(x2-x0)
-
-
 def face_boxes(face_vertices: torch.Tensor, cull_radius: float) -> tuple[torch.Tensor, ...]:
     """Screen bounding boxes grown by √θ and the front-facing flag, in the input dtype.
 
@@ -157,8 +146,12 @@ def face_boxes(face_vertices: torch.Tensor, cull_radius: float) -> tuple[torch.T
         (xmin, xmax, ymin, ymax) [B, F] in the input dtype and ``front`` [B, F] bool (the
         screen winding test: counter-clockwise with y up).
     """
-    lo, hi, front = _grown_boxes(face_vertices, cull_radius)
-    return lo[0], hi[0], lo[1], hi[1], front
+    fv = face_vertices.detach()
+    xs, ys = fv[..., 0], fv[..., 1]
+    g = torch.tensor(cull_radius, dtype=fv.dtype, device=fv.device)
+    x0, y0, x1, y1, x2, y2 = xs[..., 0], ys[..., 0], xs[..., 1], ys[..., 1], xs[..., 2], ys[..., 2]
+    front = (y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0)
+    return xs.amin(-1) - g, xs.amax(-1) + g, ys.amin(-1) - g, ys.amax(-1) + g, front
 
 
 class PixelRanges(NamedTuple):
@@ -194,19 +187,21 @@ def pixel_ranges(face_vertices: torch.Tensor, cull_radius: float, image_size: tu
     """
     h, w = image_size
     dt, dev = face_vertices.dtype, face_vertices.device
-    lo, hi, front = _grown_boxes(face_vertices, cull_radius)
-    # x centres, then ascending y centres (row h-1 first), padded with +inf to one length: a
-    # single search per bound for both axes.
-    centres = torch.full((2, max(h, w)), math.inf, dtype=dt, device=dev)
-    centres[0, :w] = pixel_centers(w, flip=False, dtype=dt, device=dev)
-    centres[1, :h] = pixel_centers(h, flip=False, dtype=dt, device=dev)
-    below = torch.searchsorted(centres, lo.reshape(2, -1).contiguous()).reshape(lo.shape)  # centres < lo
-    upto = torch.searchsorted(centres, hi.reshape(2, -1).contiguous(), right=True).reshape(hi.shape)  # centres <= hi
-    c0, c1 = below[0], upto[0] - 1
-    r0, r1 = h - upto[1], (h - 1) - below[1]
+    xmin, xmax, ymin, ymax, front = face_boxes(face_vertices, cull_radius)
+    xc = pixel_centers(w, flip=False, dtype=dt, device=dev)
+    yc = pixel_centers(h, flip=False, dtype=dt, device=dev)  # ascending y: row h-1 first
+    c0 = torch.searchsorted(xc, xmin.contiguous())
+    c1 = torch.searchsorted(xc, xmax.contiguous(), right=True) - 1
+    r0 = (h - 1) - (torch.searchsorted(yc, ymax.contiguous(), right=True) - 1)
+    r1 = (h - 1) - torch.searchsorted(yc, ymin.contiguous())
     empty = (c1 < c0) | (r1 < r0)
+    zero, minus_one = torch.zeros_like(c0), torch.full_like(c0, -1)
     return PixelRanges(
-        c0.masked_fill(empty, 0), c1.masked_fill(empty, -1), r0.masked_fill(empty, 0), r1.masked_fill(empty, -1), front
+        torch.where(empty, zero, c0),
+        torch.where(empty, minus_one, c1),
+        torch.where(empty, zero, r0),
+        torch.where(empty, minus_one, r1),
+        front,
     )
 
 
@@ -255,28 +250,25 @@ def bin_faces(ranges: PixelRanges, tile: int, image_size: tuple[int, int]) -> Bi
     nt = ntx * nty
     c0, c1 = ranges.c0.reshape(n), ranges.c1.reshape(n)
     r0, r1 = ranges.r0.reshape(n), ranges.r1.reshape(n)
-    tx0, ty0 = c0 // tile, r0 // tile
-    wide = c1 // tile - tx0 + 1
-    counts = torch.where(c1 < c0, 0, wide * (r1 // tile - ty0 + 1))
+    empty = c1 < c0
+    tx0, tx1 = c0 // tile, c1 // tile
+    ty0, ty1 = r0 // tile, r1 // tile
+    wide = tx1 - tx0 + 1
+    counts = torch.where(empty, 0, wide * (ty1 - ty0 + 1))
     face_start = torch.zeros(n + 1, dtype=torch.long, device=dev)
-    torch.cumsum(counts, 0, out=face_start[1:])
+    face_start[1:] = counts.cumsum(0)
     num_entries = int(face_start[-1])
-    entry_face = torch.repeat_interleave(torch.arange(n, device=dev), counts, output_size=num_entries)
-    local = torch.arange(num_entries, device=dev) - face_start[entry_face]
-    wide_e = wide[entry_face]
-    dy = local // wide_e
-    first_tile = ty0 * ntx + tx0  # [n]
-    entry_tile = first_tile[entry_face] + dy * ntx + (local - dy * wide_e)
-    item = torch.arange(b, device=dev).repeat_interleave(f) * nt  # [n]: b·T of each face
-    job = (item[entry_face] + entry_tile).to(torch.int32 if b * nt < 2**31 else torch.long)
-    order = torch.sort(job, stable=True)[1]  # stable: ascending faces within a tile
-    tile_start = torch.zeros(b * nt + 1, dtype=torch.long, device=dev)
-    torch.cumsum(torch.bincount(job, minlength=b * nt), 0, out=tile_start[1:])
+    entries = torch.arange(num_entries, device=dev)
+    entry_face = torch.searchsorted(face_start[1:], entries, right=True)
+    local = entries - face_start[entry_face]
+    entry_tile = (ty0[entry_face] + local // wide[entry_face]) * ntx + tx0[entry_face] + local % wide[entry_face]
+    job = (entry_face // f) * nt + entry_tile
+    job_sorted, order = torch.sort(job, stable=True)  # stable: ascending faces within a tile
+    tile_start = torch.searchsorted(job_sorted, torch.arange(b * nt + 1, device=dev, dtype=job_sorted.dtype))
     entry_slot = torch.empty_like(order)
     entry_slot[order] = torch.arange(num_entries, device=dev)
-    face_index = torch.arange(f, device=dev).repeat(b)  # [n]: per-item index of each face
     return Bins(
-        tile, ntx, nty, tile_start, face_index[entry_face[order]], face_start, entry_face, entry_tile, entry_slot
+        tile, ntx, nty, tile_start, entry_face[order] % f, face_start, entry_face, entry_tile, entry_slot
     )
 
 
