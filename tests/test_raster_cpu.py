@@ -138,13 +138,15 @@ def test_cpu_backend_rejects_other_dtypes() -> None:
 
 
 def test_kernel_visits_exactly_the_pairs_inside_the_grown_boxes() -> None:
+    from softras.raster.contract import RasterInputs
     from softras.raster.cpu import _Prepared
     from softras.raster.reference import count_box_pairs
 
     for seed in range(3):
         fv, tex = random_scene(batch=2, faces=30, seed=seed, dtype=torch.float32)
         s = RasterSettings.create((37, 50), sigma_val=1e-3)
-        pr = _Prepared(fv, tex, s, 16).pr  # [B, F, (c0, c1, r0, r1)]
+        none = fv.new_zeros(2, 30, 3, 0)
+        pr = _Prepared(RasterInputs(fv, tex, none, s.background_color), s, 16).ranges  # [B, F, (c0, c1, r0, r1)]
         visited = int(((pr[..., 1] - pr[..., 0] + 1).clip(0) * (pr[..., 3] - pr[..., 2] + 1).clip(0)).sum())
         assert visited == count_box_pairs(fv, s) > 0
 
