@@ -16,7 +16,7 @@ import time
 import torch
 
 import softras as sr
-from softras.raster.reference import _pixel_ranges, face_info
+from softras.raster.reference import count_box_pairs
 
 
 def peak_rss_gb() -> float:
@@ -42,9 +42,7 @@ def main() -> None:
 
     with torch.no_grad():
         mesh = renderer.transform(renderer.lighting(sr.Mesh(verts, faces)))
-        info = face_info(mesh.face_vertices, renderer.rasterizer.settings().cull_radius)
-        c0, c1, r0, r1 = _pixel_ranges(info, args.size, args.size)
-        pairs = int(((c1 - c0 + 1).clamp(min=0) * (r1 - r0 + 1)).sum())
+        pairs = count_box_pairs(mesh.face_vertices, renderer.rasterizer.settings())
 
     def forward() -> None:
         with torch.no_grad():

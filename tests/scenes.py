@@ -59,3 +59,17 @@ def crowded_scene() -> tuple[torch.Tensor, torch.Tensor]:
     fv = torch.cat([small, huge, huge[:, :, [0, 2, 1]]], dim=1)
     tex = torch.rand(1, fv.shape[1], 4, 3, generator=g, dtype=torch.float64)
     return fv, tex
+
+
+def random_attributes(
+    face_vertices: torch.Tensor, surface: int, vertex: int, texture_res: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, tuple[float, ...]]:
+    """Random attributes for [B, F, 3, 3] faces: surface texels [B, F, R*R, Cs], vertex values
+    [B, F, 3, Cv] (values in [-1, 2], so not colours) and Cs + Cv background values."""
+    g = torch.Generator().manual_seed(1000 + seed)
+    b, f = face_vertices.shape[:2]
+    dt = face_vertices.dtype
+    s = torch.rand(b, f, texture_res**2, surface, generator=g, dtype=torch.float64) * 3 - 1
+    v = torch.rand(b, f, 3, vertex, generator=g, dtype=torch.float64) * 3 - 1
+    bg = tuple((torch.rand(surface + vertex, generator=g, dtype=torch.float64) - 0.5).tolist())
+    return s.to(dt), v.to(dt), bg

@@ -17,7 +17,7 @@ import torch
 
 from softras._validation import as_float_tensor, as_index_tensor, check_shape
 
-from ..raster.texels import texel_index
+from ..raster.contract import texel_index
 
 __all__ = [
     "create_texture_atlas",

@@ -4,74 +4,84 @@ It is the oracle every faster backend is tested against, so it favours clarity o
 but it is not naive: work and memory grow with the number of (pixel, face) *pairs* inside
 each face's grown bounding box, never with pixels × faces.
 
-Algorithm (all steps vectorised):
+Algorithm (all steps vectorised), with every rule read from :mod:`softras.raster.contract`:
 
-1. Per face: the 2-D barycentric matrix (as the original: adjugate / det, det clamped away
-   from 0 by 1e-10), the screen bounding box grown by the cull radius √θ, the front-facing
-   flag.
-2. Enumerate candidate pairs face by face (every pixel of the grown box), in chunks of image
+1. Per face: the 2-D barycentric matrix (adjugate / det, |det| clamped to at least
+   ``DET_EPS``), the exact pixel range of the screen box grown by the cull radius √θ
+   (:func:`~softras.raster.contract.pixel_ranges`), the front-facing flag.
+2. Enumerate candidate pairs face by face (every pixel of the range), in chunks of image
    rows so that a chunk holds at most ``max_pairs`` pairs.
 3. Per pair: barycentrics, coverage D (hard / barycentric / euclidean), the cull test, the
-   perspective-correct depth, the sampled colour.
-4. Per pixel: alpha (hard / sum / prod) and colour (z-buffer or depth softmax) by scatter
-   reductions.
+   perspective-correct depth zp, the attribute values (surface texels, interpolated vertex
+   attributes, and zp itself for the soft depth).
+4. Per pixel: alpha (hard / sum / prod), the channels and soft depth (z-buffer or depth
+   softmax) by scatter reductions, and the z-buffer outputs (face id, barycentrics, depth).
 
 Every step is differentiable by autograd, so gradients are exact (including how depth and
-vertex colours move with x, y). When gradients are needed each chunk runs under
+vertex attributes move with x, y). When gradients are needed each chunk runs under
 :func:`torch.utils.checkpoint.checkpoint`, so the backward recomputes a chunk's pair terms
-instead of keeping all of them alive: peak memory is one chunk's pairs plus O(B·S² + B·F).
+instead of keeping all of them alive: peak memory is one chunk's pairs plus O(B·S²·C + B·F).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from ._transitional import run_rgba_backend
-from .contract import RasterInputs, RasterResult
+from .contract import (
+    DET_EPS,
+    W_SUM_EPS,
+    Z_EPS,
+    RasterInputs,
+    RasterResult,
+    pixel_centers,
+    pixel_ranges,
+    softmax_constants,
+    texel_index,
+)
 from .settings import RasterSettings
-from .texels import texel_index
 
-__all__ = ["DEFAULT_MAX_PAIRS", "rasterize_reference"]
+# pixel_centers and softmax_constants are the contract's, re-exported for cpu.py and
+# warp_backend.py, which import them (and DET_EPS as _DET_EPS) from here.
+__all__ = [
+    "DEFAULT_MAX_PAIRS",
+    "count_box_pairs",
+    "pixel_centers",
+    "rasterize",
+    "rasterize_reference",
+    "softmax_constants",
+]
 
 DEFAULT_MAX_PAIRS = 1 << 20
-_DET_EPS = 1e-10  # the original clamps |det| of the barycentric matrix to at least this
-_W_SUM_EPS = 1e-5  # the original's floor on the clipped barycentric sum
-_Z_EPS = 1e-12  # keeps 1 / z finite for vertices exactly on the camera plane
+_DET_EPS = DET_EPS
 
 
-def softmax_constants(s: RasterSettings) -> tuple[float, float]:
-    """(1 / ((far - near) γ), the background's depth far - eps (far - near)) of the depth softmax."""
-    return 1.0 / ((s.far - s.near) * s.gamma_val), s.far - s.eps * (s.far - s.near)
+class _Wanted(NamedTuple):
+    """What one call computes besides alpha."""
+
+    num_surface: int  # Cs
+    num_vertex: int  # Cv
+    depth: bool  # the soft depth, one more aggregated value per pair
+    zbuffer: bool  # face id, barycentrics and depth of the z-buffer winner
+    num_faces: int  # F
+    background: tuple[float, ...]  # Cs + Cv values
 
 
-def pixel_centers(n: int, *, flip: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """NDC coordinate of pixel centres: (2i + 1 − n) / n, or for rows (top first) the flipped one."""
-    i = torch.arange(n, device=device, dtype=torch.float64)
-    if flip:
-        i = (n - 1) - i
-    return ((2 * i + 1 - n) / n).to(dtype)
+def face_matrices(face_vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-face differentiable quantities of [B, F, 3, 3] screen-space triangles.
 
-
-def face_info(face_vertices: torch.Tensor, cull_radius: float) -> dict[str, torch.Tensor]:
-    """Per-face quantities (differentiable where marked).
-
-    Args:
-        face_vertices: [B, F, 3, 3] screen-space triangles (x, y in NDC, z depth).
-        cull_radius: √θ, growth of the bounding box.
-
-    Returns dict of [B*F, ...] tensors: ``inv`` [.., 3, 3] barycentric matrix rows (grad),
-    ``xy`` [.., 3, 2] (grad), ``z`` [.., 3] (grad), ``front`` [..] bool, and the grown box
-    ``xmin, xmax, ymin, ymax`` [..] (no grad, in the working dtype).
+    Returns (all [B·F, ...]): ``inv`` [.., 3, 3] rows (P_k, Q_k, R_k) of the barycentric matrix
+    (w_k = P_k x + Q_k y + R_k), ``xy`` [.., 3, 2] and ``z`` [.., 3].
     """
     fv = face_vertices.reshape(-1, 3, 3)
     x0, y0 = fv[:, 0, 0], fv[:, 0, 1]
     x1, y1 = fv[:, 1, 0], fv[:, 1, 1]
     x2, y2 = fv[:, 2, 0], fv[:, 2, 1]
     det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
-    det = torch.where(det > 0, det.clamp(min=_DET_EPS), det.clamp(max=-_DET_EPS))
+    det = torch.where(det > 0, det.clamp(min=DET_EPS), det.clamp(max=-DET_EPS))
     adj = torch.stack(
         [
             torch.stack([y1 - y2, x2 - x1, x1 * y2 - x2 * y1], -1),
@@ -80,52 +90,18 @@ def face_info(face_vertices: torch.Tensor, cull_radius: float) -> dict[str, torc
         ],
         dim=1,
     )
-    inv = adj / det[:, None, None]
-    with torch.no_grad():
-        xs, ys = fv[:, :, 0].detach(), fv[:, :, 1].detach()
-        front = (y2 - y0).detach() * (x1 - x0).detach() < (y1 - y0).detach() * (x2 - x0).detach()
-        g = torch.tensor(cull_radius, dtype=fv.dtype, device=fv.device)
-        box = {
-            "xmin": xs.amin(1) - g,
-            "xmax": xs.amax(1) + g,
-            "ymin": ys.amin(1) - g,
-            "ymax": ys.amax(1) + g,
-        }
-    return {"inv": inv, "xy": fv[:, :, :2], "z": fv[:, :, 2], "front": front, **box}
-
-
-def _pixel_ranges(info: dict[str, torch.Tensor], h: int, w: int) -> tuple[torch.Tensor, ...]:
-    """Conservative integer pixel ranges [c0, c1] × [r0, r1] of each face's grown box.
-
-    One pixel of slack on each side: the exact float box test runs per pair afterwards.
-    Faces entirely off-image get an empty range (c0 > c1).
-    """
-    f64 = torch.float64
-    c0 = torch.ceil((info["xmin"].to(f64) * w + w - 1) / 2).long() - 1
-    c1 = torch.floor((info["xmax"].to(f64) * w + w - 1) / 2).long() + 1
-    r0 = torch.ceil((h - 1 - info["ymax"].to(f64) * h) / 2).long() - 1
-    r1 = torch.floor((h - 1 - info["ymin"].to(f64) * h) / 2).long() + 1
-    empty = (c1 < 0) | (c0 > w - 1) | (r1 < 0) | (r0 > h - 1)
-    c0, c1 = c0.clamp(0, w - 1), c1.clamp(0, w - 1)
-    r0, r1 = r0.clamp(0, h - 1), r1.clamp(0, h - 1)
-    c1 = torch.where(empty, c0 - 1, c1)
-    return c0, c1, r0, r1
+    return adj / det[:, None, None], fv[:, :, :2], fv[:, :, 2]
 
 
 def count_box_pairs(face_vertices: torch.Tensor, settings: RasterSettings) -> int:
     """Number of (pixel, face) pairs whose pixel centre lies inside the face's grown box.
 
-    This is the work a binned backend must do (every pair it evaluates), exactly as the box
-    test decides it. face_vertices: [B, F, 3, 3].
+    This is the work a binned backend must do (every pair it evaluates), exactly as the
+    contract's pixel-range rule decides it. face_vertices: [B, F, 3, 3].
     """
     with torch.no_grad():
-        info = face_info(face_vertices.detach(), settings.cull_radius)
-        dt, dev = face_vertices.dtype, face_vertices.device
-        xs = pixel_centers(settings.image_width, flip=False, dtype=dt, device=dev)  # ascending
-        ys = pixel_centers(settings.image_height, flip=False, dtype=dt, device=dev)  # same set, ascending
-        nx = torch.searchsorted(xs, info["xmax"], right=True) - torch.searchsorted(xs, info["xmin"])
-        ny = torch.searchsorted(ys, info["ymax"], right=True) - torch.searchsorted(ys, info["ymin"])
-        return int((nx.clamp(min=0) * ny.clamp(min=0)).sum())
+        r = pixel_ranges(face_vertices.detach(), settings.cull_radius, (settings.image_height, settings.image_width))
+        return int(((r.c1 - r.c0 + 1) * (r.r1 - r.r0 + 1)).sum())
 
 
 def _plan_chunks(
@@ -189,31 +165,109 @@ def _signed_coverage(
     return keep, torch.where(inside, d2, -d2) / s.sigma_val
 
 
-def _sample_colors(tex: torch.Tensor, w_clip: torch.Tensor, s: RasterSettings) -> torch.Tensor:
-    """Colour of each pair. tex: [N, T, 3] (surface: T = R*R; vertex: T = 3). Returns [N, 3]."""
-    if s.texture_type == "vertex":
-        return (w_clip[:, :, None] * tex).sum(1)
-    with torch.no_grad():
-        idx = texel_index(w_clip[:, 0], w_clip[:, 1], math.isqrt(tex.shape[1]))
-    return tex.gather(1, idx[:, None, None].expand(-1, 1, 3)).squeeze(1)
+def _alpha(x: torch.Tensor, pix: torch.Tensor, zeros: torch.Tensor, num_faces: int, s: RasterSettings) -> torch.Tensor:
+    """Alpha [P] of the kept pairs' signed scaled distances x [N] at pixels pix [N]."""
+    dtype = zeros.dtype
+    if s.aggr_func_alpha == "prod":
+        if s.dist_func == "hard":
+            return (zeros.index_add(0, pix, torch.ones_like(x)) > 0).to(dtype)
+        # log(1 - D) = logsigmoid(-x): stable where D rounds to 1.
+        return -torch.expm1(zeros.index_add(0, pix, torch.nn.functional.logsigmoid(-x)))
+    if s.aggr_func_alpha == "sum":
+        return zeros.index_add(0, pix, torch.sigmoid(x)) / num_faces
+    return (zeros.index_add(0, pix, (torch.sigmoid(x) > 0.5).to(dtype)) > 0).to(dtype)  # hard
+
+
+def _pair_values(
+    surface: torch.Tensor,
+    vertex: torch.Tensor,
+    face: torch.Tensor,
+    w_clip: torch.Tensor,
+    zp: torch.Tensor,
+    want: _Wanted,
+) -> torch.Tensor:
+    """Per-pair values [N, Cs + Cv (+ 1 for depth)]: the texel of the clipped barycentrics,
+    the interpolated vertex attributes, then zp."""
+    values = []
+    if want.num_surface:
+        t = surface.shape[1]
+        with torch.no_grad():
+            idx = face * t + texel_index(w_clip[:, 0], w_clip[:, 1], math.isqrt(t))
+        values.append(surface.reshape(-1, want.num_surface)[idx])
+    if want.num_vertex:
+        values.append((w_clip[:, :, None] * vertex[face]).sum(1))
+    if want.depth:
+        values.append(zp[:, None])
+    return values[0] if len(values) == 1 else torch.cat(values, dim=1)
+
+
+def _zbuffer_winners(zp: torch.Tensor, face: torch.Tensor, pix: torch.Tensor, num_pixels: int) -> torch.Tensor:
+    """Indices of the pairs that win their pixel's z-buffer: smallest zp, ties to the lowest
+    face. All inputs [N] (no grad); at most one winner per pixel."""
+    inf = torch.full((num_pixels,), math.inf, dtype=zp.dtype, device=zp.device)
+    zmin = inf.scatter_reduce(0, pix, zp, reduce="amin", include_self=True)
+    at_min = zp == zmin[pix]
+    big = torch.full((num_pixels,), torch.iinfo(torch.long).max, device=zp.device)
+    fmin = big.scatter_reduce(0, pix, torch.where(at_min, face, big[pix]), reduce="amin", include_self=True)
+    return (at_min & (face == fmin[pix])).nonzero().squeeze(1)
+
+
+def _softmax(
+    values: torch.Tensor,
+    log_d: torch.Tensor,
+    zp: torch.Tensor,
+    pix: torch.Tensor,
+    bg: torch.Tensor,
+    zeros: torch.Tensor,
+    s: RasterSettings,
+) -> torch.Tensor:
+    """Softmax aggregation [P, K] of per-pair values [N, K] with background values bg [K].
+
+    Weight of pair j: D_j exp(z̃_j / γ) with z̃ = (far − z) / (far − near); background:
+    exp(eps / γ). Every weight is taken relative to the pixel's largest one, as
+    exp((log D_j − log D_r) + (z_r − z_j) / ((far − near) γ)): depth *differences* are formed
+    before the division by γ, which keeps float32 accurate at γ = 1e-4.
+    """
+    num_pixels = zeros.shape[0]
+    inv_scale, zp_bg = softmax_constants(s)
+    with torch.no_grad():  # the reference element r cancels exactly; it only keeps exp() in range
+        score = log_d.double() - zp.double() * inv_scale
+        best = torch.full((num_pixels,), -zp_bg * inv_scale, dtype=torch.float64, device=zeros.device)
+        best = best.scatter_reduce(0, pix, score, reduce="amax", include_self=True)
+        top = (score == best[pix]).nonzero().squeeze(1)
+        ref_ld = zeros.index_put((pix[top],), log_d.detach()[top])
+        ref_zp = torch.full_like(zeros, zp_bg).index_put((pix[top],), zp.detach()[top])
+    e = torch.exp((log_d - ref_ld[pix]) + (ref_zp[pix] - zp) * inv_scale)
+    e_bg = torch.exp(-ref_ld + (ref_zp - zp_bg) * inv_scale)
+    den = e_bg + zeros.index_add(0, pix, e)
+    k = values.shape[1]
+    num = e_bg[:, None] * bg + torch.zeros(num_pixels, k, dtype=zeros.dtype, device=zeros.device).index_add(
+        0, pix, e[:, None] * values
+    )
+    return num / den[:, None]
 
 
 def _render_chunk(
     inv: torch.Tensor,
     xy: torch.Tensor,
     z: torch.Tensor,
-    textures: torch.Tensor,
+    surface: torch.Tensor,
+    vertex: torch.Tensor,
     pair_face: torch.Tensor,
     pair_pix: torch.Tensor,
     px: torch.Tensor,
     py: torch.Tensor,
     front: torch.Tensor,
     num_pixels: int,
-    num_faces: int,
+    want: _Wanted,
     s: RasterSettings,
-) -> torch.Tensor:
-    """RGBA of ``num_pixels`` pixels from their candidate pairs. Returns [num_pixels, 4]."""
-    dtype = inv.dtype
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
+    """Outputs of ``num_pixels`` pixels from their candidate pairs.
+
+    Returns ``soft`` [P, C + 1 (+ 1)]: the channels, alpha and (``want.depth``) the soft depth;
+    and, for ``want.zbuffer``, (face_id [P], barycentrics [P, 3], hard_depth [P]), else None.
+    """
+    dtype, device = inv.dtype, inv.device
     # Barycentrics of every candidate pair: w = inv · (x, y, 1).
     inv_p = inv[pair_face]
     w = inv_p[:, :, 0] * px[:, None] + inv_p[:, :, 1] * py[:, None] + inv_p[:, :, 2]
@@ -221,103 +275,89 @@ def _render_chunk(
     idx = keep.nonzero().squeeze(1)
     w, x, face, pix = w[idx], x[idx], pair_face[idx], pair_pix[idx]
 
-    # ---- alpha ------------------------------------------------------------------------
-    zeros = torch.zeros(num_pixels, dtype=dtype, device=inv.device)
-    if s.aggr_func_alpha == "prod":
-        if s.dist_func == "hard":
-            alpha = (zeros.index_add(0, pix, torch.ones_like(x)) > 0).to(dtype)
-        else:
-            # log(1 - D) = logsigmoid(-x): stable where D rounds to 1.
-            log_transmit = zeros.index_add(0, pix, torch.nn.functional.logsigmoid(-x))
-            alpha = -torch.expm1(log_transmit)
-    elif s.aggr_func_alpha == "sum":
-        alpha = zeros.index_add(0, pix, torch.sigmoid(x)) / num_faces
-    else:  # hard
-        alpha = (zeros.index_add(0, pix, (torch.sigmoid(x) > 0.5).to(dtype)) > 0).to(dtype)
+    zeros = torch.zeros(num_pixels, dtype=dtype, device=device)
+    alpha = _alpha(x, pix, zeros, want.num_faces, s)
+    num_values = want.num_surface + want.num_vertex + int(want.depth)
+    if num_values == 0 and not want.zbuffer:
+        return alpha[:, None], None
 
     # ---- depth of the pairs that may colour the pixel -----------------------------------
     w_clip = w.clamp(0, 1)
-    w_sum = (w_clip[:, 0] + w_clip[:, 1] + w_clip[:, 2]).clamp(min=_W_SUM_EPS)
+    w_sum = (w_clip[:, 0] + w_clip[:, 1] + w_clip[:, 2]).clamp(min=W_SUM_EPS)
     w_clip = w_clip / w_sum[:, None]
     zf = z[face]
-    z_safe = torch.where(zf.abs() < _Z_EPS, torch.full_like(zf, _Z_EPS), zf)
+    z_safe = torch.where(zf.abs() < Z_EPS, torch.full_like(zf, Z_EPS), zf)
     inv_z = w_clip[:, 0] / z_safe[:, 0] + w_clip[:, 1] / z_safe[:, 1] + w_clip[:, 2] / z_safe[:, 2]
     with torch.no_grad():
         zp_raw = 1.0 / inv_z
-        rgb_ok = (zp_raw >= s.near) & (zp_raw <= s.far)
+        colour_ok = (zp_raw >= s.near) & (zp_raw <= s.far)
         if not s.fill_back:
-            rgb_ok &= front[face]
+            colour_ok &= front[face]
+        inside = ((w >= 0) & (w <= 1)).all(-1)
         if s.aggr_func_rgb == "hard":
-            rgb_ok &= ((w >= 0) & (w <= 1)).all(-1)
-    sel = rgb_ok.nonzero().squeeze(1)
+            colour_ok &= inside
+    sel = colour_ok.nonzero().squeeze(1)
     zp = 1.0 / inv_z[sel]
     face_c, pix_c = face[sel], pix[sel]
-    colors = _sample_colors(textures[face_c], w_clip[sel], s)
-    bg = torch.tensor(s.background_color, dtype=dtype, device=inv.device)
 
-    # ---- colour ------------------------------------------------------------------------
-    if s.aggr_func_rgb == "softmax":
-        # Weight of pair j: D_j exp(z̃_j / γ) with z̃ = (far - z) / (far - near); background:
-        # exp(eps / γ). Every weight is taken relative to the pixel's largest one, as
-        # exp((log D_j - log D_r) + (z_r - z_j) / ((far - near) γ)): depth *differences* are
-        # formed before the division by γ, which keeps float32 accurate at γ = 1e-4.
-        log_d = torch.zeros_like(zp) if s.dist_func == "hard" else torch.nn.functional.logsigmoid(x[sel])
-        inv_scale, zp_bg = softmax_constants(s)
-        with torch.no_grad():  # the reference element r cancels exactly; it only keeps exp() in range
-            score = log_d.double() - zp.double() * inv_scale
-            best = torch.full((num_pixels,), -zp_bg * inv_scale, dtype=torch.float64, device=inv.device)
-            best = best.scatter_reduce(0, pix_c, score, reduce="amax", include_self=True)
-            top = (score == best[pix_c]).nonzero().squeeze(1)
-            ref_ld = zeros.index_put((pix_c[top],), log_d.detach()[top])
-            ref_zp = torch.full_like(zeros, zp_bg).index_put((pix_c[top],), zp.detach()[top])
-        e = torch.exp((log_d - ref_ld[pix_c]) + (ref_zp[pix_c] - zp) * inv_scale)
-        e_bg = torch.exp(-ref_ld + (ref_zp - zp_bg) * inv_scale)
-        den = e_bg + zeros.index_add(0, pix_c, e)
-        num = e_bg[:, None] * bg + torch.zeros(num_pixels, 3, dtype=dtype, device=inv.device).index_add(
-            0, pix_c, e[:, None] * colors
-        )
-        rgb = num / den[:, None]
-    else:  # z-buffer: nearest face covering the pixel; ties go to the lowest face index
+    zbuf = None
+    winner = None
+    if want.zbuffer or (s.aggr_func_rgb == "hard" and num_values):
         with torch.no_grad():
-            inf = torch.full_like(zeros, math.inf)
-            zmin = inf.scatter_reduce(0, pix_c, zp.detach(), reduce="amin", include_self=True)
-            at_min = zp.detach() == zmin[pix_c]
-            big = torch.full((num_pixels,), torch.iinfo(torch.long).max, device=inv.device)
-            fmin = big.scatter_reduce(
-                0, pix_c, torch.where(at_min, face_c, big[pix_c]), reduce="amin", include_self=True
+            if s.aggr_func_rgb == "hard":  # every colour pair already contains its pixel
+                winner = _zbuffer_winners(zp.detach(), face_c, pix_c, num_pixels)
+            else:
+                cand = inside[sel].nonzero().squeeze(1)
+                winner = cand[_zbuffer_winners(zp.detach()[cand], face_c[cand], pix_c[cand], num_pixels)]
+    if want.zbuffer:
+        with torch.no_grad():
+            at = (pix_c[winner],)
+            zw = zp.detach()[winner]
+            bary = (w_clip.detach()[sel[winner]] / z_safe.detach()[sel[winner]]) * zw[:, None]
+            zbuf = (
+                torch.full((num_pixels,), -1, dtype=torch.long, device=device).index_put(
+                    at, face_c[winner] % want.num_faces
+                ),
+                torch.zeros(num_pixels, 3, dtype=dtype, device=device).index_put(at, bary),
+                zeros.index_put(at, zw),
             )
-            winner = (at_min & (face_c == fmin[pix_c])).nonzero().squeeze(1)
-        rgb = bg.expand(num_pixels, 3).index_put((pix_c[winner],), colors[winner])
-    return torch.cat([rgb, alpha[:, None]], dim=1)
+    if num_values == 0:
+        return alpha[:, None], zbuf
+
+    values = _pair_values(surface, vertex, face_c, w_clip[sel], zp, want)
+    bg = torch.tensor(want.background + (0.0,) * int(want.depth), dtype=dtype, device=device)
+    if s.aggr_func_rgb == "softmax":
+        log_d = torch.zeros_like(zp) if s.dist_func == "hard" else torch.nn.functional.logsigmoid(x[sel])
+        out = _softmax(values, log_d, zp, pix_c, bg, zeros, s)
+    else:  # z-buffer: the winner's values, else the background
+        out = bg.expand(num_pixels, num_values).index_put((pix_c[winner],), values[winner])
+    c = want.num_surface + want.num_vertex
+    parts = [out[:, :c], alpha[:, None]] + ([out[:, c:]] if want.depth else [])
+    return torch.cat(parts, dim=1), zbuf
 
 
-def rasterize_reference(
+def _rasterize(
     face_vertices: torch.Tensor,
-    textures: torch.Tensor,
+    surface: torch.Tensor,
+    vertex: torch.Tensor,
+    want: _Wanted,
     settings: RasterSettings,
-    *,
-    max_pairs: int = DEFAULT_MAX_PAIRS,
-) -> torch.Tensor:
-    """Soft-rasterize screen-space triangles (pure PyTorch, autograd-differentiable).
-
-    Args:
-        face_vertices: [B, F, 3, 3] float, per face its 3 vertices (x, y in NDC with y up,
-            z = camera depth).
-        textures: [B, F, R*R, 3] (surface) or [B, F, 3, 3] (vertex) colours, same dtype/device.
-        settings: validated :class:`RasterSettings`.
-        max_pairs: (pixel, face) pairs per chunk; bounds peak memory.
-
-    Returns:
-        [B, 4, H, W] RGBA images.
-    """
+    max_pairs: int,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    """Packed soft outputs [B, C + 1 (+ 1), H, W] (channels, alpha, depth) and, when asked,
+    the z-buffer outputs (face_id [B, H, W], barycentrics [B, 3, H, W], hard_depth [B, 1, H, W])."""
     b, f = face_vertices.shape[:2]
     h, w = settings.image_height, settings.image_width
     device, dtype = face_vertices.device, face_vertices.dtype
-    info = face_info(face_vertices, settings.cull_radius)
-    tex = textures.reshape(b * f, textures.shape[2], 3)
+    inv, xy, z = face_matrices(face_vertices)
+    surf = surface.reshape(b * f, surface.shape[2], surface.shape[3])
+    vert = vertex.reshape(b * f, 3, vertex.shape[3])
 
     with torch.no_grad():
-        c0, c1, r0, r1 = _pixel_ranges(info, h, w)
+        ranges = pixel_ranges(face_vertices.detach(), settings.cull_radius, (h, w))
+        c0, c1 = ranges.c0.reshape(-1), ranges.c1.reshape(-1)
+        r0, r1 = ranges.r0.reshape(-1), ranges.r1.reshape(-1)
+        front = ranges.front.reshape(-1)
         nonempty = (c1 >= c0).nonzero().squeeze(1)
         item = nonempty // f
         units0 = item * h + r0[nonempty]
@@ -327,8 +367,8 @@ def rasterize_reference(
         xs = pixel_centers(w, flip=False, dtype=dtype, device=device)
         ys = pixel_centers(h, flip=True, dtype=dtype, device=device)
 
-    needs_grad = torch.is_grad_enabled() and (face_vertices.requires_grad or textures.requires_grad)
-    out = []
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (face_vertices, surface, vertex))
+    soft, zbufs = [], []
     for u0, u1 in chunks:
         with torch.no_grad():
             hit = (units1 >= u0) & (units0 < u1)
@@ -336,28 +376,76 @@ def rasterize_reference(
             q0 = units0[hit].clamp(min=u0)
             q1 = units1[hit].clamp(max=u1 - 1)
             pair_face, row, col = _enumerate_pairs(faces, q0, q1, c0[faces], c1[faces])
+            pair_pix = (row - u0) * w + col
             px, py = xs[col], ys[row % h]
-            in_box = (
-                (
-                    (px <= info["xmax"][pair_face])
-                    & (px >= info["xmin"][pair_face])
-                    & (py <= info["ymax"][pair_face])
-                    & (py >= info["ymin"][pair_face])
-                )
-                .nonzero()
-                .squeeze(1)
-            )
-            pair_face, pair_pix = pair_face[in_box], (row - u0)[in_box] * w + col[in_box]
-            px, py = px[in_box], py[in_box]
-        args = (info["inv"], info["xy"], info["z"], tex, pair_face, pair_pix, px, py, info["front"])
-        kwargs = {"num_pixels": (u1 - u0) * w, "num_faces": f, "s": settings}
+        args = (inv, xy, z, surf, vert, pair_face, pair_pix, px, py, front)
+        kwargs = {"num_pixels": (u1 - u0) * w, "want": want, "s": settings}
         if needs_grad:
-            out.append(checkpoint(_render_chunk, *args, use_reentrant=False, **kwargs))
+            out, zbuf = checkpoint(_render_chunk, *args, use_reentrant=False, **kwargs)
         else:
-            out.append(_render_chunk(*args, **kwargs))
-    return torch.cat(out).reshape(b, h, w, 4).permute(0, 3, 1, 2).contiguous()
+            out, zbuf = _render_chunk(*args, **kwargs)
+        soft.append(out)
+        zbufs.append(zbuf)
+    packed = torch.cat(soft).reshape(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
+    if not want.zbuffer:
+        return packed, None
+    face_id = torch.cat([zb[0] for zb in zbufs]).reshape(b, h, w)
+    bary = torch.cat([zb[1] for zb in zbufs]).reshape(b, h, w, 3).permute(0, 3, 1, 2).contiguous()
+    hard_depth = torch.cat([zb[2] for zb in zbufs]).reshape(b, 1, h, w)
+    return packed, (face_id, bary, hard_depth)
 
 
-def rasterize(inputs: RasterInputs, settings: RasterSettings) -> RasterResult:
-    """The backend entry point of the contract (see :mod:`softras.raster.contract`)."""
-    return run_rgba_backend(rasterize_reference, "reference", inputs, settings)
+def rasterize(inputs: RasterInputs, settings: RasterSettings, *, max_pairs: int = DEFAULT_MAX_PAIRS) -> RasterResult:
+    """The backend entry point of the contract (see :mod:`softras.raster.contract`).
+
+    Args:
+        inputs: face_vertices [B, F, 3, 3], surface [B, F, T, Cs], vertex [B, F, 3, Cv] and
+            the Cs + Cv background values.
+        settings: validated :class:`RasterSettings`; ``with_depth`` and ``with_zbuffer`` ask
+            for the extra outputs.
+        max_pairs: (pixel, face) pairs per chunk; bounds peak memory, not the result.
+
+    Returns:
+        :class:`RasterResult` with channels [B, Cs + Cv, H, W], alpha [B, 1, H, W] and the
+        outputs asked for (depth [B, 1, H, W]; face_id [B, H, W], barycentrics [B, 3, H, W],
+        hard_depth [B, 1, H, W], detached).
+    """
+    cs, cv = int(inputs.surface.shape[3]), int(inputs.vertex.shape[3])
+    want = _Wanted(
+        cs, cv, settings.with_depth, settings.with_zbuffer, int(inputs.face_vertices.shape[1]), inputs.background
+    )
+    packed, zbuf = _rasterize(inputs.face_vertices, inputs.surface, inputs.vertex, want, settings, max_pairs)
+    c = cs + cv
+    depth = packed[:, c + 1 :] if settings.with_depth else None
+    face_id, bary, hard_depth = zbuf if zbuf is not None else (None, None, None)
+    return RasterResult(packed[:, :c], packed[:, c : c + 1], depth, face_id, bary, hard_depth)
+
+
+def rasterize_reference(
+    face_vertices: torch.Tensor,
+    textures: torch.Tensor,
+    settings: RasterSettings,
+    *,
+    max_pairs: int = DEFAULT_MAX_PAIRS,
+) -> torch.Tensor:
+    """Soft-rasterize screen-space triangles into RGBA (the original's colour path).
+
+    Args:
+        face_vertices: [B, F, 3, 3] float, per face its 3 vertices (x, y in NDC with y up,
+            z = camera depth).
+        textures: [B, F, R*R, 3] (``settings.texture_type='surface'``) or [B, F, 3, 3]
+            (``'vertex'``) colours, same dtype/device.
+        settings: validated :class:`RasterSettings` (its depth / z-buffer flags are ignored).
+        max_pairs: (pixel, face) pairs per chunk; bounds peak memory.
+
+    Returns:
+        [B, 4, H, W] RGBA images.
+    """
+    b, f = face_vertices.shape[:2]
+    if settings.texture_type == "vertex":
+        surface, vertex = textures.new_zeros(b, f, 1, 0), textures
+    else:
+        surface, vertex = textures, textures.new_zeros(b, f, 3, 0)
+    cs, cv = int(surface.shape[3]), int(vertex.shape[3])
+    want = _Wanted(cs, cv, False, False, f, settings.background_color)
+    return _rasterize(face_vertices, surface, vertex, want, settings, max_pairs)[0]

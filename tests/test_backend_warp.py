@@ -1,0 +1,153 @@
+"""What only the Warp (``warp`` / ``cuda``) backend has: tile sizes, its compute dtype, the
+deterministic and atomic backward, its registration as the CUDA default and its argument
+checks. Everything every backend must do is in test_backends.py (where Warp runs on CPU
+tensors, and on CUDA tensors when a GPU is present)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+pytest.importorskip("warp")
+
+import softras.raster as raster
+from softras.raster import RasterSettings, available_backends, default_backend, rasterize
+from softras.raster.reference import count_box_pairs
+from softras.raster.warp_backend import _Prepared, rasterize_warp
+
+from .scenes import crowded_scene, random_scene
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _grads(
+    fv: torch.Tensor, tex: torch.Tensor, s: RasterSettings, *, reference: bool = False, **kw: object
+) -> tuple[torch.Tensor, ...]:
+    a, t = fv.clone().requires_grad_(True), tex.clone().requires_grad_(True)
+    img = rasterize(a, t, s, backend="reference") if reference else rasterize_warp(a, t, s, **kw)
+    # The same upstream gradient whatever the dtype (drawn in float64).
+    weights = torch.randn(img.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    (img * weights.to(device=img.device, dtype=img.dtype)).sum().backward()
+    return img.detach(), a.grad, t.grad
+
+
+def _assert_grad_close(got: torch.Tensor, want: torch.Tensor, rel: float) -> None:
+    want = want.to(torch.float64)
+    scale = max(float(want.abs().max()), 1e-12)
+    torch.testing.assert_close(got.to(torch.float64).cpu(), want.cpu(), rtol=rel, atol=rel * scale)
+
+
+def test_tile_size_does_not_change_the_result() -> None:
+    fv, tex = crowded_scene()  # 300 small faces piled into one tile, plus faces larger than the image
+    s = RasterSettings.create(32, sigma_val=1e-3, gamma_val=1e-2)
+    ref = _grads(fv, tex, s, reference=True)
+    for tile in (4, 16, 64):
+        got = _grads(fv, tex, s, tile=tile)
+        torch.testing.assert_close(got[0], ref[0], rtol=0, atol=1e-10)
+        _assert_grad_close(got[1], ref[1], 1e-8)
+        _assert_grad_close(got[2], ref[2], 1e-8)
+    fv, tex = random_scene(batch=2, faces=30, seed=8, spread=1.5)  # many faces cross the borders
+    s = RasterSettings.create((20, 45), sigma_val=1e-3, gamma_val=1e-3)
+    want = rasterize(fv, tex, s, backend="reference")
+    for tile in (1, 7, 16, 64):
+        torch.testing.assert_close(rasterize_warp(fv, tex, s, tile=tile), want, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("texture_type", ["surface", "vertex"])
+def test_float64_arithmetic_on_float32_inputs(texture_type: str) -> None:
+    fv, tex = random_scene(batch=2, faces=40, texture_type=texture_type, texture_res=1, seed=3, dtype=torch.float32)
+    s = RasterSettings.create(48, texture_type=texture_type)  # defaults: sigma 1e-5, gamma 1e-4
+    exact = rasterize(fv.double(), tex.double(), s, backend="reference")
+    f64 = rasterize_warp(fv, tex, s, compute_dtype=torch.float64)
+    assert f64.dtype == torch.float32
+    torch.testing.assert_close(f64.double(), exact, rtol=0, atol=1e-5)  # only the output rounds
+
+
+def test_kernel_visits_exactly_the_pairs_inside_the_grown_boxes() -> None:
+    for seed in range(3):
+        fv, tex = random_scene(batch=2, faces=30, seed=seed, dtype=torch.float32)
+        s = RasterSettings.create((37, 50), sigma_val=1e-3)
+        prep = _Prepared(fv, tex, s, 16, torch.float32, True)
+        pr = prep.pr.long()  # [B*F, (c0, c1, r0, r1)]
+        visited = int(((pr[:, 1] - pr[:, 0] + 1).clamp(min=0) * (pr[:, 3] - pr[:, 2] + 1).clamp(min=0)).sum())
+        assert visited == count_box_pairs(fv, s) > 0
+        # every face is listed in exactly the tiles its pixel range meets
+        tiles_per_face = torch.bincount(prep.entry_face.long(), minlength=fv.shape[0] * fv.shape[1])
+        assert int(tiles_per_face.sum()) == prep.tile_faces.numel() == int(prep.tile_start[-1])
+
+
+def test_deterministic_backward_is_bit_identical_and_atomics_agree() -> None:
+    fv, tex = random_scene(batch=3, faces=150, seed=9, dtype=torch.float32, size=0.3)
+    s = RasterSettings.create(48, sigma_val=1e-4, gamma_val=1e-3)
+    first = _grads(fv, tex, s, deterministic=True)
+    for _ in range(2):
+        again = _grads(fv, tex, s, deterministic=True)
+        assert torch.equal(first[0], again[0])
+        assert torch.equal(first[1], again[1]) and torch.equal(first[2], again[2])
+    atomic = _grads(fv, tex, s, deterministic=False)
+    assert torch.equal(first[0], atomic[0])  # the forward does not depend on the mode
+    _assert_grad_close(atomic[1], first[1], 1e-5)
+    _assert_grad_close(atomic[2], first[2], 1e-5)
+
+
+def test_deterministic_flag_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from softras.raster import warp_backend
+
+    monkeypatch.delenv("SOFTRAS_WARP_DETERMINISTIC", raising=False)
+    assert warp_backend._default_deterministic() is True
+    monkeypatch.setenv("SOFTRAS_WARP_DETERMINISTIC", "0")
+    assert warp_backend._default_deterministic() is False
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert warp_backend._default_deterministic() is True
+    finally:
+        torch.use_deterministic_algorithms(prev)
+
+
+def test_registered_and_default_for_cuda_tensors() -> None:
+    assert {"warp", "cuda"} <= set(available_backends())
+    assert default_backend(torch.device("cuda")) == "cuda"
+    assert default_backend(torch.device("cpu")) == "cpu"
+    fv, tex = random_scene(batch=1, faces=5, seed=4)
+    s = RasterSettings.create(12, sigma_val=1e-2)
+    want = rasterize(fv, tex, s, backend="reference")
+    for name in ("warp", "cuda"):
+        torch.testing.assert_close(rasterize(fv, tex, s, backend=name), want, rtol=0, atol=1e-10)
+
+
+def test_missing_warp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = {"softras_no_such_module": "pip install 'softras[gpu]'"}
+    monkeypatch.setitem(raster.BACKENDS, "warp", dataclasses.replace(raster.BACKENDS["warp"], requires=missing))
+    assert default_backend(torch.device("cuda")) == "reference"  # falls back, no error
+    fv, tex = random_scene(batch=1, faces=2, seed=0)
+    with pytest.raises(ImportError, match=r"pip install 'softras\[gpu\]'"):
+        rasterize(fv, tex, RasterSettings.create(8), backend="warp")
+
+
+def test_rejects_bad_arguments() -> None:
+    fv, tex = random_scene(batch=1, faces=2, seed=0)
+    s = RasterSettings.create(8)
+    with pytest.raises(TypeError, match="float32 and float64"):
+        rasterize_warp(fv.half(), tex.half(), s)
+    with pytest.raises(ValueError, match="compute_dtype"):
+        rasterize_warp(fv, tex, s, compute_dtype=torch.float32)
+    with pytest.raises(TypeError, match="compute_dtype"):
+        rasterize_warp(fv.float(), tex.float(), s, compute_dtype=torch.float16)
+    with pytest.raises(ValueError, match="tile"):
+        rasterize_warp(fv, tex, s, tile=0)
+    with pytest.raises(ValueError, match="meta"):
+        rasterize_warp(fv.to("meta"), tex.to("meta"), s)
+
+
+@needs_cuda
+def test_cuda_default_backend_and_determinism() -> None:
+    fv, tex = random_scene(batch=4, faces=200, seed=9, dtype=torch.float32, size=0.3)
+    fv, tex = fv.cuda(), tex.cuda()
+    s = RasterSettings.create(64, sigma_val=1e-4, gamma_val=1e-3)
+    torch.testing.assert_close(rasterize(fv, tex, s), rasterize_warp(fv, tex, s), rtol=0, atol=0)
+    first = _grads(fv, tex, s, deterministic=True)
+    again = _grads(fv, tex, s, deterministic=True)
+    assert torch.equal(first[1], again[1]) and torch.equal(first[2], again[2])
