@@ -316,6 +316,21 @@ def _depth(w0, w1, w2, fc):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
+def _exact_depth(w0, w1, w2, fv, b, f):  # pragma: no cover - compiled
+    """The pair depth with the reference's operations (c = u / s, 1/z = Σ c_k / z_k): the
+    z-buffer decides exact ties with it, so they go to the same face as in the reference."""
+    u0 = min(max(w0, 0.0), 1.0)
+    u1 = min(max(w1, 0.0), 1.0)
+    u2 = min(max(w2, 0.0), 1.0)
+    s = max(u0 + u1 + u2, W_SUM_EPS)
+    z0, z1, z2 = np.float64(fv[b, f, 0, 2]), np.float64(fv[b, f, 1, 2]), np.float64(fv[b, f, 2, 2])
+    z0 = z0 if abs(z0) >= Z_EPS else Z_EPS
+    z1 = z1 if abs(z1) >= Z_EPS else Z_EPS
+    z2 = z2 if abs(z2) >= Z_EPS else Z_EPS
+    return 1.0 / ((u0 / s) / z0 + (u1 / s) / z1 + (u2 / s) / z2)
+
+
+@njit(inline="always", **_JIT)
 def _vertex_value(vertex, b, f, ch, c0, c1, c2):  # pragma: no cover - compiled
     return (
         c0 * np.float64(vertex[b, f, 0, ch])
@@ -440,12 +455,18 @@ def forward(  # pragma: no cover - compiled
                     zp = 1.0 / inv_z
                     if not (zp >= near and zp <= far):
                         continue
-                    if track_winner and closed and zp < st[S_ZB, i, j]:  # faces ascend: ties keep the lowest
-                        st[S_ZB, i, j] = zp
-                        st[S_WIN, i, j] = f
-                        st[S_C0, i, j] = c0
-                        st[S_C1, i, j] = c1
-                        st[S_C2, i, j] = c2
+                    # The z-buffer: faces ascend, so a strict test keeps ties on the lowest. zp
+                    # differs from the reference's depth by rounding only; a candidate within
+                    # 1e-12 of the winner is compared with the exact form (as is every new winner).
+                    zb = st[S_ZB, i, j]
+                    if track_winner and closed and zp <= zb + 1e-12 * abs(zb):
+                        ze = _exact_depth(w0, w1, w2, fv, b, f)
+                        if ze < zb:
+                            st[S_ZB, i, j] = ze
+                            st[S_WIN, i, j] = f
+                            st[S_C0, i, j] = c0
+                            st[S_C1, i, j] = c1
+                            st[S_C2, i, j] = c2
                     if not softmax:
                         continue
                     # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
