@@ -47,8 +47,15 @@ DEFAULT_TILE = 32
 _LOCK = threading.Lock()  # the workqueue layer is not re-entrant across Python threads
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
+def _np(t: torch.Tensor, dtype: np.dtype | None = None) -> np.ndarray:
+    """A C-contiguous numpy view or copy, made by numpy: a PyTorch copy would run on its intra-op
+    pool, whose parallel passes can each wait a scheduler quantum on a loaded machine."""
+    return np.ascontiguousarray(t.detach().numpy(), dtype=dtype)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """[B, F, T, C] -> the [B, F, T·C] view."""
+    return a.reshape(a.shape[0], a.shape[1], a.shape[2] * a.shape[3])
 
 
 def _threads() -> int:
@@ -151,21 +158,28 @@ class _RasterizeCPU(torch.autograd.Function):
         grad_v = np.empty((b, f, 3, 3) if need_v else (0, 0, 3, 3), dtype=dt)
         grad_s = np.empty((b, f, t, p.num_surface) if need_s else (0, 0, 0, p.num_surface), dtype=dt)
         grad_a = np.empty((b, f, 3, p.num_vertex) if need_a else (0, 0, 0, p.num_vertex), dtype=dt)
-        # Upstream gradients in any float dtype (the kernel reads them as float64).
-        g_depth = _np(grad_depth) if p.with_depth else np.zeros((0, 1, 1, 1), dtype=dt)
+        # Upstream gradients in the input dtype (the kernel reads them as float64).
+        g_channels, g_alpha = _np(grad_channels, dt), _np(grad_alpha, dt)
+        g_depth = _np(grad_depth, dt) if p.with_depth else np.zeros((0, 1, 1, 1), dtype=dt)
         # A loss that does not read the channels (or depth) gives them an all-zero gradient:
         # their pair terms would add exact zeros, so the kernel skips them.
-        need_values = bool(grad_channels.any()) or (p.with_depth != 0 and bool(grad_depth.any()))
+        need_values = bool(g_channels.any()) or bool(g_depth.any())
         need = (int(need_v), int(need_s), int(need_a), int(need_values))
         with _LOCK:
             numba.set_num_threads(_threads())
             cpu_kernels.backward(
                 prep.geo, prep.surface, prep.vertex, p, state, values, winner,
-                _np(grad_channels).astype(dt, copy=False), _np(grad_alpha).astype(dt, copy=False),
-                g_depth.astype(dt, copy=False), need, grad_entries,
+                g_channels, g_alpha, g_depth, need, grad_entries,
             )  # fmt: skip
             cpu_kernels.reduce_faces(
-                prep.fv, grad_entries, prep.face_start, prep.entry_slot, need, grad_v, grad_s, grad_a
+                prep.fv,
+                grad_entries,
+                prep.face_start,
+                prep.entry_slot,
+                need,
+                grad_v,
+                _flat(grad_s),
+                _flat(grad_a),
             )
         return (
             torch.from_numpy(grad_v) if need_v else None,

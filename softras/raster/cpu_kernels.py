@@ -635,35 +635,36 @@ def backward(  # pragma: no cover - compiled
                         if softmax:
                             # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
                             wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
-                            dot = 0.0  # Σ_c g_c (value_c - output_c), the output read in float64
-                            for c in range(cs):
-                                gr = np.float64(grad_channels[b, c, row, col])
+                        dot = 0.0  # softmax: Σ_c g_c (value_c - output_c), the output read in float64
+                        for c in range(cs):
+                            gr = np.float64(grad_channels[b, c, row, col])
+                            if softmax:
                                 dot += gr * (np.float64(surface[b, f, k, c]) - values[b, c, row, col])
-                            for c in range(cv):
-                                gr = np.float64(grad_channels[b, cs + c, row, col])
-                                v = _vertex_value(vertex, b, f, c, c0, c1, c2)
-                                dot += gr * (v - values[b, cs + c, row, col])
-                            if nd:
-                                dot += np.float64(grad_depth[b, 0, row, col]) * (zp - values[b, cs + cv, row, col])
+                            if need_s:
+                                g[g_surf + k * cs + c] += gr * wj
+                        for c in range(cv):
+                            gr = np.float64(grad_channels[b, cs + c, row, col])
+                            if softmax:
+                                dot += gr * (_vertex_value(vertex, b, f, c, c0, c1, c2) - values[b, cs + c, row, col])
+                            gval = gr * wj
+                            if need_a:
+                                g[g_vert + c] += gval * c0
+                                g[g_vert + cv + c] += gval * c1
+                                g[g_vert + 2 * cv + c] += gval * c2
+                            if need_v:
+                                gc0 += gval * np.float64(vertex[b, f, 0, c])
+                                gc1 += gval * np.float64(vertex[b, f, 1, c])
+                                gc2 += gval * np.float64(vertex[b, f, 2, c])
+                        gd = np.float64(grad_depth[b, 0, row, col]) if nd else 0.0
+                        if nd and softmax:
+                            dot += gd * (zp - values[b, cs + cv, row, col])
+                        if softmax:
                             glogit = wj * dot
                             if dist_id != _D_HARD:
                                 gx += glogit * one_minus_d
                             gzp = -glogit * inv_scale
-                        if need_s:
-                            for c in range(cs):
-                                g[g_surf + k * cs + c] += np.float64(grad_channels[b, c, row, col]) * wj
-                        if need_a or need_v:
-                            for c in range(cv):
-                                gval = np.float64(grad_channels[b, cs + c, row, col]) * wj
-                                if need_a:
-                                    g[g_vert + c] += gval * c0
-                                    g[g_vert + cv + c] += gval * c1
-                                    g[g_vert + 2 * cv + c] += gval * c2
-                                gc0 += gval * np.float64(vertex[b, f, 0, c])
-                                gc1 += gval * np.float64(vertex[b, f, 1, c])
-                                gc2 += gval * np.float64(vertex[b, f, 2, c])
                         if nd:
-                            gzp += np.float64(grad_depth[b, 0, row, col]) * wj
+                            gzp += gd * wj
                     if not need_v:
                         continue
                     # ---- values and depth -> clipped barycentrics and vertex depths --------
@@ -791,14 +792,13 @@ def reduce_faces(
     the (matrix, xy, z) terms to the vertices (see the G_* layout).
 
     face_start, entry_slot: from the contract's ``Bins``. need: as in :func:`backward`.
-    grad_fv [B, F, 3, 3], grad_surface [B, F, T, Cs], grad_vertex [B, F, 3, Cv]: written where
-    needed.
+    grad_fv [B, F, 3, 3], grad_surface [B, F, T·Cs], grad_vertex [B, F, 3·Cv] (flat views of the
+    gradient arrays): written where needed.
     """
     nb, nf = fv.shape[0], fv.shape[1]
     need_v, need_s, need_a = need[0] != 0, need[1] != 0, need[2] != 0
-    cs, cv = grad_surface.shape[3], grad_vertex.shape[3]
-    n_surf = grad_surface.shape[2] * cs if need_s else 0
-    n_vert = 3 * cv if need_a else 0
+    n_surf = grad_surface.shape[2] if need_s else 0
+    n_vert = grad_vertex.shape[2] if need_a else 0
     for job in prange(nb * nf):
         b = job // nf
         f = job % nf
@@ -807,12 +807,12 @@ def reduce_faces(
             acc = 0.0
             for i in range(e0, e1):
                 acc += grad_entries[entry_slot[i], G_ATTR + k]
-            grad_surface[b, f, k // cs, k % cs] = acc
+            grad_surface[b, f, k] = acc
         for k in range(n_vert):
             acc = 0.0
             for i in range(e0, e1):
                 acc += grad_entries[entry_slot[i], G_ATTR + n_surf + k]
-            grad_vertex[b, f, k // cv, k % cv] = acc
+            grad_vertex[b, f, k] = acc
         if not need_v:
             continue
         gf = np.zeros(G_ATTR)
