@@ -176,7 +176,7 @@ def test_float32_gradients_use_the_float64_outputs() -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("tile", [1, 5, 16, 32])
 def test_compiled_binning_equals_the_contract(dtype: torch.dtype, tile: int) -> None:
-    from softras.raster import cpu_binning
+    from softras.raster import cpu_binning, cpu_kernels
 
     for seed in range(4):
         fv, _ = random_scene(batch=3, faces=40, seed=seed, dtype=dtype, spread=1.5, size=0.3 + seed * 0.3)
@@ -187,7 +187,8 @@ def test_compiled_binning_equals_the_contract(dtype: torch.dtype, tile: int) -> 
         front = np.empty((3, 40), dtype=np.bool_)
         xs = ((2 * torch.arange(w, dtype=torch.float64) + 1 - w) / w).to(dtype).numpy()
         ys = ((2 * (h - 1 - torch.arange(h, dtype=torch.float64)) + 1 - h) / h).to(dtype).numpy()
-        cpu_binning.pixel_ranges(fv.numpy(), np.array([cull], dtype=xs.dtype), xs, ys, ranges, front)
+        inv = np.empty((3, 40, 9))
+        cpu_kernels.prepare_faces(fv.numpy(), np.array([cull], dtype=xs.dtype), xs, ys, ranges, front, inv)
         got = torch.from_numpy(ranges)
         for k, t in enumerate((want.c0, want.c1, want.r0, want.r1)):
             assert torch.equal(got[..., k], t)
@@ -210,7 +211,9 @@ def test_face_tuple_follows_the_face_const_layout() -> None:
 
     fv = torch.tensor([[[[0.1, 0.2, 2.0], [0.7, 0.3, 0.0], [0.2, 0.9, 3.0]]]], dtype=torch.float64)
     inv = np.empty((1, 1, 9))
-    cpu_kernels.prepare_faces(fv.numpy(), inv)
+    xs = np.linspace(-0.5, 0.5, 2)
+    ranges, front = np.empty((1, 1, 4), dtype=np.int64), np.empty((1, 1), dtype=np.bool_)
+    cpu_kernels.prepare_faces(fv.numpy(), np.array([0.1]), xs, xs, ranges, front, inv)
     fc = load(fv.numpy(), inv)
     assert len(fc) == FaceConst.COUNT
     (x0, y0, _), (x1, y1, _), (x2, y2, _) = fv[0, 0].tolist()

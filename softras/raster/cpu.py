@@ -73,21 +73,22 @@ class _Prepared:
         self.shape = (b, f, h, w)
         self.fv = _np(fv)
         cpu, dt = torch.device("cpu"), fv.dtype
-        # The contract's pixel-range rule and binning, compiled (cpu_binning; tested equal).
+        # The contract's pixel-range rule and binning, compiled (cpu_binning; tested equal), and
+        # the barycentric matrices: one parallel pass over the faces, one for the bins.
         self.ranges = np.empty((b, f, 4), dtype=np.int64)
         front = np.empty((b, f), dtype=np.bool_)
-        cpu_binning.pixel_ranges(
+        inv = np.empty((b, f, 9), dtype=np.float64)
+        cpu_kernels.prepare_faces(
             self.fv,
             np.array([settings.cull_radius], dtype=self.fv.dtype),
             _np(pixel_centers(w, flip=False, dtype=dt, device=cpu)),
             _np(pixel_centers(h, flip=True, dtype=dt, device=cpu)),
             self.ranges,
             front,
+            inv,
         )
         ntx, nty = math.ceil(w / tile), math.ceil(h / tile)
         tile_start, tile_faces, self.face_start, self.entry_slot = cpu_binning.bin_faces(self.ranges, tile, ntx, nty)
-        inv = np.empty((b, f, 9), dtype=np.float64)
-        cpu_kernels.prepare_faces(self.fv, inv)
         self.geo = cpu_kernels.Geometry(
             xs=_np(pixel_centers(w, flip=False, dtype=torch.float64, device=cpu)),
             ys=_np(pixel_centers(h, flip=True, dtype=torch.float64, device=cpu)),

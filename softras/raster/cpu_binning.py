@@ -4,7 +4,7 @@
 the definition. They are some thirty element-wise PyTorch passes over the B·F faces and the E
 entries; on many small faces (W1: 256 × 1280 faces at 64²) that costs as much as rasterizing
 them, so the ``cpu`` backend runs this fused, parallel form of the same rule instead.
-``tests/test_raster_cpu.py`` asserts that both give identical tensors (ranges, front flags,
+``tests/test_raster_cpu_outputs.py`` asserts that both give identical tensors (ranges, front flags,
 tile lists, face starts, entry slots) on random scenes, float32 and float64, any tile size.
 """
 
@@ -15,55 +15,47 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["bin_faces", "pixel_ranges"]
+__all__ = ["bin_faces", "face_range"]
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
-@njit(parallel=True, **_JIT)
-def pixel_ranges(fv, grow, xs, ys, ranges, front):  # pragma: no cover - compiled
-    """Exact pixel ranges and front flags (contract ``pixel_ranges``, same operations and dtype).
-
-    fv: [B, F, 3, 3]; grow: [1] √θ in fv's dtype; xs: [W], ys: [H] (top row first) pixel
-    centres in fv's dtype. Writes ranges [B, F, 4] int64 (c0, c1, r0, r1; empty: 0, -1, 0, -1)
-    and front [B, F] bool.
-    """
-    nb, nf = fv.shape[0], fv.shape[1]
+@njit(inline="always", **_JIT)
+def face_range(fv, b, f, g, xs, ys, ranges, front):  # pragma: no cover - compiled
+    """Face (b, f)'s exact pixel range and front flag (contract ``pixel_ranges``: same operations,
+    in fv's dtype). g: √θ in fv's dtype; xs: [W], ys: [H] (top row first) pixel centres in fv's
+    dtype. Writes ranges[b, f] (c0, c1, r0, r1; empty: 0, -1, 0, -1) and front[b, f]."""
     h, w = ys.shape[0], xs.shape[0]
-    g = grow[0]
-    for job in prange(nb * nf):
-        b = job // nf
-        f = job % nf
-        x0, y0 = fv[b, f, 0, 0], fv[b, f, 0, 1]
-        x1, y1 = fv[b, f, 1, 0], fv[b, f, 1, 1]
-        x2, y2 = fv[b, f, 2, 0], fv[b, f, 2, 1]
-        front[b, f] = (y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0)
-        xmin = min(min(x0, x1), x2) - g
-        xmax = max(max(x0, x1), x2) + g
-        ymin = min(min(y0, y1), y2) - g
-        ymax = max(max(y0, y1), y2) + g
-        # A conservative guess in float64, then exact: the centres inside the box in fv's dtype.
-        c0 = math.ceil((np.float64(xmin) * w + w - 1) / 2) - 1
-        c1 = math.floor((np.float64(xmax) * w + w - 1) / 2) + 1
-        r0 = math.ceil((h - 1 - np.float64(ymax) * h) / 2) - 1
-        r1 = math.floor((h - 1 - np.float64(ymin) * h) / 2) + 1
-        c0 = min(max(c0, 0), w)
-        c1 = min(max(c1, -1), w - 1)
-        r0 = min(max(r0, 0), h)
-        r1 = min(max(r1, -1), h - 1)
-        while c0 <= c1 and xs[c0] < xmin:
-            c0 += 1
-        while c1 >= c0 and xs[c1] > xmax:
-            c1 -= 1
-        while r0 <= r1 and ys[r0] > ymax:
-            r0 += 1
-        while r1 >= r0 and ys[r1] < ymin:
-            r1 -= 1
-        empty = c1 < c0 or r1 < r0
-        ranges[b, f, 0] = 0 if empty else c0
-        ranges[b, f, 1] = -1 if empty else c1
-        ranges[b, f, 2] = 0 if empty else r0
-        ranges[b, f, 3] = -1 if empty else r1
+    x0, y0 = fv[b, f, 0, 0], fv[b, f, 0, 1]
+    x1, y1 = fv[b, f, 1, 0], fv[b, f, 1, 1]
+    x2, y2 = fv[b, f, 2, 0], fv[b, f, 2, 1]
+    front[b, f] = (y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0)
+    xmin = min(min(x0, x1), x2) - g
+    xmax = max(max(x0, x1), x2) + g
+    ymin = min(min(y0, y1), y2) - g
+    ymax = max(max(y0, y1), y2) + g
+    # A conservative guess in float64, then exact: the centres inside the box in fv's dtype.
+    c0 = math.ceil((np.float64(xmin) * w + w - 1) / 2) - 1
+    c1 = math.floor((np.float64(xmax) * w + w - 1) / 2) + 1
+    r0 = math.ceil((h - 1 - np.float64(ymax) * h) / 2) - 1
+    r1 = math.floor((h - 1 - np.float64(ymin) * h) / 2) + 1
+    c0 = min(max(c0, 0), w)
+    c1 = min(max(c1, -1), w - 1)
+    r0 = min(max(r0, 0), h)
+    r1 = min(max(r1, -1), h - 1)
+    while c0 <= c1 and xs[c0] < xmin:
+        c0 += 1
+    while c1 >= c0 and xs[c1] > xmax:
+        c1 -= 1
+    while r0 <= r1 and ys[r0] > ymax:
+        r0 += 1
+    while r1 >= r0 and ys[r1] < ymin:
+        r1 -= 1
+    empty = c1 < c0 or r1 < r0
+    ranges[b, f, 0] = 0 if empty else c0
+    ranges[b, f, 1] = -1 if empty else c1
+    ranges[b, f, 2] = 0 if empty else r0
+    ranges[b, f, 3] = -1 if empty else r1
 
 
 @njit(parallel=True, **_JIT)

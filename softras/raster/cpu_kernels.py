@@ -45,6 +45,7 @@ from .contract import (
     RgbAggregation,
     texel_cell,
 )
+from .cpu_binning import face_range
 
 __all__ = ["G_ATTR", "Geometry", "backward", "forward", "prepare_faces", "reduce_faces"]
 
@@ -229,17 +230,19 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
 
 
 @njit(parallel=True, **_JIT)
-def prepare_faces(fv, inv):  # pragma: no cover - compiled
-    """The FaceConst.INV block of every face: its barycentric matrix, w_k = P_k x + Q_k y + R_k.
-
-    fv: [B, F, 3, 3] float32/float64; inv: [B, F, 9] float64, written. Float64 whatever the
-    input dtype: the entries scale with 1 / det, and float32 rounding there dominates the
-    coverage error near edges.
+def prepare_faces(fv, grow, xs, ys, ranges, front, inv):  # pragma: no cover - compiled
+    """Per face (one parallel pass): the exact pixel range and front flag (``cpu_binning.face_range``:
+    grow [1] √θ, xs [W], ys [H] pixel centres, all in fv's dtype; writes ranges [B, F, 4] int64,
+    front [B, F] bool) and the FaceConst.INV block, its barycentric matrix w_k = P_k x + Q_k y + R_k
+    (inv [B, F, 9] float64, written). Float64 whatever the input dtype: the entries scale with
+    1 / det, and float32 rounding there dominates the coverage error near edges.
     """
     nb, nf = fv.shape[0], fv.shape[1]
+    g = grow[0]
     for job in prange(nb * nf):
         b = job // nf
         f = job % nf
+        face_range(fv, b, f, g, xs, ys, ranges, front)
         x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
         x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
         x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
