@@ -334,6 +334,15 @@ def _exact_depth(w0, w1, w2, fv, b, f):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
+def _matrix_barycentrics(inv, b, f, px, py):  # pragma: no cover - compiled
+    """w of face (b, f) at (px, py) from its stored matrix (the same operations as the face tuple's)."""
+    w0 = inv[b, f, 0] * px + inv[b, f, 1] * py + inv[b, f, 2]
+    w1 = inv[b, f, 3] * px + inv[b, f, 4] * py + inv[b, f, 5]
+    w2 = inv[b, f, 6] * px + inv[b, f, 7] * py + inv[b, f, 8]
+    return w0, w1, w2
+
+
+@njit(inline="always", **_JIT)
 def _vertex_value(vertex, b, f, ch, c0, c1, c2):  # pragma: no cover - compiled
     return (
         c0 * np.float64(vertex[b, f, 0, ch])
@@ -459,13 +468,18 @@ def forward(  # pragma: no cover - compiled
                     if not (zp >= near and zp <= far):
                         continue
                     # The z-buffer: faces ascend, so a strict test keeps ties on the lowest. zp
-                    # differs from the reference's depth by rounding only; a candidate within
-                    # 1e-12 of the winner is compared with the exact form (as is every new winner).
+                    # differs from the reference's depth by rounding only: a candidate within
+                    # 1e-12 of the winner is decided with the reference's form for both.
                     zb = st[S_ZB, i, j]
                     if track_winner and closed and zp <= zb + 1e-12 * abs(zb):
-                        ze = _exact_depth(w0, w1, w2, fv, b, f)
-                        if ze < zb:
-                            st[S_ZB, i, j] = ze
+                        if zp >= zb - 1e-12 * abs(zb):
+                            fw = int(st[S_WIN, i, j])
+                            v0, v1, v2 = _matrix_barycentrics(inv, b, fw, px, py)
+                            nearer = _exact_depth(w0, w1, w2, fv, b, f) < _exact_depth(v0, v1, v2, fv, b, fw)
+                        else:
+                            nearer = True
+                        if nearer:
+                            st[S_ZB, i, j] = zp
                             st[S_WIN, i, j] = f
                             st[S_C0, i, j] = c0
                             st[S_C1, i, j] = c1
