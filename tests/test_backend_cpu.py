@@ -79,12 +79,14 @@ def test_rejects_other_dtypes() -> None:
 
 
 def test_kernel_visits_exactly_the_pairs_inside_the_grown_boxes() -> None:
+    from softras.raster.contract import RasterInputs
     from softras.raster.cpu import _Prepared
 
     for seed in range(3):
         fv, tex = random_scene(batch=2, faces=30, seed=seed, dtype=torch.float32)
         s = RasterSettings.create((37, 50), sigma_val=1e-3)
-        pr = _Prepared(fv, tex, s, 16).pr  # [B, F, (c0, c1, r0, r1)]
+        inputs = RasterInputs(fv, tex, fv.new_zeros(2, 30, 3, 0), s.background_color)
+        pr = _Prepared(inputs, s, 16).ranges  # [B, F, (c0, c1, r0, r1)]
         visited = int(((pr[..., 1] - pr[..., 0] + 1).clip(0) * (pr[..., 3] - pr[..., 2] + 1).clip(0)).sum())
         assert visited == count_box_pairs(fv, s) > 0
 

@@ -278,9 +278,7 @@ def bin_faces(ranges: PixelRanges, tile: int, image_size: tuple[int, int]) -> Bi
     tile_start = torch.searchsorted(job_sorted, torch.arange(b * nt + 1, device=dev, dtype=job_sorted.dtype))
     entry_slot = torch.empty_like(order)
     entry_slot[order] = torch.arange(num_entries, device=dev)
-    return Bins(
-        tile, ntx, nty, tile_start, entry_face[order] % f, face_start, entry_face, entry_tile, entry_slot
-    )
+    return Bins(tile, ntx, nty, tile_start, entry_face[order] % f, face_start, entry_face, entry_tile, entry_slot)
 
 
 # ---- texel rule --------------------------------------------------------------------------

@@ -1,8 +1,12 @@
 """The ``cpu`` backend: fused, tile-binned Numba kernels for forward and backward.
 
-Same semantics as :mod:`softras.raster.reference` (tested against it option by option), but
-each (pixel, face) pair is evaluated in registers and never stored: memory is
-O(B·H·W + B·F·tiles-per-face), and the backward recomputes pair terms.
+It implements the contract of :mod:`softras.raster.contract` natively: attribute channels of
+any width (surface texels and vertex attributes, either may be 0 wide), soft depth, the
+z-buffer outputs and exact gradients. Each (pixel, face) pair is evaluated in registers and
+never stored: memory is O(B·H·W·C + B·F·tiles-per-face), and the backward recomputes pair
+terms. Pixel ranges and binning follow the contract's rule (:func:`~softras.raster.contract.pixel_ranges`,
+:func:`~softras.raster.contract.bin_faces`), compiled in ``cpu_binning``; the kernels live in
+``cpu_kernels``. Both are imported only from here.
 
 Threads: the kernels use Numba's ``workqueue`` threading layer (no OpenMP, so no spin-wait
 stalls next to PyTorch's OpenMP pool) and as many threads as ``torch.get_num_threads()``
@@ -13,6 +17,7 @@ call in a fresh environment compiles for ~20–40 s, later processes load them i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -21,29 +26,36 @@ import numba
 import numpy as np
 import torch
 
-from ._transitional import run_rgba_backend
-from .contract import RasterInputs, RasterResult
-from .reference import _DET_EPS as DET_EPS
-from .reference import pixel_centers, softmax_constants
+from .contract import (
+    KernelParams,
+    RasterInputs,
+    RasterResult,
+    RgbAggregation,
+    kernel_params,
+    pixel_centers,
+)
 from .settings import RasterSettings
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
-from . import cpu_kernels as K
+from . import cpu_binning, cpu_kernels
 
-__all__ = ["DEFAULT_TILE", "rasterize_cpu"]
+__all__ = ["DEFAULT_TILE", "rasterize", "rasterize_cpu"]
 
 DEFAULT_TILE = 32
 _LOCK = threading.Lock()  # the workqueue layer is not re-entrant across Python threads
-_DIST = {"hard": 0, "barycentric": 1, "euclidean": 2}
-_RGB = {"hard": 0, "softmax": 1}
-_ALPHA = {"hard": 0, "sum": 1, "prod": 2}
-_TEX = {"surface": 0, "vertex": 1}
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().contiguous().numpy()
+def _np(t: torch.Tensor, dtype: np.dtype | None = None) -> np.ndarray:
+    """A C-contiguous numpy view or copy, made by numpy: a PyTorch copy would run on its intra-op
+    pool, whose parallel passes can each wait a scheduler quantum on a loaded machine."""
+    return np.ascontiguousarray(t.detach().numpy(), dtype=dtype)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """[B, F, T, C] -> the [B, F, T·C] view."""
+    return a.reshape(a.shape[0], a.shape[1], a.shape[2] * a.shape[3])
 
 
 def _threads() -> int:
@@ -51,113 +63,190 @@ def _threads() -> int:
 
 
 class _Prepared:
-    """Per-call face data, binning and options, shared by forward and backward."""
+    """Per-call geometry (barycentric matrices, pixel ranges, bins) and parameters, shared by forward
+    and backward."""
 
-    def __init__(self, face_vertices: torch.Tensor, textures: torch.Tensor, s: RasterSettings, tile: int) -> None:
-        b, f = face_vertices.shape[:2]
-        h, w = s.image_height, s.image_width
+    def __init__(self, inputs: RasterInputs, settings: RasterSettings, tile: int) -> None:
+        fv = inputs.face_vertices.detach()
+        b, f = fv.shape[:2]
+        h, w = settings.image_height, settings.image_width
         self.shape = (b, f, h, w)
-        self.fv = _np(face_vertices)
-        dt = self.fv.dtype
-        self.inv = np.empty((b, f, 3, 3), dtype=np.float64)
-        self.box = np.empty((b, f, 4), dtype=dt)
-        self.front = np.empty((b, f), dtype=np.bool_)
-        self.pr = np.empty((b, f, 4), dtype=np.int64)
-        self.xs = _np(pixel_centers(w, flip=False, dtype=face_vertices.dtype, device=torch.device("cpu")))
-        self.ys = _np(pixel_centers(h, flip=True, dtype=face_vertices.dtype, device=torch.device("cpu")))
-        # float64 pixel centres for the kernels' arithmetic (the dtype ones decide the box cull)
-        self.xs64 = _np(pixel_centers(w, flip=False, dtype=torch.float64, device=torch.device("cpu")))
-        self.ys64 = _np(pixel_centers(h, flip=True, dtype=torch.float64, device=torch.device("cpu")))
-        consts = np.array([s.cull_radius], dtype=dt)
-        K.prepare_faces(self.fv, consts, self.xs, self.ys, self.inv, self.box, self.front, self.pr)
-        self.tile = tile
-        self.ntx, self.nty = math.ceil(w / tile), math.ceil(h / tile)
-        self.tile_start, self.tile_faces, self.face_start, self.face_entries = K.bin_faces(
-            self.pr[..., 0], self.pr[..., 1], self.pr[..., 2], self.pr[..., 3], tile, self.ntx, self.nty
+        self.fv = _np(fv)
+        cpu, dt = torch.device("cpu"), fv.dtype
+        # The contract's pixel-range rule and binning, compiled (cpu_binning; tested equal), and
+        # the barycentric matrices: one parallel pass over the faces, one for the bins.
+        self.ranges = np.empty((b, f, 4), dtype=np.int64)
+        front = np.empty((b, f), dtype=np.bool_)
+        inv = np.empty((b, f, 9), dtype=np.float64)
+        cpu_kernels.prepare_faces(
+            self.fv,
+            np.array([settings.cull_radius], dtype=self.fv.dtype),
+            _np(pixel_centers(w, flip=False, dtype=dt, device=cpu)),
+            _np(pixel_centers(h, flip=True, dtype=dt, device=cpu)),
+            self.ranges,
+            front,
+            inv,
         )
-        self.tex = _np(textures)
-        r = math.isqrt(textures.shape[2]) if s.texture_type == "surface" else 1
-        self.opts = np.array(
-            [_DIST[s.dist_func], _RGB[s.aggr_func_rgb], _ALPHA[s.aggr_func_alpha], _TEX[s.texture_type], r,
-             int(s.fill_back), 0, 0],
-            dtype=np.int64,
-        )  # fmt: skip
-        inv_scale, zp_bg = softmax_constants(s)
-        self.fp = np.array(
-            [s.sigma_val, s.cull_threshold, s.near, s.far, inv_scale, zp_bg, *s.background_color], dtype=np.float64
+        ntx, nty = math.ceil(w / tile), math.ceil(h / tile)
+        tile_start, tile_faces, self.face_start, self.entry_slot = cpu_binning.bin_faces(self.ranges, tile, ntx, nty)
+        self.geo = cpu_kernels.Geometry(
+            xs=_np(pixel_centers(w, flip=False, dtype=torch.float64, device=cpu)),
+            ys=_np(pixel_centers(h, flip=True, dtype=torch.float64, device=cpu)),
+            face_vertices=self.fv,
+            inv=inv,
+            front=front,
+            ranges=self.ranges,
+            tile_start=tile_start,
+            tile_faces=tile_faces,
+            tile=tile,
+            ntx=ntx,
+            nty=nty,
         )
-
-    def args(self) -> tuple:
-        return (
-            self.xs64, self.ys64, self.fv, self.inv, self.front, self.tex, self.pr,
-            self.tile_start, self.tile_faces, self.tile, self.ntx, self.nty,
-        )  # fmt: skip
+        self.params: KernelParams = kernel_params(inputs, settings)
+        self.surface = _np(inputs.surface)
+        self.vertex = _np(inputs.vertex)
+        self.background = np.asarray(inputs.background, dtype=np.float64).reshape(-1)
 
 
-class _SoftRasterizeCPU(torch.autograd.Function):
+class _RasterizeCPU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, face_vertices, textures, settings, tile):  # type: ignore[override]
+    def forward(ctx, face_vertices, surface, vertex, inputs, settings, tile):  # type: ignore[override]
         with _LOCK:
             numba.set_num_threads(_threads())
-            prep = _Prepared(face_vertices, textures, settings, tile)
+            prep = _Prepared(inputs, settings, tile)
+            p = prep.params
             b, _, h, w = prep.shape
-            out = np.empty((b, 4, h, w), dtype=prep.fv.dtype)
+            dt = prep.fv.dtype
+            nc = p.num_surface + p.num_vertex
+            softmax = p.rgb_aggregation == int(RgbAggregation.SOFTMAX)
+            track_winner = not softmax or p.with_zbuffer
+            zb = p.with_zbuffer != 0
+            channels = np.empty((b, nc, h, w), dtype=dt)
+            alpha = np.empty((b, 1, h, w), dtype=dt)
+            depth = np.empty((b, 1, h, w) if p.with_depth else (0, 1, 1, 1), dtype=dt)
             # Every entry the backward reads is written by the forward kernel: no zero-fill.
             state = np.empty((b, 3, h, w), dtype=np.float64)
-            winner = np.empty((b, h, w), dtype=np.int64)
-            K.forward(*prep.args(), prep.opts, prep.fp, out, state, winner)
+            values = np.empty((b, nc + p.with_depth, h, w) if softmax else (0, 0, 1, 1), dtype=np.float64)
+            winner = np.empty((b, h, w) if track_winner else (0, 1, 1), dtype=np.int64)
+            bary = np.empty((b, 3, h, w) if zb else (0, 3, 1, 1), dtype=dt)
+            hard_depth = np.empty((b, 1, h, w) if zb else (0, 1, 1, 1), dtype=dt)
+            cpu_kernels.forward(
+                prep.geo, prep.surface, prep.vertex, prep.background, p,
+                channels, alpha, depth, state, values, winner, bary, hard_depth,
+            )  # fmt: skip
         ctx.prep = prep
-        ctx.state = (out, state, winner)
-        ctx.texture_shape = textures.shape
-        return torch.from_numpy(out)
+        ctx.state = (state, values, winner)
+        outs = tuple(torch.from_numpy(a) for a in (channels, alpha, depth, winner, bary, hard_depth))
+        ctx.mark_non_differentiable(*outs[3:])
+        return outs
 
     @staticmethod
-    def backward(ctx, grad_images):  # type: ignore[override]
-        need_v, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    def backward(ctx, grad_channels, grad_alpha, grad_depth, *_):  # type: ignore[override]
+        need_v, need_s, need_a = ctx.needs_input_grad[:3]
         prep: _Prepared = ctx.prep
+        p = prep.params
+        need_s = need_s and p.num_surface > 0
+        need_a = need_a and p.num_vertex > 0
+        if not (need_v or need_s or need_a):
+            return None, None, None, None, None, None
         b, f, _, _ = prep.shape
-        out, state, winner = ctx.state
-        t = ctx.texture_shape[2]
-        opts = prep.opts.copy()
-        opts[6], opts[7] = int(need_v), int(need_t)
+        state, values, winner = ctx.state
+        t = prep.surface.shape[2]
+        dt = prep.fv.dtype
+        width = cpu_kernels.G_ATTR + (t * p.num_surface if need_s else 0) + (3 * p.num_vertex if need_a else 0)
         # Every slot the reduction reads is written by the backward kernel: no zero-fill.
-        grad_entries = np.empty((prep.tile_faces.shape[0], K.G_TEX + (3 * t if need_t else 0)), dtype=np.float64)
-        grad_out = _np(grad_images)  # any float dtype: the kernel reads it as float64
-        grad_v = np.empty((b, f, 3, 3) if need_v else (0, 0, 3, 3), dtype=prep.fv.dtype)
-        grad_t = np.empty((b, f, t if need_t else 0, 3), dtype=prep.fv.dtype)
+        grad_entries = np.empty((prep.geo.tile_faces.shape[0], width), dtype=np.float64)
+        grad_v = np.empty((b, f, 3, 3) if need_v else (0, 0, 3, 3), dtype=dt)
+        grad_s = np.empty((b, f, t, p.num_surface) if need_s else (0, 0, 0, p.num_surface), dtype=dt)
+        grad_a = np.empty((b, f, 3, p.num_vertex) if need_a else (0, 0, 0, p.num_vertex), dtype=dt)
+        # Upstream gradients in the input dtype (the kernel reads them as float64).
+        g_channels, g_alpha = _np(grad_channels, dt), _np(grad_alpha, dt)
+        g_depth = _np(grad_depth, dt) if p.with_depth else np.zeros((0, 1, 1, 1), dtype=dt)
+        # A loss that does not read the channels (or depth) gives them an all-zero gradient:
+        # their pair terms would add exact zeros, so the kernel skips them.
+        need_values = bool(g_channels.any()) or bool(g_depth.any())
+        need = (int(need_v), int(need_s), int(need_a), int(need_values))
         with _LOCK:
             numba.set_num_threads(_threads())
-            K.backward(*prep.args(), opts, prep.fp, out, state, winner, grad_out, grad_entries)
-            K.reduce_faces(prep.fv, DET_EPS, grad_entries, prep.face_start, prep.face_entries, need_v, grad_v, grad_t)
+            cpu_kernels.backward(
+                prep.geo, prep.surface, prep.vertex, p, state, values, winner,
+                g_channels, g_alpha, g_depth, need, grad_entries,
+            )  # fmt: skip
+            cpu_kernels.reduce_faces(
+                prep.fv,
+                grad_entries,
+                prep.face_start,
+                prep.entry_slot,
+                need,
+                grad_v,
+                _flat(grad_s),
+                _flat(grad_a),
+            )
         return (
             torch.from_numpy(grad_v) if need_v else None,
-            torch.from_numpy(grad_t) if need_t else None,
+            torch.from_numpy(grad_s) if need_s else None,
+            torch.from_numpy(grad_a) if need_a else None,
+            None,
             None,
             None,
         )
+
+
+def rasterize(inputs: RasterInputs, settings: RasterSettings, *, tile: int = DEFAULT_TILE) -> RasterResult:
+    """The backend entry point of the contract (see :mod:`softras.raster.contract`).
+
+    Args:
+        inputs: validated :class:`RasterInputs` (float32/float64 CPU tensors).
+        settings: validated :class:`RasterSettings`.
+        tile: screen tile size in pixels used for binning faces.
+
+    Returns:
+        :class:`RasterResult`: ``channels`` [B, Cs + Cv, H, W], ``alpha`` [B, 1, H, W] and
+        ``depth`` [B, 1, H, W] differentiable w.r.t. face_vertices, surface and vertex; the
+        z-buffer outputs detached.
+    """
+    fv = inputs.face_vertices
+    if fv.device.type != "cpu":
+        raise ValueError(f"face_vertices: the 'cpu' backend needs CPU tensors, got device {fv.device}")
+    if fv.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"face_vertices: the 'cpu' backend supports float32 and float64, got {fv.dtype}")
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile: expected a positive int, got {tile!r}")
+    surface, vertex = inputs.surface.to(fv.dtype), inputs.vertex.to(fv.dtype)
+    inputs = inputs._replace(surface=surface, vertex=vertex)
+    channels, alpha, depth, face_id, bary, hard_depth = _RasterizeCPU.apply(fv, surface, vertex, inputs, settings, tile)
+    zb = settings.with_zbuffer
+    return RasterResult(
+        channels=channels,
+        alpha=alpha,
+        depth=depth if settings.with_depth else None,
+        face_id=face_id if zb else None,
+        barycentrics=bary if zb else None,
+        hard_depth=hard_depth if zb else None,
+    )
 
 
 def rasterize_cpu(
     face_vertices: torch.Tensor, textures: torch.Tensor, settings: RasterSettings, *, tile: int = DEFAULT_TILE
 ) -> torch.Tensor:
-    """Soft-rasterize on the CPU with the fused kernels (same contract as ``rasterize_reference``).
+    """The original's RGBA call on the fused kernels (colour = 3 surface or vertex channels).
 
     Args:
         face_vertices: [B, F, 3, 3] float32/float64 CPU tensor (screen space).
-        textures: [B, F, R*R, 3] or [B, F, 3, 3], same dtype and device.
+        textures: [B, F, R*R, 3] (``settings.texture_type='surface'``) or [B, F, 3, 3] ('vertex').
         settings: validated :class:`RasterSettings`.
         tile: screen tile size in pixels used for binning faces.
 
     Returns:
         [B, 4, H, W] images, differentiable w.r.t. ``face_vertices`` and ``textures``.
     """
-    if face_vertices.device.type != "cpu":
-        raise ValueError(f"face_vertices: the 'cpu' backend needs CPU tensors, got device {face_vertices.device}")
     if face_vertices.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"face_vertices: the 'cpu' backend supports float32 and float64, got {face_vertices.dtype}")
-    return _SoftRasterizeCPU.apply(face_vertices, textures.to(face_vertices.dtype), settings, tile)
-
-
-def rasterize(inputs: RasterInputs, settings: RasterSettings) -> RasterResult:
-    """The backend entry point of the contract (see :mod:`softras.raster.contract`)."""
-    return run_rgba_backend(rasterize_cpu, "cpu", inputs, settings)
+    textures = textures.to(face_vertices.dtype)
+    b, f = face_vertices.shape[:2]
+    vertex_colours = settings.texture_type == "vertex"
+    none = face_vertices.new_zeros(b, f, 3 if vertex_colours else 1, 0)
+    surface, vertex = (none, textures) if vertex_colours else (textures, none)
+    s = dataclasses.replace(settings, with_depth=False, with_zbuffer=False)
+    result = rasterize(RasterInputs(face_vertices, surface, vertex, s.background_color), s, tile=tile)
+    return torch.cat([result.channels, result.alpha], dim=1)

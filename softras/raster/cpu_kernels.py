@@ -1,50 +1,98 @@
-"""Numba kernels of the ``cpu`` backend: tile binning, fused forward and backward.
+"""Numba kernels of the ``cpu`` backend: per-face constants, fused forward and backward.
 
-Each kernel works on one batch item × one screen tile per task (``prange``), visits only
-the faces binned to that tile, and of those only the (pixel, face) pairs inside the face's
-grown bounding box. Per pixel it keeps a handful of scalars (alpha accumulator, softmax
-reference element and sums, z-buffer winner), so memory is O(B·H·W + entries) where an
-entry is one (face, tile) incidence. The backward recomputes every pair term and writes
-each pair's gradient into its entry's own slot; a pass over the faces (in parallel) then
-sums each face's slots in tile order. No two threads ever add into the same number, so
-gradients are bit-identical from run to run.
+Each kernel works on one batch item × one screen tile per task (``prange``), visits only the
+faces binned to that tile (:func:`softras.raster.contract.bin_faces`), and of those only the
+(pixel, face) pairs inside the face's exact pixel range (:func:`~softras.raster.contract.pixel_ranges`).
+Per pixel it keeps a handful of scalars (alpha accumulator, softmax reference element, the
+weighted sums of every channel, the z-buffer winner), so memory is O(B·H·W·C + entries), an
+entry being one (face, tile) incidence. The backward recomputes every pair term and writes
+each pair's gradient into its entry's own slot; a pass over the faces (in parallel) then sums
+each face's slots in tile order. No two threads ever add into the same number, so gradients
+are bit-identical from run to run.
+
+Channels: ``surface`` texels [B, F, T, Cs] and ``vertex`` attributes [B, F, 3, Cv] of any
+width (0 included), looped over, never unrolled; the soft depth is one more channel whose
+per-pair value is the pair's depth. Everything an option does not ask for is a loop of width
+0 or a branch that is never taken.
 
 Arithmetic is float64 inside the kernels whatever the input dtype (pixel centres, barycentric
-matrix, distances, depths), which makes float32 inputs *more* accurate than the float32
-reference. The semantics are those of :mod:`softras.raster.reference` (DESIGN.md): the
-grown-box test (decided in the input dtype, as exact pixel ranges), the cull d² < θ, inside
-tests, depth range, front test, texel choice. Three shortcuts are exact in real arithmetic and
-differ from the reference by rounding only: an outside pair whose distance to one edge *line*
-already reaches √θ is culled at once; inside a face the distance to its boundary is the
-smallest w_k × altitude_k; outside, only the edges opposite a w_k <= 0 are measured.
-
-Option codes: dist 0 hard / 1 barycentric / 2 euclidean; rgb 0 hard / 1 softmax;
-alpha 0 hard / 1 sum / 2 prod; texture 0 surface / 1 vertex.
+matrix, distances, depths, the outputs the backward reads), which makes float32 inputs *more*
+accurate than the float32 reference. The rules come from :mod:`softras.raster.contract`.
+Three shortcuts are exact in real arithmetic and differ from the reference by rounding only:
+an outside pair whose distance to one edge *line* already reaches √θ is culled at once;
+inside a face the distance to its boundary is the smallest w_k × altitude_k; outside, only
+the edges opposite a w_k <= 0 are measured.
 """
 
 from __future__ import annotations
 
 import decimal
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from .._jit_cache import configure_numba_cache
+from .contract import (
+    CULL_MARGIN,
+    DET_EPS,
+    EDGE_SNAP,
+    SIGMOID_CUTOFF,
+    W_SUM_EPS,
+    Z_EPS,
+    AlphaAggregation,
+    DistFunc,
+    FaceConst,
+    RgbAggregation,
+    texel_cell,
+)
+from .cpu_binning import face_range
 
-# Layout of the float parameter vector ``fp`` (float64).
-P_SIGMA, P_THETA, P_NEAR, P_FAR, P_INV_SCALE, P_ZP_BG, P_BG = 0, 1, 2, 3, 4, 5, 6  # P_BG..P_BG+2
-NUM_FP = 9
-# Layout of one entry's gradient slot: d/d inv (9), d/d xy (6), d/d z (3), then textures.
-G_INV, G_XY, G_Z, G_TEX = 0, 9, 15, 18
+__all__ = ["G_ATTR", "Geometry", "backward", "forward", "prepare_faces", "reduce_faces"]
 
-_DET_EPS = 1e-10
-_W_SUM_EPS = 1e-5
-_Z_EPS = 1e-12
-_TEXEL_TOL = 1e-4
-_CULL_MARGIN = 1.0 + 1e-6
+# Layout of one entry's gradient slot: d/d barycentric matrix (9), d/d xy (6), d/d z (3), then
+# the surface texels' (T·Cs, when they need a gradient), then the vertex attributes' (3·Cv).
+G_INV, G_XY, G_Z, G_ATTR = 0, 9, 15, 18
 
 _JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
+
+# Option codes as plain ints (compile-time constants in the kernels).
+_D_HARD, _D_BARY, _D_EUCLID = int(DistFunc.HARD), int(DistFunc.BARYCENTRIC), int(DistFunc.EUCLIDEAN)
+_RGB_HARD, _RGB_SOFTMAX = int(RgbAggregation.HARD), int(RgbAggregation.SOFTMAX)
+_A_HARD, _A_SUM, _A_PROD = int(AlphaAggregation.HARD), int(AlphaAggregation.SUM), int(AlphaAggregation.PROD)
+
+# Fields of the face tuple, from the contract's FaceConst layout.
+_INV, _XY, _INV_Z, _Z_OK = int(FaceConst.INV), int(FaceConst.XY), int(FaceConst.INV_Z), int(FaceConst.Z_OK)
+_EDGE, _ALT, _DEGEN = int(FaceConst.INV_EDGE_LEN2), int(FaceConst.ALTITUDE2), int(FaceConst.DEGENERATE)
+
+_texel = njit(inline="always", **_JIT)(texel_cell)
+
+
+class Geometry(NamedTuple):
+    """What every kernel reads about the faces and the screen (numpy, built by ``cpu.py``).
+
+    Attributes:
+        xs: [W] float64 pixel-centre x, ys: [H] float64 pixel-centre y (top row first).
+        face_vertices: [B, F, 3, 3] float32/float64 screen-space triangles.
+        inv: [B, F, 9] float64 barycentric matrices (:func:`prepare_faces`).
+        front: [B, F] bool front-facing flags.
+        ranges: [B, F, 4] int64 exact pixel ranges (c0, c1, r0, r1).
+        tile_start: [B·T + 1] int64, tile_faces: [E] int64 (contract ``Bins``).
+        tile, ntx, nty: tile side and tile counts.
+    """
+
+    xs: np.ndarray
+    ys: np.ndarray
+    face_vertices: np.ndarray
+    inv: np.ndarray
+    front: np.ndarray
+    ranges: np.ndarray
+    tile_start: np.ndarray
+    tile_faces: np.ndarray
+    tile: int
+    ntx: int
+    nty: int
 
 
 def _exp_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -82,58 +130,14 @@ def _exp(v):  # pragma: no cover - compiled
     return _exp_neg(-v) if v <= 0 else math.exp(v)
 
 
-@njit(parallel=True, **_JIT)
-def bin_faces(c0, c1, r0, r1, tile, ntx, nty):  # pragma: no cover - compiled
-    """CSR lists of the faces whose pixel range meets each tile, and of each face's entries.
-
-    c0..r1: [B, F] int64 pixel ranges (c1 < c0: face is off-image). Returns ``tile_start``
-    [B * T + 1] (T = ntx * nty) and ``tile_faces`` [E] (ascending per tile): the entries
-    (face, tile incidences) of task b * T + t are ``tile_start[b * T + t]:...[+1]``; and
-    ``face_start`` [B * F + 1] with ``face_entries`` [E]: the entries of face (b, f), in tile
-    order, for the backward's per-face reduction.
-    """
-    nb, nf = c0.shape
-    nt = ntx * nty
-    counts = np.zeros(nb * nt + 1, dtype=np.int64)
-    face_counts = np.zeros(nb * nf + 1, dtype=np.int64)
-    for b in prange(nb):
-        for f in range(nf):
-            if c1[b, f] < c0[b, f]:
-                continue
-            tx0, tx1 = c0[b, f] // tile, c1[b, f] // tile
-            ty0, ty1 = r0[b, f] // tile, r1[b, f] // tile
-            face_counts[b * nf + f + 1] = (ty1 - ty0 + 1) * (tx1 - tx0 + 1)
-            for ty in range(ty0, ty1 + 1):
-                for tx in range(tx0, tx1 + 1):
-                    counts[b * nt + ty * ntx + tx + 1] += 1
-    tile_start = np.cumsum(counts)
-    face_start = np.cumsum(face_counts)
-    tile_faces = np.empty(tile_start[-1], dtype=np.int64)
-    face_entries = np.empty(tile_start[-1], dtype=np.int64)
-    for b in prange(nb):
-        cursor = tile_start[b * nt : (b + 1) * nt].copy()
-        for f in range(nf):
-            if c1[b, f] < c0[b, f]:
-                continue
-            k = face_start[b * nf + f]
-            for ty in range(r0[b, f] // tile, r1[b, f] // tile + 1):
-                for tx in range(c0[b, f] // tile, c1[b, f] // tile + 1):
-                    t = ty * ntx + tx
-                    tile_faces[cursor[t]] = f
-                    face_entries[k] = cursor[t]
-                    cursor[t] += 1
-                    k += 1
-    return tile_start, tile_faces, face_start, face_entries
-
-
 @njit(inline="always", **_JIT)
 def _sigmoid_pair(x, dist_id):  # pragma: no cover - compiled
     """D = sigmoid(x) and 1 - D, each to full relative precision, from one e^-|x| (0 beyond
-    |x| = 40, < 5e-18: below the resolution of every sum it enters). Hard test: (1, 0)."""
-    if dist_id == 0:
+    |x| = SIGMOID_CUTOFF: below the resolution of every sum it enters). Hard test: (1, 0)."""
+    if dist_id == _D_HARD:
         return 1.0, 0.0
     ax = abs(x)
-    e = _exp_neg(ax) if ax < 40.0 else 0.0
+    e = _exp_neg(ax) if ax < SIGMOID_CUTOFF else 0.0
     r = 1.0 / (1.0 + e)
     if x >= 0:
         return r, e * r
@@ -152,34 +156,54 @@ def _edge(px, py, ax, ay, bx, by, inv_len2):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
+def _inside_closed(w0, w1, w2):  # pragma: no cover - compiled
+    return w0 >= 0 and w0 <= 1 and w1 >= 0 and w1 <= 1 and w2 >= 0 and w2 <= 1
+
+
+@njit(inline="always", **_JIT)
+def _snap(w):  # pragma: no cover - compiled
+    """w, or exactly 0 / 1 within EDGE_SNAP of them (pixel centres on an edge or a vertex)."""
+    if abs(w) < EDGE_SNAP:
+        return 0.0
+    if abs(w - 1.0) < EDGE_SNAP:
+        return 1.0
+    return w
+
+
+@njit(inline="always", **_JIT)
+def _barycentrics(px, py, fc):  # pragma: no cover - compiled
+    w0 = fc[_INV + 0] * px + fc[_INV + 1] * py + fc[_INV + 2]
+    w1 = fc[_INV + 3] * px + fc[_INV + 4] * py + fc[_INV + 5]
+    w2 = fc[_INV + 6] * px + fc[_INV + 7] * py + fc[_INV + 8]
+    return _snap(w0), _snap(w1), _snap(w2)
+
+
+@njit(inline="always", **_JIT)
 def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
     """Barycentrics, keep flag, x = sign·d²/σ (D = sigmoid(x)) and the closest edge.
 
-    fc: the face's constants (see ``_load_face``).
+    fc: the face tuple (see ``_load_face``).
     """
-    w0 = fc[0] * px + fc[1] * py + fc[2]
-    w1 = fc[3] * px + fc[4] * py + fc[5]
-    w2 = fc[6] * px + fc[7] * py + fc[8]
+    w0, w1, w2 = _barycentrics(px, py, fc)
     edge = -1
-    if dist_id == 0:
-        keep = w0 >= 0 and w0 <= 1 and w1 >= 0 and w1 <= 1 and w2 >= 0 and w2 <= 1
-        return w0, w1, w2, keep, math.inf, edge
-    if dist_id == 1:
+    if dist_id == _D_HARD:
+        return w0, w1, w2, _inside_closed(w0, w1, w2), math.inf, edge
+    if dist_id == _D_BARY:
         m = min(w0, min(w1, w2))
         signed = m * abs(m)
         return w0, w1, w2, -signed < theta, signed / sigma, edge
     inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
-    degenerate = fc[30] != 0
+    degenerate = fc[_DEGEN] != 0
     if inside and not degenerate:
         # Inside, the nearest boundary point lies on the nearest edge *line*: its distance is
         # w_k × altitude_k (the edge opposite vertex k is edge k + 1).
-        d2 = w0 * w0 * fc[27]
+        d2 = w0 * w0 * fc[_ALT + 0]
         edge = 1
-        dk = w1 * w1 * fc[28]
+        dk = w1 * w1 * fc[_ALT + 1]
         if dk < d2:
             d2 = dk
             edge = 2
-        dk = w2 * w2 * fc[29]
+        dk = w2 * w2 * fc[_ALT + 2]
         if dk < d2:
             d2 = dk
             edge = 0
@@ -187,131 +211,156 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
     if not degenerate:
         # Outside an edge line, |w_k| × altitude_k (distance to that line) bounds the distance
         # to the triangle from below: most far pairs are rejected here (with a safety margin).
-        if w0 < 0 and w0 * w0 * fc[27] >= theta * _CULL_MARGIN:
+        if w0 < 0 and w0 * w0 * fc[_ALT + 0] >= theta * CULL_MARGIN:
             return w0, w1, w2, False, 0.0, edge
-        if w1 < 0 and w1 * w1 * fc[28] >= theta * _CULL_MARGIN:
+        if w1 < 0 and w1 * w1 * fc[_ALT + 1] >= theta * CULL_MARGIN:
             return w0, w1, w2, False, 0.0, edge
-        if w2 < 0 and w2 * w2 * fc[29] >= theta * _CULL_MARGIN:
+        if w2 < 0 and w2 * w2 * fc[_ALT + 2] >= theta * CULL_MARGIN:
             return w0, w1, w2, False, 0.0, edge
     # The nearest point lies on an edge whose opposite barycentric is <= 0 (all three edges
     # for degenerate faces, whose barycentrics are unreliable).
+    x0, y0, x1, y1, x2, y2 = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
     d2 = math.inf
     if degenerate or w2 <= 0:
-        d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[21])
+        d2 = _edge(px, py, x0, y0, x1, y1, fc[_EDGE + 0])
         edge = 0
     if degenerate or w0 <= 0:
-        dk = _edge(px, py, fc[11], fc[12], fc[13], fc[14], fc[22])
+        dk = _edge(px, py, x1, y1, x2, y2, fc[_EDGE + 1])
         if dk < d2:
             d2 = dk
             edge = 1
     if degenerate or w1 <= 0:
-        dk = _edge(px, py, fc[13], fc[14], fc[9], fc[10], fc[23])
+        dk = _edge(px, py, x2, y2, x0, y0, fc[_EDGE + 2])
         if dk < d2:
             d2 = dk
             edge = 2
     if edge < 0:  # inside but degenerate
-        d2 = _edge(px, py, fc[9], fc[10], fc[11], fc[12], fc[21])
+        d2 = _edge(px, py, x0, y0, x1, y1, fc[_EDGE + 0])
         edge = 0
     x = d2 / sigma if inside else -d2 / sigma
     return w0, w1, w2, inside or d2 < theta, x, edge
 
 
-@njit(inline="always", **_JIT)
-def _load_face(inv, fv, b, f):  # pragma: no cover - compiled
-    """The constants of face (b, f) as a tuple of float64 (kept in registers, not memory):
-
-    0-8 barycentric matrix, 9-14 x0 y0 x1 y1 x2 y2, 15-17 guarded z, 18-20 raw z,
-    21-23 1/|edge k|² (edge k: v_k -> v_k+1; 1 if degenerate), 24-26 1/z (guarded),
-    27-29 squared altitude from vertex k (0 if degenerate), 30 1 if the face has no area.
+@njit(parallel=True, **_JIT)
+def prepare_faces(fv, grow, xs, ys, ranges, front, inv):  # pragma: no cover - compiled
+    """Per face (one parallel pass): the exact pixel range and front flag (``cpu_binning.face_range``:
+    grow [1] √θ, xs [W], ys [H] pixel centres, all in fv's dtype; writes ranges [B, F, 4] int64,
+    front [B, F] bool) and the FaceConst.INV block, its barycentric matrix w_k = P_k x + Q_k y + R_k
+    (inv [B, F, 9] float64, written). Float64 whatever the input dtype: the entries scale with
+    1 / det, and float32 rounding there dominates the coverage error near edges.
     """
-    x0 = np.float64(fv[b, f, 0, 0])
-    y0 = np.float64(fv[b, f, 0, 1])
-    x1 = np.float64(fv[b, f, 1, 0])
-    y1 = np.float64(fv[b, f, 1, 1])
-    x2 = np.float64(fv[b, f, 2, 0])
-    y2 = np.float64(fv[b, f, 2, 1])
-    r0 = np.float64(fv[b, f, 0, 2])
-    r1 = np.float64(fv[b, f, 1, 2])
-    r2 = np.float64(fv[b, f, 2, 2])
-    z0 = r0
-    if abs(r0) < _Z_EPS:
-        z0 = _Z_EPS
-    z1 = r1
-    if abs(r1) < _Z_EPS:
-        z1 = _Z_EPS
-    z2 = r2
-    if abs(r2) < _Z_EPS:
-        z2 = _Z_EPS
+    nb, nf = fv.shape[0], fv.shape[1]
+    g = grow[0]
+    for job in prange(nb * nf):
+        b = job // nf
+        f = job % nf
+        face_range(fv, b, f, g, xs, ys, ranges, front)
+        x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
+        x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
+        x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
+        det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
+        det = max(det, DET_EPS) if det > 0 else min(det, -DET_EPS)
+        inv[b, f, 0] = (y1 - y2) / det
+        inv[b, f, 1] = (x2 - x1) / det
+        inv[b, f, 2] = (x1 * y2 - x2 * y1) / det
+        inv[b, f, 3] = (y2 - y0) / det
+        inv[b, f, 4] = (x0 - x2) / det
+        inv[b, f, 5] = (x2 * y0 - x0 * y2) / det
+        inv[b, f, 6] = (y0 - y1) / det
+        inv[b, f, 7] = (x1 - x0) / det
+        inv[b, f, 8] = (x0 * y1 - x1 * y0) / det
+
+
+@njit(inline="always", **_JIT)
+def _inv_z(z):  # pragma: no cover - compiled
+    """1 / z with |z| < Z_EPS replaced by Z_EPS, and whether the depth gradient flows (1 / 0)."""
+    ok = abs(z) >= Z_EPS
+    return 1.0 / (z if ok else Z_EPS), 1.0 if ok else 0.0
+
+
+@njit(inline="always", **_JIT)
+def _load_face(fv, inv, b, f):  # pragma: no cover - compiled
+    """Face (b, f)'s constants in the contract's FaceConst layout, as a tuple of float64 (kept in
+    registers, not memory): the stored barycentric matrix, the rest computed from the vertices."""
+    x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
+    x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
+    x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
+    iz0, ok0 = _inv_z(np.float64(fv[b, f, 0, 2]))
+    iz1, ok1 = _inv_z(np.float64(fv[b, f, 1, 2]))
+    iz2, ok2 = _inv_z(np.float64(fv[b, f, 2, 2]))
+    det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
+    degenerate = abs(det) < DET_EPS
+    i00, i01, i02 = inv[b, f, 0], inv[b, f, 1], inv[b, f, 2]
+    i10, i11, i12 = inv[b, f, 3], inv[b, f, 4], inv[b, f, 5]
+    i20, i21, i22 = inv[b, f, 6], inv[b, f, 7], inv[b, f, 8]
     l0 = (x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0)
     l1 = (x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1)
     l2 = (x0 - x2) * (x0 - x2) + (y0 - y2) * (y0 - y2)
-    i00, i01, i02 = inv[b, f, 0, 0], inv[b, f, 0, 1], inv[b, f, 0, 2]
-    i10, i11, i12 = inv[b, f, 1, 0], inv[b, f, 1, 1], inv[b, f, 1, 2]
-    i20, i21, i22 = inv[b, f, 2, 0], inv[b, f, 2, 1], inv[b, f, 2, 2]
     # Squared altitude from vertex k, det² / |opposite edge|², with the same (clamped) det as
     # the barycentric matrix: its row k's x, y coefficients have squared norm |edge|² / det².
     a0 = i00 * i00 + i01 * i01
     a1 = i10 * i10 + i11 * i11
     a2 = i20 * i20 + i21 * i21
-    det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
-    degenerate = 1.0 if abs(det) < _DET_EPS else 0.0
-    e0 = 1.0 / l0 if l0 > 0 else 1.0
-    e1 = 1.0 / l1 if l1 > 0 else 1.0
-    e2 = 1.0 / l2 if l2 > 0 else 1.0
-    h0 = 1.0 / a0 if a0 > 0 else 0.0
-    h1 = 1.0 / a1 if a1 > 0 else 0.0
-    h2 = 1.0 / a2 if a2 > 0 else 0.0
     return (
-        i00, i01, i02, i10, i11, i12, i20, i21, i22,
-        x0, y0, x1, y1, x2, y2,
-        z0, z1, z2, r0, r1, r2,
-        e0, e1, e2, 1.0 / z0, 1.0 / z1, 1.0 / z2, h0, h1, h2, degenerate,
+        i00, i01, i02, i10, i11, i12, i20, i21, i22,  # INV
+        x0, y0, x1, y1, x2, y2,  # XY
+        iz0, iz1, iz2,  # INV_Z
+        ok0, ok1, ok2,  # Z_OK
+        1.0 / l0 if l0 > 0 else 1.0, 1.0 / l1 if l1 > 0 else 1.0, 1.0 / l2 if l2 > 0 else 1.0,  # INV_EDGE_LEN2
+        1.0 / a0 if a0 > 0 and not degenerate else 0.0,  # ALTITUDE2
+        1.0 / a1 if a1 > 0 and not degenerate else 0.0,
+        1.0 / a2 if a2 > 0 and not degenerate else 0.0,
+        1.0 if degenerate else 0.0,  # DEGENERATE
     )  # fmt: skip
 
 
 @njit(inline="always", **_JIT)
 def _depth(w0, w1, w2, fc):  # pragma: no cover - compiled
-    """Clipped, renormalised barycentrics and 1 / z of the pair."""
+    """Clipped barycentrics u, their raw and floored sums, the renormalised c and 1 / z of the pair."""
     u0 = min(max(w0, 0.0), 1.0)
     u1 = min(max(w1, 0.0), 1.0)
     u2 = min(max(w2, 0.0), 1.0)
     s_raw = u0 + u1 + u2
-    s = max(s_raw, _W_SUM_EPS)
+    s = max(s_raw, W_SUM_EPS)
     rs = 1.0 / s
     c0 = u0 * rs
     c1 = u1 * rs
     c2 = u2 * rs
-    inv_z = c0 * fc[24] + c1 * fc[25] + c2 * fc[26]
+    inv_z = c0 * fc[_INV_Z + 0] + c1 * fc[_INV_Z + 1] + c2 * fc[_INV_Z + 2]
     return u0, u1, u2, s_raw, s, c0, c1, c2, inv_z
 
 
 @njit(inline="always", **_JIT)
-def _texel(c0, c1, r):  # pragma: no cover - compiled
-    wx = min(max(math.floor(c0 * r), 0.0), r - 1.0)
-    wy = min(max(math.floor(c1 * r), 0.0), r - 1.0)
-    if (c0 + c1) * r - wx - wy <= 1 + _TEXEL_TOL:
-        return int(wy * r + wx)
-    return int((r - 1 - wy) * r + (r - 1 - wx))
+def _exact_depth(w0, w1, w2, fv, b, f):  # pragma: no cover - compiled
+    """The pair depth with the reference's operations (c = u / s, 1/z = Σ c_k / z_k): the
+    z-buffer decides exact ties with it, so they go to the same face as in the reference."""
+    u0 = min(max(w0, 0.0), 1.0)
+    u1 = min(max(w1, 0.0), 1.0)
+    u2 = min(max(w2, 0.0), 1.0)
+    s = max(u0 + u1 + u2, W_SUM_EPS)
+    z0, z1, z2 = np.float64(fv[b, f, 0, 2]), np.float64(fv[b, f, 1, 2]), np.float64(fv[b, f, 2, 2])
+    z0 = z0 if abs(z0) >= Z_EPS else Z_EPS
+    z1 = z1 if abs(z1) >= Z_EPS else Z_EPS
+    z2 = z2 if abs(z2) >= Z_EPS else Z_EPS
+    return 1.0 / ((u0 / s) / z0 + (u1 / s) / z1 + (u2 / s) / z2)
 
 
 @njit(inline="always", **_JIT)
-def _color(tex, b, f, tex_id, r, c0, c1, c2, ch):  # pragma: no cover - compiled
-    if tex_id == 1:
-        return c0 * np.float64(tex[b, f, 0, ch]) + c1 * np.float64(tex[b, f, 1, ch]) + c2 * np.float64(tex[b, f, 2, ch])
-    return np.float64(tex[b, f, _texel(c0, c1, r), ch])
+def _matrix_barycentrics(inv, b, f, px, py):  # pragma: no cover - compiled
+    """w of face (b, f) at (px, py) from its stored matrix (the same operations as the face tuple's)."""
+    w0 = inv[b, f, 0] * px + inv[b, f, 1] * py + inv[b, f, 2]
+    w1 = inv[b, f, 3] * px + inv[b, f, 4] * py + inv[b, f, 5]
+    w2 = inv[b, f, 6] * px + inv[b, f, 7] * py + inv[b, f, 8]
+    return _snap(w0), _snap(w1), _snap(w2)
 
 
 @njit(inline="always", **_JIT)
-def _colors(tex, b, f, tex_id, r, c0, c1, c2):  # pragma: no cover - compiled
-    """RGB of the pair: vertex colours interpolated, or the surface texel (looked up once)."""
-    if tex_id == 1:
-        return (
-            _color(tex, b, f, tex_id, r, c0, c1, c2, 0),
-            _color(tex, b, f, tex_id, r, c0, c1, c2, 1),
-            _color(tex, b, f, tex_id, r, c0, c1, c2, 2),
-        )
-    k = _texel(c0, c1, r)
-    return np.float64(tex[b, f, k, 0]), np.float64(tex[b, f, k, 1]), np.float64(tex[b, f, k, 2])
+def _vertex_value(vertex, b, f, ch, c0, c1, c2):  # pragma: no cover - compiled
+    return (
+        c0 * np.float64(vertex[b, f, 0, ch])
+        + c1 * np.float64(vertex[b, f, 1, ch])
+        + c2 * np.float64(vertex[b, f, 2, ch])
+    )
 
 
 _SCATTER_PRIME = 1_000_003
@@ -343,50 +392,66 @@ def _tile_bounds(job, nt, ntx, tile, h, w):  # pragma: no cover - compiled
 
 @njit(inline="always", **_JIT)
 def _face_span(pr, b, f, ty0, ty1, tx0, tx1):  # pragma: no cover - compiled
-    """Rows ra..rb and columns ca..cb (inclusive) of face (b, f)'s box inside the tile."""
+    """Rows ra..rb and columns ca..cb (inclusive) of face (b, f)'s range inside the tile."""
     return max(pr[b, f, 2], ty0), min(pr[b, f, 3], ty1 - 1), max(pr[b, f, 0], tx0), min(pr[b, f, 1], tx1 - 1)
 
 
-# Per-pixel tile-local state rows of the forward pass.
-S_ACC, S_DREF, S_ZP, S_DEN, S_N0, S_N1, S_N2, S_ZB, S_WIN = 0, 1, 2, 3, 4, 5, 6, 7, 8
+# Rows of the forward pass's per-pixel tile state; the softmax sums of the channels (then of
+# the depth) follow from S_SUM on.
+S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_C0, S_C1, S_C2, S_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 
 @njit(parallel=True, **_JIT)
 def forward(  # pragma: no cover - compiled
-    xs, ys, fv, inv, front, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner
+    geo, surface, vertex, background, p, channels, alpha, depth, state, values, winner, barycentrics, hard_depth
 ):
-    """Render. pr: [B, F, 4] pixel ranges (c0, c1, r0, r1); out: [B, 4, H, W];
-    state: [B, 3, H, W] float64 (alpha accumulator; for softmax RGB 1 / (D_top · denominator)
-    and the top element's depth, so that a pair's weight is D · state[1] · e^((state[2] - z) /
-    ((far - near) γ))); the alpha accumulator is Π(1 - D) for 'prod', Σ D for 'sum', 0/1 for
-    'hard'; winner: [B, H, W] z-buffer face or -1."""
-    nb = inv.shape[0]
-    nf = inv.shape[1]
+    """Render one call.
+
+    Args:
+        geo: :class:`Geometry`. surface: [B, F, T, Cs], vertex: [B, F, 3, Cv] (input dtype).
+        background: [Cs + Cv] float64. p: :class:`~softras.raster.contract.KernelParams`.
+        channels: [B, Cs + Cv, H, W], alpha: [B, 1, H, W], depth: [B, 1, H, W] (with_depth)
+            in the input dtype, written.
+        state: [B, 3, H, W] float64, written: the alpha accumulator (Π(1 - D) for 'prod', Σ D
+            for 'sum', 0/1 for 'hard'); for softmax 1 / (D_top · denominator) and the top
+            element's depth, so that a pair's weight is D · state[1] · e^((state[2] - z)·inv_scale).
+        values: [B, Cs + Cv + with_depth, H, W] float64 (softmax): the outputs before rounding
+            to the input dtype, for the backward.
+        winner: [B, H, W] int64 (hard RGB or with_zbuffer): the z-buffer face, or -1.
+        barycentrics: [B, 3, H, W], hard_depth: [B, 1, H, W] (with_zbuffer), written.
+    """
+    xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
+    tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
+    nb = fv.shape[0]
     h = ys.shape[0]
     w = xs.shape[0]
-    dist_id, rgb_id, alpha_id, tex_id, r, fill_back = opts[0], opts[1], opts[2], opts[3], opts[4], opts[5]
-    sigma, theta, near, far = fp[P_SIGMA], fp[P_THETA], fp[P_NEAR], fp[P_FAR]
-    inv_scale, zp_bg = fp[P_INV_SCALE], fp[P_ZP_BG]
-    nt = ntx * nty
+    dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
+    sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
+    cs, cv, r = p.num_surface, p.num_vertex, p.texture_res
+    nd = 1 if p.with_depth != 0 else 0
+    softmax = rgb_id == _RGB_SOFTMAX
+    track_winner = not softmax or p.with_zbuffer != 0
+    nsum = cs + cv + nd if softmax else 0
     for task in prange(nb * nt):
         job = _scatter(np.int64(task), np.int64(nb * nt), nb)
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-        st = np.empty((9, tile, tile), dtype=np.float64)
-        st[S_ACC] = 1.0 if alpha_id == 2 else 0.0  # prod: transmittance Π(1 - D)
-        st[S_N0] = fp[P_BG]  # softmax: colour sums; z-buffer: the winner's colour
-        st[S_N1] = fp[P_BG + 1]
-        st[S_N2] = fp[P_BG + 2]
-        if rgb_id == 1:
+        st = np.empty((S_SUM + nsum, tile, tile), dtype=np.float64)
+        st[S_ACC] = 1.0 if alpha_id == _A_PROD else 0.0  # prod: transmittance Π(1 - D)
+        if softmax:
             st[S_DREF] = 1.0  # the background's D
-            st[S_ZP] = zp_bg
+            st[S_ZP] = p.zp_bg
             st[S_DEN] = 1.0
-        else:
+            for c in range(cs + cv):
+                st[S_SUM + c] = background[c]
+            if nd:
+                st[S_SUM + cs + cv] = 0.0  # the background's depth
+        if track_winner:
             st[S_ZB] = math.inf
             st[S_WIN] = -1.0
-        for e in range(tile_start[job], tile_start[job + 1]):
-            f = tile_faces[e]
-            fc = _load_face(inv, fv, b, f)
-            colour_face = fill_back != 0 or front[b, f]
+        for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
+            f = geo.tile_faces[e]
+            fc = _load_face(fv, inv, b, f)
+            colour_face = p.fill_back != 0 or front[b, f]
             ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
             for row in range(ra, rb + 1):
                 py = ys[row]
@@ -399,27 +464,40 @@ def forward(  # pragma: no cover - compiled
                     j = col - tx0
                     # e = e^-|x| gives D = sigmoid(x) and 1 - D with one exp and one division.
                     d, one_minus_d = _sigmoid_pair(x, dist_id)
-                    if alpha_id == 2:
+                    if alpha_id == _A_PROD:
                         st[S_ACC, i, j] *= one_minus_d
-                    elif alpha_id == 1:
+                    elif alpha_id == _A_SUM:
                         st[S_ACC, i, j] += d
-                    elif dist_id == 0 or x > 0:  # D > 0.5
+                    elif dist_id == _D_HARD or x > 0:  # D > 0.5
                         st[S_ACC, i, j] = 1.0
                     if not colour_face:
                         continue
-                    if rgb_id == 0 and not (w0 >= 0 and w0 <= 1 and w1 >= 0 and w1 <= 1 and w2 >= 0 and w2 <= 1):
+                    closed = _inside_closed(w0, w1, w2)
+                    if not softmax and not closed:
                         continue  # the z-buffer only takes faces covering the pixel centre
                     _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
                     zp = 1.0 / inv_z
-                    if not (zp >= near and zp <= far):
+                    if not (zp >= depth_min and zp <= depth_max):
                         continue
-                    if rgb_id == 0:
-                        if zp < st[S_ZB, i, j]:
+                    # The z-buffer: faces ascend, so a strict test keeps ties on the lowest. zp
+                    # differs from the reference's depth by rounding only: a candidate within
+                    # 1e-12 of the winner is decided with the reference's form for both.
+                    zb = st[S_ZB, i, j]
+                    if track_winner and closed and zp <= zb + 1e-12 * abs(zb):
+                        if zp >= zb - 1e-12 * abs(zb):
+                            fw = int(st[S_WIN, i, j])
+                            v0, v1, v2 = _matrix_barycentrics(inv, b, fw, px, py)
+                            nearer = _exact_depth(w0, w1, w2, fv, b, f) < _exact_depth(v0, v1, v2, fv, b, fw)
+                        else:
+                            nearer = True
+                        if nearer:
                             st[S_ZB, i, j] = zp
                             st[S_WIN, i, j] = f
-                            st[S_N0, i, j], st[S_N1, i, j], st[S_N2, i, j] = _colors(tex, b, f, tex_id, r, c0, c1, c2)
+                            st[S_C0, i, j] = c0
+                            st[S_C1, i, j] = c1
+                            st[S_C2, i, j] = c2
+                    if not softmax:
                         continue
-                    col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
                     # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
                     # the depth difference formed before the division by γ; one exp either way.
                     q = (st[S_ZP, i, j] - zp) * inv_scale
@@ -435,74 +513,117 @@ def forward(  # pragma: no cover - compiled
                         if ew > 1.0:
                             new_top = True
                             scale = 1.0 / ew
+                    k = _texel(c0, c1, r) if cs > 0 else 0
                     if new_top:
                         st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
-                        st[S_N0, i, j] = st[S_N0, i, j] * scale + col0
-                        st[S_N1, i, j] = st[S_N1, i, j] * scale + col1
-                        st[S_N2, i, j] = st[S_N2, i, j] * scale + col2
+                        for c in range(cs):
+                            st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + np.float64(surface[b, f, k, c])
+                        for c in range(cv):
+                            v = _vertex_value(vertex, b, f, c, c0, c1, c2)
+                            st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
+                        if nd:
+                            st[S_SUM + cs + cv, i, j] = st[S_SUM + cs + cv, i, j] * scale + zp
                         st[S_DREF, i, j] = d
                         st[S_ZP, i, j] = zp
                     else:
                         st[S_DEN, i, j] += ew
-                        st[S_N0, i, j] += ew * col0
-                        st[S_N1, i, j] += ew * col1
-                        st[S_N2, i, j] += ew * col2
+                        for c in range(cs):
+                            st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
+                        for c in range(cv):
+                            st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, c0, c1, c2)
+                        if nd:
+                            st[S_SUM + cs + cv, i, j] += ew * zp
         for row in range(ty0, ty1):
             i = row - ty0
             for col in range(tx0, tx1):
                 j = col - tx0
                 acc = st[S_ACC, i, j]
-                if alpha_id == 2:
-                    alpha = 1.0 - acc
-                elif alpha_id == 1:
-                    alpha = acc / nf
+                if alpha_id == _A_PROD:
+                    alpha[b, 0, row, col] = 1.0 - acc
+                elif alpha_id == _A_SUM:
+                    alpha[b, 0, row, col] = acc / p.num_faces
                 else:
-                    alpha = acc
-                out[b, 3, row, col] = alpha
+                    alpha[b, 0, row, col] = acc
                 state[b, 0, row, col] = acc
-                if rgb_id == 1:
+                if softmax:
                     den = st[S_DEN, i, j]
-                    out[b, 0, row, col] = st[S_N0, i, j] / den
-                    out[b, 1, row, col] = st[S_N1, i, j] / den
-                    out[b, 2, row, col] = st[S_N2, i, j] / den
+                    for c in range(nsum):
+                        values[b, c, row, col] = st[S_SUM + c, i, j] / den
+                    for c in range(cs + cv):
+                        channels[b, c, row, col] = values[b, c, row, col]
+                    if nd:
+                        depth[b, 0, row, col] = values[b, cs + cv, row, col]
                     state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
                     state[b, 2, row, col] = st[S_ZP, i, j]
+                if not track_winner:
                     continue
-                winner[b, row, col] = int(st[S_WIN, i, j])
-                out[b, 0, row, col] = st[S_N0, i, j]
-                out[b, 1, row, col] = st[S_N1, i, j]
-                out[b, 2, row, col] = st[S_N2, i, j]
+                f = int(st[S_WIN, i, j])
+                winner[b, row, col] = f
+                if f < 0:
+                    if not softmax:
+                        for c in range(cs + cv):
+                            channels[b, c, row, col] = background[c]
+                        if nd:
+                            depth[b, 0, row, col] = 0.0
+                    if p.with_zbuffer != 0:
+                        for k in range(3):
+                            barycentrics[b, k, row, col] = 0.0
+                        hard_depth[b, 0, row, col] = 0.0
+                    continue
+                # The winner's values from its renormalised barycentrics and depth.
+                c0, c1, c2, zp = st[S_C0, i, j], st[S_C1, i, j], st[S_C2, i, j], st[S_ZB, i, j]
+                if not softmax:
+                    k = _texel(c0, c1, r) if cs > 0 else 0
+                    for c in range(cs):
+                        channels[b, c, row, col] = surface[b, f, k, c]
+                    for c in range(cv):
+                        channels[b, cs + c, row, col] = _vertex_value(vertex, b, f, c, c0, c1, c2)
+                    if nd:
+                        depth[b, 0, row, col] = zp
+                if p.with_zbuffer != 0:
+                    barycentrics[b, 0, row, col] = c0 * _inv_z(np.float64(fv[b, f, 0, 2]))[0] * zp
+                    barycentrics[b, 1, row, col] = c1 * _inv_z(np.float64(fv[b, f, 1, 2]))[0] * zp
+                    barycentrics[b, 2, row, col] = c2 * _inv_z(np.float64(fv[b, f, 2, 2]))[0] * zp
+                    hard_depth[b, 0, row, col] = zp
 
 
 @njit(parallel=True, **_JIT)
 def backward(  # pragma: no cover - compiled
-    xs, ys, fv, inv, front, tex, pr, tile_start, tile_faces, tile, ntx, nty, opts, fp, out, state, winner,
-    grad_out, grad_entries,
-):  # fmt: skip
-    """Per-entry gradients: grad_entries [E, 18 + 3T] float64 (see G_* layout), every slot
-    written (no zero-fill needed).
+    geo, surface, vertex, p, state, values, winner, grad_channels, grad_alpha, grad_depth, need, grad_entries
+):
+    """Per-entry gradients: grad_entries [E, 18 + T·Cs·need_s + 3·Cv·need_a] float64 (see the
+    G_* layout), every slot written (no zero-fill needed).
 
-    ``opts[6]``: 1 when the face vertices need a gradient, ``opts[7]``: 1 for textures.
+    ``need``: (face vertices, surface, vertex) need a gradient, and the upstream gradient of the
+    channels or depth is not all zero (else their pair terms are skipped), 0/1 each. grad_channels
+    [B, Cs + Cv, H, W], grad_alpha [B, 1, H, W], grad_depth [B, 1, H, W] (with_depth): the
+    upstream gradients. state, values, winner: from :func:`forward`.
     """
-    nb = inv.shape[0]
-    nf = inv.shape[1]
+    xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
+    tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
+    nb = fv.shape[0]
     h = ys.shape[0]
     w = xs.shape[0]
-    dist_id, rgb_id, alpha_id, tex_id, r, fill_back = opts[0], opts[1], opts[2], opts[3], opts[4], opts[5]
-    need_v, need_t = opts[6] == 1, opts[7] == 1
-    sigma, theta, near, far = fp[P_SIGMA], fp[P_THETA], fp[P_NEAR], fp[P_FAR]
-    inv_scale = fp[P_INV_SCALE]
-    nt = ntx * nty
+    nf = p.num_faces
+    dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
+    sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
+    cs, cv, r = p.num_surface, p.num_vertex, p.texture_res
+    nd = 1 if p.with_depth != 0 else 0
+    softmax = rgb_id == _RGB_SOFTMAX
+    need_v, need_s, need_a, need_values = need[0] != 0, need[1] != 0, need[2] != 0, need[3] != 0
+    g_surf = G_ATTR
+    g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
+    n_attr = grad_entries.shape[1] - G_ATTR
     for task in prange(nb * nt):
         job = _scatter(np.int64(task), np.int64(nb * nt), nb)
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-        for e in range(tile_start[job], tile_start[job + 1]):
-            f = tile_faces[e]
-            fc = _load_face(inv, fv, b, f)
-            colour_face = fill_back != 0 or front[b, f]
+        for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
+            f = geo.tile_faces[e]
+            fc = _load_face(fv, inv, b, f)
+            colour_face = p.fill_back != 0 or front[b, f]
             g = grad_entries[e]
-            if need_t:
-                g[G_TEX:] = 0.0  # the texture slots accumulate; the vertex ones are stored once
+            for k in range(n_attr):
+                g[G_ATTR + k] = 0.0  # the attribute slots accumulate; the vertex ones are stored once
             # This entry's vertex-gradient terms, accumulated in registers, stored once below.
             ginv0 = ginv1 = ginv2 = ginv3 = ginv4 = ginv5 = ginv6 = ginv7 = ginv8 = 0.0
             gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
@@ -515,102 +636,81 @@ def backward(  # pragma: no cover - compiled
                     w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
                     if not keep:
                         continue
-                    ga = np.float64(grad_out[b, 3, row, col])
+                    ga = np.float64(grad_alpha[b, 0, row, col])
                     gx = 0.0  # dL/dx
                     d, one_minus_d = _sigmoid_pair(x, dist_id)
-                    if dist_id != 0:
-                        if alpha_id == 2:
+                    if dist_id != _D_HARD:
+                        if alpha_id == _A_PROD:
                             gx += ga * state[b, 0, row, col] * d  # dα/dx = Π(1 - D)·D
-                        elif alpha_id == 1:
+                        elif alpha_id == _A_SUM:
                             gx += ga * d * one_minus_d / nf
                     gw0 = 0.0
                     gw1 = 0.0
                     gw2 = 0.0
-                    colour_ok = colour_face and (rgb_id == 1 or f == winner[b, row, col])
+                    colour_ok = need_values and colour_face and (softmax or f == winner[b, row, col])
                     if colour_ok:
                         u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
                         zp = 1.0 / inv_z
-                        colour_ok = zp >= near and zp <= far
+                        colour_ok = zp >= depth_min and zp <= depth_max
                     else:
                         u0 = u1 = u2 = s_raw = s = c0 = c1 = c2 = zp = 0.0
-                    gcol0 = 0.0
-                    gcol1 = 0.0
-                    gcol2 = 0.0
-                    gzp = 0.0
-                    if colour_ok and rgb_id == 1:
-                        gr0 = np.float64(grad_out[b, 0, row, col])
-                        gr1 = np.float64(grad_out[b, 1, row, col])
-                        gr2 = np.float64(grad_out[b, 2, row, col])
-                        # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
-                        wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
-                        col0, col1, col2 = _colors(tex, b, f, tex_id, r, c0, c1, c2)
-                        glogit = wj * (
-                            gr0 * (col0 - np.float64(out[b, 0, row, col]))
-                            + gr1 * (col1 - np.float64(out[b, 1, row, col]))
-                            + gr2 * (col2 - np.float64(out[b, 2, row, col]))
-                        )
-                        gcol0 = gr0 * wj
-                        gcol1 = gr1 * wj
-                        gcol2 = gr2 * wj
-                        if dist_id != 0:
-                            gx += glogit * one_minus_d
-                        gzp = -glogit * inv_scale
-                    elif colour_ok:
-                        gcol0 = np.float64(grad_out[b, 0, row, col])
-                        gcol1 = np.float64(grad_out[b, 1, row, col])
-                        gcol2 = np.float64(grad_out[b, 2, row, col])
-                    if need_t and (gcol0 != 0 or gcol1 != 0 or gcol2 != 0):
-                        if tex_id == 1:
-                            g[G_TEX + 0] += gcol0 * c0
-                            g[G_TEX + 1] += gcol1 * c0
-                            g[G_TEX + 2] += gcol2 * c0
-                            g[G_TEX + 3] += gcol0 * c1
-                            g[G_TEX + 4] += gcol1 * c1
-                            g[G_TEX + 5] += gcol2 * c1
-                            g[G_TEX + 6] += gcol0 * c2
-                            g[G_TEX + 7] += gcol1 * c2
-                            g[G_TEX + 8] += gcol2 * c2
-                        else:
-                            k = G_TEX + 3 * _texel(c0, c1, r)
-                            g[k] += gcol0
-                            g[k + 1] += gcol1
-                            g[k + 2] += gcol2
-                    if not need_v:
-                        continue
-                    # ---- colour and depth -> clipped barycentrics and depths --------------
-                    gc0 = 0.0
+                    gzp = 0.0  # dL/d(pair depth)
+                    gc0 = 0.0  # dL/d(renormalised barycentrics)
                     gc1 = 0.0
                     gc2 = 0.0
-                    if tex_id == 1 and (gcol0 != 0 or gcol1 != 0 or gcol2 != 0):
-                        gc0 = (
-                            gcol0 * np.float64(tex[b, f, 0, 0])
-                            + gcol1 * np.float64(tex[b, f, 0, 1])
-                            + gcol2 * np.float64(tex[b, f, 0, 2])
-                        )
-                        gc1 = (
-                            gcol0 * np.float64(tex[b, f, 1, 0])
-                            + gcol1 * np.float64(tex[b, f, 1, 1])
-                            + gcol2 * np.float64(tex[b, f, 1, 2])
-                        )
-                        gc2 = (
-                            gcol0 * np.float64(tex[b, f, 2, 0])
-                            + gcol1 * np.float64(tex[b, f, 2, 1])
-                            + gcol2 * np.float64(tex[b, f, 2, 2])
-                        )
+                    if colour_ok:
+                        k = _texel(c0, c1, r) if cs > 0 and (softmax or need_s) else 0
+                        wj = 1.0  # d(output)/d(pair value): the pair's softmax weight, or 1 for the winner
+                        if softmax:
+                            # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
+                            wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
+                        dot = 0.0  # softmax: Σ_c g_c (value_c - output_c), the output read in float64
+                        for c in range(cs):
+                            gr = np.float64(grad_channels[b, c, row, col])
+                            if softmax:
+                                dot += gr * (np.float64(surface[b, f, k, c]) - values[b, c, row, col])
+                            if need_s:
+                                g[g_surf + k * cs + c] += gr * wj
+                        for c in range(cv):
+                            gr = np.float64(grad_channels[b, cs + c, row, col])
+                            if softmax:
+                                dot += gr * (_vertex_value(vertex, b, f, c, c0, c1, c2) - values[b, cs + c, row, col])
+                            gval = gr * wj
+                            if need_a:
+                                g[g_vert + c] += gval * c0
+                                g[g_vert + cv + c] += gval * c1
+                                g[g_vert + 2 * cv + c] += gval * c2
+                            if need_v:
+                                gc0 += gval * np.float64(vertex[b, f, 0, c])
+                                gc1 += gval * np.float64(vertex[b, f, 1, c])
+                                gc2 += gval * np.float64(vertex[b, f, 2, c])
+                        gd = np.float64(grad_depth[b, 0, row, col]) if nd else 0.0
+                        if nd and softmax:
+                            dot += gd * (zp - values[b, cs + cv, row, col])
+                        if softmax:
+                            glogit = wj * dot
+                            if dist_id != _D_HARD:
+                                gx += glogit * one_minus_d
+                            gzp = -glogit * inv_scale
+                        if nd:
+                            gzp += gd * wj
+                    if not need_v:
+                        continue
+                    # ---- values and depth -> clipped barycentrics and vertex depths --------
                     if gzp != 0:
                         ginvz = -gzp * zp * zp
-                        gc0 += ginvz * fc[24]
-                        gc1 += ginvz * fc[25]
-                        gc2 += ginvz * fc[26]
-                        if abs(fc[18]) >= _Z_EPS:
-                            gz0 -= ginvz * c0 * fc[24] * fc[24]
-                        if abs(fc[19]) >= _Z_EPS:
-                            gz1 -= ginvz * c1 * fc[25] * fc[25]
-                        if abs(fc[20]) >= _Z_EPS:
-                            gz2 -= ginvz * c2 * fc[26] * fc[26]
+                        gc0 += ginvz * fc[_INV_Z + 0]
+                        gc1 += ginvz * fc[_INV_Z + 1]
+                        gc2 += ginvz * fc[_INV_Z + 2]
+                        if fc[_Z_OK + 0] != 0:
+                            gz0 -= ginvz * c0 * fc[_INV_Z + 0] * fc[_INV_Z + 0]
+                        if fc[_Z_OK + 1] != 0:
+                            gz1 -= ginvz * c1 * fc[_INV_Z + 1] * fc[_INV_Z + 1]
+                        if fc[_Z_OK + 2] != 0:
+                            gz2 -= ginvz * c2 * fc[_INV_Z + 2] * fc[_INV_Z + 2]
                     if gc0 != 0 or gc1 != 0 or gc2 != 0:
                         dot = gc0 * u0 + gc1 * u1 + gc2 * u2
-                        gs = -dot / (s * s) if s_raw >= _W_SUM_EPS else 0.0
+                        gs = -dot / (s * s) if s_raw >= W_SUM_EPS else 0.0
                         if w0 >= 0 and w0 <= 1:
                             gw0 += gc0 / s + gs
                         if w1 >= 0 and w1 <= 1:
@@ -619,7 +719,7 @@ def backward(  # pragma: no cover - compiled
                             gw2 += gc2 / s + gs
                     # ---- coverage ----------------------------------------------------------
                     if gx != 0:
-                        if dist_id == 1:
+                        if dist_id == _D_BARY:
                             m = min(w0, min(w1, w2))
                             gm = gx * 2.0 * abs(m) / sigma
                             if w0 == m:
@@ -628,18 +728,17 @@ def backward(  # pragma: no cover - compiled
                                 gw1 += gm
                             else:
                                 gw2 += gm
-                        elif dist_id == 2:
+                        elif dist_id == _D_EUCLID:
                             inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
                             gd2 = gx / sigma if inside else -gx / sigma
-                            k = edge
                             # edge k runs from vertex k to vertex k + 1 (constant tuple indices: a
                             # runtime index would spill the face tuple to memory on every pair)
-                            if k == 0:
-                                ax, ay, bx, by = fc[9], fc[10], fc[11], fc[12]
-                            elif k == 1:
-                                ax, ay, bx, by = fc[11], fc[12], fc[13], fc[14]
+                            if edge == 0:
+                                ax, ay, bx, by = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3]
+                            elif edge == 1:
+                                ax, ay, bx, by = fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
                             else:
-                                ax, ay, bx, by = fc[13], fc[14], fc[9], fc[10]
+                                ax, ay, bx, by = fc[_XY + 4], fc[_XY + 5], fc[_XY + 0], fc[_XY + 1]
                             ex = bx - ax
                             ey = by - ay
                             el2 = ex * ex + ey * ey
@@ -667,12 +766,12 @@ def backward(  # pragma: no cover - compiled
                                     gl = -gt * n / (den_t * den_t)
                                     gex += 2.0 * ex * gl
                                     gey += 2.0 * ey * gl
-                            if k == 0:
+                            if edge == 0:
                                 gv0x += -gqx - gex
                                 gv0y += -gqy - gey
                                 gv1x += gex
                                 gv1y += gey
-                            elif k == 1:
+                            elif edge == 1:
                                 gv1x += -gqx - gex
                                 gv1y += -gqy - gey
                                 gv2x += gex
@@ -682,7 +781,7 @@ def backward(  # pragma: no cover - compiled
                                 gv2y += -gqy - gey
                                 gv0x += gex
                                 gv0y += gey
-                    # ---- barycentrics -> inverse matrix -------------------------------------
+                    # ---- barycentrics -> barycentric matrix ---------------------------------
                     if gw0 != 0 or gw1 != 0 or gw2 != 0:
                         ginv0 += gw0 * px
                         ginv1 += gw0 * py
@@ -715,105 +814,47 @@ def backward(  # pragma: no cover - compiled
 
 
 @njit(parallel=True, **_JIT)
-def prepare_faces(fv, consts, xs, ys, inv, box, front, pr):  # pragma: no cover - compiled
-    """Per face: barycentric matrix, grown box, front flag and the exact pixel ranges of the box.
-
-    Same operations, in the same order and dtype, as ``reference.face_info`` and
-    ``reference._pixel_ranges``, except the barycentric matrix ``inv`` (float64).
-    consts: [cull_radius] in fv's dtype.
-    """
-    nb, nf = fv.shape[0], fv.shape[1]
-    h, w = ys.shape[0], xs.shape[0]
-    g = consts[0]
-    for job in prange(nb * nf):
-        b = job // nf
-        f = job % nf
-        # The barycentric matrix in float64 whatever the input dtype: its entries scale with
-        # 1 / det, and float32 rounding there dominates the coverage error near edges.
-        x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
-        x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
-        x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
-        det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
-        det = max(det, _DET_EPS) if det > 0 else min(det, -_DET_EPS)
-        inv[b, f, 0, 0] = (y1 - y2) / det
-        inv[b, f, 0, 1] = (x2 - x1) / det
-        inv[b, f, 0, 2] = (x1 * y2 - x2 * y1) / det
-        inv[b, f, 1, 0] = (y2 - y0) / det
-        inv[b, f, 1, 1] = (x0 - x2) / det
-        inv[b, f, 1, 2] = (x2 * y0 - x0 * y2) / det
-        inv[b, f, 2, 0] = (y0 - y1) / det
-        inv[b, f, 2, 1] = (x1 - x0) / det
-        inv[b, f, 2, 2] = (x0 * y1 - x1 * y0) / det
-        # Decisions shared with the reference (front test, grown box) in the input dtype.
-        x0, y0 = fv[b, f, 0, 0], fv[b, f, 0, 1]
-        x1, y1 = fv[b, f, 1, 0], fv[b, f, 1, 1]
-        x2, y2 = fv[b, f, 2, 0], fv[b, f, 2, 1]
-        front[b, f] = (y2 - y0) * (x1 - x0) < (y1 - y0) * (x2 - x0)
-        xmin = min(x0, min(x1, x2)) - g
-        xmax = max(x0, max(x1, x2)) + g
-        ymin = min(y0, min(y1, y2)) - g
-        ymax = max(y0, max(y1, y2)) + g
-        box[b, f, 0] = xmin
-        box[b, f, 1] = xmax
-        box[b, f, 2] = ymin
-        box[b, f, 3] = ymax
-        c0 = math.ceil((np.float64(xmin) * w + w - 1) / 2) - 1
-        c1 = math.floor((np.float64(xmax) * w + w - 1) / 2) + 1
-        r0 = math.ceil((h - 1 - np.float64(ymax) * h) / 2) - 1
-        r1 = math.floor((h - 1 - np.float64(ymin) * h) / 2) + 1
-        c0 = min(max(c0, 0), w)
-        c1 = min(max(c1, -1), w - 1)
-        r0 = min(max(r0, 0), h)
-        r1 = min(max(r1, -1), h - 1)
-        # Exact ranges: the pixel centres inside the grown box, tested in the input dtype
-        # exactly as the reference's per-pair box test.
-        while c0 <= c1 and xs[c0] < xmin:
-            c0 += 1
-        while c1 >= c0 and xs[c1] > xmax:
-            c1 -= 1
-        while r0 <= r1 and ys[r0] > ymax:
-            r0 += 1
-        while r1 >= r0 and ys[r1] < ymin:
-            r1 -= 1
-        empty = c1 < c0 or r1 < r0
-        pr[b, f, 0] = 0 if empty else c0
-        pr[b, f, 1] = -1 if empty else c1
-        pr[b, f, 2] = 0 if empty else r0
-        pr[b, f, 3] = -1 if empty else r1
-
-
-@njit(parallel=True, **_JIT)
-def reduce_faces(fv, det_eps, grad_entries, face_start, face_entries, need_v, grad_fv, grad_tex):  # pragma: no cover
+def reduce_faces(
+    fv, grad_entries, face_start, entry_slot, need, grad_fv, grad_surface, grad_vertex
+):  # pragma: no cover
     """Per face (in parallel): sum its entries' slots in tile order (deterministic), then chain
-    the (inv, xy, z) terms to the vertices (see G_* layout).
+    the (matrix, xy, z) terms to the vertices (see the G_* layout).
 
-    grad_fv: [B, F, 3, 3] written when ``need_v``; grad_tex: [B, F, T, 3] written when it has
-    T > 0 (textures need a gradient; ``grad_entries`` then has 18 + 3T columns).
+    face_start, entry_slot: from the contract's ``Bins``. need: as in :func:`backward`.
+    grad_fv [B, F, 3, 3], grad_surface [B, F, T·Cs], grad_vertex [B, F, 3·Cv] (flat views of the
+    gradient arrays): written where needed.
     """
     nb, nf = fv.shape[0], fv.shape[1]
-    ntex = grad_tex.shape[2] * 3
+    need_v, need_s, need_a = need[0] != 0, need[1] != 0, need[2] != 0
+    n_surf = grad_surface.shape[2] if need_s else 0
+    n_vert = grad_vertex.shape[2] if need_a else 0
     for job in prange(nb * nf):
         b = job // nf
         f = job % nf
         e0, e1 = face_start[job], face_start[job + 1]
-        for k in range(ntex):
+        for k in range(n_surf):
             acc = 0.0
             for i in range(e0, e1):
-                acc += grad_entries[face_entries[i], G_TEX + k]
-            grad_tex[b, f, k // 3, k % 3] = acc
+                acc += grad_entries[entry_slot[i], G_ATTR + k]
+            grad_surface[b, f, k] = acc
+        for k in range(n_vert):
+            acc = 0.0
+            for i in range(e0, e1):
+                acc += grad_entries[entry_slot[i], G_ATTR + n_surf + k]
+            grad_vertex[b, f, k] = acc
         if not need_v:
             continue
-        gf = np.zeros(G_TEX)
+        gf = np.zeros(G_ATTR)
         for i in range(e0, e1):
-            e = face_entries[i]
-            for k in range(G_TEX):
+            e = entry_slot[i]
+            for k in range(G_ATTR):
                 gf[k] += grad_entries[e, k]
         x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
         x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
         x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
         det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
-        passes = det >= det_eps if det > 0 else det <= -det_eps
-        det_c = max(det, det_eps) if det > 0 else min(det, -det_eps)
+        passes = det >= DET_EPS if det > 0 else det <= -DET_EPS
+        det_c = max(det, DET_EPS) if det > 0 else min(det, -DET_EPS)
         adj = (
             y1 - y2, x2 - x1, x1 * y2 - x2 * y1,
             y2 - y0, x0 - x2, x2 * y0 - x0 * y2,
