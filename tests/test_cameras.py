@@ -23,7 +23,7 @@ from softras.cameras import (
     pixels_to_ndc,
     rodrigues,
 )
-from softras.raster.reference import pixel_centers
+from softras.raster.contract import pixel_centers
 
 cv2 = pytest.importorskip("cv2")
 

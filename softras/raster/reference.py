@@ -46,19 +46,9 @@ from .contract import (
 )
 from .settings import RasterSettings
 
-# pixel_centers and softmax_constants are the contract's, re-exported for cpu.py and
-# warp_backend.py, which import them (and DET_EPS as _DET_EPS) from here.
-__all__ = [
-    "DEFAULT_MAX_PAIRS",
-    "count_box_pairs",
-    "pixel_centers",
-    "rasterize",
-    "rasterize_reference",
-    "softmax_constants",
-]
+__all__ = ["DEFAULT_MAX_PAIRS", "count_box_pairs", "rasterize", "rasterize_reference"]
 
 DEFAULT_MAX_PAIRS = 1 << 20
-_DET_EPS = DET_EPS
 
 
 class _Wanted(NamedTuple):
