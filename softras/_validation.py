@@ -28,6 +28,7 @@ __all__ = [
     "check_positive",
     "check_shape",
     "check_sigma",
+    "image_hw",
     "resolve_device",
 ]
 
@@ -193,6 +194,28 @@ def check_gamma(name: str, value: object) -> float:
 def check_dist_eps(name: str, value: object) -> float:
     """``dist_eps`` as a float in [1e-20, 0.5) (:data:`DIST_EPS_RANGE`)."""
     return _check_range(name, value, *DIST_EPS_RANGE, high_open=True)
+
+
+def image_hw(image_size: object, name: str = "image_size") -> tuple[int, int]:
+    """``image_size`` (an int S, ``(H, W)``, NumPy integers accepted) as ``(H, W)``."""
+    if isinstance(image_size, torch.Tensor):
+        image_size = image_size.tolist()
+    if isinstance(image_size, np.ndarray):
+        image_size = image_size.tolist()
+    if isinstance(image_size, Sequence) and not isinstance(image_size, str):
+        if len(image_size) != 2:
+            raise ValueError(f"{name}: expected an int or (height, width), got {image_size!r}")
+        h, w = image_size
+    else:
+        h = w = image_size
+    out = []
+    for v in (h, w):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)):
+            raise TypeError(f"{name}: expected integers, got {image_size!r}")
+        if float(v) != int(v) or int(v) < 1:
+            raise ValueError(f"{name}: expected integers >= 1, got {image_size!r}")
+        out.append(int(v))
+    return out[0], out[1]
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:

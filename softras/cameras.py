@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import functional as srf
-from ._validation import as_float_tensor, check_shape
+from ._validation import as_float_tensor, check_shape, image_hw
 from .functional.transform import distorted_pixels
 
 __all__ = [
@@ -56,28 +55,6 @@ DEFAULT_VIEWING_ANGLE = 30.0
 
 
 # --------------------------------------------------------------------------- pixel <-> NDC rule
-
-
-def image_hw(image_size: object, name: str = "image_size") -> ImageSize:
-    """``image_size`` (an int S, ``(H, W)``, NumPy integers accepted) as ``(H, W)``."""
-    if isinstance(image_size, torch.Tensor):
-        image_size = image_size.tolist()
-    if isinstance(image_size, np.ndarray):
-        image_size = image_size.tolist()
-    if isinstance(image_size, Sequence) and not isinstance(image_size, str):
-        if len(image_size) != 2:
-            raise ValueError(f"{name}: expected an int or (height, width), got {image_size!r}")
-        h, w = image_size
-    else:
-        h = w = image_size
-    out = []
-    for v in (h, w):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)):
-            raise TypeError(f"{name}: expected integers, got {image_size!r}")
-        if float(v) != int(v) or int(v) < 1:
-            raise ValueError(f"{name}: expected integers >= 1, got {image_size!r}")
-        out.append(int(v))
-    return out[0], out[1]
 
 
 def pixels_to_ndc(uv: torch.Tensor, image_size: object) -> torch.Tensor:

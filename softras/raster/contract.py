@@ -361,6 +361,20 @@ class RasterResult(NamedTuple):
     barycentrics: torch.Tensor | None = None
     hard_depth: torch.Tensor | None = None
 
+    @classmethod
+    def asked(cls, settings: RasterSettings, *outputs: torch.Tensor | None) -> RasterResult:
+        """The result from all six outputs in field order, those the settings did not ask for set to None."""
+        channels, alpha, depth, face_id, barycentrics, hard_depth = outputs
+        zbuffer = settings.with_zbuffer
+        return cls(
+            channels,
+            alpha,
+            depth if settings.with_depth else None,
+            face_id if zbuffer else None,
+            barycentrics if zbuffer else None,
+            hard_depth if zbuffer else None,
+        )
+
 
 def softmax_constants(settings: RasterSettings) -> tuple[float, float]:
     """(1 / ((far − near)·γ), far − eps·(far − near)): the softmax's depth scale and the depth at

@@ -215,15 +215,7 @@ def rasterize(inputs: RasterInputs, settings: RasterSettings, *, tile: int = DEF
     surface, vertex = inputs.surface.to(fv.dtype), inputs.vertex.to(fv.dtype)
     inputs = inputs._replace(surface=surface, vertex=vertex)
     channels, alpha, depth, face_id, bary, hard_depth = _RasterizeCPU.apply(fv, surface, vertex, inputs, settings, tile)
-    zb = settings.with_zbuffer
-    return RasterResult(
-        channels=channels,
-        alpha=alpha,
-        depth=depth if settings.with_depth else None,
-        face_id=face_id if zb else None,
-        barycentrics=bary if zb else None,
-        hard_depth=hard_depth if zb else None,
-    )
+    return RasterResult.asked(settings, channels, alpha, depth, face_id, bary, hard_depth)
 
 
 def rasterize_cpu(

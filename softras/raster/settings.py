@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._validation import as_scalar, check_bool, check_choice, check_dist_eps, check_gamma, check_number, check_sigma
+from .._validation import (
+    check_bool,
+    check_choice,
+    check_dist_eps,
+    check_gamma,
+    check_number,
+    check_sigma,
+    image_hw,
+)
 from .contract import AlphaAggregation, DistFunc, RgbAggregation
 
 __all__ = ["ALPHA_AGGREGATIONS", "DIST_FUNCS", "RGB_AGGREGATIONS", "TEXTURE_TYPES", "RasterSettings"]
@@ -17,24 +25,6 @@ DIST_FUNCS = tuple(m.name.lower() for m in DistFunc)
 RGB_AGGREGATIONS = tuple(m.name.lower() for m in RgbAggregation)
 ALPHA_AGGREGATIONS = tuple(m.name.lower() for m in AlphaAggregation)
 TEXTURE_TYPES = ("surface", "vertex")
-
-
-def _image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(image_size, torch.Tensor):
-        image_size = image_size.tolist()
-    if isinstance(image_size, Sequence) and not isinstance(image_size, str):
-        if len(image_size) != 2:
-            raise ValueError(f"image_size: expected an int or (height, width), got {image_size!r}")
-        h, w = image_size
-    else:
-        h = w = image_size
-    h, w = as_scalar(h), as_scalar(w)
-    for v in (h, w):
-        if isinstance(v, bool) or (not isinstance(v, int) and not (isinstance(v, float) and v.is_integer())):
-            raise TypeError(f"image_size: expected integers, got {image_size!r}")
-        if int(v) < 1:
-            raise ValueError(f"image_size: expected >= 1, got {image_size!r}")
-    return int(h), int(w)
 
 
 def _color3(name: str, value: object) -> tuple[float, float, float]:
@@ -97,7 +87,7 @@ class RasterSettings:
     cull_threshold: float = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        h, w = _image_hw((self.image_height, self.image_width))
+        h, w = image_hw((self.image_height, self.image_width))
         object.__setattr__(self, "image_height", h)
         object.__setattr__(self, "image_width", w)
         object.__setattr__(self, "background_color", _color3("background_color", self.background_color))
@@ -127,5 +117,5 @@ class RasterSettings:
     @classmethod
     def create(cls, image_size: int | Sequence[int] = 256, **kwargs: object) -> RasterSettings:
         """Build settings from the original's argument names (``image_size`` int or (H, W))."""
-        h, w = _image_hw(image_size)
+        h, w = image_hw(image_size)
         return cls(image_height=h, image_width=w, **kwargs)  # type: ignore[arg-type]

@@ -399,15 +399,7 @@ def rasterize(
     prep = _Prepared(RasterInputs(fv, surface, vertex, inputs.background), settings, tile, compute_dtype,
                      bool(deterministic))  # fmt: skip
     channels, alpha, depth, face_id, bary, hard_depth = _RasterizeWarp.apply(fv, surface, vertex, prep)
-    zbuffer = settings.with_zbuffer
-    return RasterResult(
-        channels=channels,
-        alpha=alpha,
-        depth=depth if settings.with_depth else None,
-        face_id=face_id if zbuffer else None,
-        barycentrics=bary if zbuffer else None,
-        hard_depth=hard_depth if zbuffer else None,
-    )
+    return RasterResult.asked(settings, channels, alpha, depth, face_id, bary, hard_depth)
 
 
 def rasterize_warp(
