@@ -15,7 +15,15 @@ import numpy as np
 import torch
 
 from softras.raster import RasterSettings
-from softras.raster.contract import DET_EPS, EDGE_SNAP, TEXEL_EDGE_TOLERANCE, W_SUM_EPS, Z_EPS, depth_range
+from softras.raster.contract import (
+    DET_EPS,
+    EDGE_SNAP,
+    TEXEL_EDGE_TOLERANCE,
+    W_SUM_EPS,
+    Z_EPS,
+    ZBUFFER_RTOL,
+    depth_range,
+)
 
 
 def _seg_dist2(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
@@ -139,7 +147,8 @@ def naive_rasterize_channels(
             value = np.concatenate(
                 [_texel(sf[b, f], wc), wc[0] * vx[b, f, 0] + wc[1] * vx[b, f, 1] + wc[2] * vx[b, f, 2], [zp]]
             )
-            if inside_closed and (best is None or zp < best[0]):  # faces ascend: ties keep the lowest
+            # faces ascend: a later face wins only if nearer beyond the tie tolerance
+            if inside_closed and (best is None or zp < best[0] - abs(best[0]) * ZBUFFER_RTOL):
                 best = (zp, f, [wc[k] / z[k] * zp for k in range(3)], value)
             soft.append((d, (s.far - zp) / (s.far - s.near), value))
         if s.aggr_func_alpha == "hard":

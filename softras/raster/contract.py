@@ -43,6 +43,7 @@ __all__ = [
     "SIGMOID_CUTOFF",
     "TEXEL_EDGE_TOLERANCE",
     "W_SUM_EPS",
+    "ZBUFFER_RTOL",
     "Z_EPS",
     "AlphaAggregation",
     "Bins",
@@ -106,6 +107,11 @@ EDGE_SNAP = 1e-12
 """Screen barycentrics within this of 0 or of 1 are taken as exactly 0 or 1 (their gradient is
 kept), so a pixel centre exactly on an edge or a vertex is on the boundary in every backend's
 arithmetic: outside for the strict inside test (D = 0.5 at d = 0), inside for the closed one."""
+ZBUFFER_RTOL = 1e-12
+"""Z-buffer depths within this relative distance of the nearest count as tied, and ties go to the
+lowest face index: coplanar or coincident faces, whose depths differ only by each backend's
+rounding, get the same winner everywhere. (Backends scanning faces in ascending order replace the
+winner only by a face nearer by more than this.)"""
 DEPTH_RANGE_RTOL = 1e-5
 """The depth test near <= zp <= far is inclusive with this relative slack on each side
 (:func:`depth_range`): a face lying on the near or far plane is inside whatever rounding its

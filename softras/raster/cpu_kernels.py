@@ -41,6 +41,7 @@ from .contract import (
     SIGMOID_CUTOFF,
     W_SUM_EPS,
     Z_EPS,
+    ZBUFFER_RTOL,
     AlphaAggregation,
     DistFunc,
     FaceConst,
@@ -331,30 +332,6 @@ def _depth(w0, w1, w2, fc):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _exact_depth(w0, w1, w2, fv, b, f):  # pragma: no cover - compiled
-    """The pair depth with the reference's operations (c = u / s, 1/z = Σ c_k / z_k): the
-    z-buffer decides exact ties with it, so they go to the same face as in the reference."""
-    u0 = min(max(w0, 0.0), 1.0)
-    u1 = min(max(w1, 0.0), 1.0)
-    u2 = min(max(w2, 0.0), 1.0)
-    s = max(u0 + u1 + u2, W_SUM_EPS)
-    z0, z1, z2 = np.float64(fv[b, f, 0, 2]), np.float64(fv[b, f, 1, 2]), np.float64(fv[b, f, 2, 2])
-    z0 = z0 if abs(z0) >= Z_EPS else Z_EPS
-    z1 = z1 if abs(z1) >= Z_EPS else Z_EPS
-    z2 = z2 if abs(z2) >= Z_EPS else Z_EPS
-    return 1.0 / ((u0 / s) / z0 + (u1 / s) / z1 + (u2 / s) / z2)
-
-
-@njit(inline="always", **_JIT)
-def _matrix_barycentrics(inv, b, f, px, py):  # pragma: no cover - compiled
-    """w of face (b, f) at (px, py) from its stored matrix (the same operations as the face tuple's)."""
-    w0 = inv[b, f, 0] * px + inv[b, f, 1] * py + inv[b, f, 2]
-    w1 = inv[b, f, 3] * px + inv[b, f, 4] * py + inv[b, f, 5]
-    w2 = inv[b, f, 6] * px + inv[b, f, 7] * py + inv[b, f, 8]
-    return _snap(w0), _snap(w1), _snap(w2)
-
-
-@njit(inline="always", **_JIT)
 def _vertex_value(vertex, b, f, ch, c0, c1, c2):  # pragma: no cover - compiled
     return (
         c0 * np.float64(vertex[b, f, 0, ch])
@@ -479,18 +456,11 @@ def forward(  # pragma: no cover - compiled
                     zp = 1.0 / inv_z
                     if not (zp >= depth_min and zp <= depth_max):
                         continue
-                    # The z-buffer: faces ascend, so a strict test keeps ties on the lowest. zp
-                    # differs from the reference's depth by rounding only: a candidate within
-                    # 1e-12 of the winner is decided with the reference's form for both.
-                    zb = st[S_ZB, i, j]
-                    if track_winner and closed and zp <= zb + 1e-12 * abs(zb):
-                        if zp >= zb - 1e-12 * abs(zb):
-                            fw = int(st[S_WIN, i, j])
-                            v0, v1, v2 = _matrix_barycentrics(inv, b, fw, px, py)
-                            nearer = _exact_depth(w0, w1, w2, fv, b, f) < _exact_depth(v0, v1, v2, fv, b, fw)
-                        else:
-                            nearer = True
-                        if nearer:
+                    # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
+                    # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
+                    if track_winner and closed:
+                        zb = st[S_ZB, i, j]
+                        if st[S_WIN, i, j] < 0 or zp < zb - abs(zb) * ZBUFFER_RTOL:
                             st[S_ZB, i, j] = zp
                             st[S_WIN, i, j] = f
                             st[S_C0, i, j] = c0

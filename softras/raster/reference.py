@@ -36,6 +36,7 @@ from .contract import (
     EDGE_SNAP,
     W_SUM_EPS,
     Z_EPS,
+    ZBUFFER_RTOL,
     RasterInputs,
     RasterResult,
     depth_range,
@@ -198,7 +199,7 @@ def _zbuffer_winners(zp: torch.Tensor, face: torch.Tensor, pix: torch.Tensor, nu
     face. All inputs [N] (no grad); at most one winner per pixel."""
     inf = torch.full((num_pixels,), math.inf, dtype=zp.dtype, device=zp.device)
     zmin = inf.scatter_reduce(0, pix, zp, reduce="amin", include_self=True)
-    at_min = zp == zmin[pix]
+    at_min = zp <= zmin[pix] + zmin[pix].abs() * ZBUFFER_RTOL  # ties (contract.ZBUFFER_RTOL): lowest face
     big = torch.full((num_pixels,), torch.iinfo(torch.long).max, device=zp.device)
     fmin = big.scatter_reduce(0, pix, torch.where(at_min, face, big[pix]), reduce="amin", include_self=True)
     return (at_min & (face == fmin[pix])).nonzero().squeeze(1)

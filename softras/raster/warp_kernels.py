@@ -53,6 +53,7 @@ from .contract import (
     TEXEL_EDGE_TOLERANCE,
     W_SUM_EPS,
     Z_EPS,
+    ZBUFFER_RTOL,
     AlphaAggregation,
     DistFunc,
     FaceConst,
@@ -486,7 +487,7 @@ def _build(C: type) -> SimpleNamespace:
             if not (zp >= p.depth_min and zp <= p.depth_max):
                 continue
             if zbuffer and closed:
-                if win < 0 or zp < zbuf:
+                if win < 0 or zp < zbuf - wp.abs(zbuf) * C(ZBUFFER_RTOL):  # ties: the lowest face
                     zbuf = zp
                     win = n
                     win_c0 = c0
