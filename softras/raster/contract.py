@@ -11,8 +11,8 @@ cannot drift apart:
 * the numeric constants (:data:`DET_EPS`, :data:`W_SUM_EPS`, ...),
 * the pixel-centre rule (:func:`pixel_centers`) and the exact pixel-range rule
   (:func:`pixel_ranges`),
-* binning of faces into screen tiles (:func:`bin_faces`, one implementation for every backend
-  that bins),
+* binning of faces into screen tiles (:func:`bin_faces`; ``cpu`` runs a compiled form of it,
+  tested to give identical tensors),
 * the texel rule (:func:`texel_index` for tensors, :func:`texel_cell` for scalar kernels),
 * the per-face constant layout by name (:class:`FaceConst`),
 * the kernel parameters as one named struct (:class:`KernelParams`),
@@ -250,7 +250,8 @@ class Bins(NamedTuple):
 
 
 def bin_faces(ranges: PixelRanges, tile: int, image_size: tuple[int, int]) -> Bins:
-    """Bin each face into the tiles its pixel range meets (the one binning of every backend).
+    """Bin each face into the tiles its pixel range meets: the definition of binning, used by the
+    reference and ``warp``; ``cpu`` runs a compiled form tested to give identical tensors.
 
     Args:
         ranges: [B, F] pixel ranges from :func:`pixel_ranges`.
