@@ -25,6 +25,7 @@ __all__ = [
     "check_finite",
     "check_gamma",
     "check_number",
+    "check_points",
     "check_positive",
     "check_shape",
     "check_sigma",
@@ -100,6 +101,16 @@ def check_shape(name: str, t: torch.Tensor, expected: Sequence[int | str | None]
     if not ok:
         want = "[" + ", ".join("*" if e is None else str(e) for e in expected) + "]"
         raise ValueError(f"{name}: expected shape {want}, got {tuple(t.shape)}")
+
+
+def check_points(name: str, value: object, count: str = "N") -> torch.Tensor:
+    """``value`` checked to be a floating [B, ``count``, 3] tensor of points."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    check_shape(name, value, ("B", count, 3))
+    if not value.is_floating_point():
+        raise TypeError(f"{name}: expected a floating dtype, got {value.dtype}")
+    return value
 
 
 def check_finite(name: str, t: torch.Tensor) -> None:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import functional as srf
-from ._validation import as_float_tensor, check_shape, image_hw
+from ._validation import as_float_tensor, check_points, image_hw
 from .functional.transform import distorted_pixels
 
 __all__ = [
@@ -82,12 +82,7 @@ def ndc_to_pixels(xy: torch.Tensor, image_size: object) -> torch.Tensor:
 
 
 def _points(points: torch.Tensor) -> torch.Tensor:
-    if not isinstance(points, torch.Tensor):
-        raise TypeError(f"points: expected a torch.Tensor, got {type(points).__name__}")
-    check_shape("points", points, ("B", "N", 3))
-    if not points.is_floating_point():
-        raise TypeError(f"points: expected a floating dtype, got {points.dtype}")
-    return points
+    return check_points("points", points)
 
 
 def _param(name: str, value: object, tail: tuple[int, ...]) -> torch.Tensor:
@@ -562,6 +557,14 @@ def _gl_view(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.cat([top, bottom], dim=1)
 
 
+def _gl_matrices(R: torch.Tensor, t: torch.Tensor, rows: list[list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(view, projection) [B, 4, 4] from the pose and the projection's rows of [B] entries."""
+    proj = torch.stack([torch.stack(r, -1) for r in rows], -2)
+    view = _gl_view(R, t)
+    b = max(view.shape[0], proj.shape[0])
+    return view.expand(b, 4, 4), proj.expand(b, 4, 4)
+
+
 def _from_gl_view(view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     flip = torch.tensor([1.0, -1.0, -1.0], dtype=view.dtype, device=view.device)[None, :, None]
     rt = view[:, :3, :] * flip
@@ -654,10 +657,7 @@ class Pinhole(_OpenCVCamera):
             [zero, zero, -one * (far + near) / (far - near), -one * 2 * far * near / (far - near)],
             [zero, zero, -one, zero],
         ]
-        proj = torch.stack([torch.stack(r, -1) for r in rows], -2)
-        view = _gl_view(self.R, self.t)  # type: ignore[arg-type]
-        b = max(view.shape[0], proj.shape[0])
-        return view.expand(b, 4, 4), proj.expand(b, 4, 4)
+        return _gl_matrices(self.R, self.t, rows)  # type: ignore[arg-type]
 
     @classmethod
     def from_opengl(cls, view: object, projection: object, image_size: object) -> Pinhole:
@@ -738,10 +738,7 @@ class Orthographic(_OpenCVCamera):
             [zero, zero, -one * 2 / (far - near), -one * (far + near) / (far - near)],
             [zero, zero, zero, one],
         ]
-        proj = torch.stack([torch.stack(r, -1) for r in rows], -2)
-        view = _gl_view(self.R, self.t)  # type: ignore[arg-type]
-        b = max(view.shape[0], proj.shape[0])
-        return view.expand(b, 4, 4), proj.expand(b, 4, 4)
+        return _gl_matrices(self.R, self.t, rows)  # type: ignore[arg-type]
 
     @classmethod
     def from_opengl(cls, view: object, projection: object, image_size: object) -> Orthographic:

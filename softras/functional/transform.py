@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._validation import as_float_tensor, check_shape
+from .._validation import as_float_tensor, check_points
 
 __all__ = [
     "distorted_pixels",
@@ -25,12 +25,7 @@ Vec3 = torch.Tensor | np.ndarray | Sequence[float]
 
 
 def _vertices(vertices: torch.Tensor) -> torch.Tensor:
-    if not isinstance(vertices, torch.Tensor):
-        raise TypeError(f"vertices: expected a torch.Tensor, got {type(vertices).__name__}")
-    check_shape("vertices", vertices, ("B", "V", 3))
-    if not vertices.is_floating_point():
-        raise TypeError(f"vertices: expected a floating dtype, got {vertices.dtype}")
-    return vertices
+    return check_points("vertices", vertices, "V")
 
 
 def _batched_vec3(name: str, value: Vec3, vertices: torch.Tensor) -> torch.Tensor:
