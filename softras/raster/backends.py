@@ -12,6 +12,7 @@ and never needs an optional dependency.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -65,12 +66,12 @@ class Backend:
 
     def available(self) -> bool:
         """Whether its required modules are installed (nothing is imported)."""
-        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+        return all(_installed(m) for m in self.requires)
 
     def missing(self) -> str | None:
         """A sentence naming what to install, or None when available."""
         for module, extra in self.requires.items():
-            if importlib.util.find_spec(module) is None:
+            if not _installed(module):
                 return f"backend {self.name!r} needs {module} ({extra}), which is not installed"
         return None
 
@@ -89,6 +90,12 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {}
+
+
+@functools.cache
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (looked up once per process: dispatch runs every call)."""
+    return importlib.util.find_spec(module) is not None
 
 
 def register_backend(backend: Backend) -> None:
