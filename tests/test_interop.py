@@ -6,6 +6,7 @@ PyTorch3D and Open3D are not installed here; tests/fakes.py provides stand-ins t
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,3 +287,9 @@ def test_open3d_missing_names_the_package(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "open3d", None)
     with pytest.raises(ImportError, match="trimesh_to_open3d needs the optional package 'open3d'"):
         interop.trimesh_to_open3d(_textured_trimesh())
+
+
+def test_the_trimesh_example_of_the_docs_runs() -> None:
+    text = (Path(__file__).parents[1] / "docs" / "interop.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "docs/interop.md", "exec"), {})
