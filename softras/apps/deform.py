@@ -420,8 +420,8 @@ def _grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
-    """``image`` [H, W, 3] with ``text`` below it, left-aligned (split at ``"; "`` where too wide)."""
-    return label(image, text, size=12 if image.shape[1] >= 200 else 9, align="left")
+    """``image`` [H, W, 3] with ``text`` below it, left-aligned (in lines where too wide)."""
+    return label([image], [text], size=12 if image.shape[1] >= 200 else 9, align="left")[0]
 
 
 # ---------------------------------------------------------------------------------------------

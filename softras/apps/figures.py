@@ -6,7 +6,8 @@ letters); plots use matplotlib's Agg canvas, with no pyplot state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,39 +28,62 @@ def font(size: int):  # -> PIL.ImageFont.FreeTypeFont
     return ImageFont.load_default(size=size)
 
 
+def _wrap(text: str, fits: Callable[[str], bool]) -> list[str]:
+    """``text`` as one line if it ``fits``, else split at ``"; "`` and then greedily between words."""
+    if fits(text):
+        return [text]
+    lines: list[str] = []
+    for part in text.split("; "):
+        line = ""
+        for word in re.findall(r"\S+\s*", part):  # a word with the spaces after it
+            if line and not fits((line + word).rstrip()):
+                lines.append(line.rstrip())
+                line = ""
+            line += word
+        lines.append(line.rstrip())
+    return lines
+
+
 def label(
-    image: np.ndarray,
-    text: str,
+    images: Sequence[np.ndarray],
+    texts: Sequence[str],
     *,
     size: int,
     above: bool = False,
     align: str = "center",
     background: RGB = WHITE,
-) -> np.ndarray:
-    """``image`` [H, W, 3] with ``text`` on a band of ``background`` below (or ``above``) it.
+) -> list[np.ndarray]:
+    """Each image [H, W, 3] with its text on a band of ``background`` below (or ``above``) it.
 
-    Text wider than the image is split into lines at ``"; "``. ``align`` is ``'center'`` or
-    ``'left'``; the ink is dark on a light background and light on a dark one.
+    Text wider than its image is split into lines at ``"; "``, then between words; every band has
+    the height of the most lines, so the results line up. ``align`` is ``'center'`` or ``'left'``;
+    the ink is dark on a light background and light on a dark one.
 
     Returns:
-        uint8 [H + band, W, 3].
+        uint8 images [H + band, W, 3], one per input.
     """
     from PIL import Image, ImageDraw
 
-    h, w = image.shape[:2]
     face = font(size)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    lines = [text] if measure.textlength(text, font=face) <= w - 2 * _MARGIN else text.split("; ")
-    band = len(lines) * (size + _LINE_GAP) + 2 * _MARGIN
-    canvas = Image.new("RGB", (w, h + band), background)
-    canvas.paste(Image.fromarray(np.ascontiguousarray(image)), (0, band if above else 0))
-    draw = ImageDraw.Draw(canvas)
+    wrapped = [
+        _wrap(text, lambda t, w=image.shape[1]: measure.textlength(t, font=face) <= w - 2 * _MARGIN)
+        for image, text in zip(images, texts, strict=True)
+    ]
+    band = max(len(lines) for lines in wrapped) * (size + _LINE_GAP) + 2 * _MARGIN
     ink = _DARK_INK if sum(background) > 384 else _LIGHT_INK
-    top = _MARGIN if above else h + _MARGIN
-    for k, line in enumerate(lines):
-        x = max(_MARGIN, (w - draw.textlength(line, font=face)) / 2) if align == "center" else _MARGIN + 1
-        draw.text((x, top + k * (size + _LINE_GAP)), line, fill=ink, font=face)
-    return np.asarray(canvas)
+    out = []
+    for image, lines in zip(images, wrapped, strict=True):
+        h, w = image.shape[:2]
+        canvas = Image.new("RGB", (w, h + band), background)
+        canvas.paste(Image.fromarray(np.ascontiguousarray(image)), (0, band if above else 0))
+        draw = ImageDraw.Draw(canvas)
+        top = _MARGIN if above else h + _MARGIN
+        for k, line in enumerate(lines):
+            x = max(_MARGIN, (w - draw.textlength(line, font=face)) / 2) if align == "center" else _MARGIN + 1
+            draw.text((x, top + k * (size + _LINE_GAP)), line, fill=ink, font=face)
+        out.append(np.asarray(canvas))
+    return out
 
 
 def label_panels(panels: Sequence[np.ndarray], labels: Sequence[str], gap: int = 4) -> np.ndarray:
@@ -67,7 +91,7 @@ def label_panels(panels: Sequence[np.ndarray], labels: Sequence[str], gap: int =
     h = max(p.shape[0] for p in panels)
     size = max(10, min(14, h // 9))
     tall = [np.pad(p, ((0, h - p.shape[0]), (0, 0), (0, 0)), constant_values=255) for p in panels]
-    tiles = [label(p, t, size=size, above=True) for p, t in zip(tall, labels, strict=True)]
+    tiles = label(tall, labels, size=size, above=True)
     spacer = np.full((tiles[0].shape[0], gap, 3), 255, np.uint8)
     row: list[np.ndarray] = []
     for tile in tiles:

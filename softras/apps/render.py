@@ -301,8 +301,7 @@ def _annotate(images: np.ndarray, labels: Sequence[str], background: Color) -> n
     if w < 64:
         return images
     fill = tuple(round(255 * float(c)) for c in background)
-    return np.stack([label(image, text, size=max(9, w // 16), background=fill)
-                     for image, text in zip(images, labels, strict=True)])  # fmt: skip
+    return np.stack(label(list(images), labels, size=max(9, w // 16), background=fill))
 
 
 def _sweep_labels(sigmas: Sequence[float], gammas: Sequence[float]) -> list[str]:
