@@ -79,6 +79,11 @@ def _require(package: str, purpose: str) -> Any:
         ) from exc
 
 
+def _check_dtype(dtype: object) -> None:
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype: expected a floating torch.dtype, got {dtype!r}")
+
+
 # ---- trimesh ------------------------------------------------------------------------------
 def _colors01(colors: np.ndarray) -> torch.Tensor:
     """RGB in [0, 1] (float32 [N, 3]) from trimesh's uint8 RGBA (or float) colours [N, 3|4]."""
@@ -185,8 +190,7 @@ def mesh_from_trimesh(
         raise ValueError(f"mesh: expected a mesh with vertices and faces, got {len(mesh.vertices)} vertices "
                          f"and {len(mesh.faces)} faces")
     check_choice("texture_type", texture_type, _TEXTURE_TYPES)
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"dtype: expected a floating torch.dtype, got {dtype!r}")
+    _check_dtype(dtype)
     r = _check_res(texture_res)
     vertices = torch.as_tensor(np.asarray(mesh.vertices, dtype=np.float64))
     if normalization:
@@ -215,8 +219,8 @@ def mesh_to_trimesh(mesh: Mesh, index: int = 0, surface: str = "auto") -> trimes
 
     check_choice("surface", surface, SURFACE_TO_TRIMESH)
     if isinstance(index, bool) or not isinstance(index, int) or not -mesh.batch_size <= index < mesh.batch_size:
-        raise IndexError(f"index: expected an int in [0, {mesh.batch_size}) for a batch of {mesh.batch_size}, "
-                         f"got {index!r}")
+        b = mesh.batch_size
+        raise IndexError(f"index: expected an int in [-{b}, {b}) for a batch of {b}, got {index!r}")
     vertices = mesh.vertices[index].detach().cpu().double().numpy()
     faces = mesh.faces[index].detach().cpu().long().numpy()
     textures = mesh.textures[index].detach()
@@ -242,6 +246,8 @@ def _uv_textures(textures: Any, i: int, texture_res: int, dtype: torch.dtype) ->
     outside [0, 1] reading the edge (``padding_mode='border'``, PyTorch3D's default).
     """
     image = textures.maps_list()[i].to(dtype)
+    if image.ndim != 3:
+        raise ValueError(f"meshes.textures: expected one [H, W, C] map per mesh, got shape {tuple(image.shape)}")
     face_uvs = textures.verts_uvs_list()[i].to(dtype)[textures.faces_uvs_list()[i].long()]  # [F, 3, 2]
     uv = torch.einsum("tk,fkc->ftc", texel_barycentrics(texture_res, dtype).to(image.device), face_uvs)
     if not getattr(textures, "align_corners", True):  # uv 0 and 1 are the image's outer edges
@@ -285,6 +291,8 @@ def meshes_from_pytorch3d(
         raise TypeError(f"meshes: expected a pytorch3d.structures.Meshes, got {type(meshes).__name__}")
     if texture_type is not None:
         check_choice("texture_type", texture_type, _TEXTURE_TYPES)
+    if dtype is not None:
+        _check_dtype(dtype)
     r = _check_res(texture_res)
     tex = meshes.textures
     kind = type(tex).__name__ if tex is not None else None

@@ -120,7 +120,7 @@ def test_to_trimesh_face_colours_average_texels_and_options_are_checked() -> Non
     np.testing.assert_array_equal(flat.visual.face_colors[:, :3], mean)
     with pytest.raises(ValueError, match="surface"):
         mesh.to_trimesh(surface="uv")
-    with pytest.raises(IndexError, match=r"index: expected an int in \[0, 1\)"):
+    with pytest.raises(IndexError, match=r"index: expected an int in \[-1, 1\)"):
         mesh.to_trimesh(1)
 
 
@@ -241,6 +241,12 @@ def test_from_pytorch3d_textures_vertex_to_surface_and_no_textures(monkeypatch: 
     assert plain.texture_type == "surface" and torch.equal(plain.textures, torch.ones(1, len(f), 16, 3))
     with pytest.raises(TypeError, match=r"meshes: expected a pytorch3d.structures.Meshes, got Mesh"):
         sr.Mesh.from_pytorch3d(sr.Mesh(v, f))
+    with pytest.raises(TypeError, match="dtype: expected a floating"):
+        sr.Mesh.from_pytorch3d(p3d, dtype=torch.int64)
+    faces_uvs = [torch.zeros(len(f), 3, dtype=torch.int64)]
+    two_maps = fakes.TexturesUV([torch.rand(2, 4, 4, 3)], faces_uvs, [torch.rand(1, 2)])
+    with pytest.raises(ValueError, match=r"one \[H, W, C\] map per mesh, got shape \(2, 4, 4, 3\)"):
+        sr.Mesh.from_pytorch3d(fakes.Meshes([v], [f.long()], two_maps))
 
 
 # ---- Open3D (through trimesh) -------------------------------------------------------------------
