@@ -41,6 +41,7 @@ import torch
 
 from softras import __version__
 from softras.apps import Command, UsageError
+from softras.apps.figures import LossPlot, label_panels
 from softras.apps.render import composite, save_gif
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
@@ -66,8 +67,6 @@ __all__ = [
     "FitPoseResult",
     "PoseScene",
     "blur_schedule",
-    "draw_loss_curve",
-    "label_panels",
     "optimize_pose",
     "quat_to_matrix",
     "random_rotations",
@@ -355,67 +354,6 @@ def optimize_pose(
 # ---------------------------------------------------------------------------------------------
 # pictures
 # ---------------------------------------------------------------------------------------------
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def label_panels(panels: Sequence[np.ndarray], labels: Sequence[str], gap: int = 4) -> np.ndarray:
-    """Place uint8 images [H, W, 3] side by side on white with a text label above each -> [H', W', 3]."""
-    from PIL import Image, ImageDraw
-
-    h = max(p.shape[0] for p in panels)
-    size = max(10, min(14, h // 9))
-    band = size + 6
-    width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    canvas = Image.new("RGB", (width, h + band), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    font = _font(size)
-    x = 0
-    for panel, label in zip(panels, labels, strict=True):
-        canvas.paste(Image.fromarray(panel), (x, band))
-        tw = draw.textlength(label, font=font)
-        draw.text((x + max(0, (panel.shape[1] - tw) / 2), 2), label, fill=(20, 20, 20), font=font)
-        x += panel.shape[1] + gap
-    return np.asarray(canvas)
-
-
-def draw_loss_curve(
-    curves: Sequence[np.ndarray], upto: int, size: tuple[int, int], colors: Sequence[tuple[int, int, int]]
-) -> np.ndarray:
-    """A log-scale plot of loss curves (each [iters]) up to iteration ``upto`` -> uint8 [H, W, 3].
-
-    The axes cover the full range of all curves, so the plot grows frame by frame in an animation.
-    """
-    from PIL import Image, ImageDraw
-
-    w, h = size
-    img = Image.new("RGB", (w, h), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-    logs = [np.log10(np.maximum(np.asarray(c, dtype=np.float64), 1e-12)) for c in curves]
-    lo = min(float(c.min()) for c in logs)
-    hi = max(float(c.max()) for c in logs)
-    hi = hi if hi > lo else lo + 1
-    n = max(len(c) for c in logs)
-    pad = 4
-    draw.rectangle([pad - 1, pad - 1, w - pad, h - pad], outline=(180, 180, 180))
-    for c, color in zip(logs, colors, strict=True):
-        k = min(upto + 1, len(c))
-        if k < 1:
-            continue
-        xs = pad + (w - 2 * pad - 1) * np.arange(k) / max(1, n - 1)
-        ys = pad + (h - 2 * pad - 1) * (hi - c[:k]) / (hi - lo)
-        pts = list(zip(xs.tolist(), ys.tolist(), strict=True))
-        if len(pts) > 1:
-            draw.line(pts, fill=color, width=1)
-        draw.ellipse([pts[-1][0] - 2, pts[-1][1] - 2, pts[-1][0] + 2, pts[-1][1] + 2], fill=color)
-    return np.asarray(img)
-
-
 def _upscale(images: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour upscaling of uint8 images [..., H, W, 3]."""
     if factor <= 1:
@@ -428,6 +366,7 @@ def _pose_gif_frames(target: torch.Tensor, traces: dict[str, PoseTrace], index: 
     tgt = _upscale(composite(target)[0], scale)
     colors = {"schedule": (30, 100, 220), "fixed": (220, 60, 30)}
     curves = [traces[m].losses[:, index].numpy() for m in traces]
+    plot = None
     frames = []
     k_frames = len(next(iter(traces.values())).frame_iters)
     for k in range(k_frames):
@@ -436,12 +375,12 @@ def _pose_gif_frames(target: torch.Tensor, traces: dict[str, PoseTrace], index: 
             it = trace.frame_iters[k]
             cur = _upscale(composite(trace.frames_sharp[k, index : index + 1])[0], scale)
             view = _upscale(composite(trace.frames_view[k, index : index + 1])[0], scale)
-            plot = draw_loss_curve(curves, it, (cur.shape[1], cur.shape[0]), [colors[m] for m in traces])
+            plot = plot or LossPlot(curves, [colors[m] for m in traces], (cur.shape[1], cur.shape[0]))
             err = float(trace.rot_err[it, index])
             s, g = trace.sigmas[it], trace.gammas[it]
             rows.append(
                 label_panels(
-                    [tgt, cur, view, plot],
+                    [tgt, cur, view, plot.frame(it)],
                     ["target", f"{mode} {err:.0f}deg", f"s={s:.0e} g={g:.0e}".replace("e-0", "e-"), f"loss it {it}"],
                 )
             )
