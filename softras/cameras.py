@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import functional as srf
+from ._precision import matmul
 from ._validation import as_float_tensor, check_points, image_hw
 from .functional.transform import distorted_pixels
 
@@ -291,7 +292,7 @@ class _EyeCamera(Camera):
         eye, rows = self._axes(points_like)
         flip = torch.tensor([1.0, -1.0, 1.0], dtype=rows.dtype, device=rows.device)
         R = rows * flip[None, :, None]  # x right, y down, z forward
-        return R, -(R @ eye[:, :, None])[..., 0]
+        return R, -matmul(R, eye[:, :, None])[..., 0]
 
     def _intrinsics(self, size: ImageSize, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         h, w = size
@@ -478,7 +479,7 @@ class ProjectionCamera(Camera):
         points = _points(points)
         P = as_float_tensor("P", self.P, device=points.device, dtype=points.dtype)
         homo = torch.cat([points, torch.ones_like(points[:, :, :1])], dim=-1)
-        return torch.matmul(homo, P.expand(points.shape[0], 3, 4).transpose(2, 1))
+        return matmul(homo, P.expand(points.shape[0], 3, 4).transpose(2, 1))
 
     def to_screen(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
         size = self._hw(image_size, required=False)
@@ -525,7 +526,7 @@ class _OpenCVCamera(Camera):
         """[B, N, 3] world -> OpenCV camera frame R·x + t: x right, y down, z forward."""
         points = _points(points)
         p = _batch(points, R=self.R, t=self.t)
-        return torch.matmul(points, p["R"].transpose(1, 2)) + p["t"][:, None, :]
+        return matmul(points, p["R"].transpose(1, 2)) + p["t"][:, None, :]
 
     def _image_plane(self, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
