@@ -99,7 +99,7 @@ def _run(inputs: RasterInputs, settings: RasterSettings, backend: str | None) ->
     """Run a backend under the precision rules of :mod:`softras._precision`: the kernels compute in
     float32 (half inputs) or the input dtype with autocast off, and the result comes back in the
     input dtype (in the compute dtype inside an autocast region). Gradients flow back in the
-    dtype of each input."""
+    dtype of each input. Under ``torch.compile`` the backend is a graph break (:func:`_eager`)."""
     device = inputs.face_vertices.device
     chosen = get_backend(default_backend(device) if backend is None else backend)
     if not chosen.runs_on(device):
@@ -120,14 +120,14 @@ def _run(inputs: RasterInputs, settings: RasterSettings, backend: str | None) ->
     check_raster_request(inputs.face_vertices, texels, h, w, settings.cull_radius, chosen.name)
     out = result_dtype(dtype, device)
     with no_autocast(device):
-        result = chosen.load()(inputs, settings) if chosen.traceable else _opaque(chosen, inputs, settings)
+        result = _eager(chosen, inputs, settings)
     return RasterResult(*(t.to(out) if t is not None and t.is_floating_point() else t for t in result))
 
 
 @torch.compiler.disable
-def _opaque(backend: Backend, inputs: RasterInputs, settings: RasterSettings) -> RasterResult:
-    """``backend``'s kernels, run eagerly: ``torch.compile`` breaks the graph here instead of
-    tracing into Numba or Warp."""
+def _eager(backend: Backend, inputs: RasterInputs, settings: RasterSettings) -> RasterResult:
+    """``backend`` run eagerly: ``torch.compile`` breaks the graph here instead of tracing into
+    Numba or Warp kernels (or spending minutes compiling the reference's data-dependent chunks)."""
     return backend.load()(inputs, settings)
 
 

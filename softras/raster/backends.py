@@ -52,8 +52,6 @@ class Backend:
             inputs in float32 for every backend (:func:`softras._precision.compute_dtype`).
         aliases: other names accepted for it.
         benchmark_on: device types where ``softras bench`` measures it by default.
-        traceable: whether ``torch.compile`` may trace into it (pure PyTorch code); the others
-            run eagerly behind a graph break.
     """
 
     name: str
@@ -65,7 +63,6 @@ class Backend:
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
     aliases: tuple[str, ...] = ()
     benchmark_on: tuple[str, ...] = ()
-    traceable: bool = False
     _fn: list[BackendFn] = field(default_factory=list, repr=False, compare=False)
 
     def available(self) -> bool:
@@ -117,7 +114,6 @@ register_backend(
         priority=0,
         entry="softras.raster.reference:rasterize",
         benchmark_on=("cpu", "cuda"),
-        traceable=True,
     )
 )
 register_backend(
