@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import torch
 
 from softras.mesh import Mesh
+from softras.rotations import axis_angle_to_matrix
 from softras.shapes import color_cube
 
-__all__ = ["ArticulatedModel", "Part", "axis_angle_matrix", "humanoid"]
+__all__ = ["ArticulatedModel", "Part", "humanoid"]
 
 Vec3 = tuple[float, float, float]
 
@@ -53,17 +54,6 @@ class Part:
     hi: Vec3
     color: Vec3
     rest: tuple[float, ...] = ()
-
-
-def axis_angle_matrix(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices [..., 3, 3] about the unit ``axis`` [3] by ``angle`` [...] radians (Rodrigues)."""
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero]).reshape(3, 3)
-    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
-    s = torch.sin(angle)[..., None, None]
-    c = torch.cos(angle)[..., None, None]
-    return eye + s * k + (1 - c) * (k @ k)
 
 
 class ArticulatedModel:
@@ -139,7 +129,7 @@ class ArticulatedModel:
             local = eye
             for axis in p.axes:
                 a = torch.tensor(axis, dtype=angles.dtype, device=angles.device)
-                local = local @ axis_angle_matrix(a / a.norm(), angles[:, j])
+                local = local @ axis_angle_to_matrix(a / a.norm() * angles[:, j, None])
                 j += 1
             offset = torch.tensor(p.offset, dtype=angles.dtype, device=angles.device)
             if p.parent < 0:

@@ -35,6 +35,7 @@ from . import functional as srf
 from ._precision import matmul
 from ._validation import as_float_tensor, check_points, image_hw
 from .functional.transform import distorted_pixels
+from .rotations import axis_angle_to_matrix
 
 __all__ = [
     "Camera",
@@ -155,21 +156,10 @@ def _size_or_none(image_size: object) -> ImageSize | None:
 def rodrigues(rvec: torch.Tensor) -> torch.Tensor:
     """Axis-angle vectors [B, 3] (or [3]) -> rotation matrices [B, 3, 3] (as ``cv2.Rodrigues``).
 
-    Differentiable everywhere, including at rvec = 0 (a Taylor expansion is used near 0).
+    :func:`softras.rotations.axis_angle_to_matrix` on a validated [B, 3] tensor; differentiable
+    everywhere, including at rvec = 0.
     """
-    r = _param("rvec", rvec, (3,))
-    theta2 = (r * r).sum(-1, keepdim=True)[..., None]  # [B, 1, 1]
-    small = theta2 < 1e-8
-    safe2 = torch.where(small, torch.ones_like(theta2), theta2)
-    theta = safe2.sqrt()
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / safe2)
-    zero = torch.zeros_like(r[:, 0])
-    kx = torch.stack([zero, -r[:, 2], r[:, 1], r[:, 2], zero, -r[:, 0], -r[:, 1], r[:, 0], zero], dim=-1).reshape(
-        -1, 3, 3
-    )
-    eye = torch.eye(3, dtype=r.dtype, device=r.device).expand_as(kx)
-    return eye + a * kx + b * (kx @ kx)
+    return axis_angle_to_matrix(_param("rvec", rvec, (3,)))
 
 
 # --------------------------------------------------------------------------- the protocol
