@@ -95,11 +95,14 @@ def _check_background(background: Sequence[float] | None, channels: int) -> tupl
     return values
 
 
+@torch.compiler.disable
 def _run(inputs: RasterInputs, settings: RasterSettings, backend: str | None) -> RasterResult:
     """Run a backend under the precision rules of :mod:`softras._precision`: the kernels compute in
     float32 (half inputs) or the input dtype with autocast off, and the result comes back in the
     input dtype (in the compute dtype inside an autocast region). Gradients flow back in the
-    dtype of each input. Under ``torch.compile`` the backend is a graph break (:func:`_eager`)."""
+    dtype of each input. ``torch.compile`` breaks the graph here and runs it eagerly, instead of
+    tracing into Numba or Warp kernels (or spending minutes compiling the reference's
+    data-dependent chunks)."""
     device = inputs.face_vertices.device
     chosen = get_backend(default_backend(device) if backend is None else backend)
     if not chosen.runs_on(device):
@@ -120,15 +123,8 @@ def _run(inputs: RasterInputs, settings: RasterSettings, backend: str | None) ->
     check_raster_request(inputs.face_vertices, texels, h, w, settings.cull_radius, chosen.name)
     out = result_dtype(dtype, device)
     with no_autocast(device):
-        result = _eager(chosen, inputs, settings)
+        result = chosen.load()(inputs, settings)
     return RasterResult(*(t.to(out) if t is not None and t.is_floating_point() else t for t in result))
-
-
-@torch.compiler.disable
-def _eager(backend: Backend, inputs: RasterInputs, settings: RasterSettings) -> RasterResult:
-    """``backend`` run eagerly: ``torch.compile`` breaks the graph here instead of tracing into
-    Numba or Warp kernels (or spending minutes compiling the reference's data-dependent chunks)."""
-    return backend.load()(inputs, settings)
 
 
 def rasterize_channels(
