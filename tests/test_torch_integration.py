@@ -11,7 +11,11 @@ on CUDA tensors too.
 
 from __future__ import annotations
 
+import copy
 import io
+import logging
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -252,3 +256,17 @@ def test_state_of_another_camera_or_bad_settings_is_refused() -> None:
         sr.SoftRenderer(camera_mode="look").load_state_dict(bad)
     with pytest.raises(ValueError, match=r"state_dict: Lighting expected settings \['light_mode'\]"):
         sr.Lighting().load_state_dict({"_extra_state": {"mode": "surface"}})
+
+
+def test_docs_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/pytorch.md's Python blocks, in order, as a reader pastes them (they write a file)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "pytorch.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 5
+    monkeypatch.chdir(tmp_path)
+    for name in ("handlers", "level"):  # the last block configures logging: undo it afterwards
+        monkeypatch.setattr(logging.root, name, copy.copy(getattr(logging.root, name)))
+    scope: dict[str, object] = {}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"docs/pytorch.md block {i}", "exec"), scope)
+    assert scope["vertices"].grad.dtype == torch.bfloat16 and scope["net"].weight.grad.dtype == torch.float32
