@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from softras._precision import no_autocast
 from softras.mesh import Mesh
 from softras.rotations import axis_angle_to_matrix
 from softras.shapes import color_cube
@@ -120,6 +121,10 @@ class ArticulatedModel:
         """
         if angles.ndim != 2 or angles.shape[1] != self.num_joints:
             raise ValueError(f"angles: expected shape [B, {self.num_joints}], got {tuple(angles.shape)}")
+        with no_autocast(angles.device):  # autocast's bfloat16 matmul would move the joints by ~1e-3
+            return self._transforms(angles)
+
+    def _transforms(self, angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b = angles.shape[0]
         eye = torch.eye(3, dtype=angles.dtype, device=angles.device).expand(b, 3, 3)
         rots: list[torch.Tensor] = []
@@ -145,7 +150,8 @@ class ArticulatedModel:
         """Posed vertices ``[B, 8 P, 3]`` for joint angles ``[B, J]`` (differentiable)."""
         rots, pos = self.transforms(angles)
         boxes = self._boxes.to(angles)
-        v = torch.einsum("bpij,pvj->bpvi", rots, boxes) + pos[:, :, None, :]
+        with no_autocast(angles.device):
+            v = torch.einsum("bpij,pvj->bpvi", rots, boxes) + pos[:, :, None, :]
         return v.reshape(angles.shape[0], -1, 3)
 
     def part_centers(self, angles: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from torch import nn
 
 import softras as sr
 from softras import shapes
+from softras.articulated import humanoid
 from softras.cameras import Pinhole
 from softras.losses import FlattenLoss, LaplacianLoss, iou
 from softras.raster import BACKENDS, RasterSettings, rasterize_channels
@@ -148,8 +149,8 @@ def test_autocast_network_output_is_rendered_in_float32(backend: str, device: st
 
 @pytest.mark.parametrize("amp_dtype", HALF, ids=str)
 def test_render_losses_and_cameras_under_autocast(amp_dtype: torch.dtype) -> None:
-    """The rest of the render path (Pinhole camera, lighting, normals, depth, losses) gives the
-    float32 numbers inside an autocast region."""
+    """The rest of the render path (Pinhole camera, lighting, normals, depth, losses, the
+    articulated model's kinematics) gives the float32 numbers inside an autocast region."""
     v, f, c = _sphere("cpu")
     mesh = sr.Mesh(v, f, textures=c)
     R = sr.rotations.axis_angle_to_matrix(torch.tensor([0.3, -0.5, 0.1]))
@@ -157,10 +158,13 @@ def test_render_losses_and_cameras_under_autocast(amp_dtype: torch.dtype) -> Non
     camera = Pinhole(K, R, torch.tensor([0.0, 0.0, 3.0]), image_size=(16, 16))
     lights = sr.Lighting()
     laplacian, flatten = LaplacianLoss(v[0], f[0]), FlattenLoss(f[0])
+    body = humanoid()
+    angles = body.rest_angles()[None] + 0.3
 
     def everything() -> dict[str, torch.Tensor]:
         out = sr.render(mesh, camera, lights=lights, outputs=("rgba", "depth", "normals"), sigma_val=1e-4)
-        return {**out.as_dict(), "laplacian": laplacian(v), "flatten": flatten(v)}
+        losses = {"laplacian": laplacian(v), "flatten": flatten(v), "iou": iou(out.alpha[:, 0], out.alpha[:, 0])}
+        return {**out.as_dict(), **losses, "articulated": body.vertices(angles)}
 
     plain = everything()
     with torch.autocast("cpu", dtype=amp_dtype):
