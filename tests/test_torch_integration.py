@@ -192,6 +192,7 @@ class _Fit(nn.Module):
 
 
 def _assert_close_to(got: torch.Tensor, want: torch.Tensor, rel: float, what: str) -> None:
+    got, want = got.detach(), want.detach()
     assert bool(torch.isfinite(got).all()) and float(want.abs().max()) > 0, what
     assert float((got - want).abs().max()) <= rel * float(want.abs().max()), what
 
