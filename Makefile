@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 OUT ?= out/quickstart
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean notebooks
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ lint: venv
 
 test: venv lint
 	$(PY) -m pytest
+
+# Re-execute docs/tutorials/*.ipynb and store their outputs (pictures) in the committed files.
+notebooks: venv
+	$(PY) docs/scripts/execute_notebooks.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
