@@ -58,12 +58,15 @@ def blocks(page: Path) -> list[Block]:
         words = match["info"].strip().split()
         start, body = i, []
         i += 1
-        while i < len(lines) and not re.match(rf"^ {{0,{indent + 3}}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", lines[i]):
-            body.append(lines[i][indent:] if lines[i][:indent].isspace() else lines[i].lstrip())
+        closing = re.compile(rf"^ {{0,{indent + 3}}}{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+        while i < len(lines) and not closing.match(lines[i]):
+            line = lines[i]
+            body.append(line[indent:] if line[:indent].strip() == "" else line.lstrip())  # un-indent list items
             i += 1
         i += 1
         language = words[0].lower() if words else ""
-        found.append(Block(page, start + 1, language, tuple(words[1:]), "\n".join(body) + "\n", "\n".join(lines[:start])))
+        code, before = "\n".join(body) + "\n", "\n".join(lines[:start])
+        found.append(Block(page, start + 1, language, tuple(words[1:]), code, before))
     return found
 
 
@@ -101,3 +104,11 @@ def test_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             exec(compile(block.code, block.where(), "exec"), namespace)
         except Exception as err:
             raise AssertionError(f"{block.where()}: the block fails: {type(err).__name__}: {err}") from err
+
+
+def test_backends_page_table_is_current() -> None:
+    from softras.raster.backends import backend_table
+
+    assert backend_table() in (ROOT / "docs" / "backends.md").read_text(encoding="utf-8"), (
+        "docs/backends.md's table is stale: paste softras.raster.backends.backend_table()"
+    )

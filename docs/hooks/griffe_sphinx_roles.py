@@ -2,7 +2,8 @@
 
 The docstrings use Google sections with Sphinx-style references (:func:`render`,
 :class:`~softras.raster.contract.RasterResult`) and reST literal-block markers (``Example::``).
-Markdown knows neither, so before a docstring is parsed every role becomes an autorefs link
+and reST simple tables (columns under ``=====`` rules). Markdown knows none of them, so before a
+docstring is parsed every simple table becomes a Markdown table, every role an autorefs link
 ``[`name`][full.path]`` (the target resolved in the object's scope, as Sphinx would) and a
 trailing ``::`` becomes ``:``. A role whose softras target cannot be resolved stays a link to
 the name as written, so ``mkdocs build --strict`` reports it; names outside softras (the
@@ -17,6 +18,26 @@ import griffe
 
 ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|exc|obj|const):`(~?)([^`<>]+?)`")
 LITERAL_MARKER = re.compile(r"(?<=\S)::$", re.MULTILINE)
+TABLE_RULE = re.compile(r"^ *=+( +=+)+ *$")
+
+
+def simple_tables(text: str) -> str:
+    """``text`` with each reST simple table (rule, header, rule, rows, rule) as a Markdown table."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        rules = [j for j in range(i, len(lines)) if TABLE_RULE.match(lines[j])][:3]
+        if len(rules) < 3 or rules[0] != i or rules[1] != i + 2:
+            out.append(lines[i])
+            i += 1
+            continue
+        spans = [m.span() for m in re.finditer(r"=+", lines[i])]
+        spans[-1] = (spans[-1][0], None)  # the last column runs to the end of the line
+
+        rows = [lines[i + 1], *(row for row in lines[rules[1] + 1 : rules[2]] if row.strip())]
+        cells = ["| " + " | ".join(row[a:b].strip() for a, b in spans) + " |" for row in rows]
+        out.extend([cells[0], "|" + "---|" * len(spans), *cells[1:]])
+        i = rules[2] + 1
+    return "\n".join(out)
 
 
 def resolve(obj: griffe.Object, target: str) -> str:
@@ -40,7 +61,7 @@ def resolve(obj: griffe.Object, target: str) -> str:
 
 
 def convert(obj: griffe.Object, text: str) -> str:
-    """``text`` with its roles as autorefs links and its ``::`` markers as ``:``."""
+    """``text`` with its simple tables in Markdown, its roles as autorefs links and ``::`` as ``:``."""
 
     def link(match: re.Match[str]) -> str:
         short, target = match.group(1) == "~", match.group(2).strip()
@@ -48,7 +69,7 @@ def convert(obj: griffe.Object, text: str) -> str:
         path = resolve(obj, target)
         return f"[`{title}`][{path}]" if path.split(".")[0] == "softras" else f"`{title}`"
 
-    return LITERAL_MARKER.sub(":", ROLE.sub(link, text))
+    return LITERAL_MARKER.sub(":", ROLE.sub(link, simple_tables(text)))
 
 
 class SphinxRoles(griffe.Extension):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mkdocs.structure.pages import Page
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 DOCS_LINK = re.compile(r"\]\(docs/")
 
@@ -18,5 +20,6 @@ def readme_as_home() -> str:
     return DOCS_LINK.sub("](", README.read_text(encoding="utf-8"))
 
 
-def on_page_markdown(markdown: str, page, **kwargs) -> str:  # noqa: ANN001 (MkDocs hook signature)
+def on_page_markdown(markdown: str, page: Page, **kwargs: object) -> str:
+    """MkDocs hook: README's text for the home page, every other page unchanged."""
     return readme_as_home() if page.file.src_uri == "index.md" else markdown

@@ -114,9 +114,14 @@ def stipple() -> tuple[Image.Image, dict[str, float]]:
         to_image(base[crop][..., :3], zoom),
         to_image(over_white(blurry)[crop], zoom),
     ]
-    captions = ["rgb*a + white*(1-a)", "alpha: 0.75 black, 1 white", "aggr_func_alpha='hard'", "rgb as rendered", "sigma = 1e-3"]
+    captions = [
+        "rgb*a + white*(1-a)", "alpha: 0.75 black, 1 white", "aggr_func_alpha='hard'",
+        "rgb as rendered", "sigma = 1e-3",
+    ]
     covered = base[..., 3] > 0.5
-    interior = covered & np.roll(covered, 2, 0) & np.roll(covered, -2, 0) & np.roll(covered, 2, 1) & np.roll(covered, -2, 1)
+    interior = covered.copy()  # covered, and so are the pixels 2 away in each direction
+    for shift, axis in ((2, 0), (-2, 0), (2, 1), (-2, 1)):
+        interior &= np.roll(covered, shift, axis)
     numbers = {
         "min interior alpha": float(base[..., 3][interior].min()),
         "share of interior pixels with alpha < 0.99": float((base[..., 3][interior] < 0.99).mean()),
