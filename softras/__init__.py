@@ -4,7 +4,7 @@
 ``sr.SoftRenderer``, ``sr.functional``, ...); see docs/api.md.
 """
 
-from . import cameras, functional, shapes
+from . import cameras, functional, rotations, shapes
 from .cameras import LookAtCamera, LookCamera, Orthographic, Pinhole, ProjectionCamera
 from .lighting import AmbientLighting, DirectionalLighting, Lighting
 from .losses import FlattenLoss, LaplacianLoss
@@ -44,5 +44,6 @@ __all__ = [
     "default_backend",
     "functional",
     "render",
+    "rotations",
     "shapes",
 ]

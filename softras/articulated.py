@@ -23,10 +23,12 @@ from dataclasses import dataclass
 
 import torch
 
+from softras._precision import no_autocast
 from softras.mesh import Mesh
+from softras.rotations import axis_angle_to_matrix
 from softras.shapes import color_cube
 
-__all__ = ["ArticulatedModel", "Part", "axis_angle_matrix", "humanoid"]
+__all__ = ["ArticulatedModel", "Part", "humanoid"]
 
 Vec3 = tuple[float, float, float]
 
@@ -53,17 +55,6 @@ class Part:
     hi: Vec3
     color: Vec3
     rest: tuple[float, ...] = ()
-
-
-def axis_angle_matrix(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices [..., 3, 3] about the unit ``axis`` [3] by ``angle`` [...] radians (Rodrigues)."""
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero]).reshape(3, 3)
-    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
-    s = torch.sin(angle)[..., None, None]
-    c = torch.cos(angle)[..., None, None]
-    return eye + s * k + (1 - c) * (k @ k)
 
 
 class ArticulatedModel:
@@ -130,6 +121,10 @@ class ArticulatedModel:
         """
         if angles.ndim != 2 or angles.shape[1] != self.num_joints:
             raise ValueError(f"angles: expected shape [B, {self.num_joints}], got {tuple(angles.shape)}")
+        with no_autocast(angles.device):  # autocast's bfloat16 matmul would move the joints by ~1e-3
+            return self._transforms(angles)
+
+    def _transforms(self, angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b = angles.shape[0]
         eye = torch.eye(3, dtype=angles.dtype, device=angles.device).expand(b, 3, 3)
         rots: list[torch.Tensor] = []
@@ -139,7 +134,7 @@ class ArticulatedModel:
             local = eye
             for axis in p.axes:
                 a = torch.tensor(axis, dtype=angles.dtype, device=angles.device)
-                local = local @ axis_angle_matrix(a / a.norm(), angles[:, j])
+                local = local @ axis_angle_to_matrix(a / a.norm() * angles[:, j, None])
                 j += 1
             offset = torch.tensor(p.offset, dtype=angles.dtype, device=angles.device)
             if p.parent < 0:
@@ -155,7 +150,8 @@ class ArticulatedModel:
         """Posed vertices ``[B, 8 P, 3]`` for joint angles ``[B, J]`` (differentiable)."""
         rots, pos = self.transforms(angles)
         boxes = self._boxes.to(angles)
-        v = torch.einsum("bpij,pvj->bpvi", rots, boxes) + pos[:, :, None, :]
+        with no_autocast(angles.device):
+            v = torch.einsum("bpij,pvj->bpvi", rots, boxes) + pos[:, :, None, :]
         return v.reshape(angles.shape[0], -1, 3)
 
     def part_centers(self, angles: torch.Tensor) -> torch.Tensor:

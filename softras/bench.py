@@ -378,7 +378,12 @@ def _sync(device: torch.device) -> None:
 
 
 def _times(fn: Callable[[], None], warmup: int, repeat: int, device: torch.device) -> list[float]:
-    """Wall time in seconds of ``repeat`` calls of ``fn`` after ``warmup`` untimed ones."""
+    """Wall time in seconds of ``repeat`` calls of ``fn`` after ``warmup`` untimed ones.
+
+    Not ``torch.utils.benchmark.Timer``: its ``timeit`` runs two more untimed calls before every
+    measurement and its ``*_autorange`` choose the number of calls, while ``--warmup``/``--repeat``
+    fix both and every run is reported (slow reference-backend calls would take 3x as long).
+    """
     for _ in range(warmup):
         fn()
     times = []

@@ -32,8 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from . import functional as srf
+from ._precision import matmul
 from ._validation import as_float_tensor, check_points, image_hw
 from .functional.transform import distorted_pixels
+from .rotations import axis_angle_to_matrix
 
 __all__ = [
     "Camera",
@@ -154,21 +156,10 @@ def _size_or_none(image_size: object) -> ImageSize | None:
 def rodrigues(rvec: torch.Tensor) -> torch.Tensor:
     """Axis-angle vectors [B, 3] (or [3]) -> rotation matrices [B, 3, 3] (as ``cv2.Rodrigues``).
 
-    Differentiable everywhere, including at rvec = 0 (a Taylor expansion is used near 0).
+    :func:`softras.rotations.axis_angle_to_matrix` on a validated [B, 3] tensor; differentiable
+    everywhere, including at rvec = 0.
     """
-    r = _param("rvec", rvec, (3,))
-    theta2 = (r * r).sum(-1, keepdim=True)[..., None]  # [B, 1, 1]
-    small = theta2 < 1e-8
-    safe2 = torch.where(small, torch.ones_like(theta2), theta2)
-    theta = safe2.sqrt()
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / safe2)
-    zero = torch.zeros_like(r[:, 0])
-    kx = torch.stack([zero, -r[:, 2], r[:, 1], r[:, 2], zero, -r[:, 0], -r[:, 1], r[:, 0], zero], dim=-1).reshape(
-        -1, 3, 3
-    )
-    eye = torch.eye(3, dtype=r.dtype, device=r.device).expand_as(kx)
-    return eye + a * kx + b * (kx @ kx)
+    return axis_angle_to_matrix(_param("rvec", rvec, (3,)))
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -291,7 +282,7 @@ class _EyeCamera(Camera):
         eye, rows = self._axes(points_like)
         flip = torch.tensor([1.0, -1.0, 1.0], dtype=rows.dtype, device=rows.device)
         R = rows * flip[None, :, None]  # x right, y down, z forward
-        return R, -(R @ eye[:, :, None])[..., 0]
+        return R, -matmul(R, eye[:, :, None])[..., 0]
 
     def _intrinsics(self, size: ImageSize, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         h, w = size
@@ -478,7 +469,7 @@ class ProjectionCamera(Camera):
         points = _points(points)
         P = as_float_tensor("P", self.P, device=points.device, dtype=points.dtype)
         homo = torch.cat([points, torch.ones_like(points[:, :, :1])], dim=-1)
-        return torch.matmul(homo, P.expand(points.shape[0], 3, 4).transpose(2, 1))
+        return matmul(homo, P.expand(points.shape[0], 3, 4).transpose(2, 1))
 
     def to_screen(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
         size = self._hw(image_size, required=False)
@@ -525,7 +516,7 @@ class _OpenCVCamera(Camera):
         """[B, N, 3] world -> OpenCV camera frame R·x + t: x right, y down, z forward."""
         points = _points(points)
         p = _batch(points, R=self.R, t=self.t)
-        return torch.matmul(points, p["R"].transpose(1, 2)) + p["t"][:, None, :]
+        return matmul(points, p["R"].transpose(1, 2)) + p["t"][:, None, :]
 
     def _image_plane(self, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

@@ -8,14 +8,18 @@ import torch
 from torch import nn
 
 from . import functional as srf
+from ._state import SettingsState
 from ._validation import check_choice
 from .mesh import Mesh
 
 __all__ = ["AmbientLighting", "DirectionalLighting", "Lighting"]
 
 
-class AmbientLighting(nn.Module):
-    """``light + intensity * color`` (intensity and colour may be tensors, [B] / [B, 3])."""
+class AmbientLighting(SettingsState, nn.Module):
+    """``light + intensity * color`` (intensity and colour may be tensors, [B] / [B, 3]); both are
+    in ``state_dict``."""
+
+    _state_attributes = ("light_intensity", "light_color")
 
     def __init__(self, light_intensity: float = 0.5, light_color: Sequence[float] = (1, 1, 1)) -> None:
         super().__init__()
@@ -26,8 +30,10 @@ class AmbientLighting(nn.Module):
         return srf.ambient_lighting(light, self.light_intensity, self.light_color)
 
 
-class DirectionalLighting(nn.Module):
-    """``light + intensity * color * max(0, n · direction)``."""
+class DirectionalLighting(SettingsState, nn.Module):
+    """``light + intensity * color * max(0, n · direction)``; the three are in ``state_dict``."""
+
+    _state_attributes = ("light_intensity", "light_color", "light_direction")
 
     def __init__(
         self,
@@ -44,12 +50,14 @@ class DirectionalLighting(nn.Module):
         return srf.directional_lighting(light, normals, self.light_intensity, self.light_color, self.light_direction)
 
 
-class Lighting(nn.Module):
+class Lighting(SettingsState, nn.Module):
     """Shade a mesh's textures per face (``'surface'``) or per vertex (``'vertex'``).
 
     ``forward(mesh)`` returns a new :class:`Mesh` whose textures are multiplied by the light;
-    the input mesh is not modified.
+    the input mesh is not modified. ``light_mode`` and the terms' settings are in ``state_dict``.
     """
+
+    _state_attributes = ("light_mode",)
 
     def __init__(
         self,
@@ -64,6 +72,10 @@ class Lighting(nn.Module):
         self.light_mode = check_choice("light_mode", light_mode, ("surface", "vertex"))
         self.ambient = AmbientLighting(intensity_ambient, color_ambient)
         self.directionals = nn.ModuleList([DirectionalLighting(intensity_directionals, color_directionals, directions)])
+
+    def set_extra_state(self, state: object) -> None:
+        super().set_extra_state(state)
+        check_choice("light_mode", self.light_mode, ("surface", "vertex"))
 
     def forward(self, mesh: Mesh) -> Mesh:
         check_choice("light_mode", self.light_mode, ("surface", "vertex"))

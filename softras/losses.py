@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from softras._precision import no_autocast
 from softras._validation import as_float_tensor, as_index_tensor, check_positive, check_shape
 from softras.functional.geometry import face_vertices
 
@@ -139,7 +140,8 @@ class LaplacianLoss(nn.Module):
                 is_coalesced=True, check_invariants=False,
             )
             xt = x.permute(1, 0, 2).reshape(nv, b * c)
-            ax = torch.sparse.mm(adj, xt).reshape(nv, b, c).permute(1, 0, 2)
+            with no_autocast(x.device):  # autocast would lower the product to float16
+                ax = torch.sparse.mm(adj, xt).reshape(nv, b, c).permute(1, 0, 2)
         else:  # devices without sparse kernels (e.g. MPS): scatter-add over the edge list
             ax = torch.zeros_like(x).index_add(1, rows, x[:, cols])
         keep = (deg > 0).to(x.dtype)[None, :, None]

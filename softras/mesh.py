@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -10,6 +11,9 @@ import torch
 from . import functional as srf
 from ._memory import check_texels
 from ._validation import as_float_tensor, as_index_tensor, as_scalar, check_choice, check_finite
+
+if TYPE_CHECKING:
+    import trimesh
 
 __all__ = ["Mesh"]
 
@@ -249,6 +253,86 @@ class Mesh:
             texture_res=texture_res_out,
             texture_type=self._texture_type,
         )
+
+    # ---- other libraries (softras.interop) -------------------------------------------------
+    @classmethod
+    def from_trimesh(
+        cls,
+        mesh: trimesh.Trimesh,
+        *,
+        texture_res: int = 4,
+        texture_type: str = "surface",
+        normalization: bool = False,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Mesh:
+        """A batch-1 mesh from a ``trimesh.Trimesh``, with its colours (as :meth:`from_file` reads them).
+
+        Vertices and faces keep trimesh's order. Colours: vertex colours, face colours, or the
+        texture image sampled with the uvs at the texel centres; white where there are none.
+
+        Args:
+            mesh: a ``trimesh.Trimesh`` (merge a ``Scene`` first with ``scene.to_geometry()``).
+            texture_res: R of surface textures.
+            texture_type: ``'surface'`` ([1, F, R*R, 3]) or ``'vertex'`` ([1, V, 3]).
+            normalization: centre and scale into [-1, 1] like :meth:`from_obj`.
+            dtype: floating dtype of vertices and textures (trimesh holds float64; default float32).
+            device: where the tensors go (default CPU).
+        """
+        from .interop import mesh_from_trimesh
+
+        return mesh_from_trimesh(
+            mesh, texture_res=texture_res, texture_type=texture_type, normalization=normalization,
+            dtype=dtype, device=device,
+        )  # fmt: skip
+
+    def to_trimesh(self, index: int = 0, *, surface: str = "auto") -> trimesh.Trimesh:
+        """Item ``index`` of the batch as a ``trimesh.Trimesh`` (detached, float64 positions).
+
+        Args:
+            index: which item of the batch.
+            surface: how surface textures are written: ``'auto'`` (face colours when each face has
+                one colour, else ``'texture'``), ``'face_colors'`` (each face's mean texel; keeps
+                the vertices) or ``'texture'`` (a texture atlas with uvs; 3 vertices per face).
+
+        Vertex textures become vertex colours. trimesh stores colours as 8 bits per channel.
+        See :mod:`softras.interop` for the details.
+        """
+        from .interop import mesh_to_trimesh
+
+        return mesh_to_trimesh(self, index, surface)
+
+    @classmethod
+    def from_pytorch3d(
+        cls,
+        meshes: Any,
+        *,
+        texture_res: int = 4,
+        texture_type: str | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> Mesh:
+        """A batch of N from a PyTorch3D ``Meshes`` of N items that share vertex and face counts.
+
+        For items of different sizes use :func:`softras.interop.meshes_from_pytorch3d` (a list).
+        ``TexturesVertex`` become vertex textures, ``TexturesAtlas`` surface textures (the same
+        texels), ``TexturesUV`` surface textures of ``texture_res`` sampled at the texel centres.
+        ``dtype`` / ``device`` default to the vertices'; the autograd graph is kept.
+        """
+        from .interop import mesh_from_pytorch3d
+
+        return mesh_from_pytorch3d(meshes, texture_res=texture_res, texture_type=texture_type, dtype=dtype,
+                                   device=device)
+
+    def to_pytorch3d(self) -> Any:
+        """The batch as a PyTorch3D ``Meshes`` (``TexturesVertex`` or ``TexturesAtlas``), graph kept.
+
+        Raises:
+            ImportError: PyTorch3D is not installed.
+        """
+        from .interop import meshes_to_pytorch3d
+
+        return meshes_to_pytorch3d(self)
 
     def voxelize(self, voxel_size: int = 32) -> torch.Tensor:
         """[B, N, N, N] occupancy of the mesh (coordinates in [-0.5, 0.5]^3 fill the grid)."""

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._state import SettingsState
 from .cameras import image_hw
 from .mesh import Mesh
 from .raster import RasterSettings, rasterize
@@ -17,14 +18,22 @@ __all__ = ["Rasterizer", "SoftRasterizer"]
 _MODES = (None, "rgb", "silhouettes")
 
 
-class SoftRasterizer(nn.Module):
+class SoftRasterizer(SettingsState, nn.Module):
     """Soft rasterization of a (screen-space) mesh into [B, 4, S, S] RGBA images.
 
     Arguments and defaults are the original's (see :class:`softras.raster.RasterSettings`);
     ``anti_aliasing`` renders at 2S and average-pools 2×2. Attributes may be changed between
     calls (``sigma_val``, ``gamma_val``, ...); they are validated at every call. ``backend``
     picks the rasterization backend (``None``: the device's default).
+
+    ``state_dict`` holds every option but ``backend`` (which depends on the machine), so that
+    ``load_state_dict`` into a fresh module renders the same images.
     """
+
+    _state_attributes = (
+        "image_size", "background_color", "near", "far", "anti_aliasing", "fill_back", "eps", "sigma_val",
+        "dist_func", "dist_eps", "gamma_val", "aggr_func_rgb", "aggr_func_alpha", "texture_type",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -62,6 +71,10 @@ class SoftRasterizer(nn.Module):
         self.texture_type = texture_type
         self.backend = backend
         self.settings()  # validate now, not at the first render
+
+    def set_extra_state(self, state: object) -> None:
+        super().set_extra_state(state)
+        self.settings()
 
     def settings(self) -> RasterSettings:
         """The current options as validated :class:`RasterSettings`."""

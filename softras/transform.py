@@ -7,6 +7,7 @@ Thin ``nn.Module`` shells with the original's constructor arguments over the cam
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from . import functional as srf
+from ._state import check_state, plain
 from ._validation import check_choice
 from .cameras import Camera, LookAtCamera, LookCamera, ProjectionCamera, _EyeCamera
 from .mesh import Mesh
@@ -32,13 +34,31 @@ def _camera_field(name: str, doc: str) -> property:
 
 
 class _CameraModule(nn.Module):
-    """An ``nn.Module`` around one camera object; ``forward`` is its ``to_screen``."""
+    """An ``nn.Module`` around one camera object; ``forward`` is its ``to_screen``.
+
+    ``state_dict`` holds the camera's class name and parameters; ``load_state_dict`` replaces the
+    camera by one of the same class with the saved parameters.
+    """
 
     camera: Camera
 
     def forward(self, vertices: torch.Tensor, image_size: object = None) -> torch.Tensor:
         """[B, V, 3] world -> [B, V, 3] screen (x, y NDC, z depth); ``image_size`` (H, W) or None (square)."""
         return self.camera.to_screen(vertices, image_size)
+
+    def get_extra_state(self) -> dict[str, object]:
+        fields = {f.name: plain(getattr(self.camera, f.name)) for f in dataclasses.fields(self.camera)}
+        return {"camera": type(self.camera).__name__, "parameters": fields}
+
+    def set_extra_state(self, state: object) -> None:
+        state = check_state(type(self).__name__, state, ("camera", "parameters"))
+        have = type(self.camera).__name__
+        if state["camera"] != have:
+            raise ValueError(
+                f"state_dict: the saved camera is a {state['camera']}, this {type(self).__name__} holds a {have} "
+                "(build the module with the same camera_mode)"
+            )
+        self.camera = self.camera.replace(**state["parameters"])
 
 
 class _EyeModule(_CameraModule):

@@ -59,11 +59,19 @@ def test_unknown_and_missing_backends_get_clear_errors(monkeypatch: pytest.Monke
         get_backend("cpu")
 
 
-def test_device_and_dtype_mismatch_name_the_backend() -> None:
-    fv = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]]], dtype=torch.float16)
+def test_a_dtype_the_backend_cannot_compute_in_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    f64_only = Backend(
+        name="f64", summary="test double", devices=("cpu",), priority=0, entry=f"{__name__}:_calls_reference",
+        dtypes=(torch.float64,),
+    )  # fmt: skip
+    monkeypatch.setitem(raster.BACKENDS, "f64", f64_only)
     s = RasterSettings.create(4)
-    with pytest.raises(TypeError, match=r"backend 'cpu' supports torch\.float32, torch\.float64"):
-        rasterize_channels(fv, s, backend="cpu")
+    for dtype in (torch.float32, torch.float16):  # half inputs would be computed in float32
+        fv = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]]], dtype=dtype)
+        with pytest.raises(TypeError, match=rf"backend 'f64' computes in torch\.float64, got {dtype}"):
+            rasterize_channels(fv, s, backend="f64")
+    fv64 = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]]], dtype=torch.float64)
+    assert rasterize_channels(fv64, s, backend="f64").alpha.dtype == torch.float64
 
 
 def test_register_backend_rejects_non_descriptors() -> None:

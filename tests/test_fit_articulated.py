@@ -17,7 +17,7 @@ from softras.apps.fit_articulated import (
     run_fit_articulated,
     target_angles,
 )
-from softras.articulated import axis_angle_matrix, humanoid
+from softras.articulated import humanoid
 from softras.cli import main
 
 SIZE = 32
@@ -45,12 +45,6 @@ def test_model_shapes_and_rest_pose(model) -> None:
     mesh = model.mesh(a.expand(3, -1))
     assert mesh.batch_size == 3 and mesh.num_faces == 12 * p
     assert model.joints_of([OCCLUDED_PART]) == [model.joint_names.index("r_hand.0")]
-
-
-def test_axis_angle_matrix_is_a_rotation() -> None:
-    r = axis_angle_matrix(torch.tensor([0.0, 0.0, 1.0]), torch.tensor(math.pi / 2))
-    assert torch.allclose(r @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
-    assert torch.allclose(r @ r.T, torch.eye(3), atol=1e-6)
 
 
 def test_forward_kinematics_moves_only_the_subtree(model) -> None:

@@ -10,17 +10,15 @@ import imageio.v3 as iio
 import pytest
 import torch
 
+from softras import rotations
 from softras.apps import UsageError
 from softras.apps.fit_pose import (
     SHARP,
     FitPoseResult,
     PoseScene,
-    axis_angle_to_quat,
     blur_schedule,
     occluded_fraction,
     optimize_pose,
-    quat_multiply,
-    quat_to_matrix,
     random_rotations,
     rotation_error_deg,
     run_fit_pose,
@@ -40,18 +38,19 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> FitPoseResult:
 def test_rotation_helpers() -> None:
     gen = torch.Generator().manual_seed(0)
     q = random_rotations(16, 90.0, gen)
-    r = quat_to_matrix(q)
+    r = rotations.quaternion_to_matrix(q)
     eye = torch.eye(3, dtype=r.dtype).expand_as(r)
     assert torch.allclose(r @ r.transpose(1, 2), eye, atol=1e-9)
     assert torch.allclose(torch.linalg.det(r), torch.ones(16, dtype=r.dtype), atol=1e-9)
     assert torch.all(rotation_error_deg(q, q) < 1e-3)
     assert torch.all(rotation_error_deg(q, -q) < 1e-3)  # q and -q are the same rotation
     # composing with a 30° rotation about any axis gives a 30° geodesic error
-    dq = axis_angle_to_quat(torch.tensor([0.3, -1.0, 0.5], dtype=torch.float64), torch.tensor(math.radians(30.0)))
-    err = rotation_error_deg(quat_multiply(dq[None], q), q)
+    axis = torch.nn.functional.normalize(torch.tensor([0.3, -1.0, 0.5], dtype=torch.float64), dim=0)
+    dq = rotations.axis_angle_to_quaternion(axis * math.radians(30.0))
+    err = rotation_error_deg(rotations.quaternion_multiply(dq[None], q), q)
     assert torch.allclose(err, torch.full_like(err, 30.0), atol=1e-6)
     assert float(rotation_error_deg(q[:1], q[:1]).max()) < 1e-3
-    angles = rotation_error_deg(q, torch.tensor([1.0, 0, 0, 0], dtype=torch.float64))
+    angles = rotation_error_deg(q, torch.tensor([0.0, 0, 0, 1], dtype=torch.float64))  # XYZW identity
     assert float(angles.max()) <= 90.0 + 1e-6
 
 
@@ -75,8 +74,8 @@ def test_small_perturbation_converges() -> None:
     q_true, t_true = true_pose()
     with torch.no_grad():
         target = scene.render(q_true[None], t_true[None], *SHARP)
-    dq = axis_angle_to_quat(torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([math.radians(15.0)]))
-    q0 = quat_multiply(dq, q_true[None])
+    dq = rotations.axis_angle_to_quaternion(torch.tensor([[1.0, 1.0, 0.0]]) * (math.radians(15.0) / math.sqrt(2)))
+    q0 = rotations.quaternion_multiply(dq, q_true[None])
     t0 = torch.tensor([[0.05, -0.03, 0.0]])
     sig, gam = blur_schedule(30, start=(1e-3, 1e-2), end=(1e-4, 1e-3))
     trace = optimize_pose(scene, target, q_true, t_true, q0, t0, sig, gam, lr=0.03, frames=3)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from softras.raster import RasterSettings, rasterize_channels
-from softras.raster.contract import FaceConst, bin_faces, pixel_ranges
+from softras.raster.contract import FaceConst, bin_faces, has_area, pixel_ranges
 
 from .scenes import random_scene
 
@@ -180,6 +180,9 @@ def test_compiled_binning_equals_the_contract(dtype: torch.dtype, tile: int) -> 
 
     for seed in range(4):
         fv, _ = random_scene(batch=3, faces=40, seed=seed, dtype=dtype, spread=1.5, size=0.3 + seed * 0.3)
+        fv[0, 3, 2] = fv[0, 3, 0]  # zero-area faces (contract.has_area): a repeated vertex,
+        fv[1, 5, 2, :2] = 0.5 * (fv[1, 5, 0, :2] + fv[1, 5, 1, :2])  # a collinear one,
+        fv[2, 7, 1:, :2] = fv[2, 7, :1, :2] + 1e-9  # and a tiny one
         h, w = (21, 34) if seed % 2 else (40, 9)
         cull = math.sqrt(1e-3 * math.log(1 / 1e-4 - 1)) * (seed + 1)
         want = pixel_ranges(fv, cull, (h, w))
@@ -190,6 +193,7 @@ def test_compiled_binning_equals_the_contract(dtype: torch.dtype, tile: int) -> 
         inv = np.empty((3, 40, 9))
         cpu_kernels.prepare_faces(fv.numpy(), np.array([cull], dtype=xs.dtype), xs, ys, ranges, front, inv)
         got = torch.from_numpy(ranges)
+        assert want.empty[~has_area(fv)].all()
         for k, t in enumerate((want.c0, want.c1, want.r0, want.r1)):
             assert torch.equal(got[..., k], t)
         assert torch.equal(torch.from_numpy(front), want.front)
@@ -225,4 +229,3 @@ def test_face_tuple_follows_the_face_const_layout() -> None:
     assert fc[FaceConst.INV_EDGE_LEN2 + 1] == pytest.approx(1 / ((x2 - x1) ** 2 + (y2 - y1) ** 2))
     edge1 = math.hypot(x2 - x1, y2 - y1)  # opposite vertex 0
     assert fc[FaceConst.ALTITUDE2 + 0] == pytest.approx((det / edge1) ** 2)
-    assert fc[FaceConst.DEGENERATE] == 0.0

@@ -92,3 +92,42 @@ def test_float32_gradients_do_not_amplify_rounding_at_tiny_gamma(backend: str) -
         assert float((got - want).abs().max()) <= 1e-3 * scale
     else:  # float32 arithmetic: bounded by float32 rounding of depth differences / (γ (far - near))
         assert torch.isfinite(got).all()
+
+
+ZERO_AREA = {
+    "collinear": [[0.45, 0.40, 3.17], [0.48, 0.24, 3.51], [0.465, 0.32, 3.34]],  # v2 = midpoint of v0-v1
+    "point": [[0.1, 0.2, 2.5]] * 3,
+    "duplicate_vertex": [[-0.3, 0.1, 2.2], [0.4, -0.2, 2.6], [-0.3, 0.1, 2.2]],
+    "tiny": [[0.2, 0.1, 2.0], [0.2 + 1e-12, 0.1, 2.0], [0.2, 0.1 + 1e-12, 2.0]],  # |det| ~ 1e-24
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", list(ZERO_AREA))
+@pytest.mark.parametrize("dist_func", ["hard", "barycentric", "euclidean"])
+def test_a_face_without_area_is_not_rasterized(backend: str, kind: str, dist_func: str) -> None:
+    """contract.DET_EPS: a zero-area face changes no output and gets no gradient, on every backend."""
+    g = torch.Generator().manual_seed(3)
+    solid = _tri([2.0, 2.4, 2.8])
+    fv = torch.cat([solid, torch.tensor([[ZERO_AREA[kind]]], dtype=F64)], dim=1)
+    colours = torch.rand(1, 2, 3, 3, generator=g, dtype=F64)
+    texels = torch.rand(1, 2, 4, 3, generator=g, dtype=F64)
+    s = RasterSettings.create((11, 13), sigma_val=3e-3, gamma_val=1e-2, dist_func=dist_func,
+                              with_depth=True, with_zbuffer=True)  # fmt: skip
+
+    def run(faces: torch.Tensor, vertex: torch.Tensor, surface: torch.Tensor):
+        leaves = [t.clone().requires_grad_(True) for t in (faces, vertex, surface)]
+        out = rasterize_channels(leaves[0], s, surface=leaves[2], vertex=leaves[1], backend=backend)
+        upstream = torch.randn(out.channels.shape, generator=torch.Generator().manual_seed(4), dtype=F64)
+        loss = (out.channels * upstream).sum() + out.depth.sum()
+        if dist_func != "hard":
+            loss = loss + out.alpha.sum()
+        return out, torch.autograd.grad(loss, leaves)
+
+    with_face, grads = run(fv, colours, texels)
+    without, grads_without = run(solid, colours[:, :1], texels[:, :1])
+    for name in ("channels", "alpha", "depth", "hard_depth", "barycentrics", "face_id"):
+        torch.testing.assert_close(getattr(with_face, name), getattr(without, name), rtol=0, atol=0, msg=name)
+    for g_with, g_without in zip(grads, grads_without, strict=True):
+        torch.testing.assert_close(g_with[:, :1], g_without, rtol=0, atol=0)
+        assert torch.equal(g_with[:, 1:], torch.zeros_like(g_with[:, 1:]))

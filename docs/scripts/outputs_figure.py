@@ -10,27 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from matplotlib import colormaps
+from PIL import Image, ImageDraw
 
 import softras
+from softras.apps.figures import font
 from softras.cameras import LookAtCamera
 
 SIZE = (240, 320)  # (H, W)
 LABEL = 26
-# viridis at 9 evenly spaced stops (dark blue -> green -> yellow)
-VIRIDIS = np.array(
-    [
-        [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-        [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
-    ],
-    dtype=np.float64,
-) / 255  # fmt: skip
 
 
 def colormap(values: np.ndarray) -> np.ndarray:
     """[H, W] values in [0, 1] -> [H, W, 3] viridis colours."""
-    stops = np.linspace(0.0, 1.0, len(VIRIDIS))
-    return np.stack([np.interp(values, stops, VIRIDIS[:, k]) for k in range(3)], axis=-1)
+    return colormaps["viridis"](values)[..., :3]
 
 
 def depth_image(depth: np.ndarray, shown: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -84,12 +77,12 @@ def sheet(items: list[tuple[str, np.ndarray]], columns: int = 4) -> Image.Image:
     rows = (len(items) + columns - 1) // columns
     canvas = Image.new("RGB", (columns * w, rows * (h + LABEL)), "white")
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=18)
+    face = font(18)
     for i, (label, image) in enumerate(items):
         x, y = (i % columns) * w, (i // columns) * (h + LABEL)
         tile = Image.fromarray((np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
         canvas.paste(tile, (x, y + LABEL))
-        draw.text((x + 6, y + 3), label, fill="black", font=font)
+        draw.text((x + 6, y + 3), label, fill="black", font=face)
     return canvas
 
 

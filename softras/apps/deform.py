@@ -38,6 +38,7 @@ from torch import nn
 from softras import __version__
 from softras._validation import resolve_device
 from softras.apps import Command, UsageError
+from softras.apps.figures import label
 from softras.losses import FlattenLoss, LaplacianLoss, hard_iou, neg_iou_loss
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
@@ -419,24 +420,8 @@ def _grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
-    """``image`` [H, W, 3] with ``text`` below it on a white band (split at ``"; "`` into
-    several lines where one line would be wider than the image)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    h, w = image.shape[:2]
-    size = 12 if w >= 200 else 9
-    try:
-        font = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    lines = [text] if measure.textlength(text, font=font) <= w - 6 else text.split("; ")
-    canvas = Image.new("RGB", (w, h + len(lines) * (size + 3) + 4), (255, 255, 255))
-    canvas.paste(Image.fromarray(image), (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    for k, line in enumerate(lines):
-        draw.text((3, h + 2 + k * (size + 3)), line, fill=(30, 30, 30), font=font)
-    return np.asarray(canvas)
+    """``image`` [H, W, 3] with ``text`` below it, left-aligned (in lines where too wide)."""
+    return label([image], [text], size=12 if image.shape[1] >= 200 else 9, align="left")[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,12 +47,8 @@ import torch
 
 from softras import __version__
 from softras.apps import Command, UsageError
-from softras.apps.fit_pose import (
-    _upscale,
-    add_common_arguments,
-    draw_loss_curve,
-    label_panels,
-)
+from softras.apps.figures import LossPlot, label_panels
+from softras.apps.fit_pose import _upscale, add_common_arguments
 from softras.apps.render import composite, save_gif
 from softras.articulated import ArticulatedModel, humanoid
 from softras.mesh import Mesh
@@ -316,6 +312,7 @@ def _ghost(current: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
 def _gif_frames(traces: dict[str, ArticulatedTrace], truth_unoccluded: torch.Tensor, scale: int) -> np.ndarray:
     colors = {"soft": (30, 100, 220), "hard": (220, 60, 30)}
     curves = [tr.losses.numpy() for tr in traces.values()]
+    plot = None
     out = []
     n = len(next(iter(traces.values())).frame_iters)
     for k in range(n):
@@ -325,10 +322,10 @@ def _gif_frames(traces: dict[str, ArticulatedTrace], truth_unoccluded: torch.Ten
             tgt = _upscale(composite(tr.frames_target[k : k + 1])[0], scale)
             cur = _upscale(composite(tr.frames_view[k : k + 1])[0], scale)
             ghost = _upscale(_ghost(tr.frames_overlay[k], truth_unoccluded[0]), scale)
-            plot = draw_loss_curve(curves, it, (cur.shape[1], cur.shape[0]), [colors[m] for m in traces])
+            plot = plot or LossPlot(curves, [colors[m] for m in traces], (cur.shape[1], cur.shape[0]))
             rows.append(
                 label_panels(
-                    [tgt, cur, ghost, plot],
+                    [tgt, cur, ghost, plot.frame(it)],
                     [f"{mode} target", f"current it {it}", f"hand err {float(tr.hand_err[it]):.2f}", "loss"],
                 )
             )

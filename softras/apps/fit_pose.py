@@ -38,9 +38,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from softras import __version__
+from softras import __version__, rotations
 from softras.apps import Command, UsageError
+from softras.apps.figures import LossPlot, label_panels
 from softras.apps.render import composite, save_gif
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
@@ -66,10 +68,7 @@ __all__ = [
     "FitPoseResult",
     "PoseScene",
     "blur_schedule",
-    "draw_loss_curve",
-    "label_panels",
     "optimize_pose",
-    "quat_to_matrix",
     "random_rotations",
     "rotation_error_deg",
     "run_fit_pose",
@@ -88,61 +87,23 @@ GIF_FPS = 10.0
 
 
 # ---------------------------------------------------------------------------------------------
-# rotations
+# rotations (quaternions are XYZW, see softras.rotations)
 # ---------------------------------------------------------------------------------------------
-def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Unit-normalise quaternions ``q`` [..., 4] (w, x, y, z) and return rotation matrices [..., 3, 3]."""
-    q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    w, x, y, z = q.unbind(-1)
-    rows = (
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    )  # fmt: skip
-    return torch.stack(rows, dim=-1).reshape(*q.shape[:-1], 3, 3)
-
-
-def axis_angle_to_quat(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Unit axes [..., 3] and angles [...] (radians) -> quaternions [..., 4] (w, x, y, z)."""
-    axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    half = angle[..., None] / 2
-    return torch.cat([torch.cos(half), torch.sin(half) * axis], dim=-1)
-
-
-def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product ``a ⊗ b`` of quaternions [..., 4] (the rotation ``b`` then ``a``)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        dim=-1,
-    )
-
-
 def random_rotations(
     n: int, max_angle_deg: float, generator: torch.Generator, min_angle_deg: float = 0.0
 ) -> torch.Tensor:
-    """``n`` random rotations as quaternions [n, 4]: uniform random axes, angles uniform in
+    """``n`` random rotations as XYZW quaternions [n, 4]: uniform random axes, angles uniform in
     ``[min_angle_deg, max_angle_deg]`` degrees (``max_angle_deg=180`` with ``min=0`` is not the
     Haar measure, but covers every rotation)."""
     axis = torch.randn(n, 3, generator=generator, dtype=torch.float64)
     lo, hi = math.radians(min_angle_deg), math.radians(max_angle_deg)
     angle = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
-    return axis_angle_to_quat(axis, angle)
+    return rotations.axis_angle_to_quaternion(F.normalize(axis, dim=-1) * angle[:, None])
 
 
 def rotation_error_deg(q: torch.Tensor, q_true: torch.Tensor) -> torch.Tensor:
     """Geodesic angle in degrees (float64) between rotations ``q`` [..., 4] and ``q_true`` [..., 4] (any norm)."""
-    q, q_true = q.double(), q_true.double()  # acos near 1 needs float64 below ~0.1°
-    q = q / q.norm(dim=-1, keepdim=True)
-    q_true = q_true / q_true.norm(dim=-1, keepdim=True)
-    dot = (q * q_true).sum(-1).abs().clamp(max=1.0)
-    return torch.rad2deg(2 * torch.acos(dot))
+    return torch.rad2deg(rotations.quaternion_distance(q.double(), q_true.double()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +171,7 @@ class PoseScene:
         """
         v, f, tex = color_cube(1.0)
         v, f, tex = v.to(q), f.to(q.device), tex.to(q)
-        rot = quat_to_matrix(q)  # [B, 3, 3]
+        rot = rotations.quaternion_to_matrix(q)  # [B, 3, 3]
         verts = torch.einsum("bij,vj->bvi", rot, v) + t[:, None, :]
         faces, textures = f, tex
         if occluder:
@@ -253,7 +214,7 @@ class PoseTrace:
     """One optimisation run over a batch of starts.
 
     Attributes:
-        q, t: final quaternions [B, 4] and translations [B, 3].
+        q, t: final XYZW quaternions [B, 4] and translations [B, 3].
         losses: [iters, B] image loss per iteration and start.
         rot_err, trans_err: [iters + 1, B] errors (degrees / world units) before each step and at the end.
         frames_sharp, frames_view: [K, B, 4, S, S] sharp renders and the optimiser's own renders
@@ -359,67 +320,6 @@ def optimize_pose(
 # ---------------------------------------------------------------------------------------------
 # pictures
 # ---------------------------------------------------------------------------------------------
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def label_panels(panels: Sequence[np.ndarray], labels: Sequence[str], gap: int = 4) -> np.ndarray:
-    """Place uint8 images [H, W, 3] side by side on white with a text label above each -> [H', W', 3]."""
-    from PIL import Image, ImageDraw
-
-    h = max(p.shape[0] for p in panels)
-    size = max(10, min(14, h // 9))
-    band = size + 6
-    width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    canvas = Image.new("RGB", (width, h + band), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    font = _font(size)
-    x = 0
-    for panel, label in zip(panels, labels, strict=True):
-        canvas.paste(Image.fromarray(panel), (x, band))
-        tw = draw.textlength(label, font=font)
-        draw.text((x + max(0, (panel.shape[1] - tw) / 2), 2), label, fill=(20, 20, 20), font=font)
-        x += panel.shape[1] + gap
-    return np.asarray(canvas)
-
-
-def draw_loss_curve(
-    curves: Sequence[np.ndarray], upto: int, size: tuple[int, int], colors: Sequence[tuple[int, int, int]]
-) -> np.ndarray:
-    """A log-scale plot of loss curves (each [iters]) up to iteration ``upto`` -> uint8 [H, W, 3].
-
-    The axes cover the full range of all curves, so the plot grows frame by frame in an animation.
-    """
-    from PIL import Image, ImageDraw
-
-    w, h = size
-    img = Image.new("RGB", (w, h), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-    logs = [np.log10(np.maximum(np.asarray(c, dtype=np.float64), 1e-12)) for c in curves]
-    lo = min(float(c.min()) for c in logs)
-    hi = max(float(c.max()) for c in logs)
-    hi = hi if hi > lo else lo + 1
-    n = max(len(c) for c in logs)
-    pad = 4
-    draw.rectangle([pad - 1, pad - 1, w - pad, h - pad], outline=(180, 180, 180))
-    for c, color in zip(logs, colors, strict=True):
-        k = min(upto + 1, len(c))
-        if k < 1:
-            continue
-        xs = pad + (w - 2 * pad - 1) * np.arange(k) / max(1, n - 1)
-        ys = pad + (h - 2 * pad - 1) * (hi - c[:k]) / (hi - lo)
-        pts = list(zip(xs.tolist(), ys.tolist(), strict=True))
-        if len(pts) > 1:
-            draw.line(pts, fill=color, width=1)
-        draw.ellipse([pts[-1][0] - 2, pts[-1][1] - 2, pts[-1][0] + 2, pts[-1][1] + 2], fill=color)
-    return np.asarray(img)
-
-
 def _upscale(images: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour upscaling of uint8 images [..., H, W, 3]."""
     if factor <= 1:
@@ -432,6 +332,7 @@ def _pose_gif_frames(target: torch.Tensor, traces: dict[str, PoseTrace], index: 
     tgt = _upscale(composite(target)[0], scale)
     colors = {"schedule": (30, 100, 220), "fixed": (220, 60, 30)}
     curves = [traces[m].losses[:, index].numpy() for m in traces]
+    plot = None
     frames = []
     k_frames = len(next(iter(traces.values())).frame_iters)
     for k in range(k_frames):
@@ -440,12 +341,12 @@ def _pose_gif_frames(target: torch.Tensor, traces: dict[str, PoseTrace], index: 
             it = trace.frame_iters[k]
             cur = _upscale(composite(trace.frames_sharp[k, index : index + 1])[0], scale)
             view = _upscale(composite(trace.frames_view[k, index : index + 1])[0], scale)
-            plot = draw_loss_curve(curves, it, (cur.shape[1], cur.shape[0]), [colors[m] for m in traces])
+            plot = plot or LossPlot(curves, [colors[m] for m in traces], (cur.shape[1], cur.shape[0]))
             err = float(trace.rot_err[it, index])
             s, g = trace.sigmas[it], trace.gammas[it]
             rows.append(
                 label_panels(
-                    [tgt, cur, view, plot],
+                    [tgt, cur, view, plot.frame(it)],
                     ["target", f"{mode} {err:.0f}deg", f"s={s:.0e} g={g:.0e}".replace("e-0", "e-"), f"loss it {it}"],
                 )
             )
@@ -485,9 +386,9 @@ class FitPoseResult:
 
 def true_pose(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """The target pose: a generic rotation showing three sides of the cube, at the origin -> ([4], [3])."""
-    qa = axis_angle_to_quat(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), torch.tensor(math.radians(35.0)))
-    qb = axis_angle_to_quat(torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor(math.radians(-25.0)))
-    return quat_multiply(qb, qa).to(dtype), torch.zeros(3, dtype=dtype)
+    qa = rotations.axis_angle_to_quaternion(torch.tensor([0.0, math.radians(35.0), 0.0], dtype=torch.float64))
+    qb = rotations.axis_angle_to_quaternion(torch.tensor([math.radians(-25.0), 0.0, 0.0], dtype=torch.float64))
+    return rotations.quaternion_multiply(qb, qa).to(dtype), torch.zeros(3, dtype=dtype)
 
 
 def run_fit_pose(
@@ -547,7 +448,7 @@ def run_fit_pose(
         target = scene.render(q_true[None], t_true[None], *SHARP)
     gen = torch.Generator().manual_seed(seed)
     dq = random_rotations(starts, max_angle, gen)
-    q0 = quat_multiply(dq, q_true.double()[None]).float()
+    q0 = rotations.quaternion_multiply(dq, q_true.double()[None]).float()
     t0 = ((torch.rand(starts, 3, generator=gen, dtype=torch.float64) * 2 - 1) * max_offset).float()
 
     schedules = {"schedule": blur_schedule(iters), "fixed": ([SHARP[0]] * iters, [SHARP[1]] * iters)}

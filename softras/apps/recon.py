@@ -73,7 +73,8 @@ def _run_make_dataset(args: argparse.Namespace) -> int:
         )
     else:
         report = build_dataset(
-            args.meshes, args.out, seed=args.seed, fractions=args.split, backend=args.backend, quiet=args.quiet
+            args.meshes, args.out, seed=args.seed, fractions=args.split, backend=args.backend, quiet=args.quiet,
+            log=print,
         )
     if args.npy:
         convert_to_npy(args.out)
@@ -227,6 +228,7 @@ def _run_train(args: argparse.Namespace) -> int:
         device=args.device,
         quiet=args.quiet,
         tensorboard=args.tensorboard,
+        log=print,
     )
     if result.checkpoint is not None:
         state = "interrupted at" if result.interrupted else "finished"
@@ -302,6 +304,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         average=not args.raw_weights,
         refine=RefineConfig(steps=args.refine_steps, lr=args.refine_lr) if args.refine_steps > 0 else None,
         device=args.device,
+        log=print,
     )
     print(f"wrote {result.files.get('results')} ({result.seconds:.1f} s)")
     return 0

@@ -30,6 +30,7 @@ import torch
 
 from softras import __version__
 from softras.apps import Command, UsageError
+from softras.apps.figures import label
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
@@ -301,28 +302,11 @@ def composite(frames: torch.Tensor | np.ndarray, background: Color = (1.0, 1.0, 
 
 def _annotate(images: np.ndarray, labels: Sequence[str], background: Color) -> np.ndarray:
     """Add a band with ``labels[i]`` under image ``i`` (skipped for images under 64 px wide)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    _, h, w, _ = images.shape
+    w = images.shape[2]
     if w < 64:
         return images
-    size = max(9, w // 16)
-    band = size + size // 2 + 2
-    try:
-        font = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the fixed-size bitmap font
-        font = ImageFont.load_default()
     fill = tuple(round(255 * float(c)) for c in background)
-    ink = (30, 30, 30) if sum(fill) > 384 else (230, 230, 230)
-    out = []
-    for image, label in zip(images, labels, strict=True):
-        canvas = Image.new("RGB", (w, h + band), fill)
-        canvas.paste(Image.fromarray(image), (0, 0))
-        draw = ImageDraw.Draw(canvas)
-        tw = draw.textlength(label, font=font)
-        draw.text(((w - tw) / 2, h + 1), label, fill=ink, font=font)
-        out.append(np.asarray(canvas))
-    return np.stack(out)
+    return np.stack(label(list(images), labels, size=max(9, w // 16), background=fill))
 
 
 def _sweep_labels(sigmas: Sequence[float], gammas: Sequence[float]) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._precision import matmul
 from .._validation import as_float_tensor, check_points
 
 __all__ = [
@@ -42,7 +43,7 @@ def _rotate_into(vertices: torch.Tensor, eye: torch.Tensor, z_axis: torch.Tensor
     x_axis = F.normalize(torch.cross(up, z_axis, dim=1), eps=1e-5)
     y_axis = F.normalize(torch.cross(z_axis, x_axis, dim=1), eps=1e-5)
     r = torch.stack([x_axis, y_axis, z_axis], dim=1)  # [B, 3, 3] rows = camera axes
-    return torch.matmul(vertices - eye[:, None, :], r.transpose(1, 2))
+    return matmul(vertices - eye[:, None, :], r.transpose(1, 2))
 
 
 def look_at(vertices: torch.Tensor, eye: Vec3, at: Vec3 = (0, 0, 0), up: Vec3 = (0, 1, 0)) -> torch.Tensor:
@@ -112,7 +113,7 @@ def distorted_pixels(
     if dist_coeffs.ndim != 2 or dist_coeffs.shape[1] != 5 or dist_coeffs.shape[0] not in (1, b):
         raise ValueError(f"dist_coeffs: expected shape [{b}, 5], got {tuple(dist_coeffs.shape)}")
     homo = torch.cat([vertices, torch.ones_like(vertices[:, :, :1])], dim=-1)
-    x = torch.matmul(homo, P.expand(b, 3, 4).transpose(2, 1))
+    x = matmul(homo, P.expand(b, 3, 4).transpose(2, 1))
     z = x[:, :, 2]
     x_, y_ = x[:, :, 0] / (z + eps), x[:, :, 1] / (z + eps)
     k1, k2, p1, p2, k3 = (dist_coeffs[:, i : i + 1] for i in range(5))

@@ -15,7 +15,7 @@ import torch
 from softras._memory import check_texels
 from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_shape
 from softras.io.obj import load_obj, save_obj
-from softras.io.texture import sample_surface_textures, surface_textures_from_vertex_colors
+from softras.io.texture import surface_textures_from_vertex_colors
 
 __all__ = ["MESH_EXTENSIONS", "LoadedMesh", "load_mesh", "save_mesh"]
 
@@ -62,34 +62,6 @@ def _normalize(vertices: torch.Tensor) -> torch.Tensor:
         v = v / scale
     v = v * 2
     return v - v.max(0)[0][None, :] / 2
-
-
-def _colors01(colors: np.ndarray) -> torch.Tensor:
-    c = np.asarray(colors)
-    out = c[:, :3].astype(np.float32)
-    if c.dtype == np.uint8 or out.max(initial=0.0) > 1.0:
-        out = out / 255.0
-    return torch.from_numpy(np.ascontiguousarray(out))
-
-
-def _material_image(material: object) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(image as float [H, W, 3] or None, base colour [3] or None) of a trimesh material."""
-    image = getattr(material, "image", None)
-    if image is None:
-        image = getattr(material, "baseColorTexture", None)
-    colour = getattr(material, "baseColorFactor", None)
-    if colour is None:
-        colour = getattr(material, "diffuse", None)
-    img = None
-    if image is not None:
-        arr = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
-        img = arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
-    col = None
-    if colour is not None:
-        col = np.asarray(colour, dtype=np.float32).reshape(-1)[:3]
-        if col.max(initial=0.0) > 1.0:
-            col = col / 255.0
-    return img, col
 
 
 def _reason(exc: BaseException) -> str:
@@ -139,6 +111,8 @@ def _warn_missing_gltf_images(path: str) -> None:
 def _load_trimesh(path: str, texture_res: int, texture_type: str) -> LoadedMesh:
     import trimesh
 
+    from softras.interop import trimesh_textures
+
     if path.lower().endswith((".gltf", ".glb")):
         _warn_missing_gltf_images(path)
 
@@ -150,45 +124,7 @@ def _load_trimesh(path: str, texture_res: int, texture_type: str) -> LoadedMesh:
         raise ValueError(f"could not read mesh file {path!r}: no triangles found (an empty or corrupt file)")
     vertices = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32).copy())
     faces = torch.from_numpy(np.asarray(mesh.faces, dtype=np.int64).copy())
-    n_v, n_f, r = vertices.shape[0], faces.shape[0], texture_res
-    if texture_type == "surface":
-        check_texels(n_f, r)
-    visual = getattr(mesh, "visual", None)
-    kind = getattr(visual, "kind", None)
-
-    vertex_colors: torch.Tensor | None = None
-    surface: torch.Tensor | None = None
-    if kind == "vertex":
-        vertex_colors = _colors01(visual.vertex_colors)
-    elif kind == "face":
-        face_colors = _colors01(visual.face_colors)
-        if texture_type == "surface":
-            surface = face_colors[:, None, :].expand(n_f, r * r, 3).contiguous()
-        else:
-            vertex_colors = _colors01(visual.vertex_colors)
-    elif kind == "texture":
-        image, colour = _material_image(visual.material)
-        uv = getattr(visual, "uv", None)
-        if image is not None and uv is not None and len(uv) == n_v:
-            uv_t = torch.from_numpy(np.asarray(uv, dtype=np.float32))
-            if texture_type == "surface":
-                surface = sample_surface_textures(torch.from_numpy(image), uv_t[faces], r)
-            else:
-                vertex_colors = sample_surface_textures(
-                    torch.from_numpy(image), uv_t[:, None, :].expand(n_v, 3, 2), 1
-                )[:, 0, :]
-        elif colour is not None:
-            vertex_colors = torch.from_numpy(colour)[None, :].expand(n_v, 3).contiguous()
-
-    if texture_type == "vertex":
-        textures = vertex_colors if vertex_colors is not None else torch.ones(n_v, 3)
-    elif surface is not None:
-        textures = surface
-    elif vertex_colors is not None:
-        textures = surface_textures_from_vertex_colors(faces, vertex_colors, r)
-    else:
-        textures = torch.ones(n_f, r * r, 3)
-    return LoadedMesh(vertices, faces, textures.float().clamp(0, 1).contiguous(), texture_type)
+    return LoadedMesh(vertices, faces, trimesh_textures(mesh, texture_res, texture_type), texture_type)
 
 
 def load_mesh(

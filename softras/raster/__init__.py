@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from .._memory import check_raster_request
+from .._precision import compute_dtype, no_autocast, result_dtype
 from .._validation import check_finite, check_shape
 from .backends import BACKENDS, Backend, available_backends, default_backend, get_backend, register_backend
 from .contract import RasterInputs, RasterResult
@@ -80,7 +81,7 @@ def _check_attributes(name: str, value: object, face_vertices: torch.Tensor, cor
     if not value.is_floating_point():
         raise TypeError(f"{name}: expected a floating dtype, got {value.dtype}")
     check_finite(name, value)
-    return value.to(face_vertices.dtype)
+    return value
 
 
 def _check_background(background: Sequence[float] | None, channels: int) -> tuple[float, ...]:
@@ -94,20 +95,36 @@ def _check_background(background: Sequence[float] | None, channels: int) -> tupl
     return values
 
 
+@torch.compiler.disable
 def _run(inputs: RasterInputs, settings: RasterSettings, backend: str | None) -> RasterResult:
+    """Run a backend under the precision rules of :mod:`softras._precision`: the kernels compute in
+    float32 (half inputs) or the input dtype with autocast off, and the result comes back in the
+    input dtype (in the compute dtype inside an autocast region). Gradients flow back in the
+    dtype of each input. ``torch.compile`` breaks the graph here and runs it eagerly, instead of
+    tracing into Numba or Warp kernels (or spending minutes compiling the reference's
+    data-dependent chunks)."""
     device = inputs.face_vertices.device
     chosen = get_backend(default_backend(device) if backend is None else backend)
     if not chosen.runs_on(device):
         raise ValueError(f"backend: {chosen.name!r} runs on {', '.join(chosen.devices)} tensors, got device {device}")
-    if inputs.face_vertices.dtype not in chosen.dtypes:
+    dtype = inputs.face_vertices.dtype
+    compute = compute_dtype(dtype)
+    if compute not in chosen.dtypes:
         raise TypeError(
-            f"face_vertices: backend {chosen.name!r} supports {', '.join(map(str, chosen.dtypes))}, "
-            f"got {inputs.face_vertices.dtype}"
+            f"face_vertices: backend {chosen.name!r} computes in {', '.join(map(str, chosen.dtypes))}, got {dtype}"
         )
+    inputs = inputs._replace(
+        face_vertices=inputs.face_vertices.to(compute),
+        surface=inputs.surface.to(compute),
+        vertex=inputs.vertex.to(compute),
+    )
     texels = inputs.surface if inputs.surface.shape[3] > 0 else inputs.vertex
     h, w = settings.image_height, settings.image_width
     check_raster_request(inputs.face_vertices, texels, h, w, settings.cull_radius, chosen.name)
-    return chosen.load()(inputs, settings)
+    out = result_dtype(dtype, device)
+    with no_autocast(device):
+        result = chosen.load()(inputs, settings)
+    return RasterResult(*(t.to(out) if t is not None and t.is_floating_point() else t for t in result))
 
 
 def rasterize_channels(

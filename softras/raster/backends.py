@@ -48,7 +48,8 @@ class Backend:
         priority: the default for a device is the available backend with the highest priority.
         entry: ``'module:function'`` of the implementation (imported on first use).
         requires: importable modules it needs, with the pip extra that installs them.
-        dtypes: input dtypes it accepts.
+        dtypes: the dtypes its kernels compute in. The dispatch computes float16 / bfloat16
+            inputs in float32 for every backend (:func:`softras._precision.compute_dtype`).
         aliases: other names accepted for it.
         benchmark_on: device types where ``softras bench`` measures it by default.
     """
@@ -112,7 +113,6 @@ register_backend(
         devices=("*",),
         priority=0,
         entry="softras.raster.reference:rasterize",
-        dtypes=(torch.float16, torch.bfloat16, torch.float32, torch.float64),
         benchmark_on=("cpu", "cuda"),
     )
 )

@@ -57,6 +57,7 @@ __all__ = [
     "bin_faces",
     "depth_range",
     "face_boxes",
+    "has_area",
     "kernel_params",
     "pixel_centers",
     "pixel_ranges",
@@ -92,8 +93,10 @@ class AlphaAggregation(IntEnum):
 
 # ---- numeric constants -------------------------------------------------------------------
 DET_EPS = 1e-10
-"""|det| of the 2-D barycentric matrix is clamped to at least this (as the original); a face with
-|det| below it has no area ("degenerate"): its distance is measured to all three edges."""
+"""A face whose screen det (twice its signed area, in float64) has |det| < DET_EPS has no area
+and is not rasterized: :func:`pixel_ranges` gives it an empty range, so it covers no pixel, adds
+nothing to any output and gets no gradient (zero-area faces have no true derivative; PyTorch3D
+skips them the same way). Elsewhere |det| is clamped to at least this (as the original)."""
 W_SUM_EPS = 1e-5
 """Floor of the sum of the clipped barycentrics before they are renormalised."""
 Z_EPS = 1e-12
@@ -134,9 +137,8 @@ class FaceConst(IntEnum):
     INV_Z = 15  # 3: 1 / z_k (|z_k| < Z_EPS replaced by Z_EPS)
     Z_OK = 18  # 3: 1 where |z_k| >= Z_EPS (the depth gradient flows), else 0
     INV_EDGE_LEN2 = 21  # 3: 1 / |edge k|² (1 for a zero-length edge)
-    ALTITUDE2 = 24  # 3: squared altitude from vertex k, det² / |opposite edge|² (0 if degenerate)
-    DEGENERATE = 27  # 1: 1 if |det| < DET_EPS
-    COUNT = 28
+    ALTITUDE2 = 24  # 3: squared altitude from vertex k, det² / |opposite edge|²
+    COUNT = 27
 
 
 # ---- pixel rules -------------------------------------------------------------------------
@@ -150,6 +152,17 @@ def pixel_centers(n: int, *, flip: bool, dtype: torch.dtype, device: torch.devic
     if flip:
         i = (n - 1) - i
     return ((2 * i + 1 - n) / n).to(dtype)
+
+
+def has_area(face_vertices: torch.Tensor) -> torch.Tensor:
+    """[B, F] bool: the face's screen |det| (float64) is at least :data:`DET_EPS`.
+
+    face_vertices: [B, F, 3, 3] screen-space triangles.
+    """
+    fv = face_vertices.detach().double()
+    x0, y0, x1, y1, x2, y2 = (fv[..., k // 2, k % 2] for k in range(6))
+    det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
+    return det.abs() >= DET_EPS
 
 
 def face_boxes(face_vertices: torch.Tensor, cull_radius: float) -> tuple[torch.Tensor, ...]:
@@ -175,7 +188,7 @@ class PixelRanges(NamedTuple):
     """Inclusive pixel ranges [c0, c1] × [r0, r1] per face, [B, F] int64 each (rows from the top).
 
     They hold exactly the pixel centres inside the face's grown box (tested in the input dtype);
-    an empty range is (0, −1, 0, −1).
+    an empty range is (0, −1, 0, −1). Faces without area (:func:`has_area`) get an empty range.
     """
 
     c0: torch.Tensor
@@ -195,7 +208,8 @@ def pixel_ranges(face_vertices: torch.Tensor, cull_radius: float, image_size: tu
 
     A pixel (row r, column c) is a candidate of a face iff xmin <= x_c <= xmax and
     ymin <= y_r <= ymax, compared in the input dtype with the centres of :func:`pixel_centers`
-    rounded to it. No host synchronisation (works on any device).
+    rounded to it; a face without area (:func:`has_area`) has none. No host synchronisation
+    (works on any device).
 
     Args:
         face_vertices: [B, F, 3, 3] screen-space triangles.
@@ -211,7 +225,7 @@ def pixel_ranges(face_vertices: torch.Tensor, cull_radius: float, image_size: tu
     c1 = torch.searchsorted(xc, xmax.contiguous(), right=True) - 1
     r0 = (h - 1) - (torch.searchsorted(yc, ymax.contiguous(), right=True) - 1)
     r1 = (h - 1) - torch.searchsorted(yc, ymin.contiguous())
-    empty = (c1 < c0) | (r1 < r0)
+    empty = (c1 < c0) | (r1 < r0) | ~has_area(face_vertices)
     zero, minus_one = torch.zeros_like(c0), torch.full_like(c0, -1)
     return PixelRanges(
         torch.where(empty, zero, c0),

@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._jit_cache import configure_numba_cache
+from .contract import DET_EPS
 
 __all__ = ["bin_faces", "face_range"]
 
@@ -25,8 +26,9 @@ _JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
 @njit(inline="always", **_JIT)
 def face_range(fv, b, f, g, xs, ys, ranges, front):  # pragma: no cover - compiled
     """Face (b, f)'s exact pixel range and front flag (contract ``pixel_ranges``: same operations,
-    in fv's dtype). g: √θ in fv's dtype; xs: [W], ys: [H] (top row first) pixel centres in fv's
-    dtype. Writes ranges[b, f] (c0, c1, r0, r1; empty: 0, -1, 0, -1) and front[b, f]."""
+    in fv's dtype; a face without area gets none). g: √θ in fv's dtype; xs: [W], ys: [H] (top row
+    first) pixel centres in fv's dtype. Writes ranges[b, f] (c0, c1, r0, r1; empty: 0, -1, 0, -1)
+    and front[b, f]."""
     h, w = ys.shape[0], xs.shape[0]
     x0, y0 = fv[b, f, 0, 0], fv[b, f, 0, 1]
     x1, y1 = fv[b, f, 1, 0], fv[b, f, 1, 1]
@@ -53,7 +55,11 @@ def face_range(fv, b, f, g, xs, ys, ranges, front):  # pragma: no cover - compil
         r0 += 1
     while r1 >= r0 and ys[r1] < ymin:
         r1 -= 1
-    empty = c1 < c0 or r1 < r0
+    dx0, dy0 = np.float64(x0), np.float64(y0)
+    dx1, dy1 = np.float64(x1), np.float64(y1)
+    dx2, dy2 = np.float64(x2), np.float64(y2)
+    det = dx2 * (dy0 - dy1) + dx0 * (dy1 - dy2) + dx1 * (dy2 - dy0)
+    empty = c1 < c0 or r1 < r0 or not abs(det) >= DET_EPS  # contract.has_area
     ranges[b, f, 0] = 0 if empty else c0
     ranges[b, f, 1] = -1 if empty else c1
     ranges[b, f, 2] = 0 if empty else r0

@@ -65,7 +65,7 @@ _A_HARD, _A_SUM, _A_PROD = int(AlphaAggregation.HARD), int(AlphaAggregation.SUM)
 
 # Fields of the face tuple, from the contract's FaceConst layout.
 _INV, _XY, _INV_Z, _Z_OK = int(FaceConst.INV), int(FaceConst.XY), int(FaceConst.INV_Z), int(FaceConst.Z_OK)
-_EDGE, _ALT, _DEGEN = int(FaceConst.INV_EDGE_LEN2), int(FaceConst.ALTITUDE2), int(FaceConst.DEGENERATE)
+_EDGE, _ALT = int(FaceConst.INV_EDGE_LEN2), int(FaceConst.ALTITUDE2)
 
 _texel = njit(inline="always", **_JIT)(texel_cell)
 
@@ -194,8 +194,7 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
         signed = m * abs(m)
         return w0, w1, w2, -signed < theta, signed / sigma, edge
     inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
-    degenerate = fc[_DEGEN] != 0
-    if inside and not degenerate:
+    if inside:
         # Inside, the nearest boundary point lies on the nearest edge *line*: its distance is
         # w_k × altitude_k (the edge opposite vertex k is edge k + 1).
         d2 = w0 * w0 * fc[_ALT + 0]
@@ -209,37 +208,31 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
             d2 = dk
             edge = 0
         return w0, w1, w2, True, d2 / sigma, edge
-    if not degenerate:
-        # Outside an edge line, |w_k| × altitude_k (distance to that line) bounds the distance
-        # to the triangle from below: most far pairs are rejected here (with a safety margin).
-        if w0 < 0 and w0 * w0 * fc[_ALT + 0] >= theta * CULL_MARGIN:
-            return w0, w1, w2, False, 0.0, edge
-        if w1 < 0 and w1 * w1 * fc[_ALT + 1] >= theta * CULL_MARGIN:
-            return w0, w1, w2, False, 0.0, edge
-        if w2 < 0 and w2 * w2 * fc[_ALT + 2] >= theta * CULL_MARGIN:
-            return w0, w1, w2, False, 0.0, edge
-    # The nearest point lies on an edge whose opposite barycentric is <= 0 (all three edges
-    # for degenerate faces, whose barycentrics are unreliable).
+    # Outside an edge line, |w_k| × altitude_k (distance to that line) bounds the distance to the
+    # triangle from below: most far pairs are rejected here (with a safety margin).
+    if w0 < 0 and w0 * w0 * fc[_ALT + 0] >= theta * CULL_MARGIN:
+        return w0, w1, w2, False, 0.0, edge
+    if w1 < 0 and w1 * w1 * fc[_ALT + 1] >= theta * CULL_MARGIN:
+        return w0, w1, w2, False, 0.0, edge
+    if w2 < 0 and w2 * w2 * fc[_ALT + 2] >= theta * CULL_MARGIN:
+        return w0, w1, w2, False, 0.0, edge
+    # The nearest point lies on an edge whose opposite barycentric is <= 0.
     x0, y0, x1, y1, x2, y2 = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
     d2 = math.inf
-    if degenerate or w2 <= 0:
+    if w2 <= 0:
         d2 = _edge(px, py, x0, y0, x1, y1, fc[_EDGE + 0])
         edge = 0
-    if degenerate or w0 <= 0:
+    if w0 <= 0:
         dk = _edge(px, py, x1, y1, x2, y2, fc[_EDGE + 1])
         if dk < d2:
             d2 = dk
             edge = 1
-    if degenerate or w1 <= 0:
+    if w1 <= 0:
         dk = _edge(px, py, x2, y2, x0, y0, fc[_EDGE + 2])
         if dk < d2:
             d2 = dk
             edge = 2
-    if edge < 0:  # inside but degenerate
-        d2 = _edge(px, py, x0, y0, x1, y1, fc[_EDGE + 0])
-        edge = 0
-    x = d2 / sigma if inside else -d2 / sigma
-    return w0, w1, w2, inside or d2 < theta, x, edge
+    return w0, w1, w2, d2 < theta, -d2 / sigma, edge
 
 
 @njit(parallel=True, **_JIT)
@@ -289,8 +282,6 @@ def _load_face(fv, inv, b, f):  # pragma: no cover - compiled
     iz0, ok0 = _inv_z(np.float64(fv[b, f, 0, 2]))
     iz1, ok1 = _inv_z(np.float64(fv[b, f, 1, 2]))
     iz2, ok2 = _inv_z(np.float64(fv[b, f, 2, 2]))
-    det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
-    degenerate = abs(det) < DET_EPS
     i00, i01, i02 = inv[b, f, 0], inv[b, f, 1], inv[b, f, 2]
     i10, i11, i12 = inv[b, f, 3], inv[b, f, 4], inv[b, f, 5]
     i20, i21, i22 = inv[b, f, 6], inv[b, f, 7], inv[b, f, 8]
@@ -308,10 +299,9 @@ def _load_face(fv, inv, b, f):  # pragma: no cover - compiled
         iz0, iz1, iz2,  # INV_Z
         ok0, ok1, ok2,  # Z_OK
         1.0 / l0 if l0 > 0 else 1.0, 1.0 / l1 if l1 > 0 else 1.0, 1.0 / l2 if l2 > 0 else 1.0,  # INV_EDGE_LEN2
-        1.0 / a0 if a0 > 0 and not degenerate else 0.0,  # ALTITUDE2
-        1.0 / a1 if a1 > 0 and not degenerate else 0.0,
-        1.0 / a2 if a2 > 0 and not degenerate else 0.0,
-        1.0 if degenerate else 0.0,  # DEGENERATE
+        1.0 / a0 if a0 > 0 else 0.0,  # ALTITUDE2
+        1.0 / a1 if a1 > 0 else 0.0,
+        1.0 / a2 if a2 > 0 else 0.0,
     )  # fmt: skip
 
 

@@ -70,7 +70,6 @@ FC_INV_Z = wp.constant(int(FaceConst.INV_Z))
 FC_Z_OK = wp.constant(int(FaceConst.Z_OK))
 FC_INV_EDGE_LEN2 = wp.constant(int(FaceConst.INV_EDGE_LEN2))
 FC_ALTITUDE2 = wp.constant(int(FaceConst.ALTITUDE2))
-FC_DEGENERATE = wp.constant(int(FaceConst.DEGENERATE))
 FC_COUNT = int(FaceConst.COUNT)
 # Entries of the multi-entry fields: P_k, Q_k, R_k of the barycentric matrix; vertex x_k, y_k.
 P0 = wp.constant(FC_INV + 0)
@@ -197,8 +196,7 @@ def _build(C: type) -> SimpleNamespace:
                 keep = 1
             return w0, w1, w2, keep, signed / sigma, -1
         inside = w0 > zero and w0 < one and w1 > zero and w1 < one and w2 > zero and w2 < one
-        degenerate = fc[n, FC_DEGENERATE] != zero
-        if inside and not degenerate:
+        if inside:
             # Inside, the nearest boundary point lies on the nearest edge line: w_k × altitude_k.
             d2 = w0 * w0 * fc[n, FC_ALTITUDE2 + 0]
             edge = 1
@@ -211,17 +209,15 @@ def _build(C: type) -> SimpleNamespace:
                 d2 = dk
                 edge = 0
             return w0, w1, w2, 1, d2 / sigma, edge
-        if not degenerate:
-            # Outside an edge line, the distance to that line bounds the distance from below.
-            lim = theta * C(CULL_MARGIN)
-            if w0 < zero and w0 * w0 * fc[n, FC_ALTITUDE2 + 0] >= lim:
-                return w0, w1, w2, 0, zero, -1
-            if w1 < zero and w1 * w1 * fc[n, FC_ALTITUDE2 + 1] >= lim:
-                return w0, w1, w2, 0, zero, -1
-            if w2 < zero and w2 * w2 * fc[n, FC_ALTITUDE2 + 2] >= lim:
-                return w0, w1, w2, 0, zero, -1
-        # The nearest point lies on an edge whose opposite barycentric is <= 0 (all three edges
-        # for degenerate faces, whose barycentrics are unreliable).
+        # Outside an edge line, the distance to that line bounds the distance from below.
+        lim = theta * C(CULL_MARGIN)
+        if w0 < zero and w0 * w0 * fc[n, FC_ALTITUDE2 + 0] >= lim:
+            return w0, w1, w2, 0, zero, -1
+        if w1 < zero and w1 * w1 * fc[n, FC_ALTITUDE2 + 1] >= lim:
+            return w0, w1, w2, 0, zero, -1
+        if w2 < zero and w2 * w2 * fc[n, FC_ALTITUDE2 + 2] >= lim:
+            return w0, w1, w2, 0, zero, -1
+        # The nearest point lies on an edge whose opposite barycentric is <= 0.
         x0 = fc[n, X0]
         y0 = fc[n, Y0]
         x1 = fc[n, X1]
@@ -230,29 +226,23 @@ def _build(C: type) -> SimpleNamespace:
         y2 = fc[n, Y2]
         d2 = zero
         edge = -1
-        if degenerate or w2 <= zero:
+        if w2 <= zero:
             d2 = edge_d2(px, py, x0, y0, x1, y1, fc[n, FC_INV_EDGE_LEN2 + 0])
             edge = 0
-        if degenerate or w0 <= zero:
+        if w0 <= zero:
             dk = edge_d2(px, py, x1, y1, x2, y2, fc[n, FC_INV_EDGE_LEN2 + 1])
             if edge < 0 or dk < d2:
                 d2 = dk
                 edge = 1
-        if degenerate or w1 <= zero:
+        if w1 <= zero:
             dk = edge_d2(px, py, x2, y2, x0, y0, fc[n, FC_INV_EDGE_LEN2 + 2])
             if edge < 0 or dk < d2:
                 d2 = dk
                 edge = 2
-        if edge < 0:  # inside but degenerate
-            d2 = edge_d2(px, py, x0, y0, x1, y1, fc[n, FC_INV_EDGE_LEN2 + 0])
-            edge = 0
-        x = -d2 / sigma
-        if inside:
-            x = d2 / sigma
         keep = 0
-        if inside or d2 < theta:
+        if edge >= 0 and d2 < theta:
             keep = 1
-        return w0, w1, w2, keep, x, edge
+        return w0, w1, w2, keep, -d2 / sigma, edge
 
     @wp.func
     def depth(fc: wp.array2d(dtype=C), n: int, w0: C, w1: C, w2: C):
@@ -373,10 +363,6 @@ def _build(C: type) -> SimpleNamespace:
         fc[n, FC_ALTITUDE2 + 0] = C(inv_or(a0, zero))
         fc[n, FC_ALTITUDE2 + 1] = C(inv_or(a1, zero))
         fc[n, FC_ALTITUDE2 + 2] = C(inv_or(a2, zero))
-        degenerate = zero
-        if wp.abs(det) < eps:
-            degenerate = one
-        fc[n, FC_DEGENERATE] = C(degenerate)
 
     @wp.kernel(enable_backward=False, module="unique")
     def forward(

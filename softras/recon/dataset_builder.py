@@ -22,6 +22,7 @@ mesh is which object, skipped files and why). Unreadable meshes are reported and
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -50,6 +51,8 @@ __all__ = [
     "split_indices",
     "voxelize",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 #: Sharpness of the dataset renders: near-binary edges (the 2× anti-aliasing smooths them).
@@ -239,13 +242,13 @@ def build_dataset(
         texture_res: texels per face edge used to sample the meshes' textures.
         backend: rasterization backend (default for the device).
         quiet: no progress bar.
-        log: called with one line per skipped file (default: print).
+        log: called with one line per skipped file (default: this module's logger, at WARNING).
 
     Returns:
         A :class:`BuildReport`.
     """
     t0 = time.perf_counter()
-    log = log if log is not None else print
+    log = log if log is not None else _LOG.warning
     found = _find_meshes(Path(meshes_dir))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ retrieval baseline restricted to training images of the query's view.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -35,6 +36,8 @@ from .nmr import NUM_VIEWS, NMRDataset, class_name, viewpoints
 from .refine import RefineConfig, refine_reconstruction
 
 __all__ = ["EvalResult", "evaluate", "format_table"]
+
+_LOG = logging.getLogger(__name__)
 
 METHOD_LABELS = {
     "softras_refined": "SoftRas (silhouette) + input fit",
@@ -173,7 +176,7 @@ def evaluate(
         examples: number of example meshes/GIFs to export (0: none).
         max_objects: evaluate only the first objects of each class (for quick checks).
         backend: rasterization backend (used by the input fit and to render example GIFs).
-        quiet: no progress bar; log: where the table is printed (default ``print``).
+        quiet: no progress bar; log: called with the results table (default: this module's logger, at INFO).
         hull: also score the visual hull of each object's 24 ground-truth silhouettes
             (:func:`softras.recon.baselines.visual_hull`; a reference, not a single-view method).
         average: score the checkpoint's moving average of the weights when it has one
@@ -188,7 +191,7 @@ def evaluate(
         An :class:`EvalResult`.
     """
     t0 = time.perf_counter()
-    log = log if log is not None else print
+    log = log if log is not None else _LOG.info
     if checkpoint is None and not baselines and not hull:
         raise ValueError("nothing to evaluate: give a checkpoint or enable the baselines")
     if refine is not None and checkpoint is None:

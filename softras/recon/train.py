@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import logging
 import math
 import os
 import random
@@ -57,6 +58,8 @@ __all__ = [
     "save_checkpoint",
     "train",
 ]
+
+_LOG = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 #: What ``--resume`` needs from a checkpoint (``load_checkpoint(..., required=RESUME_KEYS)``).
@@ -347,7 +350,7 @@ class Trainer:
         self.cfg = cfg
         self.out = Path(out)
         self.quiet = quiet
-        self.log = log if log is not None else print
+        self.log = log if log is not None else _LOG.info
         self.dist = ddp.setup(device)
         self.main = self.dist.is_main
         if cfg.batch_size % self.dist.world_size != 0:
@@ -644,6 +647,7 @@ def train(
     quiet: bool = False,
     tensorboard: bool = False,
     on_step: Callable[[Trainer, dict[str, float]], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train a reconstruction model on the ``train`` split of an NMR-format dataset.
 
@@ -658,12 +662,14 @@ def train(
         quiet: no progress bar. tensorboard: also log to TensorBoard when it is installed.
         on_step: called after every iteration with the trainer and the step's metrics (it may
             call :meth:`Trainer.request_stop`).
+        log: called with each note (resuming, stale files, ...); default: this module's logger,
+            at INFO.
 
     Returns:
         A :class:`TrainResult`.
     """
     cfg = cfg if cfg is not None else PRESETS["paper"]
-    trainer = Trainer(data, out, cfg, backend=backend, device=device, quiet=quiet, tensorboard=tensorboard)
+    trainer = Trainer(data, out, cfg, backend=backend, device=device, quiet=quiet, tensorboard=tensorboard, log=log)
     finished = False
     try:
         if resume is not None:
