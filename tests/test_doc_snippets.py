@@ -2,9 +2,9 @@
 
 The blocks of one page run in order, in one namespace, in a fresh temporary folder. A block
 tagged ```` ```python notest ```` (pytest-markdown-docs' convention) is skipped; the text just
-before it must say why ("not run by the tests: ..."), and at most 10 % of the blocks may be
-skipped. Every fenced block must name its language, so that an untagged Python block cannot
-slip through.
+before it must say why ("not run by the tests: ...", or a first line "# notest: why"), and at
+most 10 % of the blocks may be skipped. Every fenced block must name its language, so that an
+untagged Python block cannot slip through.
 """
 
 from __future__ import annotations
@@ -90,7 +90,10 @@ def test_notest_blocks_are_few_and_explained() -> None:
     assert len(skipped) <= MAX_NOTEST_SHARE * len(PYTHON_BLOCKS), [b.where() for b in skipped]
     for block in skipped:
         paragraph = block.before.rstrip().rsplit("\n\n", 1)[-1]
-        assert NOTEST_REASON in paragraph, f"{block.where()}: say why it is {NOTEST_REASON!r} just before it"
+        first_line = block.code.lstrip().split("\n", 1)[0]
+        assert NOTEST_REASON in paragraph or first_line.startswith("# notest: "), (
+            f"{block.where()}: say why it is {NOTEST_REASON!r} just before it, or in a first line '# notest: why'"
+        )
 
 
 @pytest.mark.parametrize("page", PAGES_WITH_PYTHON, ids=lambda p: str(p.relative_to(ROOT)))

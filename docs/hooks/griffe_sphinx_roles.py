@@ -56,8 +56,17 @@ def resolve(obj: griffe.Object, target: str) -> str:
             except (griffe.NameResolutionError, AttributeError, KeyError):
                 scope = scope.parent
                 continue
+            return canonical(obj, f"{base}.{rest}" if rest else base)
         return f"{base}.{rest}" if rest else base
-    return target
+    return canonical(obj, target)  # a full path (softras.Mesh.x): nothing in scope names its head
+
+
+def canonical(obj: griffe.Object, path: str) -> str:
+    """Where ``path`` is defined (``softras.Mesh.x`` -> ``softras.mesh.Mesh.x``), or ``path`` if unknown."""
+    try:
+        return obj.modules_collection[path].canonical_path
+    except (KeyError, ValueError, AttributeError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+        return path
 
 
 def convert(obj: griffe.Object, text: str) -> str:
