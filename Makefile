@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 OUT ?= out/quickstart
 
-.PHONY: demo test lint venv clean notebooks
+.PHONY: demo test lint docs venv clean notebooks
 
 venv: $(VENV)/.installed
 
@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,gpu]"
+	$(PY) -m pip install -q -e ".[dev,gpu,docs]"
 	touch $@
 
 demo: venv
@@ -22,7 +22,11 @@ demo: venv
 lint: venv
 	$(VENV)/bin/ruff check softras tests benchmarks
 
-test: venv lint
+# The documentation site (mkdocs.yml): any warning fails the build.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d out/site
+
+test: venv lint docs
 	$(PY) -m pytest
 
 # Re-execute docs/tutorials/*.ipynb and store their outputs (pictures) in the committed files.

@@ -644,7 +644,8 @@ def run_benchmarks(
     Args:
         workloads: any of ``'W1'``, ``'W2'``, ``'W3'``.
         backends: names to benchmark (``None``: every standard backend registered for ``device``).
-        repeat, warmup: timed and untimed calls per measurement (the median is reported).
+        repeat: timed calls per measurement (the median is reported).
+        warmup: untimed calls before them.
         dtype: working precision of the inputs.
         device: where the tensors live.
         quick: shrunken workloads (see :func:`build_cases`).

@@ -575,7 +575,7 @@ class Pinhole(_OpenCVCamera):
     """A perspective camera in the OpenCV convention, with Brown–Conrady lens distortion.
 
     Args:
-        K: [3, 3] or [B, 3, 3] intrinsics [[fx, s, cx], [0, fy, cy], [0, 0, 1]] in pixels
+        K: [3, 3] or [B, 3, 3] intrinsics ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` in pixels
             (s: skew, which OpenCV's projectPoints does not model).
         R: [3, 3] or [B, 3, 3] rotation world -> camera; t: [3] or [B, 3] (or [B, 3, 1]).
         image_size: (H, W) of the image K refers to, or None (the renderer's).
@@ -698,8 +698,10 @@ class Orthographic(_OpenCVCamera):
     """An orthographic camera in the OpenCV convention.
 
     Args:
-        K: [3, 3] or [B, 3, 3] [[fx, s, cx], [0, fy, cy], [0, 0, 1]], fx, fy in pixels per world unit.
-        R, t, image_size: as :class:`Pinhole`.
+        K: [3, 3] or [B, 3, 3] ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``, fx, fy in pixels per world unit.
+        R: [3, 3] or [B, 3, 3] world-to-camera rotation, as :class:`Pinhole`.
+        t: [3] or [B, 3] translation, as :class:`Pinhole`.
+        image_size: (H, W) or ``None``, as :class:`Pinhole`.
 
     Camera frame: x_cam = R·x_world + t (x right, y down, z forward = depth);
     u = fx X + s Y + cx, v = fy Y + cy.

@@ -279,7 +279,8 @@ def meshes_from_pytorch3d(
             colours (a ``TexturesAtlas`` keeps its own R).
         texture_type: ``'vertex'`` or ``'surface'``; ``None`` picks the natural one (``'vertex'``
             for ``TexturesVertex``, ``'surface'`` otherwise).
-        dtype, device: of the result; ``None`` keeps the vertices' dtype and device.
+        dtype: of the result; ``None`` keeps the vertices' dtype.
+        device: of the result; ``None`` keeps the vertices' device.
 
     Returns:
         N meshes; vertices and textures keep the autograd graph of the PyTorch3D tensors.

@@ -29,8 +29,8 @@ def iou_3d(voxels_a: torch.Tensor | np.ndarray, voxels_b: torch.Tensor | np.ndar
     """Intersection over union of two occupancy grids, per item.
 
     Args:
-        voxels_a, voxels_b: [B, N0, N1, N2] bool or 0/1 (values > 0.5 count as occupied),
-            tensors or ndarrays of the same shape.
+        voxels_a: [B, N0, N1, N2] bool or 0/1 (values > 0.5 count as occupied), tensor or ndarray.
+        voxels_b: the same for the other grid, of ``voxels_a``'s shape.
 
     Returns:
         float32 [B]: ``|a & b| / |a | b|``; 1 where both grids are empty. On ``voxels_a``'s device

@@ -517,7 +517,8 @@ def run_deform(
 
     Args:
         target: target mesh file; ``None`` (and no ``.npy`` files) for the built-in car-like mesh.
-        target_images, target_cameras: the ``.npy`` targets (both or neither; not with ``target``).
+        target_images: the ``.npy`` target images (with ``target_cameras``; not with ``target``).
+        target_cameras: the ``.npy`` target cameras (with ``target_images``).
         template: template mesh file (centred, scaled to radius 0.5; must be manifold); ``None``
             for an icosphere of ``template_level`` (3: 642 vertices).
         out_dir: output folder.

@@ -93,7 +93,7 @@ TARGET_OFFSETS_DEG = {
 
 
 def target_angles(model: ArticulatedModel) -> torch.Tensor:
-    """The true pose ``[J]`` (radians): the rest pose plus :data:`TARGET_OFFSETS_DEG`."""
+    """The true pose ``[J]`` (radians): the rest pose plus ``TARGET_OFFSETS_DEG``."""
     offsets = torch.tensor([math.radians(TARGET_OFFSETS_DEG.get(n, 0.0)) for n in model.joint_names])
     return model.rest_angles() + offsets
 

@@ -260,13 +260,17 @@ def optimize_pose(
     Args:
         scene: the scene (cube, occluder, camera, renderer).
         target: target RGBA [1, 4, S, S] (rendered sharp at the true pose).
-        q_true, t_true: the true pose [4], [3] (for the error curves only).
-        q0, t0: starting poses [B, 4], [B, 3].
-        sigmas, gammas: σ and γ per iteration (``len`` = number of iterations).
+        q_true: the true rotation quaternion [4] (for the error curves only).
+        t_true: the true translation [3] (for the error curves only).
+        q0: starting rotations [B, 4].
+        t0: starting translations [B, 3].
+        sigmas: σ per iteration (``len`` = number of iterations).
+        gammas: γ per iteration (same length as ``sigmas``).
         lr: initial Adam learning rate (quaternion and translation); it decays geometrically to
             ``lr / 10`` at the last iteration.
         frames: number of iterations recorded for the animation.
-        desc, quiet: progress bar label / switch.
+        desc: progress bar label.
+        quiet: no progress bar.
     """
     iters = len(sigmas)
     q = q0.clone().requires_grad_(True)

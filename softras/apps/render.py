@@ -179,9 +179,11 @@ def render_turntable(
     Args:
         mesh: a single mesh (batch size 1), e.g. from :func:`normalize_mesh`.
         image_size: output size: S (S × S) or (H, W) pixels.
-        distance, elevation: camera placement (``elevation`` in degrees).
+        distance: camera distance from the origin.
+        elevation: camera elevation in degrees.
         step_deg: azimuth step in degrees.
-        sigma_val, gamma_val: the soft rasterizer's σ and γ (defaults: nearly sharp).
+        sigma_val: the soft rasterizer's σ (default: nearly sharp).
+        gamma_val: the soft rasterizer's γ (default: nearly sharp).
         batch: cameras per rendering call (memory vs. speed).
         backend: rasterizer backend (``None``: the default for the mesh's device).
         progress: show a progress bar (only on a terminal).
@@ -242,7 +244,10 @@ def render_sigma_gamma_sweep(
         n: number of frames when ``gammas`` is not given (γ from 1e-4 to 1e-2, log-spaced).
         gammas: explicit γ values, one per frame.
         sigmas: explicit σ values (default: ``γ / 10``).
-        image_size, distance, elevation, azimuth: the fixed camera (angles in degrees).
+        image_size: frame size of the fixed camera: S (S × S) or (H, W) pixels.
+        distance: camera distance of the fixed camera.
+        elevation: camera elevation in degrees.
+        azimuth: camera azimuth in degrees.
         backend: rasterizer backend.
         progress: show a progress bar.
 
@@ -437,7 +442,8 @@ def run_render(
             centred and scaled into the unit sphere so that the default camera frames it.
         out_dir: output folder.
         image_size: frame size: S (S × S) or (H, W) pixels.
-        distance, elevation: camera distance and elevation (degrees) for both GIFs.
+        distance: camera distance for both GIFs.
+        elevation: camera elevation (degrees) for both GIFs.
         texture_res: texels per face side when loading (surface textures).
         texture_type: ``'surface'`` or ``'vertex'``.
         step_deg: turntable azimuth step in degrees (``round(360 / step)`` frames).

@@ -206,8 +206,18 @@ def soft_rasterize(
         textures: [B, F, R*R, 3] surface texels (``texture_type='surface'``) or
             [B, F, 3, 3] per-corner colours (``texture_type='vertex'``).
         image_size: S (square) or (H, W).
-        background_color, near, far, fill_back, eps, sigma_val, dist_func, dist_eps,
-        gamma_val, aggr_func_rgb, aggr_func_alpha, texture_type: see :class:`RasterSettings`.
+        background_color: see :class:`RasterSettings`.
+        near: see :class:`RasterSettings`.
+        far: see :class:`RasterSettings`.
+        fill_back: see :class:`RasterSettings`.
+        eps: see :class:`RasterSettings`.
+        sigma_val: see :class:`RasterSettings`.
+        dist_func: see :class:`RasterSettings`.
+        dist_eps: see :class:`RasterSettings`.
+        gamma_val: see :class:`RasterSettings`.
+        aggr_func_rgb: see :class:`RasterSettings`.
+        aggr_func_alpha: see :class:`RasterSettings`.
+        texture_type: see :class:`RasterSettings`.
         backend: ``'reference'`` (pure PyTorch, any device), ``'cpu'`` (fused kernels, when
             installed), ``'warp'`` / ``'cuda'`` (Warp kernels on CPU or CUDA tensors, with the
             ``softras[gpu]`` extra) or ``None`` for the device's default (``'cuda'`` for CUDA

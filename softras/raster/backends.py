@@ -49,7 +49,7 @@ class Backend:
         entry: ``'module:function'`` of the implementation (imported on first use).
         requires: importable modules it needs, with the pip extra that installs them.
         dtypes: the dtypes its kernels compute in. The dispatch computes float16 / bfloat16
-            inputs in float32 for every backend (:func:`softras._precision.compute_dtype`).
+            inputs in float32 for every backend (``softras._precision.compute_dtype``).
         aliases: other names accepted for it.
         benchmark_on: device types where ``softras bench`` measures it by default.
     """

@@ -310,7 +310,8 @@ def texel_index(w0: torch.Tensor, w1: torch.Tensor, texture_res: int) -> torch.T
     ``wy·R + wx``; upper cells, mirrored, at ``(R−1−wy)·R + (R−1−wx)`` (the original's layout).
 
     Args:
-        w0, w1: tensors of equal shape, barycentrics in [0, 1].
+        w0: barycentrics of vertex 0, in [0, 1], any shape.
+        w1: barycentrics of vertex 1, in [0, 1], the shape of ``w0``.
         texture_res: R.
 
     Returns:

@@ -375,17 +375,22 @@ def forward(  # pragma: no cover - compiled
     """Render one call.
 
     Args:
-        geo: :class:`Geometry`. surface: [B, F, T, Cs], vertex: [B, F, 3, Cv] (input dtype).
-        background: [Cs + Cv] float64. p: :class:`~softras.raster.contract.KernelParams`.
-        channels: [B, Cs + Cv, H, W], alpha: [B, 1, H, W], depth: [B, 1, H, W] (with_depth)
-            in the input dtype, written.
-        state: [B, 3, H, W] float64, written: the alpha accumulator (Π(1 - D) for 'prod', Σ D
-            for 'sum', 0/1 for 'hard'); for softmax 1 / (D_top · denominator) and the top
-            element's depth, so that a pair's weight is D · state[1] · e^((state[2] - z)·inv_scale).
-        values: [B, Cs + Cv + with_depth, H, W] float64 (softmax): the outputs before rounding
-            to the input dtype, for the backward.
-        winner: [B, H, W] int64 (hard RGB or with_zbuffer): the z-buffer face, or -1.
-        barycentrics: [B, 3, H, W], hard_depth: [B, 1, H, W] (with_zbuffer), written.
+        geo (Geometry): the faces and the screen.
+        surface (numpy.ndarray): [B, F, T, Cs] surface texels (input dtype).
+        vertex (numpy.ndarray): [B, F, 3, Cv] vertex attributes (input dtype).
+        background (numpy.ndarray): [Cs + Cv] float64.
+        p (KernelParams): the options, :class:`~softras.raster.contract.KernelParams`.
+        channels (numpy.ndarray): [B, Cs + Cv, H, W] in the input dtype, written.
+        alpha (numpy.ndarray): [B, 1, H, W] in the input dtype, written.
+        depth (numpy.ndarray): [B, 1, H, W] (with_depth) in the input dtype, written.
+        state (numpy.ndarray): [B, 3, H, W] float64, written: the alpha accumulator (Π(1 - D) for
+            'prod', Σ D for 'sum', 0/1 for 'hard'); for softmax 1 / (D_top · denominator) and the
+            top element's depth, so that a pair's weight is D · state[1] · e^((state[2] - z)·inv_scale).
+        values (numpy.ndarray): [B, Cs + Cv + with_depth, H, W] float64 (softmax): the outputs
+            before rounding to the input dtype, for the backward.
+        winner (numpy.ndarray): [B, H, W] int64 (hard RGB or with_zbuffer): the z-buffer face, or -1.
+        barycentrics (numpy.ndarray): [B, 3, H, W] (with_zbuffer), written.
+        hard_depth (numpy.ndarray): [B, 1, H, W] (with_zbuffer), written.
     """
     xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
     tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty

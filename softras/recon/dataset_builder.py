@@ -299,7 +299,9 @@ def build_procedural_dataset(
         per_class: instances per class (split 70/10/20 by default).
         seed: instance and split seed.
         class_ids: subset of the procedural classes (default all five).
-        fractions, backend, quiet: as :func:`build_dataset`.
+        fractions: as :func:`build_dataset`.
+        backend: as :func:`build_dataset`.
+        quiet: as :func:`build_dataset`.
         save_meshes: also write every instance as ``meshes/<class_id>/<name>.ply`` (face colours).
     """
     t0 = time.perf_counter()

@@ -185,7 +185,8 @@ def multiview_iou_loss(
     Args:
         renders: ``(R_aa, R_ba, R_ab, R_bb)``, each [B, 4, S, S]: mesh from image a / b rendered
             from view a, ..., as :meth:`ReconModel.render_multiview` returns them.
-        images_a, images_b: the input views [B, 4, S, S].
+        images_a: the input views a [B, 4, S, S].
+        images_b: the input views b [B, 4, S, S].
 
     Returns:
         Scalar ``mean_k (1 - mean_b IoU(alpha_k, target_k))``.
@@ -270,8 +271,10 @@ class ReconModel(nn.Module):
         """The four cross renders of the multi-view objective.
 
         Args:
-            images_a, images_b: two views of the same B objects, [B, 4, S, S].
-            eyes_a, eyes_b: their cameras [B, 3].
+            images_a: view a of B objects, [B, 4, S, S].
+            images_b: view b of the same objects, [B, 4, S, S].
+            eyes_a: the cameras of view a [B, 3].
+            eyes_b: the cameras of view b [B, 3].
 
         Returns:
             ``((R_aa, R_ba, R_ab, R_bb), vertices [2B, V, 3], laplacian [2B], flatten [2B])``

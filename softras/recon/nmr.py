@@ -214,8 +214,9 @@ class NMRDataset:
         num_objects: per class N_c; ``offsets`` the global index of each class's first object.
 
     Raises:
-        FileNotFoundError: a file is missing. DatasetFormatError: wrong shapes or dtypes, or an
-        images file and its voxel file disagree on N.
+        FileNotFoundError: a file is missing.
+        DatasetFormatError: wrong shapes or dtypes, or an images file and its voxel file
+            disagree on N.
     """
 
     def __init__(

@@ -75,8 +75,11 @@ class TrainConfig:
         batch_size: objects per step (global: divided among DDP ranks); each gives 2 images
             and 4 renders.
         lr: Adam learning rate.
-        sigma: σ of the soft rasterizer; gamma: γ (colour renders).
-        lambda_laplacian, lambda_flatten, lambda_color: loss weights (colour: 'full' only).
+        sigma: σ of the soft rasterizer.
+        gamma: γ of the soft rasterizer (colour renders).
+        lambda_laplacian: weight of the Laplacian loss.
+        lambda_flatten: weight of the flatten loss.
+        lambda_color: weight of the colour loss ('full' only).
         lambda_volume: weight of the predicted meshes' mean signed volume
             (:func:`softras.losses.mesh_volume`; 0: off, as in the paper). Silhouettes seen from
             above (elevation 30°) cannot carve every empty region (under a table's top, between a
@@ -85,6 +88,7 @@ class TrainConfig:
             preferred one. (On the procedural data it shrank the visible parts too and lowered the
             test IoU; docs/reconstruction.md has the numbers.)
         decay_at: fraction of ``iters`` after which lr and σ are multiplied by ``decay``.
+        decay: the factor of lr (and σ) at ``decay_at``.
         sigma_decay: factor applied to σ at ``decay_at`` (None: ``decay``, as in the paper).
             The dataset's images have exact, anti-aliased edges, while at σ = 1e-4 the soft
             silhouette of a closed mesh is dilated (many faces near the rim each add coverage:
@@ -94,9 +98,18 @@ class TrainConfig:
             (lr follows half a cosine from ``lr`` down to 0 over the run; σ still steps at
             ``decay_at``).
         seed: seeds torch/numpy/python and the batch sampler.
-        save_every, log_every, demo_every: periods in iterations (0 disables demos).
-        variant, image_size, template_level, conv_dim, fc_dim, latent_dim, decoder_dim,
-            symmetric, dropout: the network (see :class:`ModelConfig`).
+        save_every: checkpoint period in iterations.
+        log_every: log period in iterations.
+        demo_every: demo period in iterations (0 disables demos).
+        variant: the network's ``variant`` (see :class:`ModelConfig`).
+        image_size: the network's ``image_size`` (see :class:`ModelConfig`).
+        template_level: the network's ``template_level`` (see :class:`ModelConfig`).
+        conv_dim: the network's ``conv_dim`` (see :class:`ModelConfig`).
+        fc_dim: the network's ``fc_dim`` (see :class:`ModelConfig`).
+        latent_dim: the network's ``latent_dim`` (see :class:`ModelConfig`).
+        decoder_dim: the network's ``decoder_dim`` (see :class:`ModelConfig`).
+        symmetric: the network's ``symmetric`` (see :class:`ModelConfig`).
+        dropout: the network's ``dropout`` (see :class:`ModelConfig`).
         class_ids: train on these classes only (default: all in the data folder).
         threads: torch intra-op threads (0: leave PyTorch's default).
         ema_decay: keep an exponential moving average of the weights with this decay
@@ -269,7 +282,8 @@ def load_model(
 
     Args:
         path: a ``checkpoint.pt``.
-        backend, device: where the model renders and runs.
+        backend: the rasterizer backend the model renders with.
+        device: where the model runs.
         average: load the moving average of the weights when the checkpoint has one (trained
             with ``ema_decay > 0``); False loads the last optimizer iterate.
     """
