@@ -27,13 +27,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from softras import __version__
 from softras.apps import Command, UsageError
+from softras.cameras import from_angles, image_hw
+from softras.lighting import AmbientLighting, DirectionalLighting, Lighting
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
-from softras.renderer import SoftRenderer
+from softras.rendering import CameraLike, render
 
 from ._checks import (
     ImageSize,
@@ -52,6 +55,7 @@ __all__ = [
     "RenderResult",
     "builtin_mesh",
     "composite",
+    "display_render",
     "normalize_mesh",
     "render_sigma_gamma_sweep",
     "render_turntable",
@@ -74,6 +78,10 @@ SWEEP_AZIMUTH = 20.0
 STRIP_FRAMES = 5
 TURNTABLE_FPS = 20.0
 SWEEP_FPS = 8.0
+#: Pictures are rendered at this many times their size per side and averaged down (anti-aliasing).
+SUPERSAMPLE = 2
+#: The original's viewing angle (half field of view, degrees) of ``camera_mode='look_at'``.
+VIEWING_ANGLE = 30.0
 
 Color = Sequence[float]
 
@@ -116,30 +124,72 @@ def builtin_mesh(texture_res: int = 4, texture_type: str = "surface") -> Mesh:
     return Mesh(vertices, faces, textures, texture_type=texture_type)
 
 
-def _expand(mesh: Mesh, b: int) -> Mesh:
-    """The single ``mesh`` repeated ``b`` times (views, no copies)."""
-    return Mesh(mesh.vertices.expand(b, -1, -1), mesh.faces[:1], mesh.textures[:1], texture_type=mesh.texture_type)
+def _cameras(mesh: Mesh, distance: float, elevation: float, azimuths: torch.Tensor) -> CameraLike:
+    """Look-at cameras [N] at ``distance`` and ``elevation`` (degrees) around the origin, one per azimuth."""
+    az = azimuths.to(device=mesh.device, dtype=mesh.vertices.dtype)
+    return from_angles(torch.full_like(az, float(distance)), torch.full_like(az, float(elevation)), az,
+                       viewing_angle=VIEWING_ANGLE)  # fmt: skip
 
 
-def _renderer(
-    mesh: Mesh, image_size: ImageSize, sigma_val: float, gamma_val: float, backend: str | None
-) -> SoftRenderer:
-    renderer = SoftRenderer(
-        image_size=image_size,
-        camera_mode="look_at",
-        sigma_val=sigma_val,
-        gamma_val=gamma_val,
-        texture_type=mesh.texture_type,
-        light_mode=mesh.texture_type,
-        backend=backend,
-    )
-    return renderer.to(mesh.device)
+Light = Lighting | AmbientLighting | DirectionalLighting
 
 
-def _camera_tensors(mesh: Mesh, distance: float, elevation: float, azimuths: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    dtype = mesh.vertices.dtype
-    az = azimuths.to(device=mesh.device, dtype=dtype)
-    return torch.full_like(az, float(distance)), torch.full_like(az, float(elevation)), az
+def display_render(
+    mesh: Mesh,
+    camera: CameraLike,
+    *,
+    image_size: ImageSize,
+    sigma_val: float = 1e-5,
+    gamma_val: float = 1e-4,
+    lights: Light | Sequence[Light] | None = None,
+    smooth_shading: bool = True,
+    supersample: int = SUPERSAMPLE,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Render ``mesh`` for viewing: smooth shading, the stipple-free alpha and anti-aliasing.
+
+    Colour is the soft rasterizer's (:func:`softras.render` with ``lights``, default the
+    original's :class:`~softras.Lighting`). Alpha is the larger of the soft coverage and the
+    z-buffer's: at small σ a closed mesh's soft alpha dips below 1 on the edges that two faces
+    share (each face alone gives sigmoid(±d²/σ) there, 3/4 together right on the edge), which
+    shows the background through as a stipple of dots along every edge; the z-buffer coverage is 1
+    everywhere inside the silhouette, while outside it the soft alpha keeps the blur that σ
+    gives. Rendered at ``supersample`` times the size per side and averaged down with
+    premultiplied colour, so that the background does not darken the edges. No autograd.
+
+    Args:
+        mesh: world-space mesh (batch 1 with a batched camera: rendered once per camera).
+        camera: a :mod:`softras.cameras` camera.
+        image_size: output size, S or (H, W).
+        sigma_val, gamma_val: the soft rasterizer's σ and γ.
+        lights: lighting (``None``: ``softras.Lighting()``, ambient 0.5 + 0.5 from +y).
+        smooth_shading: vertex-normal (Gouraud) shading instead of one normal per face.
+        supersample: rendering scale per side (1: no anti-aliasing).
+        backend: rasterizer backend (``None``: the default for the mesh's device).
+
+    Returns:
+        ``[B, 4, H, W]`` straight (not premultiplied) RGBA in [0, 1] on the CPU, float32.
+    """
+    h, w = image_hw(image_size)
+    s = check_int("supersample", supersample, 1)
+    with torch.no_grad():
+        out = render(
+            mesh,
+            camera,
+            lights=Lighting() if lights is None else lights,
+            outputs=("rgba", "face_id"),
+            image_size=(s * h, s * w),
+            smooth_shading=smooth_shading,
+            sigma_val=sigma_val,
+            gamma_val=gamma_val,
+            backend=backend,
+        )
+        alpha = torch.maximum(out.alpha, (out.face_id >= 0)[:, None].to(out.alpha)).clamp(0, 1)
+        rgb = out.rgba[:, :3].clamp(0, 1) * alpha  # premultiplied
+        if s > 1:
+            rgb, alpha = F.avg_pool2d(rgb, s), F.avg_pool2d(alpha, s)
+        rgb = torch.where(alpha > 0, rgb / alpha.clamp_min(1e-12), rgb)
+    return torch.cat([rgb.clamp(0, 1), alpha], dim=1).float().cpu()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +215,8 @@ def render_turntable(
     sigma_val: float = 1e-5,
     gamma_val: float = 1e-4,
     batch: int = DEFAULT_BATCH,
+    smooth_shading: bool = True,
+    supersample: int = SUPERSAMPLE,
     backend: str | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
@@ -172,8 +224,8 @@ def render_turntable(
 
     The cameras look at the origin from ``distance`` at ``elevation`` degrees, azimuths from
     :func:`turntable_azimuths`; ``batch`` cameras are rendered per call. Frames are rendered
-    without autograd (this is for viewing; render with :class:`~softras.SoftRenderer` directly
-    to differentiate).
+    for viewing by :func:`display_render` (without autograd; render with
+    :class:`~softras.SoftRenderer` or :func:`softras.render` directly to differentiate).
 
     Args:
         mesh: a single mesh (batch size 1), e.g. from :func:`normalize_mesh`.
@@ -182,24 +234,29 @@ def render_turntable(
         step_deg: azimuth step in degrees.
         sigma_val, gamma_val: the soft rasterizer's σ and γ (defaults: nearly sharp).
         batch: cameras per rendering call (memory vs. speed).
+        smooth_shading, supersample: see :func:`display_render`.
         backend: rasterizer backend (``None``: the default for the mesh's device).
         progress: show a progress bar (only on a terminal).
 
     Returns:
-        ``[N, 4, S, S]`` RGBA frames in [0, 1] on the CPU, ``N = len(turntable_azimuths(step_deg))``.
+        ``[N, 4, S, S]`` straight RGBA frames in [0, 1] on the CPU, ``N = len(turntable_azimuths(step_deg))``.
     """
     _check_single(mesh)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch: expected an integer >= 1, got {batch!r}")
     azimuths = turntable_azimuths(step_deg)
     n = len(azimuths)
-    renderer = _renderer(mesh, image_size, sigma_val, gamma_val, backend)
     frames: list[torch.Tensor] = []
-    with torch.no_grad(), progress_bar(total=n, desc="turntable", unit="frame", quiet=not progress) as bar:
+    with progress_bar(total=n, desc="turntable", unit="frame", quiet=not progress) as bar:
         for start in range(0, n, batch):
             az = azimuths[start : start + batch]
-            renderer.transform.set_eyes_from_angles(*_camera_tensors(mesh, distance, elevation, az))
-            frames.append(renderer.render_mesh(_expand(mesh, len(az))).float().cpu())
+            camera = _cameras(mesh, distance, elevation, az)
+            frames.append(
+                display_render(
+                    mesh, camera, image_size=image_size, sigma_val=sigma_val, gamma_val=gamma_val,
+                    smooth_shading=smooth_shading, supersample=supersample, backend=backend,
+                )
+            )  # fmt: skip
             bar.update(len(az))
     return torch.cat(frames)
 
@@ -228,6 +285,8 @@ def render_sigma_gamma_sweep(
     distance: float = DEFAULT_DISTANCE,
     elevation: float = DEFAULT_ELEVATION,
     azimuth: float = SWEEP_AZIMUTH,
+    smooth_shading: bool = True,
+    supersample: int = SUPERSAMPLE,
     backend: str | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
@@ -242,11 +301,13 @@ def render_sigma_gamma_sweep(
         gammas: explicit γ values, one per frame.
         sigmas: explicit σ values (default: ``γ / 10``).
         image_size, distance, elevation, azimuth: the fixed camera (angles in degrees).
+        smooth_shading, supersample: see :func:`display_render` (its alpha keeps σ's blur
+            outside the silhouette and is 1 inside it).
         backend: rasterizer backend.
         progress: show a progress bar.
 
     Returns:
-        ``[N, 4, S, S]`` RGBA frames on the CPU, in the order of ``gammas``.
+        ``[N, 4, S, S]`` straight RGBA frames on the CPU, in the order of ``gammas``.
     """
     _check_single(mesh)
     if gammas is None:
@@ -257,16 +318,17 @@ def render_sigma_gamma_sweep(
     sigmas = [g / 10 for g in gammas] if sigmas is None else [float(s) for s in sigmas]
     if len(sigmas) != len(gammas) or not gammas:
         raise ValueError(f"sigmas/gammas: expected equally many (>= 1), got {len(sigmas)} and {len(gammas)}")
-    renderer = _renderer(mesh, image_size, sigmas[0], gammas[0], backend)
-    renderer.transform.set_eyes_from_angles(float(distance), float(elevation), float(azimuth))
+    camera = _cameras(mesh, distance, elevation, torch.tensor([float(azimuth)], dtype=torch.float64))
     frames: list[torch.Tensor] = []
-    with torch.no_grad():
-        for sigma, gamma in progress_bar(
-            list(zip(sigmas, gammas, strict=True)), desc="σ/γ sweep", unit="frame", quiet=not progress
-        ):
-            renderer.set_sigma(sigma)
-            renderer.set_gamma(gamma)
-            frames.append(renderer.render_mesh(mesh).float().cpu())
+    for sigma, gamma in progress_bar(
+        list(zip(sigmas, gammas, strict=True)), desc="σ/γ sweep", unit="frame", quiet=not progress
+    ):
+        frames.append(
+            display_render(
+                mesh, camera, image_size=image_size, sigma_val=sigma, gamma_val=gamma,
+                smooth_shading=smooth_shading, supersample=supersample, backend=backend,
+            )
+        )  # fmt: skip
     return torch.cat(frames)
 
 
