@@ -38,6 +38,9 @@ from torch import nn
 from softras import __version__
 from softras._validation import resolve_device
 from softras.apps import Command, UsageError
+from softras.cameras import from_angles
+from softras.functional import get_points_from_angles
+from softras.lighting import AmbientLighting, DirectionalLighting
 from softras.losses import FlattenLoss, LaplacianLoss, hard_iou, neg_iou_loss
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
@@ -86,6 +89,8 @@ TEMPLATE_RADIUS = 0.5
 TARGET_RADIUS = 0.65
 #: Elevation range of the camera grid (degrees); 24 azimuths per ring for 120 views.
 ELEVATION_RANGE = (-30.0, 60.0)
+#: Surface colour of the shaded pictures.
+DISPLAY_COLOR = (0.78, 0.82, 0.92)
 #: Views shown in the progress GIF and in the comparison picture.
 GIF_VIEWS = 4
 COMPARISON_VIEWS = 8
@@ -225,6 +230,28 @@ def _render_views(
             mesh = Mesh(vertices[None].expand(b, -1, -1), faces[None].expand(b, -1, -1))
             out.append(renderer.render_mesh(mesh).float().cpu())
     return torch.cat(out)
+
+
+def _display_views(
+    vertices: torch.Tensor, faces: torch.Tensor, cameras: torch.Tensor, size: ImageSize, backend: str | None
+) -> np.ndarray:
+    """Shaded pictures of one mesh (vertices [V, 3], faces [F, 3]) from cameras [N, 3] -> [N, 4, H, W].
+
+    Smooth shading with a light at each camera (plus one from above), so that every view shows
+    the shape; alpha without the stipple (see :func:`softras.apps.render.display_render`).
+    """
+    from softras.apps.render import display_render
+
+    eyes = get_points_from_angles(cameras[:, 0], cameras[:, 1], cameras[:, 2])
+    lights = [
+        AmbientLighting(0.25),
+        DirectionalLighting(0.65, light_direction=F.normalize(eyes, dim=1)),  # a light at each camera
+        DirectionalLighting(0.15, light_direction=(0.0, 1.0, 0.0)),
+    ]
+    camera = from_angles(cameras[:, 0], cameras[:, 1], cameras[:, 2], viewing_angle=VIEWING_ANGLE)
+    colour = torch.tensor(DISPLAY_COLOR, dtype=vertices.dtype, device=vertices.device)
+    mesh = Mesh(vertices[None], faces[None], colour.expand(1, faces.shape[0], 1, 3))
+    return display_render(mesh, camera, image_size=size, lights=lights, backend=backend).numpy()
 
 
 def render_targets(
@@ -617,13 +644,7 @@ def run_deform(
         raise UsageError(f"template {template_source}: {exc}") from exc
     renderer = _silhouette_renderer(image_size, backend, dev)
     viewer = _silhouette_renderer(image_size, backend, dev)  # evaluation and snapshots
-    display = SoftRenderer(
-        image_size=tuple(2 * x for x in image_hw(image_size)),
-        sigma_val=1e-5,
-        camera_mode="look_at",
-        viewing_angle=VIEWING_ANGLE,
-        backend=backend,
-    ).to(dev)
+    display_size = tuple(2 * x for x in image_hw(image_size))
     gif_idx = sorted({round(float(x)) for x in np.linspace(0, n - 1, min(GIF_VIEWS, n))})
     faces_dev = model.faces
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=BETAS)
@@ -636,7 +657,7 @@ def run_deform(
 
     def snapshot(vertices: torch.Tensor, it: int, loss: float, iou_value: float) -> np.ndarray:
         alpha = _render_views(viewer, vertices, faces_dev, cameras[gif_idx])[:, 3].numpy()
-        shaded = _render_views(display, vertices, faces_dev, cameras[gif_idx]).numpy()
+        shaded = _display_views(vertices, faces_dev, cameras[gif_idx], display_size, backend)
         tgt = target_alpha[gif_idx].cpu().numpy()
         row1 = [_upscale(_overlay(a, t), 2) for a, t in zip(alpha, tgt, strict=True)]
         row2 = [_shaded_image(x) for x in shaded]
@@ -699,7 +720,7 @@ def run_deform(
     cmp_idx = sorted({round(float(x)) for x in np.linspace(0, n - 1, min(COMPARISON_VIEWS, n))})
     tgt_np = target_alpha.cpu().numpy()
     fin_np = final_alpha.numpy()
-    shaded = _render_views(display, v_final, faces_dev, cameras[cmp_idx]).numpy()
+    shaded = _display_views(v_final, faces_dev, cameras[cmp_idx], display_size, backend)
     comparison = _grid(
         [
             [_upscale(_alpha_image(tgt_np[i]), 2) for i in cmp_idx],

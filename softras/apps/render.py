@@ -55,6 +55,7 @@ __all__ = [
     "RenderResult",
     "builtin_mesh",
     "composite",
+    "display_alpha",
     "display_render",
     "normalize_mesh",
     "render_sigma_gamma_sweep",
@@ -134,6 +135,29 @@ def _cameras(mesh: Mesh, distance: float, elevation: float, azimuths: torch.Tens
 Light = Lighting | AmbientLighting | DirectionalLighting
 
 
+def display_alpha(alpha: torch.Tensor, coverage: torch.Tensor, hard_colour: bool = False) -> torch.Tensor:
+    """The alpha to composite a render with for pictures, [B, 1, H, W] in [0, 1].
+
+    Args:
+        alpha: [B, 1, H, W] the soft rasterizer's alpha (``aggr_func_alpha='prod'``).
+        coverage: [B, 1, H, W] the z-buffer's coverage: 1 where a face contains the pixel centre,
+            else 0 (``face_id >= 0``, or the alpha of ``aggr_func_alpha='hard'``).
+        hard_colour: the colour is the z-buffer's (``aggr_func_rgb='hard'``).
+
+    Returns:
+        ``coverage`` for z-buffer colour: its colour is the background wherever no face contains
+        the pixel, so the soft alpha there would composite the background colour (black) over
+        the picture's background: a dark halo. Otherwise ``max(alpha, coverage)``: the soft
+        colour belongs to the soft alpha, but at small σ that alpha dips below 1 on the edges two
+        faces share inside the silhouette (each face alone gives sigmoid(±d²/σ), 3/4 together
+        right on the edge), a stipple of background dots along every edge; the coverage is 1
+        there, and outside the silhouette the soft alpha keeps the blur that σ gives.
+    """
+    if hard_colour:
+        return coverage.clamp(0, 1)
+    return torch.maximum(alpha, coverage).clamp(0, 1)
+
+
 def display_render(
     mesh: Mesh,
     camera: CameraLike,
@@ -149,13 +173,10 @@ def display_render(
     """Render ``mesh`` for viewing: smooth shading, the stipple-free alpha and anti-aliasing.
 
     Colour is the soft rasterizer's (:func:`softras.render` with ``lights``, default the
-    original's :class:`~softras.Lighting`). Alpha is the larger of the soft coverage and the
-    z-buffer's: at small σ a closed mesh's soft alpha dips below 1 on the edges that two faces
-    share (each face alone gives sigmoid(±d²/σ) there, 3/4 together right on the edge), which
-    shows the background through as a stipple of dots along every edge; the z-buffer coverage is 1
-    everywhere inside the silhouette, while outside it the soft alpha keeps the blur that σ
-    gives. Rendered at ``supersample`` times the size per side and averaged down with
-    premultiplied colour, so that the background does not darken the edges. No autograd.
+    original's :class:`~softras.Lighting`); alpha is :func:`display_alpha` of the soft alpha and
+    the z-buffer coverage (no stipple on shared edges, σ's blur kept outside the silhouette).
+    Rendered at ``supersample`` times the size per side and averaged down with premultiplied
+    colour, so that the background under the picture does not darken its edges. No autograd.
 
     Args:
         mesh: world-space mesh (batch 1 with a batched camera: rendered once per camera).
@@ -184,7 +205,7 @@ def display_render(
             gamma_val=gamma_val,
             backend=backend,
         )
-        alpha = torch.maximum(out.alpha, (out.face_id >= 0)[:, None].to(out.alpha)).clamp(0, 1)
+        alpha = display_alpha(out.alpha, (out.face_id >= 0)[:, None].to(out.alpha))
         rgb = out.rgba[:, :3].clamp(0, 1) * alpha  # premultiplied
         if s > 1:
             rgb, alpha = F.avg_pool2d(rgb, s), F.avg_pool2d(alpha, s)
@@ -501,6 +522,7 @@ def run_render(
     texture_type: str = "surface",
     step_deg: float = 4.0,
     sweep_frames: int = DEFAULT_SWEEP_FRAMES,
+    smooth_shading: bool = True,
     backend: str | None = None,
     quiet: bool = False,
 ) -> RenderResult:
@@ -520,6 +542,8 @@ def run_render(
         texture_type: ``'surface'`` or ``'vertex'``.
         step_deg: turntable azimuth step in degrees (``round(360 / step)`` frames).
         sweep_frames: frames of the sweep (γ log-spaced in [1e-4, 1e-2], σ = γ / 10).
+        smooth_shading: vertex-normal (Gouraud) shading; ``False``: one normal per face, as the
+            original's surface textures.
         backend: rasterizer backend (``None``: the default for the device).
         quiet: no progress bars.
 
@@ -558,6 +582,7 @@ def run_render(
         distance=distance,
         elevation=elevation,
         step_deg=step_deg,
+        smooth_shading=smooth_shading,
         backend=backend,
         progress=not quiet,
     )
@@ -572,6 +597,7 @@ def run_render(
         image_size=image_size,
         distance=distance,
         elevation=elevation,
+        smooth_shading=smooth_shading,
         backend=backend,
         progress=not quiet,
     )
@@ -620,6 +646,8 @@ def run_render(
             "sweep_sigmas": [float(f"{x:.6g}") for x in sigmas],
             "sweep_gammas": [float(f"{x:.6g}") for x in gammas],
             "strip_frames": strip_idx,
+            "shading": "smooth" if smooth_shading else "flat",
+            "supersample": SUPERSAMPLE,
             "backend": backend_name,
             "device": str(mesh.device),
         },
@@ -682,6 +710,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames of the σ/γ sweep, γ from 1e-4 to 1e-2, σ = γ/10 (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
+        "--shading", choices=("smooth", "flat"), default="smooth",
+        help="smooth: vertex normals interpolated across faces; flat: one normal per face (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--backend", choices=available_backends(), default=None,
         help="rasterizer backend (default: the fastest one for the device)",
     )  # fmt: skip
@@ -700,6 +732,7 @@ def run(args: argparse.Namespace) -> int:
         texture_type=args.texture_type,
         step_deg=args.step,
         sweep_frames=args.sweep_frames,
+        smooth_shading=args.shading == "smooth",
         backend=args.backend,
         quiet=args.quiet,
     )
