@@ -1,7 +1,7 @@
 """Deform a template sphere into a mesh whose silhouettes match multi-view target silhouettes.
 
 The SoftRas paper's (and the original ``examples/demo_deform.py``'s) silhouette-based mesh
-deformation: a template (icosphere, level 3 = 642 vertices, scaled to radius 0.5) is deformed by
+deformation: a template (a 1352-vertex sphere like the original's, scaled to radius 0.5) is deformed by
 a per-vertex displacement in the original's sigmoid parametrisation plus a centroid, so that its
 soft silhouettes seen from ``N`` cameras match target silhouettes. The loss is the negative soft
 IoU plus a Laplacian (0.03) and a flatten (0.0003) regulariser, minimised with
@@ -84,6 +84,9 @@ LAPLACIAN_WEIGHT = 0.03
 FLATTEN_WEIGHT = 0.0003
 #: The template is scaled to this radius, as the original's ``template.vertices * 0.5``.
 TEMPLATE_RADIUS = 0.5
+#: Vertices of the default template (:func:`softras.shapes.fibonacci_sphere`): the resolution of
+#: the original's ``sphere_1352.obj``.
+TEMPLATE_VERTICES = 1352
 #: A target mesh is centred and scaled to this bounding-sphere radius: it then stays inside every
 #: view (asin(0.65 / 2.732) = 13.8° < 15°) and inside the parametrisation's cube (-1, 1)³.
 TARGET_RADIUS = 0.65
@@ -95,7 +98,7 @@ DISPLAY_COLOR = (0.78, 0.82, 0.92)
 GIF_VIEWS = 4
 COMPARISON_VIEWS = 8
 #: Clamp of ``|v|`` in the inverse sigmoid, so that template coordinates that are exactly 0
-#: (the icosphere has some) give a finite base instead of ``log(0)``.
+#: (an icosphere has some) give a finite base instead of ``log(0)``.
 _BASE_EPS = 1e-4
 
 
@@ -512,12 +515,12 @@ def _load_mesh(path: str | os.PathLike, what: str) -> Mesh:
         raise UsageError(f"cannot load {what} mesh {p}: {exc}") from exc
 
 
-def _template(template: str | os.PathLike | None, level: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+def _template(template: str | os.PathLike | None, vertices: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     if template is None:
-        from softras.shapes import icosphere
+        from softras.shapes import fibonacci_sphere
 
-        v, f = icosphere(level=level)
-        return v * TEMPLATE_RADIUS, f, f"icosphere level {level}"
+        v, f = fibonacci_sphere(vertices, radius=TEMPLATE_RADIUS)
+        return v, f, f"fibonacci_sphere({vertices})"
     mesh = _load_mesh(template, "template")
     v, _, _ = _normalize(mesh.vertices[0], TEMPLATE_RADIUS)
     return v, mesh.faces[0].long(), str(template)
@@ -529,7 +532,7 @@ def run_deform(
     target_images: str | os.PathLike | None = None,
     target_cameras: str | os.PathLike | None = None,
     template: str | os.PathLike | None = None,
-    template_level: int = 3,
+    template_vertices: int = TEMPLATE_VERTICES,
     out_dir: str | os.PathLike = "out/deform",
     iters: int = DEFAULT_ITERS,
     image_size: ImageSize | None = None,
@@ -561,7 +564,8 @@ def run_deform(
         target: target mesh file; ``None`` (and no ``.npy`` files) for the built-in car-like mesh.
         target_images, target_cameras: the ``.npy`` targets (both or neither; not with ``target``).
         template: template mesh file (centred, scaled to radius 0.5; must be manifold); ``None``
-            for an icosphere of ``template_level`` (3: 642 vertices).
+            for :func:`softras.shapes.fibonacci_sphere` with ``template_vertices`` vertices.
+        template_vertices: vertices of the default template (1352, the original's resolution).
         out_dir: output folder.
         iters: optimisation steps.
         image_size: silhouette size, S (S × S) or (H, W) (default 64; for ``.npy`` targets it must
@@ -580,7 +584,7 @@ def run_deform(
     t_start = time.perf_counter()
     iters = check_int("iters", iters, 0)
     seed = check_int("seed", seed, 0)
-    template_level = check_int("template_level", template_level, 0)
+    template_vertices = check_int("template_vertices", template_vertices, 4)
     if backend is not None and backend not in available_backends():
         raise UsageError(f"backend: expected one of {available_backends()}, got {backend!r}")
     npy = target_images is not None or target_cameras is not None
@@ -635,7 +639,7 @@ def run_deform(
     target_seconds = time.perf_counter() - t0
 
     # ---- model ---------------------------------------------------------------------------
-    tv0, faces, template_source = _template(template, template_level)
+    tv0, faces, template_source = _template(template, template_vertices)
     if float(tv0.abs().max()) >= 1:
         raise UsageError("template: coordinates must lie inside (-1, 1)")
     try:
@@ -843,11 +847,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--template", metavar="MESH", default=None,
-        help="template mesh (manifold; scaled to radius 0.5); default: icosphere of --template-level",
+        help="template mesh (manifold; scaled to radius 0.5); default: a sphere of --template-vertices",
     )  # fmt: skip
     parser.add_argument(
-        "--template-level", type=_non_negative_int, default=3, metavar="L",
-        help="icosphere subdivisions of the default template (3: 642 vertices; default: %(default)s)",
+        "--template-vertices", type=positive_int, default=TEMPLATE_VERTICES, metavar="N",
+        help="vertices of the default sphere template (the original's 1352; default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
         "--iters", type=_non_negative_int, default=DEFAULT_ITERS, help="iterations (default: %(default)s)"
@@ -888,7 +892,7 @@ def run(args: argparse.Namespace) -> int:
         target_images=args.target_images,
         target_cameras=args.target_cameras,
         template=args.template,
-        template_level=args.template_level,
+        template_vertices=args.template_vertices,
         out_dir=args.out,
         iters=args.iters,
         image_size=args.image_size,
