@@ -1,4 +1,6 @@
 # Everything installs into .venv; the two quickstart targets create it on first use.
+# `make demo` installs only what the demo needs (the package and its dependencies); `make test`
+# adds the dev tools and the GPU extra (NVIDIA Warp) on top, so that the Warp kernels are tested.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # On the project machines `torch==2.13.0` resolves to a local CPU wheel; override to pick another build.
@@ -7,16 +9,21 @@ OUT ?= out/quickstart
 
 .PHONY: demo test lint docs venv clean notebooks
 
-venv: $(VENV)/.installed
+# The full development environment (what `make test` uses).
+venv: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[dev,gpu,docs]"
 	touch $@
 
-demo: venv
+demo: $(VENV)/.installed
 	$(VENV)/bin/softras render --out $(OUT)
 
 lint: venv

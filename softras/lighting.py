@@ -77,6 +77,17 @@ class Lighting(SettingsState, nn.Module):
         super().set_extra_state(state)
         check_choice("light_mode", self.light_mode, ("surface", "vertex"))
 
+    def light(self, normals: torch.Tensor) -> torch.Tensor:
+        """[B, N, 3] light for unit ``normals`` [B, N, 3]: the ambient term, then each directional one."""
+        light = self.ambient(torch.zeros_like(normals))
+        for directional in self.directionals:
+            light = directional(light, normals)
+        return light
+
+    def vertex_light(self, mesh: Mesh) -> torch.Tensor:
+        """[B, V, 3] light at the mesh's vertices, from its vertex normals (smooth shading)."""
+        return self.light(mesh.vertex_normals)
+
     def forward(self, mesh: Mesh) -> Mesh:
         check_choice("light_mode", self.light_mode, ("surface", "vertex"))
         if self.light_mode != mesh.texture_type:
@@ -85,9 +96,6 @@ class Lighting(SettingsState, nn.Module):
                 f"but the mesh has texture_type={mesh.texture_type!r} (see SoftRenderer.set_texture_mode)"
             )
         surface = self.light_mode == "surface"
-        normals = mesh.surface_normals if surface else mesh.vertex_normals
-        light = self.ambient(torch.zeros_like(normals))
-        for directional in self.directionals:
-            light = directional(light, normals)
+        light = self.light(mesh.surface_normals if surface else mesh.vertex_normals)
         textures = mesh.textures * (light[:, :, None, :] if surface else light)
         return mesh.replace(textures=textures)

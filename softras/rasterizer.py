@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import functional as srf
 from ._state import SettingsState
 from .cameras import image_hw
 from .mesh import Mesh
-from .raster import RasterSettings, rasterize
+from .raster import RasterSettings, rasterize, rasterize_channels
 
 __all__ = ["Rasterizer", "SoftRasterizer"]
 
@@ -97,15 +98,42 @@ class SoftRasterizer(SettingsState, nn.Module):
             texture_type=self.texture_type,
         )
 
-    def forward(self, mesh: Mesh, mode: str | None = None) -> torch.Tensor:
+    def forward(self, mesh: Mesh, mode: str | None = None, *, vertex_light: torch.Tensor | None = None) -> torch.Tensor:
         """Render ``mesh`` (screen space). ``mode`` is accepted for compatibility and ignored,
-        as in the original: the output is always RGBA [B, 4, S, S]."""
+        as in the original: the output is always RGBA [B, 4, S, S].
+
+        ``vertex_light``: [B, V, 3] light per vertex, interpolated across each face, aggregated
+        like the colour and multiplied with it (smooth shading of surface textures); the
+        background keeps its colour. ``None``: the textures as they are (the original).
+        """
         if mode not in _MODES:
             raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
-        images = rasterize(mesh.face_vertices, mesh.face_textures, self.settings(), backend=self.backend)
+        settings = self.settings()
+        if vertex_light is None:
+            images = rasterize(mesh.face_vertices, mesh.face_textures, settings, backend=self.backend)
+        else:
+            images = self._lit(mesh, vertex_light, settings)
         if self.anti_aliasing:
             images = F.avg_pool2d(images, kernel_size=2, stride=2)
         return images
+
+    def _lit(self, mesh: Mesh, vertex_light: torch.Tensor, settings: RasterSettings) -> torch.Tensor:
+        """RGBA of surface textures times the interpolated ``vertex_light`` [B, V, 3]."""
+        if mesh.texture_type != "surface":
+            raise ValueError(f"vertex_light: needs surface textures, got texture_type={mesh.texture_type!r}")
+        want = (mesh.batch_size, mesh.num_vertices, 3)
+        if not isinstance(vertex_light, torch.Tensor) or tuple(vertex_light.shape) != want:
+            got = tuple(vertex_light.shape) if isinstance(vertex_light, torch.Tensor) else type(vertex_light).__name__
+            raise ValueError(f"vertex_light: expected shape {list(want)}, got {got}")
+        result = rasterize_channels(
+            mesh.face_vertices,
+            settings,
+            surface=mesh.face_textures,
+            vertex=srf.face_vertices(vertex_light.to(mesh.vertices), mesh.faces),
+            background=(*settings.background_color, 1.0, 1.0, 1.0),
+            backend=self.backend,
+        )
+        return torch.cat([result.channels[:, :3] * result.channels[:, 3:], result.alpha], dim=1)
 
 
 class Rasterizer(SoftRasterizer):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_choice
+from ._validation import check_bool, check_choice
 from .cameras import Camera, image_hw
 from .lighting import Lighting
 from .mesh import Mesh
@@ -23,10 +23,11 @@ class _RendererBase(nn.Module):
 
     rasterizer: SoftRasterizer
 
-    def __init__(self, light_args: tuple, camera_args: tuple) -> None:
+    def __init__(self, light_args: tuple, camera_args: tuple, smooth_shading: bool) -> None:
         super().__init__()
         self.lighting = Lighting(*light_args)
         self.transform = Transform(*camera_args)
+        self.smooth_shading = check_bool("smooth_shading", smooth_shading)
 
     def set_texture_mode(self, mode: str) -> None:
         """Use ``'surface'`` or ``'vertex'`` textures (and lighting) from now on."""
@@ -59,11 +60,15 @@ class _RendererBase(nn.Module):
         """Render a world-space :class:`Mesh` -> [B, 4, H, W] RGBA. ``mesh`` is not modified.
 
         ``camera``: a :mod:`softras.cameras` object used for this call only, instead of the
-        configured transform (whose state is not changed).
+        configured transform (whose state is not changed). With ``smooth_shading`` surface
+        textures are lit per vertex and the light is interpolated across each face.
         """
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh: expected a softras.Mesh, got {type(mesh).__name__}")
         self.set_texture_mode(mesh.texture_type)
+        if self.smooth_shading and mesh.texture_type == "surface":
+            light = self.lighting.vertex_light(mesh)
+            return self.rasterizer(self.to_screen(mesh, camera), mode, vertex_light=light)
         mesh = self.lighting(mesh)
         mesh = self.to_screen(mesh, camera)
         return self.rasterizer(mesh, mode)
@@ -93,6 +98,12 @@ class SoftRenderer(_RendererBase):
     :func:`softras.cameras.default_camera` is used (a look-at camera at (0, 0, −2.732) aimed
     at the origin), so ``SoftRenderer()`` renders a unit sphere at the origin. ``image_size``:
     an int or (H, W). ``backend`` picks the rasterization backend.
+
+    ``smooth_shading=True`` (not in the original) lights surface textures with the vertex
+    normals, interpolated across each face (Gouraud shading: no facets on curved meshes),
+    instead of one face normal per face. The light is aggregated like the colour and multiplied
+    with it after rasterization, so it equals per-face-contribution shading wherever one face
+    dominates a pixel (small γ). Vertex colours are lit per vertex either way, as in the original.
     """
 
     def __init__(
@@ -128,11 +139,13 @@ class SoftRenderer(_RendererBase):
         light_directions: Sequence[float] = (0, 1, 0),
         *,
         backend: str | None = None,
+        smooth_shading: bool = False,
     ) -> None:
         super().__init__(
             (light_mode, light_intensity_ambient, light_color_ambient,
              light_intensity_directionals, light_color_directionals, light_directions),
             (camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction),
+            smooth_shading,
         )  # fmt: skip
         self.rasterizer = SoftRasterizer(
             image_size,
@@ -192,11 +205,13 @@ class Renderer(_RendererBase):
         light_directions: Sequence[float] = (0, 1, 0),
         *,
         backend: str | None = None,
+        smooth_shading: bool = False,
     ) -> None:
         super().__init__(
             (light_mode, light_intensity_ambient, light_color_ambient,
              light_intensity_directionals, light_color_directionals, light_directions),
             (camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction),
+            smooth_shading,
         )  # fmt: skip
         self.rasterizer = Rasterizer(
             image_size, background_color, near, far, anti_aliasing, fill_back, eps, backend=backend

@@ -37,7 +37,7 @@ from .lighting import AmbientLighting, DirectionalLighting, Lighting
 from .mesh import Mesh
 from .raster import RasterResult, RasterSettings, rasterize_channels
 
-__all__ = ["HARD_OUTPUTS", "OUTPUTS", "RASTER_OPTIONS", "CameraLike", "RenderOutput", "render", "shade"]
+__all__ = ["HARD_OUTPUTS", "OUTPUTS", "RASTER_OPTIONS", "CameraLike", "RenderOutput", "render", "shade", "vertex_light"]
 
 OUTPUTS = ("rgba", "alpha", "depth", "hard_depth", "normals", "features", "face_id", "barycentrics")
 """Every name accepted in ``outputs=``."""
@@ -185,7 +185,7 @@ def _light_terms(lights: object) -> list[AmbientLighting | DirectionalLighting]:
 
 
 # ---- channels ----------------------------------------------------------------------------
-def shade(mesh: Mesh, lights: Light | Sequence[Light] | None) -> torch.Tensor:
+def shade(mesh: Mesh, lights: Light | Sequence[Light] | None, smooth_shading: bool = False) -> torch.Tensor:
     """The mesh's colours, lit: surface [B, F, R*R, 3] or vertex [B, V, 3].
 
     Lighting follows :class:`softras.Lighting` (which :class:`softras.SoftRenderer` uses): the
@@ -194,16 +194,32 @@ def shade(mesh: Mesh, lights: Light | Sequence[Light] | None) -> torch.Tensor:
     textures and per vertex for vertex colours), and the colours are multiplied by it. A
     :class:`Lighting`'s ``light_mode`` is not consulted: shading follows the mesh's
     ``texture_type``, as in ``SoftRenderer.render_mesh``. ``lights=None``: the colours as they are.
+
+    ``smooth_shading=True`` with surface textures returns the texels unlit: their light is the
+    per-vertex :func:`vertex_light`, which :func:`render` interpolates across each face and
+    multiplies in after rasterization. Vertex colours are lit per vertex either way.
     """
     if lights is None:
         return mesh.textures
     terms = _light_terms(lights)
     surface = mesh.texture_type == "surface"
-    normals = mesh.surface_normals if surface else mesh.vertex_normals
+    if surface and smooth_shading:
+        return mesh.textures
+    light = _light(terms, mesh.surface_normals if surface else mesh.vertex_normals)
+    return mesh.textures * (light[:, :, None, :] if surface else light)
+
+
+def vertex_light(mesh: Mesh, lights: Light | Sequence[Light]) -> torch.Tensor:
+    """[B, V, 3] light at every vertex from its (area-weighted, unit) vertex normal (see :func:`shade`)."""
+    return _light(_light_terms(lights), mesh.vertex_normals)
+
+
+def _light(terms: list[AmbientLighting | DirectionalLighting], normals: torch.Tensor) -> torch.Tensor:
+    """[B, N, 3] light of ``terms`` (applied in order, starting from 0) for unit ``normals`` [B, N, 3]."""
     light = torch.zeros_like(normals)
     for term in terms:
         light = term(light) if isinstance(term, AmbientLighting) else term(light, normals)
-    return mesh.textures * (light[:, :, None, :] if surface else light)
+    return light
 
 
 def _normals(mesh: Mesh, camera: CameraLike, kind: str, frame: str) -> torch.Tensor:
@@ -215,6 +231,10 @@ def _normals(mesh: Mesh, camera: CameraLike, kind: str, frame: str) -> torch.Ten
     if kind == "vertex":
         return srf.face_vertices(n, mesh.faces)
     return n[:, :, None, :].expand(-1, -1, 3, -1)
+
+
+#: The channels of the interpolated vertex light (smooth shading of surface textures).
+_LIGHT = "light"
 
 
 @dataclass(frozen=True)
@@ -236,6 +256,7 @@ def _plan(
     normals: str,
     normals_frame: str,
     background_color: tuple[float, ...],
+    smooth_shading: bool,
 ) -> _Plan:
     surface, vertex, background, slices, start = None, [], [], {}, 0
 
@@ -247,12 +268,14 @@ def _plan(
         start += values.shape[-1]
 
     if "rgba" in asked:
-        colours = shade(mesh, lights)
+        colours = shade(mesh, lights, smooth_shading)
         if mesh.texture_type == "surface":
             surface = colours
             background.extend(background_color)
             slices["rgba"] = slice(0, 3)
             start = 3
+            if smooth_shading and lights is not None:  # light 1 on the background keeps its colour
+                add(_LIGHT, srf.face_vertices(vertex_light(mesh, lights), mesh.faces), (1.0,) * 3)
         else:
             add("rgba", srf.face_vertices(colours, mesh.faces), background_color)
     if "normals" in asked:
@@ -267,8 +290,10 @@ def _split(result: RasterResult, plan: _Plan, asked: frozenset[str]) -> RenderOu
     out: dict[str, torch.Tensor | None] = {"alpha": result.alpha}
     for name, where in plan.slices.items():
         out[name] = result.channels[:, where]
+    light = out.pop(_LIGHT, None)
     if "rgba" in asked:
-        out["rgba"] = torch.cat([out["rgba"], result.alpha], dim=1)
+        rgb = out["rgba"] if light is None else out["rgba"] * light
+        out["rgba"] = torch.cat([rgb, result.alpha], dim=1)
     if "depth" in asked:
         out["depth"] = result.depth
     for name in HARD_OUTPUTS & asked:
@@ -293,6 +318,7 @@ def render(
     normals: str = "vertex",
     normals_frame: str = "camera",
     image_size: int | Sequence[int] | None = None,
+    smooth_shading: bool = False,
     **raster_options: Any,
 ) -> RenderOutput:
     """Render ``mesh`` seen by ``camera`` into the requested ``outputs``, in one rasterization.
@@ -315,6 +341,10 @@ def render(
         normals_frame: ``'camera'`` (the camera's ``world_to_camera`` frame, which must be rigid)
             or ``'world'``.
         image_size: (H, W) or S; defaults to the camera's ``image_size``.
+        smooth_shading: light surface textures with the vertex normals, interpolated across each
+            face (Gouraud shading), instead of one face normal per face; the light is aggregated
+            like the colour and multiplied with it after rasterization. Vertex colours are lit
+            per vertex either way. See :func:`shade`.
         **raster_options: any of :data:`RASTER_OPTIONS` (see :class:`~softras.raster.RasterSettings`;
             ``background_color`` is the background of ``rgba``). Unknown names raise.
 
@@ -331,6 +361,7 @@ def render(
     asked = _check_outputs(outputs)
     check_choice("normals", normals, NORMAL_KINDS)
     check_choice("normals_frame", normals_frame, NORMAL_FRAMES)
+    smooth_shading = check_bool("smooth_shading", smooth_shading)
     if "features" in asked and features is None:
         raise ValueError("features: outputs asks for 'features' but no features=[B, V, C] tensor was given")
     if features is not None:
@@ -353,7 +384,9 @@ def render(
         mesh = _broadcast(mesh, cameras)
         features = None if features is None else features.expand(cameras, -1, -1)
     screen = _check_screen(camera.to_screen(mesh.vertices, image_size=(h, w)), mesh.vertices)
-    plan = _plan(mesh, camera, asked, lights, features, normals, normals_frame, settings.background_color)
+    plan = _plan(
+        mesh, camera, asked, lights, features, normals, normals_frame, settings.background_color, smooth_shading
+    )
     result = rasterize_channels(
         srf.face_vertices(screen, mesh.faces),
         settings,

@@ -19,6 +19,7 @@ __all__ = [
     "bumpy_sphere",
     "color_cube",
     "demo_mesh",
+    "fibonacci_sphere",
     "icosphere",
     "star_prism",
     "surface_colors_from_vertex_colors",
@@ -65,6 +66,39 @@ def icosphere(level: int = 3, radius: float = 1.0) -> tuple[torch.Tensor, torch.
     level = _check_int("level", level, 0)
     radius = check_positive("radius", radius)
     v, f = _unit_icosphere(level)
+    return _out(v * radius, f)
+
+
+def fibonacci_sphere(vertices: int = 1352, radius: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sphere of any vertex count with nearly uniform triangles: the convex hull of a Fibonacci lattice.
+
+    Vertex ``i`` of ``n`` sits at height ``y = 1 - (2i + 1)/n`` and longitude ``i`` times the
+    golden angle ``π(3 - √5)``, which spreads the points evenly over the sphere; their convex hull
+    (:class:`scipy.spatial.ConvexHull`) has ``2n - 4`` triangles, vertex valences of mostly 6 (and
+    5 and 7). The default 1352 vertices / 2700 faces match the resolution and the kind of the
+    original SoftRas deformation template (``data/obj/sphere/sphere_1352.obj``, a remeshed
+    sphere with edge lengths 0.08-0.14 and valences 5-7; this one has 0.084-0.142).
+
+    Args:
+        vertices: number of vertices (>= 4).
+        radius: sphere radius.
+
+    Returns:
+        ``(vertices [V, 3], faces [2V - 4, 3])``.
+    """
+    from scipy.spatial import ConvexHull
+
+    n = _check_int("vertices", vertices, 4)
+    radius = check_positive("radius", radius)
+    i = np.arange(n) + 0.5
+    y = 1 - 2 * i / n
+    ring = np.sqrt(1 - y * y)
+    longitude = math.pi * (3 - math.sqrt(5)) * i
+    v = np.stack([ring * np.cos(longitude), y, ring * np.sin(longitude)], axis=1)
+    f = ConvexHull(v).simplices.astype(np.int64)
+    normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    inward = (normal * v[f].sum(axis=1)).sum(axis=1) < 0
+    f[inward] = f[inward][:, ::-1]
     return _out(v * radius, f)
 
 

@@ -17,6 +17,7 @@ from softras.apps.deform import (
     builtin_target,
     camera_grid,
     load_target_files,
+    render_targets,
     run_deform,
 )
 from softras.cli import main
@@ -32,7 +33,7 @@ EVERY = 10
 def result(tmp_path_factory: pytest.TempPathFactory) -> DeformResult:
     out = tmp_path_factory.mktemp("deform")
     return run_deform(
-        out_dir=out, iters=ITERS, image_size=SIZE, views=4, template_level=2, snapshot_every=EVERY, progress=False
+        out_dir=out, iters=ITERS, image_size=SIZE, views=4, template_vertices=162, snapshot_every=EVERY, progress=False
     )
 
 
@@ -67,7 +68,7 @@ def test_outputs_written(result: DeformResult) -> None:
     gif = iio.imread(files["gif"], index=None)
     assert gif.shape[0] == ITERS // EVERY + 1  # iterations 0, 10, 20 and the final mesh
     mesh = Mesh.from_obj(files["mesh"])
-    assert mesh.num_vertices == 162 and mesh.num_faces == 320  # icosphere level 2
+    assert mesh.num_vertices == 162 and mesh.num_faces == 320  # fibonacci_sphere(162)
     assert torch.allclose(mesh.vertices[0], result.vertices, atol=1e-5)
     summary = json.loads(files["summary"].read_text())
     assert summary["mean_iou"] == pytest.approx(result.mean_iou, abs=1e-6)
@@ -86,12 +87,29 @@ def test_outputs_written(result: DeformResult) -> None:
 def test_npy_targets(tmp_path: Path) -> None:
     ipath, cpath = _disc_targets(tmp_path)
     res = run_deform(
-        target_images=ipath, target_cameras=cpath, out_dir=tmp_path / "out", iters=3, template_level=1, progress=False
-    )
+        target_images=ipath, target_cameras=cpath, out_dir=tmp_path / "out", iters=3, template_vertices=42,
+        progress=False,
+    )  # fmt: skip
     assert len(res.per_view_iou) == 2 and len(res.losses) == 3
     assert res.summary["settings"]["image_size"] == SIZE  # type: ignore[index]
     assert "target_images" not in res.files
     assert res.files["summary"].is_file()
+
+
+def test_default_template_fits_npy_targets(tmp_path: Path) -> None:
+    """The default template (the original's 1352-vertex resolution) deforms to targets in the
+    original's ``.npy`` format: an ellipsoid seen from 12 views, 40 steps at 32²."""
+    v, f = icosphere(3)
+    v = v * torch.tensor([0.62, 0.36, 0.45])
+    cameras = camera_grid(12)
+    ipath, cpath = tmp_path / "source.npy", tmp_path / "camera.npy"
+    np.save(ipath, render_targets(v, f, cameras, SIZE))
+    np.save(cpath, cameras.numpy().astype(np.float32))
+    res = run_deform(target_images=ipath, target_cameras=cpath, out_dir=tmp_path / "out", iters=40,
+                     snapshot_every=40, progress=False)  # fmt: skip
+    assert res.summary["template"]["num_vertices"] == 1352  # type: ignore[index]
+    assert res.initial_mean_iou < 0.85
+    assert res.mean_iou > 0.9 and min(res.per_view_iou) > 0.8
 
 
 def test_npy_targets_round_trip(result: DeformResult, tmp_path: Path) -> None:
@@ -219,7 +237,7 @@ def test_cli_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "mean IoU" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == 5 and "mean_iou" in summary
-    assert summary["template"]["num_vertices"] == 642
+    assert summary["template"]["num_vertices"] == 1352
     assert (out / "deform.gif").is_file() and (out / "deformed.obj").is_file()
 
 

@@ -116,3 +116,19 @@ def test_cli_help_and_small_run(tmp_path, capsys: pytest.CaptureFixture[str]) ->
     assert main(args) == 0
     assert "occluded wrist error" in capsys.readouterr().out
     assert (out / "summary.json").is_file() and (out / "fit_articulated.gif").is_file()
+
+
+def test_pictures_have_no_dark_halo(model) -> None:
+    # z-buffer colour is the (black) background outside the faces; composited with the soft alpha
+    # it drew a dark rim around every part. The pictures composite it with the z-buffer coverage.
+    from softras.apps.render import composite
+
+    scene = ArticulatedScene(model, image_size=SIZE)
+    angles = target_angles(model)[None]
+    raw = scene.render(angles, 1e-3, 1e-2, aggr_rgb="hard")
+    rim = (raw[:, 3] > 0.05) & (raw[:, :3].amax(1) == 0)
+    assert int(rim.sum()) > 10  # the raw render has the problem ...
+    shown = composite(scene.picture(angles, 1e-3, 1e-2, aggr_rgb="hard"))[0]
+    assert (shown[rim[0].numpy()] == 255).all()  # ... the picture shows background there
+    soft = scene.picture(angles, 1e-3, 1e-2)
+    assert float(soft[:, 3].amin()) == 0.0 and float(soft[:, 3].amax()) == 1.0

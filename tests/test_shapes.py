@@ -22,6 +22,7 @@ def signed_volume(v: torch.Tensor, f: torch.Tensor) -> float:
 
 CLOSED = {
     "icosphere": lambda: shapes.icosphere(2),
+    "fibonacci_sphere": lambda: shapes.fibonacci_sphere(),
     "color_cube": lambda: shapes.color_cube()[:2],
     "torus": lambda: shapes.torus(),
     "bumpy_sphere": lambda: shapes.bumpy_sphere(level=3),
@@ -59,6 +60,20 @@ def test_icosphere_default_and_radius():
     v2, _ = shapes.icosphere(1, radius=2.5)
     assert torch.allclose(v2.norm(dim=1), torch.full((42,), 2.5), atol=1e-5)
     assert signed_volume(*shapes.icosphere(3)) == pytest.approx(4 / 3 * np.pi, rel=0.01)
+
+
+@pytest.mark.parametrize("n", [4, 5, 162, 1352])
+def test_fibonacci_sphere_counts_and_uniformity(n):
+    v, f = shapes.fibonacci_sphere(n, radius=0.5)
+    assert v.shape == (n, 3) and f.shape == (2 * n - 4, 3)
+    assert torch.allclose(v.norm(dim=1), torch.full((n,), 0.5), atol=1e-6)
+    tm = as_trimesh(v, f)
+    assert tm.is_watertight and tm.is_winding_consistent and signed_volume(v, f) > 0
+    if n == 1352:  # the original's template resolution: near-uniform edges, valences 5 to 7
+        edges = tm.edges_unique_length / 0.5
+        assert 0.08 < edges.min() and edges.max() < 0.15 and edges.max() / edges.min() < 1.8
+        valence = np.bincount(f.numpy().ravel())
+        assert valence.min() == 5 and valence.max() == 7 and (valence == 6).mean() > 0.7
 
 
 def test_color_cube():
@@ -156,6 +171,8 @@ def test_surface_colors_constant():
 
 
 def test_argument_validation():
+    with pytest.raises(ValueError, match="vertices"):
+        shapes.fibonacci_sphere(3)
     with pytest.raises(ValueError):
         shapes.icosphere(-1)
     with pytest.raises(TypeError):

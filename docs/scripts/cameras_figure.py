@@ -25,7 +25,9 @@ def render_pair() -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
     textures = surface_colors_from_vertex_colors(f[0], colors, 2).double()[None]
     look_at = cameras.from_angles(2.4, 35.0, 20.0, viewing_angle=25.0)
     pinhole = look_at.to_opencv_camera(IMAGE_SIZE)
-    renderer = sr.SoftRenderer(image_size=IMAGE_SIZE, sigma_val=1e-6, gamma_val=1e-4, background_color=(1, 1, 1))
+    renderer = sr.SoftRenderer(
+        image_size=IMAGE_SIZE, sigma_val=1e-6, gamma_val=1e-4, background_color=(1, 1, 1), smooth_shading=True
+    )
     a = renderer(v, f, textures, camera=look_at)[0].permute(1, 2, 0).numpy()
     b = renderer(v, f, textures, camera=pinhole)[0].permute(1, 2, 0).numpy()
     K, _, t, _ = pinhole.to_opencv()

@@ -1,7 +1,7 @@
 """Deform a template sphere into a mesh whose silhouettes match multi-view target silhouettes.
 
 The SoftRas paper's (and the original ``examples/demo_deform.py``'s) silhouette-based mesh
-deformation: a template (icosphere, level 3 = 642 vertices, scaled to radius 0.5) is deformed by
+deformation: a template (a 1352-vertex sphere like the original's, scaled to radius 0.5) is deformed by
 a per-vertex displacement in the original's sigmoid parametrisation plus a centroid, so that its
 soft silhouettes seen from ``N`` cameras match target silhouettes. The loss is the negative soft
 IoU plus a Laplacian (0.03) and a flatten (0.0003) regulariser, minimised with
@@ -39,6 +39,9 @@ from softras import __version__
 from softras._validation import resolve_device
 from softras.apps import Command, UsageError
 from softras.apps.figures import label
+from softras.cameras import from_angles
+from softras.functional import get_points_from_angles
+from softras.lighting import AmbientLighting, DirectionalLighting
 from softras.losses import FlattenLoss, LaplacianLoss, hard_iou, neg_iou_loss
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
@@ -82,16 +85,21 @@ LAPLACIAN_WEIGHT = 0.03
 FLATTEN_WEIGHT = 0.0003
 #: The template is scaled to this radius, as the original's ``template.vertices * 0.5``.
 TEMPLATE_RADIUS = 0.5
+#: Vertices of the default template (:func:`softras.shapes.fibonacci_sphere`): the resolution of
+#: the original's ``sphere_1352.obj``.
+TEMPLATE_VERTICES = 1352
 #: A target mesh is centred and scaled to this bounding-sphere radius: it then stays inside every
 #: view (asin(0.65 / 2.732) = 13.8° < 15°) and inside the parametrisation's cube (-1, 1)³.
 TARGET_RADIUS = 0.65
 #: Elevation range of the camera grid (degrees); 24 azimuths per ring for 120 views.
 ELEVATION_RANGE = (-30.0, 60.0)
+#: Surface colour of the shaded pictures.
+DISPLAY_COLOR = (0.78, 0.82, 0.92)
 #: Views shown in the progress GIF and in the comparison picture.
 GIF_VIEWS = 4
 COMPARISON_VIEWS = 8
 #: Clamp of ``|v|`` in the inverse sigmoid, so that template coordinates that are exactly 0
-#: (the icosphere has some) give a finite base instead of ``log(0)``.
+#: (an icosphere has some) give a finite base instead of ``log(0)``.
 _BASE_EPS = 1e-4
 
 
@@ -226,6 +234,28 @@ def _render_views(
             mesh = Mesh(vertices[None].expand(b, -1, -1), faces[None].expand(b, -1, -1))
             out.append(renderer.render_mesh(mesh).float().cpu())
     return torch.cat(out)
+
+
+def _display_views(
+    vertices: torch.Tensor, faces: torch.Tensor, cameras: torch.Tensor, size: ImageSize, backend: str | None
+) -> np.ndarray:
+    """Shaded pictures of one mesh (vertices [V, 3], faces [F, 3]) from cameras [N, 3] -> [N, 4, H, W].
+
+    Smooth shading with a light at each camera (plus one from above), so that every view shows
+    the shape; alpha without the stipple (see :func:`softras.apps.render.display_render`).
+    """
+    from softras.apps.render import display_render
+
+    eyes = get_points_from_angles(cameras[:, 0], cameras[:, 1], cameras[:, 2])
+    lights = [
+        AmbientLighting(0.25),
+        DirectionalLighting(0.65, light_direction=F.normalize(eyes, dim=1)),  # a light at each camera
+        DirectionalLighting(0.15, light_direction=(0.0, 1.0, 0.0)),
+    ]
+    camera = from_angles(cameras[:, 0], cameras[:, 1], cameras[:, 2], viewing_angle=VIEWING_ANGLE)
+    colour = torch.tensor(DISPLAY_COLOR, dtype=vertices.dtype, device=vertices.device)
+    mesh = Mesh(vertices[None], faces[None], colour.expand(1, faces.shape[0], 1, 3))
+    return display_render(mesh, camera, image_size=size, lights=lights, backend=backend).numpy()
 
 
 def render_targets(
@@ -470,12 +500,12 @@ def _load_mesh(path: str | os.PathLike, what: str) -> Mesh:
         raise UsageError(f"cannot load {what} mesh {p}: {exc}") from exc
 
 
-def _template(template: str | os.PathLike | None, level: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+def _template(template: str | os.PathLike | None, vertices: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     if template is None:
-        from softras.shapes import icosphere
+        from softras.shapes import fibonacci_sphere
 
-        v, f = icosphere(level=level)
-        return v * TEMPLATE_RADIUS, f, f"icosphere level {level}"
+        v, f = fibonacci_sphere(vertices, radius=TEMPLATE_RADIUS)
+        return v, f, f"fibonacci_sphere({vertices})"
     mesh = _load_mesh(template, "template")
     v, _, _ = _normalize(mesh.vertices[0], TEMPLATE_RADIUS)
     return v, mesh.faces[0].long(), str(template)
@@ -487,7 +517,7 @@ def run_deform(
     target_images: str | os.PathLike | None = None,
     target_cameras: str | os.PathLike | None = None,
     template: str | os.PathLike | None = None,
-    template_level: int = 3,
+    template_vertices: int = TEMPLATE_VERTICES,
     out_dir: str | os.PathLike = "out/deform",
     iters: int = DEFAULT_ITERS,
     image_size: ImageSize | None = None,
@@ -520,7 +550,8 @@ def run_deform(
         target_images: the ``.npy`` target images (with ``target_cameras``; not with ``target``).
         target_cameras: the ``.npy`` target cameras (with ``target_images``).
         template: template mesh file (centred, scaled to radius 0.5; must be manifold); ``None``
-            for an icosphere of ``template_level`` (3: 642 vertices).
+            for :func:`softras.shapes.fibonacci_sphere` with ``template_vertices`` vertices.
+        template_vertices: vertices of the default template (1352, the original's resolution).
         out_dir: output folder.
         iters: optimisation steps.
         image_size: silhouette size, S (S × S) or (H, W) (default 64; for ``.npy`` targets it must
@@ -539,7 +570,7 @@ def run_deform(
     t_start = time.perf_counter()
     iters = check_int("iters", iters, 0)
     seed = check_int("seed", seed, 0)
-    template_level = check_int("template_level", template_level, 0)
+    template_vertices = check_int("template_vertices", template_vertices, 4)
     if backend is not None and backend not in available_backends():
         raise UsageError(f"backend: expected one of {available_backends()}, got {backend!r}")
     npy = target_images is not None or target_cameras is not None
@@ -594,7 +625,7 @@ def run_deform(
     target_seconds = time.perf_counter() - t0
 
     # ---- model ---------------------------------------------------------------------------
-    tv0, faces, template_source = _template(template, template_level)
+    tv0, faces, template_source = _template(template, template_vertices)
     if float(tv0.abs().max()) >= 1:
         raise UsageError("template: coordinates must lie inside (-1, 1)")
     try:
@@ -603,13 +634,7 @@ def run_deform(
         raise UsageError(f"template {template_source}: {exc}") from exc
     renderer = _silhouette_renderer(image_size, backend, dev)
     viewer = _silhouette_renderer(image_size, backend, dev)  # evaluation and snapshots
-    display = SoftRenderer(
-        image_size=tuple(2 * x for x in image_hw(image_size)),
-        sigma_val=1e-5,
-        camera_mode="look_at",
-        viewing_angle=VIEWING_ANGLE,
-        backend=backend,
-    ).to(dev)
+    display_size = tuple(2 * x for x in image_hw(image_size))
     gif_idx = sorted({round(float(x)) for x in np.linspace(0, n - 1, min(GIF_VIEWS, n))})
     faces_dev = model.faces
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=BETAS)
@@ -622,7 +647,7 @@ def run_deform(
 
     def snapshot(vertices: torch.Tensor, it: int, loss: float, iou_value: float) -> np.ndarray:
         alpha = _render_views(viewer, vertices, faces_dev, cameras[gif_idx])[:, 3].numpy()
-        shaded = _render_views(display, vertices, faces_dev, cameras[gif_idx]).numpy()
+        shaded = _display_views(vertices, faces_dev, cameras[gif_idx], display_size, backend)
         tgt = target_alpha[gif_idx].cpu().numpy()
         row1 = [_upscale(_overlay(a, t), 2) for a, t in zip(alpha, tgt, strict=True)]
         row2 = [_shaded_image(x) for x in shaded]
@@ -685,7 +710,7 @@ def run_deform(
     cmp_idx = sorted({round(float(x)) for x in np.linspace(0, n - 1, min(COMPARISON_VIEWS, n))})
     tgt_np = target_alpha.cpu().numpy()
     fin_np = final_alpha.numpy()
-    shaded = _render_views(display, v_final, faces_dev, cameras[cmp_idx]).numpy()
+    shaded = _display_views(v_final, faces_dev, cameras[cmp_idx], display_size, backend)
     comparison = _grid(
         [
             [_upscale(_alpha_image(tgt_np[i]), 2) for i in cmp_idx],
@@ -808,11 +833,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--template", metavar="MESH", default=None,
-        help="template mesh (manifold; scaled to radius 0.5); default: icosphere of --template-level",
+        help="template mesh (manifold; scaled to radius 0.5); default: a sphere of --template-vertices",
     )  # fmt: skip
     parser.add_argument(
-        "--template-level", type=_non_negative_int, default=3, metavar="L",
-        help="icosphere subdivisions of the default template (3: 642 vertices; default: %(default)s)",
+        "--template-vertices", type=positive_int, default=TEMPLATE_VERTICES, metavar="N",
+        help="vertices of the default sphere template (the original's 1352; default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
         "--iters", type=_non_negative_int, default=DEFAULT_ITERS, help="iterations (default: %(default)s)"
@@ -853,7 +878,7 @@ def run(args: argparse.Namespace) -> int:
         target_images=args.target_images,
         target_cameras=args.target_cameras,
         template=args.template,
-        template_level=args.template_level,
+        template_vertices=args.template_vertices,
         out_dir=args.out,
         iters=args.iters,
         image_size=args.image_size,

@@ -49,7 +49,7 @@ from softras import __version__
 from softras.apps import Command, UsageError
 from softras.apps.figures import LossPlot, label_panels
 from softras.apps.fit_pose import _upscale, add_common_arguments
-from softras.apps.render import composite, save_gif
+from softras.apps.render import composite, display_alpha, save_gif
 from softras.articulated import ArticulatedModel, humanoid
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
@@ -122,23 +122,26 @@ class ArticulatedScene:
     backend: str | None = None
     _renderers: dict[str, SoftRenderer] = field(default_factory=dict, init=False, repr=False)
 
-    def renderer(self, aggr_rgb: str) -> SoftRenderer:
-        """The cached renderer with ``aggr_func_rgb=aggr_rgb`` (``'softmax'`` or ``'hard'``)."""
-        if aggr_rgb not in self._renderers:
+    def renderer(self, aggr_rgb: str, aggr_alpha: str = "prod") -> SoftRenderer:
+        """The cached renderer with ``aggr_func_rgb=aggr_rgb`` (``'softmax'`` or ``'hard'``) and
+        ``aggr_func_alpha=aggr_alpha``."""
+        key = f"{aggr_rgb}/{aggr_alpha}"
+        if key not in self._renderers:
             r = SoftRenderer(
                 image_size=self.image_size,
                 camera_mode="look_at",
                 sigma_val=SIGMA[1],
                 gamma_val=GAMMA[1],
                 aggr_func_rgb=aggr_rgb,
+                aggr_func_alpha=aggr_alpha,
                 light_intensity_ambient=0.6,
                 light_intensity_directionals=0.5,
                 light_directions=(0.4, 0.6, -1.0),
                 backend=self.backend,
             )
             r.transform.set_eyes_from_angles(CAMERA_DISTANCE, 0.0, 0.0)
-            self._renderers[aggr_rgb] = r
-        return self._renderers[aggr_rgb]
+            self._renderers[key] = r
+        return self._renderers[key]
 
     def mesh(self, angles: torch.Tensor, board: bool = True, drop_part: str | None = None) -> Mesh:
         """The posed model for angles ``[B, J]`` plus (optionally) the board; ``drop_part`` removes a part."""
@@ -177,6 +180,20 @@ class ArticulatedScene:
         r.set_gamma(gamma)
         return r.render_mesh(self.mesh(angles, board, drop_part))
 
+    def picture(
+        self, angles: torch.Tensor, sigma: float, gamma: float, aggr_rgb: str = "softmax", board: bool = True
+    ) -> torch.Tensor:
+        """:meth:`render` for pictures -> RGBA ``[B, 4, S, S]`` (float32, no autograd): its colour,
+        with the alpha that composites that colour correctly (:func:`~softras.apps.render.display_alpha`)."""
+        with torch.no_grad():
+            rgba = self.render(angles, sigma, gamma, aggr_rgb, board)
+            r = self.renderer(aggr_rgb, "hard")
+            r.set_sigma(sigma)
+            r.set_gamma(gamma)
+            coverage = r.render_mesh(self.mesh(angles, board))[:, 3:]
+        alpha = display_alpha(rgba[:, 3:], coverage, hard_colour=aggr_rgb == "hard")
+        return torch.cat([rgba[:, :3], alpha], dim=1).float()
+
     def visible_pixels(self, angles: torch.Tensor, part: str = OCCLUDED_PART) -> int:
         """How many pixels of ``part`` are visible (sharp σ/γ: as a z-buffer) at ``angles`` ``[1, J]``."""
         with torch.no_grad():
@@ -197,8 +214,9 @@ class ArticulatedTrace:
         angle_err: ``[iters + 1, J]`` absolute joint-angle errors in degrees (before each step and at the end).
         hand_err: ``[iters + 1]`` distance of the occluded part's centre from its true position.
         losses: ``[iters]`` image loss.
-        frames_target, frames_view, frames_overlay: ``[K, 4, S, S]`` (target and current at the
-            iteration's settings; the current pose without the board, sharp) at ``frame_iters``.
+        frames_target, frames_view, frames_overlay: ``[K, 4, S, S]`` pictures (target and current at
+            the iteration's settings; the current pose without the board, sharp) at ``frame_iters``,
+            from :meth:`ArticulatedScene.picture`.
         frame_iters: recorded iterations.
         grad0: ``[J]`` absolute loss gradient per joint angle at the start.
         seconds: wall time.
@@ -272,10 +290,9 @@ def fit_articulated(
         losses.append(float(loss.detach()))
         if i in record:
             frame_iters.append(i)
-            tgt_frames.append(target.float())
-            view.append(img.detach().float())
-            with torch.no_grad():
-                overlay.append(scene.render(angles, *SHARP, board=False).float())
+            tgt_frames.append(scene.picture(truth[None], *key, aggr_rgb=aggr))
+            view.append(scene.picture(angles.detach(), *key, aggr_rgb=aggr))
+            overlay.append(scene.picture(angles.detach(), *SHARP, board=False))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if i == 0:
@@ -458,10 +475,9 @@ def run_fit_articulated(
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     scale = gif_scale if gif_scale is not None else max(1, math.ceil(128 / max(image_hw(image_size))))
-    with torch.no_grad():
-        truth_open = scene.render(truth[None], *SHARP, board=False).float()
-        truth_board = scene.render(truth[None], *SHARP).float()
-        start_board = scene.render(start[None], *SHARP).float()
+    truth_open = scene.picture(truth[None], *SHARP, board=False)
+    truth_board = scene.picture(truth[None], *SHARP)
+    start_board = scene.picture(start[None], *SHARP)
     files["gif"] = save_gif(_gif_frames(traces, truth_open, scale), out / "fit_articulated.gif", fps=GIF_FPS)
     panels = [_upscale(composite(truth_board)[0], scale), _upscale(composite(start_board)[0], scale)]
     labels = ["target", "start"]

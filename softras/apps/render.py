@@ -27,14 +27,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from softras import __version__
 from softras.apps import Command, UsageError
 from softras.apps.figures import label
+from softras.cameras import from_angles, image_hw
+from softras.lighting import AmbientLighting, DirectionalLighting, Lighting
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
 from softras.raster import available_backends, default_backend
-from softras.renderer import SoftRenderer
+from softras.rendering import CameraLike, render
 
 from ._checks import (
     ImageSize,
@@ -53,6 +56,8 @@ __all__ = [
     "RenderResult",
     "builtin_mesh",
     "composite",
+    "display_alpha",
+    "display_render",
     "normalize_mesh",
     "render_sigma_gamma_sweep",
     "render_turntable",
@@ -75,6 +80,10 @@ SWEEP_AZIMUTH = 20.0
 STRIP_FRAMES = 5
 TURNTABLE_FPS = 20.0
 SWEEP_FPS = 8.0
+#: Pictures are rendered at this many times their size per side and averaged down (anti-aliasing).
+SUPERSAMPLE = 2
+#: The original's viewing angle (half field of view, degrees) of ``camera_mode='look_at'``.
+VIEWING_ANGLE = 30.0
 
 Color = Sequence[float]
 
@@ -117,30 +126,92 @@ def builtin_mesh(texture_res: int = 4, texture_type: str = "surface") -> Mesh:
     return Mesh(vertices, faces, textures, texture_type=texture_type)
 
 
-def _expand(mesh: Mesh, b: int) -> Mesh:
-    """The single ``mesh`` repeated ``b`` times (views, no copies)."""
-    return Mesh(mesh.vertices.expand(b, -1, -1), mesh.faces[:1], mesh.textures[:1], texture_type=mesh.texture_type)
+def _cameras(mesh: Mesh, distance: float, elevation: float, azimuths: torch.Tensor) -> CameraLike:
+    """Look-at cameras [N] at ``distance`` and ``elevation`` (degrees) around the origin, one per azimuth."""
+    az = azimuths.to(device=mesh.device, dtype=mesh.vertices.dtype)
+    return from_angles(torch.full_like(az, float(distance)), torch.full_like(az, float(elevation)), az,
+                       viewing_angle=VIEWING_ANGLE)  # fmt: skip
 
 
-def _renderer(
-    mesh: Mesh, image_size: ImageSize, sigma_val: float, gamma_val: float, backend: str | None
-) -> SoftRenderer:
-    renderer = SoftRenderer(
-        image_size=image_size,
-        camera_mode="look_at",
-        sigma_val=sigma_val,
-        gamma_val=gamma_val,
-        texture_type=mesh.texture_type,
-        light_mode=mesh.texture_type,
-        backend=backend,
-    )
-    return renderer.to(mesh.device)
+Light = Lighting | AmbientLighting | DirectionalLighting
 
 
-def _camera_tensors(mesh: Mesh, distance: float, elevation: float, azimuths: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    dtype = mesh.vertices.dtype
-    az = azimuths.to(device=mesh.device, dtype=dtype)
-    return torch.full_like(az, float(distance)), torch.full_like(az, float(elevation)), az
+def display_alpha(alpha: torch.Tensor, coverage: torch.Tensor, hard_colour: bool = False) -> torch.Tensor:
+    """The alpha to composite a render with for pictures, [B, 1, H, W] in [0, 1].
+
+    Args:
+        alpha: [B, 1, H, W] the soft rasterizer's alpha (``aggr_func_alpha='prod'``).
+        coverage: [B, 1, H, W] the z-buffer's coverage: 1 where a face contains the pixel centre,
+            else 0 (``face_id >= 0``, or the alpha of ``aggr_func_alpha='hard'``).
+        hard_colour: the colour is the z-buffer's (``aggr_func_rgb='hard'``).
+
+    Returns:
+        ``coverage`` for z-buffer colour: its colour is the background wherever no face contains
+        the pixel, so the soft alpha there would composite the background colour (black) over
+        the picture's background: a dark halo. Otherwise ``max(alpha, coverage)``: the soft
+        colour belongs to the soft alpha, but at small σ that alpha dips below 1 on the edges two
+        faces share inside the silhouette (each face alone gives sigmoid(±d²/σ), 3/4 together
+        right on the edge), a stipple of background dots along every edge; the coverage is 1
+        there, and outside the silhouette the soft alpha keeps the blur that σ gives.
+    """
+    if hard_colour:
+        return coverage.clamp(0, 1)
+    return torch.maximum(alpha, coverage).clamp(0, 1)
+
+
+def display_render(
+    mesh: Mesh,
+    camera: CameraLike,
+    *,
+    image_size: ImageSize,
+    sigma_val: float = 1e-5,
+    gamma_val: float = 1e-4,
+    lights: Light | Sequence[Light] | None = None,
+    smooth_shading: bool = True,
+    supersample: int = SUPERSAMPLE,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Render ``mesh`` for viewing: smooth shading, the stipple-free alpha and anti-aliasing.
+
+    Colour is the soft rasterizer's (:func:`softras.render` with ``lights``, default the
+    original's :class:`~softras.Lighting`); alpha is :func:`display_alpha` of the soft alpha and
+    the z-buffer coverage (no stipple on shared edges, σ's blur kept outside the silhouette).
+    Rendered at ``supersample`` times the size per side and averaged down with premultiplied
+    colour, so that the background under the picture does not darken its edges. No autograd.
+
+    Args:
+        mesh: world-space mesh (batch 1 with a batched camera: rendered once per camera).
+        camera: a :mod:`softras.cameras` camera.
+        image_size: output size, S or (H, W).
+        sigma_val, gamma_val: the soft rasterizer's σ and γ.
+        lights: lighting (``None``: ``softras.Lighting()``, ambient 0.5 + 0.5 from +y).
+        smooth_shading: vertex-normal (Gouraud) shading instead of one normal per face.
+        supersample: rendering scale per side (1: no anti-aliasing).
+        backend: rasterizer backend (``None``: the default for the mesh's device).
+
+    Returns:
+        ``[B, 4, H, W]`` straight (not premultiplied) RGBA in [0, 1] on the CPU, float32.
+    """
+    h, w = image_hw(image_size)
+    s = check_int("supersample", supersample, 1)
+    with torch.no_grad():
+        out = render(
+            mesh,
+            camera,
+            lights=Lighting() if lights is None else lights,
+            outputs=("rgba", "face_id"),
+            image_size=(s * h, s * w),
+            smooth_shading=smooth_shading,
+            sigma_val=sigma_val,
+            gamma_val=gamma_val,
+            backend=backend,
+        )
+        alpha = display_alpha(out.alpha, (out.face_id >= 0)[:, None].to(out.alpha))
+        rgb = out.rgba[:, :3].clamp(0, 1) * alpha  # premultiplied
+        if s > 1:
+            rgb, alpha = F.avg_pool2d(rgb, s), F.avg_pool2d(alpha, s)
+        rgb = torch.where(alpha > 0, rgb / alpha.clamp_min(1e-12), rgb)
+    return torch.cat([rgb.clamp(0, 1), alpha], dim=1).float().cpu()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,6 +237,8 @@ def render_turntable(
     sigma_val: float = 1e-5,
     gamma_val: float = 1e-4,
     batch: int = DEFAULT_BATCH,
+    smooth_shading: bool = True,
+    supersample: int = SUPERSAMPLE,
     backend: str | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
@@ -173,8 +246,8 @@ def render_turntable(
 
     The cameras look at the origin from ``distance`` at ``elevation`` degrees, azimuths from
     :func:`turntable_azimuths`; ``batch`` cameras are rendered per call. Frames are rendered
-    without autograd (this is for viewing; render with :class:`~softras.SoftRenderer` directly
-    to differentiate).
+    for viewing by :func:`display_render` (without autograd; render with
+    :class:`~softras.SoftRenderer` or :func:`softras.render` directly to differentiate).
 
     Args:
         mesh: a single mesh (batch size 1), e.g. from :func:`normalize_mesh`.
@@ -185,24 +258,30 @@ def render_turntable(
         sigma_val: the soft rasterizer's σ (default: nearly sharp).
         gamma_val: the soft rasterizer's γ (default: nearly sharp).
         batch: cameras per rendering call (memory vs. speed).
+        smooth_shading: see :func:`display_render`.
+        supersample: see :func:`display_render`.
         backend: rasterizer backend (``None``: the default for the mesh's device).
         progress: show a progress bar (only on a terminal).
 
     Returns:
-        ``[N, 4, S, S]`` RGBA frames in [0, 1] on the CPU, ``N = len(turntable_azimuths(step_deg))``.
+        ``[N, 4, S, S]`` straight RGBA frames in [0, 1] on the CPU, ``N = len(turntable_azimuths(step_deg))``.
     """
     _check_single(mesh)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch: expected an integer >= 1, got {batch!r}")
     azimuths = turntable_azimuths(step_deg)
     n = len(azimuths)
-    renderer = _renderer(mesh, image_size, sigma_val, gamma_val, backend)
     frames: list[torch.Tensor] = []
-    with torch.no_grad(), progress_bar(total=n, desc="turntable", unit="frame", quiet=not progress) as bar:
+    with progress_bar(total=n, desc="turntable", unit="frame", quiet=not progress) as bar:
         for start in range(0, n, batch):
             az = azimuths[start : start + batch]
-            renderer.transform.set_eyes_from_angles(*_camera_tensors(mesh, distance, elevation, az))
-            frames.append(renderer.render_mesh(_expand(mesh, len(az))).float().cpu())
+            camera = _cameras(mesh, distance, elevation, az)
+            frames.append(
+                display_render(
+                    mesh, camera, image_size=image_size, sigma_val=sigma_val, gamma_val=gamma_val,
+                    smooth_shading=smooth_shading, supersample=supersample, backend=backend,
+                )
+            )  # fmt: skip
             bar.update(len(az))
     return torch.cat(frames)
 
@@ -231,6 +310,8 @@ def render_sigma_gamma_sweep(
     distance: float = DEFAULT_DISTANCE,
     elevation: float = DEFAULT_ELEVATION,
     azimuth: float = SWEEP_AZIMUTH,
+    smooth_shading: bool = True,
+    supersample: int = SUPERSAMPLE,
     backend: str | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
@@ -248,11 +329,14 @@ def render_sigma_gamma_sweep(
         distance: camera distance of the fixed camera.
         elevation: camera elevation in degrees.
         azimuth: camera azimuth in degrees.
+        smooth_shading: see :func:`display_render`.
+        supersample: see :func:`display_render` (its alpha keeps σ's blur outside the
+            silhouette and is 1 inside it).
         backend: rasterizer backend.
         progress: show a progress bar.
 
     Returns:
-        ``[N, 4, S, S]`` RGBA frames on the CPU, in the order of ``gammas``.
+        ``[N, 4, S, S]`` straight RGBA frames on the CPU, in the order of ``gammas``.
     """
     _check_single(mesh)
     if gammas is None:
@@ -263,16 +347,17 @@ def render_sigma_gamma_sweep(
     sigmas = [g / 10 for g in gammas] if sigmas is None else [float(s) for s in sigmas]
     if len(sigmas) != len(gammas) or not gammas:
         raise ValueError(f"sigmas/gammas: expected equally many (>= 1), got {len(sigmas)} and {len(gammas)}")
-    renderer = _renderer(mesh, image_size, sigmas[0], gammas[0], backend)
-    renderer.transform.set_eyes_from_angles(float(distance), float(elevation), float(azimuth))
+    camera = _cameras(mesh, distance, elevation, torch.tensor([float(azimuth)], dtype=torch.float64))
     frames: list[torch.Tensor] = []
-    with torch.no_grad():
-        for sigma, gamma in progress_bar(
-            list(zip(sigmas, gammas, strict=True)), desc="σ/γ sweep", unit="frame", quiet=not progress
-        ):
-            renderer.set_sigma(sigma)
-            renderer.set_gamma(gamma)
-            frames.append(renderer.render_mesh(mesh).float().cpu())
+    for sigma, gamma in progress_bar(
+        list(zip(sigmas, gammas, strict=True)), desc="σ/γ sweep", unit="frame", quiet=not progress
+    ):
+        frames.append(
+            display_render(
+                mesh, camera, image_size=image_size, sigma_val=sigma, gamma_val=gamma,
+                smooth_shading=smooth_shading, supersample=supersample, backend=backend,
+            )
+        )  # fmt: skip
     return torch.cat(frames)
 
 
@@ -428,6 +513,7 @@ def run_render(
     texture_type: str = "surface",
     step_deg: float = 4.0,
     sweep_frames: int = DEFAULT_SWEEP_FRAMES,
+    smooth_shading: bool = True,
     backend: str | None = None,
     quiet: bool = False,
 ) -> RenderResult:
@@ -448,6 +534,8 @@ def run_render(
         texture_type: ``'surface'`` or ``'vertex'``.
         step_deg: turntable azimuth step in degrees (``round(360 / step)`` frames).
         sweep_frames: frames of the sweep (γ log-spaced in [1e-4, 1e-2], σ = γ / 10).
+        smooth_shading: vertex-normal (Gouraud) shading; ``False``: one normal per face, as the
+            original's surface textures.
         backend: rasterizer backend (``None``: the default for the device).
         quiet: no progress bars.
 
@@ -486,6 +574,7 @@ def run_render(
         distance=distance,
         elevation=elevation,
         step_deg=step_deg,
+        smooth_shading=smooth_shading,
         backend=backend,
         progress=not quiet,
     )
@@ -500,6 +589,7 @@ def run_render(
         image_size=image_size,
         distance=distance,
         elevation=elevation,
+        smooth_shading=smooth_shading,
         backend=backend,
         progress=not quiet,
     )
@@ -548,6 +638,8 @@ def run_render(
             "sweep_sigmas": [float(f"{x:.6g}") for x in sigmas],
             "sweep_gammas": [float(f"{x:.6g}") for x in gammas],
             "strip_frames": strip_idx,
+            "shading": "smooth" if smooth_shading else "flat",
+            "supersample": SUPERSAMPLE,
             "backend": backend_name,
             "device": str(mesh.device),
         },
@@ -610,6 +702,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames of the σ/γ sweep, γ from 1e-4 to 1e-2, σ = γ/10 (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
+        "--shading", choices=("smooth", "flat"), default="smooth",
+        help="smooth: vertex normals interpolated across faces; flat: one normal per face (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--backend", choices=available_backends(), default=None,
         help="rasterizer backend (default: the fastest one for the device)",
     )  # fmt: skip
@@ -628,6 +724,7 @@ def run(args: argparse.Namespace) -> int:
         texture_type=args.texture_type,
         step_deg=args.step,
         sweep_frames=args.sweep_frames,
+        smooth_shading=args.shading == "smooth",
         backend=args.backend,
         quiet=args.quiet,
     )
