@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -18,6 +20,9 @@ from softras.recon.train import PRESETS, Trainer, load_checkpoint, train
 CFG = replace(
     PRESETS["tiny"], iters=3, batch_size=4, save_every=2, log_every=1, demo_every=2, template_level=1, image_size=32
 )
+
+
+TIMEOUT_S = 300  # a run takes ~10-30 s on 2 cores
 
 
 def _free_port() -> int:
@@ -72,7 +77,14 @@ def test_two_process_training_stays_in_sync_and_only_rank0_writes(tmp_path: Path
         np.savez(data / f"{cid}_train_images.npz", images)
         np.savez(data / f"{cid}_train_voxels.npz", np.zeros((3, 32, 32, 32), np.uint8))
 
-    mp.spawn(_worker, args=(2, _free_port(), str(data), str(tmp_path)), nprocs=2, join=True)
+    ranks = mp.start_processes(_worker, args=(2, _free_port(), str(data), str(tmp_path)), nprocs=2, join=False)
+    deadline = time.monotonic() + TIMEOUT_S
+    while not ranks.join(timeout=5):
+        if time.monotonic() > deadline:  # fail, not hang CI: say which rank is stuck
+            alive = [i for i, p in enumerate(ranks.processes) if p.is_alive()]
+            for p in ranks.processes:
+                p.kill()
+            pytest.fail(f"rank(s) {alive} still running after {TIMEOUT_S} s (files: {sorted(os.listdir(tmp_path))})")
 
     p0 = torch.load(tmp_path / "params_rank0.pt", weights_only=True)
     p1 = torch.load(tmp_path / "params_rank1.pt", weights_only=True)

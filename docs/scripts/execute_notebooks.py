@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
@@ -36,7 +37,11 @@ def run_notebook(nb: nbformat.NotebookNode, cwd: str | Path) -> float:
     specs = KernelSpecManager(kernel_dirs=[])  # only the native kernel
     km = AsyncKernelManager(kernel_name=NATIVE_KERNEL_NAME, kernel_spec_manager=specs)
     t0 = time.perf_counter()
-    NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(cwd)}}).execute()
+    try:
+        NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:  # a client given a kernel manager leaves the kernel running: stop it here
+        if km.has_kernel:
+            run_sync(km.shutdown_kernel)(now=True)
     return time.perf_counter() - t0
 
 
