@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 _WORKER = """
 import json, sys, torch
@@ -34,7 +36,12 @@ print("RESULT " + json.dumps(out))
 def run_once(python: str, workloads: list[str], backend: str, quick: bool, repeat: int, threads: int) -> dict:
     """{case name: [forward ms, forward+backward ms]} from one fresh process of ``python``."""
     args = json.dumps([workloads, backend, quick, repeat, threads])
-    done = subprocess.run([python, "-c", _WORKER, args], capture_output=True, text=True, check=False)
+    # from a neutral folder: `python -c` puts the working directory first on sys.path, which would
+    # make both interpreters import the checkout the script is run from
+    exe = os.path.abspath(python) if os.sep in python else python
+    done = subprocess.run(
+        [exe, "-c", _WORKER, args], capture_output=True, text=True, check=False, cwd=tempfile.gettempdir()
+    )
     if done.returncode != 0:
         raise SystemExit(f"{python} failed:\n{done.stderr[-2000:]}")
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
