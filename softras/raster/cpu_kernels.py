@@ -368,188 +368,213 @@ def _face_span(pr, b, f, ty0, ty1, tx0, tx1):  # pragma: no cover - compiled
 S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_C0, S_C1, S_C2, S_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 
-@njit(parallel=True, **_JIT)
-def forward(  # pragma: no cover - compiled
-    geo, surface, vertex, background, p, channels, alpha, depth, state, values, winner, barycentrics, hard_depth
-):
-    """Render one call.
+#: Attribute widths (Cs, Cv, with_depth) with a forward kernel of their own, compiled with the widths
+#: as constants (unrolled channel loops: W2's forward is ~15 % faster); other widths share one
+#: kernel that reads them at run time. Each specialisation is one more compile, cached on disk.
+SPECIALISED_WIDTHS = ((3, 0, 0), (0, 3, 0))
+_GENERIC = (-1, -1, -1)
 
-    Args:
-        geo (Geometry): the faces and the screen.
-        surface (numpy.ndarray): [B, F, T, Cs] surface texels (input dtype).
-        vertex (numpy.ndarray): [B, F, 3, Cv] vertex attributes (input dtype).
-        background (numpy.ndarray): [Cs + Cv] float64.
-        p (KernelParams): the options, :class:`~softras.raster.contract.KernelParams`.
-        channels (numpy.ndarray): [B, Cs + Cv, H, W] in the input dtype, written.
-        alpha (numpy.ndarray): [B, 1, H, W] in the input dtype, written.
-        depth (numpy.ndarray): [B, 1, H, W] (with_depth) in the input dtype, written.
-        state (numpy.ndarray): [B, 3, H, W] float64, written: the alpha accumulator (Π(1 - D) for
-            'prod', Σ D for 'sum', 0/1 for 'hard'); for softmax 1 / (D_top · denominator) and the
-            top element's depth, so that a pair's weight is D · state[1] · e^((state[2] - z)·inv_scale).
-        values (numpy.ndarray): [B, Cs + Cv + with_depth, H, W] float64 (softmax): the outputs
-            before rounding to the input dtype, for the backward.
-        winner (numpy.ndarray): [B, H, W] int64 (hard RGB or with_zbuffer): the z-buffer face, or -1.
-        barycentrics (numpy.ndarray): [B, 3, H, W] (with_zbuffer), written.
-        hard_depth (numpy.ndarray): [B, 1, H, W] (with_zbuffer), written.
-    """
-    xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
-    tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
-    nb = fv.shape[0]
-    h = ys.shape[0]
-    w = xs.shape[0]
-    dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
-    sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
-    cs, cv, r = p.num_surface, p.num_vertex, p.texture_res
-    nd = 1 if p.with_depth != 0 else 0
-    softmax = rgb_id == _RGB_SOFTMAX
-    track_winner = not softmax or p.with_zbuffer != 0
-    nsum = cs + cv + nd if softmax else 0
-    for task in prange(nb * nt):
-        job = _scatter(np.int64(task), np.int64(nb * nt), nb)
-        b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-        st = np.empty((S_SUM + nsum, tile, tile), dtype=np.float64)
-        st[S_ACC] = 1.0 if alpha_id == _A_PROD else 0.0  # prod: transmittance Π(1 - D)
-        if softmax:
-            st[S_DREF] = 1.0  # the background's D
-            st[S_ZP] = p.zp_bg
-            st[S_DEN] = 1.0
-            for c in range(cs + cv):
-                st[S_SUM + c] = background[c]
-            if nd:
-                st[S_SUM + cs + cv] = 0.0  # the background's depth
-        if track_winner:
-            st[S_ZB] = math.inf
-            st[S_WIN] = -1.0
-        for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
-            f = geo.tile_faces[e]
-            fc = _load_face(fv, inv, b, f)
-            colour_face = p.fill_back != 0 or front[b, f]
-            ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
-            for row in range(ra, rb + 1):
-                py = ys[row]
-                for col in range(ca, cb + 1):
-                    px = xs[col]
-                    w0, w1, w2, keep, x, _ = _coverage(px, py, fc, dist_id, theta, sigma)
-                    if not keep:
-                        continue
-                    i = row - ty0
+
+def _make_forward(widths: tuple[int, int, int]):
+    """The forward kernel for attribute ``widths`` (Cs, Cv, with_depth), -1 entries read from ``p``."""
+    fixed_cs, fixed_cv, fixed_nd = widths  # closure constants: Numba compiles them in
+
+    @njit(parallel=True, **_JIT)
+    def forward(  # pragma: no cover - compiled
+        geo, surface, vertex, background, p, channels, alpha, depth, state, values, winner, barycentrics, hard_depth
+    ):
+        """Render one call.
+
+        Args:
+            geo (Geometry): the faces and the screen.
+            surface (numpy.ndarray): [B, F, T, Cs] surface texels (input dtype).
+            vertex (numpy.ndarray): [B, F, 3, Cv] vertex attributes (input dtype).
+            background (numpy.ndarray): [Cs + Cv] float64.
+            p (KernelParams): the options, :class:`~softras.raster.contract.KernelParams`.
+            channels (numpy.ndarray): [B, Cs + Cv, H, W] in the input dtype, written.
+            alpha (numpy.ndarray): [B, 1, H, W] in the input dtype, written.
+            depth (numpy.ndarray): [B, 1, H, W] (with_depth) in the input dtype, written.
+            state (numpy.ndarray): [B, 3, H, W] float64, written: the alpha accumulator (Π(1 - D) for
+                'prod', Σ D for 'sum', 0/1 for 'hard'); for softmax 1 / (D_top · denominator) and the
+                top element's depth, so that a pair's weight is D · state[1] · e^((state[2] - z)·inv_scale).
+            values (numpy.ndarray): [B, Cs + Cv + with_depth, H, W] float64 (softmax): the outputs
+                before rounding to the input dtype, for the backward.
+            winner (numpy.ndarray): [B, H, W] int64 (hard RGB or with_zbuffer): the z-buffer face, or -1.
+            barycentrics (numpy.ndarray): [B, 3, H, W] (with_zbuffer), written.
+            hard_depth (numpy.ndarray): [B, 1, H, W] (with_zbuffer), written.
+        """
+        xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
+        tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
+        nb = fv.shape[0]
+        h = ys.shape[0]
+        w = xs.shape[0]
+        dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
+        sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
+        # compile-time widths where the kernel is specialised (see make_forward), else read at run time
+        cs = p.num_surface if fixed_cs < 0 else fixed_cs
+        cv = p.num_vertex if fixed_cv < 0 else fixed_cv
+        nd = (1 if p.with_depth != 0 else 0) if fixed_nd < 0 else fixed_nd
+        r = p.texture_res
+        softmax = rgb_id == _RGB_SOFTMAX
+        track_winner = not softmax or p.with_zbuffer != 0
+        nsum = cs + cv + nd if softmax else 0
+        for task in prange(nb * nt):
+            job = _scatter(np.int64(task), np.int64(nb * nt), nb)
+            b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
+            st = np.empty((S_SUM + nsum, tile, tile), dtype=np.float64)
+            st[S_ACC] = 1.0 if alpha_id == _A_PROD else 0.0  # prod: transmittance Π(1 - D)
+            if softmax:
+                st[S_DREF] = 1.0  # the background's D
+                st[S_ZP] = p.zp_bg
+                st[S_DEN] = 1.0
+                for c in range(cs + cv):
+                    st[S_SUM + c] = background[c]
+                if nd:
+                    st[S_SUM + cs + cv] = 0.0  # the background's depth
+            if track_winner:
+                st[S_ZB] = math.inf
+                st[S_WIN] = -1.0
+            for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
+                f = geo.tile_faces[e]
+                fc = _load_face(fv, inv, b, f)
+                colour_face = p.fill_back != 0 or front[b, f]
+                ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
+                for row in range(ra, rb + 1):
+                    py = ys[row]
+                    for col in range(ca, cb + 1):
+                        px = xs[col]
+                        w0, w1, w2, keep, x, _ = _coverage(px, py, fc, dist_id, theta, sigma)
+                        if not keep:
+                            continue
+                        i = row - ty0
+                        j = col - tx0
+                        # e = e^-|x| gives D = sigmoid(x) and 1 - D with one exp and one division.
+                        d, one_minus_d = _sigmoid_pair(x, dist_id)
+                        if alpha_id == _A_PROD:
+                            st[S_ACC, i, j] *= one_minus_d
+                        elif alpha_id == _A_SUM:
+                            st[S_ACC, i, j] += d
+                        elif dist_id == _D_HARD or x > 0:  # D > 0.5
+                            st[S_ACC, i, j] = 1.0
+                        if not colour_face:
+                            continue
+                        closed = _inside_closed(w0, w1, w2)
+                        if not softmax and not closed:
+                            continue  # the z-buffer only takes faces covering the pixel centre
+                        _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                        zp = 1.0 / inv_z
+                        if not (zp >= depth_min and zp <= depth_max):
+                            continue
+                        # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
+                        # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
+                        if track_winner and closed:
+                            zb = st[S_ZB, i, j]
+                            if st[S_WIN, i, j] < 0 or zp < zb - abs(zb) * ZBUFFER_RTOL:
+                                st[S_ZB, i, j] = zp
+                                st[S_WIN, i, j] = f
+                                st[S_C0, i, j] = c0
+                                st[S_C1, i, j] = c1
+                                st[S_C2, i, j] = c2
+                        if not softmax:
+                            continue
+                        # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
+                        # the depth difference formed before the division by γ; one exp either way.
+                        q = (st[S_ZP, i, j] - zp) * inv_scale
+                        ratio = d / st[S_DREF, i, j]
+                        new_top = False
+                        scale = 1.0
+                        if q > 0:
+                            scale = _exp_neg(q) / ratio  # = 1 / weight
+                            new_top = scale < 1.0
+                            ew = 0.0 if new_top else 1.0 / scale
+                        else:
+                            ew = ratio * _exp_neg(-q)
+                            if ew > 1.0:
+                                new_top = True
+                                scale = 1.0 / ew
+                        k = _texel(c0, c1, r) if cs > 0 else 0
+                        if new_top:
+                            st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
+                            for c in range(cs):
+                                st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + np.float64(surface[b, f, k, c])
+                            for c in range(cv):
+                                v = _vertex_value(vertex, b, f, c, c0, c1, c2)
+                                st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
+                            if nd:
+                                st[S_SUM + cs + cv, i, j] = st[S_SUM + cs + cv, i, j] * scale + zp
+                            st[S_DREF, i, j] = d
+                            st[S_ZP, i, j] = zp
+                        else:
+                            st[S_DEN, i, j] += ew
+                            for c in range(cs):
+                                st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
+                            for c in range(cv):
+                                st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, c0, c1, c2)
+                            if nd:
+                                st[S_SUM + cs + cv, i, j] += ew * zp
+            for row in range(ty0, ty1):
+                i = row - ty0
+                for col in range(tx0, tx1):
                     j = col - tx0
-                    # e = e^-|x| gives D = sigmoid(x) and 1 - D with one exp and one division.
-                    d, one_minus_d = _sigmoid_pair(x, dist_id)
+                    acc = st[S_ACC, i, j]
                     if alpha_id == _A_PROD:
-                        st[S_ACC, i, j] *= one_minus_d
+                        alpha[b, 0, row, col] = 1.0 - acc
                     elif alpha_id == _A_SUM:
-                        st[S_ACC, i, j] += d
-                    elif dist_id == _D_HARD or x > 0:  # D > 0.5
-                        st[S_ACC, i, j] = 1.0
-                    if not colour_face:
-                        continue
-                    closed = _inside_closed(w0, w1, w2)
-                    if not softmax and not closed:
-                        continue  # the z-buffer only takes faces covering the pixel centre
-                    _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
-                    zp = 1.0 / inv_z
-                    if not (zp >= depth_min and zp <= depth_max):
-                        continue
-                    # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
-                    # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
-                    if track_winner and closed:
-                        zb = st[S_ZB, i, j]
-                        if st[S_WIN, i, j] < 0 or zp < zb - abs(zb) * ZBUFFER_RTOL:
-                            st[S_ZB, i, j] = zp
-                            st[S_WIN, i, j] = f
-                            st[S_C0, i, j] = c0
-                            st[S_C1, i, j] = c1
-                            st[S_C2, i, j] = c2
-                    if not softmax:
-                        continue
-                    # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
-                    # the depth difference formed before the division by γ; one exp either way.
-                    q = (st[S_ZP, i, j] - zp) * inv_scale
-                    ratio = d / st[S_DREF, i, j]
-                    new_top = False
-                    scale = 1.0
-                    if q > 0:
-                        scale = _exp_neg(q) / ratio  # = 1 / weight
-                        new_top = scale < 1.0
-                        ew = 0.0 if new_top else 1.0 / scale
+                        alpha[b, 0, row, col] = acc / p.num_faces
                     else:
-                        ew = ratio * _exp_neg(-q)
-                        if ew > 1.0:
-                            new_top = True
-                            scale = 1.0 / ew
-                    k = _texel(c0, c1, r) if cs > 0 else 0
-                    if new_top:
-                        st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
-                        for c in range(cs):
-                            st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + np.float64(surface[b, f, k, c])
-                        for c in range(cv):
-                            v = _vertex_value(vertex, b, f, c, c0, c1, c2)
-                            st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
-                        if nd:
-                            st[S_SUM + cs + cv, i, j] = st[S_SUM + cs + cv, i, j] * scale + zp
-                        st[S_DREF, i, j] = d
-                        st[S_ZP, i, j] = zp
-                    else:
-                        st[S_DEN, i, j] += ew
-                        for c in range(cs):
-                            st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
-                        for c in range(cv):
-                            st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, c0, c1, c2)
-                        if nd:
-                            st[S_SUM + cs + cv, i, j] += ew * zp
-        for row in range(ty0, ty1):
-            i = row - ty0
-            for col in range(tx0, tx1):
-                j = col - tx0
-                acc = st[S_ACC, i, j]
-                if alpha_id == _A_PROD:
-                    alpha[b, 0, row, col] = 1.0 - acc
-                elif alpha_id == _A_SUM:
-                    alpha[b, 0, row, col] = acc / p.num_faces
-                else:
-                    alpha[b, 0, row, col] = acc
-                state[b, 0, row, col] = acc
-                if softmax:
-                    den = st[S_DEN, i, j]
-                    for c in range(nsum):
-                        values[b, c, row, col] = st[S_SUM + c, i, j] / den
-                    for c in range(cs + cv):
-                        channels[b, c, row, col] = values[b, c, row, col]
-                    if nd:
-                        depth[b, 0, row, col] = values[b, cs + cv, row, col]
-                    state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
-                    state[b, 2, row, col] = st[S_ZP, i, j]
-                if not track_winner:
-                    continue
-                f = int(st[S_WIN, i, j])
-                winner[b, row, col] = f
-                if f < 0:
-                    if not softmax:
+                        alpha[b, 0, row, col] = acc
+                    state[b, 0, row, col] = acc
+                    if softmax:
+                        den = st[S_DEN, i, j]
+                        for c in range(nsum):
+                            values[b, c, row, col] = st[S_SUM + c, i, j] / den
                         for c in range(cs + cv):
-                            channels[b, c, row, col] = background[c]
+                            channels[b, c, row, col] = values[b, c, row, col]
                         if nd:
-                            depth[b, 0, row, col] = 0.0
+                            depth[b, 0, row, col] = values[b, cs + cv, row, col]
+                        state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
+                        state[b, 2, row, col] = st[S_ZP, i, j]
+                    if not track_winner:
+                        continue
+                    f = int(st[S_WIN, i, j])
+                    winner[b, row, col] = f
+                    if f < 0:
+                        if not softmax:
+                            for c in range(cs + cv):
+                                channels[b, c, row, col] = background[c]
+                            if nd:
+                                depth[b, 0, row, col] = 0.0
+                        if p.with_zbuffer != 0:
+                            for k in range(3):
+                                barycentrics[b, k, row, col] = 0.0
+                            hard_depth[b, 0, row, col] = 0.0
+                        continue
+                    # The winner's values from its renormalised barycentrics and depth.
+                    c0, c1, c2, zp = st[S_C0, i, j], st[S_C1, i, j], st[S_C2, i, j], st[S_ZB, i, j]
+                    if not softmax:
+                        k = _texel(c0, c1, r) if cs > 0 else 0
+                        for c in range(cs):
+                            channels[b, c, row, col] = surface[b, f, k, c]
+                        for c in range(cv):
+                            channels[b, cs + c, row, col] = _vertex_value(vertex, b, f, c, c0, c1, c2)
+                        if nd:
+                            depth[b, 0, row, col] = zp
                     if p.with_zbuffer != 0:
-                        for k in range(3):
-                            barycentrics[b, k, row, col] = 0.0
-                        hard_depth[b, 0, row, col] = 0.0
-                    continue
-                # The winner's values from its renormalised barycentrics and depth.
-                c0, c1, c2, zp = st[S_C0, i, j], st[S_C1, i, j], st[S_C2, i, j], st[S_ZB, i, j]
-                if not softmax:
-                    k = _texel(c0, c1, r) if cs > 0 else 0
-                    for c in range(cs):
-                        channels[b, c, row, col] = surface[b, f, k, c]
-                    for c in range(cv):
-                        channels[b, cs + c, row, col] = _vertex_value(vertex, b, f, c, c0, c1, c2)
-                    if nd:
-                        depth[b, 0, row, col] = zp
-                if p.with_zbuffer != 0:
-                    barycentrics[b, 0, row, col] = c0 * _inv_z(np.float64(fv[b, f, 0, 2]))[0] * zp
-                    barycentrics[b, 1, row, col] = c1 * _inv_z(np.float64(fv[b, f, 1, 2]))[0] * zp
-                    barycentrics[b, 2, row, col] = c2 * _inv_z(np.float64(fv[b, f, 2, 2]))[0] * zp
-                    hard_depth[b, 0, row, col] = zp
+                        barycentrics[b, 0, row, col] = c0 * _inv_z(np.float64(fv[b, f, 0, 2]))[0] * zp
+                        barycentrics[b, 1, row, col] = c1 * _inv_z(np.float64(fv[b, f, 1, 2]))[0] * zp
+                        barycentrics[b, 2, row, col] = c2 * _inv_z(np.float64(fv[b, f, 2, 2]))[0] * zp
+                        hard_depth[b, 0, row, col] = zp
+
+    return forward
+
+
+_FORWARDS = {w: _make_forward(w) for w in (*SPECIALISED_WIDTHS, _GENERIC)}
+
+
+def forward(geo, surface, vertex, background, p, *outputs):
+    """Render one call: the kernel of :func:`_make_forward` for ``p``'s widths (arguments there)."""
+    widths = (p.num_surface, p.num_vertex, 1 if p.with_depth else 0)
+    _FORWARDS.get(widths, _FORWARDS[_GENERIC])(geo, surface, vertex, background, p, *outputs)
 
 
 @njit(parallel=True, **_JIT)
