@@ -12,7 +12,7 @@ from ._state import SettingsState
 from ._validation import check_choice
 from .mesh import Mesh
 
-__all__ = ["AmbientLighting", "DirectionalLighting", "Lighting"]
+__all__ = ["AmbientLighting", "DirectionalLighting", "Lighting", "accumulate_light"]
 
 
 class AmbientLighting(SettingsState, nn.Module):
@@ -79,10 +79,7 @@ class Lighting(SettingsState, nn.Module):
 
     def light(self, normals: torch.Tensor) -> torch.Tensor:
         """[B, N, 3] light for unit ``normals`` [B, N, 3]: the ambient term, then each directional one."""
-        light = self.ambient(torch.zeros_like(normals))
-        for directional in self.directionals:
-            light = directional(light, normals)
-        return light
+        return accumulate_light([self.ambient, *self.directionals], normals)
 
     def vertex_light(self, mesh: Mesh) -> torch.Tensor:
         """[B, V, 3] light at the mesh's vertices, from its vertex normals (smooth shading)."""
@@ -99,3 +96,11 @@ class Lighting(SettingsState, nn.Module):
         light = self.light(mesh.surface_normals if surface else mesh.vertex_normals)
         textures = mesh.textures * (light[:, :, None, :] if surface else light)
         return mesh.replace(textures=textures)
+
+
+def accumulate_light(terms: Sequence[AmbientLighting | DirectionalLighting], normals: torch.Tensor) -> torch.Tensor:
+    """[B, N, 3] light of ``terms`` applied in order, starting from 0, for unit ``normals`` [B, N, 3]."""
+    light = torch.zeros_like(normals)
+    for term in terms:
+        light = term(light) if isinstance(term, AmbientLighting) else term(light, normals)
+    return light

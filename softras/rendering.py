@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from . import functional as srf
 from ._validation import check_bool, check_choice, check_finite
 from .cameras import image_hw
-from .lighting import AmbientLighting, DirectionalLighting, Lighting
+from .lighting import AmbientLighting, DirectionalLighting, Lighting, accumulate_light
 from .mesh import Mesh
 from .raster import RasterResult, RasterSettings, rasterize_channels
 
@@ -205,21 +205,13 @@ def shade(mesh: Mesh, lights: Light | Sequence[Light] | None, smooth_shading: bo
     surface = mesh.texture_type == "surface"
     if surface and smooth_shading:
         return mesh.textures
-    light = _light(terms, mesh.surface_normals if surface else mesh.vertex_normals)
+    light = accumulate_light(terms, mesh.surface_normals if surface else mesh.vertex_normals)
     return mesh.textures * (light[:, :, None, :] if surface else light)
 
 
 def vertex_light(mesh: Mesh, lights: Light | Sequence[Light]) -> torch.Tensor:
     """[B, V, 3] light at every vertex from its (area-weighted, unit) vertex normal (see :func:`shade`)."""
-    return _light(_light_terms(lights), mesh.vertex_normals)
-
-
-def _light(terms: list[AmbientLighting | DirectionalLighting], normals: torch.Tensor) -> torch.Tensor:
-    """[B, N, 3] light of ``terms`` (applied in order, starting from 0) for unit ``normals`` [B, N, 3]."""
-    light = torch.zeros_like(normals)
-    for term in terms:
-        light = term(light) if isinstance(term, AmbientLighting) else term(light, normals)
-    return light
+    return accumulate_light(_light_terms(lights), mesh.vertex_normals)
 
 
 def _normals(mesh: Mesh, camera: CameraLike, kind: str, frame: str) -> torch.Tensor:
