@@ -209,14 +209,28 @@ def test_colour_every_option_float64(target: Target, combo: tuple[str, ...], bat
     _assert_conforms(got, _reference(fv, surface, vertex, bg, s), s, out_tol=1e-10, grad_rel=1e-8)
 
 
-@pytest.mark.parametrize("texture_type", ["surface", "vertex"])
-def test_original_rgba_entry_point(target: Target, texture_type: str) -> None:
-    fv, tex = random_scene(batch=2, faces=6, texture_type=texture_type, seed=4)
-    s = RasterSettings.create(12, sigma_val=1e-2, texture_type=texture_type, background_color=(0.1, 0.2, 0.3))
-    got = rasterize(fv.to(target.device), tex.to(target.device), s, backend=target.name)
-    want = rasterize(fv, tex, s, backend="reference")
-    assert got.shape == (2, 4, 12, 12)
-    torch.testing.assert_close(got.cpu(), want, rtol=0, atol=1e-10)
+@pytest.mark.parametrize("combo", COMBOS, ids=COMBO_IDS)
+def test_original_rgba_entry_point(target: Target, combo: tuple[str, ...]) -> None:
+    """The original's [B, 4, H, W] call (a backend's ``rgba_entry`` where it has one, else the
+    dispatch's concatenation): images and gradients equal the reference's."""
+    texture_type = combo[3]
+    fv, tex = random_scene(batch=2, faces=6, texture_type=texture_type, texture_res=2, seed=4)
+    bg = (0.1, 0.2, 0.3)
+    s = _settings(combo, (12, 14), sigma_val=1e-2, gamma_val=1e-2, texture_type=texture_type, background_color=bg)
+    upstream = torch.randn(2, 4, 12, 14, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def run(backend: str, device: str) -> tuple[torch.Tensor, ...]:
+        leaves = [x.detach().to(device).requires_grad_(True) for x in (fv, tex)]
+        image = rasterize(*leaves, s, backend=backend)
+        (image * upstream.to(device)).sum().backward()
+        grads = tuple(torch.zeros_like(x) if x.grad is None else x.grad for x in leaves)
+        return tuple(t.detach().cpu() for t in (image, *grads))
+
+    got, want = run(target.name, target.device), run("reference", "cpu")
+    assert got[0].shape == (2, 4, 12, 14)
+    torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-10)
+    for g, w in zip(got[1:], want[1:], strict=True):
+        _assert_grad_close(g, w, 1e-8)
 
 
 # ---- attributes of any width, soft depth and the z-buffer, float64 -----------------------------------

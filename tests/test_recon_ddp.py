@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +41,9 @@ def _worker(rank: int, world: int, port: int, data: str, root: str) -> None:
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
     )
     torch.set_num_threads(1)
+    # a rank still running near the test's deadline writes where its Python threads are
+    stack_file = open(Path(root) / f"stack_rank{rank}.txt", "w")  # open until the process exits
+    faulthandler.dump_traceback_later(TIMEOUT_S - 30, file=stack_file)
 
     def dump(trainer: Trainer, metrics: dict[str, float]) -> None:
         if trainer.iteration == CFG.iters:
@@ -49,6 +55,21 @@ def _worker(rank: int, world: int, port: int, data: str, root: str) -> None:
     # The process group must be gone, threads included, before the interpreter shuts down: gloo
     # threads alive at exit aborted a rank now and then (SIGABRT) after a run that had finished.
     (Path(root) / f"threads_rank{rank}.json").write_text(json.dumps(_thread_names()))
+    faulthandler.cancel_dump_traceback_later()
+
+
+def _stacks(root: Path, rank: int, pid: int | None) -> str:
+    """What a stuck rank was doing: its Python stacks and, where gdb is installed, its native ones."""
+    text = (root / f"stack_rank{rank}.txt").read_text() if (root / f"stack_rank{rank}.txt").exists() else ""
+    if pid is not None and shutil.which("gdb"):
+        native = subprocess.run(
+            ["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 30"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        text += "\n".join(line for line in native.splitlines() if line.startswith(("#", "Thread")))
+    return f"--- rank {rank} ---\n{text}"
 
 
 def _thread_names() -> list[str] | None:
@@ -82,9 +103,12 @@ def test_two_process_training_stays_in_sync_and_only_rank0_writes(tmp_path: Path
     while not ranks.join(timeout=5):
         if time.monotonic() > deadline:  # fail, not hang CI: say which rank is stuck
             alive = [i for i, p in enumerate(ranks.processes) if p.is_alive()]
+            stacks = "\n".join(_stacks(tmp_path, i, ranks.processes[i].pid) for i in alive)
             for p in ranks.processes:
                 p.kill()
-            pytest.fail(f"rank(s) {alive} still running after {TIMEOUT_S} s (files: {sorted(os.listdir(tmp_path))})")
+            pytest.fail(
+                f"rank(s) {alive} still running after {TIMEOUT_S} s (files: {sorted(os.listdir(tmp_path))})\n{stacks}"
+            )
 
     p0 = torch.load(tmp_path / "params_rank0.pt", weights_only=True)
     p1 = torch.load(tmp_path / "params_rank1.pt", weights_only=True)

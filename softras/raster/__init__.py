@@ -45,6 +45,7 @@ __all__ = [
     "soft_rasterize",
 ]
 
+
 def _check_face_vertices(face_vertices: object) -> torch.Tensor:
     if not isinstance(face_vertices, torch.Tensor):
         raise TypeError(f"face_vertices: expected a torch.Tensor, got {type(face_vertices).__name__}")
@@ -96,13 +97,15 @@ def _check_background(background: Sequence[float] | None, channels: int) -> tupl
 
 
 @torch.compiler.disable
-def _run(inputs: RasterInputs, settings: RasterSettings, backend: str | None) -> RasterResult:
-    """Run a backend under the precision rules of :mod:`softras._precision`: the kernels compute in
-    float32 (half inputs) or the input dtype with autocast off, and the result comes back in the
-    input dtype (in the compute dtype inside an autocast region). Gradients flow back in the
-    dtype of each input. ``torch.compile`` breaks the graph here and runs it eagerly, instead of
-    tracing into Numba or Warp kernels (or spending minutes compiling the reference's
-    data-dependent chunks)."""
+def _run(
+    inputs: RasterInputs, settings: RasterSettings, backend: str | None, rgba: bool = False
+) -> RasterResult | torch.Tensor:
+    """Run a backend (with ``rgba``, its RGBA form: :meth:`Backend.load_rgba`) under the precision
+    rules of :mod:`softras._precision`: the kernels compute in float32 (half inputs) or the input
+    dtype with autocast off, and the result comes back in the input dtype (in the compute dtype
+    inside an autocast region). Gradients flow back in the dtype of each input. ``torch.compile``
+    breaks the graph here and runs it eagerly, instead of tracing into Numba or Warp kernels (or
+    spending minutes compiling the reference's data-dependent chunks)."""
     device = inputs.face_vertices.device
     chosen = get_backend(default_backend(device) if backend is None else backend)
     if not chosen.runs_on(device):
@@ -123,6 +126,8 @@ def _run(inputs: RasterInputs, settings: RasterSettings, backend: str | None) ->
     check_raster_request(inputs.face_vertices, texels, h, w, settings.cull_radius, chosen.name)
     out = result_dtype(dtype, device)
     with no_autocast(device):
+        if rgba:
+            return chosen.load_rgba()(inputs, settings).to(out)
         result = chosen.load()(inputs, settings)
     return RasterResult(*(t.to(out) if t is not None and t.is_floating_point() else t for t in result))
 
@@ -175,8 +180,7 @@ def rasterize(
     textures = _check_attributes("textures", textures, face_vertices, corners)
     none = face_vertices.new_zeros(b, f, 3 if vertex_colours else 1, 0)
     surface, vertex = (none, textures) if vertex_colours else (textures, none)
-    result = _run(RasterInputs(face_vertices, surface, vertex, settings.background_color), settings, backend)
-    return torch.cat([result.channels, result.alpha], dim=1)
+    return _run(RasterInputs(face_vertices, surface, vertex, settings.background_color), settings, backend, rgba=True)
 
 
 def soft_rasterize(

@@ -5,6 +5,8 @@ Everything that lists backends — :func:`default_backend`, :func:`available_bac
 is one module implementing ``rasterize(inputs: RasterInputs, settings: RasterSettings) ->
 RasterResult`` (see :mod:`softras.raster.contract`) plus one :class:`Backend` entry here; the
 conformance suite (``tests/test_backends.py``) then tests it with no test written by hand.
+A backend may also give an RGBA entry (``rgba_entry``) for the original's call, channels and
+alpha in one [B, C + 1, H, W] tensor written in place; without one, the dispatch concatenates.
 
 Implementations are imported on first use, so that importing softras never compiles a kernel
 and never needs an optional dependency.
@@ -27,6 +29,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "BackendFn",
+    "RgbaFn",
     "available_backends",
     "backend_table",
     "default_backend",
@@ -35,6 +38,7 @@ __all__ = [
 ]
 
 BackendFn = Callable[[RasterInputs, RasterSettings], RasterResult]
+RgbaFn = Callable[[RasterInputs, RasterSettings], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class Backend:
             inputs in float32 for every backend (``softras._precision.compute_dtype``).
         aliases: other names accepted for it.
         benchmark_on: device types where ``softras bench`` measures it by default.
+        rgba_entry: ``'module:function'`` returning ``cat([channels, alpha], 1)`` of the same
+            call ([B, C + 1, H, W]) without the concatenation, or None.
     """
 
     name: str
@@ -63,7 +69,9 @@ class Backend:
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
     aliases: tuple[str, ...] = ()
     benchmark_on: tuple[str, ...] = ()
+    rgba_entry: str | None = None
     _fn: list[BackendFn] = field(default_factory=list, repr=False, compare=False)
+    _rgba_fn: list[RgbaFn] = field(default_factory=list, repr=False, compare=False)
 
     def available(self) -> bool:
         """Whether its required modules are installed (nothing is imported)."""
@@ -82,12 +90,30 @@ class Backend:
     def load(self) -> BackendFn:
         """The implementation (imported once)."""
         if not self._fn:
-            why = self.missing()
-            if why is not None:
-                raise ImportError(why)
-            module, _, function = self.entry.partition(":")
-            self._fn.append(getattr(importlib.import_module(module), function))
+            self._fn.append(self._import(self.entry))
         return self._fn[0]
+
+    def load_rgba(self) -> RgbaFn:
+        """The RGBA implementation: ``rgba_entry``, or :meth:`load`'s result concatenated."""
+        if not self._rgba_fn:
+            if self.rgba_entry is not None:
+                self._rgba_fn.append(self._import(self.rgba_entry))
+            else:
+                full = self.load()
+
+                def concatenated(inputs: RasterInputs, settings: RasterSettings) -> torch.Tensor:
+                    result = full(inputs, settings)
+                    return torch.cat([result.channels, result.alpha], dim=1)
+
+                self._rgba_fn.append(concatenated)
+        return self._rgba_fn[0]
+
+    def _import(self, entry: str) -> Callable:
+        why = self.missing()
+        if why is not None:
+            raise ImportError(why)
+        module, _, function = entry.partition(":")
+        return getattr(importlib.import_module(module), function)
 
 
 BACKENDS: dict[str, Backend] = {}
@@ -123,6 +149,7 @@ register_backend(
         devices=("cpu",),
         priority=20,
         entry="softras.raster.cpu:rasterize",
+        rgba_entry="softras.raster.cpu:rasterize_rgba",
         requires={"numba": "a dependency of softras"},
         benchmark_on=("cpu",),
     )

@@ -41,7 +41,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 from . import cpu_binning, cpu_kernels
 
-__all__ = ["DEFAULT_TILE", "rasterize", "rasterize_cpu"]
+__all__ = ["DEFAULT_TILE", "rasterize", "rasterize_cpu", "rasterize_rgba"]
 
 DEFAULT_TILE = 32
 _LOCK = threading.Lock()  # the workqueue layer is not re-entrant across Python threads
@@ -109,8 +109,13 @@ class _Prepared:
 
 
 class _RasterizeCPU(torch.autograd.Function):
+    """Forward and backward of one call. With ``rgba`` (the original's call) the first output is
+    one [B, C + 1, H, W] image, channels then alpha, written by the kernel in place (a
+    concatenation afterwards would be one more pass, on PyTorch's thread pool), and the alpha
+    output is empty."""
+
     @staticmethod
-    def forward(ctx, face_vertices, surface, vertex, inputs, settings, tile):  # type: ignore[override]
+    def forward(ctx, face_vertices, surface, vertex, inputs, settings, tile, rgba):  # type: ignore[override]
         with _LOCK:
             numba.set_num_threads(_threads())
             prep = _Prepared(inputs, settings, tile)
@@ -121,8 +126,11 @@ class _RasterizeCPU(torch.autograd.Function):
             softmax = p.rgb_aggregation == int(RgbAggregation.SOFTMAX)
             track_winner = not softmax or p.with_zbuffer
             zb = p.with_zbuffer != 0
-            channels = np.empty((b, nc, h, w), dtype=dt)
-            alpha = np.empty((b, 1, h, w), dtype=dt)
+            if rgba:  # the kernel writes alpha to the last channel of its alpha array
+                channels = alpha = np.empty((b, nc + 1, h, w), dtype=dt)
+            else:
+                channels = np.empty((b, nc, h, w), dtype=dt)
+                alpha = np.empty((b, 1, h, w), dtype=dt)
             depth = np.empty((b, 1, h, w) if p.with_depth else (0, 1, 1, 1), dtype=dt)
             # Every entry the backward reads is written by the forward kernel: no zero-fill.
             state = np.empty((b, 3, h, w), dtype=np.float64)
@@ -136,6 +144,9 @@ class _RasterizeCPU(torch.autograd.Function):
             )  # fmt: skip
         ctx.prep = prep
         ctx.state = (state, values, winner)
+        ctx.rgba = rgba
+        if rgba:
+            alpha = np.empty((0, 1, h, w), dtype=dt)
         outs = tuple(torch.from_numpy(a) for a in (channels, alpha, depth, winner, bary, hard_depth))
         ctx.mark_non_differentiable(*outs[3:])
         return outs
@@ -148,7 +159,7 @@ class _RasterizeCPU(torch.autograd.Function):
         need_s = need_s and p.num_surface > 0
         need_a = need_a and p.num_vertex > 0
         if not (need_v or need_s or need_a):
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
         b, f, _, _ = prep.shape
         state, values, winner = ctx.state
         t = prep.surface.shape[2]
@@ -159,12 +170,15 @@ class _RasterizeCPU(torch.autograd.Function):
         grad_v = np.empty((b, f, 3, 3) if need_v else (0, 0, 3, 3), dtype=dt)
         grad_s = np.empty((b, f, t, p.num_surface) if need_s else (0, 0, 0, p.num_surface), dtype=dt)
         grad_a = np.empty((b, f, 3, p.num_vertex) if need_a else (0, 0, 0, p.num_vertex), dtype=dt)
-        # Upstream gradients in the input dtype (the kernel reads them as float64).
-        g_channels, g_alpha = _np(grad_channels, dt), _np(grad_alpha, dt)
+        # Upstream gradients in the input dtype (the kernel reads them as float64); alpha's is the
+        # last channel of g_alpha, which is the RGBA gradient itself for an RGBA call.
+        g_channels = _np(grad_channels, dt)
+        g_alpha = g_channels if ctx.rgba else _np(grad_alpha, dt)
         g_depth = _np(grad_depth, dt) if p.with_depth else np.zeros((0, 1, 1, 1), dtype=dt)
         # A loss that does not read the channels (or depth) gives them an all-zero gradient:
         # their pair terms would add exact zeros, so the kernel skips them.
-        need_values = bool(g_channels.any()) or bool(g_depth.any())
+        nc = p.num_surface + p.num_vertex
+        need_values = bool(g_channels[:, :nc].any()) or bool(g_depth.any())
         need = (int(need_v), int(need_s), int(need_a), int(need_values))
         with _LOCK:
             numba.set_num_threads(_threads())
@@ -189,7 +203,17 @@ class _RasterizeCPU(torch.autograd.Function):
             None,
             None,
             None,
+            None,
         )
+
+
+def _check_call(fv: torch.Tensor, tile: int) -> None:
+    if fv.device.type != "cpu":
+        raise ValueError(f"face_vertices: the 'cpu' backend needs CPU tensors, got device {fv.device}")
+    if fv.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"face_vertices: the 'cpu' backend supports float32 and float64, got {fv.dtype}")
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile: expected a positive int, got {tile!r}")
 
 
 def rasterize(inputs: RasterInputs, settings: RasterSettings, *, tile: int = DEFAULT_TILE) -> RasterResult:
@@ -205,17 +229,25 @@ def rasterize(inputs: RasterInputs, settings: RasterSettings, *, tile: int = DEF
         ``depth`` [B, 1, H, W] differentiable w.r.t. face_vertices, surface and vertex; the
         z-buffer outputs detached.
     """
+    _check_call(inputs.face_vertices, tile)
+    channels, alpha, depth, face_id, bary, hard_depth = _apply(inputs, settings, tile, rgba=False)
+    return RasterResult.asked(settings, channels, alpha, depth, face_id, bary, hard_depth)
+
+
+def rasterize_rgba(inputs: RasterInputs, settings: RasterSettings, *, tile: int = DEFAULT_TILE) -> torch.Tensor:
+    """:func:`rasterize`'s channels and alpha as one [B, Cs + Cv + 1, H, W] tensor, written in place
+    (the original's RGBA call; the depth and z-buffer outputs are not made)."""
+    _check_call(inputs.face_vertices, tile)
+    settings = dataclasses.replace(settings, with_depth=False, with_zbuffer=False)
+    return _apply(inputs, settings, tile, rgba=True)[0]
+
+
+def _apply(inputs: RasterInputs, settings: RasterSettings, tile: int, rgba: bool) -> tuple[torch.Tensor, ...]:
+    """Run :class:`_RasterizeCPU` on ``inputs`` (attributes cast to the vertices' dtype)."""
     fv = inputs.face_vertices
-    if fv.device.type != "cpu":
-        raise ValueError(f"face_vertices: the 'cpu' backend needs CPU tensors, got device {fv.device}")
-    if fv.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"face_vertices: the 'cpu' backend supports float32 and float64, got {fv.dtype}")
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-        raise ValueError(f"tile: expected a positive int, got {tile!r}")
     surface, vertex = inputs.surface.to(fv.dtype), inputs.vertex.to(fv.dtype)
     inputs = inputs._replace(surface=surface, vertex=vertex)
-    channels, alpha, depth, face_id, bary, hard_depth = _RasterizeCPU.apply(fv, surface, vertex, inputs, settings, tile)
-    return RasterResult.asked(settings, channels, alpha, depth, face_id, bary, hard_depth)
+    return _RasterizeCPU.apply(fv, surface, vertex, inputs, settings, tile, rgba)
 
 
 def rasterize_cpu(
@@ -232,13 +264,10 @@ def rasterize_cpu(
     Returns:
         [B, 4, H, W] images, differentiable w.r.t. ``face_vertices`` and ``textures``.
     """
-    if face_vertices.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"face_vertices: the 'cpu' backend supports float32 and float64, got {face_vertices.dtype}")
+    _check_call(face_vertices, tile)
     textures = textures.to(face_vertices.dtype)
     b, f = face_vertices.shape[:2]
     vertex_colours = settings.texture_type == "vertex"
     none = face_vertices.new_zeros(b, f, 3 if vertex_colours else 1, 0)
     surface, vertex = (none, textures) if vertex_colours else (textures, none)
-    s = dataclasses.replace(settings, with_depth=False, with_zbuffer=False)
-    result = rasterize(RasterInputs(face_vertices, surface, vertex, s.background_color), s, tile=tile)
-    return torch.cat([result.channels, result.alpha], dim=1)
+    return rasterize_rgba(RasterInputs(face_vertices, surface, vertex, settings.background_color), settings, tile=tile)

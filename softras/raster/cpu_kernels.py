@@ -392,7 +392,9 @@ def _make_forward(widths: tuple[int, int, int]):
             background (numpy.ndarray): [Cs + Cv] float64.
             p (KernelParams): the options, :class:`~softras.raster.contract.KernelParams`.
             channels (numpy.ndarray): [B, Cs + Cv, H, W] in the input dtype, written.
-            alpha (numpy.ndarray): [B, 1, H, W] in the input dtype, written.
+            alpha (numpy.ndarray): [B, K, H, W] in the input dtype: alpha is written to its last
+                channel. K = 1, or ``alpha`` is the [B, Cs + Cv + 1, H, W] array whose first
+                channels are ``channels`` (one RGBA image, as the original returns).
             depth (numpy.ndarray): [B, 1, H, W] (with_depth) in the input dtype, written.
             state (numpy.ndarray): [B, 3, H, W] float64, written: the alpha accumulator (Π(1 - D) for
                 'prod', Σ D for 'sum', 0/1 for 'hard'); for softmax 1 / (D_top · denominator) and the
@@ -418,6 +420,7 @@ def _make_forward(widths: tuple[int, int, int]):
         softmax = rgb_id == _RGB_SOFTMAX
         track_winner = not softmax or p.with_zbuffer != 0
         nsum = cs + cv + nd if softmax else 0
+        a_ch = alpha.shape[1] - 1
         for task in prange(nb * nt):
             job = _scatter(np.int64(task), np.int64(nb * nt), nb)
             b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
@@ -518,11 +521,11 @@ def _make_forward(widths: tuple[int, int, int]):
                     j = col - tx0
                     acc = st[S_ACC, i, j]
                     if alpha_id == _A_PROD:
-                        alpha[b, 0, row, col] = 1.0 - acc
+                        alpha[b, a_ch, row, col] = 1.0 - acc
                     elif alpha_id == _A_SUM:
-                        alpha[b, 0, row, col] = acc / p.num_faces
+                        alpha[b, a_ch, row, col] = acc / p.num_faces
                     else:
-                        alpha[b, 0, row, col] = acc
+                        alpha[b, a_ch, row, col] = acc
                     state[b, 0, row, col] = acc
                     if softmax:
                         den = st[S_DEN, i, j]
@@ -587,7 +590,8 @@ def backward(  # pragma: no cover - compiled
     ``need``: (face vertices, surface, vertex) need a gradient, and the upstream gradient of the
     channels or depth is not all zero (else their pair terms are skipped), 0/1 each. grad_channels
     [B, Cs + Cv, H, W], grad_alpha [B, 1, H, W], grad_depth [B, 1, H, W] (with_depth): the
-    upstream gradients. state, values, winner: from :func:`forward`.
+    upstream gradients; alpha's is the last channel of ``grad_alpha`` (which may be the RGBA
+    gradient, as in :func:`forward`). state, values, winner: from :func:`forward`.
     """
     xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
     tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
@@ -604,6 +608,7 @@ def backward(  # pragma: no cover - compiled
     g_surf = G_ATTR
     g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
     n_attr = grad_entries.shape[1] - G_ATTR
+    ga_ch = grad_alpha.shape[1] - 1
     for task in prange(nb * nt):
         job = _scatter(np.int64(task), np.int64(nb * nt), nb)
         b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
@@ -626,7 +631,7 @@ def backward(  # pragma: no cover - compiled
                     w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
                     if not keep:
                         continue
-                    ga = np.float64(grad_alpha[b, 0, row, col])
+                    ga = np.float64(grad_alpha[b, ga_ch, row, col])
                     gx = 0.0  # dL/dx
                     d, one_minus_d = _sigmoid_pair(x, dist_id)
                     if dist_id != _D_HARD:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -40,6 +42,9 @@ class DistInfo:
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     initialized_here: bool = False
+    store: dist.Store | None = field(default=None, repr=False, compare=False)
+    """The rendezvous store the process group was built on (when :func:`setup` built it); it
+    outlives the group, so that :func:`cleanup` can synchronise the ranks' teardown."""
 
     @property
     def distributed(self) -> bool:
@@ -68,7 +73,6 @@ def setup(device: str | None = None) -> DistInfo:
         dev = torch.device("cuda", local)
     else:
         dev = torch.device("cpu")
-    here = False
     if not dist.is_initialized():
         # Imported after the process group exists, torch._dynamo (which the optimizers and DDP
         # import lazily) keeps that group alive past destroy_process_group: gloo's worker threads
@@ -76,9 +80,20 @@ def setup(device: str | None = None) -> DistInfo:
         # "terminate called without an active exception") after a run that had finished.
         importlib.import_module("torch._dynamo")
 
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-        here = True
-    return DistInfo(rank, world, local, dev, here)
+        # The store is made here, not inside init_process_group, so that this module keeps a
+        # handle on it after the group is destroyed (see cleanup). The "default_pg" prefix is
+        # the one init_process_group gives the store it makes itself.
+        store, rank, world = next(dist.rendezvous("env://", timeout=_TIMEOUT))
+        store.set_timeout(_TIMEOUT)
+        dist.init_process_group(
+            backend="nccl" if dev.type == "cuda" else "gloo",
+            store=dist.PrefixStore("default_pg", store),
+            rank=rank,
+            world_size=world,
+            timeout=_TIMEOUT,
+        )
+        return DistInfo(rank, world, local, dev, True, store)
+    return DistInfo(rank, world, local, dev, False)
 
 
 def cleanup(info: DistInfo, barrier: bool = False) -> None:
@@ -90,13 +105,56 @@ def cleanup(info: DistInfo, barrier: bool = False) -> None:
             so that no rank tears its connections down while another is still finishing (rank 0
             writes the last checkpoint). Not after an error, where the other ranks may never
             arrive and the barrier would hang instead of failing.
+
+    After a normal run the teardown is ordered through the rendezvous store, because gloo's own
+    barrier does not make it safe (pytorch/gloo#155: a rank that leaves the barrier and closes
+    its connections at once can leave a peer waiting forever inside the same barrier):
+
+    1. every rank passes ``dist.barrier()``;
+    2. no rank destroys the group before every rank has left the barrier;
+    3. the rank that hosts the store (rank 0, unless torchrun's agent hosts it) keeps it alive
+       until every rank has destroyed its group.
+
+    A rank that does not report within :data:`TEARDOWN_TIMEOUT` only costs a warning: the
+    run's results are written by then.
     """
-    if info.initialized_here and dist.is_initialized():
-        try:
-            if barrier:
-                dist.barrier()
-        finally:
-            dist.destroy_process_group()
+    if not (info.initialized_here and dist.is_initialized()):
+        return
+    try:
+        if barrier:
+            dist.barrier()
+            _arrive(info, "left-barrier", wait=True)
+    finally:
+        dist.destroy_process_group()
+    if barrier:
+        _arrive(info, "destroyed", wait=info.is_main)
+
+
+TEARDOWN_TIMEOUT = timedelta(seconds=120)
+"""How long a rank waits for the others at each step of the teardown in :func:`cleanup`."""
+
+_TIMEOUT = timedelta(minutes=30)  # init_process_group's own default, for the store and the group
+
+
+def _arrive(info: DistInfo, step: str, wait: bool) -> None:
+    """Count this rank in at ``step`` of the teardown; with ``wait``, return once every rank has.
+    Gives a warning instead of an error when a rank does not arrive in time."""
+    if info.store is None:
+        return
+    # one key space per (torchrun restart, step): an agent store outlives the workers it served
+    key = f"softras/teardown/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{step}"
+    try:
+        if info.store.add(key, 1) == info.world_size:
+            info.store.set(key + "/all", "1")
+        if wait:
+            info.store.wait([key + "/all"], TEARDOWN_TIMEOUT)
+    except (RuntimeError, dist.DistError) as exc:  # a timeout, or a store that went away
+        warnings.warn(
+            f"rank {info.rank}: not every rank reached '{step}' of the process-group teardown "
+            f"within {TEARDOWN_TIMEOUT.total_seconds():.0f} s ({exc}); continuing",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def all_gather_objects(info: DistInfo, obj: Any) -> list[Any]:
