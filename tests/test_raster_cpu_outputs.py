@@ -191,17 +191,20 @@ def test_compiled_binning_equals_the_contract(dtype: torch.dtype, tile: int) -> 
         xs = ((2 * torch.arange(w, dtype=torch.float64) + 1 - w) / w).to(dtype).numpy()
         ys = ((2 * (h - 1 - torch.arange(h, dtype=torch.float64)) + 1 - h) / h).to(dtype).numpy()
         inv = np.empty((3, 40, 9))
-        cpu_kernels.prepare_faces(fv.numpy(), np.array([cull], dtype=xs.dtype), xs, ys, ranges, front, inv)
-        got = torch.from_numpy(ranges)
-        assert want.empty[~has_area(fv)].all()
-        for k, t in enumerate((want.c0, want.c1, want.r0, want.r1)):
-            assert torch.equal(got[..., k], t)
-        assert torch.equal(torch.from_numpy(front), want.front)
+        # both compiled forms of each pass (parallel for many faces / batch items, else serial)
+        for prepare in (cpu_kernels._prepare_faces_parallel, cpu_kernels._prepare_faces_serial):
+            prepare(fv.numpy(), np.array([cull], dtype=xs.dtype), xs, ys, ranges, front, inv)
+            got = torch.from_numpy(ranges)
+            assert want.empty[~has_area(fv)].all()
+            for k, t in enumerate((want.c0, want.c1, want.r0, want.r1)):
+                assert torch.equal(got[..., k], t)
+            assert torch.equal(torch.from_numpy(front), want.front)
         bins = bin_faces(want, tile, (h, w))
-        tile_start, tile_faces, face_start, entry_slot = cpu_binning.bin_faces(ranges, tile, bins.ntx, bins.nty)
-        for a, b in ((tile_start, bins.tile_start), (tile_faces, bins.tile_faces),
-                     (face_start, bins.face_start), (entry_slot, bins.entry_slot)):  # fmt: skip
-            assert torch.equal(torch.from_numpy(a), b)
+        for binning in (cpu_binning._bin_faces_parallel, cpu_binning._bin_faces_serial, cpu_binning.bin_faces):
+            tile_start, tile_faces, face_start, entry_slot = binning(ranges, tile, bins.ntx, bins.nty)
+            for a, b in ((tile_start, bins.tile_start), (tile_faces, bins.tile_faces),
+                         (face_start, bins.face_start), (entry_slot, bins.entry_slot)):  # fmt: skip
+                assert torch.equal(torch.from_numpy(a), b)
 
 
 def test_face_tuple_follows_the_face_const_layout() -> None:

@@ -24,15 +24,22 @@ __all__ = ["warmup"]
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+# A batch of two with this many faces each: enough for the parallel forms of the ``cpu``
+# backend's per-face passes (small calls run them serially; both are compiled here).
+_MANY_FACES = 8192
+
+
 def _render_once(backend: str, dtype: torch.dtype, device: torch.device) -> None:
     from softras.raster import RasterSettings, rasterize
 
-    fv = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.5]]]], dtype=dtype, device=device)
-    for texture_type, tex in (("surface", torch.rand(1, 1, 4, 3)), ("vertex", torch.rand(1, 1, 3, 3))):
-        verts = fv.clone().requires_grad_(True)
-        textures = tex.to(dtype=dtype, device=device).requires_grad_(True)
-        settings = RasterSettings.create(8, texture_type=texture_type)
-        rasterize(verts, textures, settings, backend=backend).sum().backward()
+    one = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.5]]]], dtype=dtype, device=device)
+    for fv in (one, one.expand(2, _MANY_FACES, 3, 3)):
+        b, f = fv.shape[:2]
+        for texture_type, corners in (("surface", 4), ("vertex", 3)):
+            verts = fv.clone().requires_grad_(True)
+            textures = torch.rand(b, f, corners, 3).to(dtype=dtype, device=device).requires_grad_(True)
+            settings = RasterSettings.create(8, texture_type=texture_type)
+            rasterize(verts, textures, settings, backend=backend).sum().backward()
 
 
 def warmup(

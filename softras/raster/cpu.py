@@ -18,6 +18,7 @@ call in a fresh environment compiles for ~20–40 s, later processes load them i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import threading
@@ -58,6 +59,14 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[0], a.shape[1], a.shape[2] * a.shape[3])
 
 
+@functools.lru_cache(maxsize=64)
+def _centres(n: int, flip: bool, dtype: torch.dtype) -> np.ndarray:
+    """The contract's pixel centres (:func:`~softras.raster.contract.pixel_centers`) as a numpy array,
+    made once per (size, flip, dtype) and shared: read, never written (a read-only flag would
+    make Numba compile every kernel once more, for read-only arrays)."""
+    return _np(pixel_centers(n, flip=flip, dtype=dtype, device=torch.device("cpu")))
+
+
 def _threads() -> int:
     return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
@@ -72,7 +81,7 @@ class _Prepared:
         h, w = settings.image_height, settings.image_width
         self.shape = (b, f, h, w)
         self.fv = _np(fv)
-        cpu, dt = torch.device("cpu"), fv.dtype
+        dt = fv.dtype
         # The contract's pixel-range rule and binning, compiled (cpu_binning; tested equal), and
         # the barycentric matrices: one parallel pass over the faces, one for the bins.
         self.ranges = np.empty((b, f, 4), dtype=np.int64)
@@ -81,8 +90,8 @@ class _Prepared:
         cpu_kernels.prepare_faces(
             self.fv,
             np.array([settings.cull_radius], dtype=self.fv.dtype),
-            _np(pixel_centers(w, flip=False, dtype=dt, device=cpu)),
-            _np(pixel_centers(h, flip=True, dtype=dt, device=cpu)),
+            _centres(w, False, dt),
+            _centres(h, True, dt),
             self.ranges,
             front,
             inv,
@@ -90,8 +99,8 @@ class _Prepared:
         ntx, nty = math.ceil(w / tile), math.ceil(h / tile)
         tile_start, tile_faces, self.face_start, self.entry_slot = cpu_binning.bin_faces(self.ranges, tile, ntx, nty)
         self.geo = cpu_kernels.Geometry(
-            xs=_np(pixel_centers(w, flip=False, dtype=torch.float64, device=cpu)),
-            ys=_np(pixel_centers(h, flip=True, dtype=torch.float64, device=cpu)),
+            xs=_centres(w, False, torch.float64),
+            ys=_centres(h, True, torch.float64),
             face_vertices=self.fv,
             inv=inv,
             front=front,

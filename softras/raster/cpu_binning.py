@@ -66,41 +66,62 @@ def face_range(fv, b, f, g, xs, ys, ranges, front):  # pragma: no cover - compil
     ranges[b, f, 3] = -1 if empty else r1
 
 
-@njit(parallel=True, **_JIT)
-def bin_faces(ranges, tile, ntx, nty):  # pragma: no cover - compiled
-    """Contract ``bin_faces`` on [B, F, 4] ranges: (tile_start [B·T + 1], tile_faces [E],
-    face_start [B·F + 1], entry_slot [E]), int64, in the contract's ``Bins`` layout."""
-    nb, nf = ranges.shape[0], ranges.shape[1]
-    nt = ntx * nty
-    counts = np.zeros(nb * nt + 1, dtype=np.int64)
-    face_counts = np.zeros(nb * nf + 1, dtype=np.int64)
-    for b in prange(nb):
-        for f in range(nf):
-            c0, c1, r0, r1 = ranges[b, f, 0], ranges[b, f, 1], ranges[b, f, 2], ranges[b, f, 3]
-            if c1 < c0:
-                continue
-            tx0, tx1 = c0 // tile, c1 // tile
-            ty0, ty1 = r0 // tile, r1 // tile
-            face_counts[b * nf + f + 1] = (ty1 - ty0 + 1) * (tx1 - tx0 + 1)
-            for ty in range(ty0, ty1 + 1):
-                for tx in range(tx0, tx1 + 1):
-                    counts[b * nt + ty * ntx + tx + 1] += 1
-    tile_start = np.cumsum(counts)
-    face_start = np.cumsum(face_counts)
-    tile_faces = np.empty(tile_start[-1], dtype=np.int64)
-    entry_slot = np.empty(tile_start[-1], dtype=np.int64)
-    for b in prange(nb):
-        cursor = tile_start[b * nt : (b + 1) * nt].copy()
-        for f in range(nf):
-            c0, c1, r0, r1 = ranges[b, f, 0], ranges[b, f, 1], ranges[b, f, 2], ranges[b, f, 3]
-            if c1 < c0:
-                continue
-            k = face_start[b * nf + f]
-            for ty in range(r0 // tile, r1 // tile + 1):
-                for tx in range(c0 // tile, c1 // tile + 1):
-                    t = ty * ntx + tx
-                    tile_faces[cursor[t]] = f
-                    entry_slot[k] = cursor[t]
-                    cursor[t] += 1
-                    k += 1
-    return tile_start, tile_faces, face_start, entry_slot
+def bin_faces(ranges: np.ndarray, tile: int, ntx: int, nty: int) -> tuple[np.ndarray, ...]:
+    """Contract ``bin_faces`` on [B, F, 4] int64 ranges: (tile_start [B·T + 1], tile_faces [E],
+    face_start [B·F + 1], entry_slot [E]), int64, in the contract's ``Bins`` layout.
+
+    The loops run over the batch items in parallel; a single image is binned on this thread,
+    which saves the two parallel launches (~0.2 ms each) that could give it nothing.
+    """
+    kernel = _bin_faces_parallel if ranges.shape[0] > 1 else _bin_faces_serial
+    return kernel(ranges, tile, ntx, nty)
+
+
+def _make_bin_faces(parallel: bool):
+    """The binning kernel, its loops over the batch items parallel or not. ``batch_loop`` is a
+    closure constant of the kernel, which also keeps the two compiled versions apart in Numba's
+    on-disk cache (its key hashes the closure's values, not the decorator's options)."""
+    batch_loop = prange if parallel else range
+
+    @njit(parallel=parallel, **_JIT)
+    def kernel(ranges, tile, ntx, nty):  # pragma: no cover - compiled
+        nb, nf = ranges.shape[0], ranges.shape[1]
+        nt = ntx * nty
+        counts = np.zeros(nb * nt + 1, dtype=np.int64)
+        face_counts = np.zeros(nb * nf + 1, dtype=np.int64)
+        for b in batch_loop(nb):
+            for f in range(nf):
+                c0, c1, r0, r1 = ranges[b, f, 0], ranges[b, f, 1], ranges[b, f, 2], ranges[b, f, 3]
+                if c1 < c0:
+                    continue
+                tx0, tx1 = c0 // tile, c1 // tile
+                ty0, ty1 = r0 // tile, r1 // tile
+                face_counts[b * nf + f + 1] = (ty1 - ty0 + 1) * (tx1 - tx0 + 1)
+                for ty in range(ty0, ty1 + 1):
+                    for tx in range(tx0, tx1 + 1):
+                        counts[b * nt + ty * ntx + tx + 1] += 1
+        tile_start = np.cumsum(counts)
+        face_start = np.cumsum(face_counts)
+        tile_faces = np.empty(tile_start[-1], dtype=np.int64)
+        entry_slot = np.empty(tile_start[-1], dtype=np.int64)
+        for b in batch_loop(nb):
+            cursor = tile_start[b * nt : (b + 1) * nt].copy()
+            for f in range(nf):
+                c0, c1, r0, r1 = ranges[b, f, 0], ranges[b, f, 1], ranges[b, f, 2], ranges[b, f, 3]
+                if c1 < c0:
+                    continue
+                k = face_start[b * nf + f]
+                for ty in range(r0 // tile, r1 // tile + 1):
+                    for tx in range(c0 // tile, c1 // tile + 1):
+                        t = ty * ntx + tx
+                        tile_faces[cursor[t]] = f
+                        entry_slot[k] = cursor[t]
+                        cursor[t] += 1
+                        k += 1
+        return tile_start, tile_faces, face_start, entry_slot
+
+    return kernel
+
+
+_bin_faces_parallel = _make_bin_faces(True)
+_bin_faces_serial = _make_bin_faces(False)

@@ -173,10 +173,20 @@ def _snap(w):  # pragma: no cover - compiled
 
 @njit(inline="always", **_JIT)
 def _barycentrics(px, py, fc):  # pragma: no cover - compiled
+    """The pair's screen barycentrics before :func:`_snap`."""
     w0 = fc[_INV + 0] * px + fc[_INV + 1] * py + fc[_INV + 2]
     w1 = fc[_INV + 3] * px + fc[_INV + 4] * py + fc[_INV + 5]
     w2 = fc[_INV + 6] * px + fc[_INV + 7] * py + fc[_INV + 8]
-    return _snap(w0), _snap(w1), _snap(w2)
+    return w0, w1, w2
+
+
+@njit(inline="always", **_JIT)
+def _far_outside(w, altitude2, bound):  # pragma: no cover - compiled
+    """Whether the pixel is beyond an edge line by at least √bound: |w_k| × altitude_k is its distance
+    to the line of edge k + 1, a lower bound of its distance to the triangle. Tested on the raw w
+    but only for w <= -EDGE_SNAP, whose snapped value is w itself: the same decision as on the
+    snapped barycentrics, made before snapping them."""
+    return w <= -EDGE_SNAP and w * w * altitude2 >= bound
 
 
 @njit(inline="always", **_JIT)
@@ -187,6 +197,16 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
     """
     w0, w1, w2 = _barycentrics(px, py, fc)
     edge = -1
+    if dist_id == _D_EUCLID:
+        # most far pairs end here, before any further work (with a safety margin)
+        bound = theta * CULL_MARGIN
+        if (
+            _far_outside(w0, fc[_ALT + 0], bound)
+            or _far_outside(w1, fc[_ALT + 1], bound)
+            or _far_outside(w2, fc[_ALT + 2], bound)
+        ):
+            return w0, w1, w2, False, 0.0, edge
+    w0, w1, w2 = _snap(w0), _snap(w1), _snap(w2)
     if dist_id == _D_HARD:
         return w0, w1, w2, _inside_closed(w0, w1, w2), math.inf, edge
     if dist_id == _D_BARY:
@@ -208,14 +228,6 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
             d2 = dk
             edge = 0
         return w0, w1, w2, True, d2 / sigma, edge
-    # Outside an edge line, |w_k| × altitude_k (distance to that line) bounds the distance to the
-    # triangle from below: most far pairs are rejected here (with a safety margin).
-    if w0 < 0 and w0 * w0 * fc[_ALT + 0] >= theta * CULL_MARGIN:
-        return w0, w1, w2, False, 0.0, edge
-    if w1 < 0 and w1 * w1 * fc[_ALT + 1] >= theta * CULL_MARGIN:
-        return w0, w1, w2, False, 0.0, edge
-    if w2 < 0 and w2 * w2 * fc[_ALT + 2] >= theta * CULL_MARGIN:
-        return w0, w1, w2, False, 0.0, edge
     # The nearest point lies on an edge whose opposite barycentric is <= 0.
     x0, y0, x1, y1, x2, y2 = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
     d2 = math.inf
@@ -235,34 +247,57 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
     return w0, w1, w2, d2 < theta, -d2 / sigma, edge
 
 
-@njit(parallel=True, **_JIT)
-def prepare_faces(fv, grow, xs, ys, ranges, front, inv):  # pragma: no cover - compiled
-    """Per face (one parallel pass): the exact pixel range and front flag (``cpu_binning.face_range``:
-    grow [1] √θ, xs [W], ys [H] pixel centres, all in fv's dtype; writes ranges [B, F, 4] int64,
-    front [B, F] bool) and the FaceConst.INV block, its barycentric matrix w_k = P_k x + Q_k y + R_k
-    (inv [B, F, 9] float64, written). Float64 whatever the input dtype: the entries scale with
-    1 / det, and float32 rounding there dominates the coverage error near edges.
-    """
-    nb, nf = fv.shape[0], fv.shape[1]
-    g = grow[0]
-    for job in prange(nb * nf):
-        b = job // nf
-        f = job % nf
-        face_range(fv, b, f, g, xs, ys, ranges, front)
-        x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
-        x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
-        x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
-        det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
-        det = max(det, DET_EPS) if det > 0 else min(det, -DET_EPS)
-        inv[b, f, 0] = (y1 - y2) / det
-        inv[b, f, 1] = (x2 - x1) / det
-        inv[b, f, 2] = (x1 * y2 - x2 * y1) / det
-        inv[b, f, 3] = (y2 - y0) / det
-        inv[b, f, 4] = (x0 - x2) / det
-        inv[b, f, 5] = (x2 * y0 - x0 * y2) / det
-        inv[b, f, 6] = (y0 - y1) / det
-        inv[b, f, 7] = (x1 - x0) / det
-        inv[b, f, 8] = (x0 * y1 - x1 * y0) / det
+#: Below this many faces (all batch items together) :func:`prepare_faces` runs on the calling
+#: thread: a parallel launch of the ``workqueue`` layer costs ~0.15-0.3 ms, more than the pass.
+SERIAL_BELOW_FACES = 16384
+
+
+def prepare_faces(fv, grow, xs, ys, ranges, front, inv) -> None:
+    """The faces' pixel ranges, front flags and barycentric matrices (arguments: the kernel of
+    :func:`_make_prepare_faces`), in parallel unless there are few faces."""
+    many = fv.shape[0] * fv.shape[1] >= SERIAL_BELOW_FACES
+    (_prepare_faces_parallel if many else _prepare_faces_serial)(fv, grow, xs, ys, ranges, front, inv)
+
+
+def _make_prepare_faces(parallel: bool):
+    """The per-face pass, its loop parallel or not (``face_loop``, a closure constant, also keeps
+    the two compiled versions apart in Numba's on-disk cache)."""
+    face_loop = prange if parallel else range
+
+    @njit(parallel=parallel, **_JIT)
+    def kernel(fv, grow, xs, ys, ranges, front, inv):  # pragma: no cover - compiled
+        """Per face: the exact pixel range and front flag (``cpu_binning.face_range``: grow [1] √θ,
+        xs [W], ys [H] pixel centres, all in fv's dtype; writes ranges [B, F, 4] int64, front
+        [B, F] bool) and the FaceConst.INV block, its barycentric matrix w_k = P_k x + Q_k y + R_k
+        (inv [B, F, 9] float64, written). Float64 whatever the input dtype: the entries scale
+        with 1 / det, and float32 rounding there dominates the coverage error near edges.
+        """
+        nb, nf = fv.shape[0], fv.shape[1]
+        g = grow[0]
+        for job in face_loop(nb * nf):
+            b = job // nf
+            f = job % nf
+            face_range(fv, b, f, g, xs, ys, ranges, front)
+            x0, y0 = np.float64(fv[b, f, 0, 0]), np.float64(fv[b, f, 0, 1])
+            x1, y1 = np.float64(fv[b, f, 1, 0]), np.float64(fv[b, f, 1, 1])
+            x2, y2 = np.float64(fv[b, f, 2, 0]), np.float64(fv[b, f, 2, 1])
+            det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
+            det = max(det, DET_EPS) if det > 0 else min(det, -DET_EPS)
+            inv[b, f, 0] = (y1 - y2) / det
+            inv[b, f, 1] = (x2 - x1) / det
+            inv[b, f, 2] = (x1 * y2 - x2 * y1) / det
+            inv[b, f, 3] = (y2 - y0) / det
+            inv[b, f, 4] = (x0 - x2) / det
+            inv[b, f, 5] = (x2 * y0 - x0 * y2) / det
+            inv[b, f, 6] = (y0 - y1) / det
+            inv[b, f, 7] = (x1 - x0) / det
+            inv[b, f, 8] = (x0 * y1 - x1 * y0) / det
+
+    return kernel
+
+
+_prepare_faces_parallel = _make_prepare_faces(True)
+_prepare_faces_serial = _make_prepare_faces(False)
 
 
 @njit(inline="always", **_JIT)
