@@ -74,6 +74,9 @@ __all__ = [
 
 DEFAULT_ITERS = 2000
 DEFAULT_VIEWS = 120
+#: Views rendered per iteration, drawn at random. The original renders all 120; 40 reach the
+#: same IoU (the original's airplane: 0.906 with 40 against 0.904 with 120) in a third of the time.
+DEFAULT_BATCH_SIZE = 40
 DEFAULT_IMAGE_SIZE = 64
 #: The original's camera distance (``camera.npy`` holds 2.732 for every view).
 DEFAULT_DISTANCE = 2.732
@@ -522,7 +525,7 @@ def run_deform(
     iters: int = DEFAULT_ITERS,
     image_size: ImageSize | None = None,
     views: int | None = None,
-    batch_size: int | None = None,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     snapshot_every: int | None = None,
     backend: str | None = None,
@@ -536,8 +539,9 @@ def run_deform(
     distance 2.732), or the original demo's pair of ``.npy`` files (``target_images`` uint8
     ``[N, 4, H, W]``, ``target_cameras`` ``[N, 3]``).
 
-    Every iteration renders the current mesh from ``batch_size`` views (default: all, as the
-    original) and takes one Adam step on ``1 - mean soft IoU + 0.03 Laplacian + 0.0003 flatten``.
+    Every iteration renders the current mesh from ``batch_size`` views drawn at random (default
+    40; ``None``: all, as the original) and takes one Adam step on
+    ``1 - mean soft IoU + 0.03 Laplacian + 0.0003 flatten``.
 
     Files in ``out_dir``: ``deform.gif`` (every ``snapshot_every`` iterations: per view the
     silhouette overlap with the target -- grey both, red missed, blue extra -- above a shaded
@@ -557,7 +561,8 @@ def run_deform(
         image_size: silhouette size, S (S × S) or (H, W) (default 64; for ``.npy`` targets it must
             match the images).
         views: number of target views for mesh targets (default 120).
-        batch_size: views rendered per step (default: all).
+        batch_size: views rendered per step (default :data:`DEFAULT_BATCH_SIZE`; ``None`` or at
+            least the number of views: all of them, in order).
         seed: seed of the view sampling when ``batch_size`` < views.
         snapshot_every: iterations between GIF frames (default: ``iters // 40``, at least 1).
         backend: rasterizer backend (``None``: the default for the device).
@@ -851,8 +856,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"target views rendered from a mesh target (default: {DEFAULT_VIEWS}: 5 elevations x 24 azimuths)",
     )  # fmt: skip
     parser.add_argument(
-        "--batch-size", type=positive_int, default=None, metavar="B",
-        help="views rendered per iteration, sampled at random (default: all, as the original)",
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="B",
+        help="views rendered per iteration, sampled at random (default: %(default)s; the number of "
+        "views or more: all of them, as the original)",
     )  # fmt: skip
     parser.add_argument(
         "--snapshot-every", type=positive_int, default=None, metavar="K",
