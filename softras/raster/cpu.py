@@ -247,7 +247,8 @@ def rasterize_rgba(inputs: RasterInputs, settings: RasterSettings, *, tile: int 
     """:func:`rasterize`'s channels and alpha as one [B, Cs + Cv + 1, H, W] tensor, written in place
     (the original's RGBA call; the depth and z-buffer outputs are not made)."""
     _check_call(inputs.face_vertices, tile)
-    settings = dataclasses.replace(settings, with_depth=False, with_zbuffer=False)
+    if settings.with_depth or settings.with_zbuffer:
+        settings = dataclasses.replace(settings, with_depth=False, with_zbuffer=False)
     return _apply(inputs, settings, tile, rgba=True)[0]
 
 
