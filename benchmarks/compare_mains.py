@@ -25,21 +25,23 @@ import tempfile
 _WORKER = """
 import json, sys, torch
 from softras.bench import build_cases, measure_case, set_threads
-workloads, backend, quick, repeat, threads = json.loads(sys.argv[1])
+workloads, backend, quick, repeat, threads, warmup = json.loads(sys.argv[1])
 set_threads(threads)
 out = {}
 for workload in workloads:
     for case in build_cases(workload, quick=quick):
-        r = measure_case(case, backend, repeat=repeat, warmup=1)
+        r = measure_case(case, backend, repeat=repeat, warmup=warmup)
         out[case.name] = [r.forward_ms, r.forward_backward_ms, r.forward_ms_min, r.forward_backward_ms_min]
 print("RESULT " + json.dumps(out))
 """
 
 
-def run_once(python: str, workloads: list[str], backend: str, quick: bool, repeat: int, threads: int) -> dict:
+def run_once(
+    python: str, workloads: list[str], backend: str, quick: bool, repeat: int, threads: int, warmup: int
+) -> dict:
     """{case name: [forward ms, forward+backward ms (medians), the same (minima)]} from one fresh
     process of ``python``."""
-    args = json.dumps([workloads, backend, quick, repeat, threads])
+    args = json.dumps([workloads, backend, quick, repeat, threads, warmup])
     # from a neutral folder: `python -c` puts the working directory first on sys.path, which would
     # make both interpreters import the checkout the script is run from
     exe = os.path.abspath(python) if os.sep in python else python
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per measurement")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--warmup", type=int, default=3,
+        help="untimed calls first (a fresh process's first calls also fault in the allocator's memory)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="shrunken workloads")
     args = parser.parse_args(argv)
     times: dict[str, dict[str, list[list[float]]]] = {"old": {}, "new": {}}
@@ -68,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         order = ("old", "new") if i % 2 == 0 else ("new", "old")
         for which in order:
             python = args.old if which == "old" else args.new
-            result = run_once(python, args.workload, args.backend, args.quick, args.repeat, args.threads)
+            result = run_once(
+                python, args.workload, args.backend, args.quick, args.repeat, args.threads, args.warmup
+            )
             for case, ms in result.items():
                 times[which].setdefault(case, []).append(ms)
     print(f"backend {args.backend}, {args.rounds} rounds alternating, {args.repeat} calls each (ms)")
