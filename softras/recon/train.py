@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import json
 import logging
 import math
@@ -440,6 +441,15 @@ class Trainer:
             return None
         return save_checkpoint(self.out / CHECKPOINT_NAME, state)
 
+    def release_distributed(self) -> None:
+        """Unwrap the network from DistributedDataParallel and free the wrapper now. Its reducer
+        holds the process group, whose gloo threads are joined when the last reference goes:
+        that must happen inside :func:`ddp.cleanup`, while every rank is still there, not
+        whenever the garbage collector gets to the wrapper after another rank has exited."""
+        if isinstance(self.model.net, nn.parallel.DistributedDataParallel):
+            self.model.net = self.model.net.module
+            gc.collect()  # the wrapper and its reducer can sit in reference cycles
+
     def request_stop(self) -> None:
         """Stop after the current iteration (and save), as Ctrl-C does."""
         self.stop_requested = True
@@ -690,4 +700,5 @@ def train(
         finished = True
         return result
     finally:
+        trainer.release_distributed()
         ddp.cleanup(trainer.dist, barrier=finished)
