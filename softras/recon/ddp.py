@@ -21,6 +21,7 @@ run with the same world size continues exactly.
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ class DistInfo:
     store: dist.Store | None = field(default=None, repr=False, compare=False)
     """The rendezvous store the process group was built on (when :func:`setup` built it); it
     outlives the group, so that :func:`cleanup` can synchronise the ranks' teardown."""
+    group_index: int = 0
+    """How many process groups :func:`setup` made in this process before this one (the same on
+    every rank): it keeps each group's teardown keys apart in a store that serves several."""
 
     @property
     def distributed(self) -> bool:
@@ -92,7 +96,7 @@ def setup(device: str | None = None) -> DistInfo:
             world_size=world,
             timeout=_TIMEOUT,
         )
-        return DistInfo(rank, world, local, dev, True, store)
+        return DistInfo(rank, world, local, dev, True, store, next(_GROUPS_MADE))
     return DistInfo(rank, world, local, dev, False)
 
 
@@ -134,6 +138,7 @@ TEARDOWN_TIMEOUT = timedelta(seconds=120)
 """How long a rank waits for the others at each step of the teardown in :func:`cleanup`."""
 
 _TIMEOUT = timedelta(minutes=30)  # init_process_group's own default, for the store and the group
+_GROUPS_MADE = itertools.count()
 
 
 def _arrive(info: DistInfo, step: str, wait: bool) -> None:
@@ -141,8 +146,9 @@ def _arrive(info: DistInfo, step: str, wait: bool) -> None:
     Gives a warning instead of an error when a rank does not arrive in time."""
     if info.store is None:
         return
-    # one key space per (torchrun restart, step): an agent store outlives the workers it served
-    key = f"softras/teardown/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{step}"
+    # one key space per (torchrun restart, group, step): an agent store outlives the workers it served
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    key = f"softras/teardown/{restart}/{info.group_index}/{step}"
     try:
         if info.store.add(key, 1) == info.world_size:
             info.store.set(key + "/all", "1")
