@@ -83,7 +83,8 @@ class _Prepared:
         self.fv = _np(fv)
         dt = fv.dtype
         # The contract's pixel-range rule and binning, compiled (cpu_binning; tested equal), and
-        # the barycentric matrices: one parallel pass over the faces, one for the bins.
+        # the barycentric matrices: one pass over the faces, one for the bins (each parallel
+        # only for calls big enough to pay for a parallel launch).
         self.ranges = np.empty((b, f, 4), dtype=np.int64)
         front = np.empty((b, f), dtype=np.bool_)
         inv = np.empty((b, f, 9), dtype=np.float64)
@@ -217,6 +218,7 @@ class _RasterizeCPU(torch.autograd.Function):
 
 
 def _check_call(fv: torch.Tensor, tile: int) -> None:
+    """What this backend needs of the face vertices (CPU, float32/float64) and of ``tile``."""
     if fv.device.type != "cpu":
         raise ValueError(f"face_vertices: the 'cpu' backend needs CPU tensors, got device {fv.device}")
     if fv.dtype not in (torch.float32, torch.float64):
