@@ -178,9 +178,7 @@ def rasterize(
     corners = 3 if vertex_colours else None
     check_shape(f"textures (texture_type={settings.texture_type!r})", textures, (b, f, corners, 3))
     textures = _check_attributes("textures", textures, face_vertices, corners)
-    none = face_vertices.new_zeros(b, f, 3 if vertex_colours else 1, 0)
-    surface, vertex = (none, textures) if vertex_colours else (textures, none)
-    return _run(RasterInputs(face_vertices, surface, vertex, settings.background_color), settings, backend, rgba=True)
+    return _run(RasterInputs.from_textures(face_vertices, textures, settings), settings, backend, rgba=True)
 
 
 def soft_rasterize(

@@ -349,6 +349,19 @@ class RasterInputs(NamedTuple):
     vertex: torch.Tensor
     background: tuple[float, ...]
 
+    @classmethod
+    def from_textures(
+        cls, face_vertices: torch.Tensor, textures: torch.Tensor, settings: RasterSettings
+    ) -> RasterInputs:
+        """The original's call as inputs: ``textures`` [B, F, R*R, 3] are the surface channels
+        (``settings.texture_type='surface'``) or [B, F, 3, 3] the vertex channels ('vertex'),
+        the other kind is 0 wide, and the background is ``settings.background_color``."""
+        b, f = face_vertices.shape[:2]
+        vertex_colours = settings.texture_type == "vertex"
+        none = face_vertices.new_zeros(b, f, 3 if vertex_colours else 1, 0)
+        surface, vertex = (none, textures) if vertex_colours else (textures, none)
+        return cls(face_vertices, surface, vertex, settings.background_color)
+
     @property
     def num_channels(self) -> int:
         return int(self.surface.shape[3] + self.vertex.shape[3])

@@ -277,9 +277,5 @@ def rasterize_cpu(
         [B, 4, H, W] images, differentiable w.r.t. ``face_vertices`` and ``textures``.
     """
     _check_call(face_vertices, tile)
-    textures = textures.to(face_vertices.dtype)
-    b, f = face_vertices.shape[:2]
-    vertex_colours = settings.texture_type == "vertex"
-    none = face_vertices.new_zeros(b, f, 3 if vertex_colours else 1, 0)
-    surface, vertex = (none, textures) if vertex_colours else (textures, none)
-    return rasterize_rgba(RasterInputs(face_vertices, surface, vertex, settings.background_color), settings, tile=tile)
+    inputs = RasterInputs.from_textures(face_vertices, textures.to(face_vertices.dtype), settings)
+    return rasterize_rgba(inputs, settings, tile=tile)

@@ -426,13 +426,6 @@ def rasterize_warp(
     """
     if textures.device != face_vertices.device:
         raise ValueError(f"textures: expected device {face_vertices.device} (as face_vertices), got {textures.device}")
-    b, f = face_vertices.shape[:2]
-    vertex_colours = settings.texture_type == "vertex"
-    textures = textures.to(face_vertices.dtype)
-    none = face_vertices.new_zeros(b, f, 3 if vertex_colours else 1, 0)
-    surface, vertex = (none, textures) if vertex_colours else (textures, none)
-    result = rasterize(
-        RasterInputs(face_vertices, surface, vertex, settings.background_color), settings, tile=tile,
-        deterministic=deterministic, compute_dtype=compute_dtype,
-    )  # fmt: skip
+    inputs = RasterInputs.from_textures(face_vertices, textures.to(face_vertices.dtype), settings)
+    result = rasterize(inputs, settings, tile=tile, deterministic=deterministic, compute_dtype=compute_dtype)
     return torch.cat([result.channels, result.alpha], dim=1)
