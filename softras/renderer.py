@@ -8,11 +8,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import functional as srf
 from ._validation import check_bool, check_choice
 from .cameras import Camera, image_hw
+from .clipping import check_screen, project_faces
 from .lighting import Lighting
 from .mesh import Mesh
 from .rasterizer import Rasterizer, SoftRasterizer
+from .rendering import render_size
 from .transform import Transform
 
 __all__ = ["Renderer", "SoftRenderer"]
@@ -23,11 +26,12 @@ class _RendererBase(nn.Module):
 
     rasterizer: SoftRasterizer
 
-    def __init__(self, light_args: tuple, camera_args: tuple, smooth_shading: bool) -> None:
+    def __init__(self, light_args: tuple, camera_args: tuple, smooth_shading: bool, clip: bool) -> None:
         super().__init__()
         self.lighting = Lighting(*light_args)
         self.transform = Transform(*camera_args)
         self.smooth_shading = check_bool("smooth_shading", smooth_shading)
+        self.clip = check_bool("clip", clip)
 
     def set_texture_mode(self, mode: str) -> None:
         """Use ``'surface'`` or ``'vertex'`` textures (and lighting) from now on."""
@@ -39,39 +43,69 @@ class _RendererBase(nn.Module):
         """The rendered image size (H, W) (before the anti-aliasing supersampling)."""
         return image_hw(self.rasterizer.image_size)
 
-    def to_screen(self, mesh: Mesh, camera: Camera | None = None) -> Mesh:
-        """``mesh`` (world space) in screen space, seen by ``camera`` (None: the configured transform)."""
+    def _camera(self, camera: Camera | None) -> tuple[Camera, tuple[int, int] | None]:
+        """(the camera of this call, the image size to project with; see :func:`render_size`)."""
         size = self.image_hw()
         if camera is None:
-            return self.transform(mesh, image_size=size)
+            return self.transform.camera, size
         if not callable(getattr(camera, "to_screen", None)):
             raise TypeError(f"camera: expected a softras.cameras camera (with to_screen), got {type(camera).__name__}")
-        own = getattr(camera, "image_size", None)
-        if own is not None:
-            own = image_hw(own, "camera.image_size")
-            if abs(own[0] * size[1] - own[1] * size[0]) > max(own[1], size[1]):  # more than a pixel off
-                raise ValueError(
-                    f"camera: its image_size {own} has another aspect ratio than the renderer's {size} (H, W)"
-                )
-            size = own
-        return mesh.replace(vertices=camera.to_screen(mesh.vertices, image_size=size))
+        return camera, render_size(camera, size)[1]
+
+    def to_screen(self, mesh: Mesh, camera: Camera | None = None) -> Mesh:
+        """``mesh`` (world space) in screen space, seen by ``camera`` (None: the configured transform)."""
+        camera, size = self._camera(camera)
+        return mesh.replace(vertices=check_screen(camera.to_screen(mesh.vertices, size), mesh.vertices, camera))
+
+    def _clipped(
+        self, mesh: Mesh, camera: Camera | None, light: torch.Tensor | None
+    ) -> tuple[Mesh, torch.Tensor | None, float]:
+        """(screen-space mesh of the clipped faces, their vertex light, the factor of ``sum`` alpha).
+
+        The clipped mesh has one vertex per face corner: vertices [B, 3F', 3], faces [B, F', 3].
+        """
+        camera, size = self._camera(camera)
+        settings = self.rasterizer.settings()
+        screen, clip = project_faces(mesh.face_vertices, camera, size, settings.near, settings.far)
+        b, count = screen.shape[:2]
+        faces = torch.arange(3 * count, device=mesh.device).reshape(1, count, 3).expand(b, count, 3)
+        textures = mesh.textures if mesh.texture_type == "surface" else mesh.face_textures
+        if light is not None:
+            light = srf.face_vertices(light, mesh.faces)
+        scale = 1.0
+        if clip is not None:
+            textures = clip.texels(textures) if mesh.texture_type == "surface" else clip.corners(textures)
+            light = None if light is None else clip.corners(light)
+            scale = clip.count / clip.num_faces if settings.aggr_func_alpha == "sum" else 1.0
+        if mesh.texture_type == "vertex":
+            textures = textures.flatten(1, 2)
+        light = None if light is None else light.flatten(1, 2)
+        return mesh.replace(vertices=screen.flatten(1, 2), faces=faces, textures=textures), light, scale
 
     def render_mesh(self, mesh: Mesh, mode: str | None = None, *, camera: Camera | None = None) -> torch.Tensor:
         """Render a world-space :class:`Mesh` -> [B, 4, H, W] RGBA. ``mesh`` is not modified.
 
         ``camera``: a :mod:`softras.cameras` object used for this call only, instead of the
         configured transform (whose state is not changed). With ``smooth_shading`` surface
-        textures are lit per vertex and the light is interpolated across each face.
+        textures are lit per vertex and the light is interpolated across each face. With
+        ``clip`` faces are clipped at the near plane and dropped beyond the far plane first
+        (:mod:`softras.clipping`).
         """
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh: expected a softras.Mesh, got {type(mesh).__name__}")
         self.set_texture_mode(mesh.texture_type)
+        light = None
         if self.smooth_shading and mesh.texture_type == "surface":
             light = self.lighting.vertex_light(mesh)
+        else:
+            mesh = self.lighting(mesh)
+        if not self.clip:
             return self.rasterizer(self.to_screen(mesh, camera), mode, vertex_light=light)
-        mesh = self.lighting(mesh)
-        mesh = self.to_screen(mesh, camera)
-        return self.rasterizer(mesh, mode)
+        mesh, light, scale = self._clipped(mesh, camera, light)
+        images = self.rasterizer(mesh, mode, vertex_light=light)
+        if scale == 1.0:
+            return images
+        return torch.cat([images[:, :3], images[:, 3:] * scale], dim=1)
 
     def forward(
         self,
@@ -140,12 +174,14 @@ class SoftRenderer(_RendererBase):
         *,
         backend: str | None = None,
         smooth_shading: bool = False,
+        clip: bool = False,
     ) -> None:
         super().__init__(
             (light_mode, light_intensity_ambient, light_color_ambient,
              light_intensity_directionals, light_color_directionals, light_directions),
             (camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction),
             smooth_shading,
+            clip,
         )  # fmt: skip
         self.rasterizer = SoftRasterizer(
             image_size,
@@ -206,12 +242,14 @@ class Renderer(_RendererBase):
         *,
         backend: str | None = None,
         smooth_shading: bool = False,
+        clip: bool = False,
     ) -> None:
         super().__init__(
             (light_mode, light_intensity_ambient, light_color_ambient,
              light_intensity_directionals, light_color_directionals, light_directions),
             (camera_mode, P, dist_coeffs, orig_size, perspective, viewing_angle, viewing_scale, eye, camera_direction),
             smooth_shading,
+            clip,
         )  # fmt: skip
         self.rasterizer = Rasterizer(
             image_size, background_color, near, far, anti_aliasing, fill_back, eps, backend=backend

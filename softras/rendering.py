@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from . import functional as srf
-from ._validation import check_bool, check_choice, check_finite
-from .cameras import image_hw
+from ._validation import check_bool, check_choice, check_finite, image_hw
+from .clipping import ClippedFaces, project_faces
 from .lighting import AmbientLighting, DirectionalLighting, Lighting, accumulate_light
 from .mesh import Mesh
 from .raster import RasterResult, RasterSettings, rasterize_channels
@@ -131,16 +131,35 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _image_size(camera: object, image_size: object) -> tuple[int, int]:
-    size = image_size if image_size is not None else getattr(camera, "image_size", None)
-    if size is None:
-        raise ValueError(f"image_size: the camera ({type(camera).__name__}) has no image_size; pass image_size=(H, W)")
-    return image_hw(size)
+def render_size(camera: object, image_size: object) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(the rendered (H, W), the (H, W) to pass to ``camera.to_screen``) for ``image_size``.
+
+    A camera with its own ``image_size`` (K refers to that image) rendered at another size of
+    the same aspect ratio keeps its field of view: its image is scaled, as if K were rescaled to
+    the new size. Another aspect ratio (more than a pixel off) raises ``ValueError`` naming
+    ``image_size``. This is the rule of :func:`render` and of ``SoftRenderer(camera=...)``.
+    """
+    own = getattr(camera, "image_size", None)
+    own = None if own is None else image_hw(own, "camera.image_size")
+    if image_size is None:
+        if own is None:
+            raise ValueError(
+                f"image_size: the camera ({type(camera).__name__}) has no image_size; pass image_size=(H, W)"
+            )
+        return own, own
+    size = image_hw(image_size)
+    if own is None:
+        return size, size
+    if abs(own[0] * size[1] - own[1] * size[0]) > max(own[1], size[1]):
+        raise ValueError(
+            f"image_size: {size} (H, W) has another aspect ratio than the camera's image_size {own}; a camera "
+            "can be rendered at another resolution of its own aspect ratio only"
+        )
+    return size, own
 
 
-def _check_camera(camera: object, frame_needed: bool) -> None:
-    needs = ("to_screen", "world_to_camera") if frame_needed else ("to_screen",)
-    for method in needs:
+def _check_camera(camera: object) -> None:
+    for method in ("to_screen", "world_to_camera"):
         if not callable(getattr(camera, method, None)):
             raise TypeError(
                 f"camera: expected a camera with a {method}() method (see softras.rendering.CameraLike), "
@@ -148,11 +167,12 @@ def _check_camera(camera: object, frame_needed: bool) -> None:
             )
 
 
-def _check_screen(screen: object, vertices: torch.Tensor) -> torch.Tensor:
-    if not isinstance(screen, torch.Tensor) or screen.shape != vertices.shape:
-        got = tuple(screen.shape) if isinstance(screen, torch.Tensor) else type(screen).__name__
-        raise ValueError(f"camera: to_screen must return {list(vertices.shape)} for these vertices, got {got}")
-    return screen
+def _check_near(camera: object, near: float) -> None:
+    if getattr(camera, "perspective", True) and near <= 0:
+        raise ValueError(
+            f"near: expected a near plane > 0 for a perspective camera ({type(camera).__name__}), got {near}; "
+            "faces are clipped at camera depth z = near"
+        )
 
 
 def _check_features(features: object, mesh: Mesh) -> torch.Tensor:
@@ -293,6 +313,26 @@ def _split(result: RasterResult, plan: _Plan, asked: frozenset[str]) -> RenderOu
     return RenderOutput(**out)
 
 
+def _clip_plan(plan: _Plan, clip: ClippedFaces) -> _Plan:
+    """The plan's attributes moved onto the clipped faces."""
+    surface = None if plan.surface is None else clip.texels(plan.surface)
+    vertex = None if plan.vertex is None else clip.corners(plan.vertex)
+    return dataclasses.replace(plan, surface=surface, vertex=vertex)
+
+
+def _unclip_result(result: RasterResult, clip: ClippedFaces, settings: RasterSettings) -> RasterResult:
+    """The rasterization of clipped faces in terms of the mesh's faces: z-buffer face ids and
+    barycentrics of the original faces, and ``sum`` alpha divided by the mesh's face count."""
+    changes: dict[str, torch.Tensor] = {}
+    if settings.aggr_func_alpha == "sum" and clip.count != clip.num_faces:
+        changes["alpha"] = result.alpha * (clip.count / clip.num_faces)
+    if result.face_id is not None:
+        if result.barycentrics is not None:
+            changes["barycentrics"] = clip.barycentrics(result.face_id, result.barycentrics)
+        changes["face_id"] = clip.face_id(result.face_id)
+    return result._replace(**changes)
+
+
 def _pool(output: RenderOutput) -> RenderOutput:
     """2×2 average pooling of every (soft) image of ``output`` (anti-aliasing)."""
     return RenderOutput(**{k: F.avg_pool2d(v, kernel_size=2, stride=2) for k, v in output.as_dict().items()})
@@ -362,8 +402,8 @@ def render(
     anti_aliasing = check_bool("anti_aliasing", options.pop("anti_aliasing", False))
     if anti_aliasing and asked & HARD_OUTPUTS:
         raise ValueError(f"anti_aliasing: cannot average the z-buffer outputs {sorted(asked & HARD_OUTPUTS)}")
-    _check_camera(camera, "normals" in asked and normals_frame == "camera")
-    h, w = _image_size(camera, image_size)
+    _check_camera(camera)
+    (h, w), camera_size = render_size(camera, image_size)
     settings = RasterSettings.create(
         (2 * h, 2 * w) if anti_aliasing else (h, w),
         texture_type=mesh.texture_type,
@@ -375,18 +415,23 @@ def render(
     if isinstance(cameras, int) and cameras > 1 and mesh.batch_size == 1:
         mesh = _broadcast(mesh, cameras)
         features = None if features is None else features.expand(cameras, -1, -1)
-    screen = _check_screen(camera.to_screen(mesh.vertices, image_size=(h, w)), mesh.vertices)
+    _check_near(camera, settings.near)
+    faces, clip = project_faces(mesh.face_vertices, camera, camera_size, settings.near, settings.far)
     plan = _plan(
         mesh, camera, asked, lights, features, normals, normals_frame, settings.background_color, smooth_shading
     )
+    if clip is not None:
+        plan = _clip_plan(plan, clip)
     result = rasterize_channels(
-        srf.face_vertices(screen, mesh.faces),
+        faces,
         settings,
         surface=plan.surface,
         vertex=plan.vertex,
         background=plan.background,
         backend=backend,
     )
+    if clip is not None:
+        result = _unclip_result(result, clip, settings)
     output = _split(result, plan, asked)
     return _pool(output) if anti_aliasing else output
 
