@@ -59,8 +59,10 @@ class CameraLike(Protocol):
 
     ``image_size`` is ``(H, W)`` or ``None``; ``to_screen`` maps world points [B, N, 3] to
     screen space [B, N, 3] (x, y NDC with y up: x = (2u + 1 − W)/W, y = (H − 1 − 2v)/H for
-    the pixel (u, v); z the camera depth); ``world_to_camera`` maps them to the camera frame
-    (used only for ``normals_frame='camera'``).
+    the pixel (u, v); z the camera depth); ``world_to_camera`` maps them to the camera frame,
+    whose z is the camera depth, affine in world coordinates (:mod:`softras.clipping` clips
+    faces at z = near with it, and ``normals_frame='camera'`` rotates normals into it). A
+    camera may say ``perspective = False`` (orthographic: any ``near``, not only > 0).
     """
 
     image_size: tuple[int, int] | None

@@ -34,8 +34,10 @@ class Agreement(NamedTuple):
     max_bary: float  # max |barycentrics − ray barycentrics| over agreeing pixels
 
 
-def ray_cast(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole) -> tuple[np.ndarray, ...]:
-    """Nearest hit of the ray through every pixel centre.
+def ray_cast(
+    vertices: np.ndarray, faces: np.ndarray, camera: Pinhole, near: float = -np.inf, far: float = np.inf
+) -> tuple[np.ndarray, ...]:
+    """Nearest hit of the ray through every pixel centre, among the hits at camera depth in [near, far].
 
     Returns:
         face id [H, W] (−1: no hit), hit points [H, W, 3] (world), the ray origin [3] and the
@@ -53,6 +55,8 @@ def ray_cast(vertices: np.ndarray, faces: np.ndarray, camera: Pinhole) -> tuple[
         origins, directions, multiple_hits=True, return_locations=True
     )
     depth = (points @ R.T + t)[:, 2]
+    seen = (depth >= near) & (depth <= far)
+    tri, ray, points, depth = tri[seen], ray[seen], points[seen], depth[seen]
     face_id = np.full(h * w, -1, dtype=np.int64)
     hit = np.zeros((h * w, 3))
     order = np.argsort(-depth, kind="stable")  # nearest last, so that it wins
