@@ -40,6 +40,7 @@ import torch
 from softras._memory import check_texels
 from softras._validation import check_choice
 from softras.io.texture import (
+    clip_colors,
     create_texture_atlas,
     sample_surface_textures,
     surface_textures_from_vertex_colors,
@@ -114,17 +115,21 @@ def _material_image(material: object) -> tuple[np.ndarray | None, np.ndarray | N
     return img, col
 
 
-def trimesh_textures(mesh: trimesh.Trimesh, texture_res: int, texture_type: str) -> torch.Tensor:
+def trimesh_textures(
+    mesh: trimesh.Trimesh, texture_res: int, texture_type: str, *, name: str = "mesh"
+) -> torch.Tensor:
     """The colours of a trimesh mesh as softras textures (float32, CPU, in [0, 1]).
 
     Vertex colours, face colours, or the texture image sampled with the uvs at the texel centres,
     whichever ``mesh.visual`` has; a material's base colour when it has an image but no uvs; white
-    otherwise.
+    otherwise. Float colours above 1 are taken as 0-255; values still outside [0, 1] are clipped,
+    with one ``UserWarning`` naming ``name``.
 
     Args:
         mesh: a ``trimesh.Trimesh``.
         texture_res: R for surface textures.
         texture_type: ``'surface'`` (returns [F, R*R, 3]) or ``'vertex'`` (returns [V, 3]).
+        name: what the warning calls the mesh (the argument, or the file it was read from).
     """
     faces = torch.from_numpy(np.asarray(mesh.faces, dtype=np.int64))
     n_v, n_f, r = len(mesh.vertices), len(faces), texture_res
@@ -165,7 +170,7 @@ def trimesh_textures(mesh: trimesh.Trimesh, texture_res: int, texture_type: str)
         textures = surface_textures_from_vertex_colors(faces, vertex_colors, r)
     else:
         textures = torch.ones(n_f, r * r, 3)
-    return textures.float().clamp(0, 1).contiguous()
+    return clip_colors(f"{name} colours", textures.float()).contiguous()
 
 
 def mesh_from_trimesh(
@@ -207,8 +212,8 @@ def mesh_from_trimesh(
 
 
 def _rgba8(colors: torch.Tensor) -> np.ndarray:
-    """uint8 RGBA [N, 4] (opaque) from RGB in [0, 1] [N, 3]."""
-    rgb = np.round(colors.detach().double().clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
+    """uint8 RGBA [N, 4] (opaque) from RGB in [0, 1] [N, 3] (clipped with a warning naming ``textures``)."""
+    rgb = np.round(clip_colors("textures", colors.detach().double().cpu()).numpy() * 255).astype(np.uint8)
     return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
 
 
@@ -223,6 +228,13 @@ def mesh_to_trimesh(mesh: Mesh, index: int = 0, surface: str = "auto") -> trimes
         raise IndexError(f"index: expected an int in [-{b}, {b}) for a batch of {b}, got {index!r}")
     vertices = mesh.vertices[index].detach().cpu().double().numpy()
     faces = mesh.faces[index].detach().cpu().long().numpy()
+    outside = (faces < 0) | (faces >= len(vertices))
+    if outside.any():
+        face = int(np.flatnonzero(outside.any(axis=1))[0])
+        raise ValueError(
+            f"faces: face {face} of item {index} has vertex index {int(faces[face][outside[face]][0])}, outside "
+            f"[0, {len(vertices)}) (trimesh would read a negative index from the end)"
+        )
     textures = mesh.textures[index].detach()
     if mesh.texture_type == "vertex":
         return trimesh.Trimesh(vertices, faces, vertex_colors=_rgba8(textures), process=False)
@@ -401,7 +413,7 @@ def open3d_to_trimesh(mesh: Any) -> trimesh.Trimesh:
 
         image = np.asarray(images[0])
         if image.dtype != np.uint8:
-            image = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+            image = np.round(clip_colors("mesh.textures", torch.from_numpy(image)).numpy() * 255).astype(np.uint8)
         visual = trimesh.visual.TextureVisuals(uv=uvs, image=Image.fromarray(image))
         corners = vertices[faces].reshape(-1, 3)
         return trimesh.Trimesh(corners, np.arange(len(corners)).reshape(-1, 3), visual=visual, process=False)

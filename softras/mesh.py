@@ -192,12 +192,22 @@ class Mesh:
         self._fill_back = False
 
     def replace(self, **changes: torch.Tensor) -> Mesh:
-        """A shallow copy with some of ``vertices``, ``faces``, ``textures`` replaced (no checks)."""
+        """A shallow copy with some of ``vertices``, ``faces``, ``textures`` replaced.
+
+        New ``vertices`` must be finite (checked at once, as :class:`Mesh` checks them); the
+        other fields are taken as given.
+
+        Raises:
+            TypeError: an unknown field.
+            ValueError: ``vertices`` holds NaN or Inf.
+        """
         new = object.__new__(Mesh)
         new.__dict__.update(self.__dict__)
         for name, value in changes.items():
             if name not in ("vertices", "faces", "textures"):
                 raise TypeError(f"replace: unknown field {name!r}")
+            if name == "vertices" and isinstance(value, torch.Tensor):
+                check_finite("vertices", value)
             setattr(new, "_" + name, value)
         return new
 
@@ -211,13 +221,17 @@ class Mesh:
     @classmethod
     def from_obj(
         cls,
-        filename_obj: str | os.PathLike,
+        filename_obj: str | os.PathLike | bytes,
         normalization: bool = False,
         load_texture: bool = False,
         texture_res: int = 1,
         texture_type: str = "surface",
+        dtype: torch.dtype = torch.float32,
     ) -> Mesh:
-        """Load an OBJ (with MTL / texture images when ``load_texture``)."""
+        """Load an OBJ (with MTL / texture images when ``load_texture``) as :func:`softras.io.load_obj` does.
+
+        ``dtype``: of vertices and textures; ``torch.float64`` parses coordinates at full precision.
+        """
         if load_texture:
             vertices, faces, textures = srf.load_obj(
                 filename_obj,
@@ -225,20 +239,31 @@ class Mesh:
                 texture_res=texture_res,
                 load_texture=True,
                 texture_type=texture_type,
+                dtype=dtype,
             )
         else:
-            vertices, faces = srf.load_obj(filename_obj, normalization=normalization)
+            vertices, faces = srf.load_obj(filename_obj, normalization=normalization, dtype=dtype)
             textures = None
         return cls(vertices, faces, textures, texture_res, texture_type)
 
     @classmethod
     def from_file(
-        cls, path: str | os.PathLike, texture_res: int = 4, texture_type: str = "surface", normalization: bool = False
+        cls,
+        path: str | os.PathLike | bytes,
+        texture_res: int = 4,
+        texture_type: str = "surface",
+        normalization: bool = False,
+        dtype: torch.dtype = torch.float32,
     ) -> Mesh:
-        """Load any supported mesh format (OBJ, PLY, STL, OFF, GLB, ...) with its colours."""
+        """Load any supported mesh format (OBJ, PLY, STL, OFF, GLB, ...) with its colours.
+
+        See :func:`softras.io.load_mesh`; ``dtype`` is that of vertices and textures
+        (``torch.float64`` keeps every digit of the file's coordinates).
+        """
         from .io import load_mesh
 
-        m = load_mesh(path, texture_res=texture_res, texture_type=texture_type, normalization=normalization)
+        m = load_mesh(path, texture_res=texture_res, texture_type=texture_type, normalization=normalization,
+                      dtype=dtype)
         return cls(m.vertices, m.faces, m.textures, texture_res, m.texture_type)
 
     def save_obj(self, filename_obj: str | os.PathLike, save_texture: bool = False, texture_res_out: int = 16) -> None:
@@ -288,6 +313,9 @@ class Mesh:
 
     def to_trimesh(self, index: int = 0, *, surface: str = "auto") -> trimesh.Trimesh:
         """Item ``index`` of the batch as a ``trimesh.Trimesh`` (detached, float64 positions).
+
+        Raises ``ValueError`` naming ``faces`` for a face index outside [0, V) (which trimesh would
+        read from the end), and warns once when colours outside [0, 1] are clipped.
 
         Args:
             index: which item of the batch.

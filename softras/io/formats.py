@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
 import urllib.parse
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from softras._memory import check_texels
 from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_shape
-from softras.io.obj import load_obj, save_obj
-from softras.io.texture import surface_textures_from_vertex_colors
+from softras.io.obj import check_load_dtype, fspath_arg, load_obj, nonfinite_rows, save_obj
+from softras.io.texture import clip_colors, surface_textures_from_vertex_colors
+
+if TYPE_CHECKING:
+    import trimesh
 
 __all__ = ["MESH_EXTENSIONS", "LoadedMesh", "load_mesh", "save_mesh"]
 
@@ -29,10 +34,11 @@ class LoadedMesh:
     """A mesh read from a file.
 
     Attributes:
-        vertices: ``[V, 3]`` float32.
+        vertices: ``[V, 3]`` of the ``dtype`` asked for (float32 by default).
         faces: ``[F, 3]`` int64, 0-based, counter-clockwise seen from outside.
         textures: ``[F, R*R, 3]`` (``texture_type == 'surface'``) or ``[V, 3]``
-            (``'vertex'``) float32 colours in [0, 1]; white where the file has no colour.
+            (``'vertex'``) colours in [0, 1], of the vertices' dtype; white where the file has
+            no colour.
         texture_type: ``'surface'`` or ``'vertex'``.
     """
 
@@ -108,7 +114,63 @@ def _warn_missing_gltf_images(path: str) -> None:
                       UserWarning, stacklevel=4)
 
 
-def _load_trimesh(path: str, texture_res: int, texture_type: str) -> LoadedMesh:
+def _ply_face_count(path: str) -> int | None:
+    """The count of the ``element face`` line of a PLY header (ASCII in every PLY variant), or None."""
+    try:
+        with open(path, "rb") as fh:
+            for raw in itertools.islice(fh, 200):
+                words = raw.split()
+                if words[:2] == [b"element", b"face"] and len(words) == 3 and words[2].isdigit():
+                    return int(words[2])
+                if words[:1] == [b"end_header"]:
+                    break
+    except OSError:
+        pass
+    return None
+
+
+def _check_geometry(path: str, mesh: trimesh.Trimesh, part: str) -> None:
+    """Raise, naming the file, for a non-finite vertex or a face index outside [0, V) of an unprocessed mesh.
+
+    trimesh would drop the vertex (leaving "no triangles") or read index -1 as the last vertex.
+    """
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    bad = nonfinite_rows(torch.from_numpy(vertices))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{path}: {part}vertex {i} is not finite: {tuple(vertices[i].tolist())} "
+                         f"({bad.size} of the {len(vertices)} vertices are not finite)")
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    n_v = len(vertices)
+    outside = (faces < 0) | (faces >= n_v)
+    if outside.any():
+        t = int(np.flatnonzero(outside.any(axis=1))[0])
+        index = int(faces[t][outside[t]][0])
+        face = f"face {t}" if path.lower().endswith(".ply") and _ply_face_count(path) == len(faces) else f"triangle {t}"
+        raise ValueError(f"{path}: {part}{face} has vertex index {index}, outside [0, {n_v}) "
+                         f"(the file has {n_v} vertices)")
+
+
+def _read_trimesh(path: str) -> trimesh.Trimesh:
+    """The file merged into one ``trimesh.Trimesh``, each part checked and then processed as
+    ``trimesh.load(path, force='mesh')`` processes it (NaN rows dropped, duplicate vertices merged)."""
+    import trimesh
+
+    try:
+        scene = trimesh.load_scene(path, process=False)
+    except Exception as exc:
+        raise ValueError(f"could not read mesh file {path!r}: {_reason(exc)}") from exc
+    parts = {name: g for name, g in scene.geometry.items() if isinstance(g, trimesh.Trimesh)}
+    for name, geometry in parts.items():
+        _check_geometry(path, geometry, f"mesh {name!r}: " if len(parts) > 1 else "")
+        geometry.process()
+    try:
+        return scene.to_mesh()
+    except Exception as exc:
+        raise ValueError(f"could not read mesh file {path!r}: {_reason(exc)}") from exc
+
+
+def _load_trimesh(path: str, texture_res: int, texture_type: str, dtype: torch.dtype) -> LoadedMesh:
     import trimesh
 
     from softras.interop import trimesh_textures
@@ -116,22 +178,27 @@ def _load_trimesh(path: str, texture_res: int, texture_type: str) -> LoadedMesh:
     if path.lower().endswith((".gltf", ".glb")):
         _warn_missing_gltf_images(path)
 
-    try:
-        mesh = trimesh.load(path, force="mesh")
-    except Exception as exc:
-        raise ValueError(f"could not read mesh file {path!r}: {_reason(exc)}") from exc
+    mesh = _read_trimesh(path)
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0 or len(mesh.vertices) == 0:
         raise ValueError(f"could not read mesh file {path!r}: no triangles found (an empty or corrupt file)")
-    vertices = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32).copy())
+    vertices = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float64)).to(dtype)
+    overflow = nonfinite_rows(vertices)
+    if overflow.size:
+        i = int(overflow[0])
+        name = str(dtype).removeprefix("torch.")
+        raise ValueError(f"{path}: vertex {i} {tuple(mesh.vertices[i].tolist())} overflows {name}; "
+                         "load with dtype=torch.float64")
     faces = torch.from_numpy(np.asarray(mesh.faces, dtype=np.int64).copy())
-    return LoadedMesh(vertices, faces, trimesh_textures(mesh, texture_res, texture_type), texture_type)
+    textures = trimesh_textures(mesh, texture_res, texture_type, name=path).to(dtype)
+    return LoadedMesh(vertices, faces, textures, texture_type)
 
 
 def load_mesh(
-    path: str | os.PathLike,
+    path: str | os.PathLike | bytes,
     texture_res: int = 4,
     texture_type: str = "surface",
     normalization: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> LoadedMesh:
     """Load a triangle mesh from OBJ, PLY, STL, OFF, GLB or GLTF.
 
@@ -139,24 +206,31 @@ def load_mesh(
     names one, per-vertex ``v x y z r g b`` colours otherwise, else white). Other formats
     are read with ``trimesh`` (scenes are merged into one mesh); colours come from the
     vertex colours, the texture image (sampled at the texel centres with the uvs) or the
-    face colours, whichever the file has; white otherwise.
+    face colours, whichever the file has; white otherwise. Colours outside [0, 1] are clipped
+    with one ``UserWarning`` naming the file (see :func:`softras.io.load_obj` for OBJ colours).
 
     Args:
-        path: mesh file.
+        path: mesh file (``str``, ``bytes`` or ``os.PathLike``).
         texture_res: ``R`` for surface textures.
         texture_type: ``'surface'`` (textures ``[F, R*R, 3]``) or ``'vertex'`` (``[V, 3]``).
         normalization: centre and scale into ``[-1, 1]`` like ``load_obj``.
+        dtype: floating dtype of vertices and textures; ``torch.float64`` keeps every digit of
+            the file's coordinates (OBJ is parsed in double precision, trimesh reads float64).
 
     Returns:
         A :class:`LoadedMesh` with CPU tensors.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: unknown extension or unreadable / empty file.
+        TypeError: ``path`` is not a path (e.g. ``None``), ``dtype`` not a floating dtype.
+        ValueError: unknown extension, unreadable / empty file, a non-finite vertex, a face
+            index outside [0, V) (naming the file and the face, or ``file:line`` for OBJ), a
+            coordinate that overflows ``dtype``.
     """
     check_choice("texture_type", texture_type, _TEXTURE_TYPES)
     r = _check_res(texture_res)
-    p = os.fspath(path)
+    dtype = check_load_dtype(dtype)
+    p = fspath_arg("path", path)
     ext = os.path.splitext(p)[1].lower()
     if ext not in MESH_EXTENSIONS:
         raise ValueError(
@@ -167,17 +241,17 @@ def load_mesh(
         raise FileNotFoundError(f"mesh file not found: {p!r}")
     if ext == ".obj":
         if texture_type == "surface" and _obj_has_mtllib(p):
-            vertices, faces, textures = load_obj(p, load_texture=True, texture_res=r)
+            vertices, faces, textures = load_obj(p, load_texture=True, texture_res=r, dtype=dtype)
         else:
-            vertices, faces, colors = load_obj(p, load_texture=True, texture_type="vertex")
+            vertices, faces, colors = load_obj(p, load_texture=True, texture_type="vertex", dtype=dtype)
             if texture_type == "vertex":
                 textures = colors
             else:
                 check_texels(faces.shape[0], r)
                 textures = surface_textures_from_vertex_colors(faces, colors, r)
-        mesh = LoadedMesh(vertices, faces, textures.float().contiguous(), texture_type)
+        mesh = LoadedMesh(vertices, faces, textures.to(dtype).contiguous(), texture_type)
     else:
-        mesh = _load_trimesh(p, r, texture_type)
+        mesh = _load_trimesh(p, r, texture_type, dtype)
     if normalization:
         mesh.vertices = _normalize(mesh.vertices)
     return mesh
@@ -199,14 +273,15 @@ def save_mesh(
 
     Args:
         path: output file (``.obj``, ``.ply``, ``.stl``, ``.off``, ``.glb``).
-        vertices: ``[V, 3]``; faces: ``[F, 3]``; textures: ``[F, R*R, 3]`` / ``[V, 3]`` / None.
+        vertices: ``[V, 3]``; faces: ``[F, 3]``; textures: ``[F, R*R, 3]`` / ``[V, 3]`` / None,
+            in [0, 1] (values outside are clipped, with one ``UserWarning`` naming ``textures``).
         texture_type: ``'surface'`` or ``'vertex'``.
         texture_res: atlas pixels per face cell (OBJ surface textures only).
     """
     import trimesh
 
     check_choice("texture_type", texture_type, _TEXTURE_TYPES)
-    p = os.fspath(path)
+    p = fspath_arg("path", path)
     ext = os.path.splitext(p)[1].lower()
     if ext == ".obj":
         save_obj(p, vertices, faces, textures, texture_res=texture_res, texture_type=texture_type)
@@ -219,14 +294,13 @@ def save_mesh(
     check_shape("faces", f, ("F", 3))
     kwargs: dict[str, np.ndarray] = {}
     if textures is not None:
-        t = as_float_tensor("textures", textures).detach().cpu().clamp(0, 1)
-        rgba = None
+        t = as_float_tensor("textures", textures).detach().cpu()
         if texture_type == "vertex":
             check_shape("textures", t, (v.shape[0], 3))
-            rgba = t
         else:
             check_shape("textures", t, (f.shape[0], "T", 3))
-            rgba = t.mean(1)
+        t = clip_colors("textures", t)
+        rgba = t if texture_type == "vertex" else t.mean(1)
         rgba8 = np.round(rgba.numpy() * 255).astype(np.uint8)
         rgba8 = np.concatenate([rgba8, np.full((len(rgba8), 1), 255, np.uint8)], axis=1)
         kwargs["vertex_colors" if texture_type == "vertex" else "face_colors"] = rgba8

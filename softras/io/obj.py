@@ -17,13 +17,14 @@ import warnings
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TextIO
 
 import numpy as np
 import torch
 
 from softras._memory import check_texels
-from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_shape
-from softras.io.texture import create_texture_atlas, sample_surface_textures
+from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_finite, check_shape
+from softras.io.texture import clip_colors, create_texture_atlas, sample_surface_textures
 
 __all__ = ["load_obj", "save_obj"]
 
@@ -36,12 +37,42 @@ _MAP_OPTIONS = {
     "-blendu": 1, "-blendv": 1, "-bm": 1, "-boost": 1, "-cc": 1, "-clamp": 1, "-imfchan": 1,
     "-mm": 2, "-o": 3, "-s": 3, "-t": 3, "-texres": 1, "-type": 1,
 }
+# Largest index an OBJ face may hold (the parser keeps indices as int64).
+_MAX_INDEX = 2**63 - 1
+
+
+def fspath_arg(name: str, value: object) -> str:
+    """``value`` (``str``, ``bytes`` or ``os.PathLike``) as a ``str`` path.
+
+    Raises:
+        TypeError: naming ``name``, for anything else (``None`` included).
+    """
+    if isinstance(value, (str, bytes, os.PathLike)):
+        return os.fsdecode(value)
+    raise TypeError(f"{name}: expected a file path (str, bytes or os.PathLike), got {type(value).__name__}")
+
+
+def check_load_dtype(dtype: object) -> torch.dtype:
+    """``dtype`` checked to be a floating ``torch.dtype`` (the dtype of the loaded vertices)."""
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype: expected a floating torch.dtype such as torch.float64, got {dtype!r}")
+    return dtype
+
+
+def nonfinite_rows(values: torch.Tensor) -> np.ndarray:
+    """Indices of the rows of a 2-D CPU tensor that hold NaN or Inf."""
+    if values.dtype in (torch.float32, torch.float64):
+        finite = np.isfinite(values.numpy())  # NumPy: no wake-up of PyTorch's thread pool
+    else:
+        finite = torch.isfinite(values).numpy()
+    return np.flatnonzero(~finite.all(axis=1))
 
 
 @dataclass
 class _ObjData:
     """Parsed OBJ content in compact flat arrays (a 10⁷-vertex file stays within ~2× its tensors).
 
+    ``vertices`` is ``array('f')`` (float32), or ``array('d')`` when float64 vertices are asked for.
     ``colors`` (3 per vertex, NaN where a vertex has none) and ``face_uvs`` (3 per triangle, -1
     where a face has none) are only allocated once the first vertex colour / face uv appears.
     ``material_runs`` holds ``(first triangle, material)`` for every ``usemtl`` change.
@@ -104,7 +135,7 @@ def _floats(tokens: list[str], where: str, what: str) -> list[float]:
 
 def _resolve_index(token: str, count: int, where: str, kind: str) -> int:
     """Turn a 1-based (or negative, relative) OBJ index into a 0-based one (bounds checked later
-    for positive indices, immediately for negative ones)."""
+    for positive indices below 2**63, immediately for the others)."""
     try:
         i = int(token)
     except ValueError:
@@ -115,12 +146,14 @@ def _resolve_index(token: str, count: int, where: str, kind: str) -> int:
         if -i > count:
             raise ValueError(f"{where}: relative {kind} index {i} refers before the first {kind}")
         return count + i
+    if i > _MAX_INDEX:
+        raise ValueError(f"{where}: {kind} index {i} out of range (indices must be below 2**63)")
     return i - 1
 
 
-def _parse_obj(path: str) -> _ObjData:
+def _parse_obj(path: str, vertex_typecode: str = "f") -> _ObjData:
     name = os.path.basename(path)
-    data = _ObjData()
+    data = _ObjData(vertices=array(vertex_typecode))
     material: str | None = None
     for lineno, line in _logical_lines(path):
         hash_pos = line.find("#")
@@ -190,6 +223,33 @@ def _parse_obj(path: str) -> _ObjData:
     return data
 
 
+def _vertex_line(path: str, vertex: int) -> tuple[int, list[str]]:
+    """Line number and coordinate tokens of the ``v`` line of vertex number ``vertex`` (0-based)."""
+    seen = 0
+    for lineno, line in _logical_lines(path):
+        tokens = line.split("#", 1)[0].split()
+        if tokens and tokens[0] == "v":
+            if seen == vertex:
+                return lineno, tokens[1:4]
+            seen += 1
+    return 0, []
+
+
+def _check_overflow(path: str, vertices: torch.Tensor) -> None:
+    """Raise, naming ``file:line``, if a (finite) coordinate of the file became Inf in ``vertices``' dtype."""
+    bad = nonfinite_rows(vertices)
+    if not bad.size:
+        return
+    lineno, tokens = _vertex_line(path, int(bad[0]))
+    limit = torch.finfo(vertices.dtype).max
+    token = next((t for t in tokens if abs(float(t)) > limit), tokens[0] if tokens else "?")
+    dtype = str(vertices.dtype).removeprefix("torch.")
+    raise ValueError(
+        f"{os.path.basename(path)}:{lineno}: vertex coordinate {token} overflows {dtype}; "
+        "load with dtype=torch.float64"
+    )
+
+
 def _face_line(path: str, triangle: int) -> int:
     """Line number of the ``f`` line that produced triangle number ``triangle`` (for error messages)."""
     seen = 0
@@ -243,12 +303,17 @@ def _is_number(s: str) -> bool:
 
 def _load_mtl(
     path: str, root: str, obj_name: str
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Parse an MTL file: ``Kd`` colours and resolved ``map_Kd`` paths per material."""
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
+    """Parse an MTL file: ``Kd`` colours and ``map_Kd`` images per material.
+
+    Images come as ``(resolved path, "<mtl>:<line> (<obj>)")``. ``Kd`` values outside [0, 1] are
+    clipped, with one ``UserWarning`` for the file naming the first such line.
+    """
     colors: dict[str, np.ndarray] = {}
-    maps: dict[str, str] = {}
+    maps: dict[str, tuple[str, str]] = {}
     material = ""
     unknown = 0
+    first_bad_kd = 0
     name = os.path.basename(path)
     for lineno, line in _logical_lines(path):
         tokens = line.split()
@@ -265,12 +330,14 @@ def _load_mtl(
                 else:
                     raise ValueError(f"{where}: Kd needs 3 values, got {len(args)}")
             colors[material] = np.array(_floats(args[:3], where, "Kd"), dtype=np.float32)
+            if not first_bad_kd and ((colors[material] < 0) | (colors[material] > 1)).any():
+                first_bad_kd = lineno
         elif key == "map_Kd":
             fname = _map_filename(args)
             if not fname:
                 raise ValueError(f"{where}: map_Kd without a file name")
-            maps[material] = _safe_join(root, os.path.dirname(path), fname, f"{name} ({obj_name})",
-                                        "texture")
+            referrer = f"{name}:{lineno} ({obj_name})"
+            maps[material] = (_safe_join(root, os.path.dirname(path), fname, referrer, "texture"), referrer)
         elif key == "newmtl" or key in _MTL_KEYS or key.startswith("map_"):
             pass
         else:
@@ -279,16 +346,42 @@ def _load_mtl(
         what = f"no materials (and {unknown} unrecognised lines)" if unknown else "no materials"
         warnings.warn(f"{path}: material library has {what}; the faces that use it stay white",
                       UserWarning, stacklevel=4)
+    if first_bad_kd:
+        clipped = clip_colors(f"{path}:{first_bad_kd}: Kd", torch.from_numpy(np.stack(list(colors.values()))))
+        colors = dict(zip(colors, clipped.numpy(), strict=True))
     return colors, maps
 
 
-def _read_image(path: str) -> np.ndarray:
+def _image_error(path: str, exc: BaseException) -> str:
+    """Why an image file could not be read, in one line (not imageio's plugin advice)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as err:
+        return f"cannot open it: {err.strerror}"
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff"):
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"corrupt {'PNG' if head[0] == 0x89 else 'JPEG'} data ({text})"
+    return f"unrecognised image header {head!r}"
+
+
+def _read_image(path: str, referrer: str) -> np.ndarray:
+    """An image file as float32 RGB ``[H, W, 3]`` in [0, 1]; ``referrer`` names the file that uses it.
+
+    Float images with values above 1 are taken as 0-255 and divided by 255; values still
+    outside [0, 1] are clipped with one ``UserWarning`` naming the image.
+    """
     import imageio.v3 as iio
 
     try:
         img = iio.imread(path)
     except Exception as exc:  # imageio raises many types
-        raise ValueError(f"could not read texture image {path!r}: {exc}") from exc
+        raise ValueError(
+            f"{path}: could not read texture image (not a valid PNG/JPEG: {_image_error(path, exc)}); "
+            f"referenced by {referrer}"
+        ) from exc
     img = np.asarray(img)
     if img.ndim == 4:  # animated / multi-page: first frame
         img = img[0]
@@ -302,6 +395,7 @@ def _read_image(path: str) -> np.ndarray:
         out = img.astype(np.float32)
         if out.max(initial=0.0) > 1.0:
             out = out / 255.0
+        out = clip_colors(f"{path}: texture image", torch.from_numpy(out)).numpy()
     if out.ndim == 2:
         out = np.stack([out] * 3, axis=-1)
     elif out.shape[2] == 2:
@@ -320,7 +414,7 @@ def _surface_textures(path: str, data: _ObjData, texture_res: int) -> torch.Tens
             "('mtllib' line); use texture_type='vertex' for per-vertex colours"
         )
     colors: dict[str, np.ndarray] = {}
-    maps: dict[str, str] = {}
+    maps: dict[str, tuple[str, str]] = {}
     for spec, lineno in data.mtllibs:
         candidates = [spec]
         if not os.path.isfile(os.path.join(root, spec)) and len(spec.split()) > 1:
@@ -355,11 +449,11 @@ def _surface_textures(path: str, data: _ObjData, texture_res: int) -> torch.Tens
         else:
             fuv_idx = np.frombuffer(data.face_uvs, dtype=np.int64).reshape(-1, 3)
         has_uv = fuv_idx[:, 0] >= 0
-        for mat, img_path in maps.items():
+        for mat, (img_path, referrer) in maps.items():
             sel = faces_of(mat) & has_uv
             if not sel.any():
                 continue
-            image = _read_image(img_path)
+            image = _read_image(img_path, referrer)
             face_uvs = torch.from_numpy(uv_table[fuv_idx[sel]])
             textures[torch.from_numpy(sel)] = sample_surface_textures(
                 torch.from_numpy(image), face_uvs, texture_res
@@ -367,12 +461,31 @@ def _surface_textures(path: str, data: _ObjData, texture_res: int) -> torch.Tens
     return textures
 
 
+def _vertex_colors(path: str, data: _ObjData) -> np.ndarray:
+    """Per-vertex colours [V, 3] float64 in [0, 1] of the ``v x y z r g b`` lines (white where none).
+
+    When every colour value is an integer in [0, 255] and one is above 1, the file holds 8-bit
+    colours (as OpenCV and trimesh write them) and they are divided by 255. Otherwise values
+    outside [0, 1] are clipped, with one ``UserWarning`` naming the file.
+    """
+    if data.colors is None:
+        return np.ones((data.num_vertices, 3))
+    colors = np.frombuffer(data.colors, dtype=np.float64).reshape(-1, 3)
+    given = colors[~np.isnan(colors[:, 0])]
+    if given.size and given.max() > 1 and given.min() >= 0 and given.max() <= 255 and (given == np.round(given)).all():
+        colors = colors / 255.0
+    else:
+        colors = clip_colors(f"{path}: vertex colours", torch.from_numpy(colors)).numpy()
+    return np.where(np.isnan(colors), 1.0, colors)
+
+
 def load_obj(
-    filename_obj: str | os.PathLike,
+    filename_obj: str | os.PathLike | bytes,
     normalization: bool = False,
     load_texture: bool = False,
     texture_res: int = 4,
     texture_type: str = "surface",
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Load a Wavefront ``.obj`` file (same signature and results as ``soft_renderer``).
 
@@ -381,7 +494,7 @@ def load_obj(
     as a fan ``(v0, vi, vi+1)``), ``mtllib`` and ``usemtl``.
 
     Args:
-        filename_obj: path of the OBJ file.
+        filename_obj: path of the OBJ file (``str``, ``bytes`` or ``os.PathLike``).
         normalization: if True, scale and shift the vertices into ``[-1, 1]`` as the
             original did (min to 0, divide by the largest coordinate, ×2, centre).
         load_texture: also return textures.
@@ -389,39 +502,47 @@ def load_obj(
         texture_type: ``'surface'``: ``[F, R*R, 3]`` textures from the MTL (``Kd`` colours,
             ``map_Kd`` images sampled bilinearly at texel centres; faces without a material
             or without uvs for an image keep ``Kd`` or white). ``'vertex'``: ``[V, 3]``
-            colours from ``v x y z r g b`` lines (white where a vertex has no colour).
+            colours from ``v x y z r g b`` lines (white where a vertex has no colour). When
+            every colour value in the file is an integer in [0, 255] and one is above 1, the
+            colours are 8-bit (OpenCV / trimesh convention) and are divided by 255.
+            Colours outside [0, 1] (vertex colours, ``Kd``, float images) are clipped, with
+            one ``UserWarning`` per file naming it, the count and the range of the values.
+        dtype: floating dtype of the vertices and textures. With ``torch.float64`` the
+            coordinates are parsed at full double precision (``500000.123`` stays
+            ``500000.123``; float32 reads ``500000.125``).
 
     Returns:
-        ``(vertices [V, 3] float32, faces [F, 3] int64)`` and, with ``load_texture``,
-        ``textures`` as a third element. All on the CPU.
+        ``(vertices [V, 3] dtype, faces [F, 3] int64)`` and, with ``load_texture``,
+        ``textures`` (``dtype``) as a third element. All on the CPU.
 
     Raises:
         FileNotFoundError: the OBJ, an MTL or a texture image is missing.
-        ValueError: malformed content (the message names ``file:line``), unsafe paths,
-            bad arguments.
+        TypeError: ``filename_obj`` is not a path, ``dtype`` not a floating dtype.
+        ValueError: malformed content (the message names ``file:line``): bad numbers, face
+            indices out of range, a coordinate that overflows ``dtype``; an unreadable texture
+            image (naming it and the MTL line); unsafe paths; bad arguments.
     """
     check_choice("texture_type", texture_type, _TEXTURE_TYPES)
     if isinstance(texture_res, bool) or not isinstance(texture_res, (int, np.integer)):
         raise TypeError(f"texture_res: expected an integer, got {type(texture_res).__name__}")
     if texture_res < 1:
         raise ValueError(f"texture_res: expected an integer >= 1, got {texture_res}")
-    path = os.fspath(filename_obj)
+    dtype = check_load_dtype(dtype)
+    path = fspath_arg("filename_obj", filename_obj)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"OBJ file not found: {path!r}")
-    data = _parse_obj(path)
+    data = _parse_obj(path, "d" if dtype == torch.float64 else "f")
 
-    vertices = torch.from_numpy(np.frombuffer(data.vertices, dtype=np.float32).reshape(-1, 3))
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    vertices = torch.from_numpy(np.frombuffer(data.vertices, dtype=np_dtype).reshape(-1, 3)).to(dtype)
+    _check_overflow(path, vertices)
     faces = torch.from_numpy(np.frombuffer(data.faces, dtype=np.int64).reshape(-1, 3))
 
     textures = None
     if load_texture and texture_type == "surface":
-        textures = _surface_textures(path, data, int(texture_res))
+        textures = _surface_textures(path, data, int(texture_res)).to(dtype)
     elif load_texture:
-        if data.colors is None:
-            textures = torch.ones(data.num_vertices, 3)
-        else:
-            colors = np.frombuffer(data.colors, dtype=np.float64).reshape(-1, 3)
-            textures = torch.from_numpy(np.where(np.isnan(colors), 1.0, colors).astype(np.float32))
+        textures = torch.from_numpy(_vertex_colors(path, data)).to(dtype)
 
     if normalization:
         vertices = vertices - vertices.min(0)[0][None, :]
@@ -441,11 +562,60 @@ def _to_numpy(name: str, value: object, *, index: bool = False) -> np.ndarray:
         t = as_index_tensor(name, value)
     else:
         t = as_float_tensor(name, value)
+        if t.dtype not in (torch.float32, torch.float64):
+            t = t.float()  # float16 / bfloat16: exact in float32
     return t.detach().cpu().numpy()
 
 
+# Rows written per chunk by save_obj (bounds the memory of the formatted text).
+_WRITE_CHUNK = 1 << 16
+
+
+def _number_format(values: np.ndarray) -> str:
+    """A %-format that writes the numbers of ``values`` so that they read back bit for bit.
+
+    float64: ``%r`` (Python's shortest round-trip repr). float32: ``%.9g`` (9 significant
+    digits identify every float32, read back through a double or directly).
+    """
+    return "%r" if values.dtype == np.float64 else "%.9g"
+
+
+def _write_rows(fh: TextIO, fmt: str, rows: np.ndarray) -> None:
+    """Write ``fmt % tuple(row)`` for every row of the 2-D array ``rows``, in chunks."""
+    for start in range(0, len(rows), _WRITE_CHUNK):
+        fh.write("".join(map(fmt.__mod__, map(tuple, rows[start : start + _WRITE_CHUNK].tolist()))))
+
+
+def _check_save_textures(tex: np.ndarray, texture_type: str, n_v: int, n_f: int) -> np.ndarray:
+    """``textures`` of :func:`save_obj` without a batch dimension, shape-checked."""
+    if texture_type == "surface":
+        if tex.ndim == 4 and tex.shape[0] == 1:
+            tex = tex[0]
+        if tex.ndim != 3 or tex.shape[0] != n_f or tex.shape[2] != 3:
+            raise ValueError(f"textures: expected surface textures of shape [{n_f}, R*R, 3], got {tex.shape}")
+    else:
+        if tex.ndim == 3 and tex.shape[0] == 1:
+            tex = tex[0]
+        if tex.shape != (n_v, 3):
+            raise ValueError(f"textures: expected vertex colours of shape [{n_v}, 3], got {tex.shape}")
+    check_finite("textures", torch.from_numpy(np.ascontiguousarray(tex)))
+    return tex
+
+
+def _write_atlas(stem: str, tex: np.ndarray, texture_res: int) -> np.ndarray:
+    """Write ``<stem>.png`` (the texture atlas) and ``<stem>.mtl``; return the face uvs [F, 3, 2]."""
+    import imageio.v3 as iio
+
+    image, face_uvs = create_texture_atlas(tex, texture_res)
+    base = os.path.basename(stem)
+    iio.imwrite(stem + ".png", np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+    with open(stem + ".mtl", "w", encoding="utf-8") as fh:
+        fh.write(f"# {base}.mtl\nnewmtl material_1\nKd 1.0 1.0 1.0\nmap_Kd {base}.png\n")
+    return face_uvs
+
+
 def save_obj(
-    filename: str | os.PathLike,
+    filename: str | os.PathLike | bytes,
     vertices: torch.Tensor | np.ndarray,
     faces: torch.Tensor | np.ndarray,
     textures: torch.Tensor | np.ndarray | None = None,
@@ -461,16 +631,22 @@ def save_obj(
     with ``load_obj(..., load_texture=True, texture_res=R)`` returns the saved texels up to
     8-bit quantisation).
 
+    Numbers are written so that they read back bit for bit: float64 arrays with Python's
+    shortest round-trip ``repr``, others as float32 with 9 significant digits (``1e-09``
+    stays ``1e-09``). Load float64 files with ``load_obj(..., dtype=torch.float64)``.
+
     Args:
-        filename: output path (``.obj``).
-        vertices: ``[V, 3]`` (or ``[1, V, 3]``) tensor/array, any device; detached.
+        filename: output path (``.obj``; ``str``, ``bytes`` or ``os.PathLike``).
+        vertices: ``[V, 3]`` (or ``[1, V, 3]``) finite tensor/array, any device; detached.
         faces: ``[F, 3]`` (or ``[1, F, 3]``) 0-based vertex indices.
         textures: ``None``, ``[F, R*R, 3]`` surface or ``[V, 3]`` vertex colours in [0, 1]
-            (a leading batch dimension of 1 is allowed).
+            (a leading batch dimension of 1 is allowed). Values outside [0, 1] are clipped,
+            with one ``UserWarning`` naming ``textures``.
         texture_res: pixels per face cell side in the atlas (surface textures only).
         texture_type: ``'surface'`` or ``'vertex'``.
     """
     check_choice("texture_type", texture_type, _TEXTURE_TYPES)
+    path = fspath_arg("filename", filename)
     v = _to_numpy("vertices", vertices)
     f = _to_numpy("faces", faces, index=True)
     if v.ndim == 3 and v.shape[0] == 1:
@@ -479,65 +655,40 @@ def save_obj(
         f = f[0]
     check_shape("vertices", torch.from_numpy(np.ascontiguousarray(v)), ("V", 3))
     check_shape("faces", torch.from_numpy(np.ascontiguousarray(f)), ("F", 3))
+    check_finite("vertices", torch.from_numpy(np.ascontiguousarray(v)))
     if f.size and (f.min() < 0 or f.max() >= v.shape[0]):
         raise ValueError(f"faces: indices must lie in [0, {v.shape[0]})")
     if isinstance(texture_res, bool) or not isinstance(texture_res, (int, np.integer)):
         raise TypeError(f"texture_res: expected an integer, got {type(texture_res).__name__}")
     if texture_res < 2:
         raise ValueError(f"texture_res: expected an integer >= 2, got {texture_res}")
+    tex = None if textures is None else _check_save_textures(
+        _to_numpy("textures", textures), texture_type, v.shape[0], f.shape[0]
+    )
 
-    path = os.fspath(filename)
-    stem, _ = os.path.splitext(path)
-    base = os.path.basename(stem)
-    tex = None
-    if textures is not None:
-        tex = _to_numpy("textures", textures)
-        if texture_type == "surface":
-            if tex.ndim == 4 and tex.shape[0] == 1:
-                tex = tex[0]
-            if tex.ndim != 3 or tex.shape[0] != f.shape[0] or tex.shape[2] != 3:
-                raise ValueError(
-                    f"textures: expected surface textures of shape [{f.shape[0]}, R*R, 3], "
-                    f"got {tex.shape}"
-                )
-        else:
-            if tex.ndim == 3 and tex.shape[0] == 1:
-                tex = tex[0]
-            if tex.shape != (v.shape[0], 3):
-                raise ValueError(
-                    f"textures: expected vertex colours of shape [{v.shape[0]}, 3], got {tex.shape}"
-                )
-
-    lines = [f"# {os.path.basename(path)}", "# written by softras", ""]
+    stem = os.path.splitext(path)[0]
     face_uvs = None
     if tex is not None and texture_type == "surface":
-        import imageio.v3 as iio
-
-        image, face_uvs = create_texture_atlas(tex, int(texture_res))
-        png = f"{base}.png"
-        mtl = f"{base}.mtl"
-        iio.imwrite(stem + ".png", np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
-        with open(stem + ".mtl", "w", encoding="utf-8") as fh:
-            fh.write(f"# {mtl}\nnewmtl material_1\nKd 1.0 1.0 1.0\nmap_Kd {png}\n")
-        lines += [f"mtllib {mtl}", ""]
-
-    if tex is not None and texture_type == "vertex":
-        lines += [
-            f"v {x:.8f} {y:.8f} {z:.8f} {r:.8f} {g:.8f} {b:.8f}"
-            for (x, y, z), (r, g, b) in zip(v.tolist(), tex.tolist(), strict=True)
-        ]
-    else:
-        lines += [f"v {x:.8f} {y:.8f} {z:.8f}" for x, y, z in v.tolist()]
-    lines.append("")
-    if face_uvs is not None:
-        lines += [f"vt {a:.8f} {b:.8f}" for a, b in face_uvs.reshape(-1, 2).tolist()]
-        lines += ["", "usemtl material_1"]
-        lines += [
-            f"f {a + 1}/{3 * i + 1} {b + 1}/{3 * i + 2} {c + 1}/{3 * i + 3}"
-            for i, (a, b, c) in enumerate(f.tolist())
-        ]
-    else:
-        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in f.tolist()]
-    lines.append("")
+        face_uvs = _write_atlas(stem, tex, int(texture_res))
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines))
+        fh.write(f"# {os.path.basename(path)}\n# written by softras\n\n")
+        if face_uvs is not None:
+            fh.write(f"mtllib {os.path.basename(stem)}.mtl\n\n")
+        vf = _number_format(v)
+        if tex is not None and texture_type == "vertex":
+            colors = clip_colors("textures", torch.from_numpy(tex)).numpy()
+            fmt = f"v {vf} {vf} {vf} " + " ".join([_number_format(colors)] * 3) + "\n"
+            _write_rows(fh, fmt, np.concatenate([v.astype(np.float64), colors.astype(np.float64)], axis=1))
+        else:
+            _write_rows(fh, f"v {vf} {vf} {vf}\n", v)
+        fh.write("\n")
+        f1 = f.astype(np.int64) + 1
+        if face_uvs is not None:
+            uvs = face_uvs.reshape(-1, 2)
+            _write_rows(fh, f"vt {_number_format(uvs)} {_number_format(uvs)}\n", uvs)
+            fh.write("\nusemtl material_1\n")
+            corners = np.arange(1, 3 * len(f1) + 1, dtype=np.int64).reshape(-1, 3)
+            rows = np.stack([f1, corners], axis=2).reshape(-1, 6)  # a/ta b/tb c/tc
+            _write_rows(fh, "f %d/%d %d/%d %d/%d\n", rows)
+        else:
+            _write_rows(fh, "f %d %d %d\n", f1)

@@ -11,6 +11,9 @@ texels up with the inverse rule (see :func:`texel_index`).
 from __future__ import annotations
 
 import math
+import os
+import sys
+import warnings
 
 import numpy as np
 import torch
@@ -26,6 +29,34 @@ __all__ = [
     "texel_barycentrics",
     "texel_index",
 ]
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def warn_caller(message: str) -> None:
+    """Issue a ``UserWarning`` attributed to the first calling frame outside the softras package."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
+
+
+def clip_colors(name: str, colors: torch.Tensor) -> torch.Tensor:
+    """``colors`` clamped to [0, 1], with one ``UserWarning`` when any value lies outside.
+
+    The warning starts with ``name`` (the argument, or the file and what in it) and gives how
+    many values were clipped and their range: ``"<name>: 3 colour values outside [0, 1]
+    (range [-3, 5]) were clipped to [0, 1]"``.
+    """
+    outside = (colors < 0) | (colors > 1)
+    count = int(outside.sum())
+    if count:
+        lo, hi = float(colors.min()), float(colors.max())
+        warn_caller(f"{name}: {count} colour values outside [0, 1] (range [{lo:g}, {hi:g}]) "
+                    "were clipped to [0, 1]")
+        return colors.clamp(0, 1)
+    return colors
 
 
 def _check_res(texture_res: int) -> int:
@@ -157,7 +188,8 @@ def create_texture_atlas(
     pixels if ``cell_size`` is smaller.
 
     Args:
-        textures: ``[F, R*R, 3]`` surface textures in [0, 1].
+        textures: ``[F, R*R, 3]`` surface textures in [0, 1] (values outside are clipped, with
+            one ``UserWarning`` naming ``textures``).
         cell_size: side of a face's cell in pixels (as the original's ``texture_res``).
         padding: pixels of dilation around the triangle in each cell.
 
@@ -196,7 +228,7 @@ def create_texture_atlas(
     tt = (tt - excess).clamp(0, 1)
     idx = texel_index(ss, tt, r)  # [cell, cell], row = v index (bottom-up)
 
-    colours = tex.clamp(0, 1)[:, idx.reshape(-1)].reshape(n_faces, cell, cell, 3)
+    colours = clip_colors("textures", tex)[:, idx.reshape(-1)].reshape(n_faces, cell, cell, 3)
     pad_faces = rows * cols - n_faces
     if pad_faces:
         colours = torch.cat([colours, torch.ones(pad_faces, cell, cell, 3)], dim=0)
