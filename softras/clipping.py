@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import functional as srf
 from ._precision import matmul
 from .raster.contract import texel_index
 
@@ -210,12 +211,13 @@ def check_screen(screen: object, vertices: torch.Tensor, camera: object) -> torc
 
 
 def project_faces(
-    face_corners: torch.Tensor, camera: object, camera_size: tuple[int, int], near: float, far: float
+    vertices: torch.Tensor, faces: torch.Tensor, camera: object, camera_size: tuple[int, int], near: float, far: float
 ) -> tuple[torch.Tensor, ClippedFaces | None]:
     """World-space faces -> clipped screen-space faces, for the rasterizer.
 
     Args:
-        face_corners: [B, F, 3, 3] world-space corners of every face.
+        vertices: [B, V, 3] world-space vertices.
+        faces: [B, F, 3] vertex indices of every face.
         camera: the camera (``to_screen`` and ``world_to_camera``).
         camera_size: the (H, W) passed to ``camera.to_screen``.
         near, far: the depth range.
@@ -225,13 +227,17 @@ def project_faces(
         and the faces are projected as they are), else the :class:`ClippedFaces` the screen
         faces follow (padding faces are zero-area points, which no backend rasterizes).
     """
-    b, f = face_corners.shape[:2]
-    clip = clip_faces(vertex_depth(camera, face_corners.reshape(b, 3 * f, 3)).reshape(b, f, 3), near, far)
-    if clip is None:
-        points = face_corners
-    else:
-        placeholder = point_at_depth(camera, face_corners[:, 0], near + 0.5 * (far - near))
-        points = torch.where(clip.valid[..., None, None], clip.corners(face_corners), placeholder[:, :, None, :])
-    flat = points.reshape(b, -1, 3)
+    depth = vertex_depth(camera, vertices)  # [B, V]
+    clip = clip_faces(srf.face_vertices(depth[..., None], faces)[..., 0], near, far)
+    if clip is None and bool((depth.detach() >= near).all()):
+        screen = check_screen(camera.to_screen(vertices, image_size=camera_size), vertices, camera)
+        return srf.face_vertices(screen, faces), None
+    # Project only face corners (a vertex used by no face may lie on the camera plane) and,
+    # where clipped, the points of the cut; padding faces are a point at mid-depth.
+    points = srf.face_vertices(vertices, faces)
+    if clip is not None:
+        placeholder = point_at_depth(camera, vertices, near + 0.5 * (far - near))
+        points = torch.where(clip.valid[..., None, None], clip.corners(points), placeholder[:, :, None, :])
+    flat = points.flatten(1, 2)
     screen = check_screen(camera.to_screen(flat, image_size=camera_size), flat, camera)
     return screen.reshape(points.shape), clip

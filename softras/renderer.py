@@ -66,7 +66,7 @@ class _RendererBase(nn.Module):
         """
         camera, size = self._camera(camera)
         settings = self.rasterizer.settings()
-        screen, clip = project_faces(mesh.face_vertices, camera, size, settings.near, settings.far)
+        screen, clip = project_faces(mesh.vertices, mesh.faces, camera, size, settings.near, settings.far)
         b, count = screen.shape[:2]
         faces = torch.arange(3 * count, device=mesh.device).reshape(1, count, 3).expand(b, count, 3)
         textures = mesh.textures if mesh.texture_type == "surface" else mesh.face_textures

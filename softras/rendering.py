@@ -418,7 +418,7 @@ def render(
         mesh = _broadcast(mesh, cameras)
         features = None if features is None else features.expand(cameras, -1, -1)
     _check_near(camera, settings.near)
-    faces, clip = project_faces(mesh.face_vertices, camera, camera_size, settings.near, settings.far)
+    faces, clip = project_faces(mesh.vertices, mesh.faces, camera, camera_size, settings.near, settings.far)
     plan = _plan(
         mesh, camera, asked, lights, features, normals, normals_frame, settings.background_color, smooth_shading
     )
