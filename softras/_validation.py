@@ -7,7 +7,7 @@ letting a bad tensor crash deep inside a kernel or silently produce NaNs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,11 +19,13 @@ __all__ = [
     "as_float_tensor",
     "as_index_tensor",
     "as_scalar",
+    "check_batch_sizes",
     "check_bool",
     "check_choice",
     "check_dist_eps",
     "check_finite",
     "check_gamma",
+    "check_not_meta",
     "check_number",
     "check_points",
     "check_positive",
@@ -113,8 +115,38 @@ def check_points(name: str, value: object, count: str = "N") -> torch.Tensor:
     return value
 
 
+def check_not_meta(name: str, value: object) -> None:
+    """Raise ``ValueError`` if ``value`` is a tensor on the meta device (a shape without values)."""
+    if isinstance(value, torch.Tensor) and value.device.type == "meta":
+        raise ValueError(f"{name}: meta tensors hold no data; move them to a real device")
+
+
+def check_batch_sizes(sizes: Mapping[str, int], unit: str = "batch") -> int:
+    """The common batch B of named sizes that are each 1 or B (1 if all are 1).
+
+    ``sizes`` maps argument names to their batch (or length); ``unit`` is the word the message
+    uses for it. Raises ``ValueError`` naming the first argument whose size is neither 1 nor
+    the first size above 1, and the arguments it conflicts with.
+    """
+    big = [(n, s) for n, s in sizes.items() if s != 1]
+    if not big:
+        return 1
+    common = big[0][1]
+    for name, size in big:
+        if size != common:
+            refs = ", ".join(n for n, s in big if s == common)
+            every = ", ".join(sizes)
+            raise ValueError(
+                f"{name}: {unit} {size} does not match {refs} ({unit} {common}); "
+                f"expected {every} of {unit} 1 or one common {unit}"
+            )
+    return common
+
+
 def check_finite(name: str, t: torch.Tensor) -> None:
-    """Raise ``ValueError`` if ``t`` holds NaN or Inf."""
+    """Raise ``ValueError`` if ``t`` holds NaN or Inf (or is a meta tensor, which holds no values)."""
+    if t.device.type == "meta":
+        raise ValueError(f"{name}: meta tensors hold no data; move them to a real device")
     if not t.is_floating_point():
         return
     if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64):

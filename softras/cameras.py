@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,8 +33,16 @@ import torch.nn.functional as F
 
 from . import functional as srf
 from ._precision import matmul
-from ._validation import as_float_tensor, check_points, image_hw
-from .functional.transform import distorted_pixels
+from ._validation import (
+    as_float_tensor,
+    check_batch_sizes,
+    check_bool,
+    check_not_meta,
+    check_points,
+    check_positive,
+    image_hw,
+)
+from .functional.transform import brown_conrady, check_distortion, distorted_pixels, distortion_fold
 from .rotations import axis_angle_to_matrix
 
 __all__ = [
@@ -54,6 +62,14 @@ __all__ = [
 
 ImageSize = tuple[int, int]
 DEFAULT_VIEWING_ANGLE = 30.0
+#: K's entries that the projection does not read (K[1, 0], K[2, 0], K[2, 1] and K[2, 2] − 1)
+#: must be 0 within this (a gradient check's 1e-6 steps pass).
+K_ZERO_TOL = 1e-5
+#: The default ``rotation_tol`` of :class:`Pinhole` and :class:`Orthographic`: how far R may be
+#: from a rotation (max |RᵀR − I| entry and |det R − 1|); float32 Rodrigues matrices are ~1e-6 off.
+ROTATION_TOL = 1e-4
+#: ``up`` vectors shorter than this are refused: every viewing direction counts as parallel to them.
+MIN_UP_LENGTH = 1e-5
 
 
 # --------------------------------------------------------------------------- pixel <-> NDC rule
@@ -92,6 +108,7 @@ def _param(name: str, value: object, tail: tuple[int, ...]) -> torch.Tensor:
 
     Tensors keep their dtype, device and autograd history; other values become float64.
     """
+    check_not_meta(name, value)
     if isinstance(value, torch.Tensor) and value.is_floating_point():
         t = value
     else:
@@ -111,14 +128,76 @@ def _batch(points: torch.Tensor, **params: torch.Tensor) -> dict[str, torch.Tens
     b = points.shape[0]
     out = {}
     for name, t in params.items():
-        if t.shape[0] not in (1, b):
-            raise ValueError(f"{name}: batch of {t.shape[0]} cameras for {b} items of points (expected 1 or {b})")
+        n = t.shape[0]
+        if n not in (1, b):
+            items = "1 item" if b == 1 else f"{b} items"
+            expected = f"points of batch {n}" if b == 1 else f"1 or {b} cameras, or points of batch {n}"
+            raise ValueError(f"{name}: batch of {n} cameras for {items} of points; expected {expected}")
         out[name] = t.to(device=points.device, dtype=points.dtype).expand(b, *t.shape[1:])
     return out
 
 
+def _check_intrinsics(K: torch.Tensor) -> None:
+    """``K`` [b, 3, 3]: [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0 (checked detached)."""
+    k = K.detach().to("cpu", torch.float64).numpy()
+    for i, m in enumerate(k):
+        below = {"K[1, 0]": m[1, 0], "K[2, 0]": m[2, 0], "K[2, 1]": m[2, 1]}
+        if max(abs(m[1, 0]), abs(m[2, 0]), abs(m[2, 1]), abs(m[2, 2] - 1)) > K_ZERO_TOL:
+            got = ", ".join(f"{n} = {v:.6g}" for n, v in below.items()) + f", K[2, 2] = {m[2, 2]:.6g}"
+            hint = "; divide K by K[2, 2]" if m[2, 2] != 0 and max(map(abs, below.values())) <= K_ZERO_TOL else ""
+            raise ValueError(
+                f"K: expected an upper-triangular [[fx, s, cx], [0, fy, cy], [0, 0, 1]] (the projection reads "
+                f"only fx, s, cx, fy, cy), got {got} in camera {i}{hint}"
+            )
+        for n, f in (("fx", m[0, 0]), ("fy", m[1, 1])):
+            if not f > 0:
+                why = (
+                    f"a zero {n} maps every point to one line"
+                    if f == 0
+                    else f"a negative {n} mirrors the image; flip the image instead"
+                )
+                raise ValueError(
+                    f"K: expected focal lengths fx = K[0, 0] > 0 and fy = K[1, 1] > 0, got {n} = {f:.6g} "
+                    f"in camera {i}; {why}"
+                )
+
+
+def _rotation_error(R: torch.Tensor, tol: float) -> str | None:
+    """What keeps ``R`` [b, 3, 3] from being a rotation within ``tol`` (max |RᵀR − I| entry and
+    |det R − 1|), for the first camera that is not one; None if every camera is."""
+    r = R.detach().to("cpu", torch.float64).numpy()
+    ortho = np.abs(np.swapaxes(r, 1, 2) @ r - np.eye(3)).max(axis=(1, 2))
+    det = np.linalg.det(r)
+    bad = ~((ortho <= tol) & (np.abs(det - 1) <= tol))
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    return f"max |RᵀR − I| = {ortho[i]:.3g} and det = {det[i]:.6g} in camera {i}"
+
+
+def _check_rotation(R: torch.Tensor, tol: float | None) -> None:
+    """``R`` [b, 3, 3] a rotation within ``tol`` (None: not checked)."""
+    got = None if tol is None else _rotation_error(R, tol)
+    if got is not None:
+        raise ValueError(
+            f"R: expected a rotation (RᵀR = I, det +1 within rotation_tol={tol:g}), got {got}; "
+            "pass rotation_tol=None to skip this check"
+        )
+
+
+def _check_view_rotation(R: torch.Tensor) -> None:
+    """The rotation ``R`` [b, 3, 3] of an OpenGL view matrix, within :data:`ROTATION_TOL`."""
+    got = _rotation_error(R, ROTATION_TOL)
+    if got is not None:
+        raise ValueError(
+            f"view: expected a rotation in view[:3, :3] (RᵀR = I, det +1 within {ROTATION_TOL:g}), got {got}; "
+            "a view matrix with a scale or a reflection is not a camera pose"
+        )
+
+
 def _vec3_value(name: str, value: object) -> torch.Tensor:
     """Validate a [3] / [B, 3] value (kept as given by the caller) and return it as float64 [b, 3]."""
+    check_not_meta(name, value)
     t = value.detach() if isinstance(value, torch.Tensor) else value
     t = as_float_tensor(name, t, dtype=torch.float64, device="cpu")
     if t.ndim == 1:
@@ -131,6 +210,7 @@ def _vec3_value(name: str, value: object) -> torch.Tensor:
 
 
 def _angle_value(name: str, value: object) -> torch.Tensor:
+    check_not_meta(name, value)
     t = value.detach() if isinstance(value, torch.Tensor) else value
     t = as_float_tensor(name, t, dtype=torch.float64, device="cpu")
     if t.ndim > 1:
@@ -141,6 +221,7 @@ def _angle_value(name: str, value: object) -> torch.Tensor:
 
 
 def _positive_value(name: str, value: object) -> None:
+    check_not_meta(name, value)
     t = value.detach() if isinstance(value, torch.Tensor) else value
     t = as_float_tensor(name, t, dtype=torch.float64, device="cpu")
     if t.ndim > 1:
@@ -199,6 +280,17 @@ class Camera:
 # --------------------------------------------------------------------------- the original's modes
 
 
+def _check_up(up: object) -> None:
+    """``up`` ([3] / [B, 3]) at least :data:`MIN_UP_LENGTH` long in every camera."""
+    length = torch.linalg.vector_norm(_vec3_value("up", up), dim=1)
+    if bool((length < MIN_UP_LENGTH).any()):
+        i = int(torch.argmax((length < MIN_UP_LENGTH).to(torch.uint8)))
+        raise ValueError(
+            f"up: expected a non-zero up vector (length >= {MIN_UP_LENGTH:g}), got {up!r} (length "
+            f"{float(length[i]):.3g} in camera {i}); a zero up vector leaves the camera's roll undefined"
+        )
+
+
 def _fallback_up(direction: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """``up`` where it is not parallel to the viewing ``direction`` ([B, 3] each), else a fallback.
 
@@ -244,19 +336,23 @@ class _EyeCamera(Camera):
             angle = float(angles.reshape(-1)[0])
             object.__setattr__(self, "eye", [0.0, 0.0, -(1.0 / math.tan(math.radians(angle)) + 1)])
         _vec3_value("eye", self.eye)
-        _vec3_value("up", self.up)
-        object.__setattr__(self, "perspective", bool(self.perspective))
+        _check_up(self.up)
+        object.__setattr__(self, "perspective", check_bool("perspective", self.perspective))
 
     def _direction(self) -> torch.Tensor:  # float64 [b, 3], for checks
         raise NotImplementedError
 
+    def _batches(self) -> dict[str, int]:
+        """The batch of each parameter (eye, up, viewing_angle, viewing_scale; at or direction in subclasses)."""
+        sizes = {"eye": _vec3_value("eye", self.eye).shape[0], "up": _vec3_value("up", self.up).shape[0]}
+        for name in ("viewing_angle", "viewing_scale"):
+            sizes[name] = as_float_tensor(name, getattr(self, name)).reshape(-1).shape[0]
+        return sizes
+
     @property
     def batch_size(self) -> int:
         """The number of cameras (1: shared by every item)."""
-        sizes = [_vec3_value("eye", self.eye).shape[0], _vec3_value("up", self.up).shape[0], self._direction().shape[0]]
-        for name in ("viewing_angle", "viewing_scale"):
-            sizes.append(as_float_tensor(name, getattr(self, name)).reshape(-1).shape[0])
-        return max(sizes)
+        return check_batch_sizes(self._batches())
 
     def _axes(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eye [B, 3], rows = camera axes [B, 3, 3]) in the points' dtype, as the functional layer."""
@@ -303,14 +399,16 @@ class _EyeCamera(Camera):
         Same pose (R = the camera axes with y flipped to point down, t = −R·eye) and
         fx = fy = H / (2 tan(viewing_angle)) (orthographic: viewing_scale·H/2),
         (cx, cy) = ((W − 1)/2, (H − 1)/2): it projects every point to the same pixel.
+        The original's camera frame (x right, y up, z forward) is left-handed, so this R is a
+        reflection (det R = −1), not a rotation: the camera is built with ``rotation_tol=None``.
         """
         size = self._hw(image_size, required=True)
         like = torch.zeros(self.batch_size, 1, 3, dtype=dtype, device=torch.device(device))
         R, t = self._opencv_pose(like)
         K = self._intrinsics(size, dtype, like.device)
         if self.perspective:
-            return Pinhole(K, R, t, image_size=size)
-        return Orthographic(K, R, t, image_size=size)
+            return Pinhole(K, R, t, image_size=size, rotation_tol=None)
+        return Orthographic(K, R, t, image_size=size, rotation_tol=None)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -339,6 +437,10 @@ class LookAtCamera(_EyeCamera):
             raise ValueError(
                 f"eye: the camera is at its target at={self.at!r} (eye={self.eye!r}): no viewing direction"
             )
+        check_batch_sizes(self._batches())
+
+    def _batches(self) -> dict[str, int]:
+        return {**super()._batches(), "at": _vec3_value("at", self.at).shape[0]}
 
     def _direction(self) -> torch.Tensor:
         eye, at = _vec3_value("eye", self.eye), _vec3_value("at", self.at)
@@ -386,6 +488,10 @@ class LookCamera(_EyeCamera):
         d = self._direction()
         if bool((torch.linalg.vector_norm(d, dim=1) < 1e-12).any()):
             raise ValueError(f"direction: expected a non-zero viewing direction, got {self.direction!r}")
+        check_batch_sizes(self._batches())
+
+    def _batches(self) -> dict[str, int]:
+        return {**super()._batches(), "direction": self._direction().shape[0]}
 
     def _direction(self) -> torch.Tensor:
         return _vec3_value("direction", self.direction)
@@ -406,6 +512,19 @@ class LookCamera(_EyeCamera):
     def _axes(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         eye, direction, up = self._vectors(points)
         return eye, _axes_rows(F.normalize(direction, eps=1e-5), up)
+
+
+def _check_projection_matrix(P: torch.Tensor) -> None:
+    """``P`` [b, 3, 4] finite, with an invertible P[:, :3] (= K R for P = K [R | t])."""
+    p = P.detach().to("cpu", torch.float64).numpy()
+    if not np.isfinite(p).all():
+        raise ValueError(f"P: expected finite values, got NaN/Inf in {tuple(P.shape)}")
+    sv = np.linalg.svd(p[:, :, :3], compute_uv=False)  # [b, 3], descending
+    bad = ~(sv[:, 2] > 1e-12 * sv[:, 0])
+    if bad.any():
+        i = int(np.argmax(bad))
+        values = ", ".join(f"{v:.3g}" for v in sv[i])
+        raise ValueError(f"P: expected P[:, :3] (= K R) to be invertible, got singular values {values} in camera {i}")
 
 
 def _expand3(name: str, t: torch.Tensor, b: int) -> torch.Tensor:
@@ -446,16 +565,19 @@ class ProjectionCamera(Camera):
     dist_coeffs: object = None
     orig_size: object = 512
     image_size: object = None
+    perspective: ClassVar[bool] = True  # render clips at a near plane > 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.P is None:
             raise ValueError("P: camera_mode='projection' needs a [B, 3, 4] projection matrix P")
+        check_not_meta("P", self.P)
         P = as_float_tensor("P", self.P)
         if P.shape == (3, 4):
             P = P[None]
         if P.ndim != 3 or P.shape[1:] != (3, 4):
             raise ValueError(f"P: expected shape [3, 4] or [B, 3, 4], got {tuple(P.shape)}")
+        _check_projection_matrix(P)
         object.__setattr__(self, "P", P)
         if self.dist_coeffs is None:
             object.__setattr__(self, "dist_coeffs", torch.zeros(P.shape[0], 5, dtype=P.dtype))
@@ -488,12 +610,19 @@ class ProjectionCamera(Camera):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class _OpenCVCamera(Camera):
-    """Shared part of :class:`Pinhole` and :class:`Orthographic`: K, R, t in the OpenCV convention."""
+    """Shared part of :class:`Pinhole` and :class:`Orthographic`: K, R, t in the OpenCV convention.
+
+    Construction checks (on detached values; the parameters keep their autograd graph): K is
+    [[fx, s, cx], [0, fy, cy], [0, 0, 1]] (within :data:`K_ZERO_TOL`) with fx, fy > 0; R is a
+    rotation, RᵀR = I and det R = +1 within ``rotation_tol`` (None skips this check); every
+    parameter has batch 1 or one common B.
+    """
 
     K: object = None
     R: object = None
     t: object = None
     image_size: object = None
+    rotation_tol: float | None = dataclasses.field(default=ROTATION_TOL, kw_only=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -506,11 +635,29 @@ class _OpenCVCamera(Camera):
         object.__setattr__(self, "K", _param("K", self.K, (3, 3)))
         object.__setattr__(self, "R", _param("R", self.R, (3, 3)))
         object.__setattr__(self, "t", _param("t", t, (3,)))
+        self._init_params()
+        if self.rotation_tol is not None:
+            object.__setattr__(self, "rotation_tol", check_positive("rotation_tol", self.rotation_tol))
+        _check_intrinsics(self.K)  # type: ignore[arg-type]
+        _check_rotation(self.R, self.rotation_tol)  # type: ignore[arg-type]
+        check_batch_sizes({n: int(p.shape[0]) for n, p in self._params().items()})
+        if self.image_size is not None:
+            self._check_image(self.image_size)  # type: ignore[arg-type]
+
+    def _init_params(self) -> None:
+        """Validate and store the parameters of a subclass (called after K, R and t)."""
+
+    def _check_image(self, size: ImageSize) -> None:
+        """Raise ``ValueError`` if the camera cannot render an image of ``size`` (H, W) truthfully."""
+
+    def _params(self) -> dict[str, torch.Tensor]:
+        """The batched parameters [b, ...], by name."""
+        return {n: getattr(self, n) for n in ("K", "R", "t")}
 
     @property
     def batch_size(self) -> int:
         """The number of cameras (1: shared by every item)."""
-        return max(int(getattr(self, n).shape[0]) for n in ("K", "R", "t"))
+        return check_batch_sizes({n: int(p.shape[0]) for n, p in self._params().items()})
 
     def world_to_camera(self, points: torch.Tensor) -> torch.Tensor:
         """[B, N, 3] world -> OpenCV camera frame R·x + t: x right, y down, z forward."""
@@ -518,13 +665,18 @@ class _OpenCVCamera(Camera):
         p = _batch(points, R=self.R, t=self.t)
         return matmul(points, p["R"].transpose(1, 2)) + p["t"][:, None, :]
 
-    def _image_plane(self, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _image_plane(self, cam: torch.Tensor, size: ImageSize | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Camera frame [B, N, 3] -> image plane (x, y) [B, N] each, for an image of ``size`` (or None)."""
         raise NotImplementedError
 
     def project(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
-        """[B, N, 3] world -> (u, v) pixels (u = fx·x + s·y + cx, v = fy·y + cy) and z = depth."""
+        """[B, N, 3] world -> (u, v) pixels (u = fx·x + s·y + cx, v = fy·y + cy) and z = depth.
+
+        ``image_size`` (default: the camera's): the image the pixels refer to, if known
+        (:class:`Pinhole` checks its distortion against it).
+        """
         cam = self.world_to_camera(points)
-        x, y = self._image_plane(cam)
+        x, y = self._image_plane(cam, self._hw(image_size, required=False))
         k = _batch(points, K=self.K)["K"][:, None]  # [B, 1, 3, 3]
         u = k[..., 0, 0] * x + k[..., 0, 1] * y + k[..., 0, 2]
         v = k[..., 1, 1] * y + k[..., 1, 2]
@@ -532,7 +684,7 @@ class _OpenCVCamera(Camera):
 
     def to_screen(self, points: torch.Tensor, image_size: object = None) -> torch.Tensor:
         size = self._hw(image_size, required=True)
-        return pixels_to_ndc(self.project(points), size)
+        return pixels_to_ndc(self.project(points, size), size)
 
     def to_opencv(self) -> tuple[torch.Tensor, ...]:
         """(K [b, 3, 3], R [b, 3, 3], t [b, 3]) (and for :class:`Pinhole` dist_coeffs [b, 5])."""
@@ -568,6 +720,15 @@ def _check_gl(name: str, m: torch.Tensor, row3: tuple[float, ...], cols: tuple[t
     bad = bad or any(bool((m[:, i, j].detach() != 0).any()) for i, j in cols)
     if bad:
         raise ValueError(f"{name}: not an OpenGL {'perspective' if row3[2] else 'orthographic'} matrix: {m.tolist()}")
+    focal = m[:, [0, 1], [0, 1]].detach().to("cpu", torch.float64).numpy()  # [b, 2]: the x and y scales
+    bad_focal = ~(focal > 0)
+    if bad_focal.any():
+        i, j = (int(a[0]) for a in np.nonzero(bad_focal))
+        why = "a singular projection matrix" if focal[i, j] == 0 else "a negative scale mirrors the image"
+        raise ValueError(
+            f"{name}: expected {name}[0, 0] > 0 and {name}[1, 1] > 0 (the x and y scales 2 fx / W, 2 fy / H), got "
+            f"{name}[{j}, {j}] = {focal[i, j]:.6g} in camera {i} ({why})"
+        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -579,36 +740,45 @@ class Pinhole(_OpenCVCamera):
             (s: skew, which OpenCV's projectPoints does not model).
         R: [3, 3] or [B, 3, 3] rotation world -> camera; t: [3] or [B, 3] (or [B, 3, 1]).
         image_size: (H, W) of the image K refers to, or None (the renderer's).
-        dist_coeffs: [5] or [B, 5] (k1, k2, p1, p2, k3), [4] / [B, 4] (k3 = 0), or None.
+        dist_coeffs: [5] or [B, 5] (k1, k2, p1, p2, k3), [4] / [B, 4] (k3 = 0), or None. It may
+            not fold inside the image (checked when the image size is known, here or per call).
+        rotation_tol: keyword only: how far R may be from a rotation (max |RᵀR − I| entry and
+            |det R − 1|; default 1e-4), or None to skip that check.
 
     Camera frame: x_cam = R·x_world + t, x right, y down, z forward. With x' = X/Z, y' = Y/Z,
     r² = x'² + y'²: x'' = x'(1 + k1 r² + k2 r⁴ + k3 r⁶) + 2 p1 x'y' + p2 (r² + 2x'²),
     y'' = y'(1 + k1 r² + k2 r⁴ + k3 r⁶) + p1 (r² + 2y'²) + 2 p2 x'y', and
     u = fx x'' + s y'' + cx, v = fy y'' + cy (the centre of pixel (r, c) is (u, v) = (c, r)).
+    Beyond the fold of the radial part (where d/dr [r (1 + k1 r² + k2 r⁴ + k3 r⁶)] = 0) its
+    factor keeps its value at the fold, so points outside the field of view cannot fold back
+    into the image (:func:`~softras.functional.transform.brown_conrady`).
     Points at Z = 0 project to infinity; points behind the camera (Z < 0) have a negative depth.
     """
 
     dist_coeffs: object = None
+    perspective: ClassVar[bool] = True  # render clips at a near plane > 0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def _init_params(self) -> None:
         d = self.dist_coeffs
         if d is None:
             d = torch.zeros(1, 5, dtype=self.K.dtype, device=self.K.device)  # type: ignore[attr-defined]
-        d = _dist(d)
-        object.__setattr__(self, "dist_coeffs", d)
+        object.__setattr__(self, "dist_coeffs", _dist(d))
 
-    def _image_plane(self, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = cam[..., 0] / cam[..., 2], cam[..., 1] / cam[..., 2]
+    def _check_image(self, size: ImageSize) -> None:
+        """The distortion must not fold inside the image (:func:`softras.functional.transform.check_distortion`)."""
+        check_distortion("dist_coeffs", self.K, self.dist_coeffs, size)  # type: ignore[arg-type]
+
+    def _params(self) -> dict[str, torch.Tensor]:
+        return {**super()._params(), "dist_coeffs": self.dist_coeffs}  # type: ignore[dict-item]
+
+    def _image_plane(self, cam: torch.Tensor, size: ImageSize | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x' = X/Z, y' = Y/Z, then the distortion (:func:`~softras.functional.transform.brown_conrady`,
+        whose radial factor is frozen beyond its fold), checked against ``size`` when known."""
+        if size is not None:
+            self._check_image(size)
         d = _batch(cam, dist_coeffs=self.dist_coeffs)["dist_coeffs"]
-        k1, k2, p1, p2, k3 = (d[:, i : i + 1] for i in range(5))
-        r2 = x * x + y * y
-        radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        xy = x * y
-        return (
-            x * radial + 2 * p1 * xy + p2 * (r2 + 2 * x * x),
-            y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * xy,
-        )
+        fold = distortion_fold(self.dist_coeffs)  # type: ignore[arg-type]
+        return brown_conrady(cam[..., 0] / cam[..., 2], cam[..., 1] / cam[..., 2], d, fold)
 
     def to_opencv(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(K [b, 3, 3], R [b, 3, 3], t [b, 3], dist_coeffs [b, 5]), as ``cv2.projectPoints`` takes them."""
@@ -666,10 +836,12 @@ class Pinhole(_OpenCVCamera):
             -1,
         ).reshape(-1, 3, 3)  # fmt: skip
         R, t = _from_gl_view(view_t)
+        _check_view_rotation(R)
         return cls(K, R, t, image_size=(h, w))
 
 
 def _dist(d: object) -> torch.Tensor:
+    check_not_meta("dist_coeffs", d)
     t = (
         d
         if isinstance(d, torch.Tensor) and d.is_floating_point()
@@ -702,19 +874,22 @@ class Orthographic(_OpenCVCamera):
         R: [3, 3] or [B, 3, 3] world-to-camera rotation, as :class:`Pinhole`.
         t: [3] or [B, 3] translation, as :class:`Pinhole`.
         image_size: (H, W) or ``None``, as :class:`Pinhole`.
+        rotation_tol: keyword only, as :class:`Pinhole`.
 
     Camera frame: x_cam = R·x_world + t (x right, y down, z forward = depth);
     u = fx X + s Y + cx, v = fy Y + cy.
     """
 
-    def _image_plane(self, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    perspective: ClassVar[bool] = False  # orthographic: render accepts any near plane
+
+    def _image_plane(self, cam: torch.Tensor, size: ImageSize | None) -> tuple[torch.Tensor, torch.Tensor]:
         return cam[..., 0], cam[..., 1]
 
     @classmethod
     def from_scale(cls, scale: float, R: object, t: object, image_size: object) -> Orthographic:
         """``scale`` NDC units per world unit vertically (the legacy ``viewing_scale``), square pixels, centred."""
         h, w = image_hw(image_size)
-        f = float(scale) * h / 2
+        f = check_positive("scale", scale) * h / 2
         K = [[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]]
         return cls(K, R, t, image_size=(h, w))
 
@@ -749,6 +924,7 @@ class Orthographic(_OpenCVCamera):
             -1,
         ).reshape(-1, 3, 3)  # fmt: skip
         R, t = _from_gl_view(view_t)
+        _check_view_rotation(R)
         return cls(K, R, t, image_size=(h, w))
 
 
@@ -768,6 +944,8 @@ def from_angles(
     camera on the −z axis, elevation rotates it up towards +y; numbers (NumPy scalars too) or
     [B] tensors (differentiable). ``kwargs`` go to :class:`LookAtCamera` (``at``, ``up``, ...).
     """
+    for name, value in (("distance", distance), ("elevation", elevation), ("azimuth", azimuth)):
+        check_not_meta(name, value)
     return LookAtCamera(eye=srf.get_points_from_angles(distance, elevation, azimuth, degrees=degrees), **kwargs)
 
 

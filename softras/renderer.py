@@ -50,7 +50,7 @@ class _RendererBase(nn.Module):
             return self.transform.camera, size
         if not callable(getattr(camera, "to_screen", None)):
             raise TypeError(f"camera: expected a softras.cameras camera (with to_screen), got {type(camera).__name__}")
-        return camera, render_size(camera, size)[1]
+        return camera, render_size(camera, size, "camera")[1]
 
     def to_screen(self, mesh: Mesh, camera: Camera | None = None) -> Mesh:
         """``mesh`` (world space) in screen space, seen by ``camera`` (None: the configured transform)."""

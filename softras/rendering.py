@@ -133,13 +133,16 @@ def _check_options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def render_size(camera: object, image_size: object) -> tuple[tuple[int, int], tuple[int, int]]:
+def render_size(
+    camera: object, image_size: object, name: str = "image_size"
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """(the rendered (H, W), the (H, W) to pass to ``camera.to_screen``) for ``image_size``.
 
     A camera with its own ``image_size`` (K refers to that image) rendered at another size of
     the same aspect ratio keeps its field of view: its image is scaled, as if K were rescaled to
     the new size. Another aspect ratio (more than a pixel off) raises ``ValueError`` naming
-    ``image_size``. This is the rule of :func:`render` and of ``SoftRenderer(camera=...)``.
+    ``name`` (``'image_size'`` for :func:`render`, ``'camera'`` for a renderer's per-call camera).
+    This is the rule of :func:`render` and of ``SoftRenderer(camera=...)``.
     """
     own = getattr(camera, "image_size", None)
     own = None if own is None else image_hw(own, "camera.image_size")
@@ -154,8 +157,8 @@ def render_size(camera: object, image_size: object) -> tuple[tuple[int, int], tu
         return size, size
     if abs(own[0] * size[1] - own[1] * size[0]) > max(own[1], size[1]):
         raise ValueError(
-            f"image_size: {size} (H, W) has another aspect ratio than the camera's image_size {own}; a camera "
-            "can be rendered at another resolution of its own aspect ratio only"
+            f"{name}: the camera's image_size {own} and the rendered {size} (H, W) have other aspect ratios; a "
+            "camera can be rendered at another resolution of its own aspect ratio only"
         )
     return size, own
 

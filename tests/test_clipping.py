@@ -61,7 +61,9 @@ def room() -> tuple[torch.Tensor, torch.Tensor]:
             v, f = _grid(corner, du, dv, 3, 3)
             parts.append((v, f + offset))
             offset += len(v)
-    return torch.from_numpy(np.concatenate([p[0] for p in parts])), torch.from_numpy(np.concatenate([p[1] for p in parts]))
+    return torch.from_numpy(np.concatenate([p[0] for p in parts])), torch.from_numpy(
+        np.concatenate([p[1] for p in parts])
+    )
 
 
 def _pinhole(size: tuple[int, int], f: float, rvec=(0.0, 0.0, 0.0), t=(0.0, 0.0, 0.0)) -> Pinhole:
@@ -205,7 +207,9 @@ def test_a_vertex_just_behind_the_camera_plane_agrees_on_every_backend(backend: 
     # One triangle with a corner 1.2 mm behind the camera plane (its projection would be ~1e12
     # pixels away), seen by a distorted Pinhole at 5 × 4 pixels: the backends used to disagree.
     K = torch.tensor([[3.0, 0.0, 2.0], [0.0, 3.0, 1.5], [0.0, 0.0, 1.0]], dtype=D)
-    camera = Pinhole(K, torch.eye(3, dtype=D), torch.zeros(3, dtype=D), image_size=(4, 5), dist_coeffs=[0.02, 0, 0, 0, 0])
+    camera = Pinhole(
+        K, torch.eye(3, dtype=D), torch.zeros(3, dtype=D), image_size=(4, 5), dist_coeffs=[0.02, 0, 0, 0, 0]
+    )
     v = torch.tensor([[-0.4, -0.3, 2.0], [0.6, -0.2, 3.0], [0.1, 0.5, -0.0012]], dtype=D)
     feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], dtype=D)
 
@@ -281,7 +285,9 @@ def test_the_original_entry_points_keep_their_semantics_unless_clip() -> None:
     front = camera.replace(t=torch.tensor([0.0, 0.0, 3.0]))
     for mode in ("surface", "vertex"):
         textures = torch.rand(1, f.shape[0], 4, 3) if mode == "surface" else torch.rand(1, v.shape[0], 3)
-        a = sr.SoftRenderer(image_size=32, backend="reference")(v[None], f[None], textures, texture_type=mode, camera=front)
+        a = sr.SoftRenderer(image_size=32, backend="reference")(
+            v[None], f[None], textures, texture_type=mode, camera=front
+        )
         b = sr.SoftRenderer(image_size=32, backend="reference", clip=True)(
             v[None], f[None], textures, texture_type=mode, camera=front
         )
@@ -310,5 +316,5 @@ def test_render_image_size_rescales_a_camera_with_its_own_size() -> None:
     torch.testing.assert_close(scaled, sr.render(mesh, big, backend="reference").alpha, rtol=0, atol=1e-12)
     legacy = sr.SoftRenderer(image_size=64, backend="reference")(v[None].to(D), f[None], camera=small)[:, 3:]
     torch.testing.assert_close(scaled, legacy, rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="image_size: .* another aspect ratio"):
+    with pytest.raises(ValueError, match=r"image_size: the camera.s image_size .* other aspect ratios"):
         sr.render(mesh, small, image_size=(32, 64))
