@@ -138,6 +138,12 @@ class SoftRenderer(_RendererBase):
     instead of one face normal per face. The light is aggregated like the colour and multiplied
     with it after rasterization, so it equals per-face-contribution shading wherever one face
     dominates a pixel (small γ). Vertex colours are lit per vertex either way, as in the original.
+
+    ``clip=True`` (not in the original) clips faces at the near plane and drops those wholly
+    beyond the far plane before projection, as :func:`softras.render` does (see
+    :mod:`softras.clipping`): geometry behind the camera then adds nothing, alpha included. The
+    default keeps the original's semantics: faces outside [near, far] add no colour but still
+    add coverage to alpha.
     """
 
     def __init__(
@@ -213,7 +219,10 @@ class SoftRenderer(_RendererBase):
 
 
 class Renderer(_RendererBase):
-    """The original's hard renderer (z-buffer, binary silhouettes, 2× anti-aliasing by default)."""
+    """The original's hard renderer (z-buffer, binary silhouettes, 2× anti-aliasing by default).
+
+    ``clip=True``: clip faces at the near plane first, as :class:`SoftRenderer`.
+    """
 
     def __init__(
         self,
