@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from . import functional as srf
+from ._memory import RequestTooLargeError
 from ._validation import check_bool, check_choice, check_finite, image_hw
 from .clipping import ClippedFaces, project_faces
 from .lighting import AmbientLighting, DirectionalLighting, Lighting, accumulate_light
@@ -318,6 +319,15 @@ def _split(result: RasterResult, plan: _Plan, asked: frozenset[str]) -> RenderOu
     return RenderOutput(**out)
 
 
+def _named_by_caller(error: RequestTooLargeError, asked: frozenset[str]) -> RequestTooLargeError:
+    """``error`` naming what the caller of :func:`render` passed instead of the rasterizer's channel
+    arguments: the surface channels are the mesh's textures, the vertex channels hold ``features``
+    (when asked, by far the widest), else the colours and normals of ``outputs``."""
+    argument, _, rest = str(error).partition(": ")
+    caller = {"surface": "mesh.textures", "vertex": "features" if "features" in asked else "outputs"}
+    return RequestTooLargeError(f"{caller.get(argument, argument)}: {rest}")
+
+
 def _clip_plan(plan: _Plan, clip: ClippedFaces) -> _Plan:
     """The plan's attributes moved onto the clipped faces."""
     surface = None if plan.surface is None else clip.texels(plan.surface)
@@ -427,14 +437,12 @@ def render(
     )
     if clip is not None:
         plan = _clip_plan(plan, clip)
-    result = rasterize_channels(
-        faces,
-        settings,
-        surface=plan.surface,
-        vertex=plan.vertex,
-        background=plan.background,
-        backend=backend,
-    )
+    try:
+        result = rasterize_channels(
+            faces, settings, surface=plan.surface, vertex=plan.vertex, background=plan.background, backend=backend
+        )
+    except RequestTooLargeError as error:
+        raise _named_by_caller(error, asked) from None
     if clip is not None:
         result = _unclip_result(result, clip, settings)
     output = _split(result, plan, asked)

@@ -24,7 +24,7 @@ import torch
 import softras as sr
 from softras import _memory
 from softras.cameras import LookAtCamera, Orthographic, Pinhole, ProjectionCamera, from_angles
-from softras.raster import RasterSettings, rasterize, soft_rasterize
+from softras.raster import RasterSettings, rasterize, rasterize_channels, soft_rasterize
 from softras.shapes import icosphere
 
 D = torch.float64
@@ -327,7 +327,7 @@ CASES = [
         "silent",
         "clear",
         _many_features,
-        r"RequestTooLarge|needs about",
+        r"^features: rendering 1×256×256 pixels of 100000 channels, 80 faces needs about .* GiB, but only 8.0 GiB",
     ),
     # ---- files
     Case(
@@ -426,6 +426,22 @@ CASES = [
         "clear",
         lambda _: sr.Mesh.from_file(None),
         r"^path: expected a file path \(str, bytes or os.PathLike\), got NoneType",
+    ),
+    Case(
+        "`rasterize(fv, tex, 64)`",
+        "cryptic",
+        "clear",
+        lambda _: rasterize(torch.rand(1, 1, 3, 3), torch.rand(1, 1, 1, 3), 64),
+        r"^settings: expected a softras.raster.RasterSettings .* got int",
+    ),
+    Case(
+        "`rasterize_channels(..., background=\"white\")`",
+        "cryptic",
+        "clear",
+        lambda _: rasterize_channels(
+            torch.rand(1, 1, 3, 3), RasterSettings.create(8), surface=torch.rand(1, 1, 1, 3), background="white"
+        ),
+        r"^background: expected 3 numbers \(one per channel\), got 'white'",
     ),
     # ---- the original's raster entry point
     Case(

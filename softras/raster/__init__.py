@@ -10,7 +10,7 @@ Choose a backend with ``backend=...``; ``None`` picks the default for the tensor
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -85,12 +85,33 @@ def _check_attributes(name: str, value: object, face_vertices: torch.Tensor, cor
     return value
 
 
+def _check_settings(settings: object) -> RasterSettings:
+    if not isinstance(settings, RasterSettings):
+        raise TypeError(
+            "settings: expected a softras.raster.RasterSettings (e.g. RasterSettings.create(image_size)), "
+            f"got {type(settings).__name__}"
+        )
+    return settings
+
+
+def _check_backend(backend: object) -> str | None:
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f"backend: expected a backend name (str) or None, got {type(backend).__name__}")
+    return backend
+
+
 def _check_background(background: Sequence[float] | None, channels: int) -> tuple[float, ...]:
     if background is None:
         return (0.0,) * channels
     if isinstance(background, torch.Tensor):
         background = background.detach().cpu().reshape(-1).tolist()
-    values = tuple(float(v) for v in background)
+    numbers = TypeError(f"background: expected {channels} numbers (one per channel), got {background!r}")
+    if isinstance(background, (str, bytes)) or not isinstance(background, Iterable):
+        raise numbers
+    try:
+        values = tuple(float(v) for v in background)
+    except (TypeError, ValueError):
+        raise numbers from None
     if len(values) != channels or not all(math.isfinite(v) for v in values):
         raise ValueError(f"background: expected {channels} finite numbers (one per channel), got {background!r}")
     return values
@@ -107,7 +128,7 @@ def _run(
     breaks the graph here and runs it eagerly, instead of tracing into Numba or Warp kernels (or
     spending minutes compiling the reference's data-dependent chunks)."""
     device = inputs.face_vertices.device
-    chosen = get_backend(default_backend(device) if backend is None else backend)
+    chosen = get_backend(default_backend(device) if _check_backend(backend) is None else backend)
     if not chosen.runs_on(device):
         raise ValueError(f"backend: {chosen.name!r} runs on {', '.join(chosen.devices)} tensors, got device {device}")
     dtype = inputs.face_vertices.dtype
@@ -121,10 +142,23 @@ def _run(
         surface=inputs.surface.to(compute),
         vertex=inputs.vertex.to(compute),
     )
-    texels = inputs.surface if inputs.surface.shape[3] > 0 else inputs.vertex
-    h, w = settings.image_height, settings.image_width
-    check_raster_request(inputs.face_vertices, texels, h, w, settings.cull_radius, chosen.name)
     out = result_dtype(dtype, device)
+    in_place_rgba = rgba and chosen.rgba_entry is not None  # the RGBA entries make no depth or z-buffer
+    check_raster_request(
+        inputs.face_vertices,
+        inputs.surface,
+        settings.image_height,
+        settings.image_width,
+        settings.cull_radius,
+        chosen.name,
+        vertex=inputs.vertex,
+        with_depth=settings.with_depth and not in_place_rgba,
+        with_zbuffer=settings.with_zbuffer and not in_place_rgba,
+        softmax=settings.aggr_func_rgb == "softmax",
+        concatenate_rgba=rgba and chosen.rgba_entry is None,
+        result_dtype=out,
+        names=("textures", "textures") if rgba else ("surface", "vertex"),
+    )
     with no_autocast(device):
         if rgba:
             return chosen.load_rgba()(inputs, settings).to(out)
@@ -157,6 +191,7 @@ def rasterize_channels(
         ``alpha`` [B, 1, H, W], and the outputs the settings ask for.
     """
     face_vertices = _check_face_vertices(face_vertices)
+    settings = _check_settings(settings)
     surface = _check_attributes("surface", surface, face_vertices, None)
     vertex = _check_attributes("vertex", vertex, face_vertices, 3)
     background = _check_background(background, surface.shape[3] + vertex.shape[3])
@@ -171,6 +206,7 @@ def rasterize(
 ) -> torch.Tensor:
     """Rasterize colours into [B, 4, H, W] RGBA with validated ``settings`` (see :func:`soft_rasterize`)."""
     face_vertices = _check_face_vertices(face_vertices)
+    settings = _check_settings(settings)
     if not isinstance(textures, torch.Tensor):
         raise TypeError(f"textures: expected a torch.Tensor, got {type(textures).__name__}")
     vertex_colours = settings.texture_type == "vertex"
