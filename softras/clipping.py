@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from . import functional as srf
@@ -183,6 +184,29 @@ def vertex_depth(camera: object, vertices: torch.Tensor) -> torch.Tensor:
     return camera.world_to_camera(vertices)[..., 2]
 
 
+def _screen_stats(screen: torch.Tensor) -> tuple[bool, float, float]:
+    """(every entry finite, min depth, max depth) of ``screen`` [B, N, 3], read once on the host.
+
+    CPU tensors are read through NumPy: a PyTorch reduction over a large tensor would wake
+    PyTorch's OpenMP pool, whose spinning threads then slow the rasterizer's own threads.
+    """
+    values = screen.detach()
+    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
+        array = values.numpy()
+        depth = array[..., 2]
+        return bool(np.isfinite(array).all()), float(depth.min()), float(depth.max())
+    depth = values[..., 2]
+    return bool(torch.isfinite(values).all()), float(depth.min()), float(depth.max())
+
+
+def _check_shape(screen: object, vertices: torch.Tensor, camera: object) -> torch.Tensor:
+    if not isinstance(screen, torch.Tensor) or screen.shape != vertices.shape:
+        got = tuple(screen.shape) if isinstance(screen, torch.Tensor) else type(screen).__name__
+        name = type(camera).__name__
+        raise ValueError(f"camera: {name}.to_screen must return {list(vertices.shape)} for these vertices, got {got}")
+    return screen
+
+
 def check_screen(screen: object, vertices: torch.Tensor, camera: object) -> torch.Tensor:
     """``screen`` [B, N, 3] (``camera.to_screen(vertices)``) checked: its shape, and finite values.
 
@@ -190,13 +214,10 @@ def check_screen(screen: object, vertices: torch.Tensor, camera: object) -> torc
     division by zero) or from a camera whose projection overflows; the error names ``vertices``
     and the camera, and counts the vertices on the camera plane.
     """
-    name = type(camera).__name__
-    if not isinstance(screen, torch.Tensor) or screen.shape != vertices.shape:
-        got = tuple(screen.shape) if isinstance(screen, torch.Tensor) else type(screen).__name__
-        raise ValueError(f"camera: {name}.to_screen must return {list(vertices.shape)} for these vertices, got {got}")
-    finite = torch.isfinite(screen.detach()).all(-1)
-    if bool(finite.all()):
+    screen = _check_shape(screen, vertices, camera)
+    if _screen_stats(screen)[0]:
         return screen
+    finite = torch.isfinite(screen.detach()).all(-1)
     bad = int((~finite).sum())
     why = ""
     if callable(getattr(camera, "world_to_camera", None)):
@@ -206,7 +227,8 @@ def check_screen(screen: object, vertices: torch.Tensor, camera: object) -> torc
             why = f" ({on_plane} of them lie on its camera plane, depth 0, and project to infinity)"
     raise ValueError(
         f"vertices: {bad} of {finite.numel()} vertices project to non-finite screen coordinates with this "
-        f"{name}{why}; softras.render and SoftRenderer(clip=True) clip faces at the near plane instead"
+        f"{type(camera).__name__}{why}; softras.render and SoftRenderer(clip=True) clip faces at the near "
+        "plane instead"
     )
 
 
@@ -227,10 +249,15 @@ def project_faces(
         and the faces are projected as they are), else the :class:`ClippedFaces` the screen
         faces follow (padding faces are zero-area points, which no backend rasterizes).
     """
+    # Most calls have every vertex within [near, far]: one projection of the vertices, as without
+    # clipping (its z is the camera depth), decides it. Otherwise faces are classified by depth.
+    screen = _check_shape(camera.to_screen(vertices, image_size=camera_size), vertices, camera)
+    finite, lowest, highest = _screen_stats(screen)
+    if finite and near <= lowest and highest <= far:
+        return srf.face_vertices(screen, faces), None
     depth = vertex_depth(camera, vertices)  # [B, V]
     clip = clip_faces(srf.face_vertices(depth[..., None], faces)[..., 0], near, far)
-    if clip is None and bool((depth.detach() >= near).all()):
-        screen = check_screen(camera.to_screen(vertices, image_size=camera_size), vertices, camera)
+    if clip is None and finite and near <= lowest:
         return srf.face_vertices(screen, faces), None
     # Project only face corners (a vertex used by no face may lie on the camera plane) and,
     # where clipped, the points of the cut; padding faces are a point at mid-depth.
