@@ -56,7 +56,10 @@ def _scipy(name: str, z: np.ndarray, shape: float, shift: float):
 
 
 def _numba_model():
-    return {**ops.bind(distributions, ops.numba_namespace(njit), njit), **ops.bind(tconorms, ops.numba_namespace(njit), njit)}
+    return {
+        **ops.bind(distributions, ops.numba_namespace(njit), njit),
+        **ops.bind(tconorms, ops.numba_namespace(njit), njit),
+    }
 
 
 NUMBA = _numba_model()

@@ -121,7 +121,9 @@ T_CONORMS: dict[str, TConorm] = {
 """Every T-conorm, by name (``prod`` is ``probabilistic``)."""
 
 
-def check_family(distribution: str, dist_shape: float | None, dist_shift: float | None, t_conorm: str, p: float | None) -> None:
+def check_family(
+    distribution: str, dist_shape: float | None, dist_shift: float | None, t_conorm: str, p: float | None
+) -> None:
     """Raise ValueError naming the argument when a family's parameter is missing, extra or out of range."""
     spec = DISTRIBUTIONS.get(distribution)
     takes_shape = spec is not None and spec.shape

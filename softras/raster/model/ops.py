@@ -98,7 +98,10 @@ def _t(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if like is None:
             args = tuple(torch.as_tensor(a, dtype=torch.float64) for a in args)
         else:
-            args = tuple(a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=like.dtype, device=like.device) for a in args)
+            args = tuple(
+                a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=like.dtype, device=like.device)
+                for a in args
+            )
         return fn(*args)
 
     return op
@@ -131,6 +134,7 @@ TORCH = _namespace(
 
 def numba_namespace(jit: Callable[[Callable], Callable]) -> types.ModuleType:
     """The operations as Numba functions; ``jit`` compiles one (e.g. ``njit(inline='always')``)."""
+
     def where(c, a, b):  # pragma: no cover - compiled
         return a if c else b
 
@@ -190,7 +194,9 @@ def numba_namespace(jit: Callable[[Callable], Callable]) -> types.ModuleType:
     return _namespace("softras_model_numba", {k: jit(v) for k, v in fns.items()})
 
 
-def bind(module: types.ModuleType, ops: types.ModuleType, jit: Callable[[Callable], Callable] | None = None) -> dict[str, Callable]:
+def bind(
+    module: types.ModuleType, ops: types.ModuleType, jit: Callable[[Callable], Callable] | None = None
+) -> dict[str, Callable]:
     """The model functions of ``module`` (those listed in its ``MODEL_FUNCTIONS``) with ``m`` bound
     to ``ops``; each is passed through ``jit`` when given. Model functions call each other through
     the bound namespace, so a compiled function calls compiled ones."""

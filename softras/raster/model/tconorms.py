@@ -74,13 +74,14 @@ def hamacher_dterm(d, s, f, p):
 
 
 def hamacher_alpha(g, p):
-    e = m.exp(-g)
-    return m.where(p == 0.0, g / (1.0 + g), -m.expm1(-g) / (1.0 + (p - 1.0) * e))
+    den = 1.0 + (p - 1.0) * m.exp(-g)  # > 0 for p > 0
+    return m.where(p == 0.0, g / (1.0 + g), -m.expm1(-g) / m.where(den > 0.0, den, 1.0))
 
 
 def hamacher_dalpha(g, p):
     e = m.exp(-g)
     den = 1.0 + (p - 1.0) * e
+    den = m.where(den > 0.0, den, 1.0)
     return m.where(p == 0.0, 1.0 / ((1.0 + g) * (1.0 + g)), p * e / (den * den))
 
 
@@ -107,7 +108,7 @@ def frank_term(d, s, p):
 
 def frank_dterm(d, s, f, p):
     x = s * m.log(p)
-    ratio = m.where(x != 0.0, x / -m.expm1(-x), 1.0)  # x/(1 − e^−x) -> 1 as s -> 0
+    ratio = m.where(x != 0.0, x / m.where(x != 0.0, -m.expm1(-x), 1.0), 1.0)  # x/(1 − e^−x) -> 1 as s -> 0
     return _hazard(s, f) * ratio
 
 
@@ -154,8 +155,8 @@ def aczel_alsina_alpha(g, p):
 
 
 def aczel_alsina_dalpha(g, p):
-    r = m.pow(m.maximum(g, 1e-300), 1.0 / p)
-    return m.where(g > 0.0, m.exp(-r) * r / (p * m.maximum(g, 1e-300)), 0.0)
+    r = m.minimum(m.pow(m.maximum(g, 1e-300), 1.0 / p), 800.0)  # e^-800 = 0: saturated
+    return m.where(m.both(g > 0.0, r < 800.0), m.exp(-r) * r / (p * m.maximum(g, 1e-300)), 0.0)
 
 
 # ---- Dombi (p > 0): t(s) = ((1 − s)/s)^p --------------------------------------------------------
@@ -165,7 +166,11 @@ def dombi_term(d, s, p):
 
 def dombi_dterm(d, s, f, p):
     odds = d / m.maximum(s, 1e-300)
-    return m.where(m.both(d > 0.0, s > 0.0), p * m.pow(m.maximum(odds, 1e-300), p - 1.0) * _hazard(s, f) / s, 0.0)
+    return m.where(
+        m.both(d > 0.0, s > 0.0),
+        p * m.pow(m.maximum(odds, 1e-300), p - 1.0) * _hazard(s, f) / m.maximum(s, 1e-300),
+        0.0,
+    )
 
 
 def dombi_alpha(g, p):
@@ -203,7 +208,14 @@ MODEL_FUNCTIONS = tuple(
     + [
         f"{name}_{part}"
         for name in (
-            "probabilistic", "hamacher", "einstein", "frank", "yager", "aczel_alsina", "dombi", "schweizer_sklar",
+            "probabilistic",
+            "hamacher",
+            "einstein",
+            "frank",
+            "yager",
+            "aczel_alsina",
+            "dombi",
+            "schweizer_sklar",
         )  # fmt: skip
         for part in ("term", "dterm", "alpha", "dalpha")
     ]
