@@ -196,9 +196,9 @@ def test_parameters_are_checked_by_name():
         model.check_family("logistic", 2.0, None, "probabilistic", None)
     with pytest.raises(ValueError, match="dist_shift"):
         model.check_family("gaussian", None, 1.0, "probabilistic", None)
-    with pytest.raises(ValueError, match="t_conorm_p.*p > 0, p != 1"):
+    with pytest.raises(ValueError, match=r"t_conorm_p.*p > 0, p != 1"):
         model.check_family("logistic", None, None, "frank", 1.0)
     with pytest.raises(ValueError, match="t_conorm_p"):
         model.check_family("logistic", None, None, "yager", None)
-    with pytest.raises(ValueError, match="t_conorm_p.*takes no parameter"):
+    with pytest.raises(ValueError, match=r"t_conorm_p.*takes no parameter"):
         model.check_family("logistic", None, None, "einstein", 2.0)

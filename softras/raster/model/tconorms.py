@@ -203,22 +203,11 @@ def schweizer_sklar_dalpha(g, p):
     return m.where(base > 0.0, m.exp((1.0 / p - 1.0) * m.log(m.maximum(base, 1e-300))), 0.0)
 
 
-MODEL_FUNCTIONS = tuple(
-    ["_hazard", "_times"]
-    + [
-        f"{name}_{part}"
-        for name in (
-            "probabilistic",
-            "hamacher",
-            "einstein",
-            "frank",
-            "yager",
-            "aczel_alsina",
-            "dombi",
-            "schweizer_sklar",
-        )  # fmt: skip
-        for part in ("term", "dterm", "alpha", "dalpha")
-    ]
+_FAMILIES = ("probabilistic", "hamacher", "einstein", "frank", "yager", "aczel_alsina", "dombi", "schweizer_sklar")
+MODEL_FUNCTIONS = (
+    "_hazard",
+    "_times",
+    *(f"{n}_{part}" for n in _FAMILIES for part in ("term", "dterm", "alpha", "dalpha")),
 )
 
 
