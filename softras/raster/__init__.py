@@ -235,6 +235,11 @@ def soft_rasterize(
     texture_type: str = "surface",
     *,
     backend: str | None = None,
+    distribution: str = "logistic",
+    squared_distance: bool = True,
+    dist_shape: float | None = None,
+    dist_shift: float | None = None,
+    t_conorm_p: float | None = None,
 ) -> torch.Tensor:
     """Render screen-space triangles into soft RGBA images (the original's signature).
 
@@ -260,6 +265,11 @@ def soft_rasterize(
             installed), ``'warp'`` / ``'cuda'`` (Warp kernels on CPU or CUDA tensors, with the
             ``softras[gpu]`` extra) or ``None`` for the device's default (``'cuda'`` for CUDA
             tensors when Warp is installed, else ``'reference'``).
+        distribution: see :class:`RasterSettings` (GenDR's coverage families).
+        squared_distance: see :class:`RasterSettings`.
+        dist_shape: see :class:`RasterSettings`.
+        dist_shift: see :class:`RasterSettings`.
+        t_conorm_p: see :class:`RasterSettings`.
 
     Returns:
         [B, 4, H, W] images: RGB and alpha (coverage).
@@ -278,5 +288,10 @@ def soft_rasterize(
         aggr_func_rgb=aggr_func_rgb,
         aggr_func_alpha=aggr_func_alpha,
         texture_type=texture_type,
+        distribution=distribution,
+        squared_distance=squared_distance,
+        dist_shape=dist_shape,
+        dist_shift=dist_shift,
+        t_conorm_p=t_conorm_p,
     )
     return rasterize(face_vertices, textures, settings, backend=backend)

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
+from .model import DISTRIBUTIONS, tconorms
+
 if TYPE_CHECKING:
     from .settings import RasterSettings
 
@@ -83,12 +85,14 @@ class RgbAggregation(IntEnum):
     SOFTMAX = 1  # weights D·exp(z̃/γ) plus the background weight exp(eps/γ)
 
 
-class AlphaAggregation(IntEnum):
-    """``aggr_func_alpha``: how coverages combine into alpha."""
-
-    HARD = 0  # 1 if any D > 0.5
-    SUM = 1  # Σ D / F
-    PROD = 2  # 1 − Π(1 − D)
+AlphaAggregation = IntEnum(
+    "AlphaAggregation",
+    {("PROD" if name == "probabilistic" else name.upper()): code for code, name in enumerate(tconorms.ORDER)},
+    module=__name__,
+)
+AlphaAggregation.__doc__ = """``aggr_func_alpha``: how coverages combine into alpha. HARD (0): 1 if any D > 0.5;
+SUM (1): Σ D / F; PROD (2): 1 − Π(1 − D), the probabilistic sum; then the T-conorms of
+:mod:`softras.raster.model.tconorms`, in its ``ORDER`` (MAX, EINSTEIN, HAMACHER, ...)."""
 
 
 # ---- numeric constants -------------------------------------------------------------------
@@ -447,6 +451,11 @@ class KernelParams(NamedTuple):
     depth_max: float
     inv_scale: float  # 1 / ((far − near)·γ)
     zp_bg: float  # the background's depth in the softmax
+    distribution: int  # the model's distribution code, or −1: SoftRas's sigmoid of sign·d²/σ (or hard)
+    squared: int  # 1: z = sign·d²/σ, 0: z = sign·d/σ
+    dist_shape: float  # the distribution's shape (0 when it takes none)
+    dist_shift: float  # the distribution's shift (0 when none)
+    t_conorm_p: float  # the T-conorm's parameter (0 when none)
 
 
 def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParams:
@@ -473,4 +482,9 @@ def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParam
         depth_max=depth_max,
         inv_scale=inv_scale,
         zp_bg=zp_bg,
+        distribution=-1 if s.softras_coverage else DISTRIBUTIONS[s.distribution].code,
+        squared=int(s.squared_distance),
+        dist_shape=float(s.dist_shape or 0.0),
+        dist_shift=float(s.dist_shift or 0.0),
+        t_conorm_p=float(s.t_conorm_p or 0.0),
     )

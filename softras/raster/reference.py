@@ -37,6 +37,7 @@ from .contract import (
     W_SUM_EPS,
     Z_EPS,
     ZBUFFER_RTOL,
+    AlphaAggregation,
     RasterInputs,
     RasterResult,
     depth_range,
@@ -45,6 +46,7 @@ from .contract import (
     softmax_constants,
     texel_index,
 )
+from .model import DISTRIBUTIONS, torch_model
 from .settings import RasterSettings
 
 __all__ = ["DEFAULT_MAX_PAIRS", "count_box_pairs", "rasterize", "rasterize_reference"]
@@ -132,9 +134,9 @@ def _enumerate_pairs(
 def _signed_coverage(
     w: torch.Tensor, px: torch.Tensor, py: torch.Tensor, xy: torch.Tensor, s: RasterSettings
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep mask and signed scaled distance x = sign·d²/σ per pair (D = sigmoid(x)).
+    """Keep mask and z = sign·x/σ per pair (x = d² or d; D = F(z)).
 
-    For ``hard`` the returned x is +inf inside (D = 1) and pairs outside are dropped.
+    For ``hard`` the returned z is +inf inside (D = 1) and pairs outside are dropped.
     """
     if s.dist_func == "hard":
         inside = ((w >= 0) & (w <= 1)).all(-1)
@@ -143,7 +145,7 @@ def _signed_coverage(
         m = w.amin(-1)
         signed_d2 = m * m.abs()
         keep = -signed_d2.detach() < s.cull_threshold
-        return keep, signed_d2 / s.sigma_val
+        return keep, _scaled(signed_d2, s)
     # Euclidean: squared distance from the pixel to the closed triangle (min over the edges).
     p = torch.stack([px, py], -1)[:, None, :]  # [N, 1, 2]
     a = xy
@@ -155,20 +157,119 @@ def _signed_coverage(
     d2 = (diff * diff).sum(-1).amin(-1)
     inside = ((w > 0) & (w < 1)).all(-1)
     keep = inside | (d2.detach() < s.cull_threshold)
-    return keep, torch.where(inside, d2, -d2) / s.sigma_val
+    return keep, _scaled(torch.where(inside, d2, -d2), s)
 
 
-def _alpha(x: torch.Tensor, pix: torch.Tensor, zeros: torch.Tensor, num_faces: int, s: RasterSettings) -> torch.Tensor:
-    """Alpha [P] of the kept pairs' signed scaled distances x [N] at pixels pix [N]."""
+def _scaled(signed_d2: torch.Tensor, s: RasterSettings) -> torch.Tensor:
+    """z from sign·d²: sign·d²/σ, or sign·d/σ (``squared_distance=False``; no gradient at d = 0)."""
+    if s.squared_distance:
+        return signed_d2 / s.sigma_val
+    a = signed_d2.abs()
+    positive = a > 0
+    root = torch.where(positive, torch.where(positive, a, torch.ones_like(a)).sqrt(), torch.zeros_like(a))
+    return torch.sign(signed_d2) * root / s.sigma_val
+
+
+class _Coverage(torch.autograd.Function):
+    """D = F(z) of the model's distribution (float64 inside), dD/dz = f."""
+
+    @staticmethod
+    def forward(ctx, z, code, shape, shift):  # type: ignore[override]
+        d, _, f = torch_model()["evaluate"](code, z.double(), shape, shift)
+        ctx.save_for_backward(f)
+        return d.to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (f,) = ctx.saved_tensors
+        return (grad.double() * f).to(grad.dtype), None, None, None
+
+
+class _LogCoverage(torch.autograd.Function):
+    """log D of the model's distribution, d log D/dz = f/D (0 where D = 0)."""
+
+    @staticmethod
+    def forward(ctx, z, code, shape, shift):  # type: ignore[override]
+        d, _, f = torch_model()["evaluate"](code, z.double(), shape, shift)
+        ctx.save_for_backward(torch.where(d > 0, f / torch.where(d > 0, d, torch.ones_like(d)), torch.zeros_like(d)))
+        return torch.log(d).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (ratio,) = ctx.saved_tensors
+        return (grad.double() * ratio).to(grad.dtype), None, None, None
+
+
+class _TConormAlpha(torch.autograd.Function):
+    """α per pixel = the Archimedean T-conorm ``code`` folded over the pairs z [N] at pixels pix [N]:
+    α = α(G), G = Σ t(S_j); ∂α/∂z_j = α'(G)·∂t(S_j)/∂z_j from the model, exact from the final G."""
+
+    @staticmethod
+    def forward(ctx, z, pix, num_pixels, dist, tconorm, shape, shift, p):  # type: ignore[override]
+        fns = torch_model()
+        d, s, f = fns["evaluate"](dist, z.double(), shape, shift)
+        g = torch.zeros(num_pixels, dtype=torch.float64, device=z.device).index_add(
+            0, pix, fns["term"](tconorm, d, s, p)
+        )
+        ctx.save_for_backward(fns["pair_gradient"](tconorm, g[pix], d, s, f, p), pix)
+        return fns["alpha"](tconorm, g, p).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        pair_gradient, pix = ctx.saved_tensors
+        return (grad.double()[pix] * pair_gradient).to(grad.dtype), *([None] * 7)
+
+
+def _family(s: RasterSettings) -> tuple[int, float, float]:
+    """(distribution code, shape, shift) of the model's coverage."""
+    return DISTRIBUTIONS[s.distribution].code, float(s.dist_shape or 0.0), float(s.dist_shift or 0.0)
+
+
+def _coverage(z: torch.Tensor, s: RasterSettings) -> torch.Tensor:
+    """D of every pair from its z (differentiable)."""
+    if s.softras_coverage:
+        return torch.sigmoid(z)
+    return _Coverage.apply(z, *_family(s))
+
+
+def _log_coverage(z: torch.Tensor, s: RasterSettings) -> torch.Tensor:
+    """log D of every pair (the softmax's weights); 0 for ``hard``."""
+    if s.dist_func == "hard":
+        return torch.zeros_like(z)
+    if s.softras_coverage:
+        return torch.nn.functional.logsigmoid(z)
+    return _LogCoverage.apply(z, *_family(s))
+
+
+def _alpha(
+    z: torch.Tensor, pix: torch.Tensor, face: torch.Tensor, zeros: torch.Tensor, num_faces: int, s: RasterSettings
+) -> torch.Tensor:
+    """Alpha [P] of the kept pairs' z [N] at pixels pix [N] (faces face [N])."""
     dtype = zeros.dtype
-    if s.aggr_func_alpha == "prod":
-        if s.dist_func == "hard":
-            return (zeros.index_add(0, pix, torch.ones_like(x)) > 0).to(dtype)
+    if s.dist_func == "hard":  # D ∈ {0, 1}: every aggregation but 'sum' is "any face"
+        if s.aggr_func_alpha == "sum":
+            return zeros.index_add(0, pix, torch.ones_like(z)) / num_faces
+        return (zeros.index_add(0, pix, torch.ones_like(z)) > 0).to(dtype)
+    if s.aggr_func_alpha == "prod" and s.softras_coverage:
         # log(1 - D) = logsigmoid(-x): stable where D rounds to 1.
-        return -torch.expm1(zeros.index_add(0, pix, torch.nn.functional.logsigmoid(-x)))
+        return -torch.expm1(zeros.index_add(0, pix, torch.nn.functional.logsigmoid(-z)))
     if s.aggr_func_alpha == "sum":
-        return zeros.index_add(0, pix, torch.sigmoid(x)) / num_faces
-    return (zeros.index_add(0, pix, (torch.sigmoid(x) > 0.5).to(dtype)) > 0).to(dtype)  # hard
+        return zeros.index_add(0, pix, _coverage(z, s)) / num_faces
+    if s.aggr_func_alpha == "hard":
+        return (zeros.index_add(0, pix, (_coverage(z, s) > 0.5).to(dtype)) > 0).to(dtype)
+    if s.aggr_func_alpha == "max":
+        d = _coverage(z, s)
+        with torch.no_grad():  # the largest D of each pixel, ties to the lowest face
+            best = torch.zeros_like(zeros).scatter_reduce(0, pix, d.detach(), reduce="amax", include_self=True)
+            at_max = d.detach() == best[pix]
+            big = torch.full(zeros.shape, torch.iinfo(torch.long).max, device=zeros.device)
+            first = big.scatter_reduce(0, pix, torch.where(at_max, face, big[pix]), reduce="amin", include_self=True)
+            winner = (at_max & (face == first[pix])).nonzero().squeeze(1)
+        return zeros.index_put((pix[winner],), d[winner])
+    code = AlphaAggregation[s.aggr_func_alpha.upper()]
+    dist = DISTRIBUTIONS["logistic"].code if s.softras_coverage else DISTRIBUTIONS[s.distribution].code
+    _, shape, shift = _family(s) if not s.softras_coverage else (0, 0.0, 0.0)
+    return _TConormAlpha.apply(z, pix, zeros.shape[0], dist, int(code), shape, shift, float(s.t_conorm_p or 0.0))
 
 
 def _pair_values(
@@ -271,7 +372,7 @@ def _render_chunk(
     w, x, face, pix = w[idx], x[idx], pair_face[idx], pair_pix[idx]
 
     zeros = torch.zeros(num_pixels, dtype=dtype, device=device)
-    alpha = _alpha(x, pix, zeros, want.num_faces, s)
+    alpha = _alpha(x, pix, face, zeros, want.num_faces, s)
     num_values = want.num_surface + want.num_vertex + int(want.depth)
     if num_values == 0 and not want.zbuffer:
         return alpha[:, None], None
@@ -323,7 +424,7 @@ def _render_chunk(
     values = _pair_values(surface, vertex, face_c, w_clip[sel], zp, want)
     bg = torch.tensor(want.background + (0.0,) * int(want.depth), dtype=dtype, device=device)
     if s.aggr_func_rgb == "softmax":
-        log_d = torch.zeros_like(zp) if s.dist_func == "hard" else torch.nn.functional.logsigmoid(x[sel])
+        log_d = _log_coverage(x[sel], s)
         out = _softmax(values, log_d, zp, pix_c, bg, zeros, s)
     else:  # z-buffer: the winner's values, else the background
         out = bg.expand(num_pixels, num_values).index_put((pix_c[winner],), values[winner])

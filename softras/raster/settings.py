@@ -17,13 +17,23 @@ from .._validation import (
     check_sigma,
     image_hw,
 )
+from . import model
 from .contract import AlphaAggregation, DistFunc, RgbAggregation
 
-__all__ = ["ALPHA_AGGREGATIONS", "DIST_FUNCS", "RGB_AGGREGATIONS", "TEXTURE_TYPES", "RasterSettings"]
+__all__ = [
+    "ALPHA_AGGREGATIONS",
+    "DISTRIBUTIONS",
+    "DIST_FUNCS",
+    "RGB_AGGREGATIONS",
+    "TEXTURE_TYPES",
+    "RasterSettings",
+]
 
 DIST_FUNCS = tuple(m.name.lower() for m in DistFunc)
 RGB_AGGREGATIONS = tuple(m.name.lower() for m in RgbAggregation)
-ALPHA_AGGREGATIONS = tuple(m.name.lower() for m in AlphaAggregation)
+ALPHA_AGGREGATIONS = (*(m.name.lower() for m in AlphaAggregation), "probabilistic")
+"""``hard``, ``sum``, ``prod`` and every T-conorm of the model (``probabilistic`` is ``prod``)."""
+DISTRIBUTIONS = model.DISTRIBUTION_NAMES
 TEXTURE_TYPES = ("surface", "vertex")
 
 
@@ -53,18 +63,32 @@ class RasterSettings:
             (they still add coverage to alpha).
         fill_back: double-sided faces, i.e. back-facing triangles also contribute colour.
         eps: background "depth" in the softmax: the background weight is exp(eps / gamma).
-        sigma_val: sharpness σ of the coverage sigmoid D = sigmoid(sign * d² / σ).
-        dist_func: ``'hard'`` (D ∈ {0, 1}), ``'barycentric'`` (d = min barycentric) or
-            ``'euclidean'`` (d = screen distance to the triangle).
-        dist_eps: coverage below which a (pixel, face) pair is culled; sets
-            θ = σ·log(1/dist_eps − 1), the squared cull radius.
+        sigma_val: scale σ of the coverage: D = F(sign·x/σ), sign = +1 strictly inside the face,
+            x = d² (``squared_distance``) or d; SoftRas's D = sigmoid(sign·d²/σ) by default.
+        dist_func: the distance d: ``'hard'`` (D ∈ {0, 1}, the closed triangle),
+            ``'barycentric'`` (d = min barycentric) or ``'euclidean'`` (screen distance to the
+            triangle).
+        dist_eps: coverage below which a (pixel, face) pair is culled: pairs further outside
+            than the distance where D falls to dist_eps (:func:`softras.raster.model.cull_z`;
+            θ = σ·log(1/dist_eps − 1) for SoftRas's logistic on d²).
         gamma_val: temperature γ of the depth softmax.
         aggr_func_rgb: ``'hard'`` (z-buffer) or ``'softmax'``.
-        aggr_func_alpha: ``'hard'``, ``'sum'`` (mean of D) or ``'prod'`` (1 − Π(1 − D)).
+        aggr_func_alpha: ``'hard'``, ``'sum'`` (mean of D), ``'prod'`` (1 − Π(1 − D), also
+            called ``'probabilistic'``) or a T-conorm of :data:`softras.raster.model.T_CONORMS`
+            (``'max'``, ``'einstein'``, ``'hamacher'``, ``'frank'``, ``'yager'``,
+            ``'aczel_alsina'``, ``'dombi'``, ``'schweizer_sklar'``); see docs/families.md.
         texture_type: ``'surface'`` (R×R texels per face) or ``'vertex'`` (3 colours per face);
             used by the original's entry points, which pass colours as ``textures``.
         with_depth: also aggregate the soft depth (see :class:`~softras.raster.contract.RasterResult`).
         with_zbuffer: also compute the z-buffer's face id, barycentrics and depth.
+        distribution: the coverage distribution F (GenDR's families, :data:`DISTRIBUTIONS`):
+            ``'logistic'`` (SoftRas, the default), ``'uniform'``, ``'gaussian'``, ...;
+            ``'heaviside'`` is ``dist_func='hard'``.
+        squared_distance: x = d² (True, SoftRas) or d (False, GenDR's default).
+        dist_shape: the shape of ``'gamma'`` / ``'gamma_rev'`` (required there, > 0).
+        dist_shift: the shift of the one-sided families (exponential, gamma, levy and their
+            ``_rev`` forms), in units of σ; None is 0.
+        t_conorm_p: the parameter of the parametrised T-conorms (see each one's range).
     """
 
     image_height: int = 256
@@ -83,6 +107,11 @@ class RasterSettings:
     texture_type: str = "surface"
     with_depth: bool = False
     with_zbuffer: bool = False
+    distribution: str = "logistic"
+    squared_distance: bool = True
+    dist_shape: float | None = None
+    dist_shift: float | None = None
+    t_conorm_p: float | None = None
     # Derived, filled by __post_init__.
     cull_threshold: float = field(init=False, repr=False)
 
@@ -97,7 +126,7 @@ class RasterSettings:
             raise ValueError(f"near/far: expected finite near < far, got near={self.near}, far={self.far}")
         object.__setattr__(self, "near", near)
         object.__setattr__(self, "far", far)
-        for name in ("fill_back", "with_depth", "with_zbuffer"):
+        for name in ("fill_back", "with_depth", "with_zbuffer", "squared_distance"):
             object.__setattr__(self, name, check_bool(name, getattr(self, name)))
         object.__setattr__(self, "eps", check_number("eps", self.eps))
         object.__setattr__(self, "sigma_val", check_sigma("sigma_val", self.sigma_val))
@@ -107,7 +136,30 @@ class RasterSettings:
         check_choice("aggr_func_rgb", self.aggr_func_rgb, RGB_AGGREGATIONS)
         check_choice("aggr_func_alpha", self.aggr_func_alpha, ALPHA_AGGREGATIONS)
         check_choice("texture_type", self.texture_type, TEXTURE_TYPES)
-        object.__setattr__(self, "cull_threshold", self.sigma_val * math.log(1.0 / self.dist_eps - 1.0))
+        check_choice("distribution", self.distribution, DISTRIBUTIONS)
+        if self.aggr_func_alpha == "probabilistic":
+            object.__setattr__(self, "aggr_func_alpha", "prod")
+        for name in ("dist_shape", "dist_shift", "t_conorm_p"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_number(name, getattr(self, name)))
+        if self.distribution == "heaviside":
+            object.__setattr__(self, "dist_func", "hard")
+        model.check_family(self.distribution, self.dist_shape, self.dist_shift, self.aggr_func_alpha, self.t_conorm_p)
+        object.__setattr__(self, "cull_threshold", self._cull_threshold())
+
+    @property
+    def softras_coverage(self) -> bool:
+        """Whether the coverage is SoftRas's own, D = sigmoid(sign·d²/σ) (or the hard test): the
+        kernels' dedicated path, whose numbers the original's scripts keep."""
+        return self.dist_func == "hard" or (self.distribution == "logistic" and self.squared_distance)
+
+    def _cull_threshold(self) -> float:
+        """θ: pairs outside a face whose squared distance reaches θ are culled (D <= dist_eps)."""
+        if self.softras_coverage:
+            return self.sigma_val * math.log(1.0 / self.dist_eps - 1.0)
+        z = model.cull_z(self.distribution, self.dist_eps, self.dist_shape or 0.0, self.dist_shift or 0.0)
+        reach = max(-z, 0.0) * self.sigma_val  # x at the cull point
+        return reach if self.squared_distance else reach * reach
 
     @property
     def cull_radius(self) -> float:

@@ -107,6 +107,20 @@ def _t(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     return op
 
 
+def _torch_where(c: Any, a: Any, b: Any) -> Any:
+    """``torch.where`` that takes a Python bool (a parameter test) and Python numbers (as float64,
+    or the other side's dtype)."""
+    if not isinstance(c, torch.Tensor):
+        return a if c else b
+    like = a if isinstance(a, torch.Tensor) else b if isinstance(b, torch.Tensor) else None
+    dtype = like.dtype if like is not None else torch.float64
+    if not isinstance(a, torch.Tensor):
+        a = torch.tensor(a, dtype=dtype, device=c.device)
+    if not isinstance(b, torch.Tensor):
+        b = torch.tensor(b, dtype=dtype, device=c.device)
+    return torch.where(c, a, b)
+
+
 TORCH = _namespace(
     "softras_model_torch",
     {
@@ -125,8 +139,8 @@ TORCH = _namespace(
         "abs": _t(torch.abs),
         "minimum": _t(torch.minimum),
         "maximum": _t(torch.maximum),
-        "where": lambda c, a, b: torch.where(c, a, b),
-        "both": lambda a, b: a & b,
+        "where": lambda c, a, b: _torch_where(c, a, b),
+        "both": lambda a, b: a & b if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor) else a and b,
     },
 )
 """Tensors, elementwise (the reference backend)."""
