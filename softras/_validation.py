@@ -24,6 +24,7 @@ __all__ = [
     "check_choice",
     "check_dist_eps",
     "check_finite",
+    "check_float_dtype",
     "check_gamma",
     "check_not_meta",
     "check_number",
@@ -266,6 +267,13 @@ def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def check_float_dtype(dtype: object, name: str = "dtype") -> torch.dtype:
+    """Check that ``dtype`` is a floating :class:`torch.dtype`."""
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"{name}: expected a floating torch.dtype, got {dtype!r}")
+    return dtype
 
 
 def resolve_device(device: str | torch.device | None, name: str = "device") -> torch.device:

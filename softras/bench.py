@@ -44,8 +44,8 @@ from typing import Any
 
 import torch
 
+from softras._errors import UsageError
 from softras._validation import resolve_device
-from softras.apps import UsageError
 from softras.mesh import Mesh
 from softras.raster import BACKENDS, RasterSettings, available_backends, rasterize
 from softras.raster.reference import count_box_pairs

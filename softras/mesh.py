@@ -304,12 +304,13 @@ class Mesh:
             dtype: floating dtype of vertices and textures (trimesh holds float64; default float32).
             device: where the tensors go (default CPU).
         """
-        from .interop import mesh_from_trimesh
+        from .io.trimesh_mesh import trimesh_to_tensors
 
-        return mesh_from_trimesh(
+        vertices, faces, textures, r = trimesh_to_tensors(
             mesh, texture_res=texture_res, texture_type=texture_type, normalization=normalization,
             dtype=dtype, device=device,
         )  # fmt: skip
+        return cls(vertices, faces, textures, texture_res=r, texture_type=texture_type)
 
     def to_trimesh(self, index: int = 0, *, surface: str = "auto") -> trimesh.Trimesh:
         """Item ``index`` of the batch as a ``trimesh.Trimesh`` (detached, float64 positions).
@@ -326,9 +327,23 @@ class Mesh:
         Vertex textures become vertex colours. trimesh stores colours as 8 bits per channel.
         See :mod:`softras.interop` for the details.
         """
-        from .interop import mesh_to_trimesh
+        from .io.trimesh_mesh import SURFACE_TO_TRIMESH, tensors_to_trimesh
 
-        return mesh_to_trimesh(self, index, surface)
+        check_choice("surface", surface, SURFACE_TO_TRIMESH)
+        if isinstance(index, bool) or not isinstance(index, int) or not -self.batch_size <= index < self.batch_size:
+            b = self.batch_size
+            raise IndexError(f"index: expected an int in [-{b}, {b}) for a batch of {b}, got {index!r}")
+        faces = self.faces[index].detach().cpu().long().numpy()
+        n_v = self.vertices.shape[1]
+        outside = (faces < 0) | (faces >= n_v)
+        if outside.any():
+            face = int(np.flatnonzero(outside.any(axis=1))[0])
+            raise ValueError(
+                f"faces: face {face} of item {index} has vertex index {int(faces[face][outside[face]][0])}, outside "
+                f"[0, {n_v}) (trimesh would read a negative index from the end)"
+            )
+        return tensors_to_trimesh(self.vertices[index], self.faces[index], self.textures[index], self.texture_type,
+                                  surface)
 
     @classmethod
     def from_pytorch3d(
@@ -347,10 +362,26 @@ class Mesh:
         texels), ``TexturesUV`` surface textures of ``texture_res`` sampled at the texel centres.
         ``dtype`` / ``device`` default to the vertices'; the autograd graph is kept.
         """
-        from .interop import mesh_from_pytorch3d
+        from ._pytorch3d import pytorch3d_items
 
-        return mesh_from_pytorch3d(meshes, texture_res=texture_res, texture_type=texture_type, dtype=dtype,
-                                   device=device)
+        items = pytorch3d_items(meshes, texture_res=texture_res, texture_type=texture_type, dtype=dtype,
+                                device=device)
+        sizes = {(m.vertices.shape[0], m.faces.shape[0], m.texture_res) for m in items}
+        if len(sizes) != 1:
+            counts = ", ".join(f"{m.vertices.shape[0]}/{m.faces.shape[0]}" for m in items[:4])
+            counts += ", ..." if len(items) > 4 else ""
+            raise ValueError(
+                "meshes: a softras Mesh batch needs equal vertex and face counts, got vertices/faces "
+                f"{counts}; use softras.interop.meshes_from_pytorch3d(meshes) for a list of meshes"
+            )
+        textures = None if items[0].textures is None else torch.cat([m.textures[None] for m in items])
+        return cls(
+            torch.cat([m.vertices[None] for m in items]),
+            torch.cat([m.faces[None] for m in items]),
+            textures,
+            texture_res=items[0].texture_res,
+            texture_type=items[0].texture_type,
+        )
 
     def to_pytorch3d(self) -> Any:
         """The batch as a PyTorch3D ``Meshes`` (``TexturesVertex`` or ``TexturesAtlas``), graph kept.
@@ -358,9 +389,9 @@ class Mesh:
         Raises:
             ImportError: PyTorch3D is not installed.
         """
-        from .interop import meshes_to_pytorch3d
+        from ._pytorch3d import items_to_pytorch3d
 
-        return meshes_to_pytorch3d(self)
+        return items_to_pytorch3d([self])
 
     def voxelize(self, voxel_size: int = 32) -> torch.Tensor:
         """[B, N, N, N] occupancy of the mesh (coordinates in [-0.5, 0.5]^3 fill the grid)."""

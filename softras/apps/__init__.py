@@ -28,11 +28,9 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from softras._errors import UsageError
+
 __all__ = ["Command", "UsageError", "discover_commands"]
-
-
-class UsageError(ValueError):
-    """Bad user input detected by an app (reported by the CLI without a traceback)."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from softras import __version__
 from softras.apps import Command, UsageError
 from softras.apps.figures import label
 from softras.cameras import from_angles, image_hw
+from softras.io.images import DEFAULT_GIF_FPS, Color, as_images, composite, save_gif
 from softras.lighting import AmbientLighting, DirectionalLighting, Lighting
 from softras.mesh import Mesh
 from softras.progress import progress as progress_bar
@@ -78,14 +79,12 @@ DEFAULT_BATCH = 8
 SWEEP_AZIMUTH = 20.0
 #: Number of sweep frames in the contact sheet ``sweep_strip.png``.
 STRIP_FRAMES = 5
-TURNTABLE_FPS = 20.0
+TURNTABLE_FPS = DEFAULT_GIF_FPS
 SWEEP_FPS = 8.0
 #: Pictures are rendered at this many times their size per side and averaged down (anti-aliasing).
 SUPERSAMPLE = 2
 #: The original's viewing angle (half field of view, degrees) of ``camera_mode='look_at'``.
 VIEWING_ANGLE = 30.0
-
-Color = Sequence[float]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,27 +363,6 @@ def render_sigma_gamma_sweep(
 # ---------------------------------------------------------------------------------------------
 # images
 # ---------------------------------------------------------------------------------------------
-def composite(frames: torch.Tensor | np.ndarray, background: Color = (1.0, 1.0, 1.0)) -> np.ndarray:
-    """RGBA ``[N, 4, S, S]`` (or RGB ``[N, 3, S, S]``) in [0, 1] -> uint8 ``[N, S, S, 3]`` over ``background``.
-
-    A single image ``[C, S, S]`` is accepted too (returns ``[1, S, S, 3]``).
-    """
-    x = torch.as_tensor(frames).detach().float().cpu()
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[1] not in (3, 4):
-        raise ValueError(f"frames: expected shape [N, 4, S, S] or [N, 3, S, S], got {tuple(x.shape)}")
-    bg = torch.tensor([float(c) for c in background], dtype=torch.float32)
-    if bg.shape != (3,):
-        raise ValueError(f"background: expected 3 numbers (r, g, b), got {background!r}")
-    rgb = x[:, :3].clamp(0, 1)
-    if x.shape[1] == 4:
-        alpha = x[:, 3:4].clamp(0, 1)
-        rgb = rgb * alpha + bg[None, :, None, None] * (1 - alpha)
-    out = (rgb * 255 + 0.5).clamp(0, 255).to(torch.uint8)
-    return out.permute(0, 2, 3, 1).contiguous().numpy()
-
-
 def _annotate(images: np.ndarray, labels: Sequence[str], background: Color) -> np.ndarray:
     """Add a band with ``labels[i]`` under image ``i`` (skipped for images under 64 px wide)."""
     w = images.shape[2]
@@ -397,43 +375,6 @@ def _annotate(images: np.ndarray, labels: Sequence[str], background: Color) -> n
 def _sweep_labels(sigmas: Sequence[float], gammas: Sequence[float]) -> list[str]:
     # ASCII names: Pillow's default font has no Greek letters.
     return [f"sigma={s:.0e}, gamma={g:.0e}".replace("e-0", "e-") for s, g in zip(sigmas, gammas, strict=True)]
-
-
-def save_gif(
-    frames: torch.Tensor | np.ndarray,
-    path: str | os.PathLike,
-    fps: float = TURNTABLE_FPS,
-    background: Color = (1.0, 1.0, 1.0),
-) -> Path:
-    """Write frames as an animated GIF that loops forever.
-
-    Args:
-        frames: RGBA ``[N, 4, S, S]`` or RGB ``[N, 3, S, S]`` floats in [0, 1] (alpha is composited
-            over ``background``), or uint8 ``[N, S, S, 3]`` images as made by :func:`composite`.
-        path: output file (``.gif``).
-        fps: frames per second (GIF timing has 10 ms resolution).
-        background: RGB in [0, 1] behind transparent pixels.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-    """
-    import imageio.v3 as iio
-
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps: expected a positive number, got {fps!r}")
-    images = _as_images(frames, background)
-    path = Path(path)
-    # Pillow merges identical consecutive frames; duration is per frame in milliseconds.
-    iio.imwrite(path, images, extension=".gif", duration=1000.0 / fps, loop=0)
-    return path
-
-
-def _as_images(frames: torch.Tensor | np.ndarray, background: Color) -> np.ndarray:
-    if isinstance(frames, np.ndarray) and frames.dtype == np.uint8:
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames: expected uint8 images [N, H, W, 3], got shape {frames.shape}")
-        return frames
-    return composite(frames, background)
 
 
 def save_strip(
@@ -450,7 +391,7 @@ def save_strip(
     """
     from PIL import Image
 
-    images = _as_images(frames, background)
+    images = as_images(frames, background)
     n = len(images)
     idx = sorted({round(float(i)) for i in np.linspace(0, n - 1, min(count, n))})
     h, w = images.shape[1:3]

@@ -16,8 +16,9 @@ import torch
 
 from softras._memory import check_texels
 from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_shape
-from softras.io.obj import check_load_dtype, fspath_arg, load_obj, nonfinite_rows, save_obj
-from softras.io.texture import clip_colors, surface_textures_from_vertex_colors
+from softras.io.obj import check_load_dtype, fspath_arg, load_obj, nonfinite_rows, normalize_vertices, save_obj
+from softras.io.texture import check_texture_res, clip_colors, surface_textures_from_vertex_colors
+from softras.io.trimesh_mesh import trimesh_textures
 
 if TYPE_CHECKING:
     import trimesh
@@ -48,26 +49,9 @@ class LoadedMesh:
     texture_type: str
 
 
-def _check_res(texture_res: int) -> int:
-    if isinstance(texture_res, bool) or not isinstance(texture_res, (int, np.integer)):
-        raise TypeError(f"texture_res: expected an integer, got {type(texture_res).__name__}")
-    if texture_res < 1:
-        raise ValueError(f"texture_res: expected an integer >= 1, got {texture_res}")
-    return int(texture_res)
-
-
 def _obj_has_mtllib(path: str) -> bool:
     with open(path, encoding="utf-8", errors="replace") as fh:
         return any(line.split()[:1] == ["mtllib"] for line in fh)
-
-
-def _normalize(vertices: torch.Tensor) -> torch.Tensor:
-    v = vertices - vertices.min(0)[0][None, :]
-    scale = v.abs().max()
-    if float(scale) > 0:
-        v = v / scale
-    v = v * 2
-    return v - v.max(0)[0][None, :] / 2
 
 
 def _reason(exc: BaseException) -> str:
@@ -173,8 +157,6 @@ def _read_trimesh(path: str) -> trimesh.Trimesh:
 def _load_trimesh(path: str, texture_res: int, texture_type: str, dtype: torch.dtype) -> LoadedMesh:
     import trimesh
 
-    from softras.interop import trimesh_textures
-
     if path.lower().endswith((".gltf", ".glb")):
         _warn_missing_gltf_images(path)
 
@@ -228,7 +210,7 @@ def load_mesh(
             coordinate that overflows ``dtype``.
     """
     check_choice("texture_type", texture_type, _TEXTURE_TYPES)
-    r = _check_res(texture_res)
+    r = check_texture_res(texture_res)
     dtype = check_load_dtype(dtype)
     p = fspath_arg("path", path)
     ext = os.path.splitext(p)[1].lower()
@@ -253,7 +235,7 @@ def load_mesh(
     else:
         mesh = _load_trimesh(p, r, texture_type, dtype)
     if normalization:
-        mesh.vertices = _normalize(mesh.vertices)
+        mesh.vertices = normalize_vertices(mesh.vertices)
     return mesh
 
 

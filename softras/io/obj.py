@@ -59,6 +59,16 @@ def check_load_dtype(dtype: object) -> torch.dtype:
     return dtype
 
 
+def normalize_vertices(vertices: torch.Tensor) -> torch.Tensor:
+    """``[V, 3]`` vertices shifted and scaled into ``[-1, 1]`` (the ``normalization`` of :func:`load_obj`)."""
+    v = vertices - vertices.min(0)[0][None, :]
+    scale = v.abs().max()
+    if float(scale) > 0:
+        v = v / scale
+    v = v * 2
+    return v - v.max(0)[0][None, :] / 2
+
+
 def nonfinite_rows(values: torch.Tensor) -> np.ndarray:
     """Indices of the rows of a 2-D CPU tensor that hold NaN or Inf."""
     if values.dtype in (torch.float32, torch.float64):
@@ -545,12 +555,7 @@ def load_obj(
         textures = torch.from_numpy(_vertex_colors(path, data)).to(dtype)
 
     if normalization:
-        vertices = vertices - vertices.min(0)[0][None, :]
-        scale = vertices.abs().max()
-        if float(scale) > 0:
-            vertices = vertices / scale
-        vertices = vertices * 2
-        vertices = vertices - vertices.max(0)[0][None, :] / 2
+        vertices = normalize_vertices(vertices)
 
     if load_texture:
         return vertices, faces, textures

@@ -59,7 +59,8 @@ def clip_colors(name: str, colors: torch.Tensor) -> torch.Tensor:
     return colors
 
 
-def _check_res(texture_res: int) -> int:
+def check_texture_res(texture_res: int) -> int:
+    """``texture_res`` (R, texels per triangle side) checked to be an integer >= 1, as an ``int``."""
     if isinstance(texture_res, bool) or not isinstance(texture_res, (int, np.integer)):
         raise TypeError(f"texture_res: expected an integer, got {type(texture_res).__name__}")
     if texture_res < 1:
@@ -77,7 +78,7 @@ def texel_barycentrics(texture_res: int, dtype: torch.dtype = torch.float32) -> 
     Returns:
         ``[R*R, 3]`` tensor ``(w0, w1, w2)`` per texel, rows summing to 1, in texel order.
     """
-    r = _check_res(texture_res)
+    r = check_texture_res(texture_res)
     i = torch.arange(r * r, dtype=torch.float64)
     w_y = torch.div(i, r, rounding_mode="floor")
     w_x = i - w_y * r
@@ -141,7 +142,7 @@ def sample_surface_textures(
         ``[F, R*R, 3]`` float tensor, on the device and of the dtype of ``image``
         (float32 for integer images).
     """
-    r = _check_res(texture_res)
+    r = check_texture_res(texture_res)
     img = _image_to_float(image)
     uvs = as_float_tensor("face_uvs", face_uvs, device=img.device, dtype=img.dtype)
     check_shape("face_uvs", uvs, ("F", 3, 2))
@@ -261,7 +262,7 @@ def surface_textures_from_vertex_colors(
     Returns:
         ``[F, R*R, C]`` surface textures (differentiable w.r.t. ``vertex_colors``).
     """
-    r = _check_res(texture_res)
+    r = check_texture_res(texture_res)
     cols = as_float_tensor("vertex_colors", vertex_colors)
     check_shape("vertex_colors", cols, ("V", "C"))
     f = as_index_tensor("faces", faces, device=cols.device).long()

@@ -35,6 +35,7 @@ from .contract import (
     kernel_params,
     pixel_centers,
 )
+from .first_order import first_order_only
 from .settings import RasterSettings
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
@@ -155,6 +156,7 @@ class _RasterizeCPU(torch.autograd.Function):
         ctx.prep = prep
         ctx.state = (state, values, winner)
         ctx.rgba = rgba
+        ctx.inputs = (face_vertices, surface, vertex)  # for first_order_only (not read by the kernels)
         if rgba:
             alpha = np.empty((0, 1, h, w), dtype=dt)
         outs = tuple(torch.from_numpy(a) for a in (channels, alpha, depth, winner, bary, hard_depth))
@@ -206,15 +208,14 @@ class _RasterizeCPU(torch.autograd.Function):
                 _flat(grad_s),
                 _flat(grad_a),
             )
-        return (
+        grads = (
             torch.from_numpy(grad_v) if need_v else None,
             torch.from_numpy(grad_s) if need_s else None,
             torch.from_numpy(grad_a) if need_a else None,
-            None,
-            None,
-            None,
-            None,
         )
+        # A second derivative through the kernel would be wrong: make it raise instead.
+        grads = first_order_only("cpu", grads, (*ctx.inputs, grad_channels, grad_alpha, grad_depth))
+        return (*grads, None, None, None, None)
 
 
 def _check_call(fv: torch.Tensor, tile: int) -> None:

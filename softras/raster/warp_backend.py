@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
-from torch.autograd.function import once_differentiable
 
 try:
     import warp as wp
@@ -60,6 +59,7 @@ from .contract import (
     pixel_centers,
     pixel_ranges,
 )
+from .first_order import first_order_only
 from .settings import RasterSettings
 
 __all__ = ["DEFAULT_TILE", "rasterize", "rasterize_warp"]
@@ -328,6 +328,7 @@ class _RasterizeWarp(torch.autograd.Function):
             # Distinct placeholders (not asked for; the entry point returns None for them).
             face_id, bary, hard_depth = (face_vertices.new_empty(0) for _ in range(3))
         ctx.prep = prep
+        ctx.inputs = (face_vertices, surface, vertex)  # for first_order_only (not read by the kernels)
         # Saved as returned when the dtypes agree, so that in-place changes to the outputs are caught.
         ctx.save_for_backward(
             channels if channels.dtype == fwd.channels.dtype else fwd.channels,
@@ -339,7 +340,6 @@ class _RasterizeWarp(torch.autograd.Function):
         return channels, alpha, depth, face_id, bary, hard_depth
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_channels, grad_alpha, grad_depth, *_):  # type: ignore[override]
         saved = ctx.saved_tensors
         needs = tuple(bool(x) for x in ctx.needs_input_grad[:3])
@@ -347,7 +347,10 @@ class _RasterizeWarp(torch.autograd.Function):
             return None, None, None, None
         prep: _Prepared = ctx.prep
         with_depth = saved[1] is not None
-        grads = prep.backward(saved, grad_channels, grad_alpha, grad_depth if with_depth else None, needs)
+        with torch.no_grad():
+            grads = prep.backward(saved, grad_channels, grad_alpha, grad_depth if with_depth else None, needs)
+        # A second derivative through the kernels would be wrong: make it raise instead.
+        grads = first_order_only("warp", grads, (*ctx.inputs, grad_channels, grad_alpha, grad_depth))
         return (*grads, None)
 
 

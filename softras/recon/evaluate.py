@@ -102,8 +102,8 @@ def _export_examples(
     and the GIFs show input | network | refined."""
     import imageio.v3 as iio
 
-    from softras.apps.render import composite, save_gif
     from softras.io import save_mesh
+    from softras.io.images import composite, save_gif
 
     from .dataset_builder import make_data_renderer, render_views
 

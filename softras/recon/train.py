@@ -549,8 +549,8 @@ class Trainer:
                 buf.div_(self.dist.world_size)
 
     def _demo(self) -> None:
-        from softras.apps.render import composite
         from softras.io import save_obj
+        from softras.io.images import composite
 
         img, renders, vertices = self._last
         demo = self.out / "demo"
