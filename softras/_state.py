@@ -34,12 +34,16 @@ def plain(value: object) -> object:
     return value
 
 
-def check_state(owner: str, state: object, keys: tuple[str, ...]) -> Mapping[str, Any]:
-    """``state`` checked to be a mapping with exactly ``keys`` (an error names ``owner``)."""
-    if not isinstance(state, Mapping) or set(state) != set(keys):
+def check_state(
+    owner: str, state: object, keys: tuple[str, ...], defaults: Mapping[str, Any] | None = None
+) -> Mapping[str, Any]:
+    """``state`` checked to be a mapping with exactly ``keys`` (an error names ``owner``); keys of
+    ``defaults`` may be missing (settings added since the state was saved) and take those values."""
+    optional = set(defaults or {})
+    if not isinstance(state, Mapping) or not set(keys) - optional <= set(state) <= set(keys):
         got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
         raise ValueError(f"state_dict: {owner} expected settings {sorted(keys)}, got {got}")
-    return state
+    return {**(defaults or {}), **state}
 
 
 class SettingsState:
@@ -47,11 +51,12 @@ class SettingsState:
     saved in and loaded from ``state_dict``."""
 
     _state_attributes: tuple[str, ...] = ()
+    _state_defaults: Mapping[str, Any] = {}  # settings that a state saved before they existed lacks
 
     def get_extra_state(self) -> dict[str, object]:
         return {name: plain(getattr(self, name)) for name in self._state_attributes}
 
     def set_extra_state(self, state: object) -> None:
-        state = check_state(type(self).__name__, state, self._state_attributes)
+        state = check_state(type(self).__name__, state, self._state_attributes, self._state_defaults)
         for name in self._state_attributes:
             setattr(self, name, state[name])

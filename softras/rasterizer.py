@@ -22,7 +22,9 @@ _MODES = (None, "rgb", "silhouettes")
 class SoftRasterizer(SettingsState, nn.Module):
     """Soft rasterization of a (screen-space) mesh into [B, 4, S, S] RGBA images.
 
-    Arguments and defaults are the original's (see :class:`softras.raster.RasterSettings`);
+    Arguments and defaults are the original's (see :class:`softras.raster.RasterSettings`), plus
+    GenDR's coverage families (``distribution``, ``squared_distance``, ``dist_shape``,
+    ``dist_shift``, the T-conorms of ``aggr_func_alpha`` and ``t_conorm_p``; docs/families.md);
     ``anti_aliasing`` renders at 2S and average-pools 2×2. Attributes may be changed between
     calls (``sigma_val``, ``gamma_val``, ...); they are validated at every call. ``backend``
     picks the rasterization backend (``None``: the device's default).
@@ -34,7 +36,11 @@ class SoftRasterizer(SettingsState, nn.Module):
     _state_attributes = (
         "image_size", "background_color", "near", "far", "anti_aliasing", "fill_back", "eps", "sigma_val",
         "dist_func", "dist_eps", "gamma_val", "aggr_func_rgb", "aggr_func_alpha", "texture_type",
+        "distribution", "squared_distance", "dist_shape", "dist_shift", "t_conorm_p",
     )  # fmt: skip
+    _state_defaults = {  # GenDR's families, added after the first release
+        "distribution": "logistic", "squared_distance": True, "dist_shape": None, "dist_shift": None, "t_conorm_p": None,
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -54,6 +60,11 @@ class SoftRasterizer(SettingsState, nn.Module):
         texture_type: str = "surface",
         *,
         backend: str | None = None,
+        distribution: str = "logistic",
+        squared_distance: bool = True,
+        dist_shape: float | None = None,
+        dist_shift: float | None = None,
+        t_conorm_p: float | None = None,
     ) -> None:
         super().__init__()
         self.image_size = image_size
@@ -70,6 +81,11 @@ class SoftRasterizer(SettingsState, nn.Module):
         self.aggr_func_rgb = aggr_func_rgb
         self.aggr_func_alpha = aggr_func_alpha
         self.texture_type = texture_type
+        self.distribution = distribution
+        self.squared_distance = squared_distance
+        self.dist_shape = dist_shape
+        self.dist_shift = dist_shift
+        self.t_conorm_p = t_conorm_p
         self.backend = backend
         self.settings()  # validate now, not at the first render
 
@@ -96,6 +112,11 @@ class SoftRasterizer(SettingsState, nn.Module):
             aggr_func_rgb=self.aggr_func_rgb,
             aggr_func_alpha=self.aggr_func_alpha,
             texture_type=self.texture_type,
+            distribution=self.distribution,
+            squared_distance=self.squared_distance,
+            dist_shape=self.dist_shape,
+            dist_shift=self.dist_shift,
+            t_conorm_p=self.t_conorm_p,
         )
 
     def forward(self, mesh: Mesh, mode: str | None = None, *, vertex_light: torch.Tensor | None = None) -> torch.Tensor:

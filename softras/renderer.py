@@ -139,6 +139,10 @@ class SoftRenderer(_RendererBase):
     with it after rasterization, so it equals per-face-contribution shading wherever one face
     dominates a pixel (small γ). Vertex colours are lit per vertex either way, as in the original.
 
+    ``distribution``, ``squared_distance``, ``dist_shape``, ``dist_shift`` and ``t_conorm_p`` (not
+    in the original) choose GenDR's coverage families, as in :class:`SoftRasterizer`; the
+    defaults are SoftRas's.
+
     ``clip=True`` (not in the original) clips faces at the near plane and drops those wholly
     beyond the far plane before projection, as :func:`softras.render` does (see
     :mod:`softras.clipping`): geometry behind the camera then adds nothing, alpha included. The
@@ -181,6 +185,11 @@ class SoftRenderer(_RendererBase):
         backend: str | None = None,
         smooth_shading: bool = False,
         clip: bool = False,
+        distribution: str = "logistic",
+        squared_distance: bool = True,
+        dist_shape: float | None = None,
+        dist_shift: float | None = None,
+        t_conorm_p: float | None = None,
     ) -> None:
         super().__init__(
             (light_mode, light_intensity_ambient, light_color_ambient,
@@ -205,6 +214,11 @@ class SoftRenderer(_RendererBase):
             aggr_func_alpha,
             texture_type,
             backend=backend,
+            distribution=distribution,
+            squared_distance=squared_distance,
+            dist_shape=dist_shape,
+            dist_shift=dist_shift,
+            t_conorm_p=t_conorm_p,
         )
 
     def set_sigma(self, sigma: float) -> None:

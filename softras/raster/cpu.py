@@ -144,7 +144,7 @@ class _RasterizeCPU(torch.autograd.Function):
                 alpha = np.empty((b, 1, h, w), dtype=dt)
             depth = np.empty((b, 1, h, w) if p.with_depth else (0, 1, 1, 1), dtype=dt)
             # Every entry the backward reads is written by the forward kernel: no zero-fill.
-            state = np.empty((b, 3, h, w), dtype=np.float64)
+            state = np.empty((b, 4, h, w), dtype=np.float64)
             values = np.empty((b, nc + p.with_depth, h, w) if softmax else (0, 0, 1, 1), dtype=np.float64)
             winner = np.empty((b, h, w) if track_winner else (0, 1, 1), dtype=np.int64)
             bary = np.empty((b, 3, h, w) if zb else (0, 3, 1, 1), dtype=dt)

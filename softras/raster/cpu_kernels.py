@@ -49,6 +49,10 @@ from .contract import (
     texel_cell,
 )
 from .cpu_binning import face_range
+from .model import distributions as _distributions
+from .model import ops as _ops
+from .model import source_hash as _model_source_hash
+from .model import tconorms as _tconorms
 
 __all__ = ["G_ATTR", "Geometry", "backward", "forward", "prepare_faces", "reduce_faces"]
 
@@ -62,12 +66,29 @@ _JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
 _D_HARD, _D_BARY, _D_EUCLID = int(DistFunc.HARD), int(DistFunc.BARYCENTRIC), int(DistFunc.EUCLIDEAN)
 _RGB_HARD, _RGB_SOFTMAX = int(RgbAggregation.HARD), int(RgbAggregation.SOFTMAX)
 _A_HARD, _A_SUM, _A_PROD = int(AlphaAggregation.HARD), int(AlphaAggregation.SUM), int(AlphaAggregation.PROD)
+_A_MAX = int(AlphaAggregation.MAX)  # codes above it: the model's Archimedean T-conorms
 
 # Fields of the face tuple, from the contract's FaceConst layout.
 _INV, _XY, _INV_Z, _Z_OK = int(FaceConst.INV), int(FaceConst.XY), int(FaceConst.INV_Z), int(FaceConst.Z_OK)
 _EDGE, _ALT = int(FaceConst.INV_EDGE_LEN2), int(FaceConst.ALTITUDE2)
 
 _texel = njit(inline="always", **_JIT)(texel_cell)
+
+# The model's coverage distributions and T-conorms (softras.raster.model), compiled from their one
+# source: each leaf inlined into its dispatcher, each dispatcher one function the kernels call (so
+# a kernel's compile does not grow with the number of families). The dispatchers are compiled
+# only when a kernel is; a kernel loaded from the disk cache carries their code, and the model's
+# source hash, a closure value of every kernel, keys that cache.
+_inline = njit(inline="always", error_model="numpy")
+_MODEL = {
+    **_ops.bind(_distributions, _ops.numba_namespace(_inline), _inline),
+    **_ops.bind(_tconorms, _ops.numba_namespace(_inline), _inline),
+}
+_evaluate = njit(error_model="numpy")(_MODEL["evaluate"].py_func)
+_tc_term = njit(error_model="numpy")(_MODEL["term"].py_func)
+_tc_alpha = njit(error_model="numpy")(_MODEL["alpha"].py_func)
+_tc_pair_gradient = njit(error_model="numpy")(_MODEL["pair_gradient"].py_func)
+MODEL_KEY = _model_source_hash()
 
 
 class Geometry(NamedTuple):
@@ -143,6 +164,35 @@ def _sigmoid_pair(x, dist_id):  # pragma: no cover - compiled
     if x >= 0:
         return r, e * r
     return e * r, r
+
+
+@njit(inline="always", **_JIT)
+def _family_z(x, p):  # pragma: no cover - compiled
+    """z of the model's distribution from x = sign·d²/σ: x itself, or sign·d/σ (``squared`` 0)."""
+    if p.squared != 0:
+        return x
+    r = math.sqrt(abs(x) / p.sigma)
+    return r if x >= 0 else -r
+
+
+@njit(inline="always", **_JIT)
+def _family_dz_dx(z, p):  # pragma: no cover - compiled
+    """dz/dx for :func:`_family_z` (0 at d = 0, where d has no derivative)."""
+    if p.squared != 0:
+        return 1.0
+    return 0.5 / (p.sigma * abs(z)) if z != 0 else 0.0
+
+
+@njit(inline="always", **_JIT)
+def _pair_coverage(x, dist_id, p):  # pragma: no cover - compiled
+    """(D, 1 − D, dD/dz, z) of a kept pair: SoftRas's sigmoid of x (or the hard test), or the model's
+    distribution p.distribution at z (see :func:`_family_z`)."""
+    if p.distribution < 0:
+        d, one_minus_d = _sigmoid_pair(x, dist_id)
+        return d, one_minus_d, d * one_minus_d, x
+    z = _family_z(x, p)
+    d, one_minus_d, f = _evaluate(p.distribution, z, p.dist_shape, p.dist_shift)
+    return d, one_minus_d, f, z
 
 
 @njit(inline="always", **_JIT)
@@ -400,7 +450,7 @@ def _face_span(pr, b, f, ty0, ty1, tx0, tx1):  # pragma: no cover - compiled
 
 # Rows of the forward pass's per-pixel tile state; the softmax sums of the channels (then of
 # the depth) follow from S_SUM on.
-S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_C0, S_C1, S_C2, S_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_C0, S_C1, S_C2, S_ARG, S_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
 
 #: Attribute widths (Cs, Cv, with_depth) with a forward kernel of their own, compiled with the widths
@@ -413,6 +463,7 @@ _GENERIC = (-1, -1, -1)
 def _make_forward(widths: tuple[int, int, int]):
     """The forward kernel for attribute ``widths`` (Cs, Cv, with_depth), -1 entries read from ``p``."""
     fixed_cs, fixed_cv, fixed_nd = widths  # closure constants: Numba compiles them in
+    model_key = MODEL_KEY  # a closure value, so that a changed model recompiles the cached kernel
 
     @njit(parallel=True, **_JIT)
     def forward(  # pragma: no cover - compiled
@@ -431,15 +482,19 @@ def _make_forward(widths: tuple[int, int, int]):
                 channel. K = 1, or ``alpha`` is the [B, Cs + Cv + 1, H, W] array whose first
                 channels are ``channels`` (one RGBA image, as the original returns).
             depth (numpy.ndarray): [B, 1, H, W] (with_depth) in the input dtype, written.
-            state (numpy.ndarray): [B, 3, H, W] float64, written: the alpha accumulator (Π(1 - D) for
-                'prod', Σ D for 'sum', 0/1 for 'hard'); for softmax 1 / (D_top · denominator) and the
-                top element's depth, so that a pair's weight is D · state[1] · e^((state[2] - z)·inv_scale).
+            state (numpy.ndarray): [B, 4, H, W] float64, written: the alpha accumulator (Π(1 - D) for
+                'prod', Σ D for 'sum', 0/1 for 'hard', max D for 'max', G = Σ t(1 − D) for the other
+                T-conorms); for softmax 1 / (D_top · denominator) and the top element's depth, so that
+                a pair's weight is D · state[1] · e^((state[2] - z)·inv_scale); for 'max' the face
+                holding the largest D (state[3]).
             values (numpy.ndarray): [B, Cs + Cv + with_depth, H, W] float64 (softmax): the outputs
                 before rounding to the input dtype, for the backward.
             winner (numpy.ndarray): [B, H, W] int64 (hard RGB or with_zbuffer): the z-buffer face, or -1.
             barycentrics (numpy.ndarray): [B, 3, H, W] (with_zbuffer), written.
             hard_depth (numpy.ndarray): [B, 1, H, W] (with_zbuffer), written.
         """
+        if len(model_key) == 0:
+            return
         xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
         tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
         nb = fv.shape[0]
@@ -447,6 +502,7 @@ def _make_forward(widths: tuple[int, int, int]):
         w = xs.shape[0]
         dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
         sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
+        generic = p.distribution >= 0
         # compile-time widths where the kernel is specialised (see make_forward), else read at run time
         cs = p.num_surface if fixed_cs < 0 else fixed_cs
         cv = p.num_vertex if fixed_cv < 0 else fixed_cv
@@ -472,6 +528,8 @@ def _make_forward(widths: tuple[int, int, int]):
             if track_winner:
                 st[S_ZB] = math.inf
                 st[S_WIN] = -1.0
+            if alpha_id == _A_MAX:
+                st[S_ARG] = -1.0
             for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
                 f = geo.tile_faces[e]
                 fc = _load_face(fv, inv, b, f)
@@ -486,14 +544,20 @@ def _make_forward(widths: tuple[int, int, int]):
                             continue
                         i = row - ty0
                         j = col - tx0
-                        # e = e^-|x| gives D = sigmoid(x) and 1 - D with one exp and one division.
-                        d, one_minus_d = _sigmoid_pair(x, dist_id)
+                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, p)
                         if alpha_id == _A_PROD:
                             st[S_ACC, i, j] *= one_minus_d
                         elif alpha_id == _A_SUM:
                             st[S_ACC, i, j] += d
-                        elif dist_id == _D_HARD or x > 0:  # D > 0.5
-                            st[S_ACC, i, j] = 1.0
+                        elif alpha_id == _A_HARD:
+                            if dist_id == _D_HARD or (d > 0.5 if generic else x > 0):  # D > 0.5
+                                st[S_ACC, i, j] = 1.0
+                        elif alpha_id == _A_MAX:
+                            if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
+                                st[S_ACC, i, j] = d
+                                st[S_ARG, i, j] = f
+                        else:
+                            st[S_ACC, i, j] += _tc_term(alpha_id, d, one_minus_d, p.t_conorm_p)
                         if not colour_face:
                             continue
                         closed = _inside_closed(w0, w1, w2)
@@ -559,9 +623,13 @@ def _make_forward(widths: tuple[int, int, int]):
                         alpha[b, a_ch, row, col] = 1.0 - acc
                     elif alpha_id == _A_SUM:
                         alpha[b, a_ch, row, col] = acc / p.num_faces
-                    else:
+                    elif alpha_id == _A_HARD or alpha_id == _A_MAX:
                         alpha[b, a_ch, row, col] = acc
+                    else:
+                        alpha[b, a_ch, row, col] = _tc_alpha(alpha_id, acc, p.t_conorm_p)
                     state[b, 0, row, col] = acc
+                    if alpha_id == _A_MAX:
+                        state[b, 3, row, col] = st[S_ARG, i, j]
                     if softmax:
                         den = st[S_DEN, i, j]
                         for c in range(nsum):
@@ -615,232 +683,257 @@ def forward(geo, surface, vertex, background, p, *outputs):
     _FORWARDS.get(widths, _FORWARDS[_GENERIC])(geo, surface, vertex, background, p, *outputs)
 
 
-@njit(parallel=True, **_JIT)
-def backward(  # pragma: no cover - compiled
-    geo, surface, vertex, p, state, values, winner, grad_channels, grad_alpha, grad_depth, need, grad_entries
-):
-    """Per-entry gradients: grad_entries [E, 18 + T·Cs·need_s + 3·Cv·need_a] float64 (see the
-    G_* layout), every slot written (no zero-fill needed).
+def _make_backward():
+    """The backward kernel (a closure over the model's source hash, see :data:`MODEL_KEY`)."""
+    model_key = MODEL_KEY
 
-    ``need``: (face vertices, surface, vertex) need a gradient, and the upstream gradient of the
-    channels or depth is not all zero (else their pair terms are skipped), 0/1 each. grad_channels
-    [B, Cs + Cv, H, W], grad_alpha [B, 1, H, W], grad_depth [B, 1, H, W] (with_depth): the
-    upstream gradients; alpha's is the last channel of ``grad_alpha`` (which may be the RGBA
-    gradient, as in :func:`forward`). state, values, winner: from :func:`forward`.
-    """
-    xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
-    tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
-    nb = fv.shape[0]
-    h = ys.shape[0]
-    w = xs.shape[0]
-    nf = p.num_faces
-    dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
-    sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
-    cs, cv, r = p.num_surface, p.num_vertex, p.texture_res
-    nd = 1 if p.with_depth != 0 else 0
-    softmax = rgb_id == _RGB_SOFTMAX
-    need_v, need_s, need_a, need_values = need[0] != 0, need[1] != 0, need[2] != 0, need[3] != 0
-    g_surf = G_ATTR
-    g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
-    n_attr = grad_entries.shape[1] - G_ATTR
-    ga_ch = grad_alpha.shape[1] - 1
-    for task in prange(nb * nt):
-        job = _scatter(np.int64(task), np.int64(nb * nt), nb)
-        b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-        for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
-            f = geo.tile_faces[e]
-            fc = _load_face(fv, inv, b, f)
-            colour_face = p.fill_back != 0 or front[b, f]
-            g = grad_entries[e]
-            for k in range(n_attr):
-                g[G_ATTR + k] = 0.0  # the attribute slots accumulate; the vertex ones are stored once
-            # This entry's vertex-gradient terms, accumulated in registers, stored once below.
-            ginv0 = ginv1 = ginv2 = ginv3 = ginv4 = ginv5 = ginv6 = ginv7 = ginv8 = 0.0
-            gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
-            gz0 = gz1 = gz2 = 0.0
-            ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
-            for row in range(ra, rb + 1):
-                py = ys[row]
-                for col in range(ca, cb + 1):
-                    px = xs[col]
-                    w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
-                    if not keep:
-                        continue
-                    ga = np.float64(grad_alpha[b, ga_ch, row, col])
-                    gx = 0.0  # dL/dx
-                    d, one_minus_d = _sigmoid_pair(x, dist_id)
-                    if dist_id != _D_HARD:
-                        if alpha_id == _A_PROD:
-                            gx += ga * state[b, 0, row, col] * d  # dα/dx = Π(1 - D)·D
-                        elif alpha_id == _A_SUM:
-                            gx += ga * d * one_minus_d / nf
-                    gw0 = 0.0
-                    gw1 = 0.0
-                    gw2 = 0.0
-                    colour_ok = need_values and colour_face and (softmax or f == winner[b, row, col])
-                    if colour_ok:
-                        u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
-                        zp = 1.0 / inv_z
-                        colour_ok = zp >= depth_min and zp <= depth_max
-                    else:
-                        u0 = u1 = u2 = s_raw = s = c0 = c1 = c2 = zp = 0.0
-                    gzp = 0.0  # dL/d(pair depth)
-                    gc0 = 0.0  # dL/d(renormalised barycentrics)
-                    gc1 = 0.0
-                    gc2 = 0.0
-                    if colour_ok:
-                        k = _texel(c0, c1, r) if cs > 0 and (softmax or need_s) else 0
-                        wj = 1.0  # d(output)/d(pair value): the pair's softmax weight, or 1 for the winner
-                        if softmax:
-                            # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
-                            wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
-                        dot = 0.0  # softmax: Σ_c g_c (value_c - output_c), the output read in float64
-                        for c in range(cs):
-                            gr = np.float64(grad_channels[b, c, row, col])
+    @njit(parallel=True, **_JIT)
+    def backward(  # pragma: no cover - compiled
+        geo, surface, vertex, p, state, values, winner, grad_channels, grad_alpha, grad_depth, need, grad_entries
+    ):
+        """Per-entry gradients: grad_entries [E, 18 + T·Cs·need_s + 3·Cv·need_a] float64 (see the
+        G_* layout), every slot written (no zero-fill needed).
+
+        ``need``: (face vertices, surface, vertex) need a gradient, and the upstream gradient of the
+        channels or depth is not all zero (else their pair terms are skipped), 0/1 each. grad_channels
+        [B, Cs + Cv, H, W], grad_alpha [B, 1, H, W], grad_depth [B, 1, H, W] (with_depth): the
+        upstream gradients; alpha's is the last channel of ``grad_alpha`` (which may be the RGBA
+        gradient, as in :func:`forward`). state, values, winner: from :func:`forward`.
+        """
+        if len(model_key) == 0:
+            return
+        xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
+        tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
+        nb = fv.shape[0]
+        h = ys.shape[0]
+        w = xs.shape[0]
+        nf = p.num_faces
+        dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
+        sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
+        cs, cv, r = p.num_surface, p.num_vertex, p.texture_res
+        nd = 1 if p.with_depth != 0 else 0
+        softmax = rgb_id == _RGB_SOFTMAX
+        generic = p.distribution >= 0
+        need_v, need_s, need_a, need_values = need[0] != 0, need[1] != 0, need[2] != 0, need[3] != 0
+        g_surf = G_ATTR
+        g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
+        n_attr = grad_entries.shape[1] - G_ATTR
+        ga_ch = grad_alpha.shape[1] - 1
+        for task in prange(nb * nt):
+            job = _scatter(np.int64(task), np.int64(nb * nt), nb)
+            b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
+            for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
+                f = geo.tile_faces[e]
+                fc = _load_face(fv, inv, b, f)
+                colour_face = p.fill_back != 0 or front[b, f]
+                g = grad_entries[e]
+                for k in range(n_attr):
+                    g[G_ATTR + k] = 0.0  # the attribute slots accumulate; the vertex ones are stored once
+                # This entry's vertex-gradient terms, accumulated in registers, stored once below.
+                ginv0 = ginv1 = ginv2 = ginv3 = ginv4 = ginv5 = ginv6 = ginv7 = ginv8 = 0.0
+                gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
+                gz0 = gz1 = gz2 = 0.0
+                ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
+                for row in range(ra, rb + 1):
+                    py = ys[row]
+                    for col in range(ca, cb + 1):
+                        px = xs[col]
+                        w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
+                        if not keep:
+                            continue
+                        ga = np.float64(grad_alpha[b, ga_ch, row, col])
+                        gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
+                        d, one_minus_d, dd, z = _pair_coverage(x, dist_id, p)
+                        if dist_id != _D_HARD:
+                            if alpha_id == _A_PROD:
+                                # dα/dz = Π(1 - D)·f/(1 - D), the hazard f/(1 - D) being D for the logistic
+                                hz = (dd / one_minus_d if one_minus_d > 0 else 0.0) if generic else d
+                                gx += ga * state[b, 0, row, col] * hz
+                            elif alpha_id == _A_SUM:
+                                gx += ga * dd / nf
+                            elif alpha_id == _A_MAX:
+                                if f == int(state[b, 3, row, col]):
+                                    gx += ga * dd
+                            elif alpha_id != _A_HARD:
+                                g_state = state[b, 0, row, col]
+                                gx += ga * _tc_pair_gradient(alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p)
+                        gw0 = 0.0
+                        gw1 = 0.0
+                        gw2 = 0.0
+                        colour_ok = need_values and colour_face and (softmax or f == winner[b, row, col])
+                        if colour_ok:
+                            u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                            zp = 1.0 / inv_z
+                            colour_ok = zp >= depth_min and zp <= depth_max
+                        else:
+                            u0 = u1 = u2 = s_raw = s = c0 = c1 = c2 = zp = 0.0
+                        gzp = 0.0  # dL/d(pair depth)
+                        gc0 = 0.0  # dL/d(renormalised barycentrics)
+                        gc1 = 0.0
+                        gc2 = 0.0
+                        if colour_ok:
+                            k = _texel(c0, c1, r) if cs > 0 and (softmax or need_s) else 0
+                            wj = 1.0  # d(output)/d(pair value): the pair's softmax weight, or 1 for the winner
                             if softmax:
-                                dot += gr * (np.float64(surface[b, f, k, c]) - values[b, c, row, col])
-                            if need_s:
-                                g[g_surf + k * cs + c] += gr * wj
-                        for c in range(cv):
-                            gr = np.float64(grad_channels[b, cs + c, row, col])
+                                # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
+                                wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
+                            dot = 0.0  # softmax: Σ_c g_c (value_c - output_c), the output read in float64
+                            for c in range(cs):
+                                gr = np.float64(grad_channels[b, c, row, col])
+                                if softmax:
+                                    dot += gr * (np.float64(surface[b, f, k, c]) - values[b, c, row, col])
+                                if need_s:
+                                    g[g_surf + k * cs + c] += gr * wj
+                            for c in range(cv):
+                                gr = np.float64(grad_channels[b, cs + c, row, col])
+                                if softmax:
+                                    dot += gr * (
+                                        _vertex_value(vertex, b, f, c, c0, c1, c2) - values[b, cs + c, row, col]
+                                    )
+                                gval = gr * wj
+                                if need_a:
+                                    g[g_vert + c] += gval * c0
+                                    g[g_vert + cv + c] += gval * c1
+                                    g[g_vert + 2 * cv + c] += gval * c2
+                                if need_v:
+                                    gc0 += gval * np.float64(vertex[b, f, 0, c])
+                                    gc1 += gval * np.float64(vertex[b, f, 1, c])
+                                    gc2 += gval * np.float64(vertex[b, f, 2, c])
+                            gd = np.float64(grad_depth[b, 0, row, col]) if nd else 0.0
+                            if nd and softmax:
+                                dot += gd * (zp - values[b, cs + cv, row, col])
                             if softmax:
-                                dot += gr * (_vertex_value(vertex, b, f, c, c0, c1, c2) - values[b, cs + c, row, col])
-                            gval = gr * wj
-                            if need_a:
-                                g[g_vert + c] += gval * c0
-                                g[g_vert + cv + c] += gval * c1
-                                g[g_vert + 2 * cv + c] += gval * c2
-                            if need_v:
-                                gc0 += gval * np.float64(vertex[b, f, 0, c])
-                                gc1 += gval * np.float64(vertex[b, f, 1, c])
-                                gc2 += gval * np.float64(vertex[b, f, 2, c])
-                        gd = np.float64(grad_depth[b, 0, row, col]) if nd else 0.0
-                        if nd and softmax:
-                            dot += gd * (zp - values[b, cs + cv, row, col])
-                        if softmax:
-                            glogit = wj * dot
-                            if dist_id != _D_HARD:
-                                gx += glogit * one_minus_d
-                            gzp = -glogit * inv_scale
-                        if nd:
-                            gzp += gd * wj
-                    if not need_v:
-                        continue
-                    # ---- values and depth -> clipped barycentrics and vertex depths --------
-                    if gzp != 0:
-                        ginvz = -gzp * zp * zp
-                        gc0 += ginvz * fc[_INV_Z + 0]
-                        gc1 += ginvz * fc[_INV_Z + 1]
-                        gc2 += ginvz * fc[_INV_Z + 2]
-                        if fc[_Z_OK + 0] != 0:
-                            gz0 -= ginvz * c0 * fc[_INV_Z + 0] * fc[_INV_Z + 0]
-                        if fc[_Z_OK + 1] != 0:
-                            gz1 -= ginvz * c1 * fc[_INV_Z + 1] * fc[_INV_Z + 1]
-                        if fc[_Z_OK + 2] != 0:
-                            gz2 -= ginvz * c2 * fc[_INV_Z + 2] * fc[_INV_Z + 2]
-                    if gc0 != 0 or gc1 != 0 or gc2 != 0:
-                        dot = gc0 * u0 + gc1 * u1 + gc2 * u2
-                        gs = -dot / (s * s) if s_raw >= W_SUM_EPS else 0.0
-                        if w0 >= 0 and w0 <= 1:
-                            gw0 += gc0 / s + gs
-                        if w1 >= 0 and w1 <= 1:
-                            gw1 += gc1 / s + gs
-                        if w2 >= 0 and w2 <= 1:
-                            gw2 += gc2 / s + gs
-                    # ---- coverage ----------------------------------------------------------
-                    if gx != 0:
-                        if dist_id == _D_BARY:
-                            m = min(w0, min(w1, w2))
-                            gm = gx * 2.0 * abs(m) / sigma
-                            if w0 == m:
-                                gw0 += gm
-                            elif w1 == m:
-                                gw1 += gm
-                            else:
-                                gw2 += gm
-                        elif dist_id == _D_EUCLID:
-                            inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
-                            gd2 = gx / sigma if inside else -gx / sigma
-                            # edge k runs from vertex k to vertex k + 1 (constant tuple indices: a
-                            # runtime index would spill the face tuple to memory on every pair)
-                            if edge == 0:
-                                ax, ay, bx, by = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3]
-                            elif edge == 1:
-                                ax, ay, bx, by = fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
-                            else:
-                                ax, ay, bx, by = fc[_XY + 4], fc[_XY + 5], fc[_XY + 0], fc[_XY + 1]
-                            ex = bx - ax
-                            ey = by - ay
-                            el2 = ex * ex + ey * ey
-                            den_t = el2 if el2 > 0 else 1.0
-                            qx = px - ax
-                            qy = py - ay
-                            n = qx * ex + qy * ey
-                            t_raw = n / den_t
-                            tc = min(max(t_raw, 0.0), 1.0)
-                            gdx = 2.0 * (qx - tc * ex) * gd2
-                            gdy = 2.0 * (qy - tc * ey) * gd2
-                            # diff = q - t e, with q = p - a and e = b - a
-                            gqx = gdx
-                            gqy = gdy
-                            gex = -tc * gdx
-                            gey = -tc * gdy
-                            if t_raw >= 0 and t_raw <= 1:
-                                gt = -(gdx * ex + gdy * ey)
-                                gn = gt / den_t
-                                gqx += gn * ex
-                                gqy += gn * ey
-                                gex += gn * qx
-                                gey += gn * qy
-                                if el2 > 0:
-                                    gl = -gt * n / (den_t * den_t)
-                                    gex += 2.0 * ex * gl
-                                    gey += 2.0 * ey * gl
-                            if edge == 0:
-                                gv0x += -gqx - gex
-                                gv0y += -gqy - gey
-                                gv1x += gex
-                                gv1y += gey
-                            elif edge == 1:
-                                gv1x += -gqx - gex
-                                gv1y += -gqy - gey
-                                gv2x += gex
-                                gv2y += gey
-                            else:
-                                gv2x += -gqx - gex
-                                gv2y += -gqy - gey
-                                gv0x += gex
-                                gv0y += gey
-                    # ---- barycentrics -> barycentric matrix ---------------------------------
-                    if gw0 != 0 or gw1 != 0 or gw2 != 0:
-                        ginv0 += gw0 * px
-                        ginv1 += gw0 * py
-                        ginv2 += gw0
-                        ginv3 += gw1 * px
-                        ginv4 += gw1 * py
-                        ginv5 += gw1
-                        ginv6 += gw2 * px
-                        ginv7 += gw2 * py
-                        ginv8 += gw2
-            if need_v:
-                g[G_INV + 0] = ginv0
-                g[G_INV + 1] = ginv1
-                g[G_INV + 2] = ginv2
-                g[G_INV + 3] = ginv3
-                g[G_INV + 4] = ginv4
-                g[G_INV + 5] = ginv5
-                g[G_INV + 6] = ginv6
-                g[G_INV + 7] = ginv7
-                g[G_INV + 8] = ginv8
-                g[G_XY + 0] = gv0x
-                g[G_XY + 1] = gv0y
-                g[G_XY + 2] = gv1x
-                g[G_XY + 3] = gv1y
-                g[G_XY + 4] = gv2x
-                g[G_XY + 5] = gv2y
-                g[G_Z + 0] = gz0
-                g[G_Z + 1] = gz1
-                g[G_Z + 2] = gz2
+                                glogit = wj * dot
+                                if dist_id != _D_HARD:
+                                    # d log D/dz: f/D, which is 1 - D for the logistic
+                                    gx += glogit * ((dd / d if d > 0 else 0.0) if generic else one_minus_d)
+                                gzp = -glogit * inv_scale
+                            if nd:
+                                gzp += gd * wj
+                        if not need_v:
+                            continue
+                        # ---- values and depth -> clipped barycentrics and vertex depths --------
+                        if gzp != 0:
+                            ginvz = -gzp * zp * zp
+                            gc0 += ginvz * fc[_INV_Z + 0]
+                            gc1 += ginvz * fc[_INV_Z + 1]
+                            gc2 += ginvz * fc[_INV_Z + 2]
+                            if fc[_Z_OK + 0] != 0:
+                                gz0 -= ginvz * c0 * fc[_INV_Z + 0] * fc[_INV_Z + 0]
+                            if fc[_Z_OK + 1] != 0:
+                                gz1 -= ginvz * c1 * fc[_INV_Z + 1] * fc[_INV_Z + 1]
+                            if fc[_Z_OK + 2] != 0:
+                                gz2 -= ginvz * c2 * fc[_INV_Z + 2] * fc[_INV_Z + 2]
+                        if gc0 != 0 or gc1 != 0 or gc2 != 0:
+                            dot = gc0 * u0 + gc1 * u1 + gc2 * u2
+                            gs = -dot / (s * s) if s_raw >= W_SUM_EPS else 0.0
+                            if w0 >= 0 and w0 <= 1:
+                                gw0 += gc0 / s + gs
+                            if w1 >= 0 and w1 <= 1:
+                                gw1 += gc1 / s + gs
+                            if w2 >= 0 and w2 <= 1:
+                                gw2 += gc2 / s + gs
+                        # ---- coverage ----------------------------------------------------------
+                        if generic and gx != 0:
+                            gx *= _family_dz_dx(z, p)  # dL/dx, x = sign·d²/σ as the chain below takes it
+                        if gx != 0:
+                            if dist_id == _D_BARY:
+                                m = min(w0, min(w1, w2))
+                                gm = gx * 2.0 * abs(m) / sigma
+                                if w0 == m:
+                                    gw0 += gm
+                                elif w1 == m:
+                                    gw1 += gm
+                                else:
+                                    gw2 += gm
+                            elif dist_id == _D_EUCLID:
+                                inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
+                                gd2 = gx / sigma if inside else -gx / sigma
+                                # edge k runs from vertex k to vertex k + 1 (constant tuple indices: a
+                                # runtime index would spill the face tuple to memory on every pair)
+                                if edge == 0:
+                                    ax, ay, bx, by = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3]
+                                elif edge == 1:
+                                    ax, ay, bx, by = fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
+                                else:
+                                    ax, ay, bx, by = fc[_XY + 4], fc[_XY + 5], fc[_XY + 0], fc[_XY + 1]
+                                ex = bx - ax
+                                ey = by - ay
+                                el2 = ex * ex + ey * ey
+                                den_t = el2 if el2 > 0 else 1.0
+                                qx = px - ax
+                                qy = py - ay
+                                n = qx * ex + qy * ey
+                                t_raw = n / den_t
+                                tc = min(max(t_raw, 0.0), 1.0)
+                                gdx = 2.0 * (qx - tc * ex) * gd2
+                                gdy = 2.0 * (qy - tc * ey) * gd2
+                                # diff = q - t e, with q = p - a and e = b - a
+                                gqx = gdx
+                                gqy = gdy
+                                gex = -tc * gdx
+                                gey = -tc * gdy
+                                if t_raw >= 0 and t_raw <= 1:
+                                    gt = -(gdx * ex + gdy * ey)
+                                    gn = gt / den_t
+                                    gqx += gn * ex
+                                    gqy += gn * ey
+                                    gex += gn * qx
+                                    gey += gn * qy
+                                    if el2 > 0:
+                                        gl = -gt * n / (den_t * den_t)
+                                        gex += 2.0 * ex * gl
+                                        gey += 2.0 * ey * gl
+                                if edge == 0:
+                                    gv0x += -gqx - gex
+                                    gv0y += -gqy - gey
+                                    gv1x += gex
+                                    gv1y += gey
+                                elif edge == 1:
+                                    gv1x += -gqx - gex
+                                    gv1y += -gqy - gey
+                                    gv2x += gex
+                                    gv2y += gey
+                                else:
+                                    gv2x += -gqx - gex
+                                    gv2y += -gqy - gey
+                                    gv0x += gex
+                                    gv0y += gey
+                        # ---- barycentrics -> barycentric matrix ---------------------------------
+                        if gw0 != 0 or gw1 != 0 or gw2 != 0:
+                            ginv0 += gw0 * px
+                            ginv1 += gw0 * py
+                            ginv2 += gw0
+                            ginv3 += gw1 * px
+                            ginv4 += gw1 * py
+                            ginv5 += gw1
+                            ginv6 += gw2 * px
+                            ginv7 += gw2 * py
+                            ginv8 += gw2
+                if need_v:
+                    g[G_INV + 0] = ginv0
+                    g[G_INV + 1] = ginv1
+                    g[G_INV + 2] = ginv2
+                    g[G_INV + 3] = ginv3
+                    g[G_INV + 4] = ginv4
+                    g[G_INV + 5] = ginv5
+                    g[G_INV + 6] = ginv6
+                    g[G_INV + 7] = ginv7
+                    g[G_INV + 8] = ginv8
+                    g[G_XY + 0] = gv0x
+                    g[G_XY + 1] = gv0y
+                    g[G_XY + 2] = gv1x
+                    g[G_XY + 3] = gv1y
+                    g[G_XY + 4] = gv2x
+                    g[G_XY + 5] = gv2y
+                    g[G_Z + 0] = gz0
+                    g[G_Z + 1] = gz1
+                    g[G_Z + 2] = gz2
+
+    return backward
+
+
+backward = _make_backward()
 
 
 @njit(parallel=True, **_JIT)

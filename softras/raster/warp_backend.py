@@ -354,6 +354,22 @@ class _RasterizeWarp(torch.autograd.Function):
         return (*grads, None)
 
 
+def _check_family(settings: RasterSettings) -> None:
+    """The Warp kernels run SoftRas's coverage (sigmoid of sign·d²/σ, or hard) with the 'hard', 'sum'
+    and 'prod' alpha; the model's other families run on 'cpu' and 'reference'."""
+    if not settings.softras_coverage:
+        raise NotImplementedError(
+            f"distribution={settings.distribution!r}, squared_distance={settings.squared_distance}: the 'warp' "
+            "backend runs only SoftRas's coverage (distribution='logistic', squared_distance=True) so far; "
+            "use backend='cpu' or backend='reference' for the other coverage families"
+        )
+    if settings.aggr_func_alpha not in ("hard", "sum", "prod"):
+        raise NotImplementedError(
+            f"aggr_func_alpha={settings.aggr_func_alpha!r}: the 'warp' backend runs 'hard', 'sum' and 'prod' "
+            "so far; use backend='cpu' or backend='reference' for the other T-conorms"
+        )
+
+
 def rasterize(
     inputs: RasterInputs,
     settings: RasterSettings,
@@ -380,6 +396,7 @@ def rasterize(
         z-buffer outputs (with_zbuffer) detached.
     """
     fv = inputs.face_vertices
+    _check_family(settings)
     if fv.dtype not in _WP_DTYPE:
         raise TypeError(f"face_vertices: the 'warp' backend supports float32 and float64, got {fv.dtype}")
     if fv.device.type not in ("cpu", "cuda"):

@@ -10,9 +10,11 @@ family's parameters and their valid ranges, and the cull radius of a distributio
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import distributions, ops, tconorms
 
@@ -24,6 +26,7 @@ __all__ = [
     "check_family",
     "cull_z",
     "python_model",
+    "source_hash",
     "torch_model",
 ]
 
@@ -38,7 +41,7 @@ class Distribution:
         tail: ``'finite'`` (support [−1, 1] or one-sided), ``'exponential'`` or ``'heavy'``
             (polynomial tails: the cull radius grows like 1/dist_eps).
         formula: D = F(z) in words, for the docs.
-        shape: whether it takes ``dist_shape`` (required, > 0).
+        shape: whether it takes ``dist_shape`` (required, > 0; tests and docs use 2).
         shift: whether it takes ``dist_shift`` (default 0).
     """
 
@@ -60,6 +63,7 @@ class TConorm:
         generator: the t-norm generator t(s) (s = 1 − D), for the docs.
         p_range: the valid ``t_conorm_p`` in words, or '' when it takes none.
         p_valid: the test of that range.
+        p_example: a valid ``t_conorm_p`` (tests, docs), None when it takes none.
     """
 
     name: str
@@ -67,6 +71,7 @@ class TConorm:
     generator: str
     p_range: str = ""
     p_valid: Callable[[float], bool] | None = None
+    p_example: float | None = None
 
 
 def _distribution(name: str, tail: str, formula: str, **params: bool) -> Distribution:
@@ -100,8 +105,14 @@ DISTRIBUTIONS: dict[str, Distribution] = {
 DISTRIBUTION_NAMES = ("heaviside", *DISTRIBUTIONS)
 
 
-def _tconorm(name: str, generator: str, p_range: str = "", p_valid: Callable[[float], bool] | None = None) -> TConorm:
-    return TConorm(name, tconorms.ORDER.index(name), generator, p_range, p_valid)
+def _tconorm(
+    name: str,
+    generator: str,
+    p_range: str = "",
+    p_valid: Callable[[float], bool] | None = None,
+    p_example: float | None = None,
+) -> TConorm:
+    return TConorm(name, tconorms.ORDER.index(name), generator, p_range, p_valid, p_example)
 
 
 T_CONORMS: dict[str, TConorm] = {
@@ -110,12 +121,12 @@ T_CONORMS: dict[str, TConorm] = {
         _tconorm("probabilistic", "−log s (the same as 'prod')"),
         _tconorm("max", "— (max D; not Archimedean)"),
         _tconorm("einstein", "log((2 − s)/s)"),
-        _tconorm("hamacher", "log((p + (1 − p)s)/s); p = 0: (1 − s)/s", "p >= 0", lambda p: p >= 0),
-        _tconorm("frank", "−log((p^s − 1)/(p − 1))", "p > 0, p != 1", lambda p: p > 0 and p != 1),
-        _tconorm("yager", "(1 − s)^p (nilpotent)", "p > 0", lambda p: p > 0),
-        _tconorm("aczel_alsina", "(−log s)^p", "p > 0", lambda p: p > 0),
-        _tconorm("dombi", "((1 − s)/s)^p", "p > 0", lambda p: p > 0),
-        _tconorm("schweizer_sklar", "(1 − s^p)/p (nilpotent for p > 0)", "p != 0", lambda p: p != 0),
+        _tconorm("hamacher", "log((p + (1 − p)s)/s); p = 0: (1 − s)/s", "p >= 0", lambda p: p >= 0, 0.5),
+        _tconorm("frank", "−log((p^s − 1)/(p − 1))", "p > 0, p != 1", lambda p: p > 0 and p != 1, 3.0),
+        _tconorm("yager", "(1 − s)^p (nilpotent)", "p > 0", lambda p: p > 0, 2.0),
+        _tconorm("aczel_alsina", "(−log s)^p", "p > 0", lambda p: p > 0, 1.5),
+        _tconorm("dombi", "((1 − s)/s)^p", "p > 0", lambda p: p > 0, 2.0),
+        _tconorm("schweizer_sklar", "(1 − s^p)/p (nilpotent for p > 0)", "p != 0", lambda p: p != 0, -1.5),
     )
 }
 """Every T-conorm, by name (``prod`` is ``probabilistic``)."""
@@ -142,6 +153,15 @@ def check_family(
             raise ValueError(f"t_conorm_p: aggr_func_alpha={t_conorm!r} needs {tc.p_range}, got {p!r}")
     elif p is not None:
         raise ValueError(f"t_conorm_p: aggr_func_alpha={t_conorm!r} takes no parameter, got {p!r}")
+
+
+@functools.cache
+def source_hash() -> str:
+    """A hash of the model's source files: compiled kernels that inline the model are cached under it."""
+    digest = hashlib.sha256()
+    for module in (ops, distributions, tconorms):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @functools.cache
