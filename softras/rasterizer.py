@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +39,9 @@ class SoftRasterizer(SettingsState, nn.Module):
         "dist_func", "dist_eps", "gamma_val", "aggr_func_rgb", "aggr_func_alpha", "texture_type",
         "distribution", "squared_distance", "dist_shape", "dist_shift", "t_conorm_p",
     )  # fmt: skip
-    _state_defaults = {  # GenDR's families, added after the first release
-        "distribution": "logistic", "squared_distance": True, "dist_shape": None, "dist_shift": None, "t_conorm_p": None,
+    _state_defaults: ClassVar[dict[str, object]] = {  # GenDR's families, added after the first release
+        "distribution": "logistic", "squared_distance": True,
+        "dist_shape": None, "dist_shift": None, "t_conorm_p": None,
     }  # fmt: skip
 
     def __init__(

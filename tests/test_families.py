@@ -76,7 +76,7 @@ def test_cpu_equals_reference(distribution: str, alpha: str) -> None:
         weights = torch.linspace(0, 1, r.channels.numel(), dtype=torch.float64).reshape(r.channels.shape)
         ((r.channels * weights).sum() + (r.alpha**2).sum() + 0.1 * r.depth.sum()).backward()
         results[backend] = (r.channels, r.alpha, r.depth, f.grad, v.grad, t.grad)
-    for ref, cpu in zip(results["reference"], results["cpu"]):
+    for ref, cpu in zip(results["reference"], results["cpu"], strict=True):
         torch.testing.assert_close(cpu, ref, rtol=1e-9, atol=1e-10)
 
 
@@ -184,7 +184,7 @@ def test_bad_family_arguments_are_named(kwargs: dict[str, object], match: str) -
 def test_warp_names_what_it_lacks() -> None:
     pytest.importorskip("warp")
     fv, tex = random_scene(batch=1, faces=3, seed=1)
-    with pytest.raises(NotImplementedError, match="distribution='uniform'.*backend='cpu'"):
+    with pytest.raises(NotImplementedError, match=r"distribution='uniform'.*backend='cpu'"):
         soft_rasterize(fv, tex, 8, distribution="uniform", backend="warp")
     with pytest.raises(NotImplementedError, match="aggr_func_alpha='dombi'"):
         soft_rasterize(fv, tex, 8, aggr_func_alpha="dombi", t_conorm_p=2.0, backend="warp")
