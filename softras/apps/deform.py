@@ -29,6 +29,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -203,17 +204,22 @@ def _normalize(vertices: torch.Tensor, radius: float) -> tuple[torch.Tensor, tor
 
 
 def _silhouette_renderer(
-    image_size: ImageSize, backend: str | None, device: torch.device, sigma_val: float = SIGMA
+    image_size: ImageSize,
+    backend: str | None,
+    device: torch.device,
+    sigma_val: float = SIGMA,
+    coverage: dict[str, Any] | None = None,
 ) -> SoftRenderer:
-    """The original demo's renderer: 64², σ = 1e-4, hard RGB aggregation, look_at, 15°."""
+    """The original demo's renderer: 64², σ = 1e-4, hard RGB aggregation, look_at, 15°;
+    ``coverage``: SoftRenderer keywords that choose another coverage family (and its σ)."""
+    options: dict[str, Any] = {"sigma_val": sigma_val, "dist_eps": 1e-10, **(coverage or {})}
     renderer = SoftRenderer(
         image_size=image_size,
-        sigma_val=sigma_val,
         aggr_func_rgb="hard",
         camera_mode="look_at",
         viewing_angle=VIEWING_ANGLE,
-        dist_eps=1e-10,
         backend=backend,
+        **options,
     )
     return renderer.to(device)
 
@@ -531,6 +537,7 @@ def run_deform(
     backend: str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    coverage: dict[str, Any] | None = None,
 ) -> DeformResult:
     """Deform a template so that its silhouettes match the targets; write GIF, OBJ, PNGs, summary.
 
@@ -568,6 +575,10 @@ def run_deform(
         backend: rasterizer backend (``None``: the default for the device).
         device: ``'cpu'``, ``'cuda'``, ... (default: CUDA if available, else CPU).
         progress: show a progress bar with loss, batch IoU and it/s.
+        coverage: the optimisation renderer's coverage family as SoftRenderer keywords
+            (``distribution``, ``squared_distance``, ``dist_shape``, ``dist_shift``,
+            ``aggr_func_alpha``, ``t_conorm_p``, ``sigma_val``; docs/families.md); ``None``:
+            SoftRas's. The IoU is always measured with SoftRas's renderer.
 
     Raises:
         UsageError (a ``ValueError``): bad arguments or bad target/template files.
@@ -637,8 +648,8 @@ def run_deform(
         model = DeformModel(tv0, faces).to(dev)
     except ValueError as exc:
         raise UsageError(f"template {template_source}: {exc}") from exc
-    renderer = _silhouette_renderer(image_size, backend, dev)
-    viewer = _silhouette_renderer(image_size, backend, dev)  # evaluation and snapshots
+    renderer = _silhouette_renderer(image_size, backend, dev, coverage=coverage)
+    viewer = _silhouette_renderer(image_size, backend, dev)  # evaluation and snapshots: SoftRas's family
     display_size = tuple(2 * x for x in image_hw(image_size))
     gif_idx = sorted({round(float(x)) for x in np.linspace(0, n - 1, min(GIF_VIEWS, n))})
     faces_dev = model.faces

@@ -89,7 +89,7 @@ DISTRIBUTIONS: dict[str, Distribution] = {
         _distribution("logistic", "exponential", "1/(1 + e^−z) (SoftRas)"),
         _distribution("gudermannian", "exponential", "(2/π)·atan(e^z)"),
         _distribution("cauchy", "heavy", "1/2 + atan(z)/π"),
-        _distribution("reciprocal", "heavy", "1/2 + z/(2(1 + |z|))"),
+        _distribution("reciprocal", "heavy", "1/2 + z/(2(1 + abs z))"),
         _distribution("gumbel_max", "exponential", "exp(−e^−z)"),
         _distribution("gumbel_min", "exponential", "1 − exp(−e^z)"),
         _distribution("exponential", "finite", "1 − e^−u, u = z + shift > 0", shift=True),
@@ -205,3 +205,23 @@ def cull_z(distribution: str, dist_eps: float, shape: float, shift: float) -> fl
         if hi - lo <= 1e-15 * abs(lo):
             break
     return lo
+
+
+def registry_tables(dist_eps: float = 1e-4) -> str:
+    """The two Markdown tables of docs/families.md, from the registries: every distribution (its D,
+    tail, parameters and the cull point z where D falls to ``dist_eps``) and every T-conorm."""
+    rows = [
+        "| distribution | D = F(z) | tail | parameters | cull at z (dist_eps = 1e-4) |",
+        "|---|---|---|---|---|",
+        "| `heaviside` | 1 inside the closed triangle, else 0 (`dist_func='hard'`) | — | — | — |",
+    ]
+    for d in DISTRIBUTIONS.values():
+        params = ", ".join(p for p, used in (("dist_shape", d.shape), ("dist_shift", d.shift)) if used) or "—"
+        shape = 2.0 if d.shape else 0.0
+        rows.append(f"| `{d.name}` | {d.formula} | {d.tail} | {params} | {cull_z(d.name, dist_eps, shape, 0.0):.6g} |")
+    rows += ["", "| aggr_func_alpha | t-norm generator t(s), s = 1 − D | t_conorm_p |", "|---|---|---|"]
+    rows.append("| `hard` | — (1 where any D > 0.5) | — |")
+    rows.append("| `sum` | — (Σ D / F) | — |")
+    for t in T_CONORMS.values():
+        rows.append(f"| `{t.name}` | {t.generator} | {t.p_range or '—'} |")
+    return "\n".join(rows)
