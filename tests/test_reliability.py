@@ -138,6 +138,11 @@ def test_read_only_install_as_unprivileged_user(tmp_path: Path) -> None:
     assert f"temp folder {user_tmp}" in rendered.stderr and "warm entries copied" in rendered.stderr
 
 
+def test_every_cached_kernel_module_is_seeded() -> None:
+    cached = sorted(p.name for p in _jit_cache._RASTER_DIR.glob("*.py") if "configure_numba_cache()" in p.read_text())
+    assert cached == sorted(_jit_cache._KERNEL_SOURCES)
+
+
 # --------------------------------------------------------------------------- item 5: clear errors
 
 import numpy as np  # noqa: E402
