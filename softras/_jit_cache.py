@@ -37,7 +37,8 @@ __all__ = [
 ]
 
 _RASTER_DIR = Path(__file__).resolve().parent / "raster"
-_KERNEL_SOURCES = ("cpu_kernels.py",)
+# every module of softras/raster whose kernels Numba caches (``cache=True``): all are seeded
+_KERNEL_SOURCES = ("cpu_kernels.py", "cpu_binning.py")
 
 
 class JitCacheWarning(UserWarning):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,46 +97,73 @@ print("alpha", float(img[0, 3].sum()))
 """
 
 
-def test_read_only_install_as_unprivileged_user(tmp_path: Path) -> None:
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A fresh folder that uid 65534 can reach, removed afterwards.
+
+    Not under ``tmp_path``: pytest's base folder (``<tmp>/pytest-of-<user>``) is private to its user,
+    and every pytest session of that user that starts makes it private again (mode 0700), so a mode
+    loosened there is revoked whenever another session starts meanwhile (another job on the machine).
+    """
+    root = Path(tempfile.mkdtemp(prefix="softras-readonly-"))
+    if not all(p.stat().st_mode & stat.S_IXOTH for p in root.parents):
+        shutil.rmtree(root)
+        pytest.skip(f"{root.parent} is not reachable by other users")
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        for p in [root, *root.rglob("*")]:
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_read_only_install_as_unprivileged_user(shared_dir: Path) -> None:
     python = _unprivileged_python()
     if python is None:
         pytest.skip("needs root, setpriv and a Python that uid 65534 can run")
-    import torch
-
-    from softras.raster import RasterSettings, rasterize
-
-    # fill the package's own cache (as the installing user would with `softras warmup`)
-    fv = torch.tensor([[[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.5]]]], dtype=torch.float64)
-    rasterize(fv, torch.ones(1, 1, 4, 3, dtype=torch.float64), RasterSettings.create(8), backend="cpu")
-    site = tmp_path / "site"
+    site = shared_dir / "site"
     shutil.copytree(ROOT / "softras", site / "softras")
+    paths = os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]])
+    # The timeouts only guard against a hang. On a 2-core machine each step takes ~3 s idle and
+    # ~10 s with both cores busy; filling a cold cache (a fresh clone) 24 s idle, 72 s busy.
+    hang = 600
+    # fill the installed copy's own cache, as the installing user would with `softras warmup`
+    # (in a fresh process: this one's Numba cache folder was chosen by whatever ran first)
+    fill = subprocess.run(
+        [sys.executable, "-S", "-c", RENDER.format(site=str(site))], capture_output=True, text=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": paths}, cwd="/", timeout=hang,
+    )
+    assert fill.returncode == 0, fill.stderr
+    warm = sorted(p.name for p in (site / "softras" / "raster" / "__pycache__").glob("cpu_*.nb[ic]"))
+    assert any(n.startswith("cpu_kernels.") for n in warm) and any(n.startswith("cpu_binning.") for n in warm)
     for p in [site, *site.rglob("*")]:
         p.chmod(p.stat().st_mode & ~0o222 | 0o555 if p.is_dir() else 0o444)
-    tmp_path.chmod(0o755)
-    for p in tmp_path.parents:  # pytest's base folder is private to root: let uid 65534 through
-        if p == Path(tempfile.gettempdir()):
-            break
-        p.chmod(p.stat().st_mode | 0o111)
-    user_tmp = tmp_path / "tmp"
+    user_tmp = shared_dir / "tmp"
     user_tmp.mkdir()
     user_tmp.chmod(0o777)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": "/nonexistent",
-        "TMPDIR": str(user_tmp),
-        "PYTHONPATH": os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]]),
-    }
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "TMPDIR": str(user_tmp), "PYTHONPATH": paths}
     # -S: no site hooks, so the editable install's import hook cannot shadow the read-only copy
     user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *python, "-S"]
-    run = {"capture_output": True, "text": True, "env": env, "cwd": "/", "timeout": 300}
-    assert subprocess.run([*user, "-c", "import softras"], **run).returncode == 0
+    run = {"capture_output": True, "text": True, "env": env, "cwd": "/", "timeout": hang}
+    imported = subprocess.run([*user, "-c", "import softras"], **run)
+    assert imported.returncode == 0, imported.stderr
     helped = subprocess.run([*user, "-m", "softras.cli", "--help"], **run)
     assert helped.returncode == 0 and "warmup" in helped.stdout, helped.stderr
     rendered = subprocess.run([*user, "-c", RENDER.format(site=str(site))], **run)
     assert rendered.returncode == 0, rendered.stderr
     assert float(rendered.stdout.split()[-1]) > 1.0
     assert rendered.stderr.count("JitCacheWarning") == 1
-    assert f"temp folder {user_tmp}" in rendered.stderr and "warm entries copied" in rendered.stderr
+    assert f"temp folder {user_tmp}" in rendered.stderr, rendered.stderr
+    assert f"{len(warm)} warm entries copied" in rendered.stderr, (warm, rendered.stderr)
+    # every kernel came from the warm cache: nothing was compiled, so nothing was added to the copy
+    assert sorted(p.name for p in (user_tmp / "softras-65534").rglob("*.nb[ic]")) == warm
+
+
+def test_every_cached_kernel_module_is_seeded() -> None:
+    cached = sorted(p.name for p in _jit_cache._RASTER_DIR.glob("*.py") if "configure_numba_cache()" in p.read_text())
+    assert cached == sorted(_jit_cache._KERNEL_SOURCES)
 
 
 # --------------------------------------------------------------------------- item 5: clear errors
