@@ -188,3 +188,11 @@ def test_warp_names_what_it_lacks() -> None:
         soft_rasterize(fv, tex, 8, distribution="uniform", backend="warp")
     with pytest.raises(NotImplementedError, match="aggr_func_alpha='dombi'"):
         soft_rasterize(fv, tex, 8, aggr_func_alpha="dombi", t_conorm_p=2.0, backend="warp")
+
+
+def test_docs_tables_follow_the_registry() -> None:
+    """docs/families.md shows the registries' tables as they are."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "families.md").read_text(encoding="utf-8")
+    assert model.registry_tables() in text

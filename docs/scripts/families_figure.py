@@ -62,14 +62,14 @@ def main() -> None:
     for name, spec in model.DISTRIBUTIONS.items():
         extra = {"dist_shape": 2.0} if spec.shape else {}
         rows.append((name, [alpha(distribution=name, squared_distance=False, sigma_val=s, **extra) for s in SIGMAS]))
-    grid(rows, [f"σ = {s}" for s in SIGMAS]).save(out / "families_distributions.png")
+    grid(rows, [f"sigma = {s}" for s in SIGMAS]).save(out / "families_distributions.png")
     ps = (0.5, 2.0, 8.0)
     rows = []
     for name, tc in model.T_CONORMS.items():
         values = [p for p in ps if tc.p_valid is None or tc.p_valid(p)] if tc.p_valid else [None]
         if name == "schweizer_sklar":
             values = [-8.0, -2.0, 0.5]
-        images = [alpha(aggr_func_alpha=name, t_conorm_p=p, sigma_val=0.02, squared_distance=False) for p in values]
+        images = [alpha(aggr_func_alpha=name, t_conorm_p=p, sigma_val=0.06, squared_distance=False) for p in values]
         label = name if values == [None] else f"{name}\np = " + ", ".join(f"{p:g}" for p in values)
         rows.append((label, images + [np.zeros((CELL, CELL))] * (3 - len(images))))
     grid(rows, ["1st p", "2nd p", "3rd p"]).save(out / "families_tconorms.png")

@@ -4,7 +4,7 @@ Every backend (``reference``, ``cpu``, ``warp``) implements the same function
 
     backend(inputs: RasterInputs, settings: RasterSettings) -> RasterResult
 
-with the semantics of DESIGN.md. This module owns what they must agree on, so that they
+with the semantics of docs/design.md. This module owns what they must agree on, so that they
 cannot drift apart:
 
 * the option codes (:class:`DistFunc`, :class:`RgbAggregation`, :class:`AlphaAggregation`),
