@@ -493,7 +493,7 @@ def _make_forward(widths: tuple[int, int, int]):
             barycentrics (numpy.ndarray): [B, 3, H, W] (with_zbuffer), written.
             hard_depth (numpy.ndarray): [B, 1, H, W] (with_zbuffer), written.
         """
-        if len(model_key) == 0:
+        if len(model_key) == 0:  # never: the read makes model_key a cell of the closure, hence of the cache key
             return
         xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
         tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
@@ -700,7 +700,7 @@ def _make_backward():
         upstream gradients; alpha's is the last channel of ``grad_alpha`` (which may be the RGBA
         gradient, as in :func:`forward`). state, values, winner: from :func:`forward`.
         """
-        if len(model_key) == 0:
+        if len(model_key) == 0:  # never: the read makes model_key a cell of the closure, hence of the cache key
             return
         xs, ys, fv, inv, front, pr = geo.xs, geo.ys, geo.face_vertices, geo.inv, geo.front, geo.ranges
         tile, ntx, nt = geo.tile, geo.ntx, geo.ntx * geo.nty
