@@ -28,6 +28,7 @@ __all__ = [
     "python_model",
     "source_hash",
     "torch_model",
+    "warp_model",
 ]
 
 
@@ -174,6 +175,16 @@ def python_model() -> dict[str, Callable]:
 def torch_model() -> dict[str, Callable]:
     """The model functions on tensors, elementwise (the reference backend)."""
     return {**ops.bind(distributions, ops.TORCH), **ops.bind(tconorms, ops.TORCH)}
+
+
+@functools.cache
+def warp_model(scalar: type) -> dict[str, Callable]:
+    """The model functions as ``wp.func`` functions on ``scalar`` (``wp.float32`` or ``wp.float64``: the
+    ``warp`` kernels); needs NVIDIA Warp."""
+    import warp as wp
+
+    namespace = ops.warp_namespace(scalar)
+    return {**ops.bind(distributions, namespace, wp.func), **ops.bind(tconorms, namespace, wp.func)}
 
 
 def cull_z(distribution: str, dist_eps: float, shape: float, shift: float) -> float:
