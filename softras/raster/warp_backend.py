@@ -13,6 +13,10 @@ Clang) and caches them on disk. The same source runs on CPU tensors, which is ho
 run it on machines without a GPU. The binning itself is vectorised PyTorch on the tensors'
 device.
 
+Every coverage family runs here: SoftRas's sigmoid of sign·d²/σ on its own path, the other
+distributions and T-conorms from the model's one source (:mod:`softras.raster.model`), with
+exact gradients.
+
 Precision: the kernels compute in the inputs' dtype (float32 or float64); ``compute_dtype=
 torch.float64`` computes float32 inputs in float64 (the ``cpu`` backend's accuracy, slower on
 GPUs with few float64 units). Per-face constants and the final chain rule to the vertices are

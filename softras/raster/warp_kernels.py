@@ -33,6 +33,13 @@ Work decomposition (the binning itself is :func:`softras.raster.contract.bin_fac
 * ``chain``: one thread per face; the chain rule from the barycentric-matrix, vertex-xy and
   depth gradients to the face vertices (float64 arithmetic).
 
+Coverage and alpha: SoftRas's sigmoid of x = sign·d²/σ (or the hard test) keeps its own
+path; every other coverage distribution and T-conorm is the model's (:mod:`softras.raster.model`):
+``wp.func`` functions compiled from the model's one source (:func:`~softras.raster.model.warp_model`),
+dispatched at run time on the codes of :class:`~softras.raster.contract.KernelParams`, so one
+compile per dtype covers every family. In float32 a coverage below float32's range (~1e-38)
+counts as 0 (SoftRas's path keeps log D instead: it still weighs in the depth softmax).
+
 One formulation differs from the reference, exact in real arithmetic but more accurate in
 float32: barycentrics are evaluated relative to a vertex of the face,
 w_k = P_k (x − x_a) + Q_k (y − y_a) with a = vertex k+1 (where w_k vanishes), instead of
