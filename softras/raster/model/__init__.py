@@ -2,7 +2,8 @@
 
 The functions live in :mod:`.distributions` and :mod:`.tconorms`, in the restricted style of
 :mod:`.ops`; each backend runs that very source through :func:`.ops.bind` (the reference applies
-it to tensors, the ``cpu`` kernels inline its Numba compilation). This module holds the
+it to tensors, the ``cpu`` kernels inline its Numba compilation, the ``warp`` kernels call its
+``wp.func`` form). This module holds the
 registries that everything else derives from: the valid names, the codes the kernels take, each
 family's parameters and their valid ranges, and the cull radius of a distribution.
 """
