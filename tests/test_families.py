@@ -11,13 +11,14 @@ import pytest
 import torch
 
 import softras as sr
-from softras.raster import RasterSettings, model, rasterize_channels, soft_rasterize
+from softras.raster import RasterSettings, available_backends, model, rasterize_channels, soft_rasterize
 
 from .scenes import random_scene
 
 DISTRIBUTIONS = list(model.DISTRIBUTION_NAMES)
 ALPHAS = ["hard", "sum", *model.T_CONORMS]
-FAMILY_BACKENDS = ["reference", "cpu"]  # 'warp' runs SoftRas's family only, see test_warp_names_what_it_lacks
+FAMILY_BACKENDS = ["reference", "cpu", *(["warp"] if "warp" in available_backends() else [])]
+KERNEL_BACKENDS = FAMILY_BACKENDS[1:]
 
 
 def family_kwargs(distribution: str, alpha: str) -> dict[str, object]:
@@ -58,10 +59,11 @@ def test_gradcheck_every_family(backend: str, distribution: str, alpha: str) -> 
 CONFORMANCE = [(d, "prod") for d in model.DISTRIBUTIONS] + [("gaussian", a) for a in ALPHAS if a != "prod"]
 
 
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 @pytest.mark.parametrize(("distribution", "alpha"), CONFORMANCE)
-def test_cpu_equals_reference(distribution: str, alpha: str) -> None:
-    """Every output and gradient of the cpu kernels equals the reference's (float64, surface texels,
-    vertex attributes and soft depth at once, two batch items)."""
+def test_kernels_equal_reference(backend: str, distribution: str, alpha: str) -> None:
+    """Every output and gradient of the cpu and warp kernels equals the reference's (float64, surface
+    texels, vertex attributes and soft depth at once, two batch items)."""
     i = CONFORMANCE.index((distribution, alpha))
     fv, tex = random_scene(batch=2, faces=12, texture_type="surface", seed=i)
     vert = torch.rand(2, 12, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(i))
@@ -70,14 +72,14 @@ def test_cpu_equals_reference(distribution: str, alpha: str) -> None:
         **family_kwargs(distribution, alpha),
     )  # fmt: skip
     results = {}
-    for backend in ("reference", "cpu"):
+    for name in ("reference", backend):
         f, v, t = (x.clone().requires_grad_(True) for x in (fv, vert, tex))
-        r = rasterize_channels(f, s, surface=t, vertex=v, backend=backend)
+        r = rasterize_channels(f, s, surface=t, vertex=v, backend=name)
         weights = torch.linspace(0, 1, r.channels.numel(), dtype=torch.float64).reshape(r.channels.shape)
         ((r.channels * weights).sum() + (r.alpha**2).sum() + 0.1 * r.depth.sum()).backward()
-        results[backend] = (r.channels, r.alpha, r.depth, f.grad, v.grad, t.grad)
-    for ref, cpu in zip(results["reference"], results["cpu"], strict=True):
-        torch.testing.assert_close(cpu, ref, rtol=1e-9, atol=1e-10)
+        results[name] = (r.channels, r.alpha, r.depth, f.grad, v.grad, t.grad)
+    for ref, got in zip(results["reference"], results[backend], strict=True):
+        torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-10)
 
 
 def test_defaults_are_softras() -> None:
@@ -179,15 +181,6 @@ def test_state_saved_before_the_families_loads() -> None:
 def test_bad_family_arguments_are_named(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises((ValueError, TypeError), match=match):
         RasterSettings(**kwargs)
-
-
-def test_warp_names_what_it_lacks() -> None:
-    pytest.importorskip("warp")
-    fv, tex = random_scene(batch=1, faces=3, seed=1)
-    with pytest.raises(NotImplementedError, match=r"distribution='uniform'.*backend='cpu'"):
-        soft_rasterize(fv, tex, 8, distribution="uniform", backend="warp")
-    with pytest.raises(NotImplementedError, match="aggr_func_alpha='dombi'"):
-        soft_rasterize(fv, tex, 8, aggr_func_alpha="dombi", t_conorm_p=2.0, backend="warp")
 
 
 def test_docs_tables_follow_the_registry() -> None:

@@ -3,13 +3,16 @@
 Distributions against SciPy's (``scipy.stats``) where SciPy has them; every distribution's
 density against a finite difference of its D, and S against 1 − D; every T-conorm against its
 pairwise definition (the dual of the named t-norm) and its gradient against finite differences.
-Each is run through every binding of the one source: plain Python, tensors (the reference) and
-Numba (the ``cpu`` kernels).
+Each is run through every binding of the one source: plain Python, tensors (the reference),
+Numba (the ``cpu`` kernels) and Warp (the ``warp`` kernels, float64; when Warp is installed).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -63,6 +66,69 @@ def _numba_model():
 
 
 NUMBA = _numba_model()
+HAS_WARP = importlib.util.find_spec("warp") is not None
+
+
+@functools.cache
+def _warp_kernels():
+    """Kernels applying the Warp binding (float64) elementwise: (D, S, f) of a distribution; t, α and
+    ∂α/∂z of a T-conorm; log1p, expm1 and lgamma of the Warp namespace."""
+    import warp as wp
+
+    wp.init()
+    C = wp.float64
+    fns = model.warp_model(C)
+    evaluate, term, alpha, pair_gradient = fns["evaluate"], fns["term"], fns["alpha"], fns["pair_gradient"]
+    ns = ops.warp_namespace(C)
+    log1p, expm1, lgamma = ns.log1p, ns.expm1, ns.lgamma
+    vector, matrix = wp.array(dtype=C), wp.array2d(dtype=C)
+
+    def kernel(**types):
+        """wp.kernel with the argument types given here (this file's annotations are strings)."""
+
+        def make(fn):
+            fn.__annotations__ = types
+            return wp.kernel(enable_backward=False, module="unique")(fn)
+
+        return make
+
+    @kernel(code=int, z=vector, shape=C, shift=C, out=matrix)
+    def distribution(code, z, shape, shift, out):
+        i = wp.tid()
+        d, s, f = evaluate(code, z[i], shape, shift)
+        out[i, 0] = d
+        out[i, 1] = s
+        out[i, 2] = f
+
+    @kernel(code=int, p=C, args=matrix, out=matrix)
+    def tconorm(code, p, args, out):
+        i = wp.tid()
+        d = args[i, 0]
+        s = args[i, 1]
+        g = args[i, 2]
+        out[i, 0] = term(code, d, s, p)
+        out[i, 1] = alpha(code, g, p)
+        out[i, 2] = pair_gradient(code, g, d, s, args[i, 3], p)
+
+    @kernel(x=vector, out=matrix)
+    def special(x, out):
+        i = wp.tid()
+        out[i, 0] = log1p(x[i])
+        out[i, 1] = expm1(x[i])
+        out[i, 2] = lgamma(wp.abs(x[i]))
+
+    def run(kernel, n, *inputs):
+        out = wp.zeros((n, 3), dtype=C, device="cpu")
+        wp.launch(kernel, n, inputs=[*inputs, out], device="cpu")
+        return out.numpy()
+
+    return SimpleNamespace(
+        distribution=lambda code, z, shape, shift: run(
+            distribution, len(z), code, wp.array(z, dtype=C, device="cpu"), shape, shift
+        ),
+        tconorm=lambda code, p, args: run(tconorm, len(args), code, p, wp.array(args, dtype=C, device="cpu")),
+        special=lambda x: run(special, len(x), wp.array(x, dtype=C, device="cpu")),
+    )
 
 
 def _all_bindings(name: str, z: np.ndarray, shape: float, shift: float) -> dict[str, np.ndarray]:
@@ -70,7 +136,10 @@ def _all_bindings(name: str, z: np.ndarray, shape: float, shift: float) -> dict[
     py = np.array([model.python_model()["evaluate"](code, float(v), shape, shift) for v in z])
     tt = torch.stack(model.torch_model()["evaluate"](code, torch.tensor(z, dtype=torch.float64), shape, shift), -1)
     nb = np.array([NUMBA["evaluate"](code, float(v), shape, shift) for v in z])
-    return {"python": py, "torch": tt.numpy(), "numba": nb}
+    values = {"python": py, "torch": tt.numpy(), "numba": nb}
+    if HAS_WARP:
+        values["warp"] = _warp_kernels().distribution(code, z, shape, shift)
+    return values
 
 
 @pytest.mark.parametrize("name", list(model.DISTRIBUTIONS))
@@ -176,6 +245,38 @@ def test_tconorm_gradient_from_the_final_state(name, p):
         up[j] += h
         down[j] -= h
         assert exact == pytest.approx((alpha(up) - alpha(down)) / (2 * h), rel=1e-5, abs=1e-10), (name, p, j)
+
+
+@pytest.mark.skipif(not HAS_WARP, reason="needs NVIDIA Warp")
+@pytest.mark.parametrize(("name", "p"), ARCHIMEDEAN)
+def test_tconorm_warp_binding(name, p):
+    """The Warp binding (float64) of t, α and ∂α/∂z equals the Python one."""
+    fns = model.python_model()
+    code = model.T_CONORMS[name].code
+    rng = np.random.default_rng(4)
+    d = np.concatenate([rng.uniform(0.0, 1.0, 30), [0.0, 1.0, 1e-12, 1 - 1e-12]])
+    args = np.stack([d, 1 - d, rng.uniform(0.0, 4.0, len(d)), rng.uniform(0.0, 2.0, len(d))], -1)
+    want = np.array([
+        (fns["term"](code, a, b, p), fns["alpha"](code, g, p), fns["pair_gradient"](code, g, a, b, f, p))
+        for a, b, g, f in args.tolist()
+    ])  # fmt: skip
+    got = _warp_kernels().tconorm(code, p, args)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14, err_msg=f"{name}, p={p}")
+
+
+@pytest.mark.skipif(not HAS_WARP, reason="needs NVIDIA Warp")
+def test_warp_special_functions():
+    """Warp's log1p, expm1 (no builtins) against math's; lgamma to 1e-13 of its scale (x > 0)."""
+    x = np.concatenate([np.logspace(-300, 2.8, 80), -np.logspace(-300, -1e-9, 40), [0.0, -1.0, 1.0, 2.0]])
+    got = _warp_kernels().special(x)
+    with np.errstate(divide="ignore"):
+        log1p = np.array([math.log1p(v) if v > -1 else -math.inf for v in x])
+    expm1 = np.array([math.expm1(v) for v in x])
+    np.testing.assert_allclose(got[:, 0], log1p, rtol=4e-16, atol=0)
+    np.testing.assert_allclose(got[:, 1], expm1, rtol=4e-16, atol=0)
+    pos = x > 0
+    lgamma = np.array([math.lgamma(v) for v in x[pos]])
+    np.testing.assert_allclose(got[pos, 2], lgamma, rtol=1e-13, atol=1e-13 * (1 + np.abs(np.log(x[pos])).max()))
 
 
 def test_tconorm_saturation_is_finite():

@@ -13,6 +13,10 @@ Clang) and caches them on disk. The same source runs on CPU tensors, which is ho
 run it on machines without a GPU. The binning itself is vectorised PyTorch on the tensors'
 device.
 
+Every coverage family runs here: SoftRas's sigmoid of sign·d²/σ on its own path, the other
+distributions and T-conorms from the model's one source (:mod:`softras.raster.model`), with
+exact gradients.
+
 Precision: the kernels compute in the inputs' dtype (float32 or float64); ``compute_dtype=
 torch.float64`` computes float32 inputs in float64 (the ``cpu`` backend's accuracy, slower on
 GPUs with few float64 units). Per-face constants and the final chain rule to the vertices are
@@ -70,6 +74,7 @@ __all__ = ["DEFAULT_TILE", "rasterize", "rasterize_warp"]
 DEFAULT_TILE = 8
 _WP_DTYPE = {torch.float32: wp.float32, torch.float64: wp.float64}
 _INT32_MAX = 2**31 - 1
+_FLOAT32_INT_MAX = 2**24  # the largest count of consecutive integers float32 holds exactly
 _initialised = False
 
 
@@ -155,7 +160,7 @@ class _Forward(NamedTuple):
     channels: torch.Tensor  # [B, Cs + Cv, H, W]
     alpha: torch.Tensor  # [B, 1, H, W]
     depth: torch.Tensor | None  # [B, 1, H, W]
-    state: torch.Tensor  # [B, 4, H, W], see warp_kernels.forward
+    state: torch.Tensor  # [B, 4 or 5, H, W], see warp_kernels.forward
     winner: torch.Tensor | None  # [B, H, W] int32 flat face index b·F + f, or -1
     barycentrics: torch.Tensor | None  # [B, 3, H, W]
     hard_depth: torch.Tensor | None  # [B, 1, H, W]
@@ -232,7 +237,8 @@ class _Prepared:
         new = torch.empty
         channels = new(b, self.num_surface + self.num_vertex, h, w, dtype=cd, device=dev)
         alpha = new(b, 1, h, w, dtype=cd, device=dev)
-        state = new(b, 4, h, w, dtype=cd, device=dev)
+        # the max T-conorm keeps the face holding the largest D in a fifth channel
+        state = new(b, 5 if s.aggr_func_alpha == "max" else 4, h, w, dtype=cd, device=dev)
         depth = new(b, 1, h, w, dtype=cd, device=dev) if s.with_depth else None
         zbuffer = s.with_zbuffer or not self.softmax
         winner = new(b, h, w, dtype=torch.int32, device=dev) if zbuffer else None
@@ -354,22 +360,6 @@ class _RasterizeWarp(torch.autograd.Function):
         return (*grads, None)
 
 
-def _check_family(settings: RasterSettings) -> None:
-    """The Warp kernels run SoftRas's coverage (sigmoid of sign·d²/σ, or hard) with the 'hard', 'sum'
-    and 'prod' alpha; the model's other families run on 'cpu' and 'reference'."""
-    if not settings.softras_coverage:
-        raise NotImplementedError(
-            f"distribution={settings.distribution!r}, squared_distance={settings.squared_distance}: the 'warp' "
-            "backend runs only SoftRas's coverage (distribution='logistic', squared_distance=True) so far; "
-            "use backend='cpu' or backend='reference' for the other coverage families"
-        )
-    if settings.aggr_func_alpha not in ("hard", "sum", "prod"):
-        raise NotImplementedError(
-            f"aggr_func_alpha={settings.aggr_func_alpha!r}: the 'warp' backend runs 'hard', 'sum' and 'prod' "
-            "so far; use backend='cpu' or backend='reference' for the other T-conorms"
-        )
-
-
 def rasterize(
     inputs: RasterInputs,
     settings: RasterSettings,
@@ -396,7 +386,6 @@ def rasterize(
         z-buffer outputs (with_zbuffer) detached.
     """
     fv = inputs.face_vertices
-    _check_family(settings)
     if fv.dtype not in _WP_DTYPE:
         raise TypeError(f"face_vertices: the 'warp' backend supports float32 and float64, got {fv.dtype}")
     if fv.device.type not in ("cpu", "cuda"):
@@ -407,6 +396,11 @@ def rasterize(
         raise TypeError(f"compute_dtype: expected torch.float32 or torch.float64, got {compute_dtype}")
     if compute_dtype == torch.float32 and fv.dtype == torch.float64:
         raise ValueError("compute_dtype: float32 arithmetic for float64 inputs is not supported")
+    if settings.aggr_func_alpha == "max" and compute_dtype == torch.float32 and fv.shape[1] > _FLOAT32_INT_MAX:
+        raise ValueError(
+            f"face_vertices: aggr_func_alpha='max' keeps face indices in float32 state, exact up to "
+            f"{_FLOAT32_INT_MAX} faces, got {fv.shape[1]}; use compute_dtype=torch.float64"
+        )
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
         raise ValueError(f"tile: expected a positive int, got {tile!r}")
     if deterministic is None:

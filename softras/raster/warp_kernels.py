@@ -33,6 +33,13 @@ Work decomposition (the binning itself is :func:`softras.raster.contract.bin_fac
 * ``chain``: one thread per face; the chain rule from the barycentric-matrix, vertex-xy and
   depth gradients to the face vertices (float64 arithmetic).
 
+Coverage and alpha: SoftRas's sigmoid of x = sign·d²/σ (or the hard test) keeps its own
+path; every other coverage distribution and T-conorm is the model's (:mod:`softras.raster.model`):
+``wp.func`` functions compiled from the model's one source (:func:`~softras.raster.model.warp_model`),
+dispatched at run time on the codes of :class:`~softras.raster.contract.KernelParams`, so one
+compile per dtype covers every family. In float32 a coverage below float32's range (~1e-38)
+counts as 0 (SoftRas's path keeps log D instead: it still weighs in the depth softmax).
+
 One formulation differs from the reference, exact in real arithmetic but more accurate in
 float32: barycentrics are evaluated relative to a vertex of the face,
 w_k = P_k (x − x_a) + Q_k (y − y_a) with a = vertex k+1 (where w_k vanishes), instead of
@@ -45,6 +52,7 @@ from types import SimpleNamespace
 
 import warp as wp
 
+from . import model
 from .contract import (
     CULL_MARGIN,
     DET_EPS,
@@ -97,6 +105,7 @@ RGB_SOFTMAX = wp.constant(int(RgbAggregation.SOFTMAX))
 ALPHA_HARD = wp.constant(int(AlphaAggregation.HARD))
 ALPHA_SUM = wp.constant(int(AlphaAggregation.SUM))
 ALPHA_PROD = wp.constant(int(AlphaAggregation.PROD))
+ALPHA_MAX = wp.constant(int(AlphaAggregation.MAX))  # codes above it: the model's Archimedean T-conorms
 
 # ---- the per-face gradient row -------------------------------------------------------------
 G_ROW = wp.constant(0)
@@ -128,6 +137,13 @@ def kernels(dtype: type) -> SimpleNamespace:
 
 def _build(C: type) -> SimpleNamespace:
     Params = _struct(C)
+    # The model's coverage distributions and T-conorms (softras.raster.model) as wp.funcs on C,
+    # from their one source; each kernel calls a dispatcher on the run-time code.
+    family = model.warp_model(C)
+    evaluate = family["evaluate"]
+    tc_term = family["term"]
+    tc_alpha = family["alpha"]
+    tc_pair_gradient = family["pair_gradient"]
 
     @wp.func
     def sigmoid(x: C):
@@ -143,6 +159,33 @@ def _build(C: type) -> SimpleNamespace:
         ax = wp.abs(x)
         if ax < C(SIGMOID_CUTOFF):
             return wp.exp(-ax)
+        return C(0.0)
+
+    @wp.func
+    def softras_pair(x: C, ee: C):
+        """SoftRas's D = sigmoid(x) and 1 − D from ee = e^-|x| (see exp_neg_abs)."""
+        one = C(1.0)
+        if x >= C(0.0):
+            return one / (one + ee), ee / (one + ee)
+        return ee / (one + ee), one / (one + ee)
+
+    @wp.func
+    def family_z(x: C, squared: int, sigma: C):
+        """z of the model's distribution from x = sign·d²/σ: x itself, or sign·d/σ (``squared`` 0)."""
+        if squared != 0:
+            return x
+        r = wp.sqrt(wp.abs(x) / sigma)
+        if x >= C(0.0):
+            return r
+        return -r
+
+    @wp.func
+    def family_dz_dx(z: C, squared: int, sigma: C):
+        """dz/dx for :func:`family_z` (0 at d = 0, where d has no derivative)."""
+        if squared != 0:
+            return C(1.0)
+        if z != C(0.0):
+            return C(0.5) / (sigma * wp.abs(z))
         return C(0.0)
 
     @wp.func
@@ -390,10 +433,14 @@ def _build(C: type) -> SimpleNamespace:
     ):
         """One pixel per thread. chan [B, Cs + Cv, H, W], surface [N, T, Cs] and vertex [N, 3, Cv] are
         flat views (one multiply-add per index in the pair loop: measurably faster); alpha, depth_out, hard_depth
-        [B, 1, H, W]; state [B, 4, H, W] (alpha accumulator — Π(1 - D) for 'prod', Σ D for
-        'sum', 0/1 for 'hard' — then for 'softmax' the reference log D, reference depth and
-        denominator); winner [B, H, W] flat z-buffer face or -1 (written for 'hard' channels
-        or with_zbuffer); bary [B, 3, H, W] (with_zbuffer)."""
+        [B, 1, H, W]; state [B, 4 or 5, H, W] (alpha accumulator — Π(1 - D) for 'prod', Σ D for
+        'sum', 0/1 for 'hard', the largest D for 'max', G = Σ t(1 − D) for the other T-conorms —
+        then for 'softmax' the reference log D, reference depth and denominator, then for 'max'
+        the face holding the largest D, or -1); winner [B, H, W] flat z-buffer face or -1
+        (written for 'hard' channels or with_zbuffer); bary [B, 3, H, W] (with_zbuffer).
+
+        D is SoftRas's sigmoid of x = sign·d²/σ (or the hard test) when ``p.distribution`` < 0,
+        else the model's distribution ``p.distribution`` at z (:func:`family_z`)."""
         tid = wp.tid()
         tt = tile * tile
         job = tid // tt
@@ -418,9 +465,13 @@ def _build(C: type) -> SimpleNamespace:
         py = ys[row]
         zero = C(0.0)
         one = C(1.0)
+        half = C(0.5)
+        a_id = p.alpha_aggregation
+        generic = p.distribution >= 0
         acc = zero
-        if p.alpha_aggregation == ALPHA_PROD:
+        if a_id == ALPHA_PROD:
             acc = one  # prod: transmittance Π(1 - D)
+        arg = C(-1.0)  # max: the face holding the largest D
         ref_ld = zero
         ref_zp = p.zp_bg
         den = one
@@ -441,26 +492,31 @@ def _build(C: type) -> SimpleNamespace:
             w0, w1, w2, keep, x, _edge = coverage(fc, n, px, py, p.dist_func, p.theta, p.sigma)
             if keep == 0:
                 continue
-            # ee = e^-|x| gives D = sigmoid(x), 1 - D and log D with one exp.
+            # D and S = 1 - D of the pair (the hard test: 1 and 0). SoftRas's sigmoid: ee = e^-|x|
+            # gives D, 1 - D and log D with one exp.
             ee = zero
+            d = one
+            s = zero
             if p.dist_func != DIST_HARD:
-                ee = exp_neg_abs(x)
-            if p.alpha_aggregation == ALPHA_PROD:
-                if p.dist_func == DIST_HARD:
-                    acc = zero
-                elif x >= zero:
-                    acc = acc * (ee / (one + ee))
+                if generic:
+                    z = family_z(x, p.squared, p.sigma)
+                    d, s, _f = evaluate(p.distribution, z, p.dist_shape, p.dist_shift)
                 else:
-                    acc = acc * (one / (one + ee))
-            elif p.alpha_aggregation == ALPHA_SUM:
-                if p.dist_func == DIST_HARD:
-                    acc = acc + one
-                elif x >= zero:
-                    acc = acc + one / (one + ee)
-                else:
-                    acc = acc + ee / (one + ee)
-            elif p.dist_func == DIST_HARD or x > zero:  # D > 0.5
-                acc = one
+                    ee = exp_neg_abs(x)
+                    d, s = softras_pair(x, ee)
+            if a_id == ALPHA_PROD:
+                acc = acc * s
+            elif a_id == ALPHA_SUM:
+                acc = acc + d
+            elif a_id == ALPHA_HARD:
+                if p.dist_func == DIST_HARD or (generic and d > half) or (not generic and x > zero):  # D > 0.5
+                    acc = one
+            elif a_id == ALPHA_MAX:
+                if d > acc:  # faces ascend: ties keep the lowest face
+                    acc = d
+                    arg = C(tile_faces[e])
+            else:
+                acc = acc + tc_term(a_id, d, s, p.t_conorm_p)  # G = Σ t(1 - D)
             if p.fill_back == 0 and front[n] == 0:
                 continue
             closed = False
@@ -481,9 +537,12 @@ def _build(C: type) -> SimpleNamespace:
                     win_c2 = c2
             if not softmax:
                 continue
-            ld = zero
+            ld = zero  # log D
             if p.dist_func != DIST_HARD:
-                ld = wp.min(x, zero) - wp.log(one + ee)
+                if generic:
+                    ld = wp.log(d)
+                else:
+                    ld = wp.min(x, zero) - wp.log(one + ee)
             delta = (ld - ref_ld) + (ref_zp - zp) * p.inv_scale
             sb = 0
             if ns > 0:
@@ -512,12 +571,16 @@ def _build(C: type) -> SimpleNamespace:
                 if with_depth:
                     num_depth = num_depth + weight * zp
         a = acc
-        if p.alpha_aggregation == ALPHA_PROD:
+        if a_id == ALPHA_PROD:
             a = one - acc
-        elif p.alpha_aggregation == ALPHA_SUM:
+        elif a_id == ALPHA_SUM:
             a = acc / C(p.num_faces)
+        elif a_id > ALPHA_MAX:  # the model's T-conorms: α from G
+            a = tc_alpha(a_id, acc, p.t_conorm_p)
         alpha[b, 0, row, col] = a
         state[b, 0, row, col] = acc
+        if a_id == ALPHA_MAX:
+            state[b, 4, row, col] = arg
         if softmax:
             for c in range(ns + nv):
                 chan[cb + c * hw] = chan[cb + c * hw] / den
@@ -599,6 +662,8 @@ def _build(C: type) -> SimpleNamespace:
         nv = p.num_vertex
         softmax = p.rgb_aggregation == RGB_SOFTMAX
         with_depth = p.with_depth != 0
+        a_id = p.alpha_aggregation
+        generic = p.distribution >= 0
         ty0 = (t // ntx) * tile
         tx0 = (t % ntx) * tile
         ra = wp.max(pr[n, 2], ty0)
@@ -642,13 +707,40 @@ def _build(C: type) -> SimpleNamespace:
                 if keep == 0:
                     continue
                 ga = grad_alpha[b, 0, row, col]
-                gx = zero  # dL/dx
+                gx = zero  # dL/dz (z = x for SoftRas's coverage)
+                # The model's distribution: D, S = 1 - D and f = dD/dz at z.
+                d = one
+                s_pair = zero
+                f = zero
+                z = x
+                if generic:
+                    z = family_z(x, p.squared, p.sigma)
+                    d, s_pair, f = evaluate(p.distribution, z, p.dist_shape, p.dist_shift)
                 if p.dist_func != DIST_HARD:
-                    if p.alpha_aggregation == ALPHA_PROD:
-                        gx = gx + ga * state[b, 0, row, col] * sigmoid(x)  # dα/dx = Π(1 - D)·D
-                    elif p.alpha_aggregation == ALPHA_SUM:
-                        d = sigmoid(x)
-                        gx = gx + ga * d * (one - d) / C(p.num_faces)
+                    if a_id == ALPHA_PROD:
+                        if generic:
+                            # dα/dz = Π(1 - D)·f/(1 - D), the hazard f/(1 - D) being D for the logistic
+                            hazard = zero
+                            if s_pair > zero:
+                                hazard = f / s_pair
+                            gx = gx + ga * state[b, 0, row, col] * hazard
+                        else:
+                            gx = gx + ga * state[b, 0, row, col] * sigmoid(x)  # dα/dx = Π(1 - D)·D
+                    elif a_id == ALPHA_SUM:
+                        if generic:
+                            gx = gx + ga * f / C(p.num_faces)
+                        else:
+                            ds = sigmoid(x)
+                            gx = gx + ga * ds * (one - ds) / C(p.num_faces)
+                    elif a_id != ALPHA_HARD:
+                        if not generic:
+                            d, s_pair = softras_pair(x, exp_neg_abs(x))  # as the forward's
+                            f = d * s_pair
+                        if a_id == ALPHA_MAX:
+                            if n - b * p.num_faces == int(state[b, 4, row, col]):  # the face holding the max
+                                gx = gx + ga * f
+                        else:
+                            gx = gx + ga * tc_pair_gradient(a_id, state[b, 0, row, col], d, s_pair, f, p.t_conorm_p)
                 gw0 = zero
                 gw1 = zero
                 gw2 = zero
@@ -693,14 +785,22 @@ def _build(C: type) -> SimpleNamespace:
                             wsum = wsum + gc * (v - chan[b, ns + c, row, col])
                         if with_depth:
                             wsum = wsum + gd * (zp - depth_out[b, 0, row, col])
-                        ld = zero
+                        ld = zero  # log D
                         if p.dist_func != DIST_HARD:
-                            ld = wp.min(x, zero) - wp.log(one + exp_neg_abs(x))
+                            if generic:
+                                ld = wp.log(d)
+                            else:
+                                ld = wp.min(x, zero) - wp.log(one + exp_neg_abs(x))
                         wj = wp.exp((ld - state[b, 1, row, col]) + (state[b, 2, row, col] - zp) * p.inv_scale)
                         wj = wj / state[b, 3, row, col]
                         glogit = wj * wsum
                         if p.dist_func != DIST_HARD:
-                            gx = gx + glogit * sigmoid(-x)
+                            if generic:
+                                # d log D/dz: f/D, which is 1 - D for the logistic
+                                if d > zero:
+                                    gx = gx + glogit * (f / d)
+                            else:
+                                gx = gx + glogit * sigmoid(-x)
                         gzp = -glogit * p.inv_scale
                         if with_depth:
                             gzp = gzp + gd * wj
@@ -754,6 +854,8 @@ def _build(C: type) -> SimpleNamespace:
                     if in01(w2):
                         gw2 = gw2 + gc2 / s + gs
                 # ---- coverage ----------------------------------------------------------------
+                if generic and gx != zero:
+                    gx = gx * family_dz_dx(z, p.squared, p.sigma)  # dL/dx, x = sign·d²/σ as the chain takes it
                 if gx != zero:
                     if p.dist_func == DIST_BARYCENTRIC:
                         m = wp.min(w0, wp.min(w1, w2))

@@ -2,7 +2,8 @@
 
 The functions live in :mod:`.distributions` and :mod:`.tconorms`, in the restricted style of
 :mod:`.ops`; each backend runs that very source through :func:`.ops.bind` (the reference applies
-it to tensors, the ``cpu`` kernels inline its Numba compilation). This module holds the
+it to tensors, the ``cpu`` kernels inline its Numba compilation, the ``warp`` kernels call its
+``wp.func`` form). This module holds the
 registries that everything else derives from: the valid names, the codes the kernels take, each
 family's parameters and their valid ranges, and the cull radius of a distribution.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "python_model",
     "source_hash",
     "torch_model",
+    "warp_model",
 ]
 
 
@@ -174,6 +176,16 @@ def python_model() -> dict[str, Callable]:
 def torch_model() -> dict[str, Callable]:
     """The model functions on tensors, elementwise (the reference backend)."""
     return {**ops.bind(distributions, ops.TORCH), **ops.bind(tconorms, ops.TORCH)}
+
+
+@functools.cache
+def warp_model(scalar: type) -> dict[str, Callable]:
+    """The model functions as ``wp.func`` functions on ``scalar`` (``wp.float32`` or ``wp.float64``: the
+    ``warp`` kernels); needs NVIDIA Warp."""
+    import warp as wp
+
+    namespace = ops.warp_namespace(scalar)
+    return {**ops.bind(distributions, namespace, wp.func), **ops.bind(tconorms, namespace, wp.func)}
 
 
 def cull_z(distribution: str, dist_eps: float, shape: float, shift: float) -> float:

@@ -142,7 +142,9 @@ def _gamma_at(u, k):
     # series: P = x^k e^-x / Γ(k + 1) · Σ x^n / ((k + 1)…(k + n))
     term = 1.0 / k
     total = term
-    for n in range(1, _GAMMA_TERMS):
+    n = 0.0  # the step count as a float: every binding's arithmetic stays in floats
+    for _ in range(1, _GAMMA_TERMS):
+        n = n + 1.0
         term = term * x / (k + n)
         total = total + term
     p_series = m.minimum(m.exp(log_front) * total, 1.0)
@@ -152,7 +154,9 @@ def _gamma_at(u, k):
     c = 1.0 / tiny
     d = 1.0 / m.where(m.abs(b) < tiny, tiny, b)
     h = d
-    for n in range(1, _GAMMA_TERMS):
+    n = 0.0
+    for _ in range(1, _GAMMA_TERMS):
+        n = n + 1.0
         an = -n * (n - k)
         b = b + 2.0
         d = an * d + b

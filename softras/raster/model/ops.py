@@ -8,24 +8,31 @@ Python style, against a namespace called ``m``:
   ``m.erf``, ``m.erfc``, ``m.lgamma``, ``m.pow``, ``m.abs``, ``m.minimum``, ``m.maximum``;
 * ``m.where(cond, a, b)`` for every choice (both sides are evaluated: branch-free), and
   ``m.both(c1, c2)`` for "and";
-* ``for`` loops over a constant ``range``; tuples as return values.
+* ``for`` loops over a constant ``range``; tuples as return values;
+* floats and ints are not mixed in one operation (a float counter where a loop index would be).
 
 :func:`bind` gives a copy of a model module whose functions see ``m`` as one backend's namespace:
 :data:`PYTHON` (``math``, for host-side computations such as cull radii), :data:`TORCH` (the
-functions applied elementwise to tensors: the reference backend) and :func:`numba_namespace`
-(each function compiled by Numba and inlined into the ``cpu`` kernels).
+functions applied elementwise to tensors: the reference backend), :func:`numba_namespace`
+(each function compiled by Numba and inlined into the ``cpu`` kernels) and :func:`warp_namespace`
+(each function a ``wp.func`` of one float type, called by the ``warp`` kernels).
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import inspect
+import linecache
 import math
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-__all__ = ["OP_NAMES", "PYTHON", "TORCH", "bind", "numba_namespace"]
+__all__ = ["OP_NAMES", "PYTHON", "TORCH", "bind", "numba_namespace", "warp_namespace"]
 
 OP_NAMES = (
     "exp", "log", "log1p", "expm1", "sqrt", "atan", "asin", "cosh", "erf", "erfc", "lgamma",
@@ -208,17 +215,148 @@ def numba_namespace(jit: Callable[[Callable], Callable]) -> types.ModuleType:
     return _namespace("softras_model_numba", {k: jit(v) for k, v in fns.items()})
 
 
+def warp_namespace(scalar: type) -> types.ModuleType:
+    """The operations as Warp builtins and ``wp.func`` functions on ``scalar`` (``wp.float32`` or
+    ``wp.float64``). :func:`bind` with this namespace gives ``wp.func`` functions of that type (it rewrites
+    the model's source for Warp, see :func:`_warp_source`); pass ``jit=wp.func``.
+
+    Warp has no ``log1p``, ``expm1`` or ``lgamma``: they are written here (accurate to a few ulps;
+    ``lgamma`` for x > 0, the only use of the model: the gamma shape)."""
+    import warp as wp
+
+    C = scalar
+    # Stirling's series of log Γ(x) for x >= 16: (x − 1/2) log x − x + log(2π)/2 + Σ B_2k / (2k(2k − 1) x^(2k−1)).
+    half_log_2pi = 0.5 * math.log(2.0 * math.pi)
+    b1, b2, b3, b4 = 1.0 / 12.0, -1.0 / 360.0, 1.0 / 1260.0, -1.0 / 1680.0
+    b5, b6, b7 = 1.0 / 1188.0, -691.0 / 360360.0, 1.0 / 156.0
+
+    @wp.func
+    def log1p(x: C):
+        """log(1 + x) with the rounding of 1 + x corrected: log(u)·x/(u − 1), u = 1 + x."""
+        u = C(1.0) + x
+        if u == C(1.0):
+            return x
+        if wp.isinf(u):
+            return u
+        return wp.log(u) * (x / (u - C(1.0)))
+
+    @wp.func
+    def expm1(x: C):
+        """e^x − 1 by Kahan's correction: (u − 1)·x/log u, u = e^x."""
+        u = wp.exp(x)
+        if u == C(1.0):
+            return x
+        um1 = u - C(1.0)
+        if um1 == C(-1.0) or wp.isinf(u):
+            return um1
+        return um1 * (x / wp.log(u))
+
+    @wp.func
+    def lgamma(x: C):
+        """log Γ(x), x > 0: the recurrence Γ(x) = Γ(x + n)/(x(x + 1)…(x + n − 1)) up to x + n >= 16,
+        then Stirling's series (relative error ~1e-16 in float64)."""
+        y = x
+        prod = C(1.0)
+        while y < C(16.0):
+            prod = prod * y
+            y = y + C(1.0)
+        r = C(1.0) / y
+        r2 = r * r
+        series = r * (C(b1) + r2 * (C(b2) + r2 * (C(b3) + r2 * (C(b4) + r2 * (C(b5) + r2 * (C(b6) + r2 * C(b7)))))))
+        return (y - C(0.5)) * wp.log(y) - y + C(half_log_2pi) + series - wp.log(prod)
+
+    @wp.func
+    def both(a: bool, b: bool):
+        return a and b
+
+    ops = {
+        "exp": wp.exp, "log": wp.log, "log1p": log1p, "expm1": expm1, "sqrt": wp.sqrt, "atan": wp.atan,
+        "asin": wp.asin, "cosh": wp.cosh, "erf": wp.erf, "erfc": wp.erfc, "lgamma": lgamma, "pow": wp.pow,
+        "abs": wp.abs, "minimum": wp.min, "maximum": wp.max, "where": wp.where, "both": both,
+    }  # fmt: skip
+    ns = _namespace(f"softras_model_warp_{C.__name__}", ops)
+    ns.scalar = C  # marks a Warp namespace: bind rewrites the model's source for it
+    return ns
+
+
+_WARP_SCALAR = "_warp_scalar"  # the name the rewritten source calls the float type by
+_FINITE = {  # the smallest normal and the largest finite value of each float type
+    "float32": (1.1754943508222875e-38, 3.4028234663852886e38),
+    "float64": (sys.float_info.min, sys.float_info.max),
+}
+
+
+class _WarpFloats(ast.NodeTransformer):
+    """Every float literal and every module-level float constant becomes ``_warp_scalar(value)``:
+    Warp types a bare Python float as float32, and converts a literal by that call to the target
+    type without rounding through float32. Nonzero values beyond the type's normal range are
+    clamped into it (the model's 1e-300 floors and 1e300 caps stay positive and finite in float32)."""
+
+    def __init__(self, constants: dict[str, float], scalar: str) -> None:
+        self.constants = constants
+        self.tiny, self.huge = _FINITE[scalar]
+
+    def _wrap(self, value: float, node: ast.AST) -> ast.AST:
+        if value != 0.0 and math.isfinite(value):
+            value = math.copysign(min(max(abs(value), self.tiny), self.huge), value)
+        call = ast.Call(ast.Name(_WARP_SCALAR, ast.Load()), [ast.Constant(value)], [])
+        return ast.copy_location(call, node)
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        if type(node.value) is float:
+            return self._wrap(node.value, node)
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load) and node.id in self.constants:
+            return self._wrap(self.constants[node.id], node)
+        return node
+
+
+def _warp_source(module: types.ModuleType, scope: dict[str, Any], scalar: type) -> dict[str, types.FunctionType]:
+    """The model functions of ``module``, recompiled in ``scope`` from their source rewritten for Warp
+    (:class:`_WarpFloats`) and annotated (floats: ``scalar``; the ``code`` of a dispatcher: int).
+    The rewritten source is registered in :mod:`linecache` under its own name (Warp reads a
+    function's source through :mod:`inspect`); it is deterministic, so Warp's kernel cache keeps."""
+    names = set(module.MODEL_FUNCTIONS)
+    tree = ast.parse(inspect.getsource(module))
+    constants = {k: v for k, v in vars(module).items() if type(v) is float}
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in names]
+    rewritten = ast.fix_missing_locations(
+        _WarpFloats(constants, scalar.__name__).visit(ast.Module(body=defs, type_ignores=[]))
+    )
+    source = ast.unparse(rewritten) + "\n"
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    filename = f"<softras model {module.__name__} for warp {scalar.__name__} {digest}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    scope[_WARP_SCALAR] = scalar
+    exec(compile(source, filename, "exec"), scope)  # the model's own source, rewritten
+    functions = {}
+    for name in module.MODEL_FUNCTIONS:
+        fn = scope[name]
+        params = inspect.signature(fn).parameters
+        fn.__annotations__ = {arg: int if arg == "code" else scalar for arg in params}
+        functions[name] = fn
+    return functions
+
+
 def bind(
     module: types.ModuleType, ops: types.ModuleType, jit: Callable[[Callable], Callable] | None = None
 ) -> dict[str, Callable]:
     """The model functions of ``module`` (those listed in its ``MODEL_FUNCTIONS``) with ``m`` bound
     to ``ops``; each is passed through ``jit`` when given. Model functions call each other through
-    the bound namespace, so a compiled function calls compiled ones."""
+    the bound namespace, so a compiled function calls compiled ones. A Warp namespace
+    (:func:`warp_namespace`) gets the functions recompiled from source rewritten for Warp."""
     names = module.MODEL_FUNCTIONS
     scope = dict(vars(module))
     scope["m"] = ops
+    scalar = getattr(ops, "scalar", None)
+    rewritten = _warp_source(module, scope, scalar) if scalar is not None else {}
     bound: dict[str, Callable] = {}
     for name in names:
+        if scalar is not None:
+            bound[name] = jit(rewritten[name]) if jit is not None else rewritten[name]
+            continue
         fn = getattr(module, name)
         copy = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
         copy.__qualname__ = fn.__qualname__
