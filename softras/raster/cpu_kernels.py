@@ -184,10 +184,10 @@ def _family_dz_dx(z, p):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _pair_coverage(x, dist_id, p):  # pragma: no cover - compiled
-    """(D, 1 − D, dD/dz, z) of a kept pair: SoftRas's sigmoid of x (or the hard test), or the model's
-    distribution p.distribution at z (see :func:`_family_z`)."""
-    if p.distribution < 0:
+def _pair_coverage(x, dist_id, p, generic):  # pragma: no cover - compiled
+    """(D, 1 − D, dD/dz, z) of a kept pair: SoftRas's sigmoid of x (or the hard test), or, when
+    ``generic``, the model's distribution p.distribution at z (see :func:`_family_z`)."""
+    if not generic:
         d, one_minus_d = _sigmoid_pair(x, dist_id)
         return d, one_minus_d, d * one_minus_d, x
     z = _family_z(x, p)
@@ -460,8 +460,10 @@ SPECIALISED_WIDTHS = ((3, 0, 0), (0, 3, 0))
 _GENERIC = (-1, -1, -1)
 
 
-def _make_forward(widths: tuple[int, int, int]):
-    """The forward kernel for attribute ``widths`` (Cs, Cv, with_depth), -1 entries read from ``p``."""
+def _make_forward(widths: tuple[int, int, int], families: bool):
+    """The forward kernel for attribute ``widths`` (Cs, Cv, with_depth), -1 entries read from ``p``;
+    ``families``: it also runs the model's families (see :func:`uses_families`), else only SoftRas's
+    coverage with the 'hard', 'sum' and 'prod' alpha, with no trace of the others in its code."""
     fixed_cs, fixed_cv, fixed_nd = widths  # closure constants: Numba compiles them in
     model_key = MODEL_KEY  # a closure value, so that a changed model recompiles the cached kernel
 
@@ -502,7 +504,7 @@ def _make_forward(widths: tuple[int, int, int]):
         w = xs.shape[0]
         dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
         sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
-        generic = p.distribution >= 0
+        generic = families and p.distribution >= 0
         # compile-time widths where the kernel is specialised (see make_forward), else read at run time
         cs = p.num_surface if fixed_cs < 0 else fixed_cs
         cv = p.num_vertex if fixed_cv < 0 else fixed_cv
@@ -544,7 +546,7 @@ def _make_forward(widths: tuple[int, int, int]):
                             continue
                         i = row - ty0
                         j = col - tx0
-                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, p)
+                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, p, generic)
                         if alpha_id == _A_PROD:
                             st[S_ACC, i, j] *= one_minus_d
                         elif alpha_id == _A_SUM:
@@ -552,12 +554,13 @@ def _make_forward(widths: tuple[int, int, int]):
                         elif alpha_id == _A_HARD:
                             if dist_id == _D_HARD or (d > 0.5 if generic else x > 0):  # D > 0.5
                                 st[S_ACC, i, j] = 1.0
-                        elif alpha_id == _A_MAX:
-                            if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
-                                st[S_ACC, i, j] = d
-                                st[S_ARG, i, j] = f
-                        else:
-                            st[S_ACC, i, j] += _tc_term(alpha_id, d, one_minus_d, p.t_conorm_p)
+                        elif families:
+                            if alpha_id == _A_MAX:
+                                if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
+                                    st[S_ACC, i, j] = d
+                                    st[S_ARG, i, j] = f
+                            else:
+                                st[S_ACC, i, j] += _tc_term(alpha_id, d, one_minus_d, p.t_conorm_p)
                         if not colour_face:
                             continue
                         closed = _inside_closed(w0, w1, w2)
@@ -623,12 +626,12 @@ def _make_forward(widths: tuple[int, int, int]):
                         alpha[b, a_ch, row, col] = 1.0 - acc
                     elif alpha_id == _A_SUM:
                         alpha[b, a_ch, row, col] = acc / p.num_faces
-                    elif alpha_id == _A_HARD or alpha_id == _A_MAX:
+                    elif alpha_id == _A_HARD or alpha_id == _A_MAX or not families:
                         alpha[b, a_ch, row, col] = acc
                     else:
                         alpha[b, a_ch, row, col] = _tc_alpha(alpha_id, acc, p.t_conorm_p)
                     state[b, 0, row, col] = acc
-                    if alpha_id == _A_MAX:
+                    if families and alpha_id == _A_MAX:
                         state[b, 3, row, col] = st[S_ARG, i, j]
                     if softmax:
                         den = st[S_DEN, i, j]
@@ -674,17 +677,25 @@ def _make_forward(widths: tuple[int, int, int]):
     return forward
 
 
-_FORWARDS = {w: _make_forward(w) for w in (*SPECIALISED_WIDTHS, _GENERIC)}
+_FORWARDS = {(w, fam): _make_forward(w, fam) for w in (*SPECIALISED_WIDTHS, _GENERIC) for fam in (False, True)}
+
+
+def uses_families(p) -> bool:
+    """Whether the call ``p`` needs the family kernels: a distribution of the model (anything but
+    SoftRas's sigmoid of sign·d²/σ or the hard test) or a T-conorm beyond 'hard', 'sum' and 'prod'."""
+    return p.distribution >= 0 or p.alpha_aggregation > _A_PROD
 
 
 def forward(geo, surface, vertex, background, p, *outputs):
-    """Render one call: the kernel of :func:`_make_forward` for ``p``'s widths (arguments there)."""
+    """Render one call: the kernel of :func:`_make_forward` for ``p``'s widths and family (arguments there)."""
     widths = (p.num_surface, p.num_vertex, 1 if p.with_depth else 0)
-    _FORWARDS.get(widths, _FORWARDS[_GENERIC])(geo, surface, vertex, background, p, *outputs)
+    families = uses_families(p)
+    kernel = _FORWARDS.get((widths, families), _FORWARDS[(_GENERIC, families)])
+    kernel(geo, surface, vertex, background, p, *outputs)
 
 
-def _make_backward():
-    """The backward kernel (a closure over the model's source hash, see :data:`MODEL_KEY`)."""
+def _make_backward(families: bool):
+    """The backward kernel, with or without the model's families as :func:`_make_forward`."""
     model_key = MODEL_KEY
 
     @njit(parallel=True, **_JIT)
@@ -713,7 +724,7 @@ def _make_backward():
         cs, cv, r = p.num_surface, p.num_vertex, p.texture_res
         nd = 1 if p.with_depth != 0 else 0
         softmax = rgb_id == _RGB_SOFTMAX
-        generic = p.distribution >= 0
+        generic = families and p.distribution >= 0
         need_v, need_s, need_a, need_values = need[0] != 0, need[1] != 0, need[2] != 0, need[3] != 0
         g_surf = G_ATTR
         g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
@@ -743,7 +754,7 @@ def _make_backward():
                             continue
                         ga = np.float64(grad_alpha[b, ga_ch, row, col])
                         gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
-                        d, one_minus_d, dd, z = _pair_coverage(x, dist_id, p)
+                        d, one_minus_d, dd, z = _pair_coverage(x, dist_id, p, generic)
                         if dist_id != _D_HARD:
                             if alpha_id == _A_PROD:
                                 # dα/dz = Π(1 - D)·f/(1 - D), the hazard f/(1 - D) being D for the logistic
@@ -751,10 +762,10 @@ def _make_backward():
                                 gx += ga * state[b, 0, row, col] * hz
                             elif alpha_id == _A_SUM:
                                 gx += ga * dd / nf
-                            elif alpha_id == _A_MAX:
+                            elif families and alpha_id == _A_MAX:
                                 if f == int(state[b, 3, row, col]):
                                     gx += ga * dd
-                            elif alpha_id != _A_HARD:
+                            elif families and alpha_id != _A_HARD:
                                 g_state = state[b, 0, row, col]
                                 gx += ga * _tc_pair_gradient(alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p)
                         gw0 = 0.0
@@ -933,7 +944,12 @@ def _make_backward():
     return backward
 
 
-backward = _make_backward()
+_BACKWARDS = {fam: _make_backward(fam) for fam in (False, True)}
+
+
+def backward(geo, surface, vertex, p, *arrays):
+    """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s family (arguments there)."""
+    _BACKWARDS[uses_families(p)](geo, surface, vertex, p, *arrays)
 
 
 @njit(parallel=True, **_JIT)
