@@ -14,6 +14,7 @@ from softras.raster import RasterSettings, default_backend, rasterize
 from softras.raster.cpu import rasterize_cpu
 from softras.raster.reference import count_box_pairs
 
+from .options import TEXTURE_TYPES
 from .scenes import crowded_scene, random_scene
 
 
@@ -48,7 +49,7 @@ def test_tile_size_does_not_change_the_result() -> None:
         torch.testing.assert_close(rasterize_cpu(fv, tex, s, tile=tile), want, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("texture_type", ["surface", "vertex"])
+@pytest.mark.parametrize("texture_type", TEXTURE_TYPES)
 def test_float32_inputs_get_float64_accuracy(texture_type: str) -> None:
     # The kernels compute in float64 whatever the inputs: only the output rounds to float32.
     fv, tex = random_scene(batch=2, faces=40, texture_type=texture_type, texture_res=1, seed=3, dtype=torch.float32)

@@ -17,6 +17,7 @@ from softras.raster import RasterInputs, RasterSettings, available_backends, def
 from softras.raster.reference import count_box_pairs
 from softras.raster.warp_backend import _Prepared, rasterize_warp
 
+from .options import RGB_AGGREGATIONS, TEXTURE_TYPES
 from .scenes import crowded_scene, random_scene
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -55,7 +56,7 @@ def test_tile_size_does_not_change_the_result() -> None:
         torch.testing.assert_close(rasterize_warp(fv, tex, s, tile=tile), want, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("texture_type", ["surface", "vertex"])
+@pytest.mark.parametrize("texture_type", TEXTURE_TYPES)
 def test_float64_arithmetic_on_float32_inputs(texture_type: str) -> None:
     fv, tex = random_scene(batch=2, faces=40, texture_type=texture_type, texture_res=1, seed=3, dtype=torch.float32)
     s = RasterSettings.create(48, texture_type=texture_type)  # defaults: sigma 1e-5, gamma 1e-4
@@ -170,7 +171,7 @@ def _warp_outputs(fv, surface, vertex, bg, s, **kw):
     return warp_rasterize(RasterInputs(fv, surface, vertex, bg), s, **kw)
 
 
-@pytest.mark.parametrize("aggr_rgb", ["hard", "softmax"])
+@pytest.mark.parametrize("aggr_rgb", RGB_AGGREGATIONS)
 def test_channels_of_any_width_equal_separate_runs(aggr_rgb: str) -> None:
     fv, surface, vertex, bg = _contract_scene(2, 10, 3, 8, seed=21)
     s = RasterSettings.create((12, 10), sigma_val=1e-2, gamma_val=1e-2, aggr_func_rgb=aggr_rgb, far=10.0)

@@ -18,7 +18,6 @@ gradients 1e-4, and 1.5e-4 at the defaults σ = 1e-5, γ = 1e-4.
 from __future__ import annotations
 
 import functools
-import itertools
 from typing import NamedTuple
 
 import pytest
@@ -27,22 +26,12 @@ import torch
 from softras.raster import BACKENDS, Backend, RasterResult, RasterSettings, rasterize, rasterize_channels
 from softras.raster import reference as reference_module
 
+from .options import AGGREGATIONS, COMBO_IDS, COMBOS, RGB_AGGREGATIONS
 from .scenes import DEGENERATE_KINDS, crowded_scene, degenerate_scene, random_attributes, random_scene
 
-COMBOS = list(
-    itertools.product(
-        ("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("hard", "sum", "prod"), ("surface", "vertex")
-    )
-)
-COMBO_IDS = ["-".join(c) for c in COMBOS]
 WIDTHS = [(0, 0), (1, 0), (0, 1), (3, 0), (0, 3), (5, 0), (0, 5), (3, 2), (2, 5)]
 # Every (dist_func, aggr_func_rgb, aggr_func_alpha) once, each width of WIDTHS twice.
-OUTPUT_CASES = [
-    (c, *WIDTHS[i % len(WIDTHS)])
-    for i, c in enumerate(
-        itertools.product(("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("hard", "sum", "prod"))
-    )
-]
+OUTPUT_CASES = [(c, *WIDTHS[i % len(WIDTHS)]) for i, c in enumerate(AGGREGATIONS)]
 SOFT = ("channels", "alpha", "depth")
 TWIN = "reference_chunked"
 
@@ -248,7 +237,7 @@ def test_outputs_any_width_float64(target: Target, combo: tuple[str, ...], cs: i
 
 
 @pytest.mark.parametrize(("with_depth", "with_zbuffer"), [(False, False), (True, False), (False, True)])
-@pytest.mark.parametrize("aggr_rgb", ["hard", "softmax"])
+@pytest.mark.parametrize("aggr_rgb", RGB_AGGREGATIONS)
 def test_only_the_outputs_asked_for(target: Target, with_depth: bool, with_zbuffer: bool, aggr_rgb: str) -> None:
     fv, _ = random_scene(batch=2, faces=8, seed=12)
     surface, vertex, bg = random_attributes(fv, 2, 3, seed=12)
@@ -273,7 +262,7 @@ def test_zbuffer_ties_go_to_the_lowest_face(target: Target) -> None:
     fv = torch.stack([tri + torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), tri, tri, tri])[None]
     vertex = torch.arange(4.0, dtype=torch.float64).reshape(1, 4, 1, 1).expand(1, 4, 3, 2).contiguous()
     surface = fv.new_zeros(1, 4, 1, 0)
-    for aggr_rgb in ("hard", "softmax"):
+    for aggr_rgb in RGB_AGGREGATIONS:
         s = RasterSettings.create(8, dist_func="hard", aggr_func_rgb=aggr_rgb, with_zbuffer=True, with_depth=True)
         got = _run(target.name, target.device, fv, surface, vertex, (0.0, 0.0), s)
         assert bool((got.result.face_id[got.result.face_id >= 0] == 1).all())
@@ -308,7 +297,7 @@ def test_colour_float32_default_sigma_gamma(kernel: Target, combo: tuple[str, ..
     _assert_conforms(got, want, s, out_tol=1.5e-4, grad_rel=None)
 
 
-@pytest.mark.parametrize("aggr_rgb", ["hard", "softmax"])
+@pytest.mark.parametrize("aggr_rgb", RGB_AGGREGATIONS)
 def test_outputs_float32(kernel: Target, aggr_rgb: str) -> None:
     fv, _ = random_scene(batch=2, faces=10, seed=21, dtype=torch.float32)
     surface, vertex, bg = random_attributes(fv, 2, 3, texture_res=1, seed=21)

@@ -29,6 +29,8 @@ from softras.raster import RasterSettings, rasterize_channels
 from softras.raster.backends import available_backends
 from softras.raster.contract import DET_EPS, has_area, pixel_centers
 
+from .options import DIST_FUNCS, RGB_AGGREGATIONS, SOFTRAS_ALPHA_AGGREGATIONS
+
 EXAMPLES = int(os.environ.get("SOFTRAS_FUZZ_EXAMPLES", "300"))
 OTHERS = [b for b in os.environ.get("SOFTRAS_FUZZ_BACKENDS", "cpu,warp").split(",") if b in available_backends()]
 EDITS = ("collinear", "point", "duplicate_vertex", "zero_depth", "behind_camera", "on_near", "on_far",
@@ -78,9 +80,9 @@ def scenes(draw: st.DrawFn) -> dict:
         fill_back=draw(st.booleans()),
         sigma_val=10 ** draw(st.floats(-5, -1.5)),
         gamma_val=10 ** draw(st.floats(-4, 0)),
-        dist_func=draw(st.sampled_from(["hard", "barycentric", "euclidean"])),
-        aggr_func_rgb=draw(st.sampled_from(["hard", "softmax"])),
-        aggr_func_alpha=draw(st.sampled_from(["hard", "sum", "prod"])),
+        dist_func=draw(st.sampled_from(DIST_FUNCS)),
+        aggr_func_rgb=draw(st.sampled_from(RGB_AGGREGATIONS)),
+        aggr_func_alpha=draw(st.sampled_from(SOFTRAS_ALPHA_AGGREGATIONS)),
         with_depth=draw(st.booleans()),
         with_zbuffer=draw(st.booleans()),
     )

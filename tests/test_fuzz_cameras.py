@@ -25,6 +25,8 @@ import softras as sr
 from softras.cameras import Pinhole, rodrigues
 from softras.raster.backends import available_backends
 
+from .options import DIST_FUNCS, RGB_AGGREGATIONS, SOFTRAS_ALPHA_AGGREGATIONS
+
 EXAMPLES = int(os.environ.get("SOFTRAS_FUZZ_CAMERA_EXAMPLES", "60"))
 OTHERS = [b for b in os.environ.get("SOFTRAS_FUZZ_BACKENDS", "cpu,warp").split(",") if b in available_backends()]
 KINDS = ("front", "behind", "around", "across")
@@ -75,9 +77,9 @@ def scenes(draw: st.DrawFn) -> dict:
         fill_back=draw(st.booleans()),
         sigma_val=10 ** draw(st.floats(-5, -2)),
         gamma_val=10 ** draw(st.floats(-4, -1)),
-        dist_func=draw(st.sampled_from(["hard", "barycentric", "euclidean"])),
-        aggr_func_rgb=draw(st.sampled_from(["hard", "softmax"])),
-        aggr_func_alpha=draw(st.sampled_from(["hard", "sum", "prod"])),
+        dist_func=draw(st.sampled_from(DIST_FUNCS)),
+        aggr_func_rgb=draw(st.sampled_from(RGB_AGGREGATIONS)),
+        aggr_func_alpha=draw(st.sampled_from(SOFTRAS_ALPHA_AGGREGATIONS)),
     )
     return {
         "kind": kind,

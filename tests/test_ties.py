@@ -13,6 +13,8 @@ from softras.raster import RasterSettings, rasterize_channels
 from softras.raster.backends import available_backends
 from softras.raster.contract import pixel_centers
 
+from .options import DIST_FUNCS
+
 BACKENDS = [b for b in ("reference", "cpu", "warp") if b in available_backends()]
 F64 = torch.float64
 
@@ -104,7 +106,7 @@ ZERO_AREA = {
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", list(ZERO_AREA))
-@pytest.mark.parametrize("dist_func", ["hard", "barycentric", "euclidean"])
+@pytest.mark.parametrize("dist_func", DIST_FUNCS)
 def test_a_face_without_area_is_not_rasterized(backend: str, kind: str, dist_func: str) -> None:
     """contract.DET_EPS: a zero-area face changes no output and gets no gradient, on every backend."""
     g = torch.Generator().manual_seed(3)
