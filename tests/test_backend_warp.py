@@ -17,6 +17,7 @@ from softras.raster import RasterInputs, RasterSettings, available_backends, def
 from softras.raster.reference import count_box_pairs
 from softras.raster.warp_backend import _Prepared, rasterize_warp
 
+from .helpers import assert_grad_close
 from .options import RGB_AGGREGATIONS, TEXTURE_TYPES
 from .scenes import crowded_scene, random_scene
 
@@ -34,12 +35,6 @@ def _grads(
     return img.detach(), a.grad, t.grad
 
 
-def _assert_grad_close(got: torch.Tensor, want: torch.Tensor, rel: float) -> None:
-    want = want.to(torch.float64)
-    scale = max(float(want.abs().max()), 1e-12)
-    torch.testing.assert_close(got.to(torch.float64).cpu(), want.cpu(), rtol=rel, atol=rel * scale)
-
-
 def test_tile_size_does_not_change_the_result() -> None:
     fv, tex = crowded_scene()  # 300 small faces piled into one tile, plus faces larger than the image
     s = RasterSettings.create(32, sigma_val=1e-3, gamma_val=1e-2)
@@ -47,8 +42,8 @@ def test_tile_size_does_not_change_the_result() -> None:
     for tile in (4, 16, 64):
         got = _grads(fv, tex, s, tile=tile)
         torch.testing.assert_close(got[0], ref[0], rtol=0, atol=1e-10)
-        _assert_grad_close(got[1], ref[1], 1e-8)
-        _assert_grad_close(got[2], ref[2], 1e-8)
+        assert_grad_close(got[1], ref[1], 1e-8)
+        assert_grad_close(got[2], ref[2], 1e-8)
     fv, tex = random_scene(batch=2, faces=30, seed=8, spread=1.5)  # many faces cross the borders
     s = RasterSettings.create((20, 45), sigma_val=1e-3, gamma_val=1e-3)
     want = rasterize(fv, tex, s, backend="reference")
@@ -90,8 +85,8 @@ def test_deterministic_backward_is_bit_identical_and_atomics_agree() -> None:
         assert torch.equal(first[1], again[1]) and torch.equal(first[2], again[2])
     atomic = _grads(fv, tex, s, deterministic=False)
     assert torch.equal(first[0], atomic[0])  # the forward does not depend on the mode
-    _assert_grad_close(atomic[1], first[1], 1e-5)
-    _assert_grad_close(atomic[2], first[2], 1e-5)
+    assert_grad_close(atomic[1], first[1], 1e-5)
+    assert_grad_close(atomic[2], first[2], 1e-5)
 
 
 def test_deterministic_flag_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,5 +197,5 @@ def test_contract_gradients_only_where_needed_and_atomics_agree() -> None:
         if first is None:
             first = grads
         else:
-            _assert_grad_close(grads[0], first[0], 1e-10)
-            _assert_grad_close(grads[1], first[1], 1e-10)
+            assert_grad_close(grads[0], first[0], 1e-10)
+            assert_grad_close(grads[1], first[1], 1e-10)

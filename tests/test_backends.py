@@ -26,6 +26,7 @@ import torch
 from softras.raster import BACKENDS, Backend, RasterResult, RasterSettings, rasterize, rasterize_channels
 from softras.raster import reference as reference_module
 
+from .helpers import assert_grad_close
 from .options import AGGREGATIONS, COMBO_IDS, COMBOS, RGB_AGGREGATIONS
 from .scenes import DEGENERATE_KINDS, crowded_scene, degenerate_scene, random_attributes, random_scene
 
@@ -138,13 +139,6 @@ def _reference(
     return _REFERENCE_CACHE[key]
 
 
-def _assert_grad_close(got: torch.Tensor, want: torch.Tensor, rel: float) -> None:
-    # ≤ rel relative to the gradient's scale (entries that are ~0 differ by rounding only)
-    want = want.double()
-    scale = max(float(want.abs().max()) if want.numel() else 0.0, 1e-12)
-    torch.testing.assert_close(got.double(), want, rtol=rel, atol=rel * scale)
-
-
 def _assert_zbuffer_equal(got: RasterResult, want: RasterResult, tol: float) -> None:
     """Equal z-buffers (ties within contract.ZBUFFER_RTOL go to the lowest face everywhere)."""
     assert got.face_id.dtype == torch.int64
@@ -168,7 +162,7 @@ def _assert_conforms(got: Run, want: Run, s: RasterSettings, *, out_tol: float, 
         assert got.result.face_id is None and got.result.barycentrics is None and got.result.hard_depth is None
     if grad_rel is not None:
         for g, w in zip(got.grads, want.grads, strict=True):
-            _assert_grad_close(g, w, grad_rel)
+            assert_grad_close(g, w, grad_rel)
 
 
 def _legacy_attributes(tex: torch.Tensor, texture_type: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,7 +213,7 @@ def test_original_rgba_entry_point(target: Target, combo: tuple[str, ...]) -> No
     assert got[0].shape == (2, 4, 12, 14)
     torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-10)
     for g, w in zip(got[1:], want[1:], strict=True):
-        _assert_grad_close(g, w, 1e-8)
+        assert_grad_close(g, w, 1e-8)
 
 
 # ---- attributes of any width, soft depth and the z-buffer, float64 -----------------------------------
@@ -309,7 +303,7 @@ def test_outputs_float32(kernel: Target, aggr_rgb: str) -> None:
         torch.testing.assert_close(getattr(got.result, name).double(), getattr(want.result, name).double(), rtol=0,
                                    atol=1e-5)  # fmt: skip
     for g, w in zip(got.grads, want.grads, strict=True):
-        _assert_grad_close(g, w, 1e-4)
+        assert_grad_close(g, w, 1e-4)
     # The z-buffer: the same face except where float32 rounding moves a pixel across an edge or a depth tie.
     same = got.result.face_id == want.result.face_id
     assert float(same.double().mean()) >= 0.98
@@ -351,7 +345,7 @@ def test_degenerate_faces(target: Target, degenerate: str, outputs: str) -> None
         assert torch.isfinite(g).all()
         # Face 0's own gradient runs through 1 / det with det clamped to 1e-10 when it has no
         # area (ill-conditioned: any summation order changes it); every other face must agree.
-        _assert_grad_close(g[:, 1:], w[:, 1:], 1e-8)
+        assert_grad_close(g[:, 1:], w[:, 1:], 1e-8)
 
 
 def test_duplicate_vertices_and_zero_area_faces(target: Target) -> None:
@@ -367,7 +361,7 @@ def test_duplicate_vertices_and_zero_area_faces(target: Target) -> None:
     for g, w in zip(got.grads, want.grads, strict=True):
         assert torch.isfinite(g).all()
         keep = [0, 3, 4, 5, 6, 7]  # faces 1 and 2 have no area: ill-conditioned, see above
-        _assert_grad_close(g[:, keep], w[:, keep], 1e-8)
+        assert_grad_close(g[:, keep], w[:, keep], 1e-8)
 
 
 @pytest.mark.parametrize("fill_back", [False, True])
@@ -459,7 +453,7 @@ def test_gradient_for_one_input_only(target: Target, which: int, outputs: str) -
     outs = [getattr(r, k) for k in SOFT if getattr(r, k) is not None]
     ups = [torch.randn(o.shape, dtype=torch.float64, generator=g).to(target.device) for o in outs]
     sum((o * u).sum() for o, u in zip(outs, ups, strict=True)).backward()
-    _assert_grad_close(inputs[which].grad.cpu(), want.grads[which], 1e-8)
+    assert_grad_close(inputs[which].grad.cpu(), want.grads[which], 1e-8)
     with torch.no_grad():
         r = rasterize_channels(inputs[0], s, surface=inputs[1], vertex=inputs[2], background=bg, backend=target.name)
     assert not any(getattr(r, k).requires_grad for k in SOFT if getattr(r, k) is not None)
