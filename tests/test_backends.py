@@ -7,6 +7,10 @@ a backend registered there is tested with no test written by hand. A twin of the
 (``reference_chunked``: the reference in chunks of 500 pairs) runs the float64 cases too, so the
 suite itself is checked to find nothing where there is nothing to find.
 
+The kernels' options are held to the same answers: the tile size, repeated backward passes
+(bit-identical by default) and channels of any width (each computed exactly as alone). What only
+one backend has (its options, its internals, its wrapper) is in test_backend_specific.py.
+
 Run it for one backend with ``pytest tests/test_backends.py -k cpu`` (ids: ``<backend>`` on CPU
 tensors, ``<backend>@cuda`` on CUDA tensors).
 
@@ -17,16 +21,27 @@ gradients 1e-4, and 1.5e-4 at the defaults σ = 1e-5, γ = 1e-4.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
 import torch
 
-from softras.raster import BACKENDS, Backend, RasterResult, RasterSettings, rasterize, rasterize_channels
+from softras.raster import (
+    BACKENDS,
+    Backend,
+    RasterInputs,
+    RasterResult,
+    RasterSettings,
+    rasterize,
+    rasterize_channels,
+)
 from softras.raster import reference as reference_module
 
-from .helpers import assert_grad_close
+from .helpers import assert_grad_close, image_and_grads
 from .options import AGGREGATIONS, COMBO_IDS, COMBOS, RGB_AGGREGATIONS
 from .scenes import DEGENERATE_KINDS, crowded_scene, degenerate_scene, random_attributes, random_scene
 
@@ -312,6 +327,87 @@ def test_outputs_float32(kernel: Target, aggr_rgb: str) -> None:
                                rtol=0, atol=1e-4)  # fmt: skip
     torch.testing.assert_close(got.result.hard_depth[:, 0][same].double(), want.result.hard_depth[:, 0][same].double(),
                                rtol=1e-5, atol=0)  # fmt: skip
+
+
+# ---- what the kernels' options must not change: tile size, the backward's order, channel widths -----------
+def _tiled(name: str, s: RasterSettings, tile: int) -> list[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The backend's entry and its RGBA entry (where it has one) at ``tile``, as the original's
+    (face_vertices, textures) -> [B, 4, H, W] call."""
+    backend = BACKENDS[name]
+    entries = [backend.load(), *([backend.load_rgba()] if backend.rgba_entry is not None else [])]
+    if any("tile" not in inspect.signature(fn).parameters for fn in entries):
+        pytest.skip(f"backend {name!r} has no tile option")
+
+    def call(fn: Callable) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        def render(fv: torch.Tensor, tex: torch.Tensor) -> torch.Tensor:
+            out = fn(RasterInputs.from_textures(fv, tex, s), s, tile=tile)
+            return out if isinstance(out, torch.Tensor) else torch.cat([out.channels, out.alpha], 1)
+
+        return render
+
+    return [call(fn) for fn in entries]
+
+
+def test_tile_size_does_not_change_the_result(kernel: Target) -> None:
+    fv, tex = crowded_scene()  # 300 small faces piled into one tile, plus faces larger than the image
+    s = RasterSettings.create(32, sigma_val=1e-3, gamma_val=1e-2)
+    want = image_and_grads(lambda a, t: rasterize(a, t, s, backend="reference"), fv, tex)
+    for tile in (1, 4, 16, 64):
+        for render in _tiled(kernel.name, s, tile):
+            got = image_and_grads(render, fv, tex, kernel.device)
+            torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-10)
+            assert_grad_close(got[1], want[1], 1e-8)
+            assert_grad_close(got[2], want[2], 1e-8)
+    s = RasterSettings.create((20, 45), sigma_val=1e-3, gamma_val=1e-3)
+    for spread in (1.2, 1.5):  # at 1.5 many faces cross the borders
+        fv, tex = random_scene(batch=2, faces=30, seed=8, spread=spread)
+        want = rasterize(fv, tex, s, backend="reference")
+        for tile in (1, 7, 16, 64):
+            for render in _tiled(kernel.name, s, tile):
+                got = render(fv.to(kernel.device), tex.to(kernel.device)).cpu()
+                torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
+def test_backward_is_deterministic_by_default(kernel: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeated calls give bit-identical images and gradients (a backend may offer a faster
+    non-deterministic backward, Warp's ``SOFTRAS_WARP_DETERMINISTIC=0``, only when asked)."""
+    monkeypatch.delenv("SOFTRAS_WARP_DETERMINISTIC", raising=False)
+    fv, tex = random_scene(batch=4, faces=200, seed=9, dtype=torch.float32, size=0.3)
+    s = RasterSettings.create(64, sigma_val=1e-4, gamma_val=1e-4)
+
+    def render(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return rasterize(a, t, s, backend=kernel.name)
+
+    first = image_and_grads(render, fv, tex, kernel.device)
+    for _ in range(2):
+        again = image_and_grads(render, fv, tex, kernel.device)
+        assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+@pytest.mark.parametrize("aggr_rgb", RGB_AGGREGATIONS)
+def test_channels_of_any_width_equal_separate_runs(kernel: Target, aggr_rgb: str) -> None:
+    g = torch.Generator().manual_seed(21)
+    fv, _ = random_scene(batch=2, faces=10, seed=21)
+    surface = torch.rand(2, 10, 4, 3, generator=g, dtype=torch.float64)  # R = 2
+    vertex = torch.randn(2, 10, 3, 8, generator=g, dtype=torch.float64)
+    bg = tuple(float(v) for v in torch.rand(11, generator=g))
+    fv, surface, vertex = (x.to(kernel.device) for x in (fv, surface, vertex))
+    s = RasterSettings.create((12, 10), sigma_val=1e-2, gamma_val=1e-2, aggr_func_rgb=aggr_rgb, far=10.0)
+
+    def run(sf: torch.Tensor, vx: torch.Tensor, background: tuple[float, ...]) -> RasterResult:
+        return rasterize_channels(fv, s, surface=sf, vertex=vx, background=background, backend=kernel.name)
+
+    both = run(surface, vertex, bg)
+    assert both.channels.shape == (2, 11, 12, 10) and both.depth is None and both.face_id is None
+    surface_only, vertex_only = run(surface, vertex[..., :0], bg[:3]), run(surface[..., :0], vertex, bg[3:])
+    none = run(surface[..., :0], vertex[..., :0], ())
+    # The weights do not depend on the channels: each channel is computed exactly as alone.
+    assert torch.equal(both.channels, torch.cat([surface_only.channels, vertex_only.channels], 1))
+    assert none.channels.shape == (2, 0, 12, 10)
+    for r in (surface_only, vertex_only, none):
+        assert torch.equal(r.alpha, both.alpha)
+    legacy = rasterize(fv, surface, dataclasses.replace(s, background_color=bg[:3]), backend=kernel.name)
+    assert torch.equal(legacy, torch.cat([surface_only.channels, surface_only.alpha], 1))
 
 
 # ---- crowding, borders, degenerate faces, near/far, image shapes -----------------------------------------
