@@ -7,6 +7,10 @@ a backend registered there is tested with no test written by hand. A twin of the
 (``reference_chunked``: the reference in chunks of 500 pairs) runs the float64 cases too, so the
 suite itself is checked to find nothing where there is nothing to find.
 
+The kernels' options are held to the same answers: the tile size, repeated backward passes
+(bit-identical by default) and channels of any width (each computed exactly as alone). What only
+one backend has (its options, its internals, its wrapper) is in test_backend_specific.py.
+
 Run it for one backend with ``pytest tests/test_backends.py -k cpu`` (ids: ``<backend>`` on CPU
 tensors, ``<backend>@cuda`` on CUDA tensors).
 
@@ -17,32 +21,33 @@ gradients 1e-4, and 1.5e-4 at the defaults σ = 1e-5, γ = 1e-4.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import itertools
+import inspect
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
 import torch
 
-from softras.raster import BACKENDS, Backend, RasterResult, RasterSettings, rasterize, rasterize_channels
+from softras.raster import (
+    BACKENDS,
+    Backend,
+    RasterInputs,
+    RasterResult,
+    RasterSettings,
+    rasterize,
+    rasterize_channels,
+)
 from softras.raster import reference as reference_module
 
+from .helpers import assert_grad_close, image_and_grads
+from .options import AGGREGATIONS, COMBO_IDS, COMBOS, RGB_AGGREGATIONS
 from .scenes import DEGENERATE_KINDS, crowded_scene, degenerate_scene, random_attributes, random_scene
 
-COMBOS = list(
-    itertools.product(
-        ("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("hard", "sum", "prod"), ("surface", "vertex")
-    )
-)
-COMBO_IDS = ["-".join(c) for c in COMBOS]
 WIDTHS = [(0, 0), (1, 0), (0, 1), (3, 0), (0, 3), (5, 0), (0, 5), (3, 2), (2, 5)]
 # Every (dist_func, aggr_func_rgb, aggr_func_alpha) once, each width of WIDTHS twice.
-OUTPUT_CASES = [
-    (c, *WIDTHS[i % len(WIDTHS)])
-    for i, c in enumerate(
-        itertools.product(("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("hard", "sum", "prod"))
-    )
-]
+OUTPUT_CASES = [(c, *WIDTHS[i % len(WIDTHS)]) for i, c in enumerate(AGGREGATIONS)]
 SOFT = ("channels", "alpha", "depth")
 TWIN = "reference_chunked"
 
@@ -149,13 +154,6 @@ def _reference(
     return _REFERENCE_CACHE[key]
 
 
-def _assert_grad_close(got: torch.Tensor, want: torch.Tensor, rel: float) -> None:
-    # ≤ rel relative to the gradient's scale (entries that are ~0 differ by rounding only)
-    want = want.double()
-    scale = max(float(want.abs().max()) if want.numel() else 0.0, 1e-12)
-    torch.testing.assert_close(got.double(), want, rtol=rel, atol=rel * scale)
-
-
 def _assert_zbuffer_equal(got: RasterResult, want: RasterResult, tol: float) -> None:
     """Equal z-buffers (ties within contract.ZBUFFER_RTOL go to the lowest face everywhere)."""
     assert got.face_id.dtype == torch.int64
@@ -179,7 +177,7 @@ def _assert_conforms(got: Run, want: Run, s: RasterSettings, *, out_tol: float, 
         assert got.result.face_id is None and got.result.barycentrics is None and got.result.hard_depth is None
     if grad_rel is not None:
         for g, w in zip(got.grads, want.grads, strict=True):
-            _assert_grad_close(g, w, grad_rel)
+            assert_grad_close(g, w, grad_rel)
 
 
 def _legacy_attributes(tex: torch.Tensor, texture_type: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,7 +228,7 @@ def test_original_rgba_entry_point(target: Target, combo: tuple[str, ...]) -> No
     assert got[0].shape == (2, 4, 12, 14)
     torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-10)
     for g, w in zip(got[1:], want[1:], strict=True):
-        _assert_grad_close(g, w, 1e-8)
+        assert_grad_close(g, w, 1e-8)
 
 
 # ---- attributes of any width, soft depth and the z-buffer, float64 -----------------------------------
@@ -248,7 +246,7 @@ def test_outputs_any_width_float64(target: Target, combo: tuple[str, ...], cs: i
 
 
 @pytest.mark.parametrize(("with_depth", "with_zbuffer"), [(False, False), (True, False), (False, True)])
-@pytest.mark.parametrize("aggr_rgb", ["hard", "softmax"])
+@pytest.mark.parametrize("aggr_rgb", RGB_AGGREGATIONS)
 def test_only_the_outputs_asked_for(target: Target, with_depth: bool, with_zbuffer: bool, aggr_rgb: str) -> None:
     fv, _ = random_scene(batch=2, faces=8, seed=12)
     surface, vertex, bg = random_attributes(fv, 2, 3, seed=12)
@@ -273,7 +271,7 @@ def test_zbuffer_ties_go_to_the_lowest_face(target: Target) -> None:
     fv = torch.stack([tri + torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), tri, tri, tri])[None]
     vertex = torch.arange(4.0, dtype=torch.float64).reshape(1, 4, 1, 1).expand(1, 4, 3, 2).contiguous()
     surface = fv.new_zeros(1, 4, 1, 0)
-    for aggr_rgb in ("hard", "softmax"):
+    for aggr_rgb in RGB_AGGREGATIONS:
         s = RasterSettings.create(8, dist_func="hard", aggr_func_rgb=aggr_rgb, with_zbuffer=True, with_depth=True)
         got = _run(target.name, target.device, fv, surface, vertex, (0.0, 0.0), s)
         assert bool((got.result.face_id[got.result.face_id >= 0] == 1).all())
@@ -308,7 +306,7 @@ def test_colour_float32_default_sigma_gamma(kernel: Target, combo: tuple[str, ..
     _assert_conforms(got, want, s, out_tol=1.5e-4, grad_rel=None)
 
 
-@pytest.mark.parametrize("aggr_rgb", ["hard", "softmax"])
+@pytest.mark.parametrize("aggr_rgb", RGB_AGGREGATIONS)
 def test_outputs_float32(kernel: Target, aggr_rgb: str) -> None:
     fv, _ = random_scene(batch=2, faces=10, seed=21, dtype=torch.float32)
     surface, vertex, bg = random_attributes(fv, 2, 3, texture_res=1, seed=21)
@@ -320,7 +318,7 @@ def test_outputs_float32(kernel: Target, aggr_rgb: str) -> None:
         torch.testing.assert_close(getattr(got.result, name).double(), getattr(want.result, name).double(), rtol=0,
                                    atol=1e-5)  # fmt: skip
     for g, w in zip(got.grads, want.grads, strict=True):
-        _assert_grad_close(g, w, 1e-4)
+        assert_grad_close(g, w, 1e-4)
     # The z-buffer: the same face except where float32 rounding moves a pixel across an edge or a depth tie.
     same = got.result.face_id == want.result.face_id
     assert float(same.double().mean()) >= 0.98
@@ -329,6 +327,87 @@ def test_outputs_float32(kernel: Target, aggr_rgb: str) -> None:
                                rtol=0, atol=1e-4)  # fmt: skip
     torch.testing.assert_close(got.result.hard_depth[:, 0][same].double(), want.result.hard_depth[:, 0][same].double(),
                                rtol=1e-5, atol=0)  # fmt: skip
+
+
+# ---- what the kernels' options must not change: tile size, the backward's order, channel widths -----------
+def _tiled(name: str, s: RasterSettings, tile: int) -> list[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The backend's entry and its RGBA entry (where it has one) at ``tile``, as the original's
+    (face_vertices, textures) -> [B, 4, H, W] call."""
+    backend = BACKENDS[name]
+    entries = [backend.load(), *([backend.load_rgba()] if backend.rgba_entry is not None else [])]
+    if any("tile" not in inspect.signature(fn).parameters for fn in entries):
+        pytest.skip(f"backend {name!r} has no tile option")
+
+    def call(fn: Callable) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        def render(fv: torch.Tensor, tex: torch.Tensor) -> torch.Tensor:
+            out = fn(RasterInputs.from_textures(fv, tex, s), s, tile=tile)
+            return out if isinstance(out, torch.Tensor) else torch.cat([out.channels, out.alpha], 1)
+
+        return render
+
+    return [call(fn) for fn in entries]
+
+
+def test_tile_size_does_not_change_the_result(kernel: Target) -> None:
+    fv, tex = crowded_scene()  # 300 small faces piled into one tile, plus faces larger than the image
+    s = RasterSettings.create(32, sigma_val=1e-3, gamma_val=1e-2)
+    want = image_and_grads(lambda a, t: rasterize(a, t, s, backend="reference"), fv, tex)
+    for tile in (1, 4, 16, 64):
+        for render in _tiled(kernel.name, s, tile):
+            got = image_and_grads(render, fv, tex, kernel.device)
+            torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-10)
+            assert_grad_close(got[1], want[1], 1e-8)
+            assert_grad_close(got[2], want[2], 1e-8)
+    s = RasterSettings.create((20, 45), sigma_val=1e-3, gamma_val=1e-3)
+    for spread in (1.2, 1.5):  # at 1.5 many faces cross the borders
+        fv, tex = random_scene(batch=2, faces=30, seed=8, spread=spread)
+        want = rasterize(fv, tex, s, backend="reference")
+        for tile in (1, 7, 16, 64):
+            for render in _tiled(kernel.name, s, tile):
+                got = render(fv.to(kernel.device), tex.to(kernel.device)).cpu()
+                torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
+def test_backward_is_deterministic_by_default(kernel: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeated calls give bit-identical images and gradients (a backend may offer a faster
+    non-deterministic backward, Warp's ``SOFTRAS_WARP_DETERMINISTIC=0``, only when asked)."""
+    monkeypatch.delenv("SOFTRAS_WARP_DETERMINISTIC", raising=False)
+    fv, tex = random_scene(batch=4, faces=200, seed=9, dtype=torch.float32, size=0.3)
+    s = RasterSettings.create(64, sigma_val=1e-4, gamma_val=1e-4)
+
+    def render(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return rasterize(a, t, s, backend=kernel.name)
+
+    first = image_and_grads(render, fv, tex, kernel.device)
+    for _ in range(2):
+        again = image_and_grads(render, fv, tex, kernel.device)
+        assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+@pytest.mark.parametrize("aggr_rgb", RGB_AGGREGATIONS)
+def test_channels_of_any_width_equal_separate_runs(kernel: Target, aggr_rgb: str) -> None:
+    g = torch.Generator().manual_seed(21)
+    fv, _ = random_scene(batch=2, faces=10, seed=21)
+    surface = torch.rand(2, 10, 4, 3, generator=g, dtype=torch.float64)  # R = 2
+    vertex = torch.randn(2, 10, 3, 8, generator=g, dtype=torch.float64)
+    bg = tuple(float(v) for v in torch.rand(11, generator=g))
+    fv, surface, vertex = (x.to(kernel.device) for x in (fv, surface, vertex))
+    s = RasterSettings.create((12, 10), sigma_val=1e-2, gamma_val=1e-2, aggr_func_rgb=aggr_rgb, far=10.0)
+
+    def run(sf: torch.Tensor, vx: torch.Tensor, background: tuple[float, ...]) -> RasterResult:
+        return rasterize_channels(fv, s, surface=sf, vertex=vx, background=background, backend=kernel.name)
+
+    both = run(surface, vertex, bg)
+    assert both.channels.shape == (2, 11, 12, 10) and both.depth is None and both.face_id is None
+    surface_only, vertex_only = run(surface, vertex[..., :0], bg[:3]), run(surface[..., :0], vertex, bg[3:])
+    none = run(surface[..., :0], vertex[..., :0], ())
+    # The weights do not depend on the channels: each channel is computed exactly as alone.
+    assert torch.equal(both.channels, torch.cat([surface_only.channels, vertex_only.channels], 1))
+    assert none.channels.shape == (2, 0, 12, 10)
+    for r in (surface_only, vertex_only, none):
+        assert torch.equal(r.alpha, both.alpha)
+    legacy = rasterize(fv, surface, dataclasses.replace(s, background_color=bg[:3]), backend=kernel.name)
+    assert torch.equal(legacy, torch.cat([surface_only.channels, surface_only.alpha], 1))
 
 
 # ---- crowding, borders, degenerate faces, near/far, image shapes -----------------------------------------
@@ -362,7 +441,7 @@ def test_degenerate_faces(target: Target, degenerate: str, outputs: str) -> None
         assert torch.isfinite(g).all()
         # Face 0's own gradient runs through 1 / det with det clamped to 1e-10 when it has no
         # area (ill-conditioned: any summation order changes it); every other face must agree.
-        _assert_grad_close(g[:, 1:], w[:, 1:], 1e-8)
+        assert_grad_close(g[:, 1:], w[:, 1:], 1e-8)
 
 
 def test_duplicate_vertices_and_zero_area_faces(target: Target) -> None:
@@ -378,7 +457,7 @@ def test_duplicate_vertices_and_zero_area_faces(target: Target) -> None:
     for g, w in zip(got.grads, want.grads, strict=True):
         assert torch.isfinite(g).all()
         keep = [0, 3, 4, 5, 6, 7]  # faces 1 and 2 have no area: ill-conditioned, see above
-        _assert_grad_close(g[:, keep], w[:, keep], 1e-8)
+        assert_grad_close(g[:, keep], w[:, keep], 1e-8)
 
 
 @pytest.mark.parametrize("fill_back", [False, True])
@@ -470,7 +549,7 @@ def test_gradient_for_one_input_only(target: Target, which: int, outputs: str) -
     outs = [getattr(r, k) for k in SOFT if getattr(r, k) is not None]
     ups = [torch.randn(o.shape, dtype=torch.float64, generator=g).to(target.device) for o in outs]
     sum((o * u).sum() for o, u in zip(outs, ups, strict=True)).backward()
-    _assert_grad_close(inputs[which].grad.cpu(), want.grads[which], 1e-8)
+    assert_grad_close(inputs[which].grad.cpu(), want.grads[which], 1e-8)
     with torch.no_grad():
         r = rasterize_channels(inputs[0], s, surface=inputs[1], vertex=inputs[2], background=bg, backend=target.name)
     assert not any(getattr(r, k).requires_grad for k in SOFT if getattr(r, k) is not None)

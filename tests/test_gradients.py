@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 
 import softras as sr
 from softras.raster import soft_rasterize
 
+from .options import COMBOS
 from .scenes import random_scene
-
-COMBOS = list(
-    itertools.product(
-        ("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("hard", "sum", "prod"), ("surface", "vertex")
-    )
-)
 
 
 @pytest.mark.parametrize(("dist_func", "aggr_rgb", "aggr_alpha", "texture_type"), COMBOS)

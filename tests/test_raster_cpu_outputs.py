@@ -9,7 +9,6 @@ the contract's torch binning, and float64 gradcheck.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 
 import numpy as np
@@ -19,9 +18,12 @@ import torch
 from softras.raster import RasterSettings, rasterize_channels
 from softras.raster.contract import FaceConst, bin_faces, has_area, pixel_ranges
 
+from . import options
+from .helpers import assert_grad_close
 from .scenes import random_scene
 
-AGGREGATIONS = list(itertools.product(("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("sum", "prod")))
+# The soft alpha aggregations (hard alpha is tested with the z-buffer).
+AGGREGATIONS = [a for a in options.AGGREGATIONS if a[2] != "hard"]
 
 
 def _settings(dist_func: str = "euclidean", aggr_rgb: str = "softmax", aggr_alpha: str = "prod", **kw: object):
@@ -115,7 +117,7 @@ def test_zbuffer_outputs_against_the_hard_colour_path() -> None:
 
 def test_zbuffer_and_depth_do_not_change_the_other_outputs() -> None:
     fv, tex = random_scene(batch=2, faces=20, seed=4)
-    for aggr_rgb in ("hard", "softmax"):
+    for aggr_rgb in options.RGB_AGGREGATIONS:
         s = _settings(aggr_rgb=aggr_rgb)
         plain = _cpu(fv, s, surface=tex)
         full = _cpu(fv, dataclasses.replace(s, with_depth=True, with_zbuffer=True), surface=tex)
@@ -170,7 +172,7 @@ def test_float32_gradients_use_the_float64_outputs() -> None:
 
     want = grad(torch.float64)
     assert want.abs().max() > 1
-    torch.testing.assert_close(grad(torch.float32), want, rtol=0, atol=1e-5 * want.abs().max())
+    assert_grad_close(grad(torch.float32), want, 1e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 
@@ -11,13 +9,8 @@ from softras.raster import RasterSettings, rasterize, soft_rasterize
 from softras.raster.reference import rasterize_reference
 
 from .naive import naive_rasterize
+from .options import COMBOS, TEXTURE_TYPES
 from .scenes import random_scene
-
-COMBOS = list(
-    itertools.product(
-        ("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("hard", "sum", "prod"), ("surface", "vertex")
-    )
-)
 
 
 @pytest.mark.parametrize(("dist_func", "aggr_rgb", "aggr_alpha", "texture_type"), COMBOS)
@@ -139,7 +132,7 @@ def test_anti_aliasing_average_pools() -> None:
     torch.testing.assert_close(r_aa(_M()), torch.nn.functional.avg_pool2d(r_2x(_M()), 2))
 
 
-@pytest.mark.parametrize("texture_type", ["surface", "vertex"])
+@pytest.mark.parametrize("texture_type", TEXTURE_TYPES)
 def test_float32_close_to_float64(texture_type: str) -> None:
     # R = 1: with R > 1 the texel picked at a clamped barycentric on a texel border can
     # legitimately flip with rounding (a discontinuity of the original's sampling).

@@ -3,8 +3,6 @@ against the plain-Python oracle, and float64 gradcheck of every soft output."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 
@@ -13,10 +11,11 @@ from softras.raster.contract import RasterInputs
 from softras.raster.reference import rasterize as reference_rasterize
 
 from .naive import NaiveResult, naive_rasterize_channels
+from .options import AGGREGATIONS, RGB_AGGREGATIONS
 from .scenes import random_attributes, random_scene
 
 WIDTHS = [(0, 0), (1, 0), (0, 1), (5, 0), (0, 5), (3, 2), (2, 5)]
-OPTIONS = list(itertools.product(("hard", "barycentric", "euclidean"), ("hard", "softmax"), ("hard", "sum", "prod")))
+OPTIONS = AGGREGATIONS
 
 
 def _settings(size: tuple[int, int] = (9, 11), **kw: object) -> RasterSettings:
@@ -68,7 +67,7 @@ def test_only_what_is_asked_is_returned() -> None:
     assert torch.equal(depth_only.depth, full.depth)
 
 
-@pytest.mark.parametrize("aggr_rgb", ["hard", "softmax"])
+@pytest.mark.parametrize("aggr_rgb", RGB_AGGREGATIONS)
 def test_zbuffer_ties_go_to_the_lowest_face(aggr_rgb: str) -> None:
     tri = torch.tensor([[-0.8, -0.8, 2.0], [0.8, -0.8, 2.0], [0.0, 0.8, 2.0]], dtype=torch.float64)
     farther = tri + torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import softras as sr
 from softras.raster import soft_rasterize
 
+from .options import DIST_FUNCS, RGB_AGGREGATIONS, SOFTRAS_ALPHA_AGGREGATIONS, TEXTURE_TYPES
 from .scenes import random_scene
 
 
@@ -121,10 +122,10 @@ _settings = settings(max_examples=60, deadline=None, suppress_health_check=[Heal
 @given(
     seed=st.integers(0, 10_000),
     faces=st.integers(1, 5),
-    dist_func=st.sampled_from(["hard", "barycentric", "euclidean"]),
-    aggr_rgb=st.sampled_from(["hard", "softmax"]),
-    aggr_alpha=st.sampled_from(["hard", "sum", "prod"]),
-    texture_type=st.sampled_from(["surface", "vertex"]),
+    dist_func=st.sampled_from(DIST_FUNCS),
+    aggr_rgb=st.sampled_from(RGB_AGGREGATIONS),
+    aggr_alpha=st.sampled_from(SOFTRAS_ALPHA_AGGREGATIONS),
+    texture_type=st.sampled_from(TEXTURE_TYPES),
     degenerate=st.sampled_from(["none", "collinear", "point", "zero_depth"]),
     dtype=st.sampled_from([torch.float32, torch.float64]),
     sigma=st.sampled_from([1e-6, 1e-4, 1e-2]),
