@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -14,6 +15,7 @@ from ._state import SettingsState
 from .cameras import image_hw
 from .mesh import Mesh
 from .raster import RasterSettings, rasterize, rasterize_channels
+from .raster.settings import FAMILY_OPTIONS
 
 __all__ = ["Rasterizer", "SoftRasterizer"]
 
@@ -37,12 +39,12 @@ class SoftRasterizer(SettingsState, nn.Module):
     _state_attributes = (
         "image_size", "background_color", "near", "far", "anti_aliasing", "fill_back", "eps", "sigma_val",
         "dist_func", "dist_eps", "gamma_val", "aggr_func_rgb", "aggr_func_alpha", "texture_type",
-        "distribution", "squared_distance", "dist_shape", "dist_shift", "t_conorm_p",
+        *FAMILY_OPTIONS,
     )  # fmt: skip
-    _state_defaults: ClassVar[dict[str, object]] = {  # GenDR's families, added after the first release
-        "distribution": "logistic", "squared_distance": True,
-        "dist_shape": None, "dist_shift": None, "t_conorm_p": None,
-    }  # fmt: skip
+    # GenDR's families, added after the first release: older states lack them and load with the defaults
+    _state_defaults: ClassVar[dict[str, object]] = {
+        f.name: f.default for f in dataclasses.fields(RasterSettings) if f.name in FAMILY_OPTIONS
+    }
 
     def __init__(
         self,

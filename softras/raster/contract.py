@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
-from .model import DISTRIBUTIONS, tconorms
+from .model import tconorms
 
 if TYPE_CHECKING:
     from .settings import RasterSettings
@@ -463,6 +463,7 @@ def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParam
     s = settings
     inv_scale, zp_bg = softmax_constants(s)
     depth_min, depth_max = depth_range(s)
+    code, shape, shift, t_conorm_p = s.family
     return KernelParams(
         dist_func=int(DistFunc[s.dist_func.upper()]),
         rgb_aggregation=int(RgbAggregation[s.aggr_func_rgb.upper()]),
@@ -482,9 +483,9 @@ def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParam
         depth_max=depth_max,
         inv_scale=inv_scale,
         zp_bg=zp_bg,
-        distribution=-1 if s.softras_coverage else DISTRIBUTIONS[s.distribution].code,
+        distribution=-1 if s.softras_coverage else code,
         squared=int(s.squared_distance),
-        dist_shape=float(s.dist_shape or 0.0),
-        dist_shift=float(s.dist_shift or 0.0),
-        t_conorm_p=float(s.t_conorm_p or 0.0),
+        dist_shape=shape,
+        dist_shift=shift,
+        t_conorm_p=t_conorm_p,
     )

@@ -46,7 +46,7 @@ from .contract import (
     softmax_constants,
     texel_index,
 )
-from .model import DISTRIBUTIONS, torch_model
+from .model import torch_model
 from .settings import RasterSettings
 
 __all__ = ["DEFAULT_MAX_PAIRS", "count_box_pairs", "rasterize", "rasterize_reference"]
@@ -220,16 +220,11 @@ class _TConormAlpha(torch.autograd.Function):
         return (grad.double()[pix] * pair_gradient).to(grad.dtype), *([None] * 7)
 
 
-def _family(s: RasterSettings) -> tuple[int, float, float]:
-    """(distribution code, shape, shift) of the model's coverage."""
-    return DISTRIBUTIONS[s.distribution].code, float(s.dist_shape or 0.0), float(s.dist_shift or 0.0)
-
-
 def _coverage(z: torch.Tensor, s: RasterSettings) -> torch.Tensor:
     """D of every pair from its z (differentiable)."""
     if s.softras_coverage:
         return torch.sigmoid(z)
-    return _Coverage.apply(z, *_family(s))
+    return _Coverage.apply(z, *s.family[:3])
 
 
 def _log_coverage(z: torch.Tensor, s: RasterSettings) -> torch.Tensor:
@@ -238,7 +233,7 @@ def _log_coverage(z: torch.Tensor, s: RasterSettings) -> torch.Tensor:
         return torch.zeros_like(z)
     if s.softras_coverage:
         return torch.nn.functional.logsigmoid(z)
-    return _LogCoverage.apply(z, *_family(s))
+    return _LogCoverage.apply(z, *s.family[:3])
 
 
 def _alpha(
@@ -266,10 +261,9 @@ def _alpha(
             first = big.scatter_reduce(0, pix, torch.where(at_max, face, big[pix]), reduce="amin", include_self=True)
             winner = (at_max & (face == first[pix])).nonzero().squeeze(1)
         return zeros.index_put((pix[winner],), d[winner])
-    code = AlphaAggregation[s.aggr_func_alpha.upper()]
-    dist = DISTRIBUTIONS["logistic"].code if s.softras_coverage else DISTRIBUTIONS[s.distribution].code
-    _, shape, shift = _family(s) if not s.softras_coverage else (0, 0.0, 0.0)
-    return _TConormAlpha.apply(z, pix, zeros.shape[0], dist, int(code), shape, shift, float(s.t_conorm_p or 0.0))
+    dist, shape, shift, p = s.family
+    code = int(AlphaAggregation[s.aggr_func_alpha.upper()])
+    return _TConormAlpha.apply(z, pix, zeros.shape[0], dist, code, shape, shift, p)
 
 
 def _pair_values(

@@ -24,6 +24,7 @@ __all__ = [
     "ALPHA_AGGREGATIONS",
     "DISTRIBUTIONS",
     "DIST_FUNCS",
+    "FAMILY_OPTIONS",
     "RGB_AGGREGATIONS",
     "TEXTURE_TYPES",
     "RasterSettings",
@@ -34,6 +35,8 @@ RGB_AGGREGATIONS = tuple(m.name.lower() for m in RgbAggregation)
 ALPHA_AGGREGATIONS = (*(m.name.lower() for m in AlphaAggregation), "probabilistic")
 """``hard``, ``sum``, ``prod`` and every T-conorm of the model (``probabilistic`` is ``prod``)."""
 DISTRIBUTIONS = model.DISTRIBUTION_NAMES
+FAMILY_OPTIONS = ("distribution", "squared_distance", "dist_shape", "dist_shift", "t_conorm_p")
+"""The options of GenDR's coverage families (beyond the original's ``aggr_func_alpha``)."""
 TEXTURE_TYPES = ("surface", "vertex")
 
 
@@ -153,11 +156,25 @@ class RasterSettings:
         kernels' dedicated path, whose numbers the original's scripts keep."""
         return self.dist_func == "hard" or (self.distribution == "logistic" and self.squared_distance)
 
+    @property
+    def family(self) -> tuple[int, float, float, float]:
+        """(distribution code, shape, shift, t_conorm_p) as the model's functions take them: the
+        code of :data:`softras.raster.model.DISTRIBUTIONS` (logistic for SoftRas's coverage), and
+        0 for each parameter the family does not take."""
+        name = "logistic" if self.distribution == "heaviside" else self.distribution
+        return (
+            model.DISTRIBUTIONS[name].code,
+            float(self.dist_shape or 0.0),
+            float(self.dist_shift or 0.0),
+            float(self.t_conorm_p or 0.0),
+        )
+
     def _cull_threshold(self) -> float:
         """θ: pairs outside a face whose squared distance reaches θ are culled (D <= dist_eps)."""
         if self.softras_coverage:
             return self.sigma_val * math.log(1.0 / self.dist_eps - 1.0)
-        z = model.cull_z(self.distribution, self.dist_eps, self.dist_shape or 0.0, self.dist_shift or 0.0)
+        _, shape, shift, _ = self.family
+        z = model.cull_z(self.distribution, self.dist_eps, shape, shift)
         reach = max(-z, 0.0) * self.sigma_val  # x at the cull point
         return reach if self.squared_distance else reach * reach
 

@@ -188,12 +188,14 @@ def warp_model(scalar: type) -> dict[str, Callable]:
     return {**ops.bind(distributions, namespace, wp.func), **ops.bind(tconorms, namespace, wp.func)}
 
 
+@functools.lru_cache(maxsize=256)
 def cull_z(distribution: str, dist_eps: float, shape: float, shift: float) -> float:
     """The z at and below which D <= ``dist_eps``: pairs outside a face further than the distance
     this z stands for are culled. Finite supports give their exact edge (where D reaches
     dist_eps), other tails the quantile F⁻¹(dist_eps), found by bisection of the model's own D
     (so that the rule cannot drift from the function). Returns 0 or more when no outside pair
-    reaches dist_eps (D(0) <= dist_eps)."""
+    reaches dist_eps (D(0) <= dist_eps). Cached: settings are rebuilt at every call of the
+    original's modules, and the bisection evaluates D a few hundred times."""
     evaluate = python_model()["evaluate"]
     code = DISTRIBUTIONS[distribution].code
 
