@@ -12,8 +12,12 @@ with a read-only install, load the kernels in about a second instead of compilin
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -42,14 +46,39 @@ def _render_once(backend: str, dtype: torch.dtype, device: torch.device) -> None
             rasterize(verts, textures, settings, backend=backend).sum().backward()
 
 
+def _run_apps(backend: str) -> None:
+    """One tiny run of each app (16 px, one iteration, into a temporary folder): the ``cpu`` backend
+    compiles a kernel per combination of options (``cpu_kernels.Variant``), and this compiles the
+    ones the apps use, in the dtype they use (float32)."""
+    from softras.apps.deform import run_deform
+    from softras.apps.fit_articulated import run_fit_articulated
+    from softras.apps.fit_pose import run_fit_pose
+    from softras.apps.render import run_render
+    from softras.recon.model import ModelConfig, ReconModel
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        out = Path(tmp)
+        run_render(None, out / "render", image_size=16, texture_res=2, step_deg=180, sweep_frames=2,
+                   backend=backend, quiet=True)  # fmt: skip
+        run_deform(out_dir=out / "deform", iters=1, image_size=16, views=2, backend=backend, progress=False)
+        run_fit_pose(out / "pose", starts=1, iters=1, image_size=16, backend=backend, quiet=True)
+        run_fit_articulated(out / "articulated", iters=1, image_size=16, backend=backend, quiet=True)
+        for variant in ("full", "silhouette"):
+            model = ReconModel(ModelConfig(variant=variant), backend=backend)
+            vertices = model.decoder.vertices_base[None].detach().clone().requires_grad_(True)
+            colors = torch.rand(1, model.faces.shape[0], 3) if variant == "full" else None
+            model.render(vertices, torch.tensor([[0.0, 0.0, -2.732]]), colors).sum().backward()
+
+
 def warmup(
-    backends: Sequence[str] = ("cpu",), dtypes: Sequence[str] = ("float32", "float64")
+    backends: Sequence[str] = ("cpu",), dtypes: Sequence[str] = ("float32", "float64"), apps: bool = True
 ) -> dict[tuple[str, str], float]:
     """Compile forward and backward kernels of ``backends`` for ``dtypes``, filling the kernel cache.
 
     Args:
         backends: backend names (``'cpu'``, ``'warp'``, ``'cuda'``); ``'cuda'`` renders on the GPU.
         dtypes: ``'float32'`` and/or ``'float64'``.
+        apps: also compile the ``cpu`` kernels the apps use (one tiny run of each, in float32).
 
     Returns:
         Seconds taken per ``(backend, dtype)`` (compile time when the cache was cold).
@@ -71,6 +100,8 @@ def warmup(
         for name in dtypes:
             start = time.perf_counter()
             _render_once(backend, _DTYPES[name], device)
+            if apps and name == "float32" and backend == "cpu":  # Warp reads the options at run time
+                _run_apps(backend)
             timings[(backend, name)] = time.perf_counter() - start
     return timings
 

@@ -27,7 +27,9 @@ the edges opposite a w_k <= 0 are measured.
 from __future__ import annotations
 
 import decimal
+import functools
 import math
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -49,10 +51,7 @@ from .contract import (
     texel_cell,
 )
 from .cpu_binning import face_range
-from .model import distributions as _distributions
-from .model import ops as _ops
-from .model import source_hash as _model_source_hash
-from .model import tconorms as _tconorms
+from .cpu_model import MODEL_KEY, coverage, tc_alpha, tc_pair_gradient, tc_term
 
 __all__ = ["G_ATTR", "Geometry", "backward", "forward", "prepare_faces", "reduce_faces"]
 
@@ -74,21 +73,6 @@ _EDGE, _ALT = int(FaceConst.INV_EDGE_LEN2), int(FaceConst.ALTITUDE2)
 
 _texel = njit(inline="always", **_JIT)(texel_cell)
 
-# The model's coverage distributions and T-conorms (softras.raster.model), compiled from their one
-# source: each leaf inlined into its dispatcher, each dispatcher one function the kernels call (so
-# a kernel's compile does not grow with the number of families). The dispatchers are compiled
-# only when a kernel is; a kernel loaded from the disk cache carries their code, and the model's
-# source hash, a closure value of every kernel, keys that cache.
-_inline = njit(inline="always", error_model="numpy")
-_MODEL = {
-    **_ops.bind(_distributions, _ops.numba_namespace(_inline), _inline),
-    **_ops.bind(_tconorms, _ops.numba_namespace(_inline), _inline),
-}
-_evaluate = njit(error_model="numpy")(_MODEL["evaluate"].py_func)
-_tc_term = njit(error_model="numpy")(_MODEL["term"].py_func)
-_tc_alpha = njit(error_model="numpy")(_MODEL["alpha"].py_func)
-_tc_pair_gradient = njit(error_model="numpy")(_MODEL["pair_gradient"].py_func)
-MODEL_KEY = _model_source_hash()
 
 
 class Geometry(NamedTuple):
@@ -167,31 +151,32 @@ def _sigmoid_pair(x, dist_id):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _family_z(x, p):  # pragma: no cover - compiled
+def _family_z(x, squared, sigma):  # pragma: no cover - compiled
     """z of the model's distribution from x = sign·d²/σ: x itself, or sign·d/σ (``squared`` 0)."""
-    if p.squared != 0:
+    if squared != 0:
         return x
-    r = math.sqrt(abs(x) / p.sigma)
+    r = math.sqrt(abs(x) / sigma)
     return r if x >= 0 else -r
 
 
 @njit(inline="always", **_JIT)
-def _family_dz_dx(z, p):  # pragma: no cover - compiled
+def _family_dz_dx(z, squared, sigma):  # pragma: no cover - compiled
     """dz/dx for :func:`_family_z` (0 at d = 0, where d has no derivative)."""
-    if p.squared != 0:
+    if squared != 0:
         return 1.0
-    return 0.5 / (p.sigma * abs(z)) if z != 0 else 0.0
+    return 0.5 / (sigma * abs(z)) if z != 0 else 0.0
 
 
 @njit(inline="always", **_JIT)
-def _pair_coverage(x, dist_id, p, generic):  # pragma: no cover - compiled
-    """(D, 1 − D, dD/dz, z) of a kept pair: SoftRas's sigmoid of x (or the hard test), or, when
-    ``generic``, the model's distribution p.distribution at z (see :func:`_family_z`)."""
-    if not generic:
+def _pair_coverage(x, dist_id, dist_code, squared, p):  # pragma: no cover - compiled
+    """(D, 1 − D, dD/dz, z) of a kept pair: SoftRas's sigmoid of x (or the hard test) for
+    ``dist_code`` −1, else the model's distribution ``dist_code`` at z (see :func:`_family_z`).
+    A constant ``dist_code`` inlines that one distribution (:mod:`.cpu_model`)."""
+    if dist_code < 0:
         d, one_minus_d = _sigmoid_pair(x, dist_id)
         return d, one_minus_d, d * one_minus_d, x
-    z = _family_z(x, p)
-    d, one_minus_d, f = _evaluate(p.distribution, z, p.dist_shape, p.dist_shift)
+    z = _family_z(x, squared, p.sigma)
+    d, one_minus_d, f = coverage(dist_code, z, p.dist_shape, p.dist_shift)
     return d, one_minus_d, f, z
 
 
@@ -453,18 +438,54 @@ def _face_span(pr, b, f, ty0, ty1, tx0, tx1):  # pragma: no cover - compiled
 S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_C0, S_C1, S_C2, S_ARG, S_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
 
-#: Attribute widths (Cs, Cv, with_depth) with a forward kernel of their own, compiled with the widths
-#: as constants (unrolled channel loops: W2's forward is ~15 % faster); other widths share one
-#: kernel that reads them at run time. Each specialisation is one more compile, cached on disk.
-SPECIALISED_WIDTHS = ((3, 0, 0), (0, 3, 0))
-_GENERIC = (-1, -1, -1)
+class Variant(NamedTuple):
+    """The options a specialised kernel compiles in as constants (the KernelParams fields of the same
+    names): its inner loops hold no branch on them, and channel loops have constant trip counts.
+    Every combination gets its own kernel, compiled the first time it is used and cached on disk."""
+
+    dist_func: int
+    rgb_aggregation: int
+    alpha_aggregation: int
+    distribution: int
+    squared: int
+    fill_back: int
+    num_surface: int
+    num_vertex: int
+    with_depth: int
+    with_zbuffer: int
 
 
-def _make_forward(widths: tuple[int, int, int], families: bool):
-    """The forward kernel for attribute ``widths`` (Cs, Cv, with_depth), -1 entries read from ``p``;
-    ``families``: it also runs the model's families (see :func:`uses_families`), else only SoftRas's
-    coverage with the 'hard', 'sum' and 'prod' alpha, with no trace of the others in its code."""
-    fixed_cs, fixed_cv, fixed_nd = widths  # closure constants: Numba compiles them in
+#: Environment variable choosing the kernels: ``specialised`` (default: one kernel per
+#: :class:`Variant`) or ``generic`` (one kernel for every option, read at run time: no compile per
+#: combination, for sweeps over many options; the test suite uses it).
+KERNELS_ENV = "SOFTRAS_CPU_KERNELS"
+
+
+def kernel_variant(p) -> Variant | None:
+    """The :class:`Variant` of call ``p`` (KernelParams), or None for the generic kernels (see
+    :data:`KERNELS_ENV`)."""
+    choice = os.environ.get(KERNELS_ENV, "specialised")
+    if choice == "generic":
+        return None
+    if choice != "specialised":
+        raise ValueError(f"{KERNELS_ENV}: expected 'specialised' or 'generic', got {choice!r}")
+    return Variant(
+        p.dist_func, p.rgb_aggregation, p.alpha_aggregation, p.distribution, p.squared, p.fill_back,
+        p.num_surface, p.num_vertex, 1 if p.with_depth else 0, p.with_zbuffer,
+    )  # fmt: skip
+
+
+_NO_VARIANT = Variant(*([0] * len(Variant._fields)))  # the generic kernels' (unread) constants
+
+
+def _make_forward(variant: Variant | None):
+    """The forward kernel of ``variant``, or the generic one (None) that reads every option from ``p``.
+
+    In a specialised kernel the ``if fixed`` blocks below are pruned before typing, so its option
+    variables are compile-time constants and a family's model function is inlined (:mod:`.cpu_model`).
+    """
+    fixed = variant is not None  # closure values: Numba compiles them in, and they key the disk cache
+    v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, v_zbuffer = variant or _NO_VARIANT
     model_key = MODEL_KEY  # a closure value, so that a changed model recompiles the cached kernel
 
     @njit(parallel=True, **_JIT)
@@ -502,16 +523,19 @@ def _make_forward(widths: tuple[int, int, int], families: bool):
         nb = fv.shape[0]
         h = ys.shape[0]
         w = xs.shape[0]
-        dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
+        if fixed:
+            dist_id, rgb_id, alpha_id, dist_code, squared = v_dist, v_rgb, v_alpha, v_distribution, v_squared
+            fill_back, cs, cv, nd, zbuffer = v_fill, v_cs, v_cv, v_nd, v_zbuffer
+        else:
+            dist_id, rgb_id, alpha_id, dist_code, squared = (
+                p.dist_func, p.rgb_aggregation, p.alpha_aggregation, p.distribution, p.squared
+            )
+            fill_back, cs, cv, nd, zbuffer = p.fill_back, p.num_surface, p.num_vertex, p.with_depth, p.with_zbuffer
         sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
-        generic = families and p.distribution >= 0
-        # compile-time widths where the kernel is specialised (see make_forward), else read at run time
-        cs = p.num_surface if fixed_cs < 0 else fixed_cs
-        cv = p.num_vertex if fixed_cv < 0 else fixed_cv
-        nd = (1 if p.with_depth != 0 else 0) if fixed_nd < 0 else fixed_nd
+        generic = dist_code >= 0
         r = p.texture_res
         softmax = rgb_id == _RGB_SOFTMAX
-        track_winner = not softmax or p.with_zbuffer != 0
+        track_winner = not softmax or zbuffer != 0
         nsum = cs + cv + nd if softmax else 0
         a_ch = alpha.shape[1] - 1
         for task in prange(nb * nt):
@@ -535,7 +559,7 @@ def _make_forward(widths: tuple[int, int, int], families: bool):
             for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
                 f = geo.tile_faces[e]
                 fc = _load_face(fv, inv, b, f)
-                colour_face = p.fill_back != 0 or front[b, f]
+                colour_face = fill_back != 0 or front[b, f]
                 ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
                 for row in range(ra, rb + 1):
                     py = ys[row]
@@ -546,7 +570,7 @@ def _make_forward(widths: tuple[int, int, int], families: bool):
                             continue
                         i = row - ty0
                         j = col - tx0
-                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, p, generic)
+                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, dist_code, squared, p)
                         if alpha_id == _A_PROD:
                             st[S_ACC, i, j] *= one_minus_d
                         elif alpha_id == _A_SUM:
@@ -554,13 +578,12 @@ def _make_forward(widths: tuple[int, int, int], families: bool):
                         elif alpha_id == _A_HARD:
                             if dist_id == _D_HARD or (d > 0.5 if generic else x > 0):  # D > 0.5
                                 st[S_ACC, i, j] = 1.0
-                        elif families:
-                            if alpha_id == _A_MAX:
-                                if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
-                                    st[S_ACC, i, j] = d
-                                    st[S_ARG, i, j] = f
-                            else:
-                                st[S_ACC, i, j] += _tc_term(alpha_id, d, one_minus_d, p.t_conorm_p)
+                        elif alpha_id == _A_MAX:
+                            if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
+                                st[S_ACC, i, j] = d
+                                st[S_ARG, i, j] = f
+                        else:
+                            st[S_ACC, i, j] += tc_term(alpha_id, d, one_minus_d, p.t_conorm_p)
                         if not colour_face:
                             continue
                         closed = _inside_closed(w0, w1, w2)
@@ -626,12 +649,12 @@ def _make_forward(widths: tuple[int, int, int], families: bool):
                         alpha[b, a_ch, row, col] = 1.0 - acc
                     elif alpha_id == _A_SUM:
                         alpha[b, a_ch, row, col] = acc / p.num_faces
-                    elif alpha_id == _A_HARD or alpha_id == _A_MAX or not families:
+                    elif alpha_id == _A_HARD or alpha_id == _A_MAX:
                         alpha[b, a_ch, row, col] = acc
                     else:
-                        alpha[b, a_ch, row, col] = _tc_alpha(alpha_id, acc, p.t_conorm_p)
+                        alpha[b, a_ch, row, col] = tc_alpha(alpha_id, acc, p.t_conorm_p)
                     state[b, 0, row, col] = acc
-                    if families and alpha_id == _A_MAX:
+                    if alpha_id == _A_MAX:
                         state[b, 3, row, col] = st[S_ARG, i, j]
                     if softmax:
                         den = st[S_DEN, i, j]
@@ -653,7 +676,7 @@ def _make_forward(widths: tuple[int, int, int], families: bool):
                                 channels[b, c, row, col] = background[c]
                             if nd:
                                 depth[b, 0, row, col] = 0.0
-                        if p.with_zbuffer != 0:
+                        if zbuffer != 0:
                             for k in range(3):
                                 barycentrics[b, k, row, col] = 0.0
                             hard_depth[b, 0, row, col] = 0.0
@@ -668,7 +691,7 @@ def _make_forward(widths: tuple[int, int, int], families: bool):
                             channels[b, cs + c, row, col] = _vertex_value(vertex, b, f, c, c0, c1, c2)
                         if nd:
                             depth[b, 0, row, col] = zp
-                    if p.with_zbuffer != 0:
+                    if zbuffer != 0:
                         barycentrics[b, 0, row, col] = c0 * _inv_z(np.float64(fv[b, f, 0, 2]))[0] * zp
                         barycentrics[b, 1, row, col] = c1 * _inv_z(np.float64(fv[b, f, 1, 2]))[0] * zp
                         barycentrics[b, 2, row, col] = c2 * _inv_z(np.float64(fv[b, f, 2, 2]))[0] * zp
@@ -677,25 +700,20 @@ def _make_forward(widths: tuple[int, int, int], families: bool):
     return forward
 
 
-_FORWARDS = {(w, fam): _make_forward(w, fam) for w in (*SPECIALISED_WIDTHS, _GENERIC) for fam in (False, True)}
-
-
-def uses_families(p) -> bool:
-    """Whether the call ``p`` needs the family kernels: a distribution of the model (anything but
-    SoftRas's sigmoid of sign·d²/σ or the hard test) or a T-conorm beyond 'hard', 'sum' and 'prod'."""
-    return p.distribution >= 0 or p.alpha_aggregation > _A_PROD
+@functools.cache
+def _forward_kernel(variant: Variant | None):
+    return _make_forward(variant)
 
 
 def forward(geo, surface, vertex, background, p, *outputs):
-    """Render one call: the kernel of :func:`_make_forward` for ``p``'s widths and family (arguments there)."""
-    widths = (p.num_surface, p.num_vertex, 1 if p.with_depth else 0)
-    families = uses_families(p)
-    kernel = _FORWARDS.get((widths, families), _FORWARDS[(_GENERIC, families)])
-    kernel(geo, surface, vertex, background, p, *outputs)
+    """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
+    _forward_kernel(kernel_variant(p))(geo, surface, vertex, background, p, *outputs)
 
 
-def _make_backward(families: bool):
-    """The backward kernel, with or without the model's families as :func:`_make_forward`."""
+def _make_backward(variant: Variant | None):
+    """The backward kernel of ``variant``, or the generic one (None), as :func:`_make_forward`."""
+    fixed = variant is not None
+    v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, _ = variant or _NO_VARIANT
     model_key = MODEL_KEY
 
     @njit(parallel=True, **_JIT)
@@ -719,12 +737,18 @@ def _make_backward(families: bool):
         h = ys.shape[0]
         w = xs.shape[0]
         nf = p.num_faces
-        dist_id, rgb_id, alpha_id = p.dist_func, p.rgb_aggregation, p.alpha_aggregation
+        if fixed:
+            dist_id, rgb_id, alpha_id, dist_code, squared = v_dist, v_rgb, v_alpha, v_distribution, v_squared
+            fill_back, cs, cv, nd = v_fill, v_cs, v_cv, v_nd
+        else:
+            dist_id, rgb_id, alpha_id, dist_code, squared = (
+                p.dist_func, p.rgb_aggregation, p.alpha_aggregation, p.distribution, p.squared
+            )
+            fill_back, cs, cv, nd = p.fill_back, p.num_surface, p.num_vertex, p.with_depth
         sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
-        cs, cv, r = p.num_surface, p.num_vertex, p.texture_res
-        nd = 1 if p.with_depth != 0 else 0
+        r = p.texture_res
         softmax = rgb_id == _RGB_SOFTMAX
-        generic = families and p.distribution >= 0
+        generic = dist_code >= 0
         need_v, need_s, need_a, need_values = need[0] != 0, need[1] != 0, need[2] != 0, need[3] != 0
         g_surf = G_ATTR
         g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
@@ -736,7 +760,7 @@ def _make_backward(families: bool):
             for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
                 f = geo.tile_faces[e]
                 fc = _load_face(fv, inv, b, f)
-                colour_face = p.fill_back != 0 or front[b, f]
+                colour_face = fill_back != 0 or front[b, f]
                 g = grad_entries[e]
                 for k in range(n_attr):
                     g[G_ATTR + k] = 0.0  # the attribute slots accumulate; the vertex ones are stored once
@@ -754,7 +778,7 @@ def _make_backward(families: bool):
                             continue
                         ga = np.float64(grad_alpha[b, ga_ch, row, col])
                         gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
-                        d, one_minus_d, dd, z = _pair_coverage(x, dist_id, p, generic)
+                        d, one_minus_d, dd, z = _pair_coverage(x, dist_id, dist_code, squared, p)
                         if dist_id != _D_HARD:
                             if alpha_id == _A_PROD:
                                 # dα/dz = Π(1 - D)·f/(1 - D), the hazard f/(1 - D) being D for the logistic
@@ -762,12 +786,12 @@ def _make_backward(families: bool):
                                 gx += ga * state[b, 0, row, col] * hz
                             elif alpha_id == _A_SUM:
                                 gx += ga * dd / nf
-                            elif families and alpha_id == _A_MAX:
+                            elif alpha_id == _A_MAX:
                                 if f == int(state[b, 3, row, col]):
                                     gx += ga * dd
-                            elif families and alpha_id != _A_HARD:
+                            elif alpha_id != _A_HARD:
                                 g_state = state[b, 0, row, col]
-                                gx += ga * _tc_pair_gradient(alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p)
+                                gx += ga * tc_pair_gradient(alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p)
                         gw0 = 0.0
                         gw1 = 0.0
                         gw2 = 0.0
@@ -846,7 +870,7 @@ def _make_backward(families: bool):
                                 gw2 += gc2 / s + gs
                         # ---- coverage ----------------------------------------------------------
                         if generic and gx != 0:
-                            gx *= _family_dz_dx(z, p)  # dL/dx, x = sign·d²/σ as the chain below takes it
+                            gx *= _family_dz_dx(z, squared, sigma)  # dL/dx, x = sign·d²/σ as the chain below takes it
                         if gx != 0:
                             if dist_id == _D_BARY:
                                 m = min(w0, min(w1, w2))
@@ -944,12 +968,14 @@ def _make_backward(families: bool):
     return backward
 
 
-_BACKWARDS = {fam: _make_backward(fam) for fam in (False, True)}
+@functools.cache
+def _backward_kernel(variant: Variant | None):
+    return _make_backward(variant)
 
 
 def backward(geo, surface, vertex, p, *arrays):
-    """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s family (arguments there)."""
-    _BACKWARDS[uses_families(p)](geo, surface, vertex, p, *arrays)
+    """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s variant (arguments there)."""
+    _backward_kernel(kernel_variant(p))(geo, surface, vertex, p, *arrays)
 
 
 @njit(parallel=True, **_JIT)
