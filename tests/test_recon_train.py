@@ -245,8 +245,8 @@ def test_train_cli_coverage_options(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert {k: getattr(cfg, k) for k in FAMILY} == FAMILY and cfg.sigma == 0.01
     capsys.readouterr()
     with pytest.raises(SystemExit, match="2"):
-        main(args + ["--distribution", "gamma", "--dist-shape", "-1"])  # argparse: not a positive number
-    assert main(args + ["--aggr-func-alpha", "yager", "--t-conorm-p", "-1"]) == 2  # the renderer's check
+        main([*args, "--distribution", "gamma", "--dist-shape", "-1"])  # argparse: not a positive number
+    assert main([*args, "--aggr-func-alpha", "yager", "--t-conorm-p", "-1"]) == 2  # the renderer's check
     assert "t_conorm_p" in capsys.readouterr().err
 
 
