@@ -59,7 +59,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = PRESETS[args.preset]
-    model = ReconModel(cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=args.backend)
+    model = ReconModel(
+        cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=args.backend, coverage=cfg.coverage()
+    )
     model.train()
     optimizer = make_adam(model.net.parameters(), cfg.lr)
     lambdas = (cfg.lambda_laplacian, cfg.lambda_flatten)

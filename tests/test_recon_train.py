@@ -182,6 +182,74 @@ def test_checkpoint_content_and_model_loading(data: Path, tmp_path: Path) -> Non
         load_checkpoint(tmp_path / "bad.pt")
 
 
+FAMILY = {
+    "distribution": "uniform",
+    "squared_distance": False,
+    "aggr_func_alpha": "yager",
+    "t_conorm_p": 2.0,
+    "dist_eps": 1e-4,
+}
+
+
+def _family(model: ReconModel) -> dict[str, object]:
+    settings = model.renderer.rasterizer.settings()
+    return {k: getattr(settings, k) for k in (*FAMILY, "sigma_val")}
+
+
+def test_coverage_family_reaches_the_renderer_and_the_checkpoint(data: Path, tmp_path: Path) -> None:
+    cfg = replace(CFG, iters=1, sigma=1e-2, **FAMILY)
+    assert {k: cfg.coverage()[k] for k in FAMILY} == FAMILY
+    trainer = Trainer(data, tmp_path, cfg, quiet=True)
+    assert _family(trainer.model) == {**FAMILY, "sigma_val": 1e-2}
+    # the training renders are the family's: the same as a SoftRenderer built with its keywords
+    from softras.mesh import Mesh
+    from softras.renderer import SoftRenderer
+
+    vertices, _ = trainer.model.reconstruct(torch.rand(2, 4, 32, 32))
+    eyes = torch.tensor([[0.0, 1.366, -2.366]]).expand(2, 3)
+    renderer = SoftRenderer(
+        image_size=32, sigma_val=1e-2, aggr_func_rgb="hard", camera_mode="look_at", viewing_angle=15, **FAMILY
+    )
+    renderer.transform.set_eyes(eyes)
+    expected = renderer.render_mesh(Mesh(vertices, trainer.model.faces[None]))
+    assert torch.equal(trainer.model.render(vertices, eyes), expected)
+    default = ReconModel(cfg.model_config(), sigma_val=1e-2)
+    assert not torch.equal(default.render(vertices, eyes)[:, 3], expected[:, 3])
+    result = trainer.run()
+    model, loaded, _ = load_model(result.checkpoint)
+    assert loaded == cfg and _family(model) == {**FAMILY, "sigma_val": 1e-2}
+    # a checkpoint written before the option existed loads with SoftRas's family
+    old = {k: v for k, v in cfg.to_dict().items() if k not in FAMILY}
+    assert TrainConfig.from_dict(old).coverage() == TrainConfig().coverage()
+    assert TrainConfig().coverage() == {
+        "distribution": "logistic",
+        "squared_distance": True,
+        "dist_shape": None,
+        "dist_shift": None,
+        "aggr_func_alpha": "prod",
+        "t_conorm_p": None,
+        "dist_eps": 1e-10,
+    }
+
+
+def test_train_cli_coverage_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data64 = tmp_path / "data64"
+    data64.mkdir()
+    write_blobs(data64, {"03001627": 2}, size=64)
+    out = tmp_path / "run"
+    args = ["recon", "train", "--data", str(data64), "--out", str(out), "--preset", "tiny", "--iters", "1", "--quiet"]
+    family = ["--sigma", "0.01", "--distribution", "uniform", "--no-squared-distance", "--aggr-func-alpha", "yager"]
+    family += ["--t-conorm-p", "2", "--dist-eps", "1e-4"]
+    assert main(args + family) == 0
+    _, cfg, _ = load_model(out / "checkpoint.pt")
+    assert {k: getattr(cfg, k) for k in FAMILY} == FAMILY and cfg.sigma == 0.01
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="2"):
+        main([*args, "--distribution", "gamma", "--dist-shape", "-1"])  # argparse: not a positive number
+    assert main([*args, "--aggr-func-alpha", "yager", "--t-conorm-p", "-1"]) == 2  # the renderer's check
+    assert "t_conorm_p" in capsys.readouterr().err
+
+
 def test_weight_average_follows_the_ema_formula_and_round_trips() -> None:
     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     avg = WeightAverage(net, decay=0.5)

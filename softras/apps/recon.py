@@ -175,6 +175,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         default=None,
         help="predict meshes mirror-symmetric about x = 0 (not in the paper)",
     )
+    _add_coverage(p)
     p.add_argument("--classes", default=None, metavar="IDS", help="comma-separated class ids (default: all)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--save-every", type=positive_int, default=None, metavar="N", help="checkpoint period")
@@ -184,6 +185,30 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (if installed)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_coverage(p: argparse.ArgumentParser) -> None:
+    """The training renderer's sigma and coverage family (docs/families.md)."""
+    from softras.raster.settings import ALPHA_AGGREGATIONS, DISTRIBUTIONS
+
+    g = p.add_argument_group("coverage family (docs/families.md; default SoftRas's)")
+    g.add_argument("--sigma", type=positive_float, default=None, help="sigma of the soft rasterizer (default 1e-4)")
+    g.add_argument("--distribution", choices=DISTRIBUTIONS, default=None, help="coverage F (default logistic)")
+    g.add_argument(
+        "--squared-distance",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the distribution reads the squared distance (SoftRas, the default) or the distance",
+    )
+    g.add_argument("--dist-shape", type=positive_float, default=None, metavar="K", help="shape k of the gamma families")
+    g.add_argument("--dist-shift", type=float, default=None, metavar="S", help="shift of the one-sided families")
+    g.add_argument(
+        "--aggr-func-alpha", choices=ALPHA_AGGREGATIONS, default=None, help="alpha aggregation (default prod)"
+    )
+    g.add_argument("--t-conorm-p", type=float, default=None, metavar="P", help="parameter of the parametric T-conorms")
+    g.add_argument(
+        "--dist-eps", type=positive_float, default=None, metavar="E", help="coverage cull threshold (default 1e-10)"
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -217,6 +242,14 @@ def _run_train(args: argparse.Namespace) -> int:
         "shift_pixels": args.shift_pixels,
         "symmetric": args.symmetric,
         "class_ids": tuple(args.classes.split(",")) if args.classes else None,
+        "sigma": args.sigma,
+        "distribution": args.distribution,
+        "squared_distance": args.squared_distance,
+        "dist_shape": args.dist_shape,
+        "dist_shift": args.dist_shift,
+        "aggr_func_alpha": args.aggr_func_alpha,
+        "t_conorm_p": args.t_conorm_p,
+        "dist_eps": args.dist_eps,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     result = train(

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -204,6 +206,10 @@ class ReconModel(nn.Module):
         sigma_val: σ of the soft rasterizer (the paper: 1e-4; decayed ×0.3 late in training).
         gamma_val: γ (used for the colour renders of the ``full`` variant).
         backend: rasterization backend (``None``: the device's default).
+        coverage: :class:`~softras.SoftRenderer` keywords that choose another coverage family
+            (``distribution``, ``squared_distance``, ``dist_shape``, ``dist_shift``,
+            ``aggr_func_alpha``, ``t_conorm_p``, ``dist_eps``; docs/families.md); ``None``:
+            SoftRas's (logistic on the squared distance, ``prod``, ``dist_eps`` 1e-10).
     """
 
     def __init__(
@@ -212,11 +218,13 @@ class ReconModel(nn.Module):
         sigma_val: float = 1e-4,
         gamma_val: float = 1e-4,
         backend: str | None = None,
+        coverage: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg if cfg is not None else ModelConfig()
         self.net: nn.Module = ReconNet(self.cfg)
         full = self.cfg.variant == "full"
+        options: dict[str, Any] = {"dist_eps": 1e-10, **(coverage or {})}
         self.renderer = SoftRenderer(
             image_size=self.cfg.image_size,
             sigma_val=sigma_val,
@@ -224,8 +232,8 @@ class ReconModel(nn.Module):
             aggr_func_rgb="softmax" if full else "hard",
             camera_mode="look_at",
             viewing_angle=VIEWING_ANGLE,
-            dist_eps=1e-10,
             backend=backend,
+            **options,
         )
         dec = self.decoder
         self.laplacian_loss = LaplacianLoss(dec.vertices_base, dec.faces)

@@ -78,6 +78,18 @@ class TrainConfig:
         lr: Adam learning rate.
         sigma: σ of the soft rasterizer.
         gamma: γ of the soft rasterizer (colour renders).
+        distribution: the coverage distribution of the training renderer (GenDR's families,
+            docs/families.md; default SoftRas's ``'logistic'``).
+        squared_distance: the distribution reads the squared screen distance (SoftRas) or the
+            distance itself (GenDR's default); σ's scale differs accordingly.
+        dist_shape: shape parameter of the ``gamma`` families (None: the renderer's default).
+        dist_shift: shift of the one-sided families, in units of σ (None: the renderer's default).
+        aggr_func_alpha: the alpha aggregation (T-conorm) of the training renderer (default
+            SoftRas's ``'prod'``).
+        t_conorm_p: the parameter of the parametric T-conorms (None: the renderer's default).
+        dist_eps: coverage below which a pixel–face pair is skipped (the cull radius; 1e-10 as
+            in the original's recon renderer). Heavy-tailed distributions reach far at a small
+            ``dist_eps``: raise it to keep their renders fast.
         lambda_laplacian: weight of the Laplacian loss.
         lambda_flatten: weight of the flatten loss.
         lambda_color: weight of the colour loss ('full' only).
@@ -130,6 +142,13 @@ class TrainConfig:
     lr: float = 1e-4
     sigma: float = 1e-4
     gamma: float = 1e-4
+    distribution: str = "logistic"
+    squared_distance: bool = True
+    dist_shape: float | None = None
+    dist_shift: float | None = None
+    aggr_func_alpha: str = "prod"
+    t_conorm_p: float | None = None
+    dist_eps: float = 1e-10
     lambda_laplacian: float = 5e-3
     lambda_flatten: float = 5e-4
     lambda_color: float = 1.0
@@ -175,6 +194,18 @@ class TrainConfig:
             self.symmetric,
             self.dropout,
         )
+
+    def coverage(self) -> dict[str, Any]:
+        """The training renderer's coverage family as :class:`~softras.SoftRenderer` keywords."""
+        return {
+            "distribution": self.distribution,
+            "squared_distance": self.squared_distance,
+            "dist_shape": self.dist_shape,
+            "dist_shift": self.dist_shift,
+            "aggr_func_alpha": self.aggr_func_alpha,
+            "t_conorm_p": self.t_conorm_p,
+            "dist_eps": self.dist_eps,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -290,7 +321,9 @@ def load_model(
     """
     ckpt = load_checkpoint(path, device)
     cfg = TrainConfig.from_dict(ckpt["config"])
-    model = ReconModel(cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=backend)
+    model = ReconModel(
+        cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=backend, coverage=cfg.coverage()
+    )
     use_average = average and "ema" in ckpt
     model.net.load_state_dict(ckpt["ema"]["weights"] if use_average else ckpt["model"])
     model.to(device).eval()
@@ -367,7 +400,9 @@ class Trainer:
         self.dataset = NMRDataset(data, "train", class_ids=cfg.class_ids)
         if self.dataset.image_size != cfg.image_size:
             raise ValueError(f"dataset images are {self.dataset.image_size}², the model expects {cfg.image_size}²")
-        self.model = ReconModel(cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=backend)
+        self.model = ReconModel(
+            cfg.model_config(), sigma_val=cfg.sigma, gamma_val=cfg.gamma, backend=backend, coverage=cfg.coverage()
+        )
         self.model.to(self.dist.device)
         if self.dist.distributed:
             ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
