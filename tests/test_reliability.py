@@ -71,8 +71,8 @@ def test_warmup_fills_the_cache_and_checks_its_arguments() -> None:
         warmup(("reference",))
     with pytest.raises(ValueError, match="dtypes: expected 'float32' or 'float64'"):
         warmup(("cpu",), ("float16",))
-    timings = warmup(("cpu",), ("float64",))
-    assert list(timings) == [("cpu", "float64")] and timings["cpu", "float64"] >= 0
+    timings = warmup(("cpu",), ("float32",))  # float32 also runs each app once (what they compile)
+    assert list(timings) == [("cpu", "float32")] and timings["cpu", "float32"] >= 0
 
 
 def _unprivileged_python() -> list[str] | None:
