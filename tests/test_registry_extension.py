@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -95,20 +96,20 @@ def register() -> tuple[model.Distribution, model.TConorm]:
 
 # ---- the outer test: everything below in a fresh interpreter ---------------------------------
 @pytest.mark.skipif(os.environ.get(INNER) == "1", reason="the inner run itself")
-def test_registered_families_in_a_fresh_interpreter() -> None:
+def test_registered_families_in_a_fresh_interpreter(tmp_path: Path) -> None:
     """This file's inner tests pass in an interpreter where the two families are registered."""
     root = Path(__file__).resolve().parents[1]
+    report = tmp_path / "inner.xml"
     env = {**os.environ, INNER: "1", "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "pytest", str(Path(__file__)), "-x", "-q", "-p", "no:cacheprovider"]
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", str(Path(__file__)), "-x", "-q", "-p", "no:cacheprovider"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3000,
+        [*command, f"--junitxml={report}"], cwd=root, env=env, capture_output=True, text=True, timeout=3000
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    assert " passed" in run.stdout and "skipped" in run.stdout  # the outer test is skipped there
+    suite = ElementTree.parse(report).getroot().find("testsuite")
+    counts = {key: int(suite.get(key)) for key in ("tests", "failures", "errors", "skipped")}
+    assert counts["failures"] == counts["errors"] == 0 and counts["skipped"] == 1, counts  # this test is skipped
+    assert counts["tests"] - counts["skipped"] >= 15, counts
 
 
 # ---- the inner tests --------------------------------------------------------------------------
