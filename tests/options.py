@@ -2,7 +2,8 @@
 
 ``settings.ALPHA_AGGREGATIONS`` also holds GenDR's T-conorms (``max``, ``einstein``, ...; some need
 a ``t_conorm_p``) and the alias ``probabilistic``: tests/test_families.py covers those. The suites
-here iterate SoftRas's own three alpha aggregations, the codes of ``AlphaAggregation`` below MAX.
+here iterate SoftRas's own three alpha aggregations, the registered names whose alpha code is
+below ``max``'s.
 The order of every tuple is the registries' (tests seed their scenes by an option's index).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 
-from softras.raster.contract import AlphaAggregation
+from softras.raster import model
 from softras.raster.settings import ALPHA_AGGREGATIONS, DIST_FUNCS, RGB_AGGREGATIONS, TEXTURE_TYPES
 
 __all__ = [
@@ -23,7 +24,9 @@ __all__ = [
     "TEXTURE_TYPES",
 ]
 
-SOFTRAS_ALPHA_AGGREGATIONS = tuple(m.name.lower() for m in AlphaAggregation if m < AlphaAggregation.MAX)
+SOFTRAS_ALPHA_AGGREGATIONS = tuple(
+    name for name in ALPHA_AGGREGATIONS if name != "probabilistic" and model.alpha_code(name) < model.alpha_code("max")
+)
 """``hard``, ``sum``, ``prod``."""
 assert set(SOFTRAS_ALPHA_AGGREGATIONS) <= set(ALPHA_AGGREGATIONS)
 

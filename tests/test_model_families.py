@@ -21,7 +21,7 @@ import torch
 from numba import njit
 
 from softras.raster import model
-from softras.raster.model import distributions, ops, tconorms
+from softras.raster.model import ops
 
 SHAPE, SHIFT = 2.5, 0.3
 ZS = np.array([-40.0, -6.0, -2.5, -1.0, -0.99, -0.5, -0.1, 0.0, 0.05, 0.4, 0.9, 1.2, 3.0, 7.0, 35.0])
@@ -58,14 +58,7 @@ def _scipy(name: str, z: np.ndarray, shape: float, shift: float):
     return None
 
 
-def _numba_model():
-    return {
-        **ops.bind(distributions, ops.numba_namespace(njit), njit),
-        **ops.bind(tconorms, ops.numba_namespace(njit), njit),
-    }
-
-
-NUMBA = _numba_model()
+NUMBA = model.bind_model(ops.numba_namespace(njit), njit)
 HAS_WARP = importlib.util.find_spec("warp") is not None
 
 

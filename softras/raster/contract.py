@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
+from . import model
 from .model import tconorms
 
 if TYPE_CHECKING:
@@ -91,8 +92,10 @@ AlphaAggregation = IntEnum(
     module=__name__,
 )
 AlphaAggregation.__doc__ = """``aggr_func_alpha``: how coverages combine into alpha. HARD (0): 1 if any D > 0.5;
-SUM (1): Σ D / F; PROD (2): 1 − Π(1 − D), the probabilistic sum; then the T-conorms of
-:mod:`softras.raster.model.tconorms`, in its ``ORDER`` (MAX, EINSTEIN, HAMACHER, ...)."""
+SUM (1): Σ D / F; PROD (2): 1 − Π(1 − D), the probabilistic sum; then the built-in T-conorms of
+:mod:`softras.raster.model.tconorms`, in its ``ORDER`` (MAX, EINSTEIN, HAMACHER, ...). The kernels
+use its members as constants; names map to codes through :func:`softras.raster.model.alpha_code`,
+which also knows the registered T-conorms (codes after the built-in ones)."""
 
 
 # ---- numeric constants -------------------------------------------------------------------
@@ -467,7 +470,7 @@ def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParam
     return KernelParams(
         dist_func=int(DistFunc[s.dist_func.upper()]),
         rgb_aggregation=int(RgbAggregation[s.aggr_func_rgb.upper()]),
-        alpha_aggregation=int(AlphaAggregation[s.aggr_func_alpha.upper()]),
+        alpha_aggregation=model.alpha_code(s.aggr_func_alpha),
         fill_back=int(s.fill_back),
         texture_res=inputs.texture_res,
         num_surface=int(inputs.surface.shape[3]),

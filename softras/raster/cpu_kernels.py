@@ -36,6 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._jit_cache import configure_numba_cache
+from . import cpu_model
 from .contract import (
     CULL_MARGIN,
     DET_EPS,
@@ -51,7 +52,7 @@ from .contract import (
     texel_cell,
 )
 from .cpu_binning import face_range
-from .cpu_model import MODEL_KEY, coverage, tc_alpha, tc_pair_gradient, tc_term
+from .cpu_model import coverage, tc_alpha, tc_pair_gradient, tc_term
 
 __all__ = ["G_ATTR", "Geometry", "backward", "forward", "prepare_faces", "reduce_faces"]
 
@@ -168,15 +169,16 @@ def _family_dz_dx(z, squared, sigma):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _pair_coverage(x, dist_id, dist_code, squared, p):  # pragma: no cover - compiled
+def _pair_coverage(x, dist_id, dist_code, squared, p, version):  # pragma: no cover - compiled
     """(D, 1 − D, dD/dz, z) of a kept pair: SoftRas's sigmoid of x (or the hard test) for
     ``dist_code`` −1, else the model's distribution ``dist_code`` at z (see :func:`_family_z`).
-    A constant ``dist_code`` inlines that one distribution (:mod:`.cpu_model`)."""
+    A constant ``dist_code`` inlines that one distribution; ``version`` is the registry version,
+    a constant (:mod:`.cpu_model`)."""
     if dist_code < 0:
         d, one_minus_d = _sigmoid_pair(x, dist_id)
         return d, one_minus_d, d * one_minus_d, x
     z = _family_z(x, squared, p.sigma)
-    d, one_minus_d, f = coverage(dist_code, z, p.dist_shape, p.dist_shift)
+    d, one_minus_d, f = coverage(dist_code, z, p.dist_shape, p.dist_shift, version)
     return d, one_minus_d, f, z
 
 
@@ -478,15 +480,16 @@ def kernel_variant(p) -> Variant | None:
 _NO_VARIANT = Variant(*([0] * len(Variant._fields)))  # the generic kernels' (unread) constants
 
 
-def _make_forward(variant: Variant | None):
-    """The forward kernel of ``variant``, or the generic one (None) that reads every option from ``p``.
+def _make_forward(variant: Variant | None, model_version: int):
+    """The forward kernel of ``variant``, or the generic one (None) that reads every option from ``p``,
+    for the model of registry version ``model_version`` (a constant of every model call).
 
     In a specialised kernel the ``if fixed`` blocks below are pruned before typing, so its option
     variables are compile-time constants and a family's model function is inlined (:mod:`.cpu_model`).
     """
     fixed = variant is not None  # closure values: Numba compiles them in, and they key the disk cache
     v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, v_zbuffer = variant or _NO_VARIANT
-    model_key = MODEL_KEY  # a closure value, so that a changed model recompiles the cached kernel
+    model_key = cpu_model.model_key()  # a closure value, so that a changed model recompiles the cached kernel
 
     @njit(parallel=True, **_JIT)
     def forward(  # pragma: no cover - compiled
@@ -570,7 +573,7 @@ def _make_forward(variant: Variant | None):
                             continue
                         i = row - ty0
                         j = col - tx0
-                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, dist_code, squared, p)
+                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
                         if alpha_id == _A_PROD:
                             st[S_ACC, i, j] *= one_minus_d
                         elif alpha_id == _A_SUM:
@@ -583,7 +586,7 @@ def _make_forward(variant: Variant | None):
                                 st[S_ACC, i, j] = d
                                 st[S_ARG, i, j] = f
                         else:
-                            st[S_ACC, i, j] += tc_term(alpha_id, d, one_minus_d, p.t_conorm_p)
+                            st[S_ACC, i, j] += tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version)
                         if not colour_face:
                             continue
                         closed = _inside_closed(w0, w1, w2)
@@ -652,7 +655,7 @@ def _make_forward(variant: Variant | None):
                     elif alpha_id == _A_HARD or alpha_id == _A_MAX:
                         alpha[b, a_ch, row, col] = acc
                     else:
-                        alpha[b, a_ch, row, col] = tc_alpha(alpha_id, acc, p.t_conorm_p)
+                        alpha[b, a_ch, row, col] = tc_alpha(alpha_id, acc, p.t_conorm_p, model_version)
                     state[b, 0, row, col] = acc
                     if alpha_id == _A_MAX:
                         state[b, 3, row, col] = st[S_ARG, i, j]
@@ -701,20 +704,21 @@ def _make_forward(variant: Variant | None):
 
 
 @functools.cache
-def _forward_kernel(variant: Variant | None):
-    return _make_forward(variant)
+def _forward_kernel(variant: Variant | None, model_version: int):
+    """The forward kernel of ``variant`` and registry version ``model_version``, made once."""
+    return _make_forward(variant, model_version)
 
 
 def forward(geo, surface, vertex, background, p, *outputs):
     """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
-    _forward_kernel(kernel_variant(p))(geo, surface, vertex, background, p, *outputs)
+    _forward_kernel(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, background, p, *outputs)
 
 
-def _make_backward(variant: Variant | None):
+def _make_backward(variant: Variant | None, model_version: int):
     """The backward kernel of ``variant``, or the generic one (None), as :func:`_make_forward`."""
     fixed = variant is not None
     v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, _ = variant or _NO_VARIANT
-    model_key = MODEL_KEY
+    model_key = cpu_model.model_key()
 
     @njit(parallel=True, **_JIT)
     def backward(  # pragma: no cover - compiled
@@ -778,7 +782,7 @@ def _make_backward(variant: Variant | None):
                             continue
                         ga = np.float64(grad_alpha[b, ga_ch, row, col])
                         gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
-                        d, one_minus_d, dd, z = _pair_coverage(x, dist_id, dist_code, squared, p)
+                        d, one_minus_d, dd, z = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
                         if dist_id != _D_HARD:
                             if alpha_id == _A_PROD:
                                 # dα/dz = Π(1 - D)·f/(1 - D), the hazard f/(1 - D) being D for the logistic
@@ -791,7 +795,9 @@ def _make_backward(variant: Variant | None):
                                     gx += ga * dd
                             elif alpha_id != _A_HARD:
                                 g_state = state[b, 0, row, col]
-                                gx += ga * tc_pair_gradient(alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p)
+                                gx += ga * tc_pair_gradient(
+                                    alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p, model_version
+                                )
                         gw0 = 0.0
                         gw1 = 0.0
                         gw2 = 0.0
@@ -969,13 +975,14 @@ def _make_backward(variant: Variant | None):
 
 
 @functools.cache
-def _backward_kernel(variant: Variant | None):
-    return _make_backward(variant)
+def _backward_kernel(variant: Variant | None, model_version: int):
+    """The backward kernel of ``variant`` and registry version ``model_version``, made once."""
+    return _make_backward(variant, model_version)
 
 
 def backward(geo, surface, vertex, p, *arrays):
     """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s variant (arguments there)."""
-    _backward_kernel(kernel_variant(p))(geo, surface, vertex, p, *arrays)
+    _backward_kernel(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, p, *arrays)
 
 
 @njit(parallel=True, **_JIT)

@@ -10,33 +10,61 @@ generic kernel's compile does not grow with the number of families.
 Codes outside the registry (SoftRas's own coverage, ``-1``, or alpha codes without a generator)
 select a stub returning zeros: the kernels never call them, but a specialised kernel's dead
 branches still have to type-check.
+
+Every call also takes the registry version (:func:`model_version`) as a compile-time constant:
+Numba resolves an overload once per argument types, so the version in those types makes a kernel
+compiled after a registration (:func:`softras.raster.model.register_distribution`) resolve to the
+model of that version, its dispatchers included.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from numba import njit, types
+from numba.core.errors import TypingError
 from numba.extending import overload
 
-from softras.raster.model import distributions, ops, source_hash, tconorms
+from softras.raster import model
+from softras.raster.model import ops
 
-__all__ = ["MODEL_KEY", "coverage", "tc_alpha", "tc_pair_gradient", "tc_term"]
+__all__ = ["coverage", "model_key", "model_version", "tc_alpha", "tc_pair_gradient", "tc_term"]
 
 _inline = njit(inline="always", error_model="numpy")
-_BOUND = {
-    **ops.bind(distributions, ops.numba_namespace(_inline), _inline),
-    **ops.bind(tconorms, ops.numba_namespace(_inline), _inline),
-}
 _dispatch = njit(error_model="numpy")  # one compiled function each, called (not inlined) by the generic kernel
-_evaluate = _dispatch(_BOUND["evaluate"].py_func)
-_term = _dispatch(_BOUND["term"].py_func)
-_alpha = _dispatch(_BOUND["alpha"].py_func)
-_pair_gradient = _dispatch(_BOUND["pair_gradient"].py_func)
 
-#: A closure value of every kernel, so that a changed model recompiles the kernels cached on disk.
-MODEL_KEY = source_hash()
+
+def model_version() -> int:
+    """The registry version (:func:`softras.raster.model.registry_version`): a kernel passes it to
+    every model call as a constant, so that a kernel compiled after a registration resolves the
+    model calls afresh (Numba caches an overload's implementation per argument types)."""
+    return model.registry_version()
+
+
+def model_key() -> str:
+    """The model's source hash: a closure value of every kernel, so that a changed model (a new
+    source or a registered family) recompiles the kernels cached on disk."""
+    return model.source_hash()
+
+
+@functools.cache
+def _compiled(version: int) -> SimpleNamespace:
+    """The model of registry version ``version`` compiled for Numba: the inlined functions by name
+    (``bound``), the run-time dispatchers, and the function names of each registered code."""
+    if version != model.registry_version():
+        raise TypingError(f"the model's registry is at version {model.registry_version()}, not {version}")
+    bound = model.bind_model(ops.numba_namespace(_inline), _inline)
+    return SimpleNamespace(
+        bound=bound,
+        evaluate=_dispatch(bound["evaluate"].py_func),
+        term=_dispatch(bound["term"].py_func),
+        alpha=_dispatch(bound["alpha"].py_func),
+        pair_gradient=_dispatch(bound["pair_gradient"].py_func),
+        distributions={d.code: d.name for d in model.DISTRIBUTIONS.values()},
+        tconorms={t.code: tuple(fn.__name__ for fn in t.functions) for t in model.T_CONORMS.values() if t.functions},
+    )
 
 
 def _constant(code: types.Type) -> int | None:
@@ -44,77 +72,86 @@ def _constant(code: types.Type) -> int | None:
     return code.literal_value if isinstance(code, types.IntegerLiteral) else None
 
 
-def coverage(code, z, shape, shift):  # pragma: no cover - replaced by the overload in compiled code
+def _model(version: types.Type) -> SimpleNamespace:
+    """The compiled model of a model call's ``version`` argument, which must be a constant."""
+    value = _constant(version)
+    if value is None:
+        raise TypingError("a model call's version must be a compile-time constant (cpu_model.model_version())")
+    return _compiled(value)
+
+
+def coverage(code, z, shape, shift, version):  # pragma: no cover - replaced by the overload in compiled code
     """(D, 1 − D, dD/dz) of distribution ``code`` at z (:mod:`softras.raster.model.distributions`)."""
     raise NotImplementedError
 
 
-def tc_term(code, d, s, p):  # pragma: no cover - replaced by the overload in compiled code
+def tc_term(code, d, s, p, version):  # pragma: no cover - replaced by the overload in compiled code
     """t(S), the pair's addition to the state G of T-conorm ``code`` (an alpha aggregation code)."""
     raise NotImplementedError
 
 
-def tc_alpha(code, g, p):  # pragma: no cover - replaced by the overload in compiled code
+def tc_alpha(code, g, p, version):  # pragma: no cover - replaced by the overload in compiled code
     """α from the state G of T-conorm ``code``."""
     raise NotImplementedError
 
 
-def tc_pair_gradient(code, g, d, s, f, p):  # pragma: no cover - replaced by the overload in compiled code
+def tc_pair_gradient(code, g, d, s, f, p, version):  # pragma: no cover - replaced by the overload in compiled code
     """∂α/∂z of one pair from the final state G of T-conorm ``code``."""
     raise NotImplementedError
 
 
-def _choice(code: types.Type, names: tuple[str | None, ...], leaf: Callable[[str], Callable]):
+def _choice(code: types.Type, names: dict[int, object], leaf: Callable[[object], Callable]):
     """What a model call compiles to: ``('leaf', fn)``, the inlined model function of a constant code
     in the registry; ``('zero', None)`` for another constant; ``('runtime', None)`` otherwise."""
     value = _constant(code)
     if value is None:
         return "runtime", None
-    if 0 <= value < len(names) and names[value] is not None:
+    if value in names:
         return "leaf", leaf(names[value])
     return "zero", None
 
 
-def _tconorm_names() -> tuple[str | None, ...]:
-    """The T-conorm with a generator at each alpha code, None where there is none."""
-    return tuple(name if name in tconorms.ARCHIMEDEAN else None for name in tconorms.ORDER)
-
-
 # Numba needs each implementation's parameter names to match the stub's, hence one per kind.
 @overload(coverage, prefer_literal=True, inline="always")
-def _coverage_impl(code, z, shape, shift):
-    kind, leaf = _choice(code, distributions.ORDER, _BOUND.__getitem__)
+def _coverage_impl(code, z, shape, shift, version):
+    compiled = _model(version)
+    kind, leaf = _choice(code, compiled.distributions, compiled.bound.__getitem__)
     if kind == "leaf":
-        return lambda code, z, shape, shift: leaf(z, shape, shift)
+        return lambda code, z, shape, shift, version: leaf(z, shape, shift)
     if kind == "zero":
-        return lambda code, z, shape, shift: (0.0, 0.0, 0.0)
-    return lambda code, z, shape, shift: _evaluate(code, z, shape, shift)
+        return lambda code, z, shape, shift, version: (0.0, 0.0, 0.0)
+    evaluate = compiled.evaluate
+    return lambda code, z, shape, shift, version: evaluate(code, z, shape, shift)
 
 
 @overload(tc_term, prefer_literal=True, inline="always")
-def _tc_term_impl(code, d, s, p):
-    kind, leaf = _choice(code, _tconorm_names(), lambda name: _BOUND[f"{name}_term"])
+def _tc_term_impl(code, d, s, p, version):
+    compiled = _model(version)
+    kind, leaf = _choice(code, compiled.tconorms, lambda names: compiled.bound[names[0]])
     if kind == "leaf":
-        return lambda code, d, s, p: leaf(d, s, p)
+        return lambda code, d, s, p, version: leaf(d, s, p)
     if kind == "zero":
-        return lambda code, d, s, p: 0.0
-    return lambda code, d, s, p: _term(code, d, s, p)
+        return lambda code, d, s, p, version: 0.0
+    term = compiled.term
+    return lambda code, d, s, p, version: term(code, d, s, p)
 
 
 @overload(tc_alpha, prefer_literal=True, inline="always")
-def _tc_alpha_impl(code, g, p):
-    kind, leaf = _choice(code, _tconorm_names(), lambda name: _BOUND[f"{name}_alpha"])
+def _tc_alpha_impl(code, g, p, version):
+    compiled = _model(version)
+    kind, leaf = _choice(code, compiled.tconorms, lambda names: compiled.bound[names[2]])
     if kind == "leaf":
-        return lambda code, g, p: leaf(g, p)
+        return lambda code, g, p, version: leaf(g, p)
     if kind == "zero":
-        return lambda code, g, p: 0.0
-    return lambda code, g, p: _alpha(code, g, p)
+        return lambda code, g, p, version: 0.0
+    alpha = compiled.alpha
+    return lambda code, g, p, version: alpha(code, g, p)
 
 
-@functools.cache
-def _pair_gradient_leaf(name: str) -> Callable:
-    """α'(G)·∂t(S)/∂z of T-conorm ``name``, as the model's ``pair_gradient`` forms it."""
-    dalpha, dterm, times = _BOUND[f"{name}_dalpha"], _BOUND[f"{name}_dterm"], _BOUND["_times"]
+def _pair_gradient_leaf(compiled: SimpleNamespace, names: tuple[str, str, str, str]) -> Callable:
+    """α'(G)·∂t(S)/∂z of the T-conorm with functions ``names``, as the model's ``pair_gradient`` forms it."""
+    bound = compiled.bound
+    dalpha, dterm, times = bound[names[3]], bound[names[1]], bound["_times"]
 
     @_inline
     def leaf(g, d, s, f, p):  # pragma: no cover - compiled
@@ -124,10 +161,12 @@ def _pair_gradient_leaf(name: str) -> Callable:
 
 
 @overload(tc_pair_gradient, prefer_literal=True, inline="always")
-def _tc_pair_gradient_impl(code, g, d, s, f, p):
-    kind, leaf = _choice(code, _tconorm_names(), _pair_gradient_leaf)
+def _tc_pair_gradient_impl(code, g, d, s, f, p, version):
+    compiled = _model(version)
+    kind, leaf = _choice(code, compiled.tconorms, lambda names: _pair_gradient_leaf(compiled, names))
     if kind == "leaf":
-        return lambda code, g, d, s, f, p: leaf(g, d, s, f, p)
+        return lambda code, g, d, s, f, p, version: leaf(g, d, s, f, p)
     if kind == "zero":
-        return lambda code, g, d, s, f, p: 0.0
-    return lambda code, g, d, s, f, p: _pair_gradient(code, g, d, s, f, p)
+        return lambda code, g, d, s, f, p, version: 0.0
+    pair_gradient = compiled.pair_gradient
+    return lambda code, g, d, s, f, p, version: pair_gradient(code, g, d, s, f, p)

@@ -31,13 +31,13 @@ from typing import NamedTuple
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from . import model
 from .contract import (
     DET_EPS,
     EDGE_SNAP,
     W_SUM_EPS,
     Z_EPS,
     ZBUFFER_RTOL,
-    AlphaAggregation,
     RasterInputs,
     RasterResult,
     depth_range,
@@ -262,7 +262,7 @@ def _alpha(
             winner = (at_max & (face == first[pix])).nonzero().squeeze(1)
         return zeros.index_put((pix[winner],), d[winner])
     dist, shape, shift, p = s.family
-    code = int(AlphaAggregation[s.aggr_func_alpha.upper()])
+    code = model.alpha_code(s.aggr_func_alpha)
     return _TConormAlpha.apply(z, pix, zeros.shape[0], dist, code, shape, shift, p)
 
 

@@ -18,7 +18,7 @@ from .._validation import (
     image_hw,
 )
 from . import model
-from .contract import AlphaAggregation, DistFunc, RgbAggregation
+from .contract import DistFunc, RgbAggregation
 
 __all__ = [
     "ALPHA_AGGREGATIONS",
@@ -32,9 +32,11 @@ __all__ = [
 
 DIST_FUNCS = tuple(m.name.lower() for m in DistFunc)
 RGB_AGGREGATIONS = tuple(m.name.lower() for m in RgbAggregation)
-ALPHA_AGGREGATIONS = (*(m.name.lower() for m in AlphaAggregation), "probabilistic")
-"""``hard``, ``sum``, ``prod`` and every T-conorm of the model (``probabilistic`` is ``prod``)."""
+ALPHA_AGGREGATIONS = model.ALPHA_AGGREGATIONS
+"""``hard``, ``sum``, ``prod`` and every T-conorm of the model (``probabilistic`` is ``prod``), read
+from the registry at every use (a registered T-conorm is in it)."""
 DISTRIBUTIONS = model.DISTRIBUTION_NAMES
+"""Every coverage distribution, ``heaviside`` first, read from the registry at every use."""
 FAMILY_OPTIONS = ("distribution", "squared_distance", "dist_shape", "dist_shift", "t_conorm_p")
 """The options of GenDR's coverage families (beyond the original's ``aggr_func_alpha``)."""
 TEXTURE_TYPES = ("surface", "vertex")

@@ -126,12 +126,17 @@ def _struct(dtype: type) -> type:
     return wp.struct(cls)
 
 
-@functools.cache
 def kernels(dtype: type) -> SimpleNamespace:
     """The kernels computing in ``dtype`` (``wp.float32`` or ``wp.float64``) and their
-    ``Params`` struct, built once."""
+    ``Params`` struct, built once per registry version (:func:`softras.raster.model.registry_version`):
+    a registered family rebuilds them with the new dispatchers."""
     if dtype not in (wp.float32, wp.float64):
         raise TypeError(f"dtype: expected wp.float32 or wp.float64, got {dtype!r}")
+    return _kernels(dtype, model.registry_version())
+
+
+@functools.cache
+def _kernels(dtype: type, version: int) -> SimpleNamespace:
     return _build(dtype)
 
 

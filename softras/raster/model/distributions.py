@@ -12,7 +12,10 @@ They follow GenDR's definitions (Petersen et al., CVPR 2022): ``shape`` is the g
 ``shift`` moves the one-sided families (exponential, gamma, Lévy and their mirrored ``_rev``
 forms) by ``shift`` units of σ: they evaluate F at z + shift (``_rev``: 1 − F(shift − z)).
 The functions are in the restricted style of :mod:`.ops` (``m.*`` operations, ``m.where`` for
-choices), so that the reference, the Numba kernels and the host all run this very source.
+choices), so that the reference, the Numba kernels, the Warp kernels and the host all run this
+very source. These are the built-in distributions; :func:`softras.raster.model.register_distribution`
+adds one defined anywhere, and ``evaluate(code, z, shape, shift)``, which selects one by its code,
+is written from the registry (:mod:`.dispatch`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _GAMMA_TERMS = 160  # series and continued-fraction steps of the incomplete gamma function
 
-m = None  # the operations namespace, bound per backend by ops.bind
+m = None  # the operations namespace, bound per backend by ops.bind_sources
 
 
 def uniform(z, shape, shift):
@@ -210,49 +213,9 @@ MODEL_FUNCTIONS = (
 )  # fmt: skip
 
 
-# ---- registration: the order gives each distribution its code ------------------------------
+# ---- the built-in codes: a distribution's code is its place here (registered ones follow) ----
 ORDER = (
     "uniform", "cubic_hermite", "wigner_semicircle", "gaussian", "laplace", "logistic", "gudermannian",
     "cauchy", "reciprocal", "gumbel_max", "gumbel_min", "exponential", "exponential_rev", "gamma",
     "gamma_rev", "levy", "levy_rev",
 )  # fmt: skip
-
-
-def evaluate(code, z, shape, shift):
-    """(D, S, f) of distribution ``ORDER[code]`` at z (a constant code folds to one call)."""
-    if code == 0:
-        return uniform(z, shape, shift)
-    if code == 1:
-        return cubic_hermite(z, shape, shift)
-    if code == 2:
-        return wigner_semicircle(z, shape, shift)
-    if code == 3:
-        return gaussian(z, shape, shift)
-    if code == 4:
-        return laplace(z, shape, shift)
-    if code == 5:
-        return logistic(z, shape, shift)
-    if code == 6:
-        return gudermannian(z, shape, shift)
-    if code == 7:
-        return cauchy(z, shape, shift)
-    if code == 8:
-        return reciprocal(z, shape, shift)
-    if code == 9:
-        return gumbel_max(z, shape, shift)
-    if code == 10:
-        return gumbel_min(z, shape, shift)
-    if code == 11:
-        return exponential(z, shape, shift)
-    if code == 12:
-        return exponential_rev(z, shape, shift)
-    if code == 13:
-        return gamma(z, shape, shift)
-    if code == 14:
-        return gamma_rev(z, shape, shift)
-    if code == 15:
-        return levy(z, shape, shift)
-    return levy_rev(z, shape, shift)
-
-
-MODEL_FUNCTIONS = (*MODEL_FUNCTIONS, "evaluate")

@@ -26,13 +26,25 @@ import inspect
 import linecache
 import math
 import sys
+import textwrap
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["OP_NAMES", "PYTHON", "TORCH", "bind", "numba_namespace", "warp_namespace"]
+__all__ = [
+    "OP_NAMES",
+    "PYTHON",
+    "TORCH",
+    "Source",
+    "bind",
+    "bind_sources",
+    "module_source",
+    "numba_namespace",
+    "warp_namespace",
+]
 
 OP_NAMES = (
     "exp", "log", "log1p", "expm1", "sqrt", "atan", "asin", "cosh", "erf", "erfc", "lgamma",
@@ -313,26 +325,59 @@ class _WarpFloats(ast.NodeTransformer):
         return node
 
 
-def _warp_source(module: types.ModuleType, scope: dict[str, Any], scalar: type) -> dict[str, types.FunctionType]:
-    """The model functions of ``module``, recompiled in ``scope`` from their source rewritten for Warp
+@dataclass(frozen=True)
+class Source:
+    """Model functions that share one scope: a model module's, or the generated dispatchers'.
+
+    Attributes:
+        label: a name for error messages and for the file name of rewritten source.
+        scope: the globals the functions see before binding (their module's); :func:`bind_sources`
+            adds ``m`` and every bound model function.
+        functions: functions defined in Python; Warp reads each one's source (``inspect.getsource``).
+        text: source defining further functions (the dispatchers of :mod:`.dispatch`).
+        names: the functions ``text`` defines, in order.
+    """
+
+    label: str
+    scope: Mapping[str, Any]
+    functions: tuple[types.FunctionType, ...] = ()
+    text: str = ""
+    names: tuple[str, ...] = ()
+
+
+def module_source(module: types.ModuleType) -> Source:
+    """The model functions of ``module`` (those listed in its ``MODEL_FUNCTIONS``)."""
+    return Source(module.__name__, vars(module), tuple(getattr(module, n) for n in module.MODEL_FUNCTIONS))
+
+
+def _source_text(source: Source) -> str:
+    """The Python source of every function of ``source``, functions first, then ``text``."""
+    parts = [textwrap.dedent(inspect.getsource(fn)) for fn in source.functions]
+    return "\n\n".join([*parts, source.text])
+
+
+def _warp_source(source: Source, scope: dict[str, Any], scalar: type) -> dict[str, types.FunctionType]:
+    """The functions of ``source``, recompiled in ``scope`` from their source rewritten for Warp
     (:class:`_WarpFloats`) and annotated (floats: ``scalar``; the ``code`` of a dispatcher: int).
     The rewritten source is registered in :mod:`linecache` under its own name (Warp reads a
     function's source through :mod:`inspect`); it is deterministic, so Warp's kernel cache keeps."""
-    names = set(module.MODEL_FUNCTIONS)
-    tree = ast.parse(inspect.getsource(module))
-    constants = {k: v for k, v in vars(module).items() if type(v) is float}
-    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in names]
+    names = [fn.__name__ for fn in source.functions] + list(source.names)
+    tree = ast.parse(_source_text(source))
+    constants = {k: v for k, v in source.scope.items() if type(v) is float}
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in set(names)]
+    for node in defs:
+        node.decorator_list = []
     rewritten = ast.fix_missing_locations(
         _WarpFloats(constants, scalar.__name__).visit(ast.Module(body=defs, type_ignores=[]))
     )
-    source = ast.unparse(rewritten) + "\n"
-    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
-    filename = f"<softras model {module.__name__} for warp {scalar.__name__} {digest}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    text = ast.unparse(rewritten) + "\n"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    filename = f"<softras model {source.label} for warp {scalar.__name__} {digest}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     scope[_WARP_SCALAR] = scalar
-    exec(compile(source, filename, "exec"), scope)  # the model's own source, rewritten
+    exec(compile(text, filename, "exec"), scope)  # the model's own source, rewritten
     functions = {}
-    for name in module.MODEL_FUNCTIONS:
+    for name in names:
         fn = scope[name]
         params = inspect.signature(fn).parameters
         fn.__annotations__ = {arg: int if arg == "code" else scalar for arg in params}
@@ -340,28 +385,55 @@ def _warp_source(module: types.ModuleType, scope: dict[str, Any], scalar: type) 
     return functions
 
 
-def bind(
-    module: types.ModuleType, ops: types.ModuleType, jit: Callable[[Callable], Callable] | None = None
-) -> dict[str, Callable]:
-    """The model functions of ``module`` (those listed in its ``MODEL_FUNCTIONS``) with ``m`` bound
-    to ``ops``; each is passed through ``jit`` when given. Model functions call each other through
-    the bound namespace, so a compiled function calls compiled ones. A Warp namespace
-    (:func:`warp_namespace`) gets the functions recompiled from source rewritten for Warp."""
-    names = module.MODEL_FUNCTIONS
-    scope = dict(vars(module))
-    scope["m"] = ops
-    scalar = getattr(ops, "scalar", None)
-    rewritten = _warp_source(module, scope, scalar) if scalar is not None else {}
-    bound: dict[str, Callable] = {}
-    for name in names:
-        if scalar is not None:
-            bound[name] = jit(rewritten[name]) if jit is not None else rewritten[name]
-            continue
-        fn = getattr(module, name)
+def _python_functions(source: Source, scope: dict[str, Any]) -> dict[str, types.FunctionType]:
+    """The functions of ``source`` as copies that read their globals from ``scope``."""
+    functions = {}
+    for fn in source.functions:
         copy = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
         copy.__qualname__ = fn.__qualname__
         copy.__doc__ = fn.__doc__
         copy.__module__ = fn.__module__
-        bound[name] = jit(copy) if jit is not None else copy
-    scope.update(bound)
+        functions[fn.__name__] = copy
+    if source.text:
+        digest = hashlib.sha256(source.text.encode()).hexdigest()[:12]
+        filename = f"<softras model {source.label} {digest}>"
+        linecache.cache[filename] = (len(source.text), None, source.text.splitlines(True), filename)
+        exec(compile(source.text, filename, "exec"), scope)
+        functions.update({name: scope[name] for name in source.names})
+    return functions
+
+
+def bind_sources(
+    sources: Sequence[Source], ops: types.ModuleType, jit: Callable[[Callable], Callable] | None = None
+) -> dict[str, Callable]:
+    """The functions of every source with ``m`` bound to ``ops``, each passed through ``jit`` when
+    given. Every source's scope also sees every bound function by its name, so model functions
+    call each other (across sources too) through the binding: a compiled function calls compiled
+    ones. A Warp namespace (:func:`warp_namespace`) gets the functions recompiled from source
+    rewritten for Warp. Raises ValueError when two sources define the same name."""
+    scalar = getattr(ops, "scalar", None)
+    bound: dict[str, Callable] = {}
+    scopes = []
+    for source in sources:
+        scope = dict(source.scope)
+        scope["m"] = ops
+        scopes.append(scope)
+        if scalar is not None:
+            functions = _warp_source(source, scope, scalar)
+        else:
+            functions = _python_functions(source, scope)
+        for name, fn in functions.items():
+            if name in bound:
+                raise ValueError(f"{source.label}: the model already has a function named {name!r}")
+            bound[name] = jit(fn) if jit is not None else fn
+    for scope in scopes:
+        scope.update(bound)
     return bound
+
+
+def bind(
+    module: types.ModuleType, ops: types.ModuleType, jit: Callable[[Callable], Callable] | None = None
+) -> dict[str, Callable]:
+    """The model functions of one ``module`` (its ``MODEL_FUNCTIONS``) bound to ``ops``
+    (:func:`bind_sources`)."""
+    return bind_sources([module_source(module)], ops, jit)

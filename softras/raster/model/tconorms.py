@@ -22,13 +22,17 @@ distribution (f = dD/dz) and the family's parameter p (``t_conorm_p``):
 The probabilistic sum (``prod``) is the generator t(s) = −log s; the kernels keep its state as
 the product Π S_j = e^(−G) instead, which needs no logarithm. ``max`` keeps the largest D and the
 face holding it (ties: the lowest face index); its gradient reaches that face only.
+
+These are the built-in families; :func:`softras.raster.model.register_t_conorm` adds one defined
+anywhere. The dispatchers that select a family by its alpha code (``term``, ``alpha``,
+``pair_gradient``, ...) are written from the registry (:mod:`.dispatch`).
 """
 
 from __future__ import annotations
 
 __all__ = ["MODEL_FUNCTIONS"]
 
-m = None  # the operations namespace, bound per backend by ops.bind
+m = None  # the operations namespace, bound per backend by ops.bind_sources
 
 
 def _hazard(s, f):
@@ -211,93 +215,10 @@ MODEL_FUNCTIONS = (
 )
 
 
-# ---- registration: alpha aggregation codes (hard 0, sum 1 and max 3 are not Archimedean) ----
+# ---- the built-in alpha aggregation codes: a name's code is its place here (registered T-conorms
+# follow); hard 0, sum 1 and max 3 are not Archimedean ----
 ORDER = (
     "hard", "sum", "probabilistic", "max", "einstein", "hamacher", "frank", "yager", "aczel_alsina", "dombi",
     "schweizer_sklar",
 )  # fmt: skip
 ARCHIMEDEAN = ORDER[2:3] + ORDER[4:]
-
-
-def term(code, d, s, p):
-    """t(S) of the Archimedean family with alpha code ``code``."""
-    if code == 2:
-        return probabilistic_term(d, s, p)
-    if code == 4:
-        return einstein_term(d, s, p)
-    if code == 5:
-        return hamacher_term(d, s, p)
-    if code == 6:
-        return frank_term(d, s, p)
-    if code == 7:
-        return yager_term(d, s, p)
-    if code == 8:
-        return aczel_alsina_term(d, s, p)
-    if code == 9:
-        return dombi_term(d, s, p)
-    return schweizer_sklar_term(d, s, p)
-
-
-def dterm(code, d, s, f, p):
-    """∂t(S)/∂z of the family ``code``."""
-    if code == 2:
-        return probabilistic_dterm(d, s, f, p)
-    if code == 4:
-        return einstein_dterm(d, s, f, p)
-    if code == 5:
-        return hamacher_dterm(d, s, f, p)
-    if code == 6:
-        return frank_dterm(d, s, f, p)
-    if code == 7:
-        return yager_dterm(d, s, f, p)
-    if code == 8:
-        return aczel_alsina_dterm(d, s, f, p)
-    if code == 9:
-        return dombi_dterm(d, s, f, p)
-    return schweizer_sklar_dterm(d, s, f, p)
-
-
-def alpha(code, g, p):
-    """α from the state G of the family ``code``."""
-    if code == 2:
-        return probabilistic_alpha(g, p)
-    if code == 4:
-        return einstein_alpha(g, p)
-    if code == 5:
-        return hamacher_alpha(g, p)
-    if code == 6:
-        return frank_alpha(g, p)
-    if code == 7:
-        return yager_alpha(g, p)
-    if code == 8:
-        return aczel_alsina_alpha(g, p)
-    if code == 9:
-        return dombi_alpha(g, p)
-    return schweizer_sklar_alpha(g, p)
-
-
-def dalpha(code, g, p):
-    """dα/dG of the family ``code``."""
-    if code == 2:
-        return probabilistic_dalpha(g, p)
-    if code == 4:
-        return einstein_dalpha(g, p)
-    if code == 5:
-        return hamacher_dalpha(g, p)
-    if code == 6:
-        return frank_dalpha(g, p)
-    if code == 7:
-        return yager_dalpha(g, p)
-    if code == 8:
-        return aczel_alsina_dalpha(g, p)
-    if code == 9:
-        return dombi_dalpha(g, p)
-    return schweizer_sklar_dalpha(g, p)
-
-
-def pair_gradient(code, g, d, s, f, p):
-    """∂α/∂z_j = α'(G)·∂t(S_j)/∂z_j, exact from the final state G."""
-    return _times(dalpha(code, g, p), dterm(code, d, s, f, p))
-
-
-MODEL_FUNCTIONS = (*MODEL_FUNCTIONS, "term", "dterm", "alpha", "dalpha", "pair_gradient")
