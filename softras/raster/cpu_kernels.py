@@ -11,9 +11,10 @@ each face's slots in tile order. No two threads ever add into the same number, s
 are bit-identical from run to run.
 
 Channels: ``surface`` texels [B, F, T, Cs] and ``vertex`` attributes [B, F, 3, Cv] of any
-width (0 included), looped over, never unrolled; the soft depth is one more channel whose
-per-pair value is the pair's depth. Everything an option does not ask for is a loop of width
-0 or a branch that is never taken.
+width (0 included), looped over; the soft depth is one more channel whose per-pair value is the
+pair's depth. Each combination of options and widths has kernels of its own (:class:`Variant`),
+in which everything the options do not ask for is compiled out; the generic kernels read them at
+run time instead.
 
 Arithmetic is float64 inside the kernels whatever the input dtype (pixel centres, barycentric
 matrix, distances, depths, the outputs the backward reads), which makes float32 inputs *more*
@@ -473,16 +474,17 @@ def kernel_variant(p) -> Variant | None:
         raise ValueError(f"{KERNELS_ENV}: expected 'specialised' or 'generic', got {choice!r}")
     return Variant(
         p.dist_func, p.rgb_aggregation, p.alpha_aggregation, p.distribution, p.squared, p.fill_back,
-        p.num_surface, p.num_vertex, 1 if p.with_depth else 0, p.with_zbuffer,
+        p.num_surface, p.num_vertex, p.with_depth, p.with_zbuffer,
     )  # fmt: skip
 
 
 _NO_VARIANT = Variant(*([0] * len(Variant._fields)))  # the generic kernels' (unread) constants
 
 
+@functools.cache
 def _make_forward(variant: Variant | None, model_version: int):
     """The forward kernel of ``variant``, or the generic one (None) that reads every option from ``p``,
-    for the model of registry version ``model_version`` (a constant of every model call).
+    for the model of registry version ``model_version`` (a constant of every model call); made once.
 
     In a specialised kernel the ``if fixed`` blocks below are pruned before typing, so its option
     variables are compile-time constants and a family's model function is inlined (:mod:`.cpu_model`).
@@ -703,19 +705,14 @@ def _make_forward(variant: Variant | None, model_version: int):
     return forward
 
 
-@functools.cache
-def _forward_kernel(variant: Variant | None, model_version: int):
-    """The forward kernel of ``variant`` and registry version ``model_version``, made once."""
-    return _make_forward(variant, model_version)
-
-
 def forward(geo, surface, vertex, background, p, *outputs):
     """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
-    _forward_kernel(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, background, p, *outputs)
+    _make_forward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, background, p, *outputs)
 
 
+@functools.cache
 def _make_backward(variant: Variant | None, model_version: int):
-    """The backward kernel of ``variant``, or the generic one (None), as :func:`_make_forward`."""
+    """The backward kernel of ``variant``, or the generic one (None), as :func:`_make_forward`; made once."""
     fixed = variant is not None
     v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, _ = variant or _NO_VARIANT
     model_key = cpu_model.model_key()
@@ -974,15 +971,9 @@ def _make_backward(variant: Variant | None, model_version: int):
     return backward
 
 
-@functools.cache
-def _backward_kernel(variant: Variant | None, model_version: int):
-    """The backward kernel of ``variant`` and registry version ``model_version``, made once."""
-    return _make_backward(variant, model_version)
-
-
 def backward(geo, surface, vertex, p, *arrays):
     """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s variant (arguments there)."""
-    _backward_kernel(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, p, *arrays)
+    _make_backward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, p, *arrays)
 
 
 @njit(parallel=True, **_JIT)

@@ -33,6 +33,8 @@ from .nmr import VIEWING_ANGLE
 __all__ = ["Decoder", "Encoder", "ModelConfig", "ReconModel", "ReconNet", "multiview_iou_loss"]
 
 VARIANTS = ("silhouette", "full")
+DIST_EPS = 1e-10
+"""The training renderer's ``dist_eps`` (the original's recon renderer): its cull radius."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ class ReconModel(nn.Module):
         coverage: :class:`~softras.SoftRenderer` keywords that choose another coverage family
             (``distribution``, ``squared_distance``, ``dist_shape``, ``dist_shift``,
             ``aggr_func_alpha``, ``t_conorm_p``, ``dist_eps``; docs/families.md); ``None``:
-            SoftRas's (logistic on the squared distance, ``prod``, ``dist_eps`` 1e-10).
+            SoftRas's (logistic on the squared distance, ``prod``, ``dist_eps`` :data:`DIST_EPS`).
     """
 
     def __init__(
@@ -224,7 +226,7 @@ class ReconModel(nn.Module):
         self.cfg = cfg if cfg is not None else ModelConfig()
         self.net: nn.Module = ReconNet(self.cfg)
         full = self.cfg.variant == "full"
-        options: dict[str, Any] = {"dist_eps": 1e-10, **(coverage or {})}
+        options: dict[str, Any] = {"dist_eps": DIST_EPS, **(coverage or {})}
         self.renderer = SoftRenderer(
             image_size=self.cfg.image_size,
             sigma_val=sigma_val,

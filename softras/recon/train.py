@@ -46,7 +46,7 @@ from softras.progress import progress
 from . import ddp
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint, truncate_log
 from .ema import WeightAverage
-from .model import ModelConfig, ReconModel, multiview_iou_loss
+from .model import DIST_EPS, ModelConfig, ReconModel, multiview_iou_loss
 from .nmr import NMRDataset
 
 __all__ = [
@@ -148,7 +148,7 @@ class TrainConfig:
     dist_shift: float | None = None
     aggr_func_alpha: str = "prod"
     t_conorm_p: float | None = None
-    dist_eps: float = 1e-10
+    dist_eps: float = DIST_EPS
     lambda_laplacian: float = 5e-3
     lambda_flatten: float = 5e-4
     lambda_color: float = 1.0
