@@ -10,7 +10,7 @@ terms. Pixel ranges and binning follow the contract's rule (:func:`~softras.rast
 
 Threads: the kernels use Numba's ``workqueue`` threading layer (no OpenMP, so no spin-wait
 stalls next to PyTorch's OpenMP pool) and as many threads as ``torch.get_num_threads()``
-(capped by ``NUMBA_NUM_THREADS``). Set ``NUMBA_THREADING_LAYER`` yourself to override the
+(capped by ``NUMBA_NUM_THREADS`` and by the CPUs the process may use: affinity, cgroup quota). Set ``NUMBA_THREADING_LAYER`` yourself to override the
 layer. Compiled kernels are cached on disk (``__pycache__`` or ``NUMBA_CACHE_DIR``): the first
 call in a fresh environment compiles for ~20–40 s, later processes load them in about a second.
 """
@@ -68,8 +68,44 @@ def _centres(n: int, flip: bool, dtype: torch.dtype) -> np.ndarray:
     return _np(pixel_centers(n, flip=flip, dtype=dtype, device=torch.device("cpu")))
 
 
+@functools.cache
+def _cgroup_cpu_quota() -> float | None:
+    """The CPUs' worth of time a cgroup quota grants this process (cgroup v2 ``cpu.max``, or v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), or None without a quota."""
+    candidates = [("/sys/fs/cgroup/cpu.max", None)]
+    candidates.append(("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+    for quota_path, period_path in candidates:
+        try:
+            with open(quota_path) as fh:
+                fields = fh.read().split()
+            if period_path is not None:
+                with open(period_path) as fh:
+                    fields.append(fh.read().strip())
+        except OSError:
+            continue
+        if len(fields) < 2 or fields[0] == "max" or int(fields[0]) <= 0:
+            return None
+        return int(fields[0]) / int(fields[1])
+    return None
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may really use: its affinity mask (``taskset``, container
+    cpusets), capped by a cgroup CPU quota (``docker --cpus``), rounded up; at least 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
 def _threads() -> int:
-    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    """The kernels' thread count: PyTorch's, capped by NUMBA_NUM_THREADS and :func:`usable_cpus`
+    (more threads than CPUs only wait for each other)."""
+    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, usable_cpus()))
 
 
 class _Prepared:

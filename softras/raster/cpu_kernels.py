@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._jit_cache import configure_numba_cache
-from . import cpu_model
+from . import cpu_model, cpu_pair
 from .contract import (
     CULL_MARGIN,
     DET_EPS,
@@ -181,6 +181,20 @@ def _pair_coverage(x, dist_id, dist_code, squared, p, version):  # pragma: no co
     z = _family_z(x, squared, p.sigma)
     d, one_minus_d, f = coverage(dist_code, z, p.dist_shape, p.dist_shift, version)
     return d, one_minus_d, f, z
+
+
+@njit(inline="always", **_JIT)
+def _coverage_t(x, dist_id, dist_code, squared, p, version):  # pragma: no cover - compiled
+    """(D, 1 − D) of a pair with x = sign·d²/σ, in x's type: SoftRas's sigmoid of x (or the hard
+    test: (1, 0)) for ``dist_code`` −1, else the model's distribution ``dist_code`` (see
+    :func:`_pair_coverage`). Branch-free for SoftRas's coverage."""
+    if dist_code < 0:
+        if dist_id == _D_HARD:
+            return cpu_pair.cast(1.0, x), cpu_pair.cast(0.0, x)
+        return cpu_pair.sigmoid_pair(x)
+    z = _family_z(np.float64(x), squared, p.sigma)
+    d, one_minus_d, _ = coverage(dist_code, z, p.dist_shape, p.dist_shift, version)
+    return cpu_pair.cast(d, x), cpu_pair.cast(one_minus_d, x)
 
 
 @njit(inline="always", **_JIT)
@@ -436,10 +450,6 @@ def _face_span(pr, b, f, ty0, ty1, tx0, tx1):  # pragma: no cover - compiled
     return max(pr[b, f, 2], ty0), min(pr[b, f, 3], ty1 - 1), max(pr[b, f, 0], tx0), min(pr[b, f, 1], tx1 - 1)
 
 
-# Rows of the forward pass's per-pixel tile state; the softmax sums of the channels (then of
-# the depth) follow from S_SUM on.
-S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_C0, S_C1, S_C2, S_ARG, S_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-
 
 class Variant(NamedTuple):
     """The options a specialised kernel compiles in as constants (the KernelParams fields of the same
@@ -482,14 +492,16 @@ _NO_VARIANT = Variant(*([0] * len(Variant._fields)))  # the generic kernels' (un
 
 
 @functools.cache
-def _make_forward(variant: Variant | None, model_version: int):
+def _make_forward(variant: Variant | None, model_version: int, dtype: str):
     """The forward kernel of ``variant``, or the generic one (None) that reads every option from ``p``,
-    for the model of registry version ``model_version`` (a constant of every model call); made once.
+    for the model of registry version ``model_version`` (a constant of every model call) and
+    inputs of ``dtype`` ('float32' or 'float64', the type of the pair arithmetic); made once.
 
     In a specialised kernel the ``if fixed`` blocks below are pruned before typing, so its option
     variables are compile-time constants and a family's model function is inlined (:mod:`.cpu_model`).
     """
     fixed = variant is not None  # closure values: Numba compiles them in, and they key the disk cache
+    ftype = np.float32 if dtype == "float32" else np.float64
     v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, v_zbuffer = variant or _NO_VARIANT
     model_key = cpu_model.model_key()  # a closure value, so that a changed model recompiles the cached kernel
 
@@ -543,137 +555,151 @@ def _make_forward(variant: Variant | None, model_version: int):
         track_winner = not softmax or zbuffer != 0
         nsum = cs + cv + nd if softmax else 0
         a_ch = alpha.shape[1] - 1
+        zero = ftype(0.0)
+        one = ftype(1.0)
+        theta_t, inv_sigma_t, dmin_t, dmax_t, inv_scale_t = (
+            ftype(theta), ftype(1.0 / sigma), ftype(depth_min), ftype(depth_max), ftype(inv_scale)
+        )
+        half = ftype(0.5)
+        rtol = ftype(ZBUFFER_RTOL)
+        step = xs[1] - xs[0] if w > 1 else 0.0  # pixel centres are evenly spaced (contract.pixel_centers)
+        euclid = dist_id == _D_EUCLID
+        bary = dist_id == _D_BARY
         for task in prange(nb * nt):
             job = _scatter(np.int64(task), np.int64(nb * nt), nb)
             b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-            st = np.empty((S_SUM + nsum, tile, tile), dtype=np.float64)
-            st[S_ACC] = 1.0 if alpha_id == _A_PROD else 0.0  # prod: transmittance Π(1 - D)
+            # The tile's per-pixel state in the pair type, one [tile, tile] array per quantity (LLVM
+            # proves two arrays' rows apart at run time, not two rows of one array); the softmax sums
+            # [tile, tile, channels], channels innermost (constant offsets: no run-time check).
+            acc = np.empty((tile, tile), dtype=ftype)  # alpha state; prod: the transmittance Π(1 − D)
+            dref = np.empty((tile, tile), dtype=ftype)  # softmax: the top element's D ...
+            zref = np.empty((tile, tile), dtype=ftype)  # ... and depth
+            den = np.empty((tile, tile), dtype=ftype)  # softmax denominator, relative to the top element
+            sums = np.empty((tile, tile, nsum), dtype=ftype)  # softmax numerators
+            zbuf = np.empty((tile, tile), dtype=ftype)  # z-buffer depth
+            cb0 = np.empty((tile, tile), dtype=ftype)  # z-buffer winner's renormalised barycentrics
+            cb1 = np.empty((tile, tile), dtype=ftype)
+            cb2 = np.empty((tile, tile), dtype=ftype)
+            win = np.empty((tile, tile), dtype=np.int32)  # z-buffer face, or 'max''s face, −1: none
+            acc[:, :] = one if alpha_id == _A_PROD else zero
             if softmax:
-                st[S_DREF] = 1.0  # the background's D
-                st[S_ZP] = p.zp_bg
-                st[S_DEN] = 1.0
+                dref[:, :] = one  # the background's D
+                zref[:, :] = p.zp_bg
+                den[:, :] = one
                 for c in range(cs + cv):
-                    st[S_SUM + c] = background[c]
+                    sums[:, :, c] = background[c]
                 if nd:
-                    st[S_SUM + cs + cv] = 0.0  # the background's depth
+                    sums[:, :, cs + cv] = zero  # the background's depth
             if track_winner:
-                st[S_ZB] = math.inf
-                st[S_WIN] = -1.0
-            if alpha_id == _A_MAX:
-                st[S_ARG] = -1.0
+                zbuf[:, :] = np.inf
+            win[:, :] = -1
             for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
                 f = geo.tile_faces[e]
+                f32 = np.int32(f)
                 fc = _load_face(fv, inv, b, f)
                 colour_face = fill_back != 0 or front[b, f]
+                iz0, iz1, iz2 = ftype(fc[_INV_Z + 0]), ftype(fc[_INV_Z + 1]), ftype(fc[_INV_Z + 2])
                 ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
+                x_first = xs[ca] if ca < w else 0.0
+                j0 = ca - tx0
                 for row in range(ra, rb + 1):
-                    py = ys[row]
-                    for col in range(ca, cb + 1):
-                        px = xs[col]
-                        w0, w1, w2, keep, x, _ = _coverage(px, py, fc, dist_id, theta, sigma)
-                        if not keep:
-                            continue
-                        i = row - ty0
-                        j = col - tx0
-                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
+                    fr = cpu_pair.face_row(fc, x_first, ys[row], step, zero)
+                    i = row - ty0
+                    # One branch-free loop over the row's pixels (vectorised in specialised kernels).
+                    for jj in range(cb - ca + 1):
+                        j = np.uint64(j0 + jj)
+                        w0, w1, w2, keep, d2, _, _ = cpu_pair.pair_geometry(jj, fr, euclid, bary, theta_t)
+                        x = d2 * inv_sigma_t
+                        d, one_minus_d = _coverage_t(x, dist_id, dist_code, squared, p, model_version)
+                        a = acc[i, j]
                         if alpha_id == _A_PROD:
-                            st[S_ACC, i, j] *= one_minus_d
+                            acc[i, j] = a * one_minus_d if keep else a
                         elif alpha_id == _A_SUM:
-                            st[S_ACC, i, j] += d
+                            acc[i, j] = a + d if keep else a
                         elif alpha_id == _A_HARD:
-                            if dist_id == _D_HARD or (d > 0.5 if generic else x > 0):  # D > 0.5
-                                st[S_ACC, i, j] = 1.0
+                            covered = keep & ((dist_id == _D_HARD) | ((d > half) if generic else (x > zero)))
+                            acc[i, j] = one if covered else a  # D > 0.5
                         elif alpha_id == _A_MAX:
-                            if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
-                                st[S_ACC, i, j] = d
-                                st[S_ARG, i, j] = f
+                            take = keep & (d > a)  # faces ascend: ties keep the lowest face
+                            acc[i, j] = d if take else a
+                            win[i, j] = f32 if take else win[i, j]
                         else:
-                            st[S_ACC, i, j] += tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version)
-                        if not colour_face:
+                            term = ftype(tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version))
+                            acc[i, j] = a + term if keep else a
+                        if not track_winner and not softmax:
                             continue
-                        closed = _inside_closed(w0, w1, w2)
-                        if not softmax and not closed:
-                            continue  # the z-buffer only takes faces covering the pixel centre
-                        _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
-                        zp = 1.0 / inv_z
-                        if not (zp >= depth_min and zp <= depth_max):
-                            continue
+                        closed = cpu_pair.closed_inside(w0, w1, w2)
+                        _, _, _, _, _, c0, c1, c2, inv_z = cpu_pair.depth(w0, w1, w2, iz0, iz1, iz2)
+                        zp = one / inv_z
+                        # counts for the colours: kept, a colouring face, within the depth range
+                        ok = keep & colour_face & (zp >= dmin_t) & (zp <= dmax_t)
                         # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
                         # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
-                        if track_winner and closed:
-                            zb = st[S_ZB, i, j]
-                            if st[S_WIN, i, j] < 0 or zp < zb - abs(zb) * ZBUFFER_RTOL:
-                                st[S_ZB, i, j] = zp
-                                st[S_WIN, i, j] = f
-                                st[S_C0, i, j] = c0
-                                st[S_C1, i, j] = c1
-                                st[S_C2, i, j] = c2
+                        if track_winner:
+                            zb = zbuf[i, j]
+                            nearer = (win[i, j] < 0) | (zp < zb - abs(zb) * rtol)
+                            take = ok & closed & nearer
+                            zbuf[i, j] = zp if take else zb
+                            win[i, j] = f32 if take else win[i, j]
+                            cb0[i, j] = c0 if take else cb0[i, j]
+                            cb1[i, j] = c1 if take else cb1[i, j]
+                            cb2[i, j] = c2 if take else cb2[i, j]
                         if not softmax:
                             continue
-                        # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
-                        # the depth difference formed before the division by γ; one exp either way.
-                        q = (st[S_ZP, i, j] - zp) * inv_scale
-                        ratio = d / st[S_DREF, i, j]
-                        new_top = False
-                        scale = 1.0
-                        if q > 0:
-                            scale = _exp_neg(q) / ratio  # = 1 / weight
-                            new_top = scale < 1.0
-                            ew = 0.0 if new_top else 1.0 / scale
-                        else:
-                            ew = ratio * _exp_neg(-q)
-                            if ew > 1.0:
-                                new_top = True
-                                scale = 1.0 / ew
-                        k = _texel(c0, c1, r) if cs > 0 else 0
-                        if new_top:
-                            st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
+                        # The pair's weight relative to the pixel's top element,
+                        # (D / D_ref)·exp((z_ref − z)/((far − near)γ)), the depth difference formed
+                        # before the division by γ: above 1, the pair becomes the top element and
+                        # the sums are rescaled by 1 / weight.
+                        q = (zref[i, j] - zp) * inv_scale_t
+                        ratio = d / dref[i, j]
+                        eq = cpu_pair.exp_neg(abs(q))
+                        weight = ratio / eq if q > zero else ratio * eq
+                        top = ok & (weight > one)
+                        scale = one / weight if top else one
+                        add = (one if top else weight) if ok else zero
+                        den[i, j] = den[i, j] * scale + add
+                        if cs > 0:
+                            k = _texel(c0 if ok else zero, c1 if ok else zero, r)
                             for c in range(cs):
-                                st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + np.float64(surface[b, f, k, c])
-                            for c in range(cv):
-                                v = _vertex_value(vertex, b, f, c, c0, c1, c2)
-                                st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
-                            if nd:
-                                st[S_SUM + cs + cv, i, j] = st[S_SUM + cs + cv, i, j] * scale + zp
-                            st[S_DREF, i, j] = d
-                            st[S_ZP, i, j] = zp
-                        else:
-                            st[S_DEN, i, j] += ew
-                            for c in range(cs):
-                                st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
-                            for c in range(cv):
-                                st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, c0, c1, c2)
-                            if nd:
-                                st[S_SUM + cs + cv, i, j] += ew * zp
+                                value = ftype(surface[b, f, k, c])
+                                sums[i, j, c] = sums[i, j, c] * scale + add * value
+                        for c in range(cv):
+                            value = ftype(_vertex_value(vertex, b, f, c, c0, c1, c2))
+                            sums[i, j, cs + c] = sums[i, j, cs + c] * scale + add * value
+                        if nd:
+                            sums[i, j, cs + cv] = sums[i, j, cs + cv] * scale + add * zp
+                        dref[i, j] = d if top else dref[i, j]
+                        zref[i, j] = zp if top else zref[i, j]
             for row in range(ty0, ty1):
                 i = row - ty0
                 for col in range(tx0, tx1):
                     j = col - tx0
-                    acc = st[S_ACC, i, j]
+                    a = np.float64(acc[i, j])
                     if alpha_id == _A_PROD:
-                        alpha[b, a_ch, row, col] = 1.0 - acc
+                        alpha[b, a_ch, row, col] = 1.0 - a
                     elif alpha_id == _A_SUM:
-                        alpha[b, a_ch, row, col] = acc / p.num_faces
+                        alpha[b, a_ch, row, col] = a / p.num_faces
                     elif alpha_id == _A_HARD or alpha_id == _A_MAX:
-                        alpha[b, a_ch, row, col] = acc
+                        alpha[b, a_ch, row, col] = a
                     else:
-                        alpha[b, a_ch, row, col] = tc_alpha(alpha_id, acc, p.t_conorm_p, model_version)
-                    state[b, 0, row, col] = acc
+                        alpha[b, a_ch, row, col] = tc_alpha(alpha_id, a, p.t_conorm_p, model_version)
+                    state[b, 0, row, col] = a
                     if alpha_id == _A_MAX:
-                        state[b, 3, row, col] = st[S_ARG, i, j]
+                        state[b, 3, row, col] = win[i, j]
                     if softmax:
-                        den = st[S_DEN, i, j]
+                        total = np.float64(den[i, j])
                         for c in range(nsum):
-                            values[b, c, row, col] = st[S_SUM + c, i, j] / den
+                            values[b, c, row, col] = np.float64(sums[i, j, c]) / total
                         for c in range(cs + cv):
                             channels[b, c, row, col] = values[b, c, row, col]
                         if nd:
                             depth[b, 0, row, col] = values[b, cs + cv, row, col]
-                        state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
-                        state[b, 2, row, col] = st[S_ZP, i, j]
+                        # a pair's weight is D·state[1]·e^((state[2] − z)·inv_scale)
+                        state[b, 1, row, col] = 1.0 / (np.float64(dref[i, j]) * total)
+                        state[b, 2, row, col] = zref[i, j]
                     if not track_winner:
                         continue
-                    f = int(st[S_WIN, i, j])
+                    f = int(win[i, j])
                     winner[b, row, col] = f
                     if f < 0:
                         if not softmax:
@@ -687,7 +713,8 @@ def _make_forward(variant: Variant | None, model_version: int):
                             hard_depth[b, 0, row, col] = 0.0
                         continue
                     # The winner's values from its renormalised barycentrics and depth.
-                    c0, c1, c2, zp = st[S_C0, i, j], st[S_C1, i, j], st[S_C2, i, j], st[S_ZB, i, j]
+                    c0, c1, c2 = np.float64(cb0[i, j]), np.float64(cb1[i, j]), np.float64(cb2[i, j])
+                    zp = np.float64(zbuf[i, j])
                     if not softmax:
                         k = _texel(c0, c1, r) if cs > 0 else 0
                         for c in range(cs):
@@ -707,13 +734,15 @@ def _make_forward(variant: Variant | None, model_version: int):
 
 def forward(geo, surface, vertex, background, p, *outputs):
     """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
-    _make_forward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, background, p, *outputs)
+    kernel = _make_forward(kernel_variant(p), cpu_model.model_version(), geo.face_vertices.dtype.name)
+    kernel(geo, surface, vertex, background, p, *outputs)
 
 
 @functools.cache
-def _make_backward(variant: Variant | None, model_version: int):
+def _make_backward(variant: Variant | None, model_version: int, dtype: str):
     """The backward kernel of ``variant``, or the generic one (None), as :func:`_make_forward`; made once."""
     fixed = variant is not None
+    ftype = np.float32 if dtype == "float32" else np.float64
     v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, _ = variant or _NO_VARIANT
     model_key = cpu_model.model_key()
 
@@ -755,6 +784,11 @@ def _make_backward(variant: Variant | None, model_version: int):
         g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
         n_attr = grad_entries.shape[1] - G_ATTR
         ga_ch = grad_alpha.shape[1] - 1
+        zero = ftype(0.0)
+        theta_t, inv_sigma_t = ftype(theta), ftype(1.0 / sigma)
+        step = xs[1] - xs[0] if w > 1 else 0.0
+        euclid = dist_id == _D_EUCLID
+        bary = dist_id == _D_BARY
         for task in prange(nb * nt):
             job = _scatter(np.int64(task), np.int64(nb * nt), nb)
             b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
@@ -770,13 +804,18 @@ def _make_backward(variant: Variant | None, model_version: int):
                 gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
                 gz0 = gz1 = gz2 = 0.0
                 ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
+                x_first = xs[ca] if ca < w else 0.0
                 for row in range(ra, rb + 1):
                     py = ys[row]
+                    fr = cpu_pair.face_row(fc, x_first, py, step, zero)
                     for col in range(ca, cb + 1):
                         px = xs[col]
-                        w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
+                        # the forward's pair geometry (same keep decisions), then float64
+                        wt0, wt1, wt2, keep, d2, edge, _ = cpu_pair.pair_geometry(col - ca, fr, euclid, bary, theta_t)
                         if not keep:
                             continue
+                        w0, w1, w2 = np.float64(wt0), np.float64(wt1), np.float64(wt2)
+                        x = math.inf if dist_id == _D_HARD else np.float64(d2 * inv_sigma_t)
                         ga = np.float64(grad_alpha[b, ga_ch, row, col])
                         gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
                         d, one_minus_d, dd, z = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
@@ -973,7 +1012,8 @@ def _make_backward(variant: Variant | None, model_version: int):
 
 def backward(geo, surface, vertex, p, *arrays):
     """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s variant (arguments there)."""
-    _make_backward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, p, *arrays)
+    kernel = _make_backward(kernel_variant(p), cpu_model.model_version(), geo.face_vertices.dtype.name)
+    kernel(geo, surface, vertex, p, *arrays)
 
 
 @njit(parallel=True, **_JIT)
