@@ -95,7 +95,8 @@ def test_pair_loop_vectorises():
     fv = np.array([[[[-0.5, -0.5, 2.0], [0.5, -0.4, 2.1], [0.0, 0.6, 2.2]]]], np.float32)
     x0, y0, x1, y1, x2, y2 = fv[0, 0, :, :2].astype(np.float64).ravel()
     det = x2 * (y0 - y1) + x0 * (y1 - y2) + x1 * (y2 - y0)
-    adj = [y1 - y2, x2 - x1, x1 * y2 - x2 * y1, y2 - y0, x0 - x2, x2 * y0 - x0 * y2, y0 - y1, x1 - x0, x0 * y1 - x1 * y0]
+    adj = [y1 - y2, x2 - x1, x1 * y2 - x2 * y1, y2 - y0, x0 - x2, x2 * y0 - x0 * y2]
+    adj += [y0 - y1, x1 - x0, x0 * y1 - x1 * y0]
     inv = (np.array(adj) / det).reshape(1, 1, 9)
     n = 32
     xs = (2 * np.arange(n) + 1 - n) / n
@@ -129,7 +130,7 @@ def test_float32_arithmetic_against_float64(sigma, gamma):
     weights = torch.rand(b, 5, 32, 32, generator=g, dtype=torch.float64)
     runs = {}
     for dtype in (torch.float64, torch.float32):
-        inputs = [t.to(dtype).requires_grad_() for t in (fv64, surface64, vertex64)]
+        inputs = [t.detach().to(dtype).clone().requires_grad_() for t in (fv64, surface64, vertex64)]
         out = rasterize_channels(inputs[0], settings, surface=inputs[1], vertex=inputs[2], backend="cpu")
         loss = (out.channels * weights.to(dtype)).sum() + out.alpha.square().sum() + 0.1 * out.depth.sum()
         loss.backward()
@@ -138,7 +139,7 @@ def test_float32_arithmetic_against_float64(sigma, gamma):
     for name in ("channels", "alpha", "depth"):
         err = (getattr(out32, name).double() - getattr(out64, name)).abs().max().item()
         assert err <= 1e-5, (name, err)
-    for name, g32, g64 in zip(("face_vertices", "surface", "vertex"), grads32, grads64):
+    for name, g32, g64 in zip(("face_vertices", "surface", "vertex"), grads32, grads64, strict=True):
         rel = ((g32 - g64).abs().max() / g64.abs().max()).item()
         assert rel <= 1e-4, (name, rel)
 

@@ -10,9 +10,10 @@ terms. Pixel ranges and binning follow the contract's rule (:func:`~softras.rast
 
 Threads: the kernels use Numba's ``workqueue`` threading layer (no OpenMP, so no spin-wait
 stalls next to PyTorch's OpenMP pool) and as many threads as ``torch.get_num_threads()``
-(capped by ``NUMBA_NUM_THREADS`` and by the CPUs the process may use: affinity, cgroup quota). Set ``NUMBA_THREADING_LAYER`` yourself to override the
-layer. Compiled kernels are cached on disk (``__pycache__`` or ``NUMBA_CACHE_DIR``): the first
-call in a fresh environment compiles for ~20–40 s, later processes load them in about a second.
+(capped by ``NUMBA_NUM_THREADS`` and by the CPUs the process may use: affinity, cgroup quota).
+Set ``NUMBA_THREADING_LAYER`` yourself to override the layer. Compiled kernels are cached on
+disk (``__pycache__`` or ``NUMBA_CACHE_DIR``): the first call in a fresh environment compiles for
+about a minute per option combination, later processes load them in about a second.
 """
 
 from __future__ import annotations

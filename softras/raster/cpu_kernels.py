@@ -732,9 +732,25 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str):
     return forward
 
 
+#: The softmax exponent is (z_ref − z)·inv_scale: float32 depths carry ~2^-24·depth of rounding,
+#: so float32 pair arithmetic is used only where inv_scale·(largest depth) is at most this (the
+#: exponent then errs by < 1e-2 even at the far plane; at SoftRas's defaults the product is 1e4).
+FLOAT32_SOFTMAX_LIMIT = 1e5
+
+
+def pair_dtype(p, dtype: np.dtype) -> str:
+    """The type of the kernels' pair arithmetic for inputs of ``dtype`` and call ``p``: the input's,
+    except float64 for a float32 softmax whose depth scale is beyond :data:`FLOAT32_SOFTMAX_LIMIT`
+    (e.g. γ·(far − near) ~1e-8)."""
+    if dtype == np.float32 and p.rgb_aggregation == _RGB_SOFTMAX:
+        if p.inv_scale * max(abs(p.depth_min), abs(p.depth_max)) > FLOAT32_SOFTMAX_LIMIT:
+            return "float64"
+    return np.dtype(dtype).name
+
+
 def forward(geo, surface, vertex, background, p, *outputs):
     """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
-    kernel = _make_forward(kernel_variant(p), cpu_model.model_version(), geo.face_vertices.dtype.name)
+    kernel = _make_forward(kernel_variant(p), cpu_model.model_version(), pair_dtype(p, geo.face_vertices.dtype))
     kernel(geo, surface, vertex, background, p, *outputs)
 
 
@@ -1012,7 +1028,7 @@ def _make_backward(variant: Variant | None, model_version: int, dtype: str):
 
 def backward(geo, surface, vertex, p, *arrays):
     """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s variant (arguments there)."""
-    kernel = _make_backward(kernel_variant(p), cpu_model.model_version(), geo.face_vertices.dtype.name)
+    kernel = _make_backward(kernel_variant(p), cpu_model.model_version(), pair_dtype(p, geo.face_vertices.dtype))
     kernel(geo, surface, vertex, p, *arrays)
 
 
