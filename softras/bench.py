@@ -765,6 +765,9 @@ def run_benchmarks(
                 raise UsageError(f"backend: {name!r} does not run on device {device.type!r}")
     # The reference is the baseline: measure it first, whether or not it was asked for.
     names = ["reference"] + [n for n in names if n != "reference"]
+    from softras.roofline import choose_threading_layer, peak_gflops  # imports Numba
+
+    choose_threading_layer()  # before machine_info or the peak loop start Numba's threads
     models = {name: model for name in names if (model := flops_model(name)) is not None}
     cases = [c for w in workloads for c in build_cases(w, quick=quick, reference_subset=reference_subset)]
     bar = progress(total=len(cases) * len(names), desc="bench", unit="run", quiet=quiet)
@@ -797,8 +800,6 @@ def run_benchmarks(
             say(f"note: backend {name!r} not available ({why})")
     peak = None
     if models:
-        from softras.roofline import peak_gflops
-
         t0 = time.perf_counter()
         peak = peak_gflops()
         meta.update(peak_gflops=peak, peak_threads=_numba_threads(), peak_seconds=time.perf_counter() - t0)

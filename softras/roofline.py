@@ -13,7 +13,7 @@ and returns GFLOP/s (2 flops per FMA lane). The loop is written to be throughput
   the loop body. Each chain has its own x, so that no reassociation can merge chains.
 
 :func:`fma_asm` returns the loop's machine code (the dispatcher's ``inspect_asm()``) and
-:func:`packed_fma_registers` which vector registers its FMAs use (``ymm``: AVX2, ``zmm``:
+:func:`packed_fma_counts` counts its packed FMAs by vector register (``ymm``: AVX2, ``zmm``:
 AVX-512); the tests check that the loop really runs packed FMAs. The figure is cached per
 process and thread count; a measurement takes 0.2–0.5 s once the loop is compiled (Numba's disk
 cache keeps it between processes).
@@ -22,13 +22,24 @@ cache keeps it between processes).
 from __future__ import annotations
 
 import functools
+import os
 import re
 import time
+from collections import Counter
 
 import numpy as np
 from numba import prange
 
-__all__ = ["CHAINS", "STEPS", "fma_asm", "host_simd", "measure_peak_gflops", "packed_fma_registers", "peak_gflops"]
+__all__ = [
+    "CHAINS",
+    "STEPS",
+    "choose_threading_layer",
+    "fma_asm",
+    "host_simd",
+    "measure_peak_gflops",
+    "packed_fma_counts",
+    "peak_gflops",
+]
 
 CHAINS = 8
 """Independent FMA chains per element (per SIMD lane once vectorised)."""
@@ -69,6 +80,17 @@ def _fma_loop(n_tasks: int, n: int, c: float) -> np.ndarray:  # pragma: no cover
     return out
 
 
+def choose_threading_layer() -> None:
+    """Use the threading layer of the ``cpu`` backend (:mod:`softras.raster.cpu`): ``workqueue``
+    unless ``NUMBA_THREADING_LAYER`` is set. It must be chosen before Numba first starts its
+    threads (afterwards this does nothing): otherwise Numba may start its OpenMP layer, which
+    shares libgomp with PyTorch and resets the calling thread's ``torch.get_num_threads()``."""
+    import numba
+
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"
+
+
 @functools.cache
 def _kernel(cache: bool = True):
     """The FMA loop compiled by Numba on first use; ``cache``: kept in softras's Numba disk cache
@@ -79,6 +101,7 @@ def _kernel(cache: bool = True):
 
     from softras._jit_cache import configure_numba_cache
 
+    choose_threading_layer()
     options = {"parallel": True, "fastmath": True, "nogil": True}
     if cache:
         try:
@@ -142,9 +165,10 @@ def fma_asm() -> str:
     return "\n".join(fn.inspect_asm().values())
 
 
-def packed_fma_registers(asm: str) -> set[str]:
-    """The vector register kinds (``'ymm'``, ``'zmm'``) of the packed float32 FMAs in ``asm``."""
-    return set(_PACKED_FMA.findall(asm))
+def packed_fma_counts(asm: str) -> dict[str, int]:
+    """How many packed float32 FMA instructions ``asm`` has, by vector register kind
+    (``'ymm'``: 8 lanes, AVX2; ``'zmm'``: 16 lanes, AVX-512)."""
+    return dict(Counter(_PACKED_FMA.findall(asm)))
 
 
 def host_simd() -> str | None:
