@@ -124,18 +124,25 @@ def measure_peak_gflops(
 ) -> float:
     """Measure the float32 FMA throughput of ``threads`` Numba threads (default: Numba's count), GFLOP/s.
 
-    The element count per thread grows (×4 per step) until the fastest of two calls lasts
-    ``call_seconds``: long enough that a parallel launch's overhead, and on a busy machine the
-    wait for a thread's time slice (~16 ms seen on 2 loaded cores), weigh little. Then calls
+    The element count per thread grows ×4 per step until the fastest of two calls lasts at least
+    ``call_seconds`` *and* twice the previous step's: the time then follows the work, not a
+    fixed cost (a parallel launch, or on a busy machine a thread's wait for its time slice,
+    ~16 ms seen on 2 loaded cores). Calibration stops after 0.5 s whatever the times. Then calls
     are repeated for ``budget_seconds`` (at least three) and the fastest one gives the figure.
     """
     import numba
 
     n_tasks = int(threads or numba.get_num_threads())
     _run(n_tasks, 64)  # compile (or load from the cache) outside the timing
-    n = 1 << 18
-    while min(_run(n_tasks, n), _run(n_tasks, n)) < call_seconds and n < 1 << 30:
+    n = 1 << 16
+    previous = min(_run(n_tasks, n), _run(n_tasks, n))
+    give_up = time.perf_counter() + 0.5
+    while n < 1 << 28:
         n *= 4
+        t = min(_run(n_tasks, n), _run(n_tasks, n))
+        if (t >= call_seconds and t >= 2 * previous) or time.perf_counter() > give_up:
+            break
+        previous = t
     times: list[float] = []
     deadline = time.perf_counter() + budget_seconds
     while len(times) < 3 or time.perf_counter() < deadline:
