@@ -62,6 +62,7 @@ from softras.renderer import SoftRenderer
 from softras.shapes import bumpy_sphere, icosphere, torus
 
 __all__ = [
+    "REFERENCE_BUDGET_S",
     "REFERENCE_PAIRS",
     "REFERENCE_PAIRS_QUICK",
     "WORKLOADS",
@@ -100,6 +101,10 @@ REFERENCE_PAIRS = 300_000
 :data:`REFERENCE_PAIRS_QUICK`): a few seconds per row for the default timings (W1: 8 of its
 256 views), so that the default run stays within ~1–3 minutes on 2 cores."""
 REFERENCE_PAIRS_QUICK = 20_000
+REFERENCE_BUDGET_S = 3.0
+"""Seconds of timed reference calls per measurement after which no more are made (at least one):
+idle, the reference's ~300 000 pairs take well under it, so it only bounds a loaded machine's run,
+where PyTorch's OpenMP threads can make each call 10–30× slower."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,8 +436,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _times(fn: Callable[[], None], warmup: int, repeat: int, device: torch.device) -> list[float]:
-    """Wall time in seconds of ``repeat`` calls of ``fn`` after ``warmup`` untimed ones.
+def _times(
+    fn: Callable[[], None], warmup: int, repeat: int, device: torch.device, budget: float | None = None
+) -> list[float]:
+    """Wall time in seconds of ``repeat`` calls of ``fn`` after ``warmup`` untimed ones; with a
+    ``budget``, fewer (at least one) once the timed calls have taken ``budget`` seconds.
 
     Not ``torch.utils.benchmark.Timer``: its ``timeit`` runs two more untimed calls before every
     measurement and its ``*_autorange`` choose the number of calls, while ``--warmup``/``--repeat``
@@ -447,6 +455,8 @@ def _times(fn: Callable[[], None], warmup: int, repeat: int, device: torch.devic
         fn()
         _sync(device)
         times.append(time.perf_counter() - t0)
+        if budget is not None and sum(times) >= budget:
+            break
     return times
 
 
@@ -545,8 +555,10 @@ def measure_case(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     pairs: int | None = None,
+    budget: float | None = None,
 ) -> BenchResult:
-    """Time one backend on one case: forward (no autograd) and forward+backward, medians.
+    """Time one backend on one case: forward (no autograd) and forward+backward, medians
+    (``budget``: seconds of timed calls per measurement after which no more are made).
 
     The reference backend renders only its part of the case (:meth:`BenchCase.reference_part`)
     and its times are multiplied by :attr:`BenchCase.reference_scale`.
@@ -573,8 +585,8 @@ def measure_case(
 
     if pairs is None:
         pairs = case.pairs or count_pairs(case.face_vertices, settings)
-    t_fwd = _times(forward, warmup, repeat, device)
-    t_fb = _times(forward_backward, warmup, repeat, device)
+    t_fwd = _times(forward, warmup, repeat, device, budget)
+    t_fb = _times(forward_backward, warmup, repeat, device, budget)
     fwd_ms = statistics.median(t_fwd) * 1e3 * scale
     fb_ms = statistics.median(t_fb) * 1e3 * scale
     load = _loadavg()
@@ -721,6 +733,7 @@ def run_benchmarks(
     quick: bool = False,
     reference_subset: float | None = None,
     reference_repeat: int | None = None,
+    reference_budget: float | None = REFERENCE_BUDGET_S,
     echo: Callable[[str], None] | None = None,
     quiet: bool = False,
 ) -> BenchReport:
@@ -737,6 +750,8 @@ def run_benchmarks(
         reference_subset: fraction of each row the reference renders (``None``: sized to
             :data:`REFERENCE_PAIRS` pairs, see :func:`build_cases`).
         reference_repeat: timed calls for the reference (``None``: ``repeat``).
+        reference_budget: seconds of timed reference calls per measurement after which no
+            more are made (at least one; ``None``: no limit).
         echo: called with each printable line as soon as it is known (``None``: silent).
         quiet: no progress bar (it is shown on stderr when that is a terminal, one step per
             case and backend).
@@ -781,7 +796,8 @@ def run_benchmarks(
     meta = machine_info(device)
     meta.update(
         dtype=str(dtype).removeprefix("torch."), repeat=repeat, warmup=warmup, quick=quick,
-        reference_repeat=reference_repeat or repeat, backends=names, missing_backends=missing,
+        reference_repeat=reference_repeat or repeat, reference_budget=reference_budget, backends=names,
+        missing_backends=missing,
         timed="softras.raster.rasterize on precomputed screen-space faces (lighting/transform untimed)",
     )  # fmt: skip
     report = BenchReport(meta)
@@ -793,8 +809,9 @@ def run_benchmarks(
     )
     say(f"machine: {meta['cpu']} ({meta['cpu_count']} CPUs), {meta['platform']}")
     say(
-        f"device {device}, dtype {meta['dtype']}, median of {repeat} after {warmup} warm-up; "
-        f"timed: {meta['timed']}"
+        f"device {device}, dtype {meta['dtype']}, median of {repeat} after {warmup} warm-up"
+        + (f" (reference: at most {reference_budget:g} s of timed calls each)" if reference_budget else "")
+        + f"; timed: {meta['timed']}"
     )
     for name, why in missing.items():
         if _applies(name, device):
@@ -824,9 +841,13 @@ def run_benchmarks(
         rows: list[BenchResult] = []
         for name in names:
             bar.set_postfix_str(f"{case.name}, {name}")
-            reps = (reference_repeat or repeat) if name == "reference" else repeat
+            reference = name == "reference"
+            reps = (reference_repeat or repeat) if reference else repeat
+            budget = reference_budget if reference else None
             try:
-                res = measure_case(case, name, repeat=reps, warmup=warmup, dtype=dtype, device=device, pairs=case.pairs)
+                res = measure_case(
+                    case, name, repeat=reps, warmup=warmup, dtype=dtype, device=device, pairs=case.pairs, budget=budget
+                )
                 if name in models:
                     inputs = RasterInputs.from_textures(case.face_vertices, case.textures, case.settings)
                     _add_roofline(res, models[name](kernel_params(inputs, case.settings)), kept, peak)
@@ -960,6 +981,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"per row, {REFERENCE_PAIRS_QUICK:,} with --quick)",
     )
     parser.add_argument(
+        "--reference-budget", type=float, default=REFERENCE_BUDGET_S, metavar="S",
+        help=f"stop timing the reference after S seconds of timed calls per measurement, at least one call "
+        f"(default {REFERENCE_BUDGET_S:g}; 0: no limit)",
+    )  # fmt: skip
+    parser.add_argument(
         "--threads", type=int, default=None, metavar="N",
         help="set torch (and numba, when loaded) threads first (default: leave them; on a loaded machine "
         "fewer threads than cores avoid oversubscription stalls)",
@@ -993,6 +1019,7 @@ def run(args: argparse.Namespace) -> int:
         quick=args.quick,
         reference_subset=args.reference_subset,
         reference_repeat=args.reference_repeat,
+        reference_budget=args.reference_budget or None,
         echo=lambda line: print(line, flush=True),
         quiet=args.quiet,
     )

@@ -189,6 +189,18 @@ def test_progress_bar_per_case_and_backend(monkeypatch: pytest.MonkeyPatch, caps
     assert capsys.readouterr().err == ""
 
 
+def test_reference_budget_stops_the_timed_calls() -> None:
+    """A budget cuts a measurement short once its timed calls took that long (at least one call)."""
+    from softras.bench import _times
+
+    def call() -> None:
+        time.sleep(0.02)
+
+    assert 1 <= len(_times(call, 0, 10, torch.device("cpu"), budget=0.1)) <= 5  # each call >= 20 ms
+    assert len(_times(call, 0, 10, torch.device("cpu"), budget=0.001)) == 1
+    assert len(_times(call, 0, 4, torch.device("cpu"))) == 4
+
+
 def test_backends_for_device() -> None:
     names = backends_for_device(torch.device("cpu"))
     assert names[-1] == "reference" and "cuda" not in names
