@@ -8,10 +8,16 @@ region). The forward+backward time includes the backward through the rasterizer'
 gradient, i.e. ``rasterize(...).backward(grad)``.
 
 Every backend registered for the device (``cpu``/``cuda`` when installed, ``reference``
-always) runs the same workloads. The reference backend is slow, so on large batches it runs
-on the first ``k`` of the ``B`` items (``reference_subset``) and its times are scaled by
-``B / k``; speed-ups of the other backends are relative to that scaled time, measured in the
-same run.
+always) runs the same workloads. The reference backend is slow, so it renders a part of each
+row sized to about :data:`REFERENCE_PAIRS` (pixel, face) pairs (``reference_subset``): the
+first ``k`` of the ``B`` items of a batch, its times scaled by ``B / k``, or every ``s``-th face
+of a single image, its times scaled by the ratio of the pair counts. Speed-ups of the other
+backends are relative to that scaled time, measured in the same run.
+
+Roofline: for a backend with a flop model (``Backend.flops_entry``, e.g.
+:func:`softras.raster.cpu_kernels.flops_per_pair`) each row also gets the achieved GFLOP/s,
+kept pairs × flops per kept pair / forward time, and its fraction of the float32 peak measured
+in the same process (:func:`softras.roofline.peak_gflops`).
 
 Python API::
 
@@ -47,12 +53,18 @@ import torch
 from softras._errors import UsageError
 from softras._validation import resolve_device
 from softras.mesh import Mesh
+from softras.progress import progress
 from softras.raster import BACKENDS, RasterSettings, available_backends, rasterize
+from softras.raster.contract import RasterInputs, kernel_params
 from softras.raster.reference import count_box_pairs
+from softras.raster.reference import count_kept_pairs as _count_kept_pairs
 from softras.renderer import SoftRenderer
 from softras.shapes import bumpy_sphere, icosphere, torus
 
 __all__ = [
+    "REFERENCE_BUDGET_S",
+    "REFERENCE_PAIRS",
+    "REFERENCE_PAIRS_QUICK",
     "WORKLOADS",
     "BenchCase",
     "BenchReport",
@@ -61,7 +73,9 @@ __all__ = [
     "add_arguments",
     "backends_for_device",
     "build_cases",
+    "count_kept_pairs",
     "count_pairs",
+    "flops_model",
     "format_report",
     "load_optional_backends",
     "machine_info",
@@ -82,6 +96,15 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _DISTANCE = 2.732
 _ELEVATION = 30.0
 _SEED = 0
+REFERENCE_PAIRS = 300_000
+"""(pixel, face) pairs the reference backend renders per row by default (``--quick``:
+:data:`REFERENCE_PAIRS_QUICK`): a few seconds per row for the default timings (W1: 8 of its
+256 views), so that the default run stays within ~1–3 minutes on 2 cores."""
+REFERENCE_PAIRS_QUICK = 20_000
+REFERENCE_BUDGET_S = 3.0
+"""Seconds of timed reference calls per measurement after which no more are made (at least one):
+idle, the reference's ~300 000 pairs take well under it, so it only bounds a loaded machine's run,
+where PyTorch's OpenMP threads can make each call 10–30× slower."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +125,9 @@ class BenchCase:
         texture_grad: whether the backward also goes to the textures.
         reference_batch: how many of the B items the reference backend renders.
         batch_unit: what one item is (``'views'`` or ``'images'``).
+        reference_face_step: the reference renders every ``reference_face_step``-th face.
+        pairs: (pixel, face) pairs of the whole row (:func:`count_pairs`).
+        reference_pairs: the pairs of the part the reference renders.
     """
 
     workload: str
@@ -114,6 +140,9 @@ class BenchCase:
     texture_grad: bool
     reference_batch: int
     batch_unit: str = "views"
+    reference_face_step: int = 1
+    pairs: int = 0
+    reference_pairs: int = 0
 
     @property
     def batch(self) -> int:
@@ -124,6 +153,18 @@ class BenchCase:
     def num_faces(self) -> int:
         """F, faces per image."""
         return int(self.face_vertices.shape[1])
+
+    @property
+    def reference_scale(self) -> float:
+        """What the reference's times are multiplied by: ``B / k`` for the first k of B items,
+        for a face subset of a single image the ratio of its pairs to the subset's."""
+        if self.reference_face_step > 1:  # a single image (see build_cases): by the pairs
+            return self.pairs / max(self.reference_pairs, 1)
+        return self.batch / self.reference_batch
+
+    def reference_part(self, t: torch.Tensor) -> torch.Tensor:
+        """The items and faces of a [B, F, ...] tensor that the reference renders."""
+        return t[: self.reference_batch, :: self.reference_face_step]
 
 
 def _screen_space(
@@ -190,12 +231,12 @@ def build_cases(workload: str, *, quick: bool = False, reference_subset: float |
     Args:
         workload: ``'W1'``, ``'W2'`` or ``'W3'``.
         quick: shrink the workload (for tests and smoke runs).
-        reference_subset: fraction of the batch the reference backend renders (``None``:
-            the workload's default, 8/256 views for W1 and the full batch otherwise).
+        reference_subset: fraction F of each row the reference backend renders: the first
+            round(F·B) items of a batch, or every round(1/F)-th face of a single image
+            (``None``: F = :data:`REFERENCE_PAIRS` / the row's pairs, at most 1).
     """
     if workload == "W1":
         views, size = (8, 32) if quick else (256, 64)
-        default_subset = 0.25 if quick else 8 / 256
         v, f = icosphere(level=3)
         fv, tex, settings = _screen_space(
             v * 0.5,
@@ -218,7 +259,6 @@ def build_cases(workload: str, *, quick: bool = False, reference_subset: float |
         cases = [BenchCase("W1", "W1 recon step", desc, fv, tex, settings, grad, False, views)]
     elif workload == "W2":
         level, size = (3, 64) if quick else (4, 256)
-        default_subset = 1.0
         v, f = bumpy_sphere(level=level)
         desc = (
             f"bumpy_sphere({level}), {f.shape[0]} faces, random R=5 textures, lit, 1 view at {size}², "
@@ -227,7 +267,6 @@ def build_cases(workload: str, *, quick: bool = False, reference_subset: float |
         cases = [_colour_case("W2", "W2 colour", desc, v * 0.9, f, size)]
     elif workload == "W3":
         size = 128 if quick else 1024
-        default_subset = 1.0
         grids = [(14, 10), (30, 14), (60, 28)] if quick else [(14, 10), (60, 28), (200, 100)]
         cases = []
         for m, n in grids:
@@ -239,15 +278,35 @@ def build_cases(workload: str, *, quick: bool = False, reference_subset: float |
             cases.append(_colour_case("W3", f"W3 {f.shape[0]} faces", desc, v, f, size))
     else:
         raise UsageError(f"workload: expected one of {sorted(WORKLOADS)}, got {workload!r}")
-    fraction = default_subset if reference_subset is None else reference_subset
+    target = REFERENCE_PAIRS_QUICK if quick else REFERENCE_PAIRS
     for case in cases:
-        case.reference_batch = min(case.batch, max(1, round(fraction * case.batch)))
+        case.pairs = count_pairs(case.face_vertices, case.settings)
+        fraction = min(1.0, target / max(case.pairs, 1)) if reference_subset is None else reference_subset
+        if case.batch > 1:
+            case.reference_batch = min(case.batch, max(1, round(fraction * case.batch)))
+        else:
+            case.reference_face_step = max(1, round(1 / fraction))
+        case.reference_pairs = count_pairs(case.reference_part(case.face_vertices), case.settings)
     return cases
 
 
 def count_pairs(face_vertices: torch.Tensor, settings: RasterSettings) -> int:
     """Number of (pixel, face) pairs inside the faces' grown bounding boxes (what a backend visits)."""
     return count_box_pairs(face_vertices, settings)
+
+
+def count_kept_pairs(face_vertices: torch.Tensor, settings: RasterSettings) -> int:
+    """Number of the :func:`count_pairs` pairs that pass the cull: those whose coverage, alpha and
+    colour terms a backend evaluates (:func:`softras.raster.reference.count_kept_pairs`)."""
+    return _count_kept_pairs(face_vertices, settings)
+
+
+def flops_model(backend: str) -> Callable[[Any], float] | None:
+    """The flop model of ``backend`` (by name or alias), ``flops_per_pair(KernelParams)``, or None."""
+    for b in BACKENDS.values():
+        if backend in (b.name, *b.aliases):
+            return b.load_flops()
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,8 +436,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _times(fn: Callable[[], None], warmup: int, repeat: int, device: torch.device) -> list[float]:
-    """Wall time in seconds of ``repeat`` calls of ``fn`` after ``warmup`` untimed ones.
+def _times(
+    fn: Callable[[], None], warmup: int, repeat: int, device: torch.device, budget: float | None = None
+) -> list[float]:
+    """Wall time in seconds of ``repeat`` calls of ``fn`` after ``warmup`` untimed ones; with a
+    ``budget``, fewer (at least one) once the timed calls have taken ``budget`` seconds.
 
     Not ``torch.utils.benchmark.Timer``: its ``timeit`` runs two more untimed calls before every
     measurement and its ``*_autorange`` choose the number of calls, while ``--warmup``/``--repeat``
@@ -393,6 +455,8 @@ def _times(fn: Callable[[], None], warmup: int, repeat: int, device: torch.devic
         fn()
         _sync(device)
         times.append(time.perf_counter() - t0)
+        if budget is not None and sum(times) >= budget:
+            break
     return times
 
 
@@ -429,11 +493,16 @@ def _peak_mb(fn: Callable[[], None], device: torch.device) -> float | None:
 class BenchResult:
     """One (case, backend) measurement. Times are for the full batch (scaled when ``scale > 1``).
 
-``forward_ms``/``forward_backward_ms`` are medians, ``*_min`` the fastest run and ``*_runs``
-every timed run (in ms, *not* scaled: as measured on ``measured_batch`` items).
+    ``forward_ms``/``forward_backward_ms`` are medians, ``*_min`` the fastest run and ``*_runs``
+    every timed run (in ms, *not* scaled: as measured on ``measured_batch`` items).
 
     ``speedup_*`` are ``reference time / this time`` (1.0 for the reference itself);
     ``peak_mb_*`` are for the batch actually measured (``measured_batch`` items), not scaled.
+
+    Roofline (None for a backend without a flop model): ``kept_pairs`` of the ``pairs`` pass the
+    cull; ``flops_per_pair`` is the backend's count per kept pair, ``gflops`` = kept pairs ×
+    flops per pair / forward time (median), ``peak_gflops`` the measured float32 peak and
+    ``peak_fraction`` = gflops / peak_gflops.
     """
 
     workload: str
@@ -462,6 +531,11 @@ every timed run (in ms, *not* scaled: as measured on ``measured_batch`` items).
     loadavg_1min: float | None = None
     repeat: int = 0
     warmup: int = 0
+    kept_pairs: int | None = None
+    flops_per_pair: float | None = None
+    gflops: float | None = None
+    peak_gflops: float | None = None
+    peak_fraction: float | None = None
     error: str | None = None
 
 
@@ -481,17 +555,20 @@ def measure_case(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     pairs: int | None = None,
+    budget: float | None = None,
 ) -> BenchResult:
-    """Time one backend on one case: forward (no autograd) and forward+backward, medians.
+    """Time one backend on one case: forward (no autograd) and forward+backward, medians
+    (``budget``: seconds of timed calls per measurement after which no more are made).
 
-    The reference backend renders only ``case.reference_batch`` of the ``case.batch`` items
-    and its times are multiplied by ``batch / reference_batch``.
+    The reference backend renders only its part of the case (:meth:`BenchCase.reference_part`)
+    and its times are multiplied by :attr:`BenchCase.reference_scale`.
     """
     device = torch.device(device)
-    k = case.reference_batch if backend == "reference" else case.batch
-    scale = case.batch / k
-    fv = case.face_vertices[:k].to(device=device, dtype=dtype)
-    tex = case.textures[:k].to(device=device, dtype=dtype)
+    reference = backend == "reference"
+    k = case.reference_batch if reference else case.batch
+    scale = case.reference_scale if reference else 1.0
+    fv = (case.reference_part(case.face_vertices) if reference else case.face_vertices).to(device=device, dtype=dtype)
+    tex = (case.reference_part(case.textures) if reference else case.textures).to(device=device, dtype=dtype)
     grad = case.grad_output[:k].to(device=device, dtype=dtype)
     fv_leaf = fv.detach().requires_grad_(True)
     tex_leaf = tex.detach().requires_grad_(case.texture_grad)
@@ -507,9 +584,9 @@ def measure_case(
         rasterize(fv_leaf, tex_leaf, settings, backend=backend).backward(grad)
 
     if pairs is None:
-        pairs = count_pairs(case.face_vertices, settings)
-    t_fwd = _times(forward, warmup, repeat, device)
-    t_fb = _times(forward_backward, warmup, repeat, device)
+        pairs = case.pairs or count_pairs(case.face_vertices, settings)
+    t_fwd = _times(forward, warmup, repeat, device, budget)
+    t_fb = _times(forward_backward, warmup, repeat, device, budget)
     fwd_ms = statistics.median(t_fwd) * 1e3 * scale
     fb_ms = statistics.median(t_fb) * 1e3 * scale
     load = _loadavg()
@@ -562,12 +639,15 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _numba_threads() -> int | None:
+    """Numba's thread count, or None when Numba has not been imported (by a backend)."""
+    return int(sys.modules["numba"].get_num_threads()) if "numba" in sys.modules else None
+
+
 def machine_info(device: torch.device | str = "cpu") -> dict[str, Any]:
     """Versions, threads, CPU/GPU and load average: what is needed to compare two runs."""
     device = torch.device(device)
-    numba_threads = None
-    if "numba" in sys.modules:  # only when a backend already imported it
-        numba_threads = int(sys.modules["numba"].get_num_threads())
+    numba_threads = _numba_threads()
     info: dict[str, Any] = {
         "softras": _version("softras"),
         "torch": torch.__version__,
@@ -603,12 +683,28 @@ class BenchReport:
 
 
 def _reference_note(case: BenchCase) -> str:
+    if case.reference_face_step > 1:
+        return (
+            f"reference: 1 face in {case.reference_face_step} ({case.reference_pairs:,} of {case.pairs:,} pairs), "
+            f"scaled ×{case.reference_scale:.3g}"
+        )
     if case.reference_batch == case.batch:
         return f"reference: all {case.batch} {case.batch_unit}"
     return (
         f"reference: {case.reference_batch}/{case.batch} {case.batch_unit}, "
         f"scaled ×{case.batch / case.reference_batch:g}"
     )
+
+
+def _add_roofline(res: BenchResult, flops_per_pair: float | None, kept_pairs: int | None, peak: float | None) -> None:
+    """Fill the roofline fields of ``res``: kept pairs × flops per kept pair / forward time (median)."""
+    if res.error is not None or flops_per_pair is None or kept_pairs is None or not math.isfinite(flops_per_pair):
+        return
+    res.kept_pairs = kept_pairs
+    res.flops_per_pair = flops_per_pair
+    res.gflops = kept_pairs * flops_per_pair / (res.forward_ms / 1e3) / 1e9 if res.forward_ms > 0 else math.inf
+    res.peak_gflops = peak
+    res.peak_fraction = res.gflops / peak if peak else None
 
 
 def _error_result(
@@ -637,7 +733,9 @@ def run_benchmarks(
     quick: bool = False,
     reference_subset: float | None = None,
     reference_repeat: int | None = None,
+    reference_budget: float | None = REFERENCE_BUDGET_S,
     echo: Callable[[str], None] | None = None,
+    quiet: bool = False,
 ) -> BenchReport:
     """Run the workloads on the backends; the reference is always measured (it is the baseline).
 
@@ -649,9 +747,18 @@ def run_benchmarks(
         dtype: working precision of the inputs.
         device: where the tensors live.
         quick: shrunken workloads (see :func:`build_cases`).
-        reference_subset: fraction of each batch the reference renders (``None``: per workload).
+        reference_subset: fraction of each row the reference renders (``None``: sized to
+            :data:`REFERENCE_PAIRS` pairs, see :func:`build_cases`).
         reference_repeat: timed calls for the reference (``None``: ``repeat``).
+        reference_budget: seconds of timed reference calls per measurement after which no
+            more are made (at least one; ``None``: no limit).
         echo: called with each printable line as soon as it is known (``None``: silent).
+        quiet: no progress bar (it is shown on stderr when that is a terminal, one step per
+            case and backend).
+
+    The float32 peak (:func:`softras.roofline.peak_gflops`, on Numba's threads) is measured
+    first when a benchmarked backend has a flop model (``Backend.flops_entry``); the kept pairs
+    of each row (:func:`count_kept_pairs`) are counted then too.
 
     Returns:
         A :class:`BenchReport`; backends that raise get a result with ``error`` set.
@@ -674,11 +781,23 @@ def run_benchmarks(
                 raise UsageError(f"backend: {name!r} does not run on device {device.type!r}")
     # The reference is the baseline: measure it first, whether or not it was asked for.
     names = ["reference"] + [n for n in names if n != "reference"]
-    say = echo or (lambda line: None)
+    from softras.roofline import choose_threading_layer, peak_gflops  # imports Numba
+
+    choose_threading_layer()  # before machine_info or the peak loop start Numba's threads
+    models = {name: model for name in names if (model := flops_model(name)) is not None}
+    cases = [c for w in workloads for c in build_cases(w, quick=quick, reference_subset=reference_subset)]
+    bar = progress(total=len(cases) * len(names), desc="bench", unit="run", quiet=quiet)
+
+    def say(line: str) -> None:
+        if echo is not None:
+            with bar.external_write_mode():
+                echo(line)
+
     meta = machine_info(device)
     meta.update(
         dtype=str(dtype).removeprefix("torch."), repeat=repeat, warmup=warmup, quick=quick,
-        reference_repeat=reference_repeat or repeat, backends=names, missing_backends=missing,
+        reference_repeat=reference_repeat or repeat, reference_budget=reference_budget, backends=names,
+        missing_backends=missing,
         timed="softras.raster.rasterize on precomputed screen-space faces (lighting/transform untimed)",
     )  # fmt: skip
     report = BenchReport(meta)
@@ -690,41 +809,63 @@ def run_benchmarks(
     )
     say(f"machine: {meta['cpu']} ({meta['cpu_count']} CPUs), {meta['platform']}")
     say(
-        f"device {device}, dtype {meta['dtype']}, median of {repeat} after {warmup} warm-up; "
-        f"timed: {meta['timed']}"
+        f"device {device}, dtype {meta['dtype']}, median of {repeat} after {warmup} warm-up"
+        + (f" (reference: at most {reference_budget:g} s of timed calls each)" if reference_budget else "")
+        + f"; timed: {meta['timed']}"
     )
     for name, why in missing.items():
         if _applies(name, device):
             say(f"note: backend {name!r} not available ({why})")
-    for workload in workloads:
-        for case in build_cases(workload, quick=quick, reference_subset=reference_subset):
-            pairs = count_pairs(case.face_vertices, case.settings)
-            note = _reference_note(case)
-            report.cases.append(
-                {"workload": case.workload, "case": case.name, "description": case.description,
-                 "batch": case.batch, "reference_batch": case.reference_batch, "pairs": pairs,
-                 "reference_note": note}
-            )  # fmt: skip
-            say("")
-            say(f"{case.name}: {case.description}")
-            say(_table_header())
-            baseline: BenchResult | None = None
-            for name in names:
-                reps = (reference_repeat or repeat) if name == "reference" else repeat
-                try:
-                    res = measure_case(
-                        case, name, repeat=reps, warmup=warmup, dtype=dtype, device=device, pairs=pairs
-                    )
-                except Exception as exc:  # report and go on with the other backends
-                    res = _error_result(case, name, device, dtype, exc)
-                if name == "reference":
-                    baseline = res
-                if baseline is not None and res.error is None and baseline.error is None:
-                    res.speedup_forward = baseline.forward_ms / res.forward_ms
-                    res.speedup_forward_backward = baseline.forward_backward_ms / res.forward_backward_ms
-                report.results.append(res)
-                say(_table_row(res))
-            say(note)
+    peak = None
+    if models:
+        t0 = time.perf_counter()
+        peak = peak_gflops()
+        meta.update(peak_gflops=peak, peak_threads=_numba_threads(), peak_seconds=time.perf_counter() - t0)
+        say(
+            f"float32 peak: {peak:.1f} GFLOP/s (packed-FMA loop on {meta['peak_threads']} Numba threads, "
+            f"measured in {meta['peak_seconds']:.2f} s)"
+        )
+    for case in cases:
+        kept = count_kept_pairs(case.face_vertices.to(dtype), case.settings) if models else None
+        note = _reference_note(case)
+        report.cases.append(
+            {"workload": case.workload, "case": case.name, "description": case.description,
+             "batch": case.batch, "reference_batch": case.reference_batch,
+             "reference_face_step": case.reference_face_step, "pairs": case.pairs,
+             "reference_pairs": case.reference_pairs, "kept_pairs": kept, "reference_note": note}
+        )  # fmt: skip
+        say("")
+        say(f"{case.name}: {case.description}")
+        say(_table_header())
+        baseline: BenchResult | None = None
+        rows: list[BenchResult] = []
+        for name in names:
+            bar.set_postfix_str(f"{case.name}, {name}")
+            reference = name == "reference"
+            reps = (reference_repeat or repeat) if reference else repeat
+            budget = reference_budget if reference else None
+            try:
+                res = measure_case(
+                    case, name, repeat=reps, warmup=warmup, dtype=dtype, device=device, pairs=case.pairs, budget=budget
+                )
+                if name in models:
+                    inputs = RasterInputs.from_textures(case.face_vertices, case.textures, case.settings)
+                    _add_roofline(res, models[name](kernel_params(inputs, case.settings)), kept, peak)
+            except Exception as exc:  # report and go on with the other backends
+                res = _error_result(case, name, device, dtype, exc)
+            if name == "reference":
+                baseline = res
+            if baseline is not None and res.error is None and baseline.error is None:
+                res.speedup_forward = baseline.forward_ms / res.forward_ms
+                res.speedup_forward_backward = baseline.forward_backward_ms / res.forward_backward_ms
+            report.results.append(res)
+            rows.append(res)
+            say(_table_row(res))
+            bar.update(1)
+        say(note)
+        for res in rows:
+            say(_roofline_line(res))
+    bar.close()
     end = _loadavg()
     meta["loadavg_after"] = end
     say("")
@@ -767,13 +908,29 @@ def _table_row(r: BenchResult) -> str:
     return "  ".join([f"{r.backend:<{widths[0]}}"] + [f"{c:>{w}}" for c, w in zip(cells, widths[1:], strict=True)])
 
 
+def _roofline_line(r: BenchResult) -> str:
+    """``roofline <backend>: ...``: flops per kept pair, achieved GFLOP/s and fraction of the peak, or n/a."""
+    if r.gflops is None or r.flops_per_pair is None or r.kept_pairs is None:
+        why = "error" if r.error is not None else "no flop model for this backend"
+        return f"roofline {r.backend}: n/a ({why})"
+    line = (
+        f"roofline {r.backend}: {r.flops_per_pair:g} flops/kept pair × {r.kept_pairs:,} kept pairs "
+        f"(of {r.pairs:,} in the boxes) / {r.forward_ms:.1f} ms = {r.gflops:.2f} GFLOP/s"
+    )
+    if r.peak_fraction is not None and r.peak_gflops is not None:
+        line += f", {100 * r.peak_fraction:.2f}% of the measured float32 peak {r.peak_gflops:.1f} GFLOP/s"
+    return line
+
+
 def format_report(report: BenchReport) -> str:
     """The report as text tables (one per case), as printed while running."""
     lines: list[str] = []
     for case in report.cases:
+        rows = [r for r in report.results if r.case == case["case"]]
         lines += ["", f"{case['case']}: {case['description']}", _table_header()]
-        lines += [_table_row(r) for r in report.results if r.case == case["case"]]
+        lines += [_table_row(r) for r in rows]
         lines.append(case["reference_note"])
+        lines += [_roofline_line(r) for r in rows]
     return "\n".join(lines[1:])
 
 
@@ -819,9 +976,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reference-subset", type=float, default=None, metavar="F",
-        help="fraction of each batch rendered by the reference backend, its times scaled by 1/F "
-        "(default: 8/256 views for W1, the whole batch for W2/W3)",
+        help="fraction of each row rendered by the reference backend: the first F·B items of a batch, or "
+        f"every (1/F)-th face of a single image, its times scaled up (default: about {REFERENCE_PAIRS:,} pairs "
+        f"per row, {REFERENCE_PAIRS_QUICK:,} with --quick)",
     )
+    parser.add_argument(
+        "--reference-budget", type=float, default=REFERENCE_BUDGET_S, metavar="S",
+        help=f"stop timing the reference after S seconds of timed calls per measurement, at least one call "
+        f"(default {REFERENCE_BUDGET_S:g}; 0: no limit)",
+    )  # fmt: skip
     parser.add_argument(
         "--threads", type=int, default=None, metavar="N",
         help="set torch (and numba, when loaded) threads first (default: leave them; on a loaded machine "
@@ -833,6 +996,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="shrunken workloads (fewer views, smaller images) for smoke tests"
     )  # fmt: skip
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -855,7 +1019,9 @@ def run(args: argparse.Namespace) -> int:
         quick=args.quick,
         reference_subset=args.reference_subset,
         reference_repeat=args.reference_repeat,
+        reference_budget=args.reference_budget or None,
         echo=lambda line: print(line, flush=True),
+        quiet=args.quiet,
     )
     if args.json:
         print(f"wrote {write_json(report, args.json)}")

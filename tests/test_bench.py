@@ -13,16 +13,22 @@ import time
 import pytest
 import torch
 
+from softras import roofline
 from softras.bench import (
+    REFERENCE_PAIRS,
     PeakRSS,
     backends_for_device,
     build_cases,
+    count_kept_pairs,
     count_pairs,
     format_report,
     run_benchmarks,
     write_json,
 )
 from softras.cli import main
+from softras.raster import BACKENDS, RasterSettings
+from softras.raster.contract import RasterInputs, kernel_params
+from softras.raster.cpu_kernels import flops_per_pair
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +66,17 @@ def test_quick_results_are_sane(quick_report) -> None:
     w1 = next(r for r in results if r.workload == "W1")
     assert (w1.measured_batch, w1.batch, w1.scale) == (2, 8, 4.0)
     assert w1.forward_ms == pytest.approx(sorted(w1.forward_ms_runs)[0] * 4)
-    assert "reference: 2/8 views, scaled" in format_report(quick_report)
+    text = format_report(quick_report)
+    assert "reference: 2/8 views, scaled" in text
+    # The single-image rows render a face subset, scaled by the pair counts.
+    for case in quick_report.cases:
+        r = next(r for r in results if r.case == case["case"])
+        if case["reference_face_step"] > 1:
+            assert r.scale == pytest.approx(case["pairs"] / case["reference_pairs"])
+            assert f"reference: 1 face in {case['reference_face_step']} " in text
+    # The reference has no flop model: no roofline figures, an n/a line per row.
+    assert all(r.gflops is None and r.kept_pairs is None for r in results)
+    assert text.count("roofline reference: n/a") == len(quick_report.cases)
 
 
 def test_json_written_and_parseable(quick_report, tmp_path) -> None:
@@ -85,6 +101,104 @@ def test_pairs_scale_with_the_batch() -> None:
     # A subset fraction overrides the workload's default.
     (case,) = build_cases("W1", quick=True, reference_subset=0.5)
     assert case.reference_batch == 4
+
+
+def test_reference_subset_scales_with_the_workload() -> None:
+    """By default the reference renders about REFERENCE_PAIRS pairs per row, whatever the row's size:
+    a part of the batch, or one face in s of a single image, s growing with the mesh."""
+    (w1,) = build_cases("W1")
+    assert w1.pairs > 10 * REFERENCE_PAIRS
+    assert w1.reference_batch == round(REFERENCE_PAIRS / w1.pairs * w1.batch)
+    assert w1.reference_scale == w1.batch / w1.reference_batch
+    w3 = build_cases("W3")
+    steps = [c.reference_face_step for c in w3]
+    assert steps == sorted(steps) and steps[0] < steps[-1]
+    for case in [w1, *w3]:
+        assert REFERENCE_PAIRS / 2 < case.reference_pairs < 2 * REFERENCE_PAIRS
+        assert case.reference_pairs * case.reference_scale == pytest.approx(case.pairs, rel=0.05)
+    (w2,) = build_cases("W2")  # small enough: all of it
+    assert (w2.reference_batch, w2.reference_face_step, w2.reference_scale) == (1, 1, 1.0)
+
+
+def test_kept_pairs_hard_are_the_pixels_inside() -> None:
+    """With the hard test the kept pairs are the pixel centres inside the closed triangle."""
+    size = 16
+    fv = torch.tensor([[[[-0.7, -0.6, 2.0], [0.8, -0.5, 2.0], [0.1, 0.9, 2.0]]]], dtype=torch.float64)
+    settings = RasterSettings.create(size, dist_func="hard")
+    centres = (torch.arange(size, dtype=torch.float64) * 2 + 1) / size - 1
+    px, py = torch.meshgrid(centres, centres, indexing="xy")
+    (a, b, c) = fv[0, 0, :, :2]
+
+    def side(p, q, x, y):  # > 0 on the left of p -> q
+        return (q[0] - p[0]) * (y - p[1]) - (q[1] - p[1]) * (x - p[0])
+
+    inside = (side(a, b, px, py) >= 0) & (side(b, c, px, py) >= 0) & (side(c, a, px, py) >= 0)
+    assert 0 < count_kept_pairs(fv, settings) == int(inside.sum()) < count_pairs(fv, settings)
+
+
+def test_peak_gflops_is_measured_once() -> None:
+    peak = roofline.peak_gflops()
+    assert math.isfinite(peak) and peak > 0
+    t0 = time.perf_counter()
+    assert roofline.peak_gflops() == peak  # cached for this process and thread count
+    assert time.perf_counter() - t0 < 0.01
+
+
+def test_fma_loop_runs_packed_fmas() -> None:
+    """The peak loop is vectorised: its unrolled body is CHAINS × STEPS packed FMAs on ymm/zmm."""
+    simd = roofline.host_simd()
+    if simd is None:
+        pytest.skip("the host CPU has neither AVX2 nor AVX-512")
+    counts = roofline.packed_fma_counts(roofline.fma_asm())
+    assert sum(counts.values()) >= roofline.CHAINS * roofline.STEPS, counts
+    if simd == "avx2":
+        assert "ymm" in counts  # LLVM may also choose ymm on AVX-512 hosts (prefer-256-bit tuning)
+
+
+def test_roofline_fields(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A backend with a flop model gets the roofline figures, in the JSON and as a text line.
+    (The reference is given the cpu kernels' model here, so that no Numba kernel is compiled.)"""
+    import dataclasses
+
+    monkeypatch.setitem(
+        BACKENDS,
+        "reference",
+        dataclasses.replace(BACKENDS["reference"], flops_entry="softras.raster.cpu_kernels:flops_per_pair"),
+    )
+    report = run_benchmarks(["W2"], ["reference"], repeat=1, warmup=0, quick=True, quiet=True)
+    data = json.loads(write_json(report, tmp_path / "bench.json").read_text())
+    (case,), (row,) = data["cases"], data["results"]
+    assert data["meta"]["peak_gflops"] == pytest.approx(roofline.peak_gflops())
+    assert 0 < row["kept_pairs"] == case["kept_pairs"] < row["pairs"]
+    (c,) = build_cases("W2", quick=True)
+    params = kernel_params(RasterInputs.from_textures(c.face_vertices, c.textures, c.settings), c.settings)
+    assert row["flops_per_pair"] == flops_per_pair(params) == 108
+    assert row["gflops"] == pytest.approx(row["kept_pairs"] * 108 / (row["forward_ms"] / 1e3) / 1e9)
+    assert row["peak_fraction"] == pytest.approx(row["gflops"] / row["peak_gflops"])
+    line = f"roofline reference: 108 flops/kept pair × {row['kept_pairs']:,} kept pairs"
+    assert line in format_report(report)
+
+
+def test_progress_bar_per_case_and_backend(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("SOFTRAS_PROGRESS", "1")
+    run_benchmarks(["W2"], ["reference"], repeat=1, warmup=0, quick=True, echo=print)
+    captured = capsys.readouterr()
+    assert "1/1" in captured.err and "W2 colour, reference" in captured.err
+    assert "W2 colour" in captured.out and "roofline reference: n/a" in captured.out
+    run_benchmarks(["W2"], ["reference"], repeat=1, warmup=0, quick=True, quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_reference_budget_stops_the_timed_calls() -> None:
+    """A budget cuts a measurement short once its timed calls took that long (at least one call)."""
+    from softras.bench import _times
+
+    def call() -> None:
+        time.sleep(0.02)
+
+    assert 1 <= len(_times(call, 0, 10, torch.device("cpu"), budget=0.1)) <= 5  # each call >= 20 ms
+    assert len(_times(call, 0, 10, torch.device("cpu"), budget=0.001)) == 1
+    assert len(_times(call, 0, 4, torch.device("cpu"))) == 4
 
 
 def test_backends_for_device() -> None:

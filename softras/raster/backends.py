@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .contract import RasterInputs, RasterResult
+from .contract import KernelParams, RasterInputs, RasterResult
 from .settings import RasterSettings
 
 __all__ = [
@@ -58,6 +58,9 @@ class Backend:
         benchmark_on: device types where ``softras bench`` measures it by default.
         rgba_entry: ``'module:function'`` returning ``cat([channels, alpha], 1)`` of the same
             call ([B, C + 1, H, W]) without the concatenation, or None.
+        flops_entry: ``'module:function'`` of its flop model, ``flops_per_pair(params:
+            KernelParams) -> float``: floating-point operations of its forward kernel per kept
+            (pixel, face) pair, for the roofline line of ``softras bench``; None: no model.
     """
 
     name: str
@@ -70,6 +73,7 @@ class Backend:
     aliases: tuple[str, ...] = ()
     benchmark_on: tuple[str, ...] = ()
     rgba_entry: str | None = None
+    flops_entry: str | None = None
     _fn: list[BackendFn] = field(default_factory=list, repr=False, compare=False)
     _rgba_fn: list[RgbaFn] = field(default_factory=list, repr=False, compare=False)
 
@@ -107,6 +111,10 @@ class Backend:
 
                 self._rgba_fn.append(concatenated)
         return self._rgba_fn[0]
+
+    def load_flops(self) -> Callable[[KernelParams], float] | None:
+        """Its flop model (``flops_entry``, imported on first use), or None without one."""
+        return None if self.flops_entry is None else self._import(self.flops_entry)
 
     def _import(self, entry: str) -> Callable:
         why = self.missing()
@@ -150,6 +158,7 @@ register_backend(
         priority=20,
         entry="softras.raster.cpu:rasterize",
         rgba_entry="softras.raster.cpu:rasterize_rgba",
+        flops_entry="softras.raster.cpu_kernels:flops_per_pair",
         requires={"numba": "a dependency of softras"},
         benchmark_on=("cpu",),
     )

@@ -1101,3 +1101,66 @@ def reduce_faces(
         grad_fv[b, f, 0, 2] = gf[G_Z + 0]
         grad_fv[b, f, 1, 2] = gf[G_Z + 1]
         grad_fv[b, f, 2, 2] = gf[G_Z + 2]
+
+
+def flops_per_pair(params) -> float:
+    """Floating-point operations of the forward kernel for one kept (pixel, face) pair.
+
+    Counted by reading today's scalar code (:func:`_coverage`, :func:`_pair_coverage`,
+    :func:`_sigmoid_pair`, :func:`_exp_neg`, :func:`_depth` and the softmax accumulation of
+    :func:`_make_forward`) for the options of ``params`` (:class:`~softras.raster.contract.KernelParams`).
+    Rules: +, −, ×, ÷ count 1 each (an FMA counts 2); comparisons, min/max, abs, floor,
+    int↔float conversions, table loads, negations and loop-invariant products (hoisted out of the
+    pixel loops) count 0. The pair counted is the commonest kept pair: outside its face with one
+    negative barycentric, so that its distance is measured to one edge segment (W1: 7.2 M kept
+    pairs, 0.8 M of them inside), on a face that colours the pixel (front-facing or ``fill_back``),
+    not a new softmax top element. With ``dist_func='hard'`` kept pairs are inside their face.
+    Culled pairs (barycentrics and the cull test only) are not counted.
+
+    =========================  =========  ============================================================
+    stage                      flops      operations
+    =========================  =========  ============================================================
+    barycentrics               12         w_k = P_k·x + Q_k·y + R_k: 3 × (2 mul + 2 add)
+    culling                    2 + 3      euclidean: one w_k·w_k·altitude²_k (2 mul, only for
+                                          w_k <= −EDGE_SNAP); snapping: 3 × (w − 1)
+    distance                   16         euclidean, one edge (``_edge``): edge 2, pixel − a 2,
+                                          dot 3, ×1/|e|² 1, d = (p − a) − t·e 4, |d|² 3; −d²/σ 1
+                               (7 / 31)   (inside: 3 × w²·altitude² + 1 div; corner: two edges)
+                               2          barycentric: m·|m|, ÷σ
+                               0          hard
+    coverage                   23         sigmoid: e^−|x| (``_exp_neg``: k 2, r 4, degree-6
+                                          polynomial 12, 2^−k scaling 2) 20; 1 / (1 + e) 2; e·r 1
+                               0          hard
+    alpha                      1          prod: acc × (1 − D); sum: acc + D; hard, max: 0
+    depth                      12         softmax RGB (hard RGB: inside pairs only, +2 for the
+                                          z-buffer test): Σu 2, 1/s 1, c_k 3, 1/z 5, zp = 1/(1/z) 1
+    softmax aggregation        25         q = (z_ref − zp)·inv_scale 2, D / D_ref 1,
+                                          weight ratio·e^q 21, denominator + weight 1
+    per channel                2 / 7 / 2  surface: sum + w·texel (once per pair: the texel cell 8);
+                                          vertex: interpolation 5 + 2; depth: sum + w·zp
+    =========================  =========  ============================================================
+
+    E.g. W1 (euclidean, hard RGB, prod alpha): 12 + 5 + 16 + 23 + 1 = 57; W2/W3 (softmax RGB,
+    3 surface channels): 57 + 12 + 25 + 8 + 3 × 2 = 108. Returns NaN where the kernel runs a
+    model family's coverage (``params.distribution >= 0``) or T-conorm (``alpha_aggregation``
+    beyond max): their cost is the family's own code.
+    """
+    p = params
+    if p.distribution >= 0 or p.alpha_aggregation > _A_MAX:
+        return math.nan
+    flops = 12 + 3  # barycentrics, snapping
+    if p.dist_func == _D_EUCLID:
+        flops += 2 + 16 + 23  # cull product, distance to one edge segment, sigmoid
+    elif p.dist_func == _D_BARY:
+        flops += 2 + 23  # m·|m|/σ, sigmoid
+    if p.alpha_aggregation in (_A_PROD, _A_SUM):
+        flops += 1
+    inside = p.dist_func == _D_HARD
+    if p.rgb_aggregation == _RGB_SOFTMAX:
+        flops += 12 + 25  # depth, softmax weight and denominator
+        flops += (8 + 2 * p.num_surface if p.num_surface > 0 else 0) + 7 * p.num_vertex + 2 * p.with_depth
+        if inside and p.with_zbuffer:
+            flops += 2  # z-buffer test
+    elif inside:
+        flops += 12 + 2  # depth, z-buffer test
+    return float(flops)

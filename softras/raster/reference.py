@@ -26,6 +26,7 @@ instead of keeping all of them alive: peak memory is one chunk's pairs plus O(B�
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
@@ -38,6 +39,7 @@ from .contract import (
     W_SUM_EPS,
     Z_EPS,
     ZBUFFER_RTOL,
+    PixelRanges,
     RasterInputs,
     RasterResult,
     depth_range,
@@ -49,7 +51,7 @@ from .contract import (
 from .model import torch_model
 from .settings import RasterSettings
 
-__all__ = ["DEFAULT_MAX_PAIRS", "count_box_pairs", "rasterize", "rasterize_reference"]
+__all__ = ["DEFAULT_MAX_PAIRS", "count_box_pairs", "count_kept_pairs", "rasterize", "rasterize_reference"]
 
 DEFAULT_MAX_PAIRS = 1 << 20
 
@@ -129,6 +131,14 @@ def _enumerate_pairs(
     row = q0[owner] + local // wid[owner]
     col = c0[owner] + local % wid[owner]
     return faces[owner], row, col
+
+
+def _pair_barycentrics(inv: torch.Tensor, pair_face: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """Barycentrics [N, 3] of every pair, w = inv · (x, y, 1), snapped to exactly 0 or 1 within
+    ``EDGE_SNAP`` (pixel centres on an edge or a vertex; the gradient is kept)."""
+    inv_p = inv[pair_face]
+    w = inv_p[:, :, 0] * px[:, None] + inv_p[:, :, 1] * py[:, None] + inv_p[:, :, 2]
+    return w - torch.where(w.abs() < EDGE_SNAP, w, torch.where((w - 1).abs() < EDGE_SNAP, w - 1, 0)).detach()
 
 
 def _signed_coverage(
@@ -356,11 +366,7 @@ def _render_chunk(
     and, for ``want.zbuffer``, (face_id [P], barycentrics [P, 3], hard_depth [P]), else None.
     """
     dtype, device = inv.dtype, inv.device
-    # Barycentrics of every candidate pair: w = inv · (x, y, 1).
-    inv_p = inv[pair_face]
-    w = inv_p[:, :, 0] * px[:, None] + inv_p[:, :, 1] * py[:, None] + inv_p[:, :, 2]
-    # pixel centres on an edge or a vertex: exactly 0 or 1 (contract.EDGE_SNAP), gradient kept
-    w = w - torch.where(w.abs() < EDGE_SNAP, w, torch.where((w - 1).abs() < EDGE_SNAP, w - 1, 0)).detach()
+    w = _pair_barycentrics(inv, pair_face, px, py)
     keep, x = _signed_coverage(w, px, py, xy[pair_face], s)
     idx = keep.nonzero().squeeze(1)
     w, x, face, pix = w[idx], x[idx], pair_face[idx], pair_pix[idx]
@@ -427,6 +433,56 @@ def _render_chunk(
     return torch.cat(parts, dim=1), zbuf
 
 
+def _pair_chunks(
+    ranges: PixelRanges, image_size: tuple[int, int], dtype: torch.dtype, max_pairs: int
+) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The candidate pairs of every face's grown box (``ranges``, [B, F] each), in chunks of whole
+    image rows of at most ~``max_pairs`` pairs: ``(u0, u1, pair_face, pair_pix, px, py)`` per chunk
+    of flattened rows [u0, u1) (item × H + row), pair_face indexing the B·F faces, pair_pix the
+    pixel within the chunk, (px, py) the pixel centre in ``dtype``. Computed without autograd."""
+    b, f = ranges.c0.shape
+    h, w = image_size
+    device = ranges.c0.device
+    with torch.no_grad():
+        c0, c1 = ranges.c0.reshape(-1), ranges.c1.reshape(-1)
+        r0, r1 = ranges.r0.reshape(-1), ranges.r1.reshape(-1)
+        nonempty = (c1 >= c0).nonzero().squeeze(1)
+        item = nonempty // f
+        units0 = item * h + r0[nonempty]
+        units1 = item * h + r1[nonempty]
+        width = c1[nonempty] - c0[nonempty] + 1
+        chunks = _plan_chunks(units0, units1, width, b * h, max_pairs)
+        xs = pixel_centers(w, flip=False, dtype=dtype, device=device)
+        ys = pixel_centers(h, flip=True, dtype=dtype, device=device)
+    for u0, u1 in chunks:
+        with torch.no_grad():  # not held across the yield: the caller's grad mode is its own
+            hit = (units1 >= u0) & (units0 < u1)
+            faces = nonempty[hit]
+            q0 = units0[hit].clamp(min=u0)
+            q1 = units1[hit].clamp(max=u1 - 1)
+            pair_face, row, col = _enumerate_pairs(faces, q0, q1, c0[faces], c1[faces])
+            pair_pix = (row - u0) * w + col
+            px, py = xs[col], ys[row % h]
+        yield u0, u1, pair_face, pair_pix, px, py
+
+
+def count_kept_pairs(face_vertices: torch.Tensor, settings: RasterSettings, max_pairs: int = DEFAULT_MAX_PAIRS) -> int:
+    """Number of (pixel, face) pairs that pass the cull: those of :func:`count_box_pairs` whose
+    coverage the rasterizer evaluates (inside the face or within the cull radius √θ of it; for
+    ``dist_func='hard'``, inside the closed face), exactly as the reference's keep mask decides.
+    The ``cpu`` kernels keep the same pairs up to rounding. face_vertices: [B, F, 3, 3]."""
+    kept = 0
+    size = (settings.image_height, settings.image_width)
+    with torch.no_grad():
+        inv, xy, _ = face_matrices(face_vertices.detach())
+        ranges = pixel_ranges(face_vertices.detach(), settings.cull_radius, size)
+        for *_, pair_face, _pix, px, py in _pair_chunks(ranges, size, face_vertices.dtype, max_pairs):
+            w = _pair_barycentrics(inv, pair_face, px, py)
+            keep, _ = _signed_coverage(w, px, py, xy[pair_face], settings)
+            kept += int(keep.sum())
+    return kept
+
+
 def _rasterize(
     face_vertices: torch.Tensor,
     surface: torch.Tensor,
@@ -439,36 +495,16 @@ def _rasterize(
     the z-buffer outputs (face_id [B, H, W], barycentrics [B, 3, H, W], hard_depth [B, 1, H, W])."""
     b, f = face_vertices.shape[:2]
     h, w = settings.image_height, settings.image_width
-    device, dtype = face_vertices.device, face_vertices.dtype
     inv, xy, z = face_matrices(face_vertices)
     surf = surface.reshape(b * f, surface.shape[2], surface.shape[3])
     vert = vertex.reshape(b * f, 3, vertex.shape[3])
 
     with torch.no_grad():
         ranges = pixel_ranges(face_vertices.detach(), settings.cull_radius, (h, w))
-        c0, c1 = ranges.c0.reshape(-1), ranges.c1.reshape(-1)
-        r0, r1 = ranges.r0.reshape(-1), ranges.r1.reshape(-1)
-        front = ranges.front.reshape(-1)
-        nonempty = (c1 >= c0).nonzero().squeeze(1)
-        item = nonempty // f
-        units0 = item * h + r0[nonempty]
-        units1 = item * h + r1[nonempty]
-        width = c1[nonempty] - c0[nonempty] + 1
-        chunks = _plan_chunks(units0, units1, width, b * h, max_pairs)
-        xs = pixel_centers(w, flip=False, dtype=dtype, device=device)
-        ys = pixel_centers(h, flip=True, dtype=dtype, device=device)
-
+    front = ranges.front.reshape(-1)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (face_vertices, surface, vertex))
     soft, zbufs = [], []
-    for u0, u1 in chunks:
-        with torch.no_grad():
-            hit = (units1 >= u0) & (units0 < u1)
-            faces = nonempty[hit]
-            q0 = units0[hit].clamp(min=u0)
-            q1 = units1[hit].clamp(max=u1 - 1)
-            pair_face, row, col = _enumerate_pairs(faces, q0, q1, c0[faces], c1[faces])
-            pair_pix = (row - u0) * w + col
-            px, py = xs[col], ys[row % h]
+    for u0, u1, pair_face, pair_pix, px, py in _pair_chunks(ranges, (h, w), face_vertices.dtype, max_pairs):
         args = (inv, xy, z, surf, vert, pair_face, pair_pix, px, py, front)
         kwargs = {"num_pixels": (u1 - u0) * w, "want": want, "s": settings}
         if needs_grad:
