@@ -70,11 +70,12 @@ def _row_loop(acc, fv, inv, xs, ys, theta, inv_sigma):  # pragma: no cover - com
     """A tile's coverage loop as the kernels write it: face row, then one loop over the row."""
     zero = np.float32(0.0)
     fc = _load_face(fv, inv, 0, 0)
+    fk = cpu_pair.face_constants(fc, xs[0], xs[1] - xs[0], zero)
     for i in range(ys.shape[0]):
-        fr = cpu_pair.face_row(fc, xs[0], ys[i], xs[1] - xs[0], zero)
+        rw = cpu_pair.row_start(fc, xs[0], ys[i], zero)
         for jj in range(xs.shape[0]):
             j = np.uint64(jj)
-            _, _, _, keep, d2, _, _ = cpu_pair.pair_geometry(jj, fr, True, False, theta)
+            _, _, _, keep, d2, _, _ = cpu_pair.pair_geometry(jj, fk, rw, True, False, theta)
             _, one_minus_d = cpu_pair.sigmoid_pair(d2 * inv_sigma)
             a = acc[i, j]
             acc[i, j] = a * one_minus_d if keep else a

@@ -198,6 +198,48 @@ def _coverage_t(x, dist_id, dist_code, squared, p, version):  # pragma: no cover
 
 
 @njit(inline="always", **_JIT)
+def _coverage_with_density(x, dist_id, dist_code, squared, p, version):  # pragma: no cover - compiled
+    """(D, 1 − D, dD/dz, z) of a kept pair (see :func:`_pair_coverage`), branch-free for SoftRas's
+    sigmoid (:func:`cpu_pair.sigmoid_pair`); not for the hard test."""
+    if dist_code < 0:
+        d, one_minus_d = cpu_pair.sigmoid_pair(x)
+        return d, one_minus_d, d * one_minus_d, x
+    return _pair_coverage(x, dist_id, dist_code, squared, p, version)
+
+
+@njit(inline="always", **_JIT)
+def _edge_gradient(px, py, fc, edge, gd2):  # pragma: no cover - compiled
+    """The gradient of the squared distance from (px, py) to edge ``edge`` (0, 1, 2: from vertex k to
+    k + 1, chosen by selects), times gd2, with respect to the edge's start a and end b:
+    (d/d a_x, d/d a_y, d/d b_x, d/d b_y). Branch-free; fc: the face tuple."""
+    ax = fc[_XY + 0] if edge == 0 else (fc[_XY + 2] if edge == 1 else fc[_XY + 4])
+    ay = fc[_XY + 1] if edge == 0 else (fc[_XY + 3] if edge == 1 else fc[_XY + 5])
+    bx = fc[_XY + 2] if edge == 0 else (fc[_XY + 4] if edge == 1 else fc[_XY + 0])
+    by = fc[_XY + 3] if edge == 0 else (fc[_XY + 5] if edge == 1 else fc[_XY + 1])
+    ex = bx - ax
+    ey = by - ay
+    el2 = ex * ex + ey * ey
+    den_t = el2 if el2 > 0 else 1.0
+    qx = px - ax
+    qy = py - ay
+    n = qx * ex + qy * ey
+    t_raw = n / den_t
+    tc = min(max(t_raw, 0.0), 1.0)
+    gdx = 2.0 * (qx - tc * ex) * gd2
+    gdy = 2.0 * (qy - tc * ey) * gd2
+    # the clamp passes t's gradient only where 0 <= t <= 1 (as the scalar chain does)
+    on = (t_raw >= 0) & (t_raw <= 1)
+    gt = -(gdx * ex + gdy * ey) if on else 0.0
+    gn = gt / den_t
+    gl = -gt * n / (den_t * den_t) if el2 > 0 else 0.0
+    gqx = gdx + gn * ex
+    gqy = gdy + gn * ey
+    gex = -tc * gdx + gn * qx + 2.0 * ex * gl
+    gey = -tc * gdy + gn * qy + 2.0 * ey * gl
+    return -gqx - gex, -gqy - gey, gex, gey
+
+
+@njit(inline="always", **_JIT)
 def _edge(px, py, ax, ay, bx, by, inv_len2):  # pragma: no cover - compiled
     """Squared distance from (px, py) to the segment a-b (inv_len2 = 1 / |b - a|², or 1)."""
     ex = bx - ax
@@ -491,8 +533,28 @@ def kernel_variant(p) -> Variant | None:
 _NO_VARIANT = Variant(*([0] * len(Variant._fields)))  # the generic kernels' (unread) constants
 
 
+#: Pixels per chunk of a face's row span in the forward: one vector of 8 float32 lanes (AVX2) or
+#: half an AVX-512 one; 8 wastes fewer lanes than 16 on the 3–8 pixel spans of small faces.
+LANES = 8
+
+#: Skip (documented in docs/benchmarks.md): a 'prod' transmittance Π(1 − D) that falls below this is
+#: taken as 0: alpha = 1 − Π changes by less than 1e-30, its gradient (Π × hazard) by less than
+#: 1e-30 × the largest hazard, and no subnormal number (~100× slower to compute with) appears.
+#: ``SOFTRAS_CPU_SKIPS=off`` turns it off (exact products, subnormals and all).
+TRANSMITTANCE_FLOOR = 1e-30
+SKIPS_ENV = "SOFTRAS_CPU_SKIPS"
+
+
+def skips_enabled() -> bool:
+    """Whether the kernels' documented skips are on (:data:`SKIPS_ENV`: ``on``, the default, or ``off``)."""
+    choice = os.environ.get(SKIPS_ENV, "on")
+    if choice not in ("on", "off"):
+        raise ValueError(f"{SKIPS_ENV}: expected 'on' or 'off', got {choice!r}")
+    return choice == "on"
+
+
 @functools.cache
-def _make_forward(variant: Variant | None, model_version: int, dtype: str):
+def _make_forward(variant: Variant | None, model_version: int, dtype: str, skips: bool = True):
     """The forward kernel of ``variant``, or the generic one (None) that reads every option from ``p``,
     for the model of registry version ``model_version`` (a constant of every model call) and
     inputs of ``dtype`` ('float32' or 'float64', the type of the pair arithmetic); made once.
@@ -502,6 +564,7 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str):
     """
     fixed = variant is not None  # closure values: Numba compiles them in, and they key the disk cache
     ftype = np.float32 if dtype == "float32" else np.float64
+    transmittance_floor = TRANSMITTANCE_FLOOR if skips else 0.0
     v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, v_zbuffer = variant or _NO_VARIANT
     model_key = cpu_model.model_key()  # a closure value, so that a changed model recompiles the cached kernel
 
@@ -562,6 +625,8 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str):
         )
         half = ftype(0.5)
         rtol = ftype(ZBUFFER_RTOL)
+        floor = ftype(transmittance_floor)
+        width = tile + LANES
         step = xs[1] - xs[0] if w > 1 else 0.0  # pixel centres are evenly spaced (contract.pixel_centers)
         euclid = dist_id == _D_EUCLID
         bary = dist_id == _D_BARY
@@ -571,16 +636,17 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str):
             # The tile's per-pixel state in the pair type, one [tile, tile] array per quantity (LLVM
             # proves two arrays' rows apart at run time, not two rows of one array); the softmax sums
             # [tile, tile, channels], channels innermost (constant offsets: no run-time check).
-            acc = np.empty((tile, tile), dtype=ftype)  # alpha state; prod: the transmittance Π(1 − D)
-            dref = np.empty((tile, tile), dtype=ftype)  # softmax: the top element's D ...
-            zref = np.empty((tile, tile), dtype=ftype)  # ... and depth
-            den = np.empty((tile, tile), dtype=ftype)  # softmax denominator, relative to the top element
-            sums = np.empty((tile, tile, nsum), dtype=ftype)  # softmax numerators
-            zbuf = np.empty((tile, tile), dtype=ftype)  # z-buffer depth
-            cb0 = np.empty((tile, tile), dtype=ftype)  # z-buffer winner's renormalised barycentrics
-            cb1 = np.empty((tile, tile), dtype=ftype)
-            cb2 = np.empty((tile, tile), dtype=ftype)
-            win = np.empty((tile, tile), dtype=np.int32)  # z-buffer face, or 'max''s face, −1: none
+            # Each row is padded by LANES columns for the masked lanes of a row's last chunk.
+            acc = np.empty((tile, width), dtype=ftype)  # alpha state; prod: the transmittance Π(1 − D)
+            dref = np.empty((tile, width), dtype=ftype)  # softmax: the top element's D ...
+            zref = np.empty((tile, width), dtype=ftype)  # ... and depth
+            den = np.empty((tile, width), dtype=ftype)  # softmax denominator, relative to the top element
+            sums = np.empty((tile, width, nsum), dtype=ftype)  # softmax numerators
+            zbuf = np.empty((tile, width), dtype=ftype)  # z-buffer depth
+            cb0 = np.empty((tile, width), dtype=ftype)  # z-buffer winner's renormalised barycentrics
+            cb1 = np.empty((tile, width), dtype=ftype)
+            cb2 = np.empty((tile, width), dtype=ftype)
+            win = np.empty((tile, width), dtype=np.int32)  # z-buffer face, or 'max''s face, −1: none
             acc[:, :] = one if alpha_id == _A_PROD else zero
             if softmax:
                 dref[:, :] = one  # the background's D
@@ -602,74 +668,83 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str):
                 ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
                 x_first = xs[ca] if ca < w else 0.0
                 j0 = ca - tx0
+                n = cb - ca + 1
+                fk = cpu_pair.face_constants(fc, x_first, step, zero)
                 for row in range(ra, rb + 1):
-                    fr = cpu_pair.face_row(fc, x_first, ys[row], step, zero)
+                    rw = cpu_pair.row_start(fc, x_first, ys[row], zero)
                     i = row - ty0
-                    # One branch-free loop over the row's pixels (vectorised in specialised kernels).
-                    for jj in range(cb - ca + 1):
-                        j = np.uint64(j0 + jj)
-                        w0, w1, w2, keep, d2, _, _ = cpu_pair.pair_geometry(jj, fr, euclid, bary, theta_t)
-                        x = d2 * inv_sigma_t
-                        d, one_minus_d = _coverage_t(x, dist_id, dist_code, squared, p, model_version)
-                        a = acc[i, j]
-                        if alpha_id == _A_PROD:
-                            acc[i, j] = a * one_minus_d if keep else a
-                        elif alpha_id == _A_SUM:
-                            acc[i, j] = a + d if keep else a
-                        elif alpha_id == _A_HARD:
-                            covered = keep & ((dist_id == _D_HARD) | ((d > half) if generic else (x > zero)))
-                            acc[i, j] = one if covered else a  # D > 0.5
-                        elif alpha_id == _A_MAX:
-                            take = keep & (d > a)  # faces ascend: ties keep the lowest face
-                            acc[i, j] = d if take else a
-                            win[i, j] = f32 if take else win[i, j]
-                        else:
-                            term = ftype(tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version))
-                            acc[i, j] = a + term if keep else a
-                        if not track_winner and not softmax:
-                            continue
-                        closed = cpu_pair.closed_inside(w0, w1, w2)
-                        _, _, _, _, _, c0, c1, c2, inv_z = cpu_pair.depth(w0, w1, w2, iz0, iz1, iz2)
-                        zp = one / inv_z
-                        # counts for the colours: kept, a colouring face, within the depth range
-                        ok = keep & colour_face & (zp >= dmin_t) & (zp <= dmax_t)
-                        # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
-                        # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
-                        if track_winner:
-                            zb = zbuf[i, j]
-                            nearer = (win[i, j] < 0) | (zp < zb - abs(zb) * rtol)
-                            take = ok & closed & nearer
-                            zbuf[i, j] = zp if take else zb
-                            win[i, j] = f32 if take else win[i, j]
-                            cb0[i, j] = c0 if take else cb0[i, j]
-                            cb1[i, j] = c1 if take else cb1[i, j]
-                            cb2[i, j] = c2 if take else cb2[i, j]
-                        if not softmax:
-                            continue
-                        # The pair's weight relative to the pixel's top element,
-                        # (D / D_ref)·exp((z_ref − z)/((far − near)γ)), the depth difference formed
-                        # before the division by γ: above 1, the pair becomes the top element and
-                        # the sums are rescaled by 1 / weight.
-                        q = (zref[i, j] - zp) * inv_scale_t
-                        ratio = d / dref[i, j]
-                        eq = cpu_pair.exp_neg(abs(q))
-                        weight = ratio / eq if q > zero else ratio * eq
-                        top = ok & (weight > one)
-                        scale = one / weight if top else one
-                        add = (one if top else weight) if ok else zero
-                        den[i, j] = den[i, j] * scale + add
-                        if cs > 0:
-                            k = _texel(c0 if ok else zero, c1 if ok else zero, r)
-                            for c in range(cs):
-                                value = ftype(surface[b, f, k, c])
-                                sums[i, j, c] = sums[i, j, c] * scale + add * value
-                        for c in range(cv):
-                            value = ftype(_vertex_value(vertex, b, f, c, c0, c1, c2))
-                            sums[i, j, cs + c] = sums[i, j, cs + c] * scale + add * value
-                        if nd:
-                            sums[i, j, cs + cv] = sums[i, j, cs + cv] * scale + add * zp
-                        dref[i, j] = d if top else dref[i, j]
-                        zref[i, j] = zp if top else zref[i, j]
+                    # The row's span in chunks of LANES pixels, each one branch-free loop of constant
+                    # length (vectorised in specialised kernels); lanes beyond the span are masked
+                    # out and touch only the state arrays' padding.
+                    for chunk in range(0, n, LANES):
+                        for lane in range(LANES):
+                            jj = chunk + lane
+                            j = np.uint64(j0 + jj)
+                            w0, w1, w2, keep, d2, _, _ = cpu_pair.pair_geometry(jj, fk, rw, euclid, bary, theta_t)
+                            keep = keep & (jj < n)
+                            x = d2 * inv_sigma_t
+                            d, one_minus_d = _coverage_t(x, dist_id, dist_code, squared, p, model_version)
+                            a = acc[i, j]
+                            if alpha_id == _A_PROD:
+                                t = a * one_minus_d
+                                t = t if t >= floor else zero  # (see TRANSMITTANCE_FLOOR)
+                                acc[i, j] = t if keep else a
+                            elif alpha_id == _A_SUM:
+                                acc[i, j] = a + d if keep else a
+                            elif alpha_id == _A_HARD:
+                                covered = keep & ((dist_id == _D_HARD) | ((d > half) if generic else (x > zero)))
+                                acc[i, j] = one if covered else a  # D > 0.5
+                            elif alpha_id == _A_MAX:
+                                take = keep & (d > a)  # faces ascend: ties keep the lowest face
+                                acc[i, j] = d if take else a
+                                win[i, j] = f32 if take else win[i, j]
+                            else:
+                                term = ftype(tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version))
+                                acc[i, j] = a + term if keep else a
+                            if not track_winner and not softmax:
+                                continue
+                            closed = cpu_pair.closed_inside(w0, w1, w2)
+                            _, _, _, _, _, c0, c1, c2, inv_z = cpu_pair.depth(w0, w1, w2, iz0, iz1, iz2)
+                            zp = one / inv_z
+                            # counts for the colours: kept, a colouring face, within the depth range
+                            ok = keep & colour_face & (zp >= dmin_t) & (zp <= dmax_t)
+                            # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
+                            # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
+                            if track_winner:
+                                zb = zbuf[i, j]
+                                nearer = (win[i, j] < 0) | (zp < zb - abs(zb) * rtol)
+                                take = ok & closed & nearer
+                                zbuf[i, j] = zp if take else zb
+                                win[i, j] = f32 if take else win[i, j]
+                                cb0[i, j] = c0 if take else cb0[i, j]
+                                cb1[i, j] = c1 if take else cb1[i, j]
+                                cb2[i, j] = c2 if take else cb2[i, j]
+                            if not softmax:
+                                continue
+                            # The pair's weight relative to the pixel's top element,
+                            # (D / D_ref)·exp((z_ref − z)/((far − near)γ)), the depth difference formed
+                            # before the division by γ: above 1, the pair becomes the top element and
+                            # the sums are rescaled by 1 / weight.
+                            q = (zref[i, j] - zp) * inv_scale_t
+                            ratio = d / dref[i, j]
+                            eq = cpu_pair.exp_neg(abs(q))
+                            weight = ratio / eq if q > zero else ratio * eq
+                            top = ok & (weight > one)
+                            scale = one / weight if top else one
+                            add = (one if top else weight) if ok else zero
+                            den[i, j] = den[i, j] * scale + add
+                            if cs > 0:
+                                k = _texel(c0 if ok else zero, c1 if ok else zero, r)
+                                for c in range(cs):
+                                    value = ftype(surface[b, f, k, c])
+                                    sums[i, j, c] = sums[i, j, c] * scale + add * value
+                            for c in range(cv):
+                                value = ftype(_vertex_value(vertex, b, f, c, c0, c1, c2))
+                                sums[i, j, cs + c] = sums[i, j, cs + c] * scale + add * value
+                            if nd:
+                                sums[i, j, cs + cv] = sums[i, j, cs + cv] * scale + add * zp
+                            dref[i, j] = d if top else dref[i, j]
+                            zref[i, j] = zp if top else zref[i, j]
             for row in range(ty0, ty1):
                 i = row - ty0
                 for col in range(tx0, tx1):
@@ -750,7 +825,8 @@ def pair_dtype(p, dtype: np.dtype) -> str:
 
 def forward(geo, surface, vertex, background, p, *outputs):
     """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
-    kernel = _make_forward(kernel_variant(p), cpu_model.model_version(), pair_dtype(p, geo.face_vertices.dtype))
+    dtype = pair_dtype(p, geo.face_vertices.dtype)
+    kernel = _make_forward(kernel_variant(p), cpu_model.model_version(), dtype, skips_enabled())
     kernel(geo, surface, vertex, background, p, *outputs)
 
 
@@ -805,9 +881,12 @@ def _make_backward(variant: Variant | None, model_version: int, dtype: str):
         step = xs[1] - xs[0] if w > 1 else 0.0
         euclid = dist_id == _D_EUCLID
         bary = dist_id == _D_BARY
+        # the vectorised path: vertex gradients of the coverage alone
+        coverage_only = need_v and not need_values and dist_id != _D_HARD
         for task in prange(nb * nt):
             job = _scatter(np.int64(task), np.int64(nb * nt), nb)
             b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
+            lanes = np.empty((15, LANES))  # per-lane sums: d/d xy (6), d/d barycentric matrix (9)
             for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
                 f = geo.tile_faces[e]
                 fc = _load_face(fv, inv, b, f)
@@ -821,13 +900,102 @@ def _make_backward(variant: Variant | None, model_version: int, dtype: str):
                 gz0 = gz1 = gz2 = 0.0
                 ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
                 x_first = xs[ca] if ca < w else 0.0
-                for row in range(ra, rb + 1):
+                fk = cpu_pair.face_constants(fc, x_first, step, zero)
+                if coverage_only:
+                    # Only alpha's gradient flows (no channel or depth gradient): the pairs' coverage
+                    # terms in chunks of LANES pixels, branch-free, each lane summing into its own
+                    # slot of ``lanes``; the slots are added in lane order below (deterministic).
+                    lanes[:, :] = 0.0
+                    n = cb - ca + 1
+                    for row in range(ra, rb + 1):
+                        py = ys[row]
+                        rw = cpu_pair.row_start(fc, x_first, py, zero)
+                        for chunk in range(0, n, LANES):
+                            for lane in range(LANES):
+                                jj = chunk + lane
+                                col = min(ca + jj, cb)  # masked lanes read the span's last pixel
+                                geometry = cpu_pair.pair_geometry(jj, fk, rw, euclid, bary, theta_t)
+                                wt0, wt1, wt2, keep, d2, edge, _ = geometry
+                                keep = keep & (jj < n)
+                                w0, w1, w2 = np.float64(wt0), np.float64(wt1), np.float64(wt2)
+                                px = x_first + jj * step
+                                x = np.float64(d2 * inv_sigma_t)
+                                ga = np.float64(grad_alpha[b, ga_ch, row, col])
+                                d, one_minus_d, dd, z = _coverage_with_density(
+                                    x, dist_id, dist_code, squared, p, model_version
+                                )
+                                if alpha_id == _A_PROD:
+                                    if generic:
+                                        hz = dd / one_minus_d if one_minus_d > 0 else 0.0
+                                    else:
+                                        hz = d
+                                    gx = ga * state[b, 0, row, col] * hz
+                                elif alpha_id == _A_SUM:
+                                    gx = ga * dd / nf
+                                elif alpha_id == _A_MAX:
+                                    gx = ga * dd if f == int(state[b, 3, row, col]) else 0.0
+                                elif alpha_id != _A_HARD:
+                                    g_state = state[b, 0, row, col]
+                                    gx = ga * tc_pair_gradient(
+                                        alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p, model_version
+                                    )
+                                else:
+                                    gx = 0.0
+                                if generic:
+                                    gx *= _family_dz_dx(z, squared, sigma)
+                                gx = gx if keep else 0.0
+                                if bary:
+                                    m = min(w0, min(w1, w2))
+                                    gm = gx * 2.0 * abs(m) / sigma
+                                    first = w0 == m
+                                    second = (w1 == m) & (w0 != m)
+                                    gw0 = gm if first else 0.0
+                                    gw1 = gm if second else 0.0
+                                    gw2 = 0.0 if first | second else gm
+                                    lanes[6, lane] += gw0 * px
+                                    lanes[7, lane] += gw0 * py
+                                    lanes[8, lane] += gw0
+                                    lanes[9, lane] += gw1 * px
+                                    lanes[10, lane] += gw1 * py
+                                    lanes[11, lane] += gw1
+                                    lanes[12, lane] += gw2 * px
+                                    lanes[13, lane] += gw2 * py
+                                    lanes[14, lane] += gw2
+                                else:
+                                    inside = (w0 > 0) & (w0 < 1) & (w1 > 0) & (w1 < 1) & (w2 > 0) & (w2 < 1)
+                                    gd2 = gx / sigma if inside else -gx / sigma
+                                    gvax, gvay, gvbx, gvby = _edge_gradient(px, py, fc, edge, gd2)
+                                    # edge k runs from vertex k (a) to vertex k + 1 (b)
+                                    lanes[0, lane] += gvax if edge == 0 else (gvbx if edge == 2 else 0.0)
+                                    lanes[1, lane] += gvay if edge == 0 else (gvby if edge == 2 else 0.0)
+                                    lanes[2, lane] += gvax if edge == 1 else (gvbx if edge == 0 else 0.0)
+                                    lanes[3, lane] += gvay if edge == 1 else (gvby if edge == 0 else 0.0)
+                                    lanes[4, lane] += gvax if edge == 2 else (gvbx if edge == 1 else 0.0)
+                                    lanes[5, lane] += gvay if edge == 2 else (gvby if edge == 1 else 0.0)
+                    for lane in range(LANES):
+                        gv0x += lanes[0, lane]
+                        gv0y += lanes[1, lane]
+                        gv1x += lanes[2, lane]
+                        gv1y += lanes[3, lane]
+                        gv2x += lanes[4, lane]
+                        gv2y += lanes[5, lane]
+                        ginv0 += lanes[6, lane]
+                        ginv1 += lanes[7, lane]
+                        ginv2 += lanes[8, lane]
+                        ginv3 += lanes[9, lane]
+                        ginv4 += lanes[10, lane]
+                        ginv5 += lanes[11, lane]
+                        ginv6 += lanes[12, lane]
+                        ginv7 += lanes[13, lane]
+                        ginv8 += lanes[14, lane]
+                for row in range(ra, ra - 1 if coverage_only else rb + 1):
                     py = ys[row]
-                    fr = cpu_pair.face_row(fc, x_first, py, step, zero)
+                    rw = cpu_pair.row_start(fc, x_first, py, zero)
                     for col in range(ca, cb + 1):
                         px = xs[col]
                         # the forward's pair geometry (same keep decisions), then float64
-                        wt0, wt1, wt2, keep, d2, edge, _ = cpu_pair.pair_geometry(col - ca, fr, euclid, bary, theta_t)
+                        geometry = cpu_pair.pair_geometry(col - ca, fk, rw, euclid, bary, theta_t)
+                        wt0, wt1, wt2, keep, d2, edge, _ = geometry
                         if not keep:
                             continue
                         w0, w1, w2 = np.float64(wt0), np.float64(wt1), np.float64(wt2)

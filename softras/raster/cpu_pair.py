@@ -7,9 +7,10 @@ AVX2 / AVX-512 instructions, 8 or 16 float32 lanes). Everything here is inlined 
 * choices are selects (``a if c else b`` on values already computed), never an early exit: every
   lane evaluates every step, and a mask (``keep``) says which lanes count;
 * :func:`exp_neg` is a polynomial with a bit-built power of two (no libm call, no table gather);
-* the pair's coordinates are *local*: the face row (:func:`face_row`) holds, in the pair type T,
-  the barycentrics at the row's first pixel of the face's span, their increment per pixel, and
-  the vertices relative to that pixel, all formed in float64 and rounded once. A pixel j steps
+* the pair's coordinates are *local*: per face (:func:`face_constants`) and per row
+  (:func:`row_start`) the kernels hold, in the pair type T, the barycentrics at the row's first
+  pixel of the face's span, their increment per pixel, and the vertices relative to that pixel,
+  all formed in float64 and rounded once. A pixel j steps
   from there: w_k = w_k(first) + j·Δw_k, position (j·step, 0). Rounding error then scales with
   the face's size on screen, not with the distance to the image origin, which keeps float32
   barycentrics accurate to ~1e-7 of the face (where P_k·x + Q_k·y + R_k in float32 would lose
@@ -31,7 +32,9 @@ from numba.extending import intrinsic, overload
 from .._jit_cache import configure_numba_cache
 from .contract import EDGE_SNAP, SIGMOID_CUTOFF, W_SUM_EPS
 
-__all__ = ["cast", "closed_inside", "depth", "exp_neg", "face_row", "pair_geometry", "sigmoid_pair"]
+__all__ = [
+    "cast", "closed_inside", "depth", "exp_neg", "face_constants", "pair_geometry", "row_start", "sigmoid_pair",
+]  # fmt: skip
 
 _JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
 _inline = njit(inline="always", **_JIT)
@@ -165,27 +168,36 @@ def sigmoid_pair(x):  # pragma: no cover - compiled
 
 
 @_inline
-def face_row(fc, x_first, py, step, like):  # pragma: no cover - compiled
-    """One face's constants for one pixel row, in ``like``'s type (the pair type T).
+def face_constants(fc, x_first, step, like):  # pragma: no cover - compiled
+    """One face's row-independent constants in ``like``'s type (the pair type T).
 
     fc: the face tuple of :mod:`.cpu_kernels` (float64, contract FaceConst layout); x_first: the
-    x of the row's first pixel of the span, py: the row's y, step: the pixel pitch in x (float64).
-    Returns 25 values: (w0, w1, w2) at the first pixel, (dw0, dw1, dw2) per pixel to the right,
-    the vertices relative to the first pixel (x_k − x_first, y_k − py), the edge vectors
-    (vertex k + 1 − vertex k), the squared altitudes, the inverse squared edge lengths, and step.
+    x of the first pixel of the face's span, step: the pixel pitch in x (float64). Returns 19
+    values: the barycentrics' increments per pixel to the right (dw0, dw1, dw2), the vertices'
+    x relative to x_first, the edge vectors (vertex k + 1 − vertex k: ex_k, ey_k), the squared
+    altitudes, the inverse squared edge lengths, and step.
     """
     return (
-        cast(fc[0] * x_first + fc[1] * py + fc[2], like),
-        cast(fc[3] * x_first + fc[4] * py + fc[5], like),
-        cast(fc[6] * x_first + fc[7] * py + fc[8], like),
         cast(fc[0] * step, like), cast(fc[3] * step, like), cast(fc[6] * step, like),
-        cast(fc[9] - x_first, like), cast(fc[10] - py, like), cast(fc[11] - x_first, like),
-        cast(fc[12] - py, like), cast(fc[13] - x_first, like), cast(fc[14] - py, like),
+        cast(fc[9] - x_first, like), cast(fc[11] - x_first, like), cast(fc[13] - x_first, like),
         cast(fc[11] - fc[9], like), cast(fc[12] - fc[10], like), cast(fc[13] - fc[11], like),
         cast(fc[14] - fc[12], like), cast(fc[9] - fc[13], like), cast(fc[10] - fc[14], like),
         cast(fc[24], like), cast(fc[25], like), cast(fc[26], like),
         cast(fc[21], like), cast(fc[22], like), cast(fc[23], like),
         cast(step, like),
+    )  # fmt: skip
+
+
+@_inline
+def row_start(fc, x_first, py, like):  # pragma: no cover - compiled
+    """One face's constants for the pixel row at y = py, in ``like``'s type: the barycentrics at the
+    span's first pixel (x_first, py), formed in float64 and rounded once, and the vertices' y
+    relative to py. Returns 6 values."""
+    return (
+        cast(fc[0] * x_first + fc[1] * py + fc[2], like),
+        cast(fc[3] * x_first + fc[4] * py + fc[5], like),
+        cast(fc[6] * x_first + fc[7] * py + fc[8], like),
+        cast(fc[10] - py, like), cast(fc[12] - py, like), cast(fc[14] - py, like),
     )  # fmt: skip
 
 
@@ -212,8 +224,9 @@ _FAR = 1e30  # the squared distance of an edge that does not face the pixel (fin
 
 
 @_inline
-def pair_geometry(j, fr, euclid, bary, theta):  # pragma: no cover - compiled
-    """The pair of face row ``fr`` (:func:`face_row`) and the span's pixel j (an int, 0 first).
+def pair_geometry(j, fk, rw, euclid, bary, theta):  # pragma: no cover - compiled
+    """The pair of the span's pixel j (an int, 0 first) in the row of ``rw`` (:func:`row_start`) of
+    the face of ``fk`` (:func:`face_constants`).
 
     Returns (w0, w1, w2, keep, d2, edge, px): the snapped barycentrics; whether the pair counts;
     the signed squared distance (+ inside, − outside: Euclidean, or the barycentric m·|m|; 0 for
@@ -222,29 +235,29 @@ def pair_geometry(j, fr, euclid, bary, theta):  # pragma: no cover - compiled
     local x. ``euclid`` / ``bary`` choose the distance (neither: the hard test). Branch-free:
     inside and outside distances are both formed and one is selected.
     """
-    zero = cast(0.0, fr[0])
-    one = cast(1.0, fr[0])
+    zero = cast(0.0, fk[0])
+    one = cast(1.0, fk[0])
     jf = cast(j, zero)
-    px = jf * fr[24]
-    w0 = _snap(fr[0] + jf * fr[3])
-    w1 = _snap(fr[1] + jf * fr[4])
-    w2 = _snap(fr[2] + jf * fr[5])
+    px = jf * fk[18]
+    w0 = _snap(rw[0] + jf * fk[0])
+    w1 = _snap(rw[1] + jf * fk[1])
+    w2 = _snap(rw[2] + jf * fk[2])
     if euclid:
         inside = (w0 > zero) & (w0 < one) & (w1 > zero) & (w1 < one) & (w2 > zero) & (w2 < one)
         # inside: the nearest boundary point is on the nearest edge line, w_k²·altitude_k² away
         # from the line of edge k + 1 (ties to the line tested first: edges 1, 2, 0)
-        h0 = w0 * w0 * fr[18]
-        h1 = w1 * w1 * fr[19]
-        h2 = w2 * w2 * fr[20]
+        h0 = w0 * w0 * fk[12]
+        h1 = w1 * w1 * fk[13]
+        h2 = w2 * w2 * fk[14]
         h01 = min(h0, h1)
         d_in = min(h01, h2)
         edge_in = 0 if h2 < h01 else (2 if h1 < h0 else 1)
         # outside: the nearest segment among the edges whose opposite barycentric is <= 0 (ties to
         # the edge tested first: 0, 1, 2)
         far = cast(_FAR, zero)
-        s0 = _segment2(px, fr[6], fr[7], fr[12], fr[13], fr[21]) if w2 <= zero else far
-        s1 = _segment2(px, fr[8], fr[9], fr[14], fr[15], fr[22]) if w0 <= zero else far
-        s2 = _segment2(px, fr[10], fr[11], fr[16], fr[17], fr[23]) if w1 <= zero else far
+        s0 = _segment2(px, fk[3], rw[3], fk[6], fk[7], fk[15]) if w2 <= zero else far
+        s1 = _segment2(px, fk[4], rw[4], fk[8], fk[9], fk[16]) if w0 <= zero else far
+        s2 = _segment2(px, fk[5], rw[5], fk[10], fk[11], fk[17]) if w1 <= zero else far
         s01 = min(s0, s1)
         d_out = min(s01, s2)
         edge_out = 2 if s2 < s01 else (1 if s1 < s0 else (0 if w2 <= zero else -1))
