@@ -33,7 +33,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 import torch
@@ -57,7 +56,9 @@ __all__ = [
 def _roma() -> ModuleType:
     """RoMa, imported on first use: importing it imports ``torch._dynamo`` (about a second), which
     ``import softras`` should not pay."""
-    return importlib.import_module("roma")
+    import roma  # (a statement, not importlib: Dynamo traces it)
+
+    return roma
 
 
 def _check(name: str, value: object, tail: tuple[int, ...]) -> torch.Tensor:
