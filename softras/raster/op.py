@@ -16,8 +16,10 @@ the Python literal of a :class:`Call` (:func:`encode`; :func:`decode` reads it b
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
@@ -96,7 +98,8 @@ def _rasterize_op(
     """face_vertices [B, F, 3, 3], surface [B, F, T, Cs], vertex [B, F, 3, Cv] -> the six outputs of
     :func:`output_layout` (``call``: an :func:`encode` string)."""
     c = decode(call)
-    result = _run(face_vertices, surface, vertex, c)
+    with torch.no_grad():  # the gradient is the backward op's: keep no autograd state here
+        result = _run(face_vertices, surface, vertex, c)
     made = (result,) + (None,) * 5 if c.rgba else tuple(result)
     layout = output_layout(face_vertices, surface, vertex, c)
     return tuple(
@@ -109,6 +112,19 @@ def _rasterize_op(
 def _(face_vertices: Tensor, surface: Tensor, vertex: Tensor, call: str) -> tuple[Tensor, ...]:
     layout = output_layout(face_vertices, surface, vertex, decode(call))
     return tuple(face_vertices.new_empty(shape, dtype=dtype) for shape, dtype in layout)
+
+
+@contextlib.contextmanager
+def _autograd() -> Iterator[None]:
+    """Autograd on inside an op's implementation, which runs below the dispatcher's autograd layer
+    (the autograd keys are excluded there, so PyTorch operations would record nothing)."""
+    keys = (torch._C.DispatchKey.AutogradFunctionality, torch._C.DispatchKey.AutogradOther,
+            torch._C.DispatchKey.AutogradNestedTensor)  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        for key in keys:
+            stack.enter_context(torch._C._SetExcludeDispatchKeyGuard(key, False))
+        stack.enter_context(torch.enable_grad())
+        yield
 
 
 @torch.library.custom_op("softras::rasterize_backward", mutates_args=())
@@ -128,24 +144,18 @@ def _rasterize_backward_op(
     c = decode(call)
     leaves = [t.detach().requires_grad_(need) for t, need in zip((face_vertices, surface, vertex), needs, strict=True)]
     wanted = [leaf for leaf in leaves if leaf.requires_grad]
+    got: dict[int, Tensor | None] = {}
     if wanted:
-        with torch.enable_grad():
+        with _autograd():  # (the backward too: the reference backend recomputes checkpointed chunks there)
             result = _run(*leaves, c)
-        if c.rgba:
-            pairs = [(result, grad_channels)]
-        else:
-            pairs = [(result.channels, grad_channels), (result.alpha, grad_alpha)]
-            if result.depth is not None:
-                pairs.append((result.depth, grad_depth))
-        pairs = [(o, g) for o, g in pairs if o.requires_grad]
-        outs, grads = zip(*pairs, strict=True) if pairs else ((), ())
-        got = torch.autograd.grad(outs, wanted, grads, allow_unused=True) if outs else (None,) * len(wanted)
-        found = dict(zip(map(id, wanted), got, strict=True))
-    else:
-        found = {}
-    return tuple(
-        torch.zeros_like(leaf) if found.get(id(leaf)) is None else found[id(leaf)].contiguous() for leaf in leaves
-    )
+            outputs = (result,) if c.rgba else (result.channels, result.alpha, result.depth)
+            upstream = (grad_channels, grad_alpha, grad_depth)[: len(outputs)]
+            pairs = [(o, g) for o, g in zip(outputs, upstream, strict=True) if o is not None and o.requires_grad]
+            if pairs:
+                outs, grads = zip(*pairs, strict=True)
+                found = torch.autograd.grad(outs, wanted, grads, allow_unused=True)
+                got = dict(zip(map(id, wanted), found, strict=True))
+    return tuple(torch.zeros_like(leaf) if got.get(id(leaf)) is None else got[id(leaf)].contiguous() for leaf in leaves)
 
 
 @_rasterize_backward_op.register_fake
