@@ -134,9 +134,9 @@ def test_fake_outputs_have_the_real_shapes_and_dtypes(with_depth: bool, with_zbu
     s = RasterSettings.create((6, 7), with_depth=with_depth, with_zbuffer=with_zbuffer)
     for backend in BACKENDS:
         call = op.encode(op.Call(s, backend, background, rgba, torch.float32))
-        real = torch.ops.softras.rasterize(fv, surface, vertex, call)
+        real = torch.ops.softras.rasterize(fv, surface, vertex, call, [False] * 3)
         with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-            fake = torch.ops.softras.rasterize(*(mode.from_tensor(t) for t in (fv, surface, vertex)), call)
+            fake = torch.ops.softras.rasterize(*(mode.from_tensor(t) for t in (fv, surface, vertex)), call, [True] * 3)
         assert [(t.shape, t.dtype) for t in fake] == [(t.shape, t.dtype) for t in real], backend
     made = [t.numel() > 0 for t in real]
     assert made == [True, not rgba, with_depth and not rgba] + [with_zbuffer and not rgba] * 3
@@ -157,11 +157,13 @@ def test_opcheck_accepts_both_ops(backend: str) -> None:
     # float64 call with every output (the AOT check runs the backward op through the gradients)
     _, tensors, text = _channels_call(backend, with_depth=True, with_zbuffer=True)
     leaves = [t.clone().requires_grad_(True) for t in tensors]
-    torch.library.opcheck(torch.ops.softras.rasterize.default, (*leaves, text))
+    torch.library.opcheck(torch.ops.softras.rasterize.default, (*leaves, text, [True, True, False]))
     # the backward op has no gradient of its own (second derivatives are not supported): its
     # autograd-registration check applies to inputs that do not require grad
     grads = [torch.rand(shape, dtype=torch.float64) for shape, _ in op.output_layout(*tensors, op.decode(text))[:3]]
-    torch.library.opcheck(torch.ops.softras.rasterize_backward.default, (*tensors, *grads, text, [True, True, False]))
+    anchor = torch.rand(2, 1, 6, 7, dtype=torch.float64)  # no forward's anchor: the backward runs the call again
+    args = (*tensors, anchor, *grads, text, [True, True, False])
+    torch.library.opcheck(torch.ops.softras.rasterize_backward.default, args)
 
 
 def test_calls_round_trip_through_their_encoding() -> None:
@@ -193,3 +195,21 @@ def test_import_softras_does_not_import_dynamo() -> None:
     env = {**os.environ, "PYTHONPATH": root}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_traced_forward_keeps_its_graph_until_the_backward_or_until_dropped(backend: str) -> None:
+    model, loss = _step(backend)
+    compiled = torch.compile(lambda: loss(model), fullgraph=True, backend="aot_eager")
+    assert not op._TAPES
+    value = compiled()
+    assert len(op._TAPES) == 1  # the backend's graph, for the backward
+    value.backward()
+    assert not op._TAPES  # taken by the backward
+    value = compiled()
+    assert len(op._TAPES) == 1
+    del value  # the graph goes with the forward's autograd graph, with no backward
+    assert not op._TAPES
+    with torch.no_grad():
+        compiled()
+    assert not op._TAPES  # nothing recorded without gradients

@@ -5,9 +5,11 @@ chunking), so a traced rasterizer call is one opaque node of the graph:
 
 * its real implementation is :func:`softras.raster.dispatch.run`, the eager call itself;
 * its fake implementation gives every output's shape and dtype (:func:`output_layout`);
-* its gradient is the backend's own backward: ``softras::rasterize_backward`` runs the backend
-  again with autograd on and differentiates that call (so a traced backward costs one more
-  rasterizer forward than an eager one, whose backend keeps its forward state).
+* its gradient is the backend's own backward, run by ``softras::rasterize_backward``: a forward
+  whose inputs require grad records the backend's autograd graph (as an eager call does) and
+  keeps it in :data:`_TAPES`, found again through one output saved for the backward (the
+  *anchor*); the backward op differentiates that graph, or a call run again if it is gone (a
+  second backward, or an :func:`torch.library.opcheck` of the backward op alone).
 
 Custom ops take tensors and plain scalars only: the options of one call travel as one string,
 the Python literal of a :class:`Call` (:func:`encode`; :func:`decode` reads it back, cached).
@@ -19,6 +21,7 @@ import ast
 import contextlib
 import dataclasses
 import functools
+import weakref
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -91,29 +94,6 @@ def _run(face_vertices: Tensor, surface: Tensor, vertex: Tensor, call: Call) -> 
     )
 
 
-@torch.library.custom_op("softras::rasterize", mutates_args=())
-def _rasterize_op(
-    face_vertices: Tensor, surface: Tensor, vertex: Tensor, call: str
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """face_vertices [B, F, 3, 3], surface [B, F, T, Cs], vertex [B, F, 3, Cv] -> the six outputs of
-    :func:`output_layout` (``call``: an :func:`encode` string)."""
-    c = decode(call)
-    with torch.no_grad():  # the gradient is the backward op's: keep no autograd state here
-        result = _run(face_vertices, surface, vertex, c)
-    made = (result,) + (None,) * 5 if c.rgba else tuple(result)
-    layout = output_layout(face_vertices, surface, vertex, c)
-    return tuple(
-        face_vertices.new_empty(shape, dtype=dtype) if t is None else t.contiguous()
-        for t, (shape, dtype) in zip(made, layout, strict=True)
-    )
-
-
-@_rasterize_op.register_fake
-def _(face_vertices: Tensor, surface: Tensor, vertex: Tensor, call: str) -> tuple[Tensor, ...]:
-    layout = output_layout(face_vertices, surface, vertex, decode(call))
-    return tuple(face_vertices.new_empty(shape, dtype=dtype) for shape, dtype in layout)
-
-
 @contextlib.contextmanager
 def _autograd() -> Iterator[None]:
     """Autograd on inside an op's implementation, which runs below the dispatcher's autograd layer
@@ -127,11 +107,82 @@ def _autograd() -> Iterator[None]:
         yield
 
 
+class _Tape(NamedTuple):
+    """The autograd graph of one backend call: its leaves (the detached face_vertices, surface and
+    vertex, each requiring grad or not) and differentiable outputs (channels or RGBA, alpha,
+    depth; None where the call makes none)."""
+
+    leaves: tuple[Tensor, Tensor, Tensor]
+    outputs: tuple[Tensor | None, ...]
+
+
+def _record(
+    face_vertices: Tensor, surface: Tensor, vertex: Tensor, call: Call, needs: list[bool]
+) -> tuple[_Tape, RasterResult | Tensor]:
+    """Run the backend, recording its autograd graph for the inputs that ``needs`` names: the tape
+    and the call's result."""
+    leaves = tuple(t.detach().requires_grad_(n) for t, n in zip((face_vertices, surface, vertex), needs, strict=True))
+    with _autograd():
+        result = _run(*leaves, call)
+    return _Tape(leaves, (result,) if call.rgba else (result.channels, result.alpha, result.depth)), result
+
+
+_TAPES: dict[int, _Tape] = {}
+"""The graphs of forward calls whose backward has not run yet, by the storage address of their
+anchor output (:func:`_anchor`). An entry goes when the backward takes it or when that storage is
+freed (the forward's autograd graph was dropped without a backward)."""
+
+
+def _anchor(call: Call) -> int:
+    """Which output keys a call's tape: alpha, or the RGBA image of an RGBA call (never empty)."""
+    return 0 if call.rgba else 1
+
+
+def _keep(anchor: Tensor, tape: _Tape) -> None:
+    storage = anchor.untyped_storage()
+    _TAPES[storage.data_ptr()] = tape
+    weakref.finalize(storage, _TAPES.pop, storage.data_ptr(), None)
+
+
+@torch.library.custom_op("softras::rasterize", mutates_args=())
+def _rasterize_op(
+    face_vertices: Tensor, surface: Tensor, vertex: Tensor, call: str, needs: list[bool]
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """face_vertices [B, F, 3, 3], surface [B, F, T, Cs], vertex [B, F, 3, Cv] -> the six outputs of
+    :func:`output_layout` (``call``: an :func:`encode` string). When ``needs`` names an input that
+    requires grad, the backend's autograd graph is kept for the backward op (:data:`_TAPES`)."""
+    c = decode(call)
+    taped = any(needs)
+    if taped:
+        tape, result = _record(face_vertices, surface, vertex, c, needs)
+    else:
+        with torch.no_grad():
+            result = _run(face_vertices, surface, vertex, c)
+    made = (result,) + (None,) * 5 if c.rgba else tuple(result)
+    layout = output_layout(face_vertices, surface, vertex, c)
+    outputs = [
+        face_vertices.new_empty(shape, dtype=dtype) if t is None else t.detach().contiguous()
+        for t, (shape, dtype) in zip(made, layout, strict=True)
+    ]
+    if taped:  # the anchor gets a storage of its own: the tape's outputs hold theirs alive
+        anchor = _anchor(c)
+        outputs[anchor] = outputs[anchor].clone()
+        _keep(outputs[anchor], tape)
+    return tuple(outputs)
+
+
+@_rasterize_op.register_fake
+def _(face_vertices: Tensor, surface: Tensor, vertex: Tensor, call: str, needs: list[bool]) -> tuple[Tensor, ...]:
+    layout = output_layout(face_vertices, surface, vertex, decode(call))
+    return tuple(face_vertices.new_empty(shape, dtype=dtype) for shape, dtype in layout)
+
+
 @torch.library.custom_op("softras::rasterize_backward", mutates_args=())
 def _rasterize_backward_op(
     face_vertices: Tensor,
     surface: Tensor,
     vertex: Tensor,
+    anchor: Tensor,
     grad_channels: Tensor,
     grad_alpha: Tensor,
     grad_depth: Tensor,
@@ -140,22 +191,25 @@ def _rasterize_backward_op(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The gradients of ``softras::rasterize`` w.r.t. face_vertices, surface and vertex (zeros where
     ``needs`` is False), from the upstream gradients of its differentiable outputs (channels or
-    RGBA, alpha, depth): the backend runs again with autograd on and its backward runs on that."""
+    RGBA, alpha, depth): the backend's backward, on the forward's graph (found by the forward's
+    ``anchor`` output in :data:`_TAPES`) or, when it is gone, on a call run again."""
     c = decode(call)
-    leaves = [t.detach().requires_grad_(need) for t, need in zip((face_vertices, surface, vertex), needs, strict=True)]
-    wanted = [leaf for leaf in leaves if leaf.requires_grad]
+    tape = _TAPES.pop(anchor.untyped_storage().data_ptr(), None)
+    if tape is None or not all(leaf.requires_grad for leaf, n in zip(tape.leaves, needs, strict=True) if n):
+        tape = _record(face_vertices, surface, vertex, c, needs)[0]
+    wanted = [leaf for leaf, n in zip(tape.leaves, needs, strict=True) if n]
+    upstream = (grad_channels, grad_alpha, grad_depth)[: len(tape.outputs)]
+    pairs = [(o, g) for o, g in zip(tape.outputs, upstream, strict=True) if o is not None and o.requires_grad]
     got: dict[int, Tensor | None] = {}
-    if wanted:
-        with _autograd():  # (the backward too: the reference backend recomputes checkpointed chunks there)
-            result = _run(*leaves, c)
-            outputs = (result,) if c.rgba else (result.channels, result.alpha, result.depth)
-            upstream = (grad_channels, grad_alpha, grad_depth)[: len(outputs)]
-            pairs = [(o, g) for o, g in zip(outputs, upstream, strict=True) if o is not None and o.requires_grad]
-            if pairs:
-                outs, grads = zip(*pairs, strict=True)
-                found = torch.autograd.grad(outs, wanted, grads, allow_unused=True)
-                got = dict(zip(map(id, wanted), found, strict=True))
-    return tuple(torch.zeros_like(leaf) if got.get(id(leaf)) is None else got[id(leaf)].contiguous() for leaf in leaves)
+    if wanted and pairs:
+        outs, grads = zip(*pairs, strict=True)
+        with _autograd():  # (the reference backend recomputes its checkpointed chunks in its backward)
+            found = torch.autograd.grad(outs, wanted, grads, allow_unused=True)
+        got = dict(zip(map(id, wanted), found, strict=True))
+    return tuple(
+        torch.zeros_like(t) if got.get(id(leaf)) is None else got[id(leaf)].contiguous()
+        for t, leaf in zip((face_vertices, surface, vertex), tape.leaves, strict=True)
+    )
 
 
 @_rasterize_backward_op.register_fake
@@ -164,22 +218,22 @@ def _(face_vertices: Tensor, surface: Tensor, vertex: Tensor, *_: object) -> tup
 
 
 def _setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple, output: tuple) -> None:
-    face_vertices, surface, vertex, call = inputs
-    ctx.save_for_backward(face_vertices, surface, vertex)
+    face_vertices, surface, vertex, call, _ = inputs
+    ctx.save_for_backward(face_vertices, surface, vertex, output[_anchor(decode(call))])
     ctx.call = call
     ctx.mark_non_differentiable(*output[3:])  # the z-buffer outputs, as in eager calls
 
 
 def _backward(ctx: torch.autograd.function.FunctionCtx, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
-    face_vertices, surface, vertex = ctx.saved_tensors
+    face_vertices, surface, vertex, anchor = ctx.saved_tensors
     needs = list(ctx.needs_input_grad[:3])
     layout = output_layout(face_vertices, surface, vertex, decode(ctx.call))
     upstream = [
         face_vertices.new_zeros(shape, dtype=dtype) if g is None else g
         for g, (shape, dtype) in zip(grads[:3], layout[:3], strict=True)
     ]
-    got = torch.ops.softras.rasterize_backward(face_vertices, surface, vertex, *upstream, ctx.call, needs)
-    return (*(g if need else None for g, need in zip(got, needs, strict=True)), None)
+    got = torch.ops.softras.rasterize_backward(face_vertices, surface, vertex, anchor, *upstream, ctx.call, needs)
+    return (*(g if need else None for g, need in zip(got, needs, strict=True)), None, None)
 
 
 _rasterize_op.register_autograd(_backward, setup_context=_setup_context)
@@ -190,5 +244,7 @@ def rasterize(
 ) -> RasterResult | Tensor:
     """:func:`softras.raster.dispatch.run` (same arguments, same results) through the op."""
     call = encode(Call(settings, backend, inputs.background, rgba, out))
-    outputs = torch.ops.softras.rasterize(inputs.face_vertices, inputs.surface, inputs.vertex, call)
+    tensors = (inputs.face_vertices, inputs.surface, inputs.vertex)
+    needs = [torch.is_grad_enabled() and t.requires_grad for t in tensors]
+    outputs = torch.ops.softras.rasterize(*tensors, call, needs)
     return outputs[0] if rgba else RasterResult.asked(settings, *outputs)
