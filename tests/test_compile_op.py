@@ -142,13 +142,19 @@ def test_fake_outputs_have_the_real_shapes_and_dtypes(with_depth: bool, with_zbu
     assert made == [True, not rgba, with_depth and not rgba] + [with_zbuffer and not rgba] * 3
 
 
-def test_rgba_entry_compiles_and_equals_eager() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)  # cpu has an RGBA entry; reference concatenates
+def test_rgba_entry_compiles_and_equals_eager(backend: str) -> None:
     fv, textures = random_scene(batch=1, faces=4, dtype=torch.float32, texture_type="vertex")
     settings = RasterSettings.create(8, sigma_val=1e-3, texture_type="vertex")
-    fv.requires_grad_(True)
-    image = sr.raster.rasterize(fv, textures, settings, backend="cpu")
     compiled = torch.compile(sr.raster.rasterize, fullgraph=True, backend="aot_eager")
-    assert torch.equal(compiled(fv, textures, settings, backend="cpu"), image)
+    results = []
+    for rasterize in (sr.raster.rasterize, compiled):
+        leaves = [t.clone().requires_grad_(True) for t in (fv, textures)]
+        image = rasterize(*leaves, settings, backend=backend)
+        (image * torch.linspace(-1, 1, image.numel()).reshape(image.shape)).sum().backward()
+        results.append((image, *(leaf.grad for leaf in leaves)))
+    for got, want in zip(results[1], results[0], strict=True):
+        assert torch.equal(got, want) and float(want.detach().abs().max()) > 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -157,13 +163,15 @@ def test_opcheck_accepts_both_ops(backend: str) -> None:
     # float64 call with every output (the AOT check runs the backward op through the gradients)
     _, tensors, text = _channels_call(backend, with_depth=True, with_zbuffer=True)
     leaves = [t.clone().requires_grad_(True) for t in tensors]
-    torch.library.opcheck(torch.ops.softras.rasterize.default, (*leaves, text, [True, True, False]))
+    checks = torch.library.opcheck(torch.ops.softras.rasterize.default, (*leaves, text, [True] * 3))
+    assert set(checks.values()) == {"SUCCESS"}, checks
     # the backward op has no gradient of its own (second derivatives are not supported): its
     # autograd-registration check applies to inputs that do not require grad
     grads = [torch.rand(shape, dtype=torch.float64) for shape, _ in op.output_layout(*tensors, op.decode(text))[:3]]
     anchor = torch.rand(2, 1, 6, 7, dtype=torch.float64)  # no forward's anchor: the backward runs the call again
     args = (*tensors, anchor, *grads, text, [True, True, False])
-    torch.library.opcheck(torch.ops.softras.rasterize_backward.default, args)
+    checks = torch.library.opcheck(torch.ops.softras.rasterize_backward.default, args)
+    assert set(checks.values()) == {"SUCCESS"}, checks
 
 
 def test_calls_round_trip_through_their_encoding() -> None:
