@@ -81,6 +81,25 @@ def test_compiled_step_equals_eager_images_and_gradients(backend: str) -> None:
         assert float(want_grad.abs().max()) > 0
 
 
+def test_a_whole_step_with_its_backward_is_one_graph() -> None:
+    # Dynamo traces loss.backward() with trace_autograd_ops (torch >= 2.13, experimental); the
+    # returned loss is detached, as Dynamo requires of a tensor whose graph the step consumed
+    model, loss = _step("cpu")
+
+    def step() -> torch.Tensor:
+        value = loss(model)
+        value.backward()
+        return value.detach()
+
+    results = []
+    with torch._dynamo.config.patch(trace_autograd_ops=True):
+        for run in (step, torch.compile(step, fullgraph=True, backend="aot_eager")):
+            model.zero_grad()
+            results.append((run(), model.offset.grad.clone()))
+    assert torch.equal(results[1][0], results[0][0]) and torch.equal(results[1][1], results[0][1])
+    assert float(results[0][1].abs().max()) > 0
+
+
 def _channels_call(backend: str, dtype: torch.dtype = torch.float64, **settings: object):
     """A call with 2 surface and 3 vertex channels on a 6 × 7 image: (the function of face
     vertices, surface and vertex running it eagerly or through the op, those three tensors, the
