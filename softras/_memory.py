@@ -102,7 +102,11 @@ def _cgroup_available() -> int | None:
 
 
 def available_memory(device: torch.device | None = None) -> int | None:
-    """Bytes that can still be allocated on ``device`` (CPU: RAM), or ``None`` when unknown."""
+    """Bytes that can still be allocated on ``device`` (CPU: RAM), or ``None`` when unknown (also
+    while ``torch.compile`` traces: reading /proc would break the graph; the rasterizer's op
+    checks its request when it runs)."""
+    if torch.compiler.is_compiling():
+        return None
     if device is not None and device.type == "cuda":
         try:
             free, _ = torch.cuda.mem_get_info(device)

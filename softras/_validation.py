@@ -7,6 +7,7 @@ letting a bad tensor crash deep inside a kernel or silently produce NaNs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -144,11 +145,19 @@ def check_batch_sizes(sizes: Mapping[str, int], unit: str = "batch") -> int:
     return common
 
 
+def reads_values() -> bool:
+    """Whether the checks that read tensor values run: not while ``torch.compile`` or
+    ``torch.export`` traces, where a read of values would break the graph (the compiled graph
+    runs without them; eager calls check)."""
+    return not torch.compiler.is_compiling()
+
+
 def check_finite(name: str, t: torch.Tensor) -> None:
-    """Raise ``ValueError`` if ``t`` holds NaN or Inf (or is a meta tensor, which holds no values)."""
+    """Raise ``ValueError`` if ``t`` holds NaN or Inf (or is a meta tensor, which holds no values);
+    values are not read while tracing (:func:`reads_values`)."""
     if t.device.type == "meta":
         raise ValueError(f"{name}: meta tensors hold no data; move them to a real device")
-    if not t.is_floating_point():
+    if not t.is_floating_point() or not reads_values():
         return
     if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64):
         # NumPy, single-threaded: a PyTorch op here would wake PyTorch's OpenMP pool, whose
@@ -190,7 +199,7 @@ def check_number(name: str, value: object) -> float:
     v = as_scalar(value)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"{name}: expected a number, got {_describe(value)} {value!r}")
-    if not np.isfinite(float(v)):
+    if not math.isfinite(float(v)):  # (math, not NumPy: Dynamo traces it)
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     return float(v)
 

@@ -10,7 +10,7 @@ import torch
 
 from . import functional as srf
 from ._memory import check_texels
-from ._validation import as_float_tensor, as_index_tensor, as_scalar, check_choice, check_finite
+from ._validation import as_float_tensor, as_index_tensor, as_scalar, check_choice, check_finite, reads_values
 
 if TYPE_CHECKING:
     import trimesh
@@ -59,9 +59,10 @@ class Mesh:
             raise ValueError(f"faces: expected shape [{v.shape[0]}, F, 3] or [F, 3], got {tuple(f.shape)}")
         if f.shape[1] == 0:
             raise ValueError("faces: expected at least one face, got 0")
-        lo, hi = int(f.min()), int(f.max())
-        if lo < 0 or hi >= v.shape[1]:
-            raise ValueError(f"faces: indices must lie in [0, {v.shape[1] - 1}], got range [{lo}, {hi}]")
+        if reads_values():
+            lo, hi = int(f.min()), int(f.max())
+            if lo < 0 or hi >= v.shape[1]:
+                raise ValueError(f"faces: indices must lie in [0, {v.shape[1] - 1}], got range [{lo}, {hi}]")
         f = f.expand(v.shape[0], -1, -1)
         b, nv, nf = v.shape[0], v.shape[1], f.shape[1]
 

@@ -33,7 +33,8 @@ Example::
 
 from __future__ import annotations
 
-import roma
+from types import ModuleType
+
 import torch
 
 __all__ = [
@@ -50,6 +51,14 @@ __all__ = [
     "wxyz_to_xyzw",
     "xyzw_to_wxyz",
 ]
+
+
+def _roma() -> ModuleType:
+    """RoMa, imported on first use: importing it imports ``torch._dynamo`` (about a second), which
+    ``import softras`` should not pay."""
+    import roma  # (a statement, not importlib: Dynamo traces it)
+
+    return roma
 
 
 def _check(name: str, value: object, tail: tuple[int, ...]) -> torch.Tensor:
@@ -76,32 +85,32 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     rounding; the gradient at θ = 0 is exact.
     """
     axis_angle = _check("axis_angle", axis_angle, (3,))
-    return roma.rotvec_to_rotmat(axis_angle, epsilon=torch.finfo(axis_angle.dtype).eps ** 0.5)
+    return _roma().rotvec_to_rotmat(axis_angle, epsilon=torch.finfo(axis_angle.dtype).eps ** 0.5)
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     """Rotation matrices [..., 3, 3] -> rotation vectors [..., 3] with angle in [0, π]."""
-    return roma.rotmat_to_rotvec(_check("matrix", matrix, (3, 3)))
+    return _roma().rotmat_to_rotvec(_check("matrix", matrix, (3, 3)))
 
 
 def quaternion_to_matrix(quaternion: torch.Tensor) -> torch.Tensor:
     """XYZW quaternions [..., 4] (any non-zero norm) -> rotation matrices [..., 3, 3]."""
-    return roma.unitquat_to_rotmat(roma.quat_normalize(_check("quaternion", quaternion, (4,))))
+    return _roma().unitquat_to_rotmat(_roma().quat_normalize(_check("quaternion", quaternion, (4,))))
 
 
 def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
     """Rotation matrices [..., 3, 3] -> unit XYZW quaternions [..., 4] with w >= 0."""
-    return _positive_w(roma.rotmat_to_unitquat(_check("matrix", matrix, (3, 3))))
+    return _positive_w(_roma().rotmat_to_unitquat(_check("matrix", matrix, (3, 3))))
 
 
 def axis_angle_to_quaternion(axis_angle: torch.Tensor) -> torch.Tensor:
     """Rotation vectors [..., 3] -> unit XYZW quaternions [..., 4] with w >= 0."""
-    return _positive_w(roma.rotvec_to_unitquat(_check("axis_angle", axis_angle, (3,))))
+    return _positive_w(_roma().rotvec_to_unitquat(_check("axis_angle", axis_angle, (3,))))
 
 
 def quaternion_to_axis_angle(quaternion: torch.Tensor) -> torch.Tensor:
     """XYZW quaternions [..., 4] (any non-zero norm) -> rotation vectors [..., 3], angle in [0, π]."""
-    return roma.unitquat_to_rotvec(roma.quat_normalize(_check("quaternion", quaternion, (4,))))
+    return _roma().unitquat_to_rotvec(_roma().quat_normalize(_check("quaternion", quaternion, (4,))))
 
 
 def rotation_6d_to_matrix(rotation_6d: torch.Tensor) -> torch.Tensor:
@@ -110,7 +119,7 @@ def rotation_6d_to_matrix(rotation_6d: torch.Tensor) -> torch.Tensor:
     column 1 the second made orthogonal to it and normalised, column 2 their cross product."""
     d6 = _check("rotation_6d", rotation_6d, (6,))
     columns = d6.unflatten(-1, (2, 3)).transpose(-1, -2)  # [..., 3, 2]
-    return roma.special_gramschmidt(columns)
+    return _roma().special_gramschmidt(columns)
 
 
 def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:
@@ -122,21 +131,23 @@ def matrix_to_rotation_6d(matrix: torch.Tensor) -> torch.Tensor:
 def quaternion_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Hamilton product ``a ⊗ b`` of XYZW quaternions [..., 4] (broadcast): the rotation ``b``,
     then ``a`` (``quaternion_to_matrix(a ⊗ b) = quaternion_to_matrix(a) @ quaternion_to_matrix(b)``)."""
-    return roma.quat_product(_check("a", a, (4,)), _check("b", b, (4,)))
+    return _roma().quat_product(_check("a", a, (4,)), _check("b", b, (4,)))
 
 
 def quaternion_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Geodesic angle in radians, in [0, π], between the rotations of XYZW quaternions ``a`` and
     ``b`` [..., 4] (any non-zero norms, broadcast) -> [...]; ``q`` and ``−q`` are at distance 0."""
-    a, b = torch.broadcast_tensors(roma.quat_normalize(_check("a", a, (4,))), roma.quat_normalize(_check("b", b, (4,))))
-    return roma.unitquat_geodesic_distance(a, b)
+    a, b = torch.broadcast_tensors(
+        _roma().quat_normalize(_check("a", a, (4,))), _roma().quat_normalize(_check("b", b, (4,)))
+    )
+    return _roma().unitquat_geodesic_distance(a, b)
 
 
 def wxyz_to_xyzw(quaternion: torch.Tensor) -> torch.Tensor:
     """Scalar-first (PyTorch3D) quaternions [..., 4] -> the scalar-last XYZW ones used here."""
-    return roma.quat_wxyz_to_xyzw(_check("quaternion", quaternion, (4,)))
+    return _roma().quat_wxyz_to_xyzw(_check("quaternion", quaternion, (4,)))
 
 
 def xyzw_to_wxyz(quaternion: torch.Tensor) -> torch.Tensor:
     """XYZW quaternions [..., 4] -> scalar-first WXYZ (PyTorch3D's convention)."""
-    return roma.quat_xyzw_to_wxyz(_check("quaternion", quaternion, (4,)))
+    return _roma().quat_xyzw_to_wxyz(_check("quaternion", quaternion, (4,)))

@@ -4,7 +4,8 @@ The rule under test (softras._precision, applied once in the raster dispatch): f
 bfloat16 inputs are computed in float32 and come back in their dtype, so a half rasterization
 equals the float32 rasterization of the same (rounded) inputs, rounded; gradients flow back in
 the inputs' dtype. Inside torch.autocast the rasterizer and the camera transforms run as in
-float32 and return float32. torch.compile'd models break the graph at the rasterizer.
+float32 and return float32. torch.compile'd models trace the rasterizer as one custom op
+(softras::rasterize, see softras.raster.op and tests/test_compile_op.py): no graph break.
 Every case runs on each available backend (Warp on its CPU device) and, where CUDA is present,
 on CUDA tensors too.
 """
@@ -198,8 +199,9 @@ def _assert_close_to(got: torch.Tensor, want: torch.Tensor, rel: float, what: st
 
 
 def _compiled_matches_eager(backends: list[str], compiler: str, rel: float) -> None:
-    """One compiled model renders with each of ``backends`` in turn (only the frames that read the
-    backend are recompiled); images and gradients match the eager model's within ``rel``."""
+    """One compiled model renders with each of ``backends`` in turn (the backend is a constant of
+    the graph: each one compiles it again); images and gradients match the eager model's within
+    ``rel``."""
     model = _Fit(backends[0], "cpu")
     compiled = torch.compile(model, backend=compiler)
     for backend in backends:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._validation import check_shape
+from .._validation import check_shape, reads_values
 
 __all__ = ["face_vertices", "surface_normals", "vertex_normals"]
 
@@ -17,7 +17,7 @@ def _check_mesh(vertices: torch.Tensor, faces: torch.Tensor, *, last: int | None
         raise TypeError(f"faces: expected an integer dtype, got {faces.dtype}")
     if faces.device != vertices.device:
         raise ValueError(f"faces: expected device {vertices.device} (as vertices), got {faces.device}")
-    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= vertices.shape[1]):
+    if faces.numel() and reads_values() and (int(faces.min()) < 0 or int(faces.max()) >= vertices.shape[1]):
         raise ValueError(
             f"faces: indices must lie in [0, {vertices.shape[1] - 1}], "
             f"got range [{int(faces.min())}, {int(faces.max())}]"

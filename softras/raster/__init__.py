@@ -14,11 +14,12 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from .._memory import check_raster_request
-from .._precision import compute_dtype, no_autocast, result_dtype
+from .._precision import result_dtype
 from .._validation import check_finite, check_shape
-from .backends import BACKENDS, Backend, available_backends, default_backend, get_backend, register_backend
+from . import op
+from .backends import BACKENDS, Backend, available_backends, default_backend, register_backend
 from .contract import RasterInputs, RasterResult
+from .dispatch import run
 from .settings import (
     ALPHA_AGGREGATIONS,
     DIST_FUNCS,
@@ -117,53 +118,17 @@ def _check_background(background: Sequence[float] | None, channels: int) -> tupl
     return values
 
 
-@torch.compiler.disable
 def _run(
     inputs: RasterInputs, settings: RasterSettings, backend: str | None, rgba: bool = False
 ) -> RasterResult | torch.Tensor:
-    """Run a backend (with ``rgba``, its RGBA form: :meth:`Backend.load_rgba`) under the precision
-    rules of :mod:`softras._precision`: the kernels compute in float32 (half inputs) or the input
-    dtype with autocast off, and the result comes back in the input dtype (in the compute dtype
-    inside an autocast region). Gradients flow back in the dtype of each input. ``torch.compile``
-    breaks the graph here and runs it eagerly, instead of tracing into Numba or Warp kernels (or
-    spending minutes compiling the reference's data-dependent chunks)."""
-    device = inputs.face_vertices.device
-    chosen = get_backend(default_backend(device) if _check_backend(backend) is None else backend)
-    if not chosen.runs_on(device):
-        raise ValueError(f"backend: {chosen.name!r} runs on {', '.join(chosen.devices)} tensors, got device {device}")
-    dtype = inputs.face_vertices.dtype
-    compute = compute_dtype(dtype)
-    if compute not in chosen.dtypes:
-        raise TypeError(
-            f"face_vertices: backend {chosen.name!r} computes in {', '.join(map(str, chosen.dtypes))}, got {dtype}"
-        )
-    inputs = inputs._replace(
-        face_vertices=inputs.face_vertices.to(compute),
-        surface=inputs.surface.to(compute),
-        vertex=inputs.vertex.to(compute),
-    )
-    out = result_dtype(dtype, device)
-    in_place_rgba = rgba and chosen.rgba_entry is not None  # the RGBA entries make no depth or z-buffer
-    check_raster_request(
-        inputs.face_vertices,
-        inputs.surface,
-        settings.image_height,
-        settings.image_width,
-        settings.cull_radius,
-        chosen.name,
-        vertex=inputs.vertex,
-        with_depth=settings.with_depth and not in_place_rgba,
-        with_zbuffer=settings.with_zbuffer and not in_place_rgba,
-        softmax=settings.aggr_func_rgb == "softmax",
-        concatenate_rgba=rgba and chosen.rgba_entry is None,
-        result_dtype=out,
-        names=("textures", "textures") if rgba else ("surface", "vertex"),
-    )
-    with no_autocast(device):
-        if rgba:
-            return chosen.load_rgba()(inputs, settings).to(out)
-        result = chosen.load()(inputs, settings)
-    return RasterResult(*(t.to(out) if t is not None and t.is_floating_point() else t for t in result))
+    """Run a backend (:func:`softras.raster.dispatch.run`; with ``rgba``, its RGBA form). Eager
+    calls run it directly; while ``torch.compile`` or ``torch.export`` traces, it is the custom op
+    of :mod:`softras.raster.op`, one node of the graph that Dynamo does not trace into."""
+    face_vertices = inputs.face_vertices
+    out = result_dtype(face_vertices.dtype, face_vertices.device)
+    if torch.compiler.is_compiling():
+        return op.rasterize(inputs, settings, _check_backend(backend), rgba, out)
+    return run(inputs, settings, _check_backend(backend), rgba, out)
 
 
 def rasterize_channels(
