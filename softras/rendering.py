@@ -181,7 +181,7 @@ def compute_mesh(mesh: Mesh) -> tuple[Mesh, torch.dtype]:
     The entry of every render pipeline (:func:`render`, ``SoftRenderer.render_mesh``): a half
     mesh (float16 / bfloat16) is lit, transformed, clipped and rasterized in float32, and its
     outputs are cast to the returned dtype (the vertices' dtype; float32 inside
-    ``torch.autocast``), as the rasterizer does (:mod:`softras._precision`). Float32 and
+    ``torch.autocast``), as the rasterizer does (``softras._precision``). Float32 and
     float64 meshes are returned as they are.
     """
     out = result_dtype(mesh.vertices.dtype, mesh.device)
