@@ -62,7 +62,7 @@ class _RendererBase(nn.Module):
         camera, size = self._camera(camera)
         world = upcast(mesh.vertices)
         screen = check_screen(camera.to_screen(world, size), world, camera)
-        return mesh.replace(vertices=screen.to(mesh.vertices.dtype))
+        return mesh.replace(vertices=screen if world is mesh.vertices else screen.to(mesh.vertices.dtype))
 
     def _clipped(
         self, mesh: Mesh, camera: Camera | None, light: torch.Tensor | None
@@ -106,7 +106,8 @@ class _RendererBase(nn.Module):
             raise TypeError(f"mesh: expected a softras.Mesh, got {type(mesh).__name__}")
         self.set_texture_mode(mesh.texture_type)
         mesh, dtype = compute_mesh(mesh)
-        return self._render(mesh, mode, camera).to(dtype)
+        images = self._render(mesh, mode, camera)
+        return images if dtype is None else images.to(dtype)
 
     def _render(self, mesh: Mesh, mode: str | None, camera: Camera | None) -> torch.Tensor:
         """:meth:`render_mesh` of a mesh in its compute dtype."""

@@ -175,17 +175,18 @@ def render_size(
     return size, own
 
 
-def compute_mesh(mesh: Mesh) -> tuple[Mesh, torch.dtype]:
-    """(``mesh`` with vertices and textures in their compute dtype, the dtype of the outputs).
+def compute_mesh(mesh: Mesh) -> tuple[Mesh, torch.dtype | None]:
+    """(``mesh`` with vertices and textures in their compute dtype, the dtype to cast outputs to).
 
     The entry of every render pipeline (:func:`render`, ``SoftRenderer.render_mesh``): a half
-    mesh (float16 / bfloat16) is lit, transformed, clipped and rasterized in float32, and its
-    outputs are cast to the returned dtype (the vertices' dtype; float32 inside
-    ``torch.autocast``), as the rasterizer does (``softras._precision``). Float32 and
-    float64 meshes are returned as they are.
+    mesh (float16 / bfloat16 vertices) is lit, transformed, clipped and rasterized in float32,
+    and its outputs are cast to the returned dtype (the vertices' dtype; float32 inside
+    ``torch.autocast``), as the rasterizer does (``softras._precision``). Float32 and float64
+    vertices: the dtype is ``None`` (the outputs are left as they are), and the mesh is returned
+    as it is unless its textures are half.
     """
-    out = result_dtype(mesh.vertices.dtype, mesh.device)
     vertices, textures = upcast(mesh.vertices), upcast(mesh.textures)
+    out = None if vertices is mesh.vertices else result_dtype(mesh.vertices.dtype, mesh.device)
     if vertices is mesh.vertices and textures is mesh.textures:
         return mesh, out
     return mesh.replace(vertices=vertices, textures=textures), out
@@ -380,8 +381,10 @@ def _pool(output: RenderOutput) -> RenderOutput:
     return RenderOutput(**{k: F.avg_pool2d(v, kernel_size=2, stride=2) for k, v in output.as_dict().items()})
 
 
-def _cast(output: RenderOutput, dtype: torch.dtype) -> RenderOutput:
-    """``output`` with its floating images in ``dtype`` (``face_id`` stays int64)."""
+def _cast(output: RenderOutput, dtype: torch.dtype | None) -> RenderOutput:
+    """``output`` with its floating images in ``dtype`` (``face_id`` stays int64); None: as it is."""
+    if dtype is None:
+        return output
     return RenderOutput(**{k: v.to(dtype) if v.is_floating_point() else v for k, v in output.as_dict().items()})
 
 

@@ -146,9 +146,28 @@ def test_half_camera_parameters_get_gradients_in_their_dtype() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_full_precision_meshes_pass_through_unchanged(dtype: torch.dtype) -> None:
-    """float32 / float64 meshes enter the pipeline as they are (no cast, no copy)."""
+    """float32 / float64 meshes enter the pipeline as they are (no cast, no copy), and their
+    outputs are not cast; half textures on them are cast to float32 (as the rasterizer would)."""
     v, f, c = _mesh(dtype)
     mesh = sr.Mesh(v, f, c)
-    assert compute_mesh(mesh) == (mesh, dtype)
+    assert compute_mesh(mesh) == (mesh, None)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert compute_mesh(mesh) == (mesh, dtype)
+        assert compute_mesh(mesh) == (mesh, None)
+    lifted, out = compute_mesh(sr.Mesh(v, f, c.to(torch.bfloat16)))
+    assert out is None and lifted.vertices is v and lifted.textures.dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=str)
+def test_half_mesh_outputs_are_float32_inside_autocast(dtype: torch.dtype) -> None:
+    """Inside torch.autocast a half mesh renders as its float32 mesh, and returns float32."""
+    v, f, c = _mesh(dtype)
+    kw = dict(outputs=("rgba", "depth"), image_size=(S, S), sigma_val=SIGMA, backend="reference")
+    with torch.no_grad():
+        want = sr.render(sr.Mesh(v.float(), f, c.float()), _pinhole(), **kw)
+    with torch.autocast("cpu", dtype=dtype):
+        out = sr.render(sr.Mesh(v, f, c), _pinhole(), **kw)
+    assert out.rgba.dtype == out.depth.dtype == torch.float32
+    torch.testing.assert_close(out.rgba, want.rgba, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.depth, want.depth, atol=1e-6, rtol=0)
+    out.alpha.sum().backward()
+    assert v.grad.dtype == dtype and bool(torch.isfinite(v.grad).all())
