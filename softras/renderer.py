@@ -9,13 +9,14 @@ import torch
 from torch import nn
 
 from . import functional as srf
+from ._precision import upcast
 from ._validation import check_bool, check_choice
 from .cameras import Camera, image_hw
 from .clipping import check_screen, project_faces
 from .lighting import Lighting
 from .mesh import Mesh
 from .rasterizer import Rasterizer, SoftRasterizer
-from .rendering import render_size
+from .rendering import compute_mesh, render_size
 from .transform import Transform
 
 __all__ = ["Renderer", "SoftRenderer"]
@@ -53,9 +54,15 @@ class _RendererBase(nn.Module):
         return camera, render_size(camera, size, "camera")[1]
 
     def to_screen(self, mesh: Mesh, camera: Camera | None = None) -> Mesh:
-        """``mesh`` (world space) in screen space, seen by ``camera`` (None: the configured transform)."""
+        """``mesh`` (world space) in screen space, seen by ``camera`` (None: the configured transform).
+
+        A half mesh is projected in float32 and its screen vertices rounded to its dtype
+        (:meth:`render_mesh` projects the float32 mesh of :func:`~softras.rendering.compute_mesh`).
+        """
         camera, size = self._camera(camera)
-        return mesh.replace(vertices=check_screen(camera.to_screen(mesh.vertices, size), mesh.vertices, camera))
+        world = upcast(mesh.vertices)
+        screen = check_screen(camera.to_screen(world, size), world, camera)
+        return mesh.replace(vertices=screen if world is mesh.vertices else screen.to(mesh.vertices.dtype))
 
     def _clipped(
         self, mesh: Mesh, camera: Camera | None, light: torch.Tensor | None
@@ -90,10 +97,20 @@ class _RendererBase(nn.Module):
         textures are lit per vertex and the light is interpolated across each face. With
         ``clip`` faces are clipped at the near plane and dropped beyond the far plane first
         (:mod:`softras.clipping`).
+
+        The image comes back in the dtype of ``mesh.vertices`` (float32 inside
+        ``torch.autocast``); a float16 / bfloat16 mesh is lit, transformed, clipped and
+        rasterized in float32 (:func:`softras.rendering.compute_mesh`).
         """
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh: expected a softras.Mesh, got {type(mesh).__name__}")
         self.set_texture_mode(mesh.texture_type)
+        mesh, dtype = compute_mesh(mesh)
+        images = self._render(mesh, mode, camera)
+        return images if dtype is None else images.to(dtype)
+
+    def _render(self, mesh: Mesh, mode: str | None, camera: Camera | None) -> torch.Tensor:
+        """:meth:`render_mesh` of a mesh in its compute dtype."""
         light = None
         if self.smooth_shading and mesh.texture_type == "surface":
             light = self.lighting.vertex_light(mesh)

@@ -32,13 +32,24 @@ import torch.nn.functional as F
 
 from . import functional as srf
 from ._memory import RequestTooLargeError
+from ._precision import result_dtype, upcast
 from ._validation import check_bool, check_choice, check_finite, image_hw
 from .clipping import ClippedFaces, project_faces
 from .lighting import AmbientLighting, DirectionalLighting, Lighting, accumulate_light
 from .mesh import Mesh
 from .raster import RasterResult, RasterSettings, rasterize_channels
 
-__all__ = ["HARD_OUTPUTS", "OUTPUTS", "RASTER_OPTIONS", "CameraLike", "RenderOutput", "render", "shade", "vertex_light"]
+__all__ = [
+    "HARD_OUTPUTS",
+    "OUTPUTS",
+    "RASTER_OPTIONS",
+    "CameraLike",
+    "RenderOutput",
+    "compute_mesh",
+    "render",
+    "shade",
+    "vertex_light",
+]
 
 OUTPUTS = ("rgba", "alpha", "depth", "hard_depth", "normals", "features", "face_id", "barycentrics")
 """Every name accepted in ``outputs=``."""
@@ -162,6 +173,23 @@ def render_size(
             "camera can be rendered at another resolution of its own aspect ratio only"
         )
     return size, own
+
+
+def compute_mesh(mesh: Mesh) -> tuple[Mesh, torch.dtype | None]:
+    """(``mesh`` with vertices and textures in their compute dtype, the dtype to cast outputs to).
+
+    The entry of every render pipeline (:func:`render`, ``SoftRenderer.render_mesh``): a half
+    mesh (float16 / bfloat16 vertices) is lit, transformed, clipped and rasterized in float32,
+    and its outputs are cast to the returned dtype (the vertices' dtype; float32 inside
+    ``torch.autocast``), as the rasterizer does (``softras._precision``). Float32 and float64
+    vertices: the dtype is ``None`` (the outputs are left as they are), and the mesh is returned
+    as it is unless its textures are half.
+    """
+    vertices, textures = upcast(mesh.vertices), upcast(mesh.textures)
+    out = None if vertices is mesh.vertices else result_dtype(mesh.vertices.dtype, mesh.device)
+    if vertices is mesh.vertices and textures is mesh.textures:
+        return mesh, out
+    return mesh.replace(vertices=vertices, textures=textures), out
 
 
 def _check_camera(camera: object) -> None:
@@ -353,6 +381,13 @@ def _pool(output: RenderOutput) -> RenderOutput:
     return RenderOutput(**{k: F.avg_pool2d(v, kernel_size=2, stride=2) for k, v in output.as_dict().items()})
 
 
+def _cast(output: RenderOutput, dtype: torch.dtype | None) -> RenderOutput:
+    """``output`` with its floating images in ``dtype`` (``face_id`` stays int64); None: as it is."""
+    if dtype is None:
+        return output
+    return RenderOutput(**{k: v.to(dtype) if v.is_floating_point() else v for k, v in output.as_dict().items()})
+
+
 # ---- entry point -------------------------------------------------------------------------
 def render(
     mesh: Mesh,
@@ -396,7 +431,9 @@ def render(
             ``background_color`` is the background of ``rgba``). Unknown names raise.
 
     Returns:
-        :class:`RenderOutput` with the requested outputs set (and ``alpha``).
+        :class:`RenderOutput` with the requested outputs set (and ``alpha``), in the dtype of
+        ``mesh.vertices`` (float32 inside ``torch.autocast``). A float16 / bfloat16 mesh is
+        lit, projected, clipped and rasterized in float32 (:func:`compute_mesh`).
 
     Raises:
         ValueError: unknown output name, missing image size, bad shapes, or z-buffer outputs with
@@ -418,6 +455,7 @@ def render(
     if anti_aliasing and asked & HARD_OUTPUTS:
         raise ValueError(f"anti_aliasing: cannot average the z-buffer outputs {sorted(asked & HARD_OUTPUTS)}")
     _check_camera(camera)
+    mesh, dtype = compute_mesh(mesh)
     (h, w), camera_size = render_size(camera, image_size)
     settings = RasterSettings.create(
         (2 * h, 2 * w) if anti_aliasing else (h, w),
@@ -446,7 +484,7 @@ def render(
     if clip is not None:
         result = _unclip_result(result, clip, settings)
     output = _split(result, plan, asked)
-    return _pool(output) if anti_aliasing else output
+    return _cast(_pool(output) if anti_aliasing else output, dtype)
 
 
 def _broadcast(mesh: Mesh, batch: int) -> Mesh:
