@@ -52,7 +52,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("rendering", ("softras.rendering", "softras.rasterizer", "softras.renderer", "softras.articulated")),
     ("api", ("softras",)),
     # programs built on the library
-    ("workflows", ("softras.recon", "softras.bench")),
+    ("workflows", ("softras.recon", "softras.bench", "softras.roofline")),
     # command-line front ends
     ("apps", ("softras.apps", "softras.cli")),
 ]  # fmt: skip
