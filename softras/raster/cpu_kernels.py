@@ -1272,63 +1272,56 @@ def reduce_faces(
 
 
 def flops_per_pair(params) -> float:
-    """Floating-point operations of the forward kernel for one kept (pixel, face) pair.
+    """Floating-point operations of the forward kernel's pair loop for one kept (pixel, face) pair.
 
-    Counted by reading today's scalar code (:func:`_coverage`, :func:`_pair_coverage`,
-    :func:`_sigmoid_pair`, :func:`_exp_neg`, :func:`_depth` and the softmax accumulation of
-    :func:`_make_forward`) for the options of ``params`` (:class:`~softras.raster.contract.KernelParams`).
-    Rules: +, −, ×, ÷ count 1 each (an FMA counts 2); comparisons, min/max, abs, floor,
-    int↔float conversions, table loads, negations and loop-invariant products (hoisted out of the
-    pixel loops) count 0. The pair counted is the commonest kept pair: outside its face with one
-    negative barycentric, so that its distance is measured to one edge segment (W1: 7.2 M kept
-    pairs, 0.8 M of them inside), on a face that colours the pixel (front-facing or ``fill_back``),
-    not a new softmax top element. With ``dist_func='hard'`` kept pairs are inside their face.
-    Culled pairs (barycentrics and the cull test only) are not counted.
+    Counted from the branch-free lane body of :func:`_make_forward` (with :mod:`.cpu_pair`) for the
+    options of ``params`` (:class:`~softras.raster.contract.KernelParams`). Every lane runs the whole
+    body, so this is also the cost of a culled pair or of a masked lane; the roofline counts the
+    kept pairs' work only (useful flops), so culled pairs and masked lanes are overhead there.
+    Rules: +, −, ×, ÷ count 1 each (an FMA counts 2); comparisons, selects, min/max, abs, int↔float
+    conversions and bit casts count 0; constants per face or per row are not counted.
 
     =========================  =========  ============================================================
     stage                      flops      operations
     =========================  =========  ============================================================
-    barycentrics               12         w_k = P_k·x + Q_k·y + R_k: 3 × (2 mul + 2 add)
-    culling                    2 + 3      euclidean: one w_k·w_k·altitude²_k (2 mul, only for
-                                          w_k <= −EDGE_SNAP); snapping: 3 × (w − 1)
-    distance                   16         euclidean, one edge (``_edge``): edge 2, pixel − a 2,
-                                          dot 3, ×1/|e|² 1, d = (p − a) − t·e 4, |d|² 3; −d²/σ 1
-                               (7 / 31)   (inside: 3 × w²·altitude² + 1 div; corner: two edges)
-                               2          barycentric: m·|m|, ÷σ
-                               0          hard
-    coverage                   23         sigmoid: e^−|x| (``_exp_neg``: k 2, r 4, degree-6
-                                          polynomial 12, 2^−k scaling 2) 20; 1 / (1 + e) 2; e·r 1
-                               0          hard
+    barycentrics               7          x = j·step 1; w_k = w_k(first) + j·Δw_k 3 × 2
+    snapping                   3          3 × (w − 1)
+    distance                   43         euclidean: inside 3 × w²·altitude² 6; outside, all three
+                                          segments 3 × 12 (p − a 1, dot 3, ×1/|e|² 1, d = q − t·e
+                                          4, |d|² 3); x = d²·(1/σ) 1
+                               3          barycentric: m·|m|, ×(1/σ); hard: 0
+    coverage                   24         sigmoid: e^−|x| (``exp_neg``: n 2, r 4, degree-7
+                                          polynomial 14, 2^−n 1) 21; 1 / (1 + e) 2; e·r 1; hard: 0
     alpha                      1          prod: acc × (1 − D); sum: acc + D; hard, max: 0
-    depth                      12         softmax RGB (hard RGB: inside pairs only, +2 for the
-                                          z-buffer test): Σu 2, 1/s 1, c_k 3, 1/z 5, zp = 1/(1/z) 1
-    softmax aggregation        25         q = (z_ref − zp)·inv_scale 2, D / D_ref 1,
-                                          weight ratio·e^q 21, denominator + weight 1
-    per channel                2 / 7 / 2  surface: sum + w·texel (once per pair: the texel cell 8);
-                                          vertex: interpolation 5 + 2; depth: sum + w·zp
+    depth                      12         (softmax RGB or a z-buffer) Σu 2, 1/s 1, c_k 3, 1/z 5,
+                                          zp 1; the z-buffer test 2 more
+    softmax aggregation        28         q = (z_ref − zp)·inv_scale 2, D / D_ref 1, e^−|q| 21,
+                                          weight 1, 1 / weight 1, denominator·scale + add 2
+    per channel                3 / 8 / 3  surface: sum·scale + add·texel (once per pair: the texel
+                                          cell 8); vertex: interpolation 5 + 3; depth: 3
     =========================  =========  ============================================================
 
-    E.g. W1 (euclidean, hard RGB, prod alpha): 12 + 5 + 16 + 23 + 1 = 57; W2/W3 (softmax RGB,
-    3 surface channels): 57 + 12 + 25 + 8 + 3 × 2 = 108. Returns NaN where the kernel runs a
-    model family's coverage (``params.distribution >= 0``) or T-conorm (``alpha_aggregation``
-    beyond max): their cost is the family's own code.
+    E.g. W1 (euclidean, hard RGB, prod alpha): 7 + 3 + 43 + 24 + 1 + 12 + 2 = 92; W2/W3 (softmax
+    RGB, 3 surface channels): 7 + 3 + 43 + 24 + 1 + 12 + 28 + 8 + 3 × 3 = 135. Returns NaN where the
+    kernel runs a model family's coverage (``params.distribution >= 0``) or T-conorm
+    (``alpha_aggregation`` beyond max): their cost is the family's own code.
     """
     p = params
     if p.distribution >= 0 or p.alpha_aggregation > _A_MAX:
         return math.nan
-    flops = 12 + 3  # barycentrics, snapping
+    flops = 7 + 3  # barycentrics, snapping
     if p.dist_func == _D_EUCLID:
-        flops += 2 + 16 + 23  # cull product, distance to one edge segment, sigmoid
+        flops += 43 + 24
     elif p.dist_func == _D_BARY:
-        flops += 2 + 23  # m·|m|/σ, sigmoid
+        flops += 3 + 24
     if p.alpha_aggregation in (_A_PROD, _A_SUM):
         flops += 1
-    inside = p.dist_func == _D_HARD
-    if p.rgb_aggregation == _RGB_SOFTMAX:
-        flops += 12 + 25  # depth, softmax weight and denominator
-        flops += (8 + 2 * p.num_surface if p.num_surface > 0 else 0) + 7 * p.num_vertex + 2 * p.with_depth
-        if inside and p.with_zbuffer:
-            flops += 2  # z-buffer test
-    elif inside:
-        flops += 12 + 2  # depth, z-buffer test
+    softmax = p.rgb_aggregation == _RGB_SOFTMAX
+    zbuffer = not softmax or p.with_zbuffer
+    if softmax or zbuffer:
+        flops += 12
+    if zbuffer:
+        flops += 2
+    if softmax:
+        flops += 28 + (8 + 3 * p.num_surface if p.num_surface > 0 else 0) + 8 * p.num_vertex + 3 * p.with_depth
     return float(flops)
