@@ -537,6 +537,15 @@ _NO_VARIANT = Variant(*([0] * len(Variant._fields)))  # the generic kernels' (un
 #: half an AVX-512 one; 8 wastes fewer lanes than 16 on the 3–8 pixel spans of small faces.
 LANES = 8
 
+#: The largest tile side the kernels take (their tile state has this constant shape).
+TILE_MAX = 32
+TILE_WIDTH = TILE_MAX + LANES
+
+# Quantities of the forward's tile state: alpha's state, the softmax's top element (D, depth) and
+# denominator, the z-buffer's depth and renormalised barycentrics; the softmax sums of the
+# channels (then of the depth) follow from Q_SUM on.
+Q_ACC, Q_DREF, Q_ZREF, Q_DEN, Q_ZB, Q_C0, Q_C1, Q_C2, Q_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8
+
 #: Skip (documented in docs/benchmarks.md): a 'prod' transmittance Π(1 − D) that falls below this is
 #: taken as 0: alpha = 1 − Π changes by less than 1e-30, its gradient (Π × hazard) by less than
 #: 1e-30 × the largest hazard, and no subnormal number (~100× slower to compute with) appears.
@@ -626,38 +635,29 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str, skips
         half = ftype(0.5)
         rtol = ftype(ZBUFFER_RTOL)
         floor = ftype(transmittance_floor)
-        width = tile + LANES
         step = xs[1] - xs[0] if w > 1 else 0.0  # pixel centres are evenly spaced (contract.pixel_centers)
         euclid = dist_id == _D_EUCLID
         bary = dist_id == _D_BARY
         for task in prange(nb * nt):
             job = _scatter(np.int64(task), np.int64(nb * nt), nb)
             b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-            # The tile's per-pixel state in the pair type, one [tile, tile] array per quantity (LLVM
-            # proves two arrays' rows apart at run time, not two rows of one array); the softmax sums
-            # [tile, tile, channels], channels innermost (constant offsets: no run-time check).
-            # Each row is padded by LANES columns for the masked lanes of a row's last chunk.
-            acc = np.empty((tile, width), dtype=ftype)  # alpha state; prod: the transmittance Π(1 − D)
-            dref = np.empty((tile, width), dtype=ftype)  # softmax: the top element's D ...
-            zref = np.empty((tile, width), dtype=ftype)  # ... and depth
-            den = np.empty((tile, width), dtype=ftype)  # softmax denominator, relative to the top element
-            sums = np.empty((tile, width, nsum), dtype=ftype)  # softmax numerators
-            zbuf = np.empty((tile, width), dtype=ftype)  # z-buffer depth
-            cb0 = np.empty((tile, width), dtype=ftype)  # z-buffer winner's renormalised barycentrics
-            cb1 = np.empty((tile, width), dtype=ftype)
-            cb2 = np.empty((tile, width), dtype=ftype)
-            win = np.empty((tile, width), dtype=np.int32)  # z-buffer face, or 'max''s face, −1: none
-            acc[:, :] = one if alpha_id == _A_PROD else zero
+            # The tile's per-pixel state in the pair type, [quantity, row, column], of a constant
+            # shape per quantity (TILE_MAX rows of TILE_WIDTH columns: LANES of padding for the
+            # masked lanes of a row's last chunk), so that the quantities lie at constant distances
+            # and the chunk loops need no run-time alias check to vectorise.
+            st = np.empty((Q_SUM + nsum, TILE_MAX, TILE_WIDTH), dtype=ftype)
+            win = np.empty((TILE_MAX, TILE_WIDTH), dtype=np.int32)  # z-buffer face, or 'max''s face, −1: none
+            st[Q_ACC] = one if alpha_id == _A_PROD else zero  # prod: the transmittance Π(1 − D)
             if softmax:
-                dref[:, :] = one  # the background's D
-                zref[:, :] = p.zp_bg
-                den[:, :] = one
+                st[Q_DREF] = one  # the background's D
+                st[Q_ZREF] = p.zp_bg
+                st[Q_DEN] = one
                 for c in range(cs + cv):
-                    sums[:, :, c] = background[c]
+                    st[Q_SUM + c] = background[c]
                 if nd:
-                    sums[:, :, cs + cv] = zero  # the background's depth
+                    st[Q_SUM + cs + cv] = zero  # the background's depth
             if track_winner:
-                zbuf[:, :] = np.inf
+                st[Q_ZB] = np.inf
             win[:, :] = -1
             for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
                 f = geo.tile_faces[e]
@@ -673,83 +673,82 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str, skips
                 for row in range(ra, rb + 1):
                     rw = cpu_pair.row_start(fc, x_first, ys[row], zero)
                     i = row - ty0
-                    # The row's span in chunks of LANES pixels, each one branch-free loop of constant
-                    # length (vectorised in specialised kernels); lanes beyond the span are masked
-                    # out and touch only the state arrays' padding.
-                    for chunk in range(0, n, LANES):
-                        for lane in range(LANES):
-                            jj = chunk + lane
-                            j = np.uint64(j0 + jj)
-                            w0, w1, w2, keep, d2, _, _ = cpu_pair.pair_geometry(jj, fk, rw, euclid, bary, theta_t)
-                            keep = keep & (jj < n)
-                            x = d2 * inv_sigma_t
-                            d, one_minus_d = _coverage_t(x, dist_id, dist_code, squared, p, model_version)
-                            a = acc[i, j]
-                            if alpha_id == _A_PROD:
-                                t = a * one_minus_d
-                                t = t if t >= floor else zero  # (see TRANSMITTANCE_FLOOR)
-                                acc[i, j] = t if keep else a
-                            elif alpha_id == _A_SUM:
-                                acc[i, j] = a + d if keep else a
-                            elif alpha_id == _A_HARD:
-                                covered = keep & ((dist_id == _D_HARD) | ((d > half) if generic else (x > zero)))
-                                acc[i, j] = one if covered else a  # D > 0.5
-                            elif alpha_id == _A_MAX:
-                                take = keep & (d > a)  # faces ascend: ties keep the lowest face
-                                acc[i, j] = d if take else a
-                                win[i, j] = f32 if take else win[i, j]
-                            else:
-                                term = ftype(tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version))
-                                acc[i, j] = a + term if keep else a
-                            if not track_winner and not softmax:
-                                continue
-                            closed = cpu_pair.closed_inside(w0, w1, w2)
-                            _, _, _, _, _, c0, c1, c2, inv_z = cpu_pair.depth(w0, w1, w2, iz0, iz1, iz2)
-                            zp = one / inv_z
-                            # counts for the colours: kept, a colouring face, within the depth range
-                            ok = keep & colour_face & (zp >= dmin_t) & (zp <= dmax_t)
-                            # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
-                            # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
-                            if track_winner:
-                                zb = zbuf[i, j]
-                                nearer = (win[i, j] < 0) | (zp < zb - abs(zb) * rtol)
-                                take = ok & closed & nearer
-                                zbuf[i, j] = zp if take else zb
-                                win[i, j] = f32 if take else win[i, j]
-                                cb0[i, j] = c0 if take else cb0[i, j]
-                                cb1[i, j] = c1 if take else cb1[i, j]
-                                cb2[i, j] = c2 if take else cb2[i, j]
-                            if not softmax:
-                                continue
-                            # The pair's weight relative to the pixel's top element,
-                            # (D / D_ref)·exp((z_ref − z)/((far − near)γ)), the depth difference formed
-                            # before the division by γ: above 1, the pair becomes the top element and
-                            # the sums are rescaled by 1 / weight.
-                            q = (zref[i, j] - zp) * inv_scale_t
-                            ratio = d / dref[i, j]
-                            eq = cpu_pair.exp_neg(abs(q))
-                            weight = ratio / eq if q > zero else ratio * eq
-                            top = ok & (weight > one)
-                            scale = one / weight if top else one
-                            add = (one if top else weight) if ok else zero
-                            den[i, j] = den[i, j] * scale + add
-                            if cs > 0:
-                                k = _texel(c0 if ok else zero, c1 if ok else zero, r)
-                                for c in range(cs):
-                                    value = ftype(surface[b, f, k, c])
-                                    sums[i, j, c] = sums[i, j, c] * scale + add * value
-                            for c in range(cv):
-                                value = ftype(_vertex_value(vertex, b, f, c, c0, c1, c2))
-                                sums[i, j, cs + c] = sums[i, j, cs + c] * scale + add * value
-                            if nd:
-                                sums[i, j, cs + cv] = sums[i, j, cs + cv] * scale + add * zp
-                            dref[i, j] = d if top else dref[i, j]
-                            zref[i, j] = zp if top else zref[i, j]
+                    # One branch-free loop over the row's span (vectorised in specialised kernels
+                    # where LLVM finds it worth it).
+                    for jj in range(n):
+                        j = np.uint64(j0 + jj)
+                        w0, w1, w2, keep, d2, _, _ = cpu_pair.pair_geometry(jj, fk, rw, euclid, bary, theta_t)
+                        x = d2 * inv_sigma_t
+                        d, one_minus_d = _coverage_t(x, dist_id, dist_code, squared, p, model_version)
+                        a = st[Q_ACC, i, j]
+                        if alpha_id == _A_PROD:
+                            t = a * one_minus_d
+                            t = t if t >= floor else zero  # (see TRANSMITTANCE_FLOOR)
+                            st[Q_ACC, i, j] = t if keep else a
+                        elif alpha_id == _A_SUM:
+                            st[Q_ACC, i, j] = a + d if keep else a
+                        elif alpha_id == _A_HARD:
+                            covered = keep & ((dist_id == _D_HARD) | ((d > half) if generic else (x > zero)))
+                            st[Q_ACC, i, j] = one if covered else a  # D > 0.5
+                        elif alpha_id == _A_MAX:
+                            take = keep & (d > a)  # faces ascend: ties keep the lowest face
+                            st[Q_ACC, i, j] = d if take else a
+                            win[i, j] = f32 if take else win[i, j]
+                        else:
+                            term = ftype(tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version))
+                            st[Q_ACC, i, j] = a + term if keep else a
+                        if not track_winner and not softmax:
+                            continue
+                        closed = cpu_pair.closed_inside(w0, w1, w2)
+                        _, _, _, _, _, c0, c1, c2, inv_z = cpu_pair.depth(w0, w1, w2, iz0, iz1, iz2)
+                        zp = one / inv_z
+                        # counts for the colours: kept, a colouring face, within the depth range
+                        ok = keep & colour_face & (zp >= dmin_t) & (zp <= dmax_t)
+                        # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
+                        # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
+                        if track_winner:
+                            zb = st[Q_ZB, i, j]
+                            nearer = (win[i, j] < 0) | (zp < zb - abs(zb) * rtol)
+                            take = ok & closed & nearer
+                            st[Q_ZB, i, j] = zp if take else zb
+                            win[i, j] = f32 if take else win[i, j]
+                            st[Q_C0, i, j] = c0 if take else st[Q_C0, i, j]
+                            st[Q_C1, i, j] = c1 if take else st[Q_C1, i, j]
+                            st[Q_C2, i, j] = c2 if take else st[Q_C2, i, j]
+                        if not softmax:
+                            continue
+                        # The pair's weight relative to the pixel's top element,
+                        # (D / D_ref)·exp((z_ref − z)/((far − near)γ)), the depth difference formed
+                        # before the division by γ: above 1, the pair becomes the top element and
+                        # the sums are rescaled by 1 / weight.
+                        q = (st[Q_ZREF, i, j] - zp) * inv_scale_t
+                        ratio = d / st[Q_DREF, i, j]
+                        eq = cpu_pair.exp_neg(abs(q))
+                        above = ratio / eq
+                        below = ratio * eq
+                        weight = above if q > zero else below
+                        top = ok & (weight > one)
+                        inverse = one / weight
+                        scale = inverse if top else one
+                        add = (one if top else weight) if ok else zero
+                        st[Q_DEN, i, j] = st[Q_DEN, i, j] * scale + add
+                        if cs > 0:
+                            k = _texel(c0 if ok else zero, c1 if ok else zero, r)
+                            for c in range(cs):
+                                value = ftype(surface[b, f, k, c])
+                                st[Q_SUM + c, i, j] = st[Q_SUM + c, i, j] * scale + add * value
+                        for c in range(cv):
+                            value = ftype(_vertex_value(vertex, b, f, c, c0, c1, c2))
+                            st[Q_SUM + cs + c, i, j] = st[Q_SUM + cs + c, i, j] * scale + add * value
+                        if nd:
+                            st[Q_SUM + cs + cv, i, j] = st[Q_SUM + cs + cv, i, j] * scale + add * zp
+                        st[Q_DREF, i, j] = d if top else st[Q_DREF, i, j]
+                        st[Q_ZREF, i, j] = zp if top else st[Q_ZREF, i, j]
             for row in range(ty0, ty1):
                 i = row - ty0
                 for col in range(tx0, tx1):
                     j = col - tx0
-                    a = np.float64(acc[i, j])
+                    a = np.float64(st[Q_ACC, i, j])
                     if alpha_id == _A_PROD:
                         alpha[b, a_ch, row, col] = 1.0 - a
                     elif alpha_id == _A_SUM:
@@ -762,16 +761,16 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str, skips
                     if alpha_id == _A_MAX:
                         state[b, 3, row, col] = win[i, j]
                     if softmax:
-                        total = np.float64(den[i, j])
+                        total = np.float64(st[Q_DEN, i, j])
                         for c in range(nsum):
-                            values[b, c, row, col] = np.float64(sums[i, j, c]) / total
+                            values[b, c, row, col] = np.float64(st[Q_SUM + c, i, j]) / total
                         for c in range(cs + cv):
                             channels[b, c, row, col] = values[b, c, row, col]
                         if nd:
                             depth[b, 0, row, col] = values[b, cs + cv, row, col]
                         # a pair's weight is D·state[1]·e^((state[2] − z)·inv_scale)
-                        state[b, 1, row, col] = 1.0 / (np.float64(dref[i, j]) * total)
-                        state[b, 2, row, col] = zref[i, j]
+                        state[b, 1, row, col] = 1.0 / (np.float64(st[Q_DREF, i, j]) * total)
+                        state[b, 2, row, col] = st[Q_ZREF, i, j]
                     if not track_winner:
                         continue
                     f = int(win[i, j])
@@ -788,8 +787,8 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str, skips
                             hard_depth[b, 0, row, col] = 0.0
                         continue
                     # The winner's values from its renormalised barycentrics and depth.
-                    c0, c1, c2 = np.float64(cb0[i, j]), np.float64(cb1[i, j]), np.float64(cb2[i, j])
-                    zp = np.float64(zbuf[i, j])
+                    c0, c1, c2 = np.float64(st[Q_C0, i, j]), np.float64(st[Q_C1, i, j]), np.float64(st[Q_C2, i, j])
+                    zp = np.float64(st[Q_ZB, i, j])
                     if not softmax:
                         k = _texel(c0, c1, r) if cs > 0 else 0
                         for c in range(cs):
@@ -882,7 +881,7 @@ def _make_backward(variant: Variant | None, model_version: int, dtype: str):
         euclid = dist_id == _D_EUCLID
         bary = dist_id == _D_BARY
         # the vectorised path: vertex gradients of the coverage alone
-        coverage_only = need_v and not need_values and dist_id != _D_HARD
+        coverage_only = False and need_v and not need_values and dist_id != _D_HARD
         for task in prange(nb * nt):
             job = _scatter(np.int64(task), np.int64(nb * nt), nb)
             b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)

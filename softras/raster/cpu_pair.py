@@ -4,8 +4,9 @@ The kernels (:mod:`.cpu_kernels`) visit a face's pixels one row at a time and ev
 pixels in one loop with no branch and no call in its body, so that LLVM vectorises it (packed
 AVX2 / AVX-512 instructions, 8 or 16 float32 lanes). Everything here is inlined into that loop:
 
-* choices are selects (``a if c else b`` on values already computed), never an early exit: every
-  lane evaluates every step, and a mask (``keep``) says which lanes count;
+* choices are selects (``a if c else b`` on values already computed: Numba lowers a conditional
+  expression to a branch, which LLVM turns into a select only when both sides are trivial), never
+  an early exit: every lane evaluates every step, and a mask (``keep``) says which lanes count;
 * :func:`exp_neg` is a polynomial with a bit-built power of two (no libm call, no table gather);
 * the pair's coordinates are *local*: per face (:func:`face_constants`) and per row
   (:func:`row_start`) the kernels hold, in the pair type T, the barycentrics at the row's first
@@ -109,7 +110,8 @@ def _exp_neg32(a):  # pragma: no cover - compiled
     p = p * r + c[2]
     p = p * r + c[1]
     p = p * r + c[0]
-    return np.float32(0.0) if big else p * _f32_from_bits(np.int32((127 - n) << 23))
+    v = p * _f32_from_bits(np.int32((127 - n) << 23))
+    return np.float32(0.0) if big else v
 
 
 @_inline
@@ -134,7 +136,8 @@ def _exp_neg64(a):  # pragma: no cover - compiled
     p = p * r + c[2]
     p = p * r + c[1]
     p = p * r + c[0]
-    return 0.0 if big else p * _f64_from_bits(np.int64((1023 - n) << 52))
+    v = p * _f64_from_bits(np.int64((1023 - n) << 52))
+    return 0.0 if big else v
 
 
 def exp_neg(a):  # pragma: no cover - replaced by the overload in compiled code
@@ -255,9 +258,13 @@ def pair_geometry(j, fk, rw, euclid, bary, theta):  # pragma: no cover - compile
         # outside: the nearest segment among the edges whose opposite barycentric is <= 0 (ties to
         # the edge tested first: 0, 1, 2)
         far = cast(_FAR, zero)
-        s0 = _segment2(px, fk[3], rw[3], fk[6], fk[7], fk[15]) if w2 <= zero else far
-        s1 = _segment2(px, fk[4], rw[4], fk[8], fk[9], fk[16]) if w0 <= zero else far
-        s2 = _segment2(px, fk[5], rw[5], fk[10], fk[11], fk[17]) if w1 <= zero else far
+        # (each distance formed before the select: a select, unlike a branch, vectorises)
+        t0 = _segment2(px, fk[3], rw[3], fk[6], fk[7], fk[15])
+        t1 = _segment2(px, fk[4], rw[4], fk[8], fk[9], fk[16])
+        t2 = _segment2(px, fk[5], rw[5], fk[10], fk[11], fk[17])
+        s0 = t0 if w2 <= zero else far
+        s1 = t1 if w0 <= zero else far
+        s2 = t2 if w1 <= zero else far
         s01 = min(s0, s1)
         d_out = min(s01, s2)
         edge_out = 2 if s2 < s01 else (1 if s1 < s0 else (0 if w2 <= zero else -1))
