@@ -233,3 +233,17 @@ def test_warp_gradients_only_where_needed_and_atomics_agree(warp_backend: Module
         else:
             assert_grad_close(grads[0], first[0], 1e-10)
             assert_grad_close(grads[1], first[1], 1e-10)
+
+
+def test_cpu_thread_count_follows_affinity_and_quota(monkeypatch):
+    """The cpu kernels' threads: no more than the CPUs the process may use (affinity, cgroup quota)."""
+    from softras.raster import cpu
+
+    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: {0})
+    assert cpu.usable_cpus() == 1
+    assert cpu._threads() == 1
+    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(cpu, "_cgroup_cpu_quota", lambda: 1.5)
+    assert cpu.usable_cpus() == 2
+    monkeypatch.setattr(cpu, "_cgroup_cpu_quota", lambda: None)
+    assert cpu.usable_cpus() == 4

@@ -172,10 +172,10 @@ def test_roofline_fields(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     assert 0 < row["kept_pairs"] == case["kept_pairs"] < row["pairs"]
     (c,) = build_cases("W2", quick=True)
     params = kernel_params(RasterInputs.from_textures(c.face_vertices, c.textures, c.settings), c.settings)
-    assert row["flops_per_pair"] == flops_per_pair(params) == 135
-    assert row["gflops"] == pytest.approx(row["kept_pairs"] * 135 / (row["forward_ms"] / 1e3) / 1e9)
+    assert row["flops_per_pair"] == flops_per_pair(params) == 108
+    assert row["gflops"] == pytest.approx(row["kept_pairs"] * 108 / (row["forward_ms"] / 1e3) / 1e9)
     assert row["peak_fraction"] == pytest.approx(row["gflops"] / row["peak_gflops"])
-    line = f"roofline reference: 135 flops/kept pair × {row['kept_pairs']:,} kept pairs"
+    line = f"roofline reference: 108 flops/kept pair × {row['kept_pairs']:,} kept pairs"
     assert line in format_report(report)
 
 

@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._jit_cache import configure_numba_cache
-from . import cpu_model, cpu_pair
+from . import cpu_model
 from .contract import (
     CULL_MARGIN,
     DET_EPS,
@@ -181,62 +181,6 @@ def _pair_coverage(x, dist_id, dist_code, squared, p, version):  # pragma: no co
     z = _family_z(x, squared, p.sigma)
     d, one_minus_d, f = coverage(dist_code, z, p.dist_shape, p.dist_shift, version)
     return d, one_minus_d, f, z
-
-
-@njit(inline="always", **_JIT)
-def _coverage_t(x, dist_id, dist_code, squared, p, version):  # pragma: no cover - compiled
-    """(D, 1 − D) of a pair with x = sign·d²/σ, in x's type: SoftRas's sigmoid of x (or the hard
-    test: (1, 0)) for ``dist_code`` −1, else the model's distribution ``dist_code`` (see
-    :func:`_pair_coverage`). Branch-free for SoftRas's coverage."""
-    if dist_code < 0:
-        if dist_id == _D_HARD:
-            return cpu_pair.cast(1.0, x), cpu_pair.cast(0.0, x)
-        return cpu_pair.sigmoid_pair(x)
-    z = _family_z(np.float64(x), squared, p.sigma)
-    d, one_minus_d, _ = coverage(dist_code, z, p.dist_shape, p.dist_shift, version)
-    return cpu_pair.cast(d, x), cpu_pair.cast(one_minus_d, x)
-
-
-@njit(inline="always", **_JIT)
-def _coverage_with_density(x, dist_id, dist_code, squared, p, version):  # pragma: no cover - compiled
-    """(D, 1 − D, dD/dz, z) of a kept pair (see :func:`_pair_coverage`), branch-free for SoftRas's
-    sigmoid (:func:`cpu_pair.sigmoid_pair`); not for the hard test."""
-    if dist_code < 0:
-        d, one_minus_d = cpu_pair.sigmoid_pair(x)
-        return d, one_minus_d, d * one_minus_d, x
-    return _pair_coverage(x, dist_id, dist_code, squared, p, version)
-
-
-@njit(inline="always", **_JIT)
-def _edge_gradient(px, py, fc, edge, gd2):  # pragma: no cover - compiled
-    """The gradient of the squared distance from (px, py) to edge ``edge`` (0, 1, 2: from vertex k to
-    k + 1, chosen by selects), times gd2, with respect to the edge's start a and end b:
-    (d/d a_x, d/d a_y, d/d b_x, d/d b_y). Branch-free; fc: the face tuple."""
-    ax = fc[_XY + 0] if edge == 0 else (fc[_XY + 2] if edge == 1 else fc[_XY + 4])
-    ay = fc[_XY + 1] if edge == 0 else (fc[_XY + 3] if edge == 1 else fc[_XY + 5])
-    bx = fc[_XY + 2] if edge == 0 else (fc[_XY + 4] if edge == 1 else fc[_XY + 0])
-    by = fc[_XY + 3] if edge == 0 else (fc[_XY + 5] if edge == 1 else fc[_XY + 1])
-    ex = bx - ax
-    ey = by - ay
-    el2 = ex * ex + ey * ey
-    den_t = el2 if el2 > 0 else 1.0
-    qx = px - ax
-    qy = py - ay
-    n = qx * ex + qy * ey
-    t_raw = n / den_t
-    tc = min(max(t_raw, 0.0), 1.0)
-    gdx = 2.0 * (qx - tc * ex) * gd2
-    gdy = 2.0 * (qy - tc * ey) * gd2
-    # the clamp passes t's gradient only where 0 <= t <= 1 (as the scalar chain does)
-    on = (t_raw >= 0) & (t_raw <= 1)
-    gt = -(gdx * ex + gdy * ey) if on else 0.0
-    gn = gt / den_t
-    gl = -gt * n / (den_t * den_t) if el2 > 0 else 0.0
-    gqx = gdx + gn * ex
-    gqy = gdy + gn * ey
-    gex = -tc * gdx + gn * qx + 2.0 * ex * gl
-    gey = -tc * gdy + gn * qy + 2.0 * ey * gl
-    return -gqx - gex, -gqy - gey, gex, gey
 
 
 @njit(inline="always", **_JIT)
@@ -492,6 +436,10 @@ def _face_span(pr, b, f, ty0, ty1, tx0, tx1):  # pragma: no cover - compiled
     return max(pr[b, f, 2], ty0), min(pr[b, f, 3], ty1 - 1), max(pr[b, f, 0], tx0), min(pr[b, f, 1], tx1 - 1)
 
 
+# Rows of the forward pass's per-pixel tile state; the softmax sums of the channels (then of
+# the depth) follow from S_SUM on.
+S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_C0, S_C1, S_C2, S_ARG, S_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+
 
 class Variant(NamedTuple):
     """The options a specialised kernel compiles in as constants (the KernelParams fields of the same
@@ -533,47 +481,15 @@ def kernel_variant(p) -> Variant | None:
 _NO_VARIANT = Variant(*([0] * len(Variant._fields)))  # the generic kernels' (unread) constants
 
 
-#: Pixels per chunk of a face's row span in the forward: one vector of 8 float32 lanes (AVX2) or
-#: half an AVX-512 one; 8 wastes fewer lanes than 16 on the 3–8 pixel spans of small faces.
-LANES = 8
-
-#: The largest tile side the kernels take (their tile state has this constant shape).
-TILE_MAX = 32
-TILE_WIDTH = TILE_MAX + LANES
-
-# Quantities of the forward's tile state: alpha's state, the softmax's top element (D, depth) and
-# denominator, the z-buffer's depth and renormalised barycentrics; the softmax sums of the
-# channels (then of the depth) follow from Q_SUM on.
-Q_ACC, Q_DREF, Q_ZREF, Q_DEN, Q_ZB, Q_C0, Q_C1, Q_C2, Q_SUM = 0, 1, 2, 3, 4, 5, 6, 7, 8
-
-#: Skip (documented in docs/benchmarks.md): a 'prod' transmittance Π(1 − D) that falls below this is
-#: taken as 0: alpha = 1 − Π changes by less than 1e-30, its gradient (Π × hazard) by less than
-#: 1e-30 × the largest hazard, and no subnormal number (~100× slower to compute with) appears.
-#: ``SOFTRAS_CPU_SKIPS=off`` turns it off (exact products, subnormals and all).
-TRANSMITTANCE_FLOOR = 1e-30
-SKIPS_ENV = "SOFTRAS_CPU_SKIPS"
-
-
-def skips_enabled() -> bool:
-    """Whether the kernels' documented skips are on (:data:`SKIPS_ENV`: ``on``, the default, or ``off``)."""
-    choice = os.environ.get(SKIPS_ENV, "on")
-    if choice not in ("on", "off"):
-        raise ValueError(f"{SKIPS_ENV}: expected 'on' or 'off', got {choice!r}")
-    return choice == "on"
-
-
 @functools.cache
-def _make_forward(variant: Variant | None, model_version: int, dtype: str, skips: bool = True):
+def _make_forward(variant: Variant | None, model_version: int):
     """The forward kernel of ``variant``, or the generic one (None) that reads every option from ``p``,
-    for the model of registry version ``model_version`` (a constant of every model call) and
-    inputs of ``dtype`` ('float32' or 'float64', the type of the pair arithmetic); made once.
+    for the model of registry version ``model_version`` (a constant of every model call); made once.
 
     In a specialised kernel the ``if fixed`` blocks below are pruned before typing, so its option
     variables are compile-time constants and a family's model function is inlined (:mod:`.cpu_model`).
     """
     fixed = variant is not None  # closure values: Numba compiles them in, and they key the disk cache
-    ftype = np.float32 if dtype == "float32" else np.float64
-    transmittance_floor = TRANSMITTANCE_FLOOR if skips else 0.0
     v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, v_zbuffer = variant or _NO_VARIANT
     model_key = cpu_model.model_key()  # a closure value, so that a changed model recompiles the cached kernel
 
@@ -627,153 +543,137 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str, skips
         track_winner = not softmax or zbuffer != 0
         nsum = cs + cv + nd if softmax else 0
         a_ch = alpha.shape[1] - 1
-        zero = ftype(0.0)
-        one = ftype(1.0)
-        theta_t, inv_sigma_t, dmin_t, dmax_t, inv_scale_t = (
-            ftype(theta), ftype(1.0 / sigma), ftype(depth_min), ftype(depth_max), ftype(inv_scale)
-        )
-        half = ftype(0.5)
-        rtol = ftype(ZBUFFER_RTOL)
-        floor = ftype(transmittance_floor)
-        step = xs[1] - xs[0] if w > 1 else 0.0  # pixel centres are evenly spaced (contract.pixel_centers)
-        euclid = dist_id == _D_EUCLID
-        bary = dist_id == _D_BARY
         for task in prange(nb * nt):
             job = _scatter(np.int64(task), np.int64(nb * nt), nb)
             b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-            # The tile's per-pixel state in the pair type, [quantity, row, column], of a constant
-            # shape per quantity (TILE_MAX rows of TILE_WIDTH columns: LANES of padding for the
-            # masked lanes of a row's last chunk), so that the quantities lie at constant distances
-            # and the chunk loops need no run-time alias check to vectorise.
-            st = np.empty((Q_SUM + nsum, TILE_MAX, TILE_WIDTH), dtype=ftype)
-            win = np.empty((TILE_MAX, TILE_WIDTH), dtype=np.int32)  # z-buffer face, or 'max''s face, −1: none
-            st[Q_ACC] = one if alpha_id == _A_PROD else zero  # prod: the transmittance Π(1 − D)
+            st = np.empty((S_SUM + nsum, tile, tile), dtype=np.float64)
+            st[S_ACC] = 1.0 if alpha_id == _A_PROD else 0.0  # prod: transmittance Π(1 - D)
             if softmax:
-                st[Q_DREF] = one  # the background's D
-                st[Q_ZREF] = p.zp_bg
-                st[Q_DEN] = one
+                st[S_DREF] = 1.0  # the background's D
+                st[S_ZP] = p.zp_bg
+                st[S_DEN] = 1.0
                 for c in range(cs + cv):
-                    st[Q_SUM + c] = background[c]
+                    st[S_SUM + c] = background[c]
                 if nd:
-                    st[Q_SUM + cs + cv] = zero  # the background's depth
+                    st[S_SUM + cs + cv] = 0.0  # the background's depth
             if track_winner:
-                st[Q_ZB] = np.inf
-            win[:, :] = -1
+                st[S_ZB] = math.inf
+                st[S_WIN] = -1.0
+            if alpha_id == _A_MAX:
+                st[S_ARG] = -1.0
             for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
                 f = geo.tile_faces[e]
-                f32 = np.int32(f)
                 fc = _load_face(fv, inv, b, f)
                 colour_face = fill_back != 0 or front[b, f]
-                iz0, iz1, iz2 = ftype(fc[_INV_Z + 0]), ftype(fc[_INV_Z + 1]), ftype(fc[_INV_Z + 2])
                 ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
-                x_first = xs[ca] if ca < w else 0.0
-                j0 = ca - tx0
-                n = cb - ca + 1
-                fk = cpu_pair.face_constants(fc, x_first, step, zero)
                 for row in range(ra, rb + 1):
-                    rw = cpu_pair.row_start(fc, x_first, ys[row], zero)
-                    i = row - ty0
-                    # One branch-free loop over the row's span (vectorised in specialised kernels
-                    # where LLVM finds it worth it).
-                    for jj in range(n):
-                        j = np.uint64(j0 + jj)
-                        w0, w1, w2, keep, d2, _, _ = cpu_pair.pair_geometry(jj, fk, rw, euclid, bary, theta_t)
-                        x = d2 * inv_sigma_t
-                        d, one_minus_d = _coverage_t(x, dist_id, dist_code, squared, p, model_version)
-                        a = st[Q_ACC, i, j]
-                        if alpha_id == _A_PROD:
-                            t = a * one_minus_d
-                            t = t if t >= floor else zero  # (see TRANSMITTANCE_FLOOR)
-                            st[Q_ACC, i, j] = t if keep else a
-                        elif alpha_id == _A_SUM:
-                            st[Q_ACC, i, j] = a + d if keep else a
-                        elif alpha_id == _A_HARD:
-                            covered = keep & ((dist_id == _D_HARD) | ((d > half) if generic else (x > zero)))
-                            st[Q_ACC, i, j] = one if covered else a  # D > 0.5
-                        elif alpha_id == _A_MAX:
-                            take = keep & (d > a)  # faces ascend: ties keep the lowest face
-                            st[Q_ACC, i, j] = d if take else a
-                            win[i, j] = f32 if take else win[i, j]
-                        else:
-                            term = ftype(tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version))
-                            st[Q_ACC, i, j] = a + term if keep else a
-                        if not track_winner and not softmax:
+                    py = ys[row]
+                    for col in range(ca, cb + 1):
+                        px = xs[col]
+                        w0, w1, w2, keep, x, _ = _coverage(px, py, fc, dist_id, theta, sigma)
+                        if not keep:
                             continue
-                        closed = cpu_pair.closed_inside(w0, w1, w2)
-                        _, _, _, _, _, c0, c1, c2, inv_z = cpu_pair.depth(w0, w1, w2, iz0, iz1, iz2)
-                        zp = one / inv_z
-                        # counts for the colours: kept, a colouring face, within the depth range
-                        ok = keep & colour_face & (zp >= dmin_t) & (zp <= dmax_t)
+                        i = row - ty0
+                        j = col - tx0
+                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
+                        if alpha_id == _A_PROD:
+                            st[S_ACC, i, j] *= one_minus_d
+                        elif alpha_id == _A_SUM:
+                            st[S_ACC, i, j] += d
+                        elif alpha_id == _A_HARD:
+                            if dist_id == _D_HARD or (d > 0.5 if generic else x > 0):  # D > 0.5
+                                st[S_ACC, i, j] = 1.0
+                        elif alpha_id == _A_MAX:
+                            if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
+                                st[S_ACC, i, j] = d
+                                st[S_ARG, i, j] = f
+                        else:
+                            st[S_ACC, i, j] += tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version)
+                        if not colour_face:
+                            continue
+                        closed = _inside_closed(w0, w1, w2)
+                        if not softmax and not closed:
+                            continue  # the z-buffer only takes faces covering the pixel centre
+                        _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                        zp = 1.0 / inv_z
+                        if not (zp >= depth_min and zp <= depth_max):
+                            continue
                         # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
                         # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
-                        if track_winner:
-                            zb = st[Q_ZB, i, j]
-                            nearer = (win[i, j] < 0) | (zp < zb - abs(zb) * rtol)
-                            take = ok & closed & nearer
-                            st[Q_ZB, i, j] = zp if take else zb
-                            win[i, j] = f32 if take else win[i, j]
-                            st[Q_C0, i, j] = c0 if take else st[Q_C0, i, j]
-                            st[Q_C1, i, j] = c1 if take else st[Q_C1, i, j]
-                            st[Q_C2, i, j] = c2 if take else st[Q_C2, i, j]
+                        if track_winner and closed:
+                            zb = st[S_ZB, i, j]
+                            if st[S_WIN, i, j] < 0 or zp < zb - abs(zb) * ZBUFFER_RTOL:
+                                st[S_ZB, i, j] = zp
+                                st[S_WIN, i, j] = f
+                                st[S_C0, i, j] = c0
+                                st[S_C1, i, j] = c1
+                                st[S_C2, i, j] = c2
                         if not softmax:
                             continue
-                        # The pair's weight relative to the pixel's top element,
-                        # (D / D_ref)·exp((z_ref − z)/((far − near)γ)), the depth difference formed
-                        # before the division by γ: above 1, the pair becomes the top element and
-                        # the sums are rescaled by 1 / weight.
-                        q = (st[Q_ZREF, i, j] - zp) * inv_scale_t
-                        ratio = d / st[Q_DREF, i, j]
-                        eq = cpu_pair.exp_neg(abs(q))
-                        above = ratio / eq
-                        below = ratio * eq
-                        weight = above if q > zero else below
-                        top = ok & (weight > one)
-                        inverse = one / weight
-                        scale = inverse if top else one
-                        add = (one if top else weight) if ok else zero
-                        st[Q_DEN, i, j] = st[Q_DEN, i, j] * scale + add
-                        if cs > 0:
-                            k = _texel(c0 if ok else zero, c1 if ok else zero, r)
+                        # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
+                        # the depth difference formed before the division by γ; one exp either way.
+                        q = (st[S_ZP, i, j] - zp) * inv_scale
+                        ratio = d / st[S_DREF, i, j]
+                        new_top = False
+                        scale = 1.0
+                        if q > 0:
+                            scale = _exp_neg(q) / ratio  # = 1 / weight
+                            new_top = scale < 1.0
+                            ew = 0.0 if new_top else 1.0 / scale
+                        else:
+                            ew = ratio * _exp_neg(-q)
+                            if ew > 1.0:
+                                new_top = True
+                                scale = 1.0 / ew
+                        k = _texel(c0, c1, r) if cs > 0 else 0
+                        if new_top:
+                            st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
                             for c in range(cs):
-                                value = ftype(surface[b, f, k, c])
-                                st[Q_SUM + c, i, j] = st[Q_SUM + c, i, j] * scale + add * value
-                        for c in range(cv):
-                            value = ftype(_vertex_value(vertex, b, f, c, c0, c1, c2))
-                            st[Q_SUM + cs + c, i, j] = st[Q_SUM + cs + c, i, j] * scale + add * value
-                        if nd:
-                            st[Q_SUM + cs + cv, i, j] = st[Q_SUM + cs + cv, i, j] * scale + add * zp
-                        st[Q_DREF, i, j] = d if top else st[Q_DREF, i, j]
-                        st[Q_ZREF, i, j] = zp if top else st[Q_ZREF, i, j]
+                                st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + np.float64(surface[b, f, k, c])
+                            for c in range(cv):
+                                v = _vertex_value(vertex, b, f, c, c0, c1, c2)
+                                st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
+                            if nd:
+                                st[S_SUM + cs + cv, i, j] = st[S_SUM + cs + cv, i, j] * scale + zp
+                            st[S_DREF, i, j] = d
+                            st[S_ZP, i, j] = zp
+                        else:
+                            st[S_DEN, i, j] += ew
+                            for c in range(cs):
+                                st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
+                            for c in range(cv):
+                                st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, c0, c1, c2)
+                            if nd:
+                                st[S_SUM + cs + cv, i, j] += ew * zp
             for row in range(ty0, ty1):
                 i = row - ty0
                 for col in range(tx0, tx1):
                     j = col - tx0
-                    a = np.float64(st[Q_ACC, i, j])
+                    acc = st[S_ACC, i, j]
                     if alpha_id == _A_PROD:
-                        alpha[b, a_ch, row, col] = 1.0 - a
+                        alpha[b, a_ch, row, col] = 1.0 - acc
                     elif alpha_id == _A_SUM:
-                        alpha[b, a_ch, row, col] = a / p.num_faces
+                        alpha[b, a_ch, row, col] = acc / p.num_faces
                     elif alpha_id == _A_HARD or alpha_id == _A_MAX:
-                        alpha[b, a_ch, row, col] = a
+                        alpha[b, a_ch, row, col] = acc
                     else:
-                        alpha[b, a_ch, row, col] = tc_alpha(alpha_id, a, p.t_conorm_p, model_version)
-                    state[b, 0, row, col] = a
+                        alpha[b, a_ch, row, col] = tc_alpha(alpha_id, acc, p.t_conorm_p, model_version)
+                    state[b, 0, row, col] = acc
                     if alpha_id == _A_MAX:
-                        state[b, 3, row, col] = win[i, j]
+                        state[b, 3, row, col] = st[S_ARG, i, j]
                     if softmax:
-                        total = np.float64(st[Q_DEN, i, j])
+                        den = st[S_DEN, i, j]
                         for c in range(nsum):
-                            values[b, c, row, col] = np.float64(st[Q_SUM + c, i, j]) / total
+                            values[b, c, row, col] = st[S_SUM + c, i, j] / den
                         for c in range(cs + cv):
                             channels[b, c, row, col] = values[b, c, row, col]
                         if nd:
                             depth[b, 0, row, col] = values[b, cs + cv, row, col]
-                        # a pair's weight is D·state[1]·e^((state[2] − z)·inv_scale)
-                        state[b, 1, row, col] = 1.0 / (np.float64(st[Q_DREF, i, j]) * total)
-                        state[b, 2, row, col] = st[Q_ZREF, i, j]
+                        state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
+                        state[b, 2, row, col] = st[S_ZP, i, j]
                     if not track_winner:
                         continue
-                    f = int(win[i, j])
+                    f = int(st[S_WIN, i, j])
                     winner[b, row, col] = f
                     if f < 0:
                         if not softmax:
@@ -787,8 +687,7 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str, skips
                             hard_depth[b, 0, row, col] = 0.0
                         continue
                     # The winner's values from its renormalised barycentrics and depth.
-                    c0, c1, c2 = np.float64(st[Q_C0, i, j]), np.float64(st[Q_C1, i, j]), np.float64(st[Q_C2, i, j])
-                    zp = np.float64(st[Q_ZB, i, j])
+                    c0, c1, c2, zp = st[S_C0, i, j], st[S_C1, i, j], st[S_C2, i, j], st[S_ZB, i, j]
                     if not softmax:
                         k = _texel(c0, c1, r) if cs > 0 else 0
                         for c in range(cs):
@@ -806,34 +705,15 @@ def _make_forward(variant: Variant | None, model_version: int, dtype: str, skips
     return forward
 
 
-#: The softmax exponent is (z_ref − z)·inv_scale: float32 depths carry ~2^-24·depth of rounding,
-#: so float32 pair arithmetic is used only where inv_scale·(largest depth) is at most this (the
-#: exponent then errs by < 1e-2 even at the far plane; at SoftRas's defaults the product is 1e4).
-FLOAT32_SOFTMAX_LIMIT = 1e5
-
-
-def pair_dtype(p, dtype: np.dtype) -> str:
-    """The type of the kernels' pair arithmetic for inputs of ``dtype`` and call ``p``: the input's,
-    except float64 for a float32 softmax whose depth scale is beyond :data:`FLOAT32_SOFTMAX_LIMIT`
-    (e.g. γ·(far − near) ~1e-8)."""
-    if dtype == np.float32 and p.rgb_aggregation == _RGB_SOFTMAX:
-        if p.inv_scale * max(abs(p.depth_min), abs(p.depth_max)) > FLOAT32_SOFTMAX_LIMIT:
-            return "float64"
-    return np.dtype(dtype).name
-
-
 def forward(geo, surface, vertex, background, p, *outputs):
     """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
-    dtype = pair_dtype(p, geo.face_vertices.dtype)
-    kernel = _make_forward(kernel_variant(p), cpu_model.model_version(), dtype, skips_enabled())
-    kernel(geo, surface, vertex, background, p, *outputs)
+    _make_forward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, background, p, *outputs)
 
 
 @functools.cache
-def _make_backward(variant: Variant | None, model_version: int, dtype: str):
+def _make_backward(variant: Variant | None, model_version: int):
     """The backward kernel of ``variant``, or the generic one (None), as :func:`_make_forward`; made once."""
     fixed = variant is not None
-    ftype = np.float32 if dtype == "float32" else np.float64
     v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, _ = variant or _NO_VARIANT
     model_key = cpu_model.model_key()
 
@@ -875,17 +755,9 @@ def _make_backward(variant: Variant | None, model_version: int, dtype: str):
         g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
         n_attr = grad_entries.shape[1] - G_ATTR
         ga_ch = grad_alpha.shape[1] - 1
-        zero = ftype(0.0)
-        theta_t, inv_sigma_t = ftype(theta), ftype(1.0 / sigma)
-        step = xs[1] - xs[0] if w > 1 else 0.0
-        euclid = dist_id == _D_EUCLID
-        bary = dist_id == _D_BARY
-        # the vectorised path: vertex gradients of the coverage alone
-        coverage_only = False and need_v and not need_values and dist_id != _D_HARD
         for task in prange(nb * nt):
             job = _scatter(np.int64(task), np.int64(nb * nt), nb)
             b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-            lanes = np.empty((15, LANES))  # per-lane sums: d/d xy (6), d/d barycentric matrix (9)
             for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
                 f = geo.tile_faces[e]
                 fc = _load_face(fv, inv, b, f)
@@ -898,107 +770,13 @@ def _make_backward(variant: Variant | None, model_version: int, dtype: str):
                 gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
                 gz0 = gz1 = gz2 = 0.0
                 ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
-                x_first = xs[ca] if ca < w else 0.0
-                fk = cpu_pair.face_constants(fc, x_first, step, zero)
-                if coverage_only:
-                    # Only alpha's gradient flows (no channel or depth gradient): the pairs' coverage
-                    # terms in chunks of LANES pixels, branch-free, each lane summing into its own
-                    # slot of ``lanes``; the slots are added in lane order below (deterministic).
-                    lanes[:, :] = 0.0
-                    n = cb - ca + 1
-                    for row in range(ra, rb + 1):
-                        py = ys[row]
-                        rw = cpu_pair.row_start(fc, x_first, py, zero)
-                        for chunk in range(0, n, LANES):
-                            for lane in range(LANES):
-                                jj = chunk + lane
-                                col = min(ca + jj, cb)  # masked lanes read the span's last pixel
-                                geometry = cpu_pair.pair_geometry(jj, fk, rw, euclid, bary, theta_t)
-                                wt0, wt1, wt2, keep, d2, edge, _ = geometry
-                                keep = keep & (jj < n)
-                                w0, w1, w2 = np.float64(wt0), np.float64(wt1), np.float64(wt2)
-                                px = x_first + jj * step
-                                x = np.float64(d2 * inv_sigma_t)
-                                ga = np.float64(grad_alpha[b, ga_ch, row, col])
-                                d, one_minus_d, dd, z = _coverage_with_density(
-                                    x, dist_id, dist_code, squared, p, model_version
-                                )
-                                if alpha_id == _A_PROD:
-                                    if generic:
-                                        hz = dd / one_minus_d if one_minus_d > 0 else 0.0
-                                    else:
-                                        hz = d
-                                    gx = ga * state[b, 0, row, col] * hz
-                                elif alpha_id == _A_SUM:
-                                    gx = ga * dd / nf
-                                elif alpha_id == _A_MAX:
-                                    gx = ga * dd if f == int(state[b, 3, row, col]) else 0.0
-                                elif alpha_id != _A_HARD:
-                                    g_state = state[b, 0, row, col]
-                                    gx = ga * tc_pair_gradient(
-                                        alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p, model_version
-                                    )
-                                else:
-                                    gx = 0.0
-                                if generic:
-                                    gx *= _family_dz_dx(z, squared, sigma)
-                                gx = gx if keep else 0.0
-                                if bary:
-                                    m = min(w0, min(w1, w2))
-                                    gm = gx * 2.0 * abs(m) / sigma
-                                    first = w0 == m
-                                    second = (w1 == m) & (w0 != m)
-                                    gw0 = gm if first else 0.0
-                                    gw1 = gm if second else 0.0
-                                    gw2 = 0.0 if first | second else gm
-                                    lanes[6, lane] += gw0 * px
-                                    lanes[7, lane] += gw0 * py
-                                    lanes[8, lane] += gw0
-                                    lanes[9, lane] += gw1 * px
-                                    lanes[10, lane] += gw1 * py
-                                    lanes[11, lane] += gw1
-                                    lanes[12, lane] += gw2 * px
-                                    lanes[13, lane] += gw2 * py
-                                    lanes[14, lane] += gw2
-                                else:
-                                    inside = (w0 > 0) & (w0 < 1) & (w1 > 0) & (w1 < 1) & (w2 > 0) & (w2 < 1)
-                                    gd2 = gx / sigma if inside else -gx / sigma
-                                    gvax, gvay, gvbx, gvby = _edge_gradient(px, py, fc, edge, gd2)
-                                    # edge k runs from vertex k (a) to vertex k + 1 (b)
-                                    lanes[0, lane] += gvax if edge == 0 else (gvbx if edge == 2 else 0.0)
-                                    lanes[1, lane] += gvay if edge == 0 else (gvby if edge == 2 else 0.0)
-                                    lanes[2, lane] += gvax if edge == 1 else (gvbx if edge == 0 else 0.0)
-                                    lanes[3, lane] += gvay if edge == 1 else (gvby if edge == 0 else 0.0)
-                                    lanes[4, lane] += gvax if edge == 2 else (gvbx if edge == 1 else 0.0)
-                                    lanes[5, lane] += gvay if edge == 2 else (gvby if edge == 1 else 0.0)
-                    for lane in range(LANES):
-                        gv0x += lanes[0, lane]
-                        gv0y += lanes[1, lane]
-                        gv1x += lanes[2, lane]
-                        gv1y += lanes[3, lane]
-                        gv2x += lanes[4, lane]
-                        gv2y += lanes[5, lane]
-                        ginv0 += lanes[6, lane]
-                        ginv1 += lanes[7, lane]
-                        ginv2 += lanes[8, lane]
-                        ginv3 += lanes[9, lane]
-                        ginv4 += lanes[10, lane]
-                        ginv5 += lanes[11, lane]
-                        ginv6 += lanes[12, lane]
-                        ginv7 += lanes[13, lane]
-                        ginv8 += lanes[14, lane]
-                for row in range(ra, ra - 1 if coverage_only else rb + 1):
+                for row in range(ra, rb + 1):
                     py = ys[row]
-                    rw = cpu_pair.row_start(fc, x_first, py, zero)
                     for col in range(ca, cb + 1):
                         px = xs[col]
-                        # the forward's pair geometry (same keep decisions), then float64
-                        geometry = cpu_pair.pair_geometry(col - ca, fk, rw, euclid, bary, theta_t)
-                        wt0, wt1, wt2, keep, d2, edge, _ = geometry
+                        w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
                         if not keep:
                             continue
-                        w0, w1, w2 = np.float64(wt0), np.float64(wt1), np.float64(wt2)
-                        x = math.inf if dist_id == _D_HARD else np.float64(d2 * inv_sigma_t)
                         ga = np.float64(grad_alpha[b, ga_ch, row, col])
                         gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
                         d, one_minus_d, dd, z = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
@@ -1195,8 +973,7 @@ def _make_backward(variant: Variant | None, model_version: int, dtype: str):
 
 def backward(geo, surface, vertex, p, *arrays):
     """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s variant (arguments there)."""
-    kernel = _make_backward(kernel_variant(p), cpu_model.model_version(), pair_dtype(p, geo.face_vertices.dtype))
-    kernel(geo, surface, vertex, p, *arrays)
+    _make_backward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, p, *arrays)
 
 
 @njit(parallel=True, **_JIT)
@@ -1271,56 +1048,63 @@ def reduce_faces(
 
 
 def flops_per_pair(params) -> float:
-    """Floating-point operations of the forward kernel's pair loop for one kept (pixel, face) pair.
+    """Floating-point operations of the forward kernel for one kept (pixel, face) pair.
 
-    Counted from the branch-free lane body of :func:`_make_forward` (with :mod:`.cpu_pair`) for the
-    options of ``params`` (:class:`~softras.raster.contract.KernelParams`). Every lane runs the whole
-    body, so this is also the cost of a culled pair or of a masked lane; the roofline counts the
-    kept pairs' work only (useful flops), so culled pairs and masked lanes are overhead there.
-    Rules: +, −, ×, ÷ count 1 each (an FMA counts 2); comparisons, selects, min/max, abs, int↔float
-    conversions and bit casts count 0; constants per face or per row are not counted.
+    Counted by reading today's scalar code (:func:`_coverage`, :func:`_pair_coverage`,
+    :func:`_sigmoid_pair`, :func:`_exp_neg`, :func:`_depth` and the softmax accumulation of
+    :func:`_make_forward`) for the options of ``params`` (:class:`~softras.raster.contract.KernelParams`).
+    Rules: +, −, ×, ÷ count 1 each (an FMA counts 2); comparisons, min/max, abs, floor,
+    int↔float conversions, table loads, negations and loop-invariant products (hoisted out of the
+    pixel loops) count 0. The pair counted is the commonest kept pair: outside its face with one
+    negative barycentric, so that its distance is measured to one edge segment (W1: 7.2 M kept
+    pairs, 0.8 M of them inside), on a face that colours the pixel (front-facing or ``fill_back``),
+    not a new softmax top element. With ``dist_func='hard'`` kept pairs are inside their face.
+    Culled pairs (barycentrics and the cull test only) are not counted.
 
     =========================  =========  ============================================================
     stage                      flops      operations
     =========================  =========  ============================================================
-    barycentrics               7          x = j·step 1; w_k = w_k(first) + j·Δw_k 3 × 2
-    snapping                   3          3 × (w − 1)
-    distance                   43         euclidean: inside 3 × w²·altitude² 6; outside, all three
-                                          segments 3 × 12 (p − a 1, dot 3, ×1/|e|² 1, d = q − t·e
-                                          4, |d|² 3); x = d²·(1/σ) 1
-                               3          barycentric: m·|m|, ×(1/σ); hard: 0
-    coverage                   24         sigmoid: e^−|x| (``exp_neg``: n 2, r 4, degree-7
-                                          polynomial 14, 2^−n 1) 21; 1 / (1 + e) 2; e·r 1; hard: 0
+    barycentrics               12         w_k = P_k·x + Q_k·y + R_k: 3 × (2 mul + 2 add)
+    culling                    2 + 3      euclidean: one w_k·w_k·altitude²_k (2 mul, only for
+                                          w_k <= −EDGE_SNAP); snapping: 3 × (w − 1)
+    distance                   16         euclidean, one edge (``_edge``): edge 2, pixel − a 2,
+                                          dot 3, ×1/|e|² 1, d = (p − a) − t·e 4, |d|² 3; −d²/σ 1
+                               (7 / 31)   (inside: 3 × w²·altitude² + 1 div; corner: two edges)
+                               2          barycentric: m·|m|, ÷σ
+                               0          hard
+    coverage                   23         sigmoid: e^−|x| (``_exp_neg``: k 2, r 4, degree-6
+                                          polynomial 12, 2^−k scaling 2) 20; 1 / (1 + e) 2; e·r 1
+                               0          hard
     alpha                      1          prod: acc × (1 − D); sum: acc + D; hard, max: 0
-    depth                      12         (softmax RGB or a z-buffer) Σu 2, 1/s 1, c_k 3, 1/z 5,
-                                          zp 1; the z-buffer test 2 more
-    softmax aggregation        28         q = (z_ref − zp)·inv_scale 2, D / D_ref 1, e^−|q| 21,
-                                          weight 1, 1 / weight 1, denominator·scale + add 2
-    per channel                3 / 8 / 3  surface: sum·scale + add·texel (once per pair: the texel
-                                          cell 8); vertex: interpolation 5 + 3; depth: 3
+    depth                      12         softmax RGB (hard RGB: inside pairs only, +2 for the
+                                          z-buffer test): Σu 2, 1/s 1, c_k 3, 1/z 5, zp = 1/(1/z) 1
+    softmax aggregation        25         q = (z_ref − zp)·inv_scale 2, D / D_ref 1,
+                                          weight ratio·e^q 21, denominator + weight 1
+    per channel                2 / 7 / 2  surface: sum + w·texel (once per pair: the texel cell 8);
+                                          vertex: interpolation 5 + 2; depth: sum + w·zp
     =========================  =========  ============================================================
 
-    E.g. W1 (euclidean, hard RGB, prod alpha): 7 + 3 + 43 + 24 + 1 + 12 + 2 = 92; W2/W3 (softmax
-    RGB, 3 surface channels): 7 + 3 + 43 + 24 + 1 + 12 + 28 + 8 + 3 × 3 = 135. Returns NaN where the
-    kernel runs a model family's coverage (``params.distribution >= 0``) or T-conorm
-    (``alpha_aggregation`` beyond max): their cost is the family's own code.
+    E.g. W1 (euclidean, hard RGB, prod alpha): 12 + 5 + 16 + 23 + 1 = 57; W2/W3 (softmax RGB,
+    3 surface channels): 57 + 12 + 25 + 8 + 3 × 2 = 108. Returns NaN where the kernel runs a
+    model family's coverage (``params.distribution >= 0``) or T-conorm (``alpha_aggregation``
+    beyond max): their cost is the family's own code.
     """
     p = params
     if p.distribution >= 0 or p.alpha_aggregation > _A_MAX:
         return math.nan
-    flops = 7 + 3  # barycentrics, snapping
+    flops = 12 + 3  # barycentrics, snapping
     if p.dist_func == _D_EUCLID:
-        flops += 43 + 24
+        flops += 2 + 16 + 23  # cull product, distance to one edge segment, sigmoid
     elif p.dist_func == _D_BARY:
-        flops += 3 + 24
+        flops += 2 + 23  # m·|m|/σ, sigmoid
     if p.alpha_aggregation in (_A_PROD, _A_SUM):
         flops += 1
-    softmax = p.rgb_aggregation == _RGB_SOFTMAX
-    zbuffer = not softmax or p.with_zbuffer
-    if softmax or zbuffer:
-        flops += 12
-    if zbuffer:
-        flops += 2
-    if softmax:
-        flops += 28 + (8 + 3 * p.num_surface if p.num_surface > 0 else 0) + 8 * p.num_vertex + 3 * p.with_depth
+    inside = p.dist_func == _D_HARD
+    if p.rgb_aggregation == _RGB_SOFTMAX:
+        flops += 12 + 25  # depth, softmax weight and denominator
+        flops += (8 + 2 * p.num_surface if p.num_surface > 0 else 0) + 7 * p.num_vertex + 2 * p.with_depth
+        if inside and p.with_zbuffer:
+            flops += 2  # z-buffer test
+    elif inside:
+        flops += 12 + 2  # depth, z-buffer test
     return float(flops)
