@@ -1,6 +1,6 @@
 """Numba kernels of the ``cpu`` backend: per-face constants, fused forward and backward.
 
-Each kernel works on one batch item × one screen tile per task (``prange``), visits only the
+Each kernel works on one batch item × one screen tile per task, visits only the
 faces binned to that tile (:func:`softras.raster.contract.bin_faces`), and of those only the
 (pixel, face) pairs inside the face's exact pixel range (:func:`~softras.raster.contract.pixel_ranges`).
 Per pixel it keeps a handful of scalars (alpha accumulator, softmax reference element, the
@@ -8,7 +8,9 @@ weighted sums of every channel, the z-buffer winner), so memory is O(B·H·W·C 
 entry being one (face, tile) incidence. The backward recomputes every pair term and writes
 each pair's gradient into its entry's own slot; a pass over the faces (in parallel) then sums
 each face's slots in tile order. No two threads ever add into the same number, so gradients
-are bit-identical from run to run.
+are bit-identical from run to run. The tasks are handed out one at a time from a shared counter
+(one worker per thread, :func:`_take`): a thread that the OS deschedules delays one task, not a
+fixed share of the image.
 
 Channels: ``surface`` texels [B, F, T, Cs] and ``vertex`` attributes [B, F, 3, Cv] of any
 width (0 included), looped over; the soft depth is one more channel whose per-pair value is the
@@ -34,7 +36,10 @@ import os
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange, types
+from numba.core import cgutils
+from numba.core.errors import TypingError
+from numba.extending import intrinsic
 
 from .._jit_cache import configure_numba_cache
 from . import cpu_model
@@ -403,22 +408,25 @@ def _vertex_value(vertex, b, f, ch, c0, c1, c2):  # pragma: no cover - compiled
     )
 
 
-_SCATTER_PRIME = 1_000_003
-_SCATTER_BELOW_BATCH = 8
+@intrinsic
+def _take(typingctx, counter):
+    """The next task: atomically returns counter[0] and adds 1 to it (counter: int64 array).
 
-
-@njit(inline="always", **_JIT)
-def _scatter(k, n, nb):  # pragma: no cover - compiled
-    """The k-th of n tasks (nb batch items × tiles) in the order the threads should take them.
-
-    Numba splits a ``prange`` into one contiguous block per thread up front. With many batch
-    items the blocks hold whole images and balance (tasks stay in order, so each image's faces
-    stay in cache); with few, a block would be a band of one image, so the tasks are scattered
-    (k·P mod n, a permutation for P prime to n) to give every thread a fair share of the image.
+    The kernels' workers take tasks one at a time from a shared counter (dynamic scheduling): a
+    worker whose thread is descheduled (other jobs on the machine) holds up one task, not a fixed
+    share of them, while the others go on. Which worker renders a task does not change its result.
     """
-    if nb >= _SCATTER_BELOW_BATCH or n % _SCATTER_PRIME == 0:
-        return k
-    return (k * _SCATTER_PRIME) % n
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        raise TypingError("_take: expected an int64 array")
+    sig = types.int64(counter)
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        first = [context.get_constant(types.intp, 0)]
+        pointer = cgutils.get_item_pointer(context, builder, signature.args[0], array, first)
+        return builder.atomic_rmw("add", pointer, context.get_constant(types.int64, 1), "monotonic")
+
+    return sig, codegen
 
 
 @njit(inline="always", **_JIT)
@@ -543,164 +551,169 @@ def _make_forward(variant: Variant | None, model_version: int):
         track_winner = not softmax or zbuffer != 0
         nsum = cs + cv + nd if softmax else 0
         a_ch = alpha.shape[1] - 1
-        for task in prange(nb * nt):
-            job = _scatter(np.int64(task), np.int64(nb * nt), nb)
-            b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-            st = np.empty((S_SUM + nsum, tile, tile), dtype=np.float64)
-            st[S_ACC] = 1.0 if alpha_id == _A_PROD else 0.0  # prod: transmittance Π(1 - D)
-            if softmax:
-                st[S_DREF] = 1.0  # the background's D
-                st[S_ZP] = p.zp_bg
-                st[S_DEN] = 1.0
-                for c in range(cs + cv):
-                    st[S_SUM + c] = background[c]
-                if nd:
-                    st[S_SUM + cs + cv] = 0.0  # the background's depth
-            if track_winner:
-                st[S_ZB] = math.inf
-                st[S_WIN] = -1.0
-            if alpha_id == _A_MAX:
-                st[S_ARG] = -1.0
-            for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
-                f = geo.tile_faces[e]
-                fc = _load_face(fv, inv, b, f)
-                colour_face = fill_back != 0 or front[b, f]
-                ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
-                for row in range(ra, rb + 1):
-                    py = ys[row]
-                    for col in range(ca, cb + 1):
-                        px = xs[col]
-                        w0, w1, w2, keep, x, _ = _coverage(px, py, fc, dist_id, theta, sigma)
-                        if not keep:
-                            continue
-                        i = row - ty0
+        n_tasks = nb * nt
+        next_task = np.zeros(1, dtype=np.int64)  # the first task no worker has taken yet
+        for _worker in prange(get_num_threads()):
+            while True:
+                job = _take(next_task)
+                if job >= n_tasks:
+                    break
+                b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
+                st = np.empty((S_SUM + nsum, tile, tile), dtype=np.float64)
+                st[S_ACC] = 1.0 if alpha_id == _A_PROD else 0.0  # prod: transmittance Π(1 - D)
+                if softmax:
+                    st[S_DREF] = 1.0  # the background's D
+                    st[S_ZP] = p.zp_bg
+                    st[S_DEN] = 1.0
+                    for c in range(cs + cv):
+                        st[S_SUM + c] = background[c]
+                    if nd:
+                        st[S_SUM + cs + cv] = 0.0  # the background's depth
+                if track_winner:
+                    st[S_ZB] = math.inf
+                    st[S_WIN] = -1.0
+                if alpha_id == _A_MAX:
+                    st[S_ARG] = -1.0
+                for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
+                    f = geo.tile_faces[e]
+                    fc = _load_face(fv, inv, b, f)
+                    colour_face = fill_back != 0 or front[b, f]
+                    ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
+                    for row in range(ra, rb + 1):
+                        py = ys[row]
+                        for col in range(ca, cb + 1):
+                            px = xs[col]
+                            w0, w1, w2, keep, x, _ = _coverage(px, py, fc, dist_id, theta, sigma)
+                            if not keep:
+                                continue
+                            i = row - ty0
+                            j = col - tx0
+                            d, one_minus_d, _, _ = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
+                            if alpha_id == _A_PROD:
+                                st[S_ACC, i, j] *= one_minus_d
+                            elif alpha_id == _A_SUM:
+                                st[S_ACC, i, j] += d
+                            elif alpha_id == _A_HARD:
+                                if dist_id == _D_HARD or (d > 0.5 if generic else x > 0):  # D > 0.5
+                                    st[S_ACC, i, j] = 1.0
+                            elif alpha_id == _A_MAX:
+                                if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
+                                    st[S_ACC, i, j] = d
+                                    st[S_ARG, i, j] = f
+                            else:
+                                st[S_ACC, i, j] += tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version)
+                            if not colour_face:
+                                continue
+                            closed = _inside_closed(w0, w1, w2)
+                            if not softmax and not closed:
+                                continue  # the z-buffer only takes faces covering the pixel centre
+                            _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                            zp = 1.0 / inv_z
+                            if not (zp >= depth_min and zp <= depth_max):
+                                continue
+                            # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
+                            # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
+                            if track_winner and closed:
+                                zb = st[S_ZB, i, j]
+                                if st[S_WIN, i, j] < 0 or zp < zb - abs(zb) * ZBUFFER_RTOL:
+                                    st[S_ZB, i, j] = zp
+                                    st[S_WIN, i, j] = f
+                                    st[S_C0, i, j] = c0
+                                    st[S_C1, i, j] = c1
+                                    st[S_C2, i, j] = c2
+                            if not softmax:
+                                continue
+                            # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
+                            # the depth difference formed before the division by γ; one exp either way.
+                            q = (st[S_ZP, i, j] - zp) * inv_scale
+                            ratio = d / st[S_DREF, i, j]
+                            new_top = False
+                            scale = 1.0
+                            if q > 0:
+                                scale = _exp_neg(q) / ratio  # = 1 / weight
+                                new_top = scale < 1.0
+                                ew = 0.0 if new_top else 1.0 / scale
+                            else:
+                                ew = ratio * _exp_neg(-q)
+                                if ew > 1.0:
+                                    new_top = True
+                                    scale = 1.0 / ew
+                            k = _texel(c0, c1, r) if cs > 0 else 0
+                            if new_top:
+                                st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
+                                for c in range(cs):
+                                    st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + np.float64(surface[b, f, k, c])
+                                for c in range(cv):
+                                    v = _vertex_value(vertex, b, f, c, c0, c1, c2)
+                                    st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
+                                if nd:
+                                    st[S_SUM + cs + cv, i, j] = st[S_SUM + cs + cv, i, j] * scale + zp
+                                st[S_DREF, i, j] = d
+                                st[S_ZP, i, j] = zp
+                            else:
+                                st[S_DEN, i, j] += ew
+                                for c in range(cs):
+                                    st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
+                                for c in range(cv):
+                                    st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, c0, c1, c2)
+                                if nd:
+                                    st[S_SUM + cs + cv, i, j] += ew * zp
+                for row in range(ty0, ty1):
+                    i = row - ty0
+                    for col in range(tx0, tx1):
                         j = col - tx0
-                        d, one_minus_d, _, _ = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
+                        acc = st[S_ACC, i, j]
                         if alpha_id == _A_PROD:
-                            st[S_ACC, i, j] *= one_minus_d
+                            alpha[b, a_ch, row, col] = 1.0 - acc
                         elif alpha_id == _A_SUM:
-                            st[S_ACC, i, j] += d
-                        elif alpha_id == _A_HARD:
-                            if dist_id == _D_HARD or (d > 0.5 if generic else x > 0):  # D > 0.5
-                                st[S_ACC, i, j] = 1.0
-                        elif alpha_id == _A_MAX:
-                            if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
-                                st[S_ACC, i, j] = d
-                                st[S_ARG, i, j] = f
+                            alpha[b, a_ch, row, col] = acc / p.num_faces
+                        elif alpha_id == _A_HARD or alpha_id == _A_MAX:
+                            alpha[b, a_ch, row, col] = acc
                         else:
-                            st[S_ACC, i, j] += tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version)
-                        if not colour_face:
-                            continue
-                        closed = _inside_closed(w0, w1, w2)
-                        if not softmax and not closed:
-                            continue  # the z-buffer only takes faces covering the pixel centre
-                        _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
-                        zp = 1.0 / inv_z
-                        if not (zp >= depth_min and zp <= depth_max):
-                            continue
-                        # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
-                        # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
-                        if track_winner and closed:
-                            zb = st[S_ZB, i, j]
-                            if st[S_WIN, i, j] < 0 or zp < zb - abs(zb) * ZBUFFER_RTOL:
-                                st[S_ZB, i, j] = zp
-                                st[S_WIN, i, j] = f
-                                st[S_C0, i, j] = c0
-                                st[S_C1, i, j] = c1
-                                st[S_C2, i, j] = c2
-                        if not softmax:
-                            continue
-                        # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
-                        # the depth difference formed before the division by γ; one exp either way.
-                        q = (st[S_ZP, i, j] - zp) * inv_scale
-                        ratio = d / st[S_DREF, i, j]
-                        new_top = False
-                        scale = 1.0
-                        if q > 0:
-                            scale = _exp_neg(q) / ratio  # = 1 / weight
-                            new_top = scale < 1.0
-                            ew = 0.0 if new_top else 1.0 / scale
-                        else:
-                            ew = ratio * _exp_neg(-q)
-                            if ew > 1.0:
-                                new_top = True
-                                scale = 1.0 / ew
-                        k = _texel(c0, c1, r) if cs > 0 else 0
-                        if new_top:
-                            st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
-                            for c in range(cs):
-                                st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + np.float64(surface[b, f, k, c])
-                            for c in range(cv):
-                                v = _vertex_value(vertex, b, f, c, c0, c1, c2)
-                                st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
-                            if nd:
-                                st[S_SUM + cs + cv, i, j] = st[S_SUM + cs + cv, i, j] * scale + zp
-                            st[S_DREF, i, j] = d
-                            st[S_ZP, i, j] = zp
-                        else:
-                            st[S_DEN, i, j] += ew
-                            for c in range(cs):
-                                st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
-                            for c in range(cv):
-                                st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, c0, c1, c2)
-                            if nd:
-                                st[S_SUM + cs + cv, i, j] += ew * zp
-            for row in range(ty0, ty1):
-                i = row - ty0
-                for col in range(tx0, tx1):
-                    j = col - tx0
-                    acc = st[S_ACC, i, j]
-                    if alpha_id == _A_PROD:
-                        alpha[b, a_ch, row, col] = 1.0 - acc
-                    elif alpha_id == _A_SUM:
-                        alpha[b, a_ch, row, col] = acc / p.num_faces
-                    elif alpha_id == _A_HARD or alpha_id == _A_MAX:
-                        alpha[b, a_ch, row, col] = acc
-                    else:
-                        alpha[b, a_ch, row, col] = tc_alpha(alpha_id, acc, p.t_conorm_p, model_version)
-                    state[b, 0, row, col] = acc
-                    if alpha_id == _A_MAX:
-                        state[b, 3, row, col] = st[S_ARG, i, j]
-                    if softmax:
-                        den = st[S_DEN, i, j]
-                        for c in range(nsum):
-                            values[b, c, row, col] = st[S_SUM + c, i, j] / den
-                        for c in range(cs + cv):
-                            channels[b, c, row, col] = values[b, c, row, col]
-                        if nd:
-                            depth[b, 0, row, col] = values[b, cs + cv, row, col]
-                        state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
-                        state[b, 2, row, col] = st[S_ZP, i, j]
-                    if not track_winner:
-                        continue
-                    f = int(st[S_WIN, i, j])
-                    winner[b, row, col] = f
-                    if f < 0:
-                        if not softmax:
+                            alpha[b, a_ch, row, col] = tc_alpha(alpha_id, acc, p.t_conorm_p, model_version)
+                        state[b, 0, row, col] = acc
+                        if alpha_id == _A_MAX:
+                            state[b, 3, row, col] = st[S_ARG, i, j]
+                        if softmax:
+                            den = st[S_DEN, i, j]
+                            for c in range(nsum):
+                                values[b, c, row, col] = st[S_SUM + c, i, j] / den
                             for c in range(cs + cv):
-                                channels[b, c, row, col] = background[c]
+                                channels[b, c, row, col] = values[b, c, row, col]
                             if nd:
-                                depth[b, 0, row, col] = 0.0
+                                depth[b, 0, row, col] = values[b, cs + cv, row, col]
+                            state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
+                            state[b, 2, row, col] = st[S_ZP, i, j]
+                        if not track_winner:
+                            continue
+                        f = int(st[S_WIN, i, j])
+                        winner[b, row, col] = f
+                        if f < 0:
+                            if not softmax:
+                                for c in range(cs + cv):
+                                    channels[b, c, row, col] = background[c]
+                                if nd:
+                                    depth[b, 0, row, col] = 0.0
+                            if zbuffer != 0:
+                                for k in range(3):
+                                    barycentrics[b, k, row, col] = 0.0
+                                hard_depth[b, 0, row, col] = 0.0
+                            continue
+                        # The winner's values from its renormalised barycentrics and depth.
+                        c0, c1, c2, zp = st[S_C0, i, j], st[S_C1, i, j], st[S_C2, i, j], st[S_ZB, i, j]
+                        if not softmax:
+                            k = _texel(c0, c1, r) if cs > 0 else 0
+                            for c in range(cs):
+                                channels[b, c, row, col] = surface[b, f, k, c]
+                            for c in range(cv):
+                                channels[b, cs + c, row, col] = _vertex_value(vertex, b, f, c, c0, c1, c2)
+                            if nd:
+                                depth[b, 0, row, col] = zp
                         if zbuffer != 0:
-                            for k in range(3):
-                                barycentrics[b, k, row, col] = 0.0
-                            hard_depth[b, 0, row, col] = 0.0
-                        continue
-                    # The winner's values from its renormalised barycentrics and depth.
-                    c0, c1, c2, zp = st[S_C0, i, j], st[S_C1, i, j], st[S_C2, i, j], st[S_ZB, i, j]
-                    if not softmax:
-                        k = _texel(c0, c1, r) if cs > 0 else 0
-                        for c in range(cs):
-                            channels[b, c, row, col] = surface[b, f, k, c]
-                        for c in range(cv):
-                            channels[b, cs + c, row, col] = _vertex_value(vertex, b, f, c, c0, c1, c2)
-                        if nd:
-                            depth[b, 0, row, col] = zp
-                    if zbuffer != 0:
-                        barycentrics[b, 0, row, col] = c0 * _inv_z(np.float64(fv[b, f, 0, 2]))[0] * zp
-                        barycentrics[b, 1, row, col] = c1 * _inv_z(np.float64(fv[b, f, 1, 2]))[0] * zp
-                        barycentrics[b, 2, row, col] = c2 * _inv_z(np.float64(fv[b, f, 2, 2]))[0] * zp
-                        hard_depth[b, 0, row, col] = zp
+                            barycentrics[b, 0, row, col] = c0 * _inv_z(np.float64(fv[b, f, 0, 2]))[0] * zp
+                            barycentrics[b, 1, row, col] = c1 * _inv_z(np.float64(fv[b, f, 1, 2]))[0] * zp
+                            barycentrics[b, 2, row, col] = c2 * _inv_z(np.float64(fv[b, f, 2, 2]))[0] * zp
+                            hard_depth[b, 0, row, col] = zp
 
     return forward
 
@@ -755,218 +768,224 @@ def _make_backward(variant: Variant | None, model_version: int):
         g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
         n_attr = grad_entries.shape[1] - G_ATTR
         ga_ch = grad_alpha.shape[1] - 1
-        for task in prange(nb * nt):
-            job = _scatter(np.int64(task), np.int64(nb * nt), nb)
-            b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
-            for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
-                f = geo.tile_faces[e]
-                fc = _load_face(fv, inv, b, f)
-                colour_face = fill_back != 0 or front[b, f]
-                g = grad_entries[e]
-                for k in range(n_attr):
-                    g[G_ATTR + k] = 0.0  # the attribute slots accumulate; the vertex ones are stored once
-                # This entry's vertex-gradient terms, accumulated in registers, stored once below.
-                ginv0 = ginv1 = ginv2 = ginv3 = ginv4 = ginv5 = ginv6 = ginv7 = ginv8 = 0.0
-                gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
-                gz0 = gz1 = gz2 = 0.0
-                ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
-                for row in range(ra, rb + 1):
-                    py = ys[row]
-                    for col in range(ca, cb + 1):
-                        px = xs[col]
-                        w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
-                        if not keep:
-                            continue
-                        ga = np.float64(grad_alpha[b, ga_ch, row, col])
-                        gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
-                        d, one_minus_d, dd, z = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
-                        if dist_id != _D_HARD:
-                            if alpha_id == _A_PROD:
-                                # dα/dz = Π(1 - D)·f/(1 - D), the hazard f/(1 - D) being D for the logistic
-                                hz = (dd / one_minus_d if one_minus_d > 0 else 0.0) if generic else d
-                                gx += ga * state[b, 0, row, col] * hz
-                            elif alpha_id == _A_SUM:
-                                gx += ga * dd / nf
-                            elif alpha_id == _A_MAX:
-                                if f == int(state[b, 3, row, col]):
-                                    gx += ga * dd
-                            elif alpha_id != _A_HARD:
-                                g_state = state[b, 0, row, col]
-                                gx += ga * tc_pair_gradient(
-                                    alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p, model_version
-                                )
-                        gw0 = 0.0
-                        gw1 = 0.0
-                        gw2 = 0.0
-                        colour_ok = need_values and colour_face and (softmax or f == winner[b, row, col])
-                        if colour_ok:
-                            u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
-                            zp = 1.0 / inv_z
-                            colour_ok = zp >= depth_min and zp <= depth_max
-                        else:
-                            u0 = u1 = u2 = s_raw = s = c0 = c1 = c2 = zp = 0.0
-                        gzp = 0.0  # dL/d(pair depth)
-                        gc0 = 0.0  # dL/d(renormalised barycentrics)
-                        gc1 = 0.0
-                        gc2 = 0.0
-                        if colour_ok:
-                            k = _texel(c0, c1, r) if cs > 0 and (softmax or need_s) else 0
-                            wj = 1.0  # d(output)/d(pair value): the pair's softmax weight, or 1 for the winner
-                            if softmax:
-                                # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
-                                wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
-                            dot = 0.0  # softmax: Σ_c g_c (value_c - output_c), the output read in float64
-                            for c in range(cs):
-                                gr = np.float64(grad_channels[b, c, row, col])
-                                if softmax:
-                                    dot += gr * (np.float64(surface[b, f, k, c]) - values[b, c, row, col])
-                                if need_s:
-                                    g[g_surf + k * cs + c] += gr * wj
-                            for c in range(cv):
-                                gr = np.float64(grad_channels[b, cs + c, row, col])
-                                if softmax:
-                                    dot += gr * (
-                                        _vertex_value(vertex, b, f, c, c0, c1, c2) - values[b, cs + c, row, col]
+        n_tasks = nb * nt
+        next_task = np.zeros(1, dtype=np.int64)  # the first task no worker has taken yet
+        for _worker in prange(get_num_threads()):
+            while True:
+                job = _take(next_task)
+                if job >= n_tasks:
+                    break
+                b, ty0, ty1, tx0, tx1 = _tile_bounds(job, nt, ntx, tile, h, w)
+                for e in range(geo.tile_start[job], geo.tile_start[job + 1]):
+                    f = geo.tile_faces[e]
+                    fc = _load_face(fv, inv, b, f)
+                    colour_face = fill_back != 0 or front[b, f]
+                    g = grad_entries[e]
+                    for k in range(n_attr):
+                        g[G_ATTR + k] = 0.0  # the attribute slots accumulate; the vertex ones are stored once
+                    # This entry's vertex-gradient terms, accumulated in registers, stored once below.
+                    ginv0 = ginv1 = ginv2 = ginv3 = ginv4 = ginv5 = ginv6 = ginv7 = ginv8 = 0.0
+                    gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
+                    gz0 = gz1 = gz2 = 0.0
+                    ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
+                    for row in range(ra, rb + 1):
+                        py = ys[row]
+                        for col in range(ca, cb + 1):
+                            px = xs[col]
+                            w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
+                            if not keep:
+                                continue
+                            ga = np.float64(grad_alpha[b, ga_ch, row, col])
+                            gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
+                            d, one_minus_d, dd, z = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
+                            if dist_id != _D_HARD:
+                                if alpha_id == _A_PROD:
+                                    # dα/dz = Π(1 - D)·f/(1 - D), the hazard f/(1 - D) being D for the logistic
+                                    hz = (dd / one_minus_d if one_minus_d > 0 else 0.0) if generic else d
+                                    gx += ga * state[b, 0, row, col] * hz
+                                elif alpha_id == _A_SUM:
+                                    gx += ga * dd / nf
+                                elif alpha_id == _A_MAX:
+                                    if f == int(state[b, 3, row, col]):
+                                        gx += ga * dd
+                                elif alpha_id != _A_HARD:
+                                    g_state = state[b, 0, row, col]
+                                    gx += ga * tc_pair_gradient(
+                                        alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p, model_version
                                     )
-                                gval = gr * wj
-                                if need_a:
-                                    g[g_vert + c] += gval * c0
-                                    g[g_vert + cv + c] += gval * c1
-                                    g[g_vert + 2 * cv + c] += gval * c2
-                                if need_v:
-                                    gc0 += gval * np.float64(vertex[b, f, 0, c])
-                                    gc1 += gval * np.float64(vertex[b, f, 1, c])
-                                    gc2 += gval * np.float64(vertex[b, f, 2, c])
-                            gd = np.float64(grad_depth[b, 0, row, col]) if nd else 0.0
-                            if nd and softmax:
-                                dot += gd * (zp - values[b, cs + cv, row, col])
-                            if softmax:
-                                glogit = wj * dot
-                                if dist_id != _D_HARD:
-                                    # d log D/dz: f/D, which is 1 - D for the logistic
-                                    gx += glogit * ((dd / d if d > 0 else 0.0) if generic else one_minus_d)
-                                gzp = -glogit * inv_scale
-                            if nd:
-                                gzp += gd * wj
-                        if not need_v:
-                            continue
-                        # ---- values and depth -> clipped barycentrics and vertex depths --------
-                        if gzp != 0:
-                            ginvz = -gzp * zp * zp
-                            gc0 += ginvz * fc[_INV_Z + 0]
-                            gc1 += ginvz * fc[_INV_Z + 1]
-                            gc2 += ginvz * fc[_INV_Z + 2]
-                            if fc[_Z_OK + 0] != 0:
-                                gz0 -= ginvz * c0 * fc[_INV_Z + 0] * fc[_INV_Z + 0]
-                            if fc[_Z_OK + 1] != 0:
-                                gz1 -= ginvz * c1 * fc[_INV_Z + 1] * fc[_INV_Z + 1]
-                            if fc[_Z_OK + 2] != 0:
-                                gz2 -= ginvz * c2 * fc[_INV_Z + 2] * fc[_INV_Z + 2]
-                        if gc0 != 0 or gc1 != 0 or gc2 != 0:
-                            dot = gc0 * u0 + gc1 * u1 + gc2 * u2
-                            gs = -dot / (s * s) if s_raw >= W_SUM_EPS else 0.0
-                            if w0 >= 0 and w0 <= 1:
-                                gw0 += gc0 / s + gs
-                            if w1 >= 0 and w1 <= 1:
-                                gw1 += gc1 / s + gs
-                            if w2 >= 0 and w2 <= 1:
-                                gw2 += gc2 / s + gs
-                        # ---- coverage ----------------------------------------------------------
-                        if generic and gx != 0:
-                            gx *= _family_dz_dx(z, squared, sigma)  # dL/dx, x = sign·d²/σ as the chain below takes it
-                        if gx != 0:
-                            if dist_id == _D_BARY:
-                                m = min(w0, min(w1, w2))
-                                gm = gx * 2.0 * abs(m) / sigma
-                                if w0 == m:
-                                    gw0 += gm
-                                elif w1 == m:
-                                    gw1 += gm
-                                else:
-                                    gw2 += gm
-                            elif dist_id == _D_EUCLID:
-                                inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
-                                gd2 = gx / sigma if inside else -gx / sigma
-                                # edge k runs from vertex k to vertex k + 1 (constant tuple indices: a
-                                # runtime index would spill the face tuple to memory on every pair)
-                                if edge == 0:
-                                    ax, ay, bx, by = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3]
-                                elif edge == 1:
-                                    ax, ay, bx, by = fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
-                                else:
-                                    ax, ay, bx, by = fc[_XY + 4], fc[_XY + 5], fc[_XY + 0], fc[_XY + 1]
-                                ex = bx - ax
-                                ey = by - ay
-                                el2 = ex * ex + ey * ey
-                                den_t = el2 if el2 > 0 else 1.0
-                                qx = px - ax
-                                qy = py - ay
-                                n = qx * ex + qy * ey
-                                t_raw = n / den_t
-                                tc = min(max(t_raw, 0.0), 1.0)
-                                gdx = 2.0 * (qx - tc * ex) * gd2
-                                gdy = 2.0 * (qy - tc * ey) * gd2
-                                # diff = q - t e, with q = p - a and e = b - a
-                                gqx = gdx
-                                gqy = gdy
-                                gex = -tc * gdx
-                                gey = -tc * gdy
-                                if t_raw >= 0 and t_raw <= 1:
-                                    gt = -(gdx * ex + gdy * ey)
-                                    gn = gt / den_t
-                                    gqx += gn * ex
-                                    gqy += gn * ey
-                                    gex += gn * qx
-                                    gey += gn * qy
-                                    if el2 > 0:
-                                        gl = -gt * n / (den_t * den_t)
-                                        gex += 2.0 * ex * gl
-                                        gey += 2.0 * ey * gl
-                                if edge == 0:
-                                    gv0x += -gqx - gex
-                                    gv0y += -gqy - gey
-                                    gv1x += gex
-                                    gv1y += gey
-                                elif edge == 1:
-                                    gv1x += -gqx - gex
-                                    gv1y += -gqy - gey
-                                    gv2x += gex
-                                    gv2y += gey
-                                else:
-                                    gv2x += -gqx - gex
-                                    gv2y += -gqy - gey
-                                    gv0x += gex
-                                    gv0y += gey
-                        # ---- barycentrics -> barycentric matrix ---------------------------------
-                        if gw0 != 0 or gw1 != 0 or gw2 != 0:
-                            ginv0 += gw0 * px
-                            ginv1 += gw0 * py
-                            ginv2 += gw0
-                            ginv3 += gw1 * px
-                            ginv4 += gw1 * py
-                            ginv5 += gw1
-                            ginv6 += gw2 * px
-                            ginv7 += gw2 * py
-                            ginv8 += gw2
-                if need_v:
-                    g[G_INV + 0] = ginv0
-                    g[G_INV + 1] = ginv1
-                    g[G_INV + 2] = ginv2
-                    g[G_INV + 3] = ginv3
-                    g[G_INV + 4] = ginv4
-                    g[G_INV + 5] = ginv5
-                    g[G_INV + 6] = ginv6
-                    g[G_INV + 7] = ginv7
-                    g[G_INV + 8] = ginv8
-                    g[G_XY + 0] = gv0x
-                    g[G_XY + 1] = gv0y
-                    g[G_XY + 2] = gv1x
-                    g[G_XY + 3] = gv1y
-                    g[G_XY + 4] = gv2x
-                    g[G_XY + 5] = gv2y
-                    g[G_Z + 0] = gz0
-                    g[G_Z + 1] = gz1
-                    g[G_Z + 2] = gz2
+                            gw0 = 0.0
+                            gw1 = 0.0
+                            gw2 = 0.0
+                            colour_ok = need_values and colour_face and (softmax or f == winner[b, row, col])
+                            if colour_ok:
+                                u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                                zp = 1.0 / inv_z
+                                colour_ok = zp >= depth_min and zp <= depth_max
+                            else:
+                                u0 = u1 = u2 = s_raw = s = c0 = c1 = c2 = zp = 0.0
+                            gzp = 0.0  # dL/d(pair depth)
+                            gc0 = 0.0  # dL/d(renormalised barycentrics)
+                            gc1 = 0.0
+                            gc2 = 0.0
+                            if colour_ok:
+                                k = _texel(c0, c1, r) if cs > 0 and (softmax or need_s) else 0
+                                wj = 1.0  # d(output)/d(pair value): the pair's softmax weight, or 1 for the winner
+                                if softmax:
+                                    # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
+                                    wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
+                                dot = 0.0  # softmax: Σ_c g_c (value_c - output_c), the output read in float64
+                                for c in range(cs):
+                                    gr = np.float64(grad_channels[b, c, row, col])
+                                    if softmax:
+                                        dot += gr * (np.float64(surface[b, f, k, c]) - values[b, c, row, col])
+                                    if need_s:
+                                        g[g_surf + k * cs + c] += gr * wj
+                                for c in range(cv):
+                                    gr = np.float64(grad_channels[b, cs + c, row, col])
+                                    if softmax:
+                                        dot += gr * (
+                                            _vertex_value(vertex, b, f, c, c0, c1, c2) - values[b, cs + c, row, col]
+                                        )
+                                    gval = gr * wj
+                                    if need_a:
+                                        g[g_vert + c] += gval * c0
+                                        g[g_vert + cv + c] += gval * c1
+                                        g[g_vert + 2 * cv + c] += gval * c2
+                                    if need_v:
+                                        gc0 += gval * np.float64(vertex[b, f, 0, c])
+                                        gc1 += gval * np.float64(vertex[b, f, 1, c])
+                                        gc2 += gval * np.float64(vertex[b, f, 2, c])
+                                gd = np.float64(grad_depth[b, 0, row, col]) if nd else 0.0
+                                if nd and softmax:
+                                    dot += gd * (zp - values[b, cs + cv, row, col])
+                                if softmax:
+                                    glogit = wj * dot
+                                    if dist_id != _D_HARD:
+                                        # d log D/dz: f/D, which is 1 - D for the logistic
+                                        gx += glogit * ((dd / d if d > 0 else 0.0) if generic else one_minus_d)
+                                    gzp = -glogit * inv_scale
+                                if nd:
+                                    gzp += gd * wj
+                            if not need_v:
+                                continue
+                            # ---- values and depth -> clipped barycentrics and vertex depths --------
+                            if gzp != 0:
+                                ginvz = -gzp * zp * zp
+                                gc0 += ginvz * fc[_INV_Z + 0]
+                                gc1 += ginvz * fc[_INV_Z + 1]
+                                gc2 += ginvz * fc[_INV_Z + 2]
+                                if fc[_Z_OK + 0] != 0:
+                                    gz0 -= ginvz * c0 * fc[_INV_Z + 0] * fc[_INV_Z + 0]
+                                if fc[_Z_OK + 1] != 0:
+                                    gz1 -= ginvz * c1 * fc[_INV_Z + 1] * fc[_INV_Z + 1]
+                                if fc[_Z_OK + 2] != 0:
+                                    gz2 -= ginvz * c2 * fc[_INV_Z + 2] * fc[_INV_Z + 2]
+                            if gc0 != 0 or gc1 != 0 or gc2 != 0:
+                                dot = gc0 * u0 + gc1 * u1 + gc2 * u2
+                                gs = -dot / (s * s) if s_raw >= W_SUM_EPS else 0.0
+                                if w0 >= 0 and w0 <= 1:
+                                    gw0 += gc0 / s + gs
+                                if w1 >= 0 and w1 <= 1:
+                                    gw1 += gc1 / s + gs
+                                if w2 >= 0 and w2 <= 1:
+                                    gw2 += gc2 / s + gs
+                            # ---- coverage ----------------------------------------------------------
+                            if generic and gx != 0:
+                                # dL/dx, x = sign·d²/σ as the chain below takes it
+                                gx *= _family_dz_dx(z, squared, sigma)
+                            if gx != 0:
+                                if dist_id == _D_BARY:
+                                    m = min(w0, min(w1, w2))
+                                    gm = gx * 2.0 * abs(m) / sigma
+                                    if w0 == m:
+                                        gw0 += gm
+                                    elif w1 == m:
+                                        gw1 += gm
+                                    else:
+                                        gw2 += gm
+                                elif dist_id == _D_EUCLID:
+                                    inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
+                                    gd2 = gx / sigma if inside else -gx / sigma
+                                    # edge k runs from vertex k to vertex k + 1 (constant tuple indices: a
+                                    # runtime index would spill the face tuple to memory on every pair)
+                                    if edge == 0:
+                                        ax, ay, bx, by = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3]
+                                    elif edge == 1:
+                                        ax, ay, bx, by = fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
+                                    else:
+                                        ax, ay, bx, by = fc[_XY + 4], fc[_XY + 5], fc[_XY + 0], fc[_XY + 1]
+                                    ex = bx - ax
+                                    ey = by - ay
+                                    el2 = ex * ex + ey * ey
+                                    den_t = el2 if el2 > 0 else 1.0
+                                    qx = px - ax
+                                    qy = py - ay
+                                    n = qx * ex + qy * ey
+                                    t_raw = n / den_t
+                                    tc = min(max(t_raw, 0.0), 1.0)
+                                    gdx = 2.0 * (qx - tc * ex) * gd2
+                                    gdy = 2.0 * (qy - tc * ey) * gd2
+                                    # diff = q - t e, with q = p - a and e = b - a
+                                    gqx = gdx
+                                    gqy = gdy
+                                    gex = -tc * gdx
+                                    gey = -tc * gdy
+                                    if t_raw >= 0 and t_raw <= 1:
+                                        gt = -(gdx * ex + gdy * ey)
+                                        gn = gt / den_t
+                                        gqx += gn * ex
+                                        gqy += gn * ey
+                                        gex += gn * qx
+                                        gey += gn * qy
+                                        if el2 > 0:
+                                            gl = -gt * n / (den_t * den_t)
+                                            gex += 2.0 * ex * gl
+                                            gey += 2.0 * ey * gl
+                                    if edge == 0:
+                                        gv0x += -gqx - gex
+                                        gv0y += -gqy - gey
+                                        gv1x += gex
+                                        gv1y += gey
+                                    elif edge == 1:
+                                        gv1x += -gqx - gex
+                                        gv1y += -gqy - gey
+                                        gv2x += gex
+                                        gv2y += gey
+                                    else:
+                                        gv2x += -gqx - gex
+                                        gv2y += -gqy - gey
+                                        gv0x += gex
+                                        gv0y += gey
+                            # ---- barycentrics -> barycentric matrix ---------------------------------
+                            if gw0 != 0 or gw1 != 0 or gw2 != 0:
+                                ginv0 += gw0 * px
+                                ginv1 += gw0 * py
+                                ginv2 += gw0
+                                ginv3 += gw1 * px
+                                ginv4 += gw1 * py
+                                ginv5 += gw1
+                                ginv6 += gw2 * px
+                                ginv7 += gw2 * py
+                                ginv8 += gw2
+                    if need_v:
+                        g[G_INV + 0] = ginv0
+                        g[G_INV + 1] = ginv1
+                        g[G_INV + 2] = ginv2
+                        g[G_INV + 3] = ginv3
+                        g[G_INV + 4] = ginv4
+                        g[G_INV + 5] = ginv5
+                        g[G_INV + 6] = ginv6
+                        g[G_INV + 7] = ginv7
+                        g[G_INV + 8] = ginv8
+                        g[G_XY + 0] = gv0x
+                        g[G_XY + 1] = gv0y
+                        g[G_XY + 2] = gv1x
+                        g[G_XY + 3] = gv1y
+                        g[G_XY + 4] = gv2x
+                        g[G_XY + 5] = gv2y
+                        g[G_Z + 0] = gz0
+                        g[G_Z + 1] = gz1
+                        g[G_Z + 2] = gz2
 
     return backward
 
