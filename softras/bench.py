@@ -55,9 +55,9 @@ from softras._validation import resolve_device
 from softras.mesh import Mesh
 from softras.progress import progress
 from softras.raster import BACKENDS, RasterSettings, available_backends, rasterize
+from softras.raster.backends import get_backend
 from softras.raster.contract import RasterInputs, kernel_params
-from softras.raster.reference import count_box_pairs
-from softras.raster.reference import count_kept_pairs as _count_kept_pairs
+from softras.raster.reference import count_box_pairs, count_kept_pairs
 from softras.renderer import SoftRenderer
 from softras.shapes import bumpy_sphere, icosphere, torus
 
@@ -75,7 +75,6 @@ __all__ = [
     "build_cases",
     "count_kept_pairs",
     "count_pairs",
-    "flops_model",
     "format_report",
     "load_optional_backends",
     "machine_info",
@@ -293,20 +292,6 @@ def build_cases(workload: str, *, quick: bool = False, reference_subset: float |
 def count_pairs(face_vertices: torch.Tensor, settings: RasterSettings) -> int:
     """Number of (pixel, face) pairs inside the faces' grown bounding boxes (what a backend visits)."""
     return count_box_pairs(face_vertices, settings)
-
-
-def count_kept_pairs(face_vertices: torch.Tensor, settings: RasterSettings) -> int:
-    """Number of the :func:`count_pairs` pairs that pass the cull: those whose coverage, alpha and
-    colour terms a backend evaluates (:func:`softras.raster.reference.count_kept_pairs`)."""
-    return _count_kept_pairs(face_vertices, settings)
-
-
-def flops_model(backend: str) -> Callable[[Any], float] | None:
-    """The flop model of ``backend`` (by name or alias), ``flops_per_pair(KernelParams)``, or None."""
-    for b in BACKENDS.values():
-        if backend in (b.name, *b.aliases):
-            return b.load_flops()
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -784,7 +769,7 @@ def run_benchmarks(
     from softras.roofline import choose_threading_layer, peak_gflops  # imports Numba
 
     choose_threading_layer()  # before machine_info or the peak loop start Numba's threads
-    models = {name: model for name in names if (model := flops_model(name)) is not None}
+    models = {name: model for name in names if (model := get_backend(name).load_flops()) is not None}
     cases = [c for w in workloads for c in build_cases(w, quick=quick, reference_subset=reference_subset)]
     bar = progress(total=len(cases) * len(names), desc="bench", unit="run", quiet=quiet)
 

@@ -124,11 +124,12 @@ def _run(
     """Run a backend (:func:`softras.raster.dispatch.run`; with ``rgba``, its RGBA form). Eager
     calls run it directly; while ``torch.compile`` or ``torch.export`` traces, it is the custom op
     of :mod:`softras.raster.op`, one node of the graph that Dynamo does not trace into."""
+    backend = _check_backend(backend)
     face_vertices = inputs.face_vertices
     out = result_dtype(face_vertices.dtype, face_vertices.device)
     if torch.compiler.is_compiling():
-        return op.rasterize(inputs, settings, _check_backend(backend), rgba, out)
-    return run(inputs, settings, _check_backend(backend), rgba, out)
+        return op.rasterize(inputs, settings, backend, rgba, out)
+    return run(inputs, settings, backend, rgba, out)
 
 
 def rasterize_channels(

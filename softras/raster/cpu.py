@@ -73,8 +73,10 @@ def _centres(n: int, flip: bool, dtype: torch.dtype) -> np.ndarray:
 def _cgroup_cpu_quota() -> float | None:
     """The CPUs' worth of time a cgroup quota grants this process (cgroup v2 ``cpu.max``, or v1
     ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), or None without a quota."""
-    candidates = [("/sys/fs/cgroup/cpu.max", None)]
-    candidates.append(("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+    candidates = (
+        ("/sys/fs/cgroup/cpu.max", None),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    )
     for quota_path, period_path in candidates:
         try:
             with open(quota_path) as fh:
