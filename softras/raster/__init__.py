@@ -27,6 +27,7 @@ from .settings import (
     TEXTURE_TYPES,
     RasterSettings,
 )
+from .uv import UVMaps, uv_maps
 
 __all__ = [
     "ALPHA_AGGREGATIONS",
@@ -38,12 +39,14 @@ __all__ = [
     "RasterInputs",
     "RasterResult",
     "RasterSettings",
+    "UVMaps",
     "available_backends",
     "default_backend",
     "rasterize",
     "rasterize_channels",
     "register_backend",
     "soft_rasterize",
+    "uv_maps",
 ]
 
 
@@ -127,7 +130,7 @@ def _run(
     backend = _check_backend(backend)
     face_vertices = inputs.face_vertices
     out = result_dtype(face_vertices.dtype, face_vertices.device)
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() and inputs.uv is None:  # (UV textures: traced into, not one op yet)
         return op.rasterize(inputs, settings, backend, rgba, out)
     return run(inputs, settings, backend, rgba, out)
 
@@ -140,6 +143,7 @@ def rasterize_channels(
     vertex: torch.Tensor | None = None,
     background: Sequence[float] | None = None,
     backend: str | None = None,
+    uv: UVMaps | None = None,
 ) -> RasterResult:
     """Rasterize screen-space faces with attributes of any width (the core entry point).
 
@@ -149,19 +153,39 @@ def rasterize_channels(
             the extra outputs).
         surface: [B, F, R*R, Cs] texels per face, or None (Cs = 0).
         vertex: [B, F, 3, Cv] per-corner attributes, or None (Cv = 0).
-        background: Cs + Cv values where no face colours a pixel (default zeros).
+        background: Cs + Cv + Cu values where no face colours a pixel (default zeros).
         backend: a name from :func:`available_backends`, or None for the device's default.
+        uv: a UV texture (:func:`softras.raster.uv.uv_maps`, Cu channels) sampled per pair, or None.
 
     Returns:
-        :class:`RasterResult`: ``channels`` [B, Cs + Cv, H, W] (surface channels first),
-        ``alpha`` [B, 1, H, W], and the outputs the settings ask for.
+        :class:`RasterResult`: ``channels`` [B, Cs + Cv + Cu, H, W] (surface channels first,
+        then vertex, then UV texture channels), ``alpha`` [B, 1, H, W], and the outputs the
+        settings ask for.
     """
     face_vertices = _check_face_vertices(face_vertices)
     settings = _check_settings(settings)
     surface = _check_attributes("surface", surface, face_vertices, None)
     vertex = _check_attributes("vertex", vertex, face_vertices, 3)
-    background = _check_background(background, surface.shape[3] + vertex.shape[3])
-    return _run(RasterInputs(face_vertices, surface, vertex, background), settings, backend)
+    uv = _check_uv(uv, face_vertices)
+    num_uv = 0 if uv is None else uv.channels
+    background = _check_background(background, surface.shape[3] + vertex.shape[3] + num_uv)
+    return _run(RasterInputs(face_vertices, surface, vertex, background, uv), settings, backend)
+
+
+def _check_uv(uv: object, face_vertices: torch.Tensor) -> UVMaps | None:
+    """A :class:`UVMaps` matching ``face_vertices`` ([1, F] maps expanded to B items), or None."""
+    if uv is None:
+        return None
+    if not isinstance(uv, UVMaps):
+        raise TypeError(f"uv: expected softras.raster.uv.UVMaps (from uv_maps(...)) or None, got {type(uv).__name__}")
+    b, f = face_vertices.shape[:2]
+    if uv.uv.shape[1] != f or uv.uv.shape[0] not in (1, b):
+        raise ValueError(f"uv: its uv has shape {tuple(uv.uv.shape)}; expected [{b}, {f}, 3, 2] for these faces")
+    if uv.uv.device != face_vertices.device:
+        raise ValueError(f"uv: expected device {face_vertices.device} (as face_vertices), got {uv.uv.device}")
+    check_finite("uv.uv", uv.uv)
+    check_finite("uv.atlas (the texture images)", uv.atlas)
+    return uv.with_batch(b)
 
 
 def rasterize(

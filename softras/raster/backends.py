@@ -61,6 +61,7 @@ class Backend:
         flops_entry: ``'module:function'`` of its flop model, ``flops_per_pair(params:
             KernelParams) -> float``: floating-point operations of its forward kernel per kept
             (pixel, face) pair, for the roofline line of ``softras bench``; None: no model.
+        uv_textures: whether it samples UV textures (``RasterInputs.uv``).
     """
 
     name: str
@@ -74,6 +75,7 @@ class Backend:
     benchmark_on: tuple[str, ...] = ()
     rgba_entry: str | None = None
     flops_entry: str | None = None
+    uv_textures: bool = False
     _fn: list[BackendFn] = field(default_factory=list, repr=False, compare=False)
     _rgba_fn: list[RgbaFn] = field(default_factory=list, repr=False, compare=False)
 
@@ -148,6 +150,7 @@ register_backend(
         priority=0,
         entry="softras.raster.reference:rasterize",
         benchmark_on=("cpu", "cuda"),
+        uv_textures=True,
     )
 )
 register_backend(

@@ -37,6 +37,7 @@ from .model import tconorms
 
 if TYPE_CHECKING:
     from .settings import RasterSettings
+    from .uv import UVMaps
 
 __all__ = [
     "CULL_MARGIN",
@@ -348,13 +349,16 @@ class RasterInputs(NamedTuple):
         face_vertices: [B, F, 3, 3] screen space (x, y NDC with y up, z camera depth), float.
         surface: [B, F, T, Cs] texels per face (T = R², Cs >= 0 channels), same dtype/device.
         vertex: [B, F, 3, Cv] per-corner attributes (Cv >= 0 channels), same dtype/device.
-        background: Cs + Cv floats, the value of each channel where no face colours the pixel.
+        background: Cs + Cv + Cu floats, the value of each channel where no face colours the pixel.
+        uv: a UV texture (:class:`softras.raster.uv.UVMaps`, Cu = its channels) or None (Cu = 0):
+            per pair, its lookup at the perspective-correct UVs (:mod:`softras.raster.model.texture`).
     """
 
     face_vertices: torch.Tensor
     surface: torch.Tensor
     vertex: torch.Tensor
     background: tuple[float, ...]
+    uv: UVMaps | None = None
 
     @classmethod
     def from_textures(
@@ -370,8 +374,13 @@ class RasterInputs(NamedTuple):
         return cls(face_vertices, surface, vertex, settings.background_color)
 
     @property
+    def num_uv(self) -> int:
+        """Cu: the UV texture's channels (0 without one)."""
+        return 0 if self.uv is None else self.uv.channels
+
+    @property
     def num_channels(self) -> int:
-        return int(self.surface.shape[3] + self.vertex.shape[3])
+        return int(self.surface.shape[3] + self.vertex.shape[3]) + self.num_uv
 
     @property
     def texture_res(self) -> int:
@@ -383,8 +392,9 @@ class RasterResult(NamedTuple):
     """What a backend returns; fields not asked for by the settings are ``None``.
 
     Attributes:
-        channels: [B, Cs + Cv, H, W] aggregated attributes (surface channels first), in the
-            input dtype; differentiable w.r.t. face_vertices, surface and vertex.
+        channels: [B, Cs + Cv + Cu, H, W] aggregated attributes (surface channels, vertex
+            channels, UV texture channels), in the input dtype; differentiable w.r.t.
+            face_vertices, surface, vertex and the UV texture's uv and atlas.
         alpha: [B, 1, H, W] coverage; differentiable.
         depth: [B, 1, H, W] soft depth (``settings.with_depth``): the perspective-correct camera
             depth of each pair, aggregated with the same weights as the channels, background 0;
@@ -459,6 +469,11 @@ class KernelParams(NamedTuple):
     dist_shape: float  # the distribution's shape (0 when it takes none)
     dist_shift: float  # the distribution's shift (0 when none)
     t_conorm_p: float  # the T-conorm's parameter (0 when none)
+    num_uv: int = 0  # Cu: the UV texture's channels (after the surface and vertex channels)
+    texture_filter: int = 0  # uv.TextureFilter
+    texture_wrap: int = 0  # uv.TextureWrap
+    pixel_x: float = 0.0  # NDC width of a pixel, 2 / W (the UV level of detail)
+    pixel_y: float = 0.0  # NDC height of a pixel, 2 / H
 
 
 def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParams:
@@ -491,4 +506,9 @@ def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParam
         dist_shape=shape,
         dist_shift=shift,
         t_conorm_p=t_conorm_p,
+        num_uv=inputs.num_uv,
+        texture_filter=0 if inputs.uv is None else int(inputs.uv.filter),
+        texture_wrap=0 if inputs.uv is None else int(inputs.uv.wrap),
+        pixel_x=2.0 / s.image_width,
+        pixel_y=2.0 / s.image_height,
     )

@@ -11,7 +11,7 @@ import torch
 
 from .._memory import check_raster_request
 from .._precision import compute_dtype, no_autocast
-from .backends import default_backend, get_backend
+from .backends import BACKENDS, default_backend, get_backend
 from .contract import RasterInputs, RasterResult
 from .settings import RasterSettings
 
@@ -43,10 +43,16 @@ def run(
         raise TypeError(
             f"face_vertices: backend {chosen.name!r} computes in {', '.join(map(str, chosen.dtypes))}, got {dtype}"
         )
+    if inputs.uv is not None and not chosen.uv_textures:
+        able = sorted(b.name for b in BACKENDS.values() if b.uv_textures and b.available() and b.runs_on(device))
+        raise NotImplementedError(
+            f"backend: {chosen.name!r} does not sample UV textures yet; use backend={able[0]!r} (one of {able})"
+        )
     inputs = inputs._replace(
         face_vertices=inputs.face_vertices.to(compute),
         surface=inputs.surface.to(compute),
         vertex=inputs.vertex.to(compute),
+        uv=None if inputs.uv is None else inputs.uv.to(compute),
     )
     in_place_rgba = rgba and chosen.rgba_entry is not None  # the RGBA entries make no depth or z-buffer
     check_raster_request(

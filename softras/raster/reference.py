@@ -50,6 +50,7 @@ from .contract import (
 )
 from .model import torch_model
 from .settings import RasterSettings
+from .uv import TextureFilter, TextureWrap, UVMaps
 
 __all__ = ["DEFAULT_MAX_PAIRS", "count_box_pairs", "count_kept_pairs", "rasterize", "rasterize_reference"]
 
@@ -64,7 +65,8 @@ class _Wanted(NamedTuple):
     depth: bool  # the soft depth, one more aggregated value per pair
     zbuffer: bool  # face id, barycentrics and depth of the z-buffer winner
     num_faces: int  # F
-    background: tuple[float, ...]  # Cs + Cv values
+    background: tuple[float, ...]  # Cs + Cv + Cu values
+    num_uv: int = 0  # Cu: the UV texture's channels
 
 
 def face_matrices(face_vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -276,6 +278,76 @@ def _alpha(
     return _TConormAlpha.apply(z, pix, zeros.shape[0], dist, code, shape, shift, p)
 
 
+def _texels(
+    maps: UVMaps, offset: torch.Tensor, width: torch.Tensor, col: torch.Tensor, row: torch.Tensor
+) -> torch.Tensor:
+    """[N, C] texels (col, row) of the levels starting at ``offset`` (all [N] long)."""
+    c = maps.channels
+    start = offset + (row * width + col) * c
+    return maps.atlas[start[:, None] + torch.arange(c, device=start.device)]
+
+
+def _level_lookup(
+    maps: UVMaps, material: torch.Tensor, level: torch.Tensor, u: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    """[N, C]: the lookup of the pairs' (u, v) [N] in level ``level`` [N] (long) of their
+    material, nearest or bilinear (``maps.filter``) under ``maps.wrap``."""
+    tm = torch_model()
+    offset, height, width = maps.levels[material, level].unbind(1)
+    hf, wf = height.to(u.dtype), width.to(u.dtype)
+    repeat = 1.0 if maps.wrap == TextureWrap.REPEAT else 0.0
+    x, y = tm["texel_xy"](u, v, wf, hf)
+
+    def wrapped(i: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+        return tm["wrap_index"](i, size, repeat).long()
+
+    if maps.filter == TextureFilter.NEAREST:
+        with torch.no_grad():
+            col, row = wrapped(torch.floor(x + 0.5), wf), wrapped(torch.floor(y + 0.5), hf)
+        return _texels(maps, offset, width, col, row)
+    with torch.no_grad():
+        x0, y0 = torch.floor(x), torch.floor(y)
+        c0, c1 = wrapped(x0, wf), wrapped(x0 + 1, wf)
+        r0, r1 = wrapped(y0, hf), wrapped(y0 + 1, hf)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    top = (1 - fx) * _texels(maps, offset, width, c0, r0) + fx * _texels(maps, offset, width, c1, r0)
+    bottom = (1 - fx) * _texels(maps, offset, width, c0, r1) + fx * _texels(maps, offset, width, c1, r1)
+    return (1 - fy) * top + fy * bottom
+
+
+def _uv_values(
+    maps: UVMaps, face: torch.Tensor, w_clip: torch.Tensor, z_safe: torch.Tensor, inv: torch.Tensor, s: RasterSettings
+) -> torch.Tensor:
+    """Per-pair UV texture values [N, Cu]: the lookup of the perspective-correct (u, v) of the
+    clipped, renormalised barycentrics ``w_clip`` [N, 3] (:mod:`softras.raster.model.texture`)."""
+    tm = torch_model()
+    iz = 1.0 / z_safe[face]
+    corners = maps.uv[face]
+    args = (*w_clip.unbind(1), *iz.unbind(1), *corners[..., 0].unbind(1), *corners[..., 1].unbind(1))
+    u, v = tm["uv_at"](*args)
+    material = maps.material[face]
+    base = torch.zeros_like(material)
+    if maps.filter != TextureFilter.TRILINEAR:
+        return _level_lookup(maps, material, base, u, v)
+    height0, width0 = (maps.levels[material, 0, k].to(u.dtype) for k in (1, 2))
+    px, py = 2.0 / s.image_width, 2.0 / s.image_height
+    lam = tm["mip_level"](
+        *args,
+        *inv[face, :, 0].unbind(1),
+        *inv[face, :, 1].unbind(1),
+        width0 * px,
+        height0 * px,
+        width0 * py,
+        height0 * py,
+    )
+    l0, l1, t, _ = tm["mip_blend"](lam, maps.level_count[material].to(u.dtype))
+    bilinear = maps._replace(filter=int(TextureFilter.BILINEAR))
+    t = t[:, None]
+    low = _level_lookup(bilinear, material, l0.detach().long(), u, v)
+    high = _level_lookup(bilinear, material, l1.detach().long(), u, v)
+    return (1 - t) * low + t * high
+
+
 def _pair_values(
     surface: torch.Tensor,
     vertex: torch.Tensor,
@@ -283,9 +355,11 @@ def _pair_values(
     w_clip: torch.Tensor,
     zp: torch.Tensor,
     want: _Wanted,
+    uv: tuple[UVMaps, torch.Tensor, torch.Tensor, RasterSettings] | None = None,
 ) -> torch.Tensor:
-    """Per-pair values [N, Cs + Cv (+ 1 for depth)]: the texel of the clipped barycentrics,
-    the interpolated vertex attributes, then zp."""
+    """Per-pair values [N, Cs + Cv + Cu (+ 1 for depth)]: the texel of the clipped barycentrics,
+    the interpolated vertex attributes, the UV texture lookup (``uv``: the maps, z_safe [B·F, 3],
+    the barycentric matrices [B·F, 3, 3] and the settings), then zp."""
     values = []
     if want.num_surface:
         t = surface.shape[1]
@@ -294,6 +368,9 @@ def _pair_values(
         values.append(surface.reshape(-1, want.num_surface)[idx])
     if want.num_vertex:
         values.append((w_clip[:, :, None] * vertex[face]).sum(1))
+    if want.num_uv:
+        maps, z_safe, inv, s = uv
+        values.append(_uv_values(maps, face, w_clip, z_safe, inv, s))
     if want.depth:
         values.append(zp[:, None])
     return values[0] if len(values) == 1 else torch.cat(values, dim=1)
@@ -359,6 +436,7 @@ def _render_chunk(
     num_pixels: int,
     want: _Wanted,
     s: RasterSettings,
+    uv: UVMaps | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
     """Outputs of ``num_pixels`` pixels from their candidate pairs.
 
@@ -373,7 +451,7 @@ def _render_chunk(
 
     zeros = torch.zeros(num_pixels, dtype=dtype, device=device)
     alpha = _alpha(x, pix, face, zeros, want.num_faces, s)
-    num_values = want.num_surface + want.num_vertex + int(want.depth)
+    num_values = want.num_surface + want.num_vertex + want.num_uv + int(want.depth)
     if num_values == 0 and not want.zbuffer:
         return alpha[:, None], None
 
@@ -381,8 +459,8 @@ def _render_chunk(
     w_clip = w.clamp(0, 1)
     w_sum = (w_clip[:, 0] + w_clip[:, 1] + w_clip[:, 2]).clamp(min=W_SUM_EPS)
     w_clip = w_clip / w_sum[:, None]
-    zf = z[face]
-    z_safe = torch.where(zf.abs() < Z_EPS, torch.full_like(zf, Z_EPS), zf)
+    z_safe_faces = torch.where(z.abs() < Z_EPS, torch.full_like(z, Z_EPS), z)
+    z_safe = z_safe_faces[face]
     inv_z = w_clip[:, 0] / z_safe[:, 0] + w_clip[:, 1] / z_safe[:, 1] + w_clip[:, 2] / z_safe[:, 2]
     with torch.no_grad():
         zp_raw = 1.0 / inv_z
@@ -421,14 +499,14 @@ def _render_chunk(
     if num_values == 0:
         return alpha[:, None], zbuf
 
-    values = _pair_values(surface, vertex, face_c, w_clip[sel], zp, want)
+    values = _pair_values(surface, vertex, face_c, w_clip[sel], zp, want, (uv, z_safe_faces, inv, s))
     bg = torch.tensor(want.background + (0.0,) * int(want.depth), dtype=dtype, device=device)
     if s.aggr_func_rgb == "softmax":
         log_d = _log_coverage(x[sel], s)
         out = _softmax(values, log_d, zp, pix_c, bg, zeros, s)
     else:  # z-buffer: the winner's values, else the background
         out = bg.expand(num_pixels, num_values).index_put((pix_c[winner],), values[winner])
-    c = want.num_surface + want.num_vertex
+    c = want.num_surface + want.num_vertex + want.num_uv
     parts = [out[:, :c], alpha[:, None]] + ([out[:, c:]] if want.depth else [])
     return torch.cat(parts, dim=1), zbuf
 
@@ -490,6 +568,7 @@ def _rasterize(
     want: _Wanted,
     settings: RasterSettings,
     max_pairs: int,
+    uv: UVMaps | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
     """Packed soft outputs [B, C + 1 (+ 1), H, W] (channels, alpha, depth) and, when asked,
     the z-buffer outputs (face_id [B, H, W], barycentrics [B, 3, H, W], hard_depth [B, 1, H, W])."""
@@ -502,11 +581,14 @@ def _rasterize(
     with torch.no_grad():
         ranges = pixel_ranges(face_vertices.detach(), settings.cull_radius, (h, w))
     front = ranges.front.reshape(-1)
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (face_vertices, surface, vertex))
+    if uv is not None:  # faces of all items in one index: [B·F, ...]
+        uv = uv._replace(uv=uv.uv.reshape(b * f, 3, 2), material=uv.material.reshape(b * f))
+    grads = (face_vertices, surface, vertex) + (() if uv is None else (uv.uv, uv.atlas))
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in grads)
     soft, zbufs = [], []
     for u0, u1, pair_face, pair_pix, px, py in _pair_chunks(ranges, (h, w), face_vertices.dtype, max_pairs):
         args = (inv, xy, z, surf, vert, pair_face, pair_pix, px, py, front)
-        kwargs = {"num_pixels": (u1 - u0) * w, "want": want, "s": settings}
+        kwargs = {"num_pixels": (u1 - u0) * w, "want": want, "s": settings, "uv": uv}
         if needs_grad:
             out, zbuf = checkpoint(_render_chunk, *args, use_reentrant=False, **kwargs)
         else:
@@ -526,23 +608,24 @@ def rasterize(inputs: RasterInputs, settings: RasterSettings, *, max_pairs: int 
     """The backend entry point of the contract (see :mod:`softras.raster.contract`).
 
     Args:
-        inputs: face_vertices [B, F, 3, 3], surface [B, F, T, Cs], vertex [B, F, 3, Cv] and
-            the Cs + Cv background values.
+        inputs: face_vertices [B, F, 3, 3], surface [B, F, T, Cs], vertex [B, F, 3, Cv], the
+            Cs + Cv + Cu background values and the UV texture (Cu channels) or None.
         settings: validated :class:`RasterSettings`; ``with_depth`` and ``with_zbuffer`` ask
             for the extra outputs.
         max_pairs: (pixel, face) pairs per chunk; bounds peak memory, not the result.
 
     Returns:
-        :class:`RasterResult` with channels [B, Cs + Cv, H, W], alpha [B, 1, H, W] and the
+        :class:`RasterResult` with channels [B, Cs + Cv + Cu, H, W], alpha [B, 1, H, W] and the
         outputs asked for (depth [B, 1, H, W]; face_id [B, H, W], barycentrics [B, 3, H, W],
         hard_depth [B, 1, H, W], detached).
     """
     cs, cv = int(inputs.surface.shape[3]), int(inputs.vertex.shape[3])
     want = _Wanted(
-        cs, cv, settings.with_depth, settings.with_zbuffer, int(inputs.face_vertices.shape[1]), inputs.background
-    )
-    packed, zbuf = _rasterize(inputs.face_vertices, inputs.surface, inputs.vertex, want, settings, max_pairs)
-    c = cs + cv
+        cs, cv, settings.with_depth, settings.with_zbuffer, int(inputs.face_vertices.shape[1]), inputs.background,
+        inputs.num_uv,
+    )  # fmt: skip
+    packed, zbuf = _rasterize(inputs.face_vertices, inputs.surface, inputs.vertex, want, settings, max_pairs, inputs.uv)
+    c = cs + cv + inputs.num_uv
     depth = packed[:, c + 1 :] if settings.with_depth else None
     face_id, bary, hard_depth = zbuf if zbuf is not None else (None, None, None)
     return RasterResult(packed[:, :c], packed[:, c : c + 1], depth, face_id, bary, hard_depth)

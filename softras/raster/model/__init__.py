@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import dispatch, distributions, ops, tconorms
+from . import dispatch, distributions, ops, tconorms, texture
 
 __all__ = [
     "ALPHA_AGGREGATIONS",
@@ -392,7 +392,7 @@ def _dispatch_source(version: int) -> str:
 def model_sources() -> list[ops.Source]:
     """Every model function as :class:`.ops.Source`: the built-in modules, the registered
     functions (one source per defining module) and the dispatchers."""
-    sources = [ops.module_source(distributions), ops.module_source(tconorms)]
+    sources = [ops.module_source(distributions), ops.module_source(tconorms), ops.module_source(texture)]
     by_module: dict[int, list[types.FunctionType]] = {}
     for fn in _registered_functions():
         by_module.setdefault(id(fn.__globals__), []).append(fn)
@@ -417,7 +417,7 @@ def source_hash() -> str:
 @functools.cache
 def _source_hash(version: int) -> str:
     digest = hashlib.sha256()
-    for module in (ops, dispatch, distributions, tconorms):
+    for module in (ops, dispatch, distributions, tconorms, texture):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(dispatch_source().encode())
     for fn in _registered_functions():

@@ -5,7 +5,8 @@ Python style, against a namespace called ``m``:
 
 * arithmetic operators and comparisons on scalars;
 * ``m.exp``, ``m.log``, ``m.log1p``, ``m.expm1``, ``m.sqrt``, ``m.atan``, ``m.asin``, ``m.cosh``,
-  ``m.erf``, ``m.erfc``, ``m.lgamma``, ``m.pow``, ``m.abs``, ``m.minimum``, ``m.maximum``;
+  ``m.erf``, ``m.erfc``, ``m.lgamma``, ``m.pow``, ``m.abs``, ``m.minimum``, ``m.maximum``,
+  ``m.floor`` (a float);
 * ``m.where(cond, a, b)`` for every choice (both sides are evaluated: branch-free), and
   ``m.both(c1, c2)`` for "and";
 * ``for`` loops over a constant ``range``; tuples as return values;
@@ -48,7 +49,7 @@ __all__ = [
 
 OP_NAMES = (
     "exp", "log", "log1p", "expm1", "sqrt", "atan", "asin", "cosh", "erf", "erfc", "lgamma",
-    "pow", "abs", "minimum", "maximum", "where", "both",
+    "pow", "abs", "minimum", "maximum", "floor", "where", "both",
 )  # fmt: skip
 
 
@@ -102,6 +103,7 @@ PYTHON = _namespace(
         "abs": abs,
         "minimum": min,
         "maximum": max,
+        "floor": lambda x: float(math.floor(x)) if math.isfinite(x) else x,
         "where": lambda c, a, b: a if c else b,
         "both": lambda a, b: a and b,
     },
@@ -158,6 +160,7 @@ TORCH = _namespace(
         "abs": _t(torch.abs),
         "minimum": _t(torch.minimum),
         "maximum": _t(torch.maximum),
+        "floor": _t(torch.floor),
         "where": lambda c, a, b: _torch_where(c, a, b),
         "both": lambda a, b: a & b if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor) else a and b,
     },
@@ -179,6 +182,9 @@ def numba_namespace(jit: Callable[[Callable], Callable]) -> types.ModuleType:
 
     def maximum(a, b):  # pragma: no cover - compiled
         return a if a > b else b
+
+    def floor(x):  # pragma: no cover - compiled
+        return float(math.floor(x))
 
     def exp(x):  # pragma: no cover - compiled
         return math.exp(x)
@@ -220,7 +226,7 @@ def numba_namespace(jit: Callable[[Callable], Callable]) -> types.ModuleType:
         return abs(x)
 
     fns = {
-        "where": where, "both": both, "minimum": minimum, "maximum": maximum, "exp": exp, "log": log,
+        "where": where, "both": both, "minimum": minimum, "maximum": maximum, "floor": floor, "exp": exp, "log": log,
         "log1p": log1p, "expm1": expm1, "sqrt": sqrt, "atan": atan, "asin": asin, "cosh": cosh,
         "erf": erf, "erfc": erfc, "lgamma": lgamma, "pow": pow_, "abs": abs_,
     }  # fmt: skip
@@ -284,7 +290,7 @@ def warp_namespace(scalar: type) -> types.ModuleType:
     ops = {
         "exp": wp.exp, "log": wp.log, "log1p": log1p, "expm1": expm1, "sqrt": wp.sqrt, "atan": wp.atan,
         "asin": wp.asin, "cosh": wp.cosh, "erf": wp.erf, "erfc": wp.erfc, "lgamma": lgamma, "pow": wp.pow,
-        "abs": wp.abs, "minimum": wp.min, "maximum": wp.max, "where": wp.where, "both": both,
+        "abs": wp.abs, "minimum": wp.min, "maximum": wp.max, "floor": wp.floor, "where": wp.where, "both": both,
     }  # fmt: skip
     ns = _namespace(f"softras_model_warp_{C.__name__}", ops)
     ns.scalar = C  # marks a Warp namespace: bind rewrites the model's source for it
