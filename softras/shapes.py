@@ -24,6 +24,7 @@ __all__ = [
     "star_prism",
     "surface_colors_from_vertex_colors",
     "torus",
+    "uv_sphere",
 ]
 
 
@@ -39,6 +40,51 @@ def _out(vertices: np.ndarray, faces: np.ndarray) -> tuple[torch.Tensor, torch.T
     v = torch.from_numpy(np.ascontiguousarray(vertices, dtype=np.float32))
     f = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.int64))
     return v, f
+
+
+def uv_sphere(
+    rings: int = 24, segments: int = 48, radius: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A latitude-longitude sphere with its texture map: (vertices [V, 3], faces [F, 3], uv [F, 3, 2]).
+
+    ``rings`` bands of latitude and ``segments`` of longitude; F = 2·segments·(rings − 1). The
+    texture map is equirectangular: u = longitude / 2π (0 at the −z axis, increasing towards +x,
+    as the cameras' azimuth), v = latitude / π + ½ (1 at the north pole, +y). The seam's vertices
+    are shared; the faces along it carry u = 1 on their eastern corners (per-corner UVs), so the
+    map has no wrap-around face. Faces wind counter-clockwise seen from outside.
+    """
+    rings = _check_int("rings", rings, 2)
+    segments = _check_int("segments", segments, 3)
+    check_positive("radius", radius)
+    lat = np.linspace(-0.5 * math.pi, 0.5 * math.pi, rings + 1)[1:-1]  # the rings between the poles
+    lon = np.arange(segments) * (2 * math.pi / segments)
+    ring_xyz = np.stack(
+        [
+            np.cos(lat)[:, None] * np.sin(lon)[None],
+            np.repeat(np.sin(lat)[:, None], segments, 1),
+            -np.cos(lat)[:, None] * np.cos(lon)[None],
+        ],
+        -1,
+    ).reshape(-1, 3)
+    south, north = len(ring_xyz), len(ring_xyz) + 1
+    vertices = np.concatenate([ring_xyz, [[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]]]) * radius
+    u = np.arange(segments + 1) / segments  # the seam's east side at u = 1
+    v = (lat / math.pi + 0.5)[:, None]
+    faces, uvs = [], []
+    for j in range(segments):
+        a, b = j, (j + 1) % segments
+        ua, ub = u[j], u[j + 1]
+        for i in range(rings - 2):  # quads between rings i and i + 1: two triangles
+            lo, hi = i * segments, (i + 1) * segments
+            faces += [[lo + a, hi + b, lo + b], [lo + a, hi + a, hi + b]]
+            va, vb = v[i, 0], v[i + 1, 0]
+            uvs += [[[ua, va], [ub, vb], [ub, va]], [[ua, va], [ua, vb], [ub, vb]]]
+        top = (rings - 2) * segments
+        faces += [[south, a, b], [top + a, north, top + b]]
+        um = 0.5 * (ua + ub)
+        uvs += [[[um, 0.0], [ua, v[0, 0]], [ub, v[0, 0]]], [[ua, v[-1, 0]], [um, 1.0], [ub, v[-1, 0]]]]
+    vertices, faces = _out(vertices, np.asarray(faces))
+    return vertices, faces, torch.tensor(uvs, dtype=torch.float32)
 
 
 def _unit_icosphere(level: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,9 +196,7 @@ def _grid_torus_faces(n_major: int, n_minor: int) -> np.ndarray:
     return np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)], axis=0)
 
 
-def _torus_points(
-    major_radius: float, minor: np.ndarray, u: np.ndarray, v: np.ndarray
-) -> np.ndarray:
+def _torus_points(major_radius: float, minor: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     ring = major_radius + minor * np.cos(v)
     return np.stack([ring * np.cos(u), ring * np.sin(u), minor * np.sin(v)], axis=-1)
 
@@ -177,21 +221,15 @@ def torus(
     major_radius = check_positive("major_radius", major_radius)
     minor_radius = check_positive("minor_radius", minor_radius)
     if minor_radius >= major_radius:
-        raise ValueError(
-            f"minor_radius ({minor_radius}) must be smaller than major_radius ({major_radius})"
-        )
+        raise ValueError(f"minor_radius ({minor_radius}) must be smaller than major_radius ({major_radius})")
     m = _check_int("major_segments", major_segments, 3)
     n = _check_int("minor_segments", minor_segments, 3)
-    u, v = np.meshgrid(
-        np.arange(m) * (2 * math.pi / m), np.arange(n) * (2 * math.pi / n), indexing="ij"
-    )
+    u, v = np.meshgrid(np.arange(m) * (2 * math.pi / m), np.arange(n) * (2 * math.pi / n), indexing="ij")
     pts = _torus_points(major_radius, np.full(u.shape, minor_radius), u, v).reshape(-1, 3)
     return _out(pts, _grid_torus_faces(m, n))
 
 
-def bumpy_sphere(
-    level: int = 4, amplitude: float = 0.1, frequency: float = 4.0
-) -> tuple[torch.Tensor, torch.Tensor]:
+def bumpy_sphere(level: int = 4, amplitude: float = 0.1, frequency: float = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Icosphere with smooth radial bumps (non-convex for ``amplitude > 0``).
 
     The radius along unit direction ``(x, y, z)`` is
@@ -283,9 +321,7 @@ def demo_mesh() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """
     m, n = 72, 32
     big_r, small_r, lobe_amp, lobes = 0.62, 0.22, 0.3, 3
-    u, v = np.meshgrid(
-        np.arange(m) * (2 * math.pi / m), np.arange(n) * (2 * math.pi / n), indexing="ij"
-    )
+    u, v = np.meshgrid(np.arange(m) * (2 * math.pi / m), np.arange(n) * (2 * math.pi / n), indexing="ij")
     lobe = np.cos(lobes * v - u)  # turns once around the ring; periodic in u and v
     minor = small_r * (1.0 + lobe_amp * lobe)
     pts = _torus_points(big_r, minor, u, v).reshape(-1, 3)
