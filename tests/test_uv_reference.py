@@ -244,3 +244,31 @@ def test_reference_gradcheck(filt: str):
 
     inputs = (fv, uv, image) if filt != "nearest" else (fv, uv.detach(), image)
     assert torch.autograd.gradcheck(render, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_perspective_weights_vjp_is_autograd():
+    tm = torch_model()
+    c, iz, *_ = _random_pairs(seed=2)
+    args = [*c.unbind(1), *iz.unbind(1)]
+    b = tm["perspective_weights"](*args)
+    gb = [torch.randn_like(x) for x in b]
+    auto = torch.autograd.grad(sum((x * g).sum() for x, g in zip(b, gb, strict=True)), [c, iz])
+    hand = torch.stack(tm["perspective_weights_vjp"](*[x.detach() for x in args], *gb), 1)
+    torch.testing.assert_close(hand[:, :3], auto[0], rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(hand[:, 3:], auto[1], rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("perspective", [False, True])
+def test_vertex_attributes_screen_space_or_perspective_correct(perspective: bool):
+    """Vertex attributes: the z-buffer's perspective-correct barycentrics reproduce them with
+    perspective_correct=True; the original's screen-space weights differ on a face slanted in depth."""
+    fv, _, _ = _scene()
+    colours = torch.rand(1, 2, 3, 3, dtype=torch.float64)
+    s = RasterSettings.create(24, aggr_func_rgb="hard", with_zbuffer=True, perspective_correct=perspective)
+    r = rasterize_channels(fv, s, vertex=colours, backend="reference")
+    covered = r.face_id[0] >= 0
+    face = r.face_id[0][covered]
+    bary = r.barycentrics[0].permute(1, 2, 0)[covered]  # perspective-correct, [N, 3]
+    expected = (bary[:, :, None] * colours[0, face]).sum(1)
+    error = (r.channels[0].permute(1, 2, 0)[covered] - expected).abs().max()
+    assert error < 1e-12 if perspective else error > 1e-2

@@ -62,6 +62,8 @@ class Backend:
             KernelParams) -> float``: floating-point operations of its forward kernel per kept
             (pixel, face) pair, for the roofline line of ``softras bench``; None: no model.
         uv_textures: whether it samples UV textures (``RasterInputs.uv``).
+        perspective_correct: whether it interpolates vertex attributes perspective-correct
+            (``RasterSettings.perspective_correct``).
     """
 
     name: str
@@ -76,6 +78,7 @@ class Backend:
     rgba_entry: str | None = None
     flops_entry: str | None = None
     uv_textures: bool = False
+    perspective_correct: bool = False
     _fn: list[BackendFn] = field(default_factory=list, repr=False, compare=False)
     _rgba_fn: list[RgbaFn] = field(default_factory=list, repr=False, compare=False)
 
@@ -151,6 +154,7 @@ register_backend(
         entry="softras.raster.reference:rasterize",
         benchmark_on=("cpu", "cuda"),
         uv_textures=True,
+        perspective_correct=True,
     )
 )
 register_backend(

@@ -20,8 +20,10 @@ cannot drift apart:
 
 Attributes of any width go through one code path: ``surface`` texels [B, F, T, Cs] are looked
 up with the texel rule, ``vertex`` attributes [B, F, 3, Cv] are interpolated with the clipped,
-renormalised screen-space barycentrics; colour is the case Cs = 3 (surface textures) or Cv = 3
-(vertex colours). Output channels are the surface channels, then the vertex channels.
+renormalised screen-space barycentrics (or their perspective-correct form, ``perspective_correct``),
+a UV texture (Cu channels) is looked up at the perspective-correct UVs; colour is the case Cs = 3
+(surface textures), Cv = 3 (vertex colours) or Cu = 3. Output channels are the surface channels,
+then the vertex channels, then the UV texture's.
 """
 
 from __future__ import annotations
@@ -474,6 +476,7 @@ class KernelParams(NamedTuple):
     texture_wrap: int = 0  # uv.TextureWrap
     pixel_x: float = 0.0  # NDC width of a pixel, 2 / W (the UV level of detail)
     pixel_y: float = 0.0  # NDC height of a pixel, 2 / H
+    perspective_correct: int = 0  # 1: vertex attributes with perspective-correct barycentrics
 
 
 def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParams:
@@ -511,4 +514,5 @@ def kernel_params(inputs: RasterInputs, settings: RasterSettings) -> KernelParam
         texture_wrap=0 if inputs.uv is None else int(inputs.uv.wrap),
         pixel_x=2.0 / s.image_width,
         pixel_y=2.0 / s.image_height,
+        perspective_correct=int(s.perspective_correct),
     )

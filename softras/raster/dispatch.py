@@ -43,11 +43,14 @@ def run(
         raise TypeError(
             f"face_vertices: backend {chosen.name!r} computes in {', '.join(map(str, chosen.dtypes))}, got {dtype}"
         )
-    if inputs.uv is not None and not chosen.uv_textures:
-        able = sorted(b.name for b in BACKENDS.values() if b.uv_textures and b.available() and b.runs_on(device))
-        raise NotImplementedError(
-            f"backend: {chosen.name!r} does not sample UV textures yet; use backend={able[0]!r} (one of {able})"
-        )
+    for wanted, feature, what in (
+        (inputs.uv is not None, "uv_textures", "sample UV textures"),
+        (settings.perspective_correct and inputs.vertex.shape[3] > 0, "perspective_correct",
+         "interpolate vertex attributes perspective-correct (perspective_correct=True)"),
+    ):  # fmt: skip
+        if wanted and not getattr(chosen, feature):
+            able = sorted(b.name for b in BACKENDS.values() if getattr(b, feature) and b.runs_on(device))
+            raise NotImplementedError(f"backend: {chosen.name!r} does not {what} yet; use one of {able}")
     inputs = inputs._replace(
         face_vertices=inputs.face_vertices.to(compute),
         surface=inputs.surface.to(compute),

@@ -355,21 +355,26 @@ def _pair_values(
     w_clip: torch.Tensor,
     zp: torch.Tensor,
     want: _Wanted,
-    uv: tuple[UVMaps, torch.Tensor, torch.Tensor, RasterSettings] | None = None,
+    uv: tuple[UVMaps | None, torch.Tensor, torch.Tensor, RasterSettings],
 ) -> torch.Tensor:
     """Per-pair values [N, Cs + Cv + Cu (+ 1 for depth)]: the texel of the clipped barycentrics,
-    the interpolated vertex attributes, the UV texture lookup (``uv``: the maps, z_safe [B·F, 3],
-    the barycentric matrices [B·F, 3, 3] and the settings), then zp."""
+    the interpolated vertex attributes (screen-space or perspective-correct weights), the UV
+    texture lookup, then zp. ``uv``: the UV maps (or None), z_safe [B·F, 3], the barycentric
+    matrices [B·F, 3, 3] and the settings."""
     values = []
     if want.num_surface:
         t = surface.shape[1]
         with torch.no_grad():
             idx = face * t + texel_index(w_clip[:, 0], w_clip[:, 1], math.isqrt(t))
         values.append(surface.reshape(-1, want.num_surface)[idx])
+    maps, z_safe, inv, s = uv
     if want.num_vertex:
-        values.append((w_clip[:, :, None] * vertex[face]).sum(1))
+        weights = w_clip
+        if s.perspective_correct:
+            iz = 1.0 / z_safe[face]
+            weights = torch.stack(torch_model()["perspective_weights"](*w_clip.unbind(1), *iz.unbind(1)), 1)
+        values.append((weights[:, :, None] * vertex[face]).sum(1))
     if want.num_uv:
-        maps, z_safe, inv, s = uv
         values.append(_uv_values(maps, face, w_clip, z_safe, inv, s))
     if want.depth:
         values.append(zp[:, None])

@@ -94,6 +94,11 @@ class RasterSettings:
         dist_shift: the shift of the one-sided families (exponential, gamma, levy and their
             ``_rev`` forms), in units of σ; None is 0.
         t_conorm_p: the parameter of the parametrised T-conorms (see each one's range).
+        perspective_correct: interpolate vertex attributes (colours, features, normals) with the
+            perspective-correct barycentrics b_k = c_k/z_k / Σ_m c_m/z_m of the pair's clipped,
+            renormalised screen barycentrics c_k (:func:`softras.raster.model.texture.perspective_weights`),
+            as a camera sees a surface. False (the original's rule, its default): with c_k
+            themselves, linear in screen space. UV textures are always perspective-correct.
     """
 
     image_height: int = 256
@@ -117,6 +122,7 @@ class RasterSettings:
     dist_shape: float | None = None
     dist_shift: float | None = None
     t_conorm_p: float | None = None
+    perspective_correct: bool = False
     # Derived, filled by __post_init__.
     cull_threshold: float = field(init=False, repr=False)
 
@@ -131,7 +137,7 @@ class RasterSettings:
             raise ValueError(f"near/far: expected finite near < far, got near={self.near}, far={self.far}")
         object.__setattr__(self, "near", near)
         object.__setattr__(self, "far", far)
-        for name in ("fill_back", "with_depth", "with_zbuffer", "squared_distance"):
+        for name in ("fill_back", "with_depth", "with_zbuffer", "squared_distance", "perspective_correct"):
             object.__setattr__(self, name, check_bool(name, getattr(self, name)))
         object.__setattr__(self, "eps", check_number("eps", self.eps))
         object.__setattr__(self, "sigma_val", check_sigma("sigma_val", self.sigma_val))

@@ -4,9 +4,10 @@ A face carries one (u, v) per corner and a material (one texture image and its m
 see :mod:`softras.raster.uv`). At a pair, the kernels (every backend) call these functions in the
 restricted style of :mod:`.ops`; only the memory reads of the texels are the backend's own.
 
-* :func:`uv_at`: (u, v) interpolated perspective-correct with the pair's clipped, renormalised
-  screen barycentrics c_k and the corners' inverse depths iz_k = 1/z_k:
-  b_k = c_k·iz_k / Σ_m c_m·iz_m, (u, v) = Σ_k b_k·(u_k, v_k).
+* :func:`perspective_weights`: the perspective-correct barycentrics b_k = c_k·iz_k / Σ_m c_m·iz_m
+  of the pair's clipped, renormalised screen barycentrics c_k and the corners' inverse depths
+  iz_k = 1/z_k (vertex attributes use them under ``perspective_correct=True``);
+* :func:`uv_at`: (u, v) = Σ_k b_k·(u_k, v_k), the UVs interpolated perspective-correct.
 * :func:`mip_level`: the level of detail λ = ½·log₂ max(ρ_x², ρ_y²) (the OpenGL rule), where
   ρ_x² = |∂(u·W₀, v·H₀)/∂(pixel x)|² is the squared length of one pixel step in x measured in
   texels of the base level W₀ × H₀, and likewise for y. The derivatives are analytic, from the
@@ -40,32 +41,39 @@ def _reciprocal(z):
     return m.where(ok, 1.0 / m.where(ok, z, 1.0), 0.0)
 
 
+def perspective_weights(c0, c1, c2, iz0, iz1, iz2):
+    """(b0, b1, b2): the perspective-correct barycentrics b_k = c_k·iz_k / Σ_m c_m·iz_m of the
+    pair's clipped, renormalised screen barycentrics c_k (0 where Σ c_m·iz_m = 0)."""
+    r = _reciprocal(c0 * iz0 + c1 * iz1 + c2 * iz2)
+    return c0 * iz0 * r, c1 * iz1 * r, c2 * iz2 * r
+
+
+def perspective_weights_vjp(c0, c1, c2, iz0, iz1, iz2, gb0, gb1, gb2):
+    """The gradients (gc0, gc1, gc2, giz0, giz1, giz2) of :func:`perspective_weights` for upstream
+    (gb0, gb1, gb2): with Z = Σ c_m·iz_m, ∂L/∂(c_k·iz_k) = (gb_k − Σ_m gb_m·b_m) / Z."""
+    r = _reciprocal(c0 * iz0 + c1 * iz1 + c2 * iz2)
+    b0, b1, b2 = c0 * iz0 * r, c1 * iz1 * r, c2 * iz2 * r
+    mean = gb0 * b0 + gb1 * b1 + gb2 * b2
+    h0, h1, h2 = (gb0 - mean) * r, (gb1 - mean) * r, (gb2 - mean) * r
+    return h0 * iz0, h1 * iz1, h2 * iz2, h0 * c0, h1 * c1, h2 * c2
+
+
 def uv_at(c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2):
     """(u, v) of the pair: the corners' UVs interpolated perspective-correct (module docstring)."""
-    r = _reciprocal(c0 * iz0 + c1 * iz1 + c2 * iz2)
-    b0 = c0 * iz0 * r
-    b1 = c1 * iz1 * r
-    b2 = c2 * iz2 * r
+    b0, b1, b2 = perspective_weights(c0, c1, c2, iz0, iz1, iz2)
     return b0 * u0 + b1 * u1 + b2 * u2, b0 * v0 + b1 * v1 + b2 * v2
 
 
 def uv_at_vjp(c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2, gu, gv):
     """The gradients of :func:`uv_at` for upstream (gu, gv): (gc0, gc1, gc2, giz0, giz1, giz2,
-    gu0, gu1, gu2, gv0, gv1, gv2).
-
-    With b_k = c_k·iz_k / Z, Z = Σ c_m·iz_m: ∂L/∂(c_k·iz_k) = (gu·(u_k − u) + gv·(v_k − v)) / Z."""
-    r = _reciprocal(c0 * iz0 + c1 * iz1 + c2 * iz2)
-    b0 = c0 * iz0 * r
-    b1 = c1 * iz1 * r
-    b2 = c2 * iz2 * r
-    u = b0 * u0 + b1 * u1 + b2 * u2
-    v = b0 * v0 + b1 * v1 + b2 * v2
-    h0 = (gu * (u0 - u) + gv * (v0 - v)) * r
-    h1 = (gu * (u1 - u) + gv * (v1 - v)) * r
-    h2 = (gu * (u2 - u) + gv * (v2 - v)) * r
+    gu0, gu1, gu2, gv0, gv1, gv2)."""
+    b0, b1, b2 = perspective_weights(c0, c1, c2, iz0, iz1, iz2)
+    gc0, gc1, gc2, giz0, giz1, giz2 = perspective_weights_vjp(
+        c0, c1, c2, iz0, iz1, iz2, gu * u0 + gv * v0, gu * u1 + gv * v1, gu * u2 + gv * v2
+    )
     return (
-        h0 * iz0, h1 * iz1, h2 * iz2,
-        h0 * c0, h1 * c1, h2 * c2,
+        gc0, gc1, gc2,
+        giz0, giz1, giz2,
         gu * b0, gu * b1, gu * b2,
         gv * b0, gv * b1, gv * b2,
     )  # fmt: skip
@@ -183,6 +191,8 @@ def wrap_index(i, size, repeat):
 
 MODEL_FUNCTIONS = (
     "_reciprocal",
+    "perspective_weights",
+    "perspective_weights_vjp",
     "uv_at",
     "uv_at_vjp",
     "_footprint2",
