@@ -144,6 +144,7 @@ def rasterize_channels(
     background: Sequence[float] | None = None,
     backend: str | None = None,
     uv: UVMaps | None = None,
+    face_counts: torch.Tensor | Sequence[int] | None = None,
 ) -> RasterResult:
     """Rasterize screen-space faces with attributes of any width (the core entry point).
 
@@ -156,6 +157,11 @@ def rasterize_channels(
         background: Cs + Cv + Cu values where no face colours a pixel (default zeros).
         backend: a name from :func:`available_backends`, or None for the device's default.
         uv: a UV texture (:func:`softras.raster.uv.uv_maps`, Cu channels) sampled per pair, or None.
+        face_counts: [B] the faces of each item, for a batch of meshes with different face
+            counts padded to F: item b's faces F_b and beyond are not rendered (they become
+            zero-area triangles, which no backend bins or visits, see
+            :data:`~softras.raster.contract.DET_EPS`) and get no gradient, and ``aggr_func_alpha='sum'``
+            divides by F_b. So each item equals rendering its own faces alone. None: all F.
 
     Returns:
         :class:`RasterResult`: ``channels`` [B, Cs + Cv + Cu, H, W] (surface channels first,
@@ -169,7 +175,30 @@ def rasterize_channels(
     uv = _check_uv(uv, face_vertices)
     num_uv = 0 if uv is None else uv.channels
     background = _check_background(background, surface.shape[3] + vertex.shape[3] + num_uv)
-    return _run(RasterInputs(face_vertices, surface, vertex, background, uv), settings, backend)
+    if face_counts is None:
+        return _run(RasterInputs(face_vertices, surface, vertex, background, uv), settings, backend)
+    counts = _check_face_counts(face_counts, face_vertices)
+    padded = torch.arange(face_vertices.shape[1], device=counts.device)[None] >= counts[:, None]
+    face_vertices = face_vertices.masked_fill(padded[..., None, None], 0.0)
+    result = _run(RasterInputs(face_vertices, surface, vertex, background, uv), settings, backend)
+    if settings.aggr_func_alpha != "sum":
+        return result
+    # the kernels divided Σ D by F: item b's mean is over its F_b faces (0 for an empty item)
+    per_item = face_vertices.shape[1] / counts.clamp(min=1).to(result.alpha.dtype)
+    return result._replace(alpha=result.alpha * per_item[:, None, None, None])
+
+
+def _check_face_counts(face_counts: object, face_vertices: torch.Tensor) -> torch.Tensor:
+    """[B] int64 on the faces' device, each in [0, F]."""
+    b, f = face_vertices.shape[:2]
+    counts = torch.as_tensor(face_counts, device=face_vertices.device)
+    if counts.is_floating_point() or counts.is_complex() or counts.dtype == torch.bool:
+        raise TypeError(f"face_counts: expected integers (one per item), got {counts.dtype}")
+    if counts.shape != (b,):
+        raise ValueError(f"face_counts: expected shape [{b}] (one count per item), got {tuple(counts.shape)}")
+    if bool(((counts < 0) | (counts > f)).any()):
+        raise ValueError(f"face_counts: expected counts in [0, {f}] (F, the padded face count), got {counts.tolist()}")
+    return counts.long()
 
 
 def _check_uv(uv: object, face_vertices: torch.Tensor) -> UVMaps | None:
