@@ -65,3 +65,20 @@ def test_empty_item_and_bad_counts() -> None:
         rasterize_channels(fv, s, face_counts=[4, 1])
     with pytest.raises(TypeError, match="face_counts: expected integers"):
         rasterize_channels(fv, s, face_counts=[1.0, 2.0])
+
+
+@pytest.mark.parametrize("rgb", ["softmax", "hard"])
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_per_item_background_equals_each_alone(backend: str, rgb: str) -> None:
+    items = [_mesh(4, 5), _mesh(3, 6)]
+    fv, colours, counts = _padded(items)
+    background = torch.tensor([[1.0, 0.2, 0.0], [0.0, 0.3, 0.9]], dtype=torch.float64, requires_grad=True)
+    s = RasterSettings.create(10, sigma_val=1e-2, gamma_val=1e-1, aggr_func_rgb=rgb)
+    batch = rasterize_channels(fv, s, vertex=colours, face_counts=counts, background=background, backend=backend)
+    assert batch.channels.shape == (2, 3, 10, 10)
+    for b, (item_fv, item_colours) in enumerate(items):
+        alone = rasterize_channels(item_fv, s, vertex=item_colours, background=background[b].tolist(), backend=backend)
+        torch.testing.assert_close(batch.channels[b], alone.channels[0], atol=1e-12, rtol=0)
+        torch.testing.assert_close(batch.alpha[b], alone.alpha[0], atol=1e-12, rtol=0)
+    batch.channels.sum().backward()
+    assert background.grad.shape == (2, 3) and (background.grad > 0).all()  # the uncovered pixels' share

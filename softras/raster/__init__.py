@@ -154,7 +154,10 @@ def rasterize_channels(
             the extra outputs).
         surface: [B, F, R*R, Cs] texels per face, or None (Cs = 0).
         vertex: [B, F, 3, Cv] per-corner attributes, or None (Cv = 0).
-        background: Cs + Cv + Cu values where no face colours a pixel (default zeros).
+        background: Cs + Cv + Cu values where no face colours a pixel (default zeros), or a
+            per-item [B, Cs + Cv + Cu] tensor (differentiable; rendered with one extra channel whose
+            aggregate is 1 minus the background's weight, so each item equals rendering it alone
+            with its own background).
         backend: a name from :func:`available_backends`, or None for the device's default.
         uv: a UV texture (:func:`softras.raster.uv.uv_maps`, Cu channels) sampled per pair, or None.
         face_counts: [B] the faces of each item, for a batch of meshes with different face
@@ -174,18 +177,47 @@ def rasterize_channels(
     vertex = _check_attributes("vertex", vertex, face_vertices, 3)
     uv = _check_uv(uv, face_vertices)
     num_uv = 0 if uv is None else uv.channels
+    item_background = None
+    if isinstance(background, torch.Tensor) and background.ndim == 2:
+        item_background = _check_item_background(background, face_vertices, surface.shape[3] + vertex.shape[3] + num_uv)
+        # one more vertex channel, 1 on every face: it aggregates to 1 − (the background's share)
+        vertex = torch.cat([vertex, vertex.new_ones(*vertex.shape[:3], 1)], 3)
+        background = None
     background = _check_background(background, surface.shape[3] + vertex.shape[3] + num_uv)
-    if face_counts is None:
-        return _run(RasterInputs(face_vertices, surface, vertex, background, uv), settings, backend)
-    counts = _check_face_counts(face_counts, face_vertices)
-    padded = torch.arange(face_vertices.shape[1], device=counts.device)[None] >= counts[:, None]
-    face_vertices = face_vertices.masked_fill(padded[..., None, None], 0.0)
+    counts = None
+    if face_counts is not None:
+        counts = _check_face_counts(face_counts, face_vertices)
+        padded = torch.arange(face_vertices.shape[1], device=counts.device)[None] >= counts[:, None]
+        face_vertices = face_vertices.masked_fill(padded[..., None, None], 0.0)
     result = _run(RasterInputs(face_vertices, surface, vertex, background, uv), settings, backend)
-    if settings.aggr_func_alpha != "sum":
-        return result
-    # the kernels divided Σ D by F: item b's mean is over its F_b faces (0 for an empty item)
-    per_item = face_vertices.shape[1] / counts.clamp(min=1).to(result.alpha.dtype)
-    return result._replace(alpha=result.alpha * per_item[:, None, None, None])
+    if counts is not None and settings.aggr_func_alpha == "sum":
+        # the kernels divided Σ D by F: item b's mean is over its F_b faces (0 for an empty item)
+        per_item = face_vertices.shape[1] / counts.clamp(min=1).to(result.alpha.dtype)
+        result = result._replace(alpha=result.alpha * per_item[:, None, None, None])
+    if item_background is not None:
+        k = surface.shape[3] + vertex.shape[3] - 1  # the ones channel
+        ch = result.channels
+        share = 1 - ch[:, k : k + 1]  # the background's weight at each pixel (1 where no face colours it)
+        rest = torch.cat([ch[:, :k], ch[:, k + 1 :]], 1)
+        result = result._replace(channels=rest + share * item_background.to(ch.dtype)[:, :, None, None])
+    return result
+
+
+def _check_item_background(background: torch.Tensor, face_vertices: torch.Tensor, channels: int) -> torch.Tensor:
+    """A per-item background [B, C] (differentiable), checked."""
+    b = face_vertices.shape[0]
+    if background.shape != (b, channels):
+        raise ValueError(
+            f"background: expected {channels} values or a per-item tensor [{b}, {channels}], got shape "
+            f"{tuple(background.shape)}"
+        )
+    if not background.is_floating_point() or background.device != face_vertices.device:
+        raise TypeError(
+            f"background: a per-item background must be a floating tensor on {face_vertices.device}, got "
+            f"{background.dtype} on {background.device}"
+        )
+    check_finite("background", background)
+    return background
 
 
 def _check_face_counts(face_counts: object, face_vertices: torch.Tensor) -> torch.Tensor:
