@@ -176,6 +176,7 @@ register_backend(
         requires={"warp": "pip install 'softras[gpu]'"},
         aliases=("cuda",),
         benchmark_on=("cuda",),
+        uv_textures=True,
     )
 )
 
