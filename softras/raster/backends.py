@@ -180,6 +180,7 @@ register_backend(
         requires={"warp": "pip install 'softras[gpu]'"},
         aliases=("cuda",),
         benchmark_on=("cuda",),
+        uv_textures=True,
     )
 )
 

@@ -1,9 +1,10 @@
 """The ``warp`` backend (also registered as ``cuda``): tile-binned NVIDIA Warp kernels.
 
 The GPU counterpart of the ``cpu`` backend, implementing :mod:`softras.raster.contract`
-natively: attribute channels of any width (surface texels and vertex attributes, either may
-be absent), soft depth and the z-buffer outputs. Faces are binned with the contract's
-:func:`~softras.raster.contract.pixel_ranges` and :func:`~softras.raster.contract.bin_faces`;
+natively: attribute channels of any width (surface texels, vertex attributes and a UV-mapped,
+mip-mapped texture, any of them may be absent), soft depth and the z-buffer outputs. Faces are
+binned with the contract's :func:`~softras.raster.contract.pixel_ranges` and
+:func:`~softras.raster.contract.bin_faces`;
 the forward kernel runs one thread per pixel over its tile's faces and keeps only per-pixel
 state; the backward kernel runs one thread per (face, tile) entry, recomputes the pair terms
 and sums the entry's gradient. The kernels are written in Python with `NVIDIA Warp
@@ -25,12 +26,13 @@ maximum with depth differences formed before the division by γ (as the referenc
 
 Determinism: by default each (face, tile) entry writes its gradient into its own slot and the
 slots of each face are added in a fixed order, so the backward is bit-identical from run to
-run; it costs one extra small kernel and E × (18 + T·Cs + 3·Cv) numbers of memory (E entries,
-only the attribute gradients that are needed). ``deterministic=False`` (or the environment
-variable ``SOFTRAS_WARP_DETERMINISTIC=0``) adds into the per-face gradients with float atomics
-instead: less memory, slightly faster, but the summation order — hence the last bits — varies
-between runs on a GPU. ``torch.use_deterministic_algorithms(True)`` forces the deterministic
-mode.
+run; it costs one extra small kernel and E × (18 + T·Cs + 3·Cv + 6) numbers of memory (E
+entries, only the attribute and corner-UV gradients that are needed). ``deterministic=False``
+(or the environment variable ``SOFTRAS_WARP_DETERMINISTIC=0``) adds into the per-face gradients
+with float atomics instead: less memory, slightly faster, but the summation order — hence the
+last bits — varies between runs on a GPU. ``torch.use_deterministic_algorithms(True)`` forces
+the deterministic mode. The UV texture's atlas gradient is summed in fixed point in both modes
+(int64 atomics, :func:`softras.raster.uv.fixed_point_scale`): bit-identical whatever the order.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from .contract import (
 )
 from .first_order import first_order_only
 from .settings import RasterSettings
+from .uv import UVMaps, fixed_point_scale
 
 __all__ = ["DEFAULT_TILE", "rasterize", "rasterize_warp"]
 
@@ -157,13 +160,51 @@ def _params(dtype: type, params: KernelParams) -> object:
 class _Forward(NamedTuple):
     """The forward kernel's outputs in the compute dtype (``None``: not asked for)."""
 
-    channels: torch.Tensor  # [B, Cs + Cv, H, W]
+    channels: torch.Tensor  # [B, Cs + Cv + Cu, H, W]
     alpha: torch.Tensor  # [B, 1, H, W]
     depth: torch.Tensor | None  # [B, 1, H, W]
     state: torch.Tensor  # [B, 4 or 5, H, W], see warp_kernels.forward
     winner: torch.Tensor | None  # [B, H, W] int32 flat face index b·F + f, or -1
     barycentrics: torch.Tensor | None  # [B, 3, H, W]
     hard_depth: torch.Tensor | None  # [B, 1, H, W]
+
+
+class _Gradients(NamedTuple):
+    """What :meth:`_Prepared.backward` returns, in the inputs' dtypes (``None``: not needed)."""
+
+    face_vertices: torch.Tensor | None  # [B, F, 3, 3]
+    surface: torch.Tensor | None  # [B, F, T, Cs]
+    vertex: torch.Tensor | None  # [B, F, 3, Cv]
+    uv: torch.Tensor | None  # [B, F, 3, 2]
+    atlas: torch.Tensor | None  # [A]
+
+
+class _UVArrays(NamedTuple):
+    """The UV texture as the kernels read it (one-element stand-ins without one)."""
+
+    uvs: torch.Tensor  # [N, 3, 2] compute dtype
+    material: torch.Tensor  # [N] int32
+    atlas: torch.Tensor  # [A] compute dtype
+    levels: torch.Tensor  # [M, L, 3] int32 (offset, height, width)
+    level_count: torch.Tensor  # [M] int32
+
+
+def _uv_arrays(maps: UVMaps | None, n: int, cd: torch.dtype, dev: torch.device) -> _UVArrays:
+    """The kernels' view of ``maps`` for N = B·F faces, in the compute dtype ``cd``."""
+    if maps is None:
+        return _UVArrays(
+            torch.zeros(1, 1, 1, dtype=cd, device=dev), torch.zeros(1, dtype=torch.int32, device=dev),
+            torch.zeros(1, dtype=cd, device=dev), torch.zeros(1, 1, 3, dtype=torch.int32, device=dev),
+            torch.ones(1, dtype=torch.int32, device=dev),
+        )  # fmt: skip
+    _check_int32("UV atlas entries", maps.atlas.numel())
+    return _UVArrays(
+        maps.uv.detach().reshape(n, 3, 2).to(cd).contiguous(),
+        maps.material.reshape(n).to(torch.int32).contiguous(),
+        maps.atlas.detach().to(cd).contiguous(),
+        maps.levels.to(torch.int32).contiguous(),
+        maps.level_count.to(torch.int32).contiguous(),
+    )
 
 
 class _Prepared:
@@ -185,6 +226,8 @@ class _Prepared:
         self.shape = (b, f, h, w)
         self.num_surface, self.num_vertex = int(inputs.surface.shape[3]), int(inputs.vertex.shape[3])
         self.num_texels = int(inputs.surface.shape[2])
+        self.num_uv = inputs.num_uv
+        self.atlas_size = 0 if inputs.uv is None else int(inputs.uv.atlas.numel())
         self.settings = s
         self.device = dev
         self.wp_device = wp.device_from_torch(dev)
@@ -220,10 +263,12 @@ class _Prepared:
             self.xs = pixel_centers(w, flip=False, dtype=torch.float64, device=dev).to(cd)
             self.ys = pixel_centers(h, flip=True, dtype=torch.float64, device=dev).to(cd)
             self.fc = torch.empty(n, int(FaceConst.COUNT), dtype=cd, device=dev)
+            self.uv = _uv_arrays(inputs.uv, n, cd, dev)
 
         # Warp views of the inputs both kernels read (made once per call).
         self.arrays = [_wp(t) for t in (self.xs, self.ys, self.fc, self.front, self.surface, self.vertex)]
         self.wp_fv, self.wp_pr = _wp(self.fv), _wp(self.pr)
+        self.uv_arrays = [_wp(t) for t in self.uv]
         self.params = _params(_WP_DTYPE[compute_dtype], kernel_params(inputs, s))
         self.softmax = s.aggr_func_rgb == RgbAggregation.SOFTMAX.name.lower()
         with _torch_stream(dev):
@@ -235,7 +280,7 @@ class _Prepared:
         s = self.settings
         cd, dev = self.cdtype, self.device
         new = torch.empty
-        channels = new(b, self.num_surface + self.num_vertex, h, w, dtype=cd, device=dev)
+        channels = new(b, self.num_surface + self.num_vertex + self.num_uv, h, w, dtype=cd, device=dev)
         alpha = new(b, 1, h, w, dtype=cd, device=dev)
         # the max T-conorm keeps the face holding the largest D in a fifth channel
         state = new(b, 5 if s.aggr_func_alpha == "max" else 4, h, w, dtype=cd, device=dev)
@@ -245,7 +290,7 @@ class _Prepared:
         bary = new(b, 3, h, w, dtype=cd, device=dev) if s.with_zbuffer else None
         hard_depth = new(b, 1, h, w, dtype=cd, device=dev) if s.with_zbuffer else None
         inputs = [
-            self.params, *self.arrays[:4], _wp(self.surface.view(-1)), _wp(self.vertex.view(-1)),
+            self.params, *self.arrays[:4], _wp(self.surface.view(-1)), _wp(self.vertex.view(-1)), *self.uv_arrays,
             _wp(self.background), self.wp_pr, _wp(self.tile_start), _wp(self.tile_faces), self.tile, self.ntx,
             self.nt, _wp(channels.view(-1)), _wp(alpha),
             _wp(depth, stand_in=(4, cd, dev)), _wp(state), _wp(winner, stand_in=(3, torch.int32, dev)),
@@ -262,19 +307,18 @@ class _Prepared:
         grad_channels: torch.Tensor,
         grad_alpha: torch.Tensor,
         grad_depth: torch.Tensor | None,
-        needs: tuple[bool, bool, bool],
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """Gradients w.r.t. face vertices [B, F, 3, 3], surface [B, F, T, Cs] and vertex
-        [B, F, 3, Cv] (input dtype; None where ``needs`` says not needed). ``saved``: the
-        forward's channels, depth, state and winner (compute dtype, see :class:`_Forward`)."""
+        needs: tuple[bool, bool, bool, bool, bool],
+        dtypes: tuple[torch.dtype, torch.dtype],
+    ) -> _Gradients:
+        """Gradients w.r.t. face vertices, surface, vertex, the corner UVs and the atlas (the
+        inputs' dtypes, ``dtypes`` = those of uv and atlas; None where ``needs`` says not needed).
+        ``saved``: the forward's channels, depth, state and winner (compute dtype, see :class:`_Forward`)."""
         b, f, _, _ = self.shape
         n = b * f
         cd, dev = self.cdtype, self.device
-        need_v, need_s, need_a = needs
-        ts, tv = self.num_texels * self.num_surface, 3 * self.num_vertex
-        surface_grad = warp_kernels.G_ATTR if need_s else -1
-        vertex_grad = warp_kernels.G_ATTR + (ts if need_s else 0) if need_a else -1
-        width = warp_kernels.G_ATTR + (ts if need_s else 0) + (tv if need_a else 0)
+        need_v, need_s, need_a, need_uv, need_atlas = needs
+        layout = self._row_layout(need_s, need_a, need_uv)
+        width = layout["width"]
         e = self.num_entries
         _check_int32("gradient slots (entries × row width)", e * width)
         if self.deterministic:
@@ -284,13 +328,16 @@ class _Prepared:
             slots = torch.zeros(1, width, dtype=cd, device=dev)
             per_face = torch.zeros(n, width, dtype=cd, device=dev)
         grads = [None if g is None else g.to(cd).contiguous() for g in (grad_channels, grad_alpha, grad_depth)]
+        grad_atlas, atlas_scale = self._atlas_accumulator(grad_channels) if need_atlas else (None, 1.0)
         wp_slots, wp_per_face = _wp(slots), _wp(per_face)
         channels, depth, state, winner = saved
         inputs = [
-            self.params, *self.arrays, self.wp_pr, _wp(self.entry_face), _wp(self.entry_tile), self.tile,
-            self.ntx, int(need_v), surface_grad, vertex_grad, int(self.deterministic), _wp(channels),
-            _wp(depth, stand_in=(4, cd, dev)), _wp(state), _wp(winner, stand_in=(3, torch.int32, dev)),
-            _wp(grads[0]), _wp(grads[1]), _wp(grads[2], stand_in=(4, cd, dev)), wp_slots, wp_per_face,
+            self.params, *self.arrays, *self.uv_arrays, self.wp_pr, _wp(self.entry_face), _wp(self.entry_tile),
+            self.tile, self.ntx, int(need_v), layout["surface"], layout["vertex"], layout["uv"], int(need_atlas),
+            atlas_scale, int(self.deterministic), _wp(channels), _wp(depth, stand_in=(4, cd, dev)), _wp(state),
+            _wp(winner, stand_in=(3, torch.int32, dev)), _wp(grads[0]), _wp(grads[1]),
+            _wp(grads[2], stand_in=(4, cd, dev)), wp_slots, wp_per_face,
+            _wp(grad_atlas, stand_in=(1, torch.int64, dev)),
         ]  # fmt: skip
         grad_v = None
         with _torch_stream(dev):
@@ -308,18 +355,48 @@ class _Prepared:
                     device=self.wp_device,
                 )  # fmt: skip
                 grad_v = grad_fv.reshape(b, f, 3, 3).to(self.dtype)
-        grad_s = grad_a = None
-        if need_s:
-            grad_s = per_face[:, surface_grad : surface_grad + ts].reshape(b, f, self.num_texels, self.num_surface)
-            grad_s = grad_s.to(self.dtype)
-        if need_a:
-            grad_a = per_face[:, vertex_grad : vertex_grad + tv].reshape(b, f, 3, self.num_vertex).to(self.dtype)
-        return grad_v, grad_s, grad_a
+
+        def part(name: str, size: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor | None:
+            if layout[name] < 0:
+                return None
+            return per_face[:, layout[name] : layout[name] + size].reshape(b, f, *shape).to(dtype)
+
+        ts, tv = self.num_texels * self.num_surface, 3 * self.num_vertex
+        return _Gradients(
+            grad_v,
+            part("surface", ts, (self.num_texels, self.num_surface), self.dtype),
+            part("vertex", tv, (3, self.num_vertex), self.dtype),
+            part("uv", warp_kernels.UV_GRAD_WIDTH, (3, 2), dtypes[0]),
+            None if grad_atlas is None else (grad_atlas.to(torch.float64) / atlas_scale).to(dtypes[1]),
+        )
+
+    def _atlas_accumulator(self, grad_channels: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The atlas gradient's int64 accumulators [A] (zeros) and the fixed-point scale of its
+        contributions, from the call's Σ |upstream gradient of the UV channels| (float64; one
+        device-to-host copy)."""
+        first_uv = self.num_surface + self.num_vertex
+        bound = grad_channels[:, first_uv:].abs().sum(dtype=torch.float64).item()
+        return torch.zeros(self.atlas_size, dtype=torch.int64, device=self.device), fixed_point_scale(bound)
+
+    def _row_layout(self, need_s: bool, need_a: bool, need_uv: bool) -> dict[str, int]:
+        """Offsets of the surface, vertex and corner-UV gradients in the per-face gradient row
+        (−1: not needed; :data:`warp_kernels.G_ATTR` on) and the row's ``width``."""
+        layout, at = {}, warp_kernels.G_ATTR
+        sizes = {
+            "surface": self.num_texels * self.num_surface,
+            "vertex": 3 * self.num_vertex,
+            "uv": warp_kernels.UV_GRAD_WIDTH,
+        }
+        for name, need in (("surface", need_s), ("vertex", need_a), ("uv", need_uv)):
+            layout[name] = at if need else -1
+            at += sizes[name] if need else 0
+        layout["width"] = at
+        return layout
 
 
 class _RasterizeWarp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, face_vertices, surface, vertex, prep):  # type: ignore[override]
+    def forward(ctx, face_vertices, surface, vertex, uv, atlas, prep):  # type: ignore[override]
         fwd = prep.forward()
         dt = face_vertices.dtype
         channels, alpha = fwd.channels.to(dt), fwd.alpha.to(dt)
@@ -334,7 +411,9 @@ class _RasterizeWarp(torch.autograd.Function):
             # Distinct placeholders (not asked for; the entry point returns None for them).
             face_id, bary, hard_depth = (face_vertices.new_empty(0) for _ in range(3))
         ctx.prep = prep
-        ctx.inputs = (face_vertices, surface, vertex)  # for first_order_only (not read by the kernels)
+        # for first_order_only (not read by the kernels); uv and atlas are None without a UV texture
+        ctx.inputs = (face_vertices, surface, vertex, uv, atlas)
+        ctx.uv_dtypes = (dt, dt) if uv is None else (uv.dtype, atlas.dtype)
         # Saved as returned when the dtypes agree, so that in-place changes to the outputs are caught.
         ctx.save_for_backward(
             channels if channels.dtype == fwd.channels.dtype else fwd.channels,
@@ -348,13 +427,15 @@ class _RasterizeWarp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_channels, grad_alpha, grad_depth, *_):  # type: ignore[override]
         saved = ctx.saved_tensors
-        needs = tuple(bool(x) for x in ctx.needs_input_grad[:3])
+        needs = tuple(bool(x) for x in ctx.needs_input_grad[:5])
         if not any(needs):
-            return None, None, None, None
+            return None, None, None, None, None, None
         prep: _Prepared = ctx.prep
         with_depth = saved[1] is not None
         with torch.no_grad():
-            grads = prep.backward(saved, grad_channels, grad_alpha, grad_depth if with_depth else None, needs)
+            grads = prep.backward(
+                saved, grad_channels, grad_alpha, grad_depth if with_depth else None, needs, ctx.uv_dtypes
+            )
         # A second derivative through the kernels would be wrong: make it raise instead.
         grads = first_order_only("warp", grads, (*ctx.inputs, grad_channels, grad_alpha, grad_depth))
         return (*grads, None)
@@ -381,9 +462,9 @@ def rasterize(
             ``torch.float64`` for float32 inputs gives float64 accuracy.
 
     Returns:
-        :class:`RasterResult` in the inputs' dtype: ``channels`` [B, Cs + Cv, H, W], ``alpha``,
-        ``depth`` (with_depth) differentiable w.r.t. face_vertices, surface and vertex; the
-        z-buffer outputs (with_zbuffer) detached.
+        :class:`RasterResult` in the inputs' dtype: ``channels`` [B, Cs + Cv + Cu, H, W], ``alpha``,
+        ``depth`` (with_depth) differentiable w.r.t. face_vertices, surface, vertex and the UV
+        texture's uv and atlas; the z-buffer outputs (with_zbuffer) detached.
     """
     fv = inputs.face_vertices
     if fv.dtype not in _WP_DTYPE:
@@ -410,9 +491,11 @@ def rasterize(
     _init()
     fv = fv.contiguous()
     surface, vertex = inputs.surface.to(fv.dtype), inputs.vertex.to(fv.dtype)
-    prep = _Prepared(RasterInputs(fv, surface, vertex, inputs.background), settings, tile, compute_dtype,
+    maps = inputs.uv
+    prep = _Prepared(RasterInputs(fv, surface, vertex, inputs.background, maps), settings, tile, compute_dtype,
                      bool(deterministic))  # fmt: skip
-    channels, alpha, depth, face_id, bary, hard_depth = _RasterizeWarp.apply(fv, surface, vertex, prep)
+    uv, atlas = (None, None) if maps is None else (maps.uv, maps.atlas)
+    channels, alpha, depth, face_id, bary, hard_depth = _RasterizeWarp.apply(fv, surface, vertex, uv, atlas, prep)
     return RasterResult.asked(settings, channels, alpha, depth, face_id, bary, hard_depth)
 
 

@@ -10,7 +10,12 @@ per field) and the kernel parameters (one ``wp.struct`` generated from
 Attributes of any width go through one code path: ``surface`` [N, T, Cs] texels (looked up
 with the texel rule) and ``vertex`` [N, 3, Cv] per-corner values (interpolated with the
 clipped, renormalised barycentrics), N = B·F; output channel c < Cs is surface channel c, then
-the vertex channels. Soft depth is one more value per pair (zp) with the same weights.
+the vertex channels, then the Cu channels of a UV texture (``uvs`` [N, 3, 2] per corner, a
+material per face, the flat ``atlas`` of every material's mip levels and its (offset, height,
+width) table, :mod:`softras.raster.uv`): per pair, the model's perspective-correct (u, v), level
+of detail, level blend, wrap and texel rules (:mod:`softras.raster.model.texture`, as ``wp.func``
+from the same source), and the lookup of the call's filter (a run-time code, as every option).
+Soft depth is one more value per pair (zp) with the same weights.
 
 Work decomposition (the binning itself is :func:`softras.raster.contract.bin_faces`):
 
@@ -26,10 +31,15 @@ Work decomposition (the binning itself is :func:`softras.raster.contract.bin_fac
   γ = 1e-4.
 * ``backward``: one thread per (face, tile) entry; it recomputes the pair terms of every
   pixel of the face's range inside the tile and sums the entry's gradient row (layout:
-  :data:`G_ROW`, :data:`G_XY`, :data:`G_Z`, then the attributes). Deterministic mode: the
-  entry stores its sums in its own slot and ``reduce`` adds the slots of each face in a fixed
-  order (no two threads ever add into the same number). Atomic mode: the entry adds into the
-  per-face gradient with float atomics (faster, order-dependent rounding on GPUs).
+  :data:`G_ROW`, :data:`G_XY`, :data:`G_Z`, then the attributes and corner UVs). Deterministic
+  mode: the entry stores its sums in its own slot and ``reduce`` adds the slots of each face in
+  a fixed order (no two threads ever add into the same number). Atomic mode: the entry adds into
+  the per-face gradient with float atomics (faster, order-dependent rounding on GPUs). The UV
+  atlas gradient goes to int64 accumulators in fixed point in both modes (integer atomics are
+  associative: bit-identical whatever the order). The lookup's d/du, d/dv and d/dλ go through
+  the model's ``uv_at_vjp`` and ``mip_level_vjp`` to the barycentrics (then as the vertex
+  attributes' do), the inverse depths, the corner UVs and the barycentric matrix's P_k, Q_k
+  (added to the row's X_k, Y_k sums, which are dL/dP_k and dL/dQ_k).
 * ``chain``: one thread per face; the chain rule from the barycentric-matrix, vertex-xy and
   depth gradients to the face vertices (float64 arithmetic).
 
@@ -68,8 +78,9 @@ from .contract import (
     KernelParams,
     RgbAggregation,
 )
+from .uv import TextureFilter, TextureWrap
 
-__all__ = ["G_ATTR", "G_ROW", "G_XY", "G_Z", "kernels"]
+__all__ = ["G_ATTR", "G_ROW", "G_XY", "G_Z", "UV_GRAD_WIDTH", "kernels"]
 
 # ---- the per-face constant row (FaceConst), one wp.constant per field -----------------------
 FC_INV = wp.constant(int(FaceConst.INV))
@@ -106,6 +117,9 @@ ALPHA_HARD = wp.constant(int(AlphaAggregation.HARD))
 ALPHA_SUM = wp.constant(int(AlphaAggregation.SUM))
 ALPHA_PROD = wp.constant(int(AlphaAggregation.PROD))
 ALPHA_MAX = wp.constant(int(AlphaAggregation.MAX))  # codes above it: the model's Archimedean T-conorms
+FILTER_NEAREST = wp.constant(int(TextureFilter.NEAREST))
+FILTER_TRILINEAR = wp.constant(int(TextureFilter.TRILINEAR))
+WRAP_REPEAT = wp.constant(int(TextureWrap.REPEAT))
 
 # ---- the per-face gradient row -------------------------------------------------------------
 G_ROW = wp.constant(0)
@@ -115,7 +129,10 @@ G_XY = wp.constant(9)
 G_Z = wp.constant(15)
 """3 entries: d/dz_k."""
 G_ATTR = wp.constant(18)
-"""First attribute gradient: surface texels (T·Cs, texel-major) then vertex values (3·Cv)."""
+"""First attribute gradient: surface texels (T·Cs, texel-major), vertex values (3·Cv), then the
+corner UVs (:data:`UV_GRAD_WIDTH`), each only when its gradient is needed."""
+UV_GRAD_WIDTH = 6
+"""The corner UVs' gradient in the row: (u_k, v_k) for k = 0, 1, 2, the layout of ``uv`` [.., 3, 2]."""
 
 
 def _struct(dtype: type) -> type:
@@ -140,8 +157,22 @@ def _kernels(dtype: type, version: int) -> SimpleNamespace:
     return _build(dtype)
 
 
+def _fields(name: str, fields: dict[str, type]) -> type:
+    """A ``wp.struct`` called ``name`` with ``fields`` (name -> Warp type)."""
+    return wp.struct(type(name, (), {"__annotations__": fields}))
+
+
 def _build(C: type) -> SimpleNamespace:
     Params = _struct(C)
+    # One level's bilinear lookup: the atlas index (of channel 0) of the four texels around (u, v),
+    # T00 T01 on the upper row, T10 T11 on the lower one, and the fractions fx, fy between them;
+    # ``width`` and ``height`` (as C) give the level's dx/du = W and dy/dv = −H.
+    Taps = _fields(
+        f"UVTaps_{C.__name__}",
+        {"i00": wp.int32, "i01": wp.int32, "i10": wp.int32, "i11": wp.int32, "fx": C, "fy": C, "width": C, "height": C},
+    )
+    # A pair's UV lookup: value = (1 − t)·lookup(lo) + t·lookup(hi), dt = dt/dλ.
+    Sample = _fields(f"UVSample_{C.__name__}", {"lo": Taps, "hi": Taps, "t": C, "dt": C})
     # The model's coverage distributions and T-conorms (softras.raster.model) as wp.funcs on C,
     # from their one source; each kernel calls a dispatcher on the run-time code.
     family = model.warp_model(C)
@@ -149,6 +180,14 @@ def _build(C: type) -> SimpleNamespace:
     tc_term = family["term"]
     tc_alpha = family["alpha"]
     tc_pair_gradient = family["pair_gradient"]
+    # The model's UV texture rules (softras.raster.model.texture), from the same source.
+    uv_at = family["uv_at"]
+    uv_at_vjp = family["uv_at_vjp"]
+    mip_level = family["mip_level"]
+    mip_level_vjp = family["mip_level_vjp"]
+    mip_blend = family["mip_blend"]
+    texel_xy = family["texel_xy"]
+    wrap_index = family["wrap_index"]
 
     @wp.func
     def sigmoid(x: C):
@@ -346,6 +385,153 @@ def _build(C: type) -> SimpleNamespace:
         return c0 * vertex[j] + c1 * vertex[j + nv] + c2 * vertex[j + 2 * nv]
 
     @wp.func
+    def wrapped(i: C, size: C, repeat: C, count: int):
+        """The texel an integer position ``i`` reads (the model's wrap_index), as an index; kept in
+        [0, count) so that no rounding of a huge ``i`` can read outside the level."""
+        return wp.min(wp.max(wp.int32(wrap_index(i, size, repeat)), 0), count - 1)
+
+    @wp.func
+    def level_taps(
+        levels: wp.array3d(dtype=wp.int32), mat: int, level: int, nu: int, u: C, v: C, nearest: bool, repeat: C
+    ):
+        """The :class:`Taps` of (u, v) in level ``level`` of material ``mat`` (levels [M, L, 3]:
+        offset, height, width). 'nearest' puts all four taps on the texel containing (u, v), with
+        fx = fy = 0: the lookup is that texel, and its slopes vanish."""
+        offset = levels[mat, level, 0]
+        height = levels[mat, level, 1]
+        width = levels[mat, level, 2]
+        taps = Taps()
+        taps.width = C(width)
+        taps.height = C(height)
+        x, y = texel_xy(u, v, taps.width, taps.height)
+        if nearest:
+            col = wrapped(wp.floor(x + C(0.5)), taps.width, repeat, width)
+            row = wrapped(wp.floor(y + C(0.5)), taps.height, repeat, height)
+            i = offset + (row * width + col) * nu
+            taps.i00 = i
+            taps.i01 = i
+            taps.i10 = i
+            taps.i11 = i
+            taps.fx = C(0.0)
+            taps.fy = C(0.0)
+            return taps
+        x0 = wp.floor(x)
+        y0 = wp.floor(y)
+        c0 = wrapped(x0, taps.width, repeat, width)
+        c1 = wrapped(x0 + C(1.0), taps.width, repeat, width)
+        r0 = wrapped(y0, taps.height, repeat, height)
+        r1 = wrapped(y0 + C(1.0), taps.height, repeat, height)
+        taps.i00 = offset + (r0 * width + c0) * nu
+        taps.i01 = offset + (r0 * width + c1) * nu
+        taps.i10 = offset + (r1 * width + c0) * nu
+        taps.i11 = offset + (r1 * width + c1) * nu
+        taps.fx = x - x0
+        taps.fy = y - y0
+        return taps
+
+    @wp.func
+    def corner_uvs(uvs: wp.array3d(dtype=C), n: int):
+        """(u0, u1, u2, v0, v1, v2) of face n (uvs [N, 3, 2])."""
+        return uvs[n, 0, 0], uvs[n, 1, 0], uvs[n, 2, 0], uvs[n, 0, 1], uvs[n, 1, 1], uvs[n, 2, 1]
+
+    @wp.func
+    def uv_sample(
+        p: Params,
+        fc: wp.array2d(dtype=C),
+        n: int,
+        uvs: wp.array3d(dtype=C),
+        material: wp.array(dtype=wp.int32),
+        levels: wp.array3d(dtype=wp.int32),
+        level_count: wp.array(dtype=wp.int32),
+        c0: C,
+        c1: C,
+        c2: C,
+    ):
+        """The UV lookup of the pair (face n, clipped renormalised barycentrics c_k): the model's
+        perspective-correct (u, v), and for 'trilinear' its level of detail and the two levels it
+        blends; 'nearest' and 'bilinear' read level 0 (t = 0)."""
+        iz0 = fc[n, FC_INV_Z + 0]
+        iz1 = fc[n, FC_INV_Z + 1]
+        iz2 = fc[n, FC_INV_Z + 2]
+        u0, u1, u2, v0, v1, v2 = corner_uvs(uvs, n)
+        u, v = uv_at(c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2)
+        mat = material[n]
+        nu = p.num_uv
+        nearest = p.texture_filter == FILTER_NEAREST
+        repeat = C(0.0)
+        if p.texture_wrap == WRAP_REPEAT:
+            repeat = C(1.0)
+        smp = Sample()
+        smp.t = C(0.0)
+        smp.dt = C(0.0)
+        if p.texture_filter != FILTER_TRILINEAR:
+            smp.lo = level_taps(levels, mat, 0, nu, u, v, nearest, repeat)
+            smp.hi = smp.lo
+            return smp
+        # sxu = W0·pixel_x, sxv = H0·pixel_x, syu = W0·pixel_y, syv = H0·pixel_y (model.texture.mip_level)
+        w0 = C(levels[mat, 0, 2])
+        h0 = C(levels[mat, 0, 1])
+        lam = mip_level(
+            c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2,
+            fc[n, P0], fc[n, P1], fc[n, P2], fc[n, Q0], fc[n, Q1], fc[n, Q2],
+            w0 * p.pixel_x, h0 * p.pixel_x, w0 * p.pixel_y, h0 * p.pixel_y,
+        )  # fmt: skip
+        count = level_count[mat]
+        l0, l1, t, dt = mip_blend(lam, C(count))
+        # (the clamps only keep a non-finite λ from reading outside the level table)
+        smp.lo = level_taps(levels, mat, wp.clamp(wp.int32(l0), 0, count - 1), nu, u, v, False, repeat)
+        smp.hi = level_taps(levels, mat, wp.clamp(wp.int32(l1), 0, count - 1), nu, u, v, False, repeat)
+        smp.t = t
+        smp.dt = dt
+        return smp
+
+    @wp.func
+    def taps_value(atlas: wp.array(dtype=C), taps: Taps, c: int):
+        """Channel c of the bilinear lookup (1 − fy)((1 − fx)T00 + fx·T01) + fy((1 − fx)T10 + fx·T11)."""
+        one = C(1.0)
+        top = (one - taps.fx) * atlas[taps.i00 + c] + taps.fx * atlas[taps.i01 + c]
+        bottom = (one - taps.fx) * atlas[taps.i10 + c] + taps.fx * atlas[taps.i11 + c]
+        return (one - taps.fy) * top + taps.fy * bottom
+
+    @wp.func
+    def taps_slopes(atlas: wp.array(dtype=C), taps: Taps, c: int):
+        """∂/∂x and ∂/∂y of :func:`taps_value` in texel units (x, y: the level's texel_xy)."""
+        one = C(1.0)
+        t00 = atlas[taps.i00 + c]
+        t01 = atlas[taps.i01 + c]
+        t10 = atlas[taps.i10 + c]
+        t11 = atlas[taps.i11 + c]
+        dx = (one - taps.fy) * (t01 - t00) + taps.fy * (t11 - t10)
+        dy = (one - taps.fx) * (t10 - t00) + taps.fx * (t11 - t01)
+        return dx, dy
+
+    @wp.func
+    def uv_value(atlas: wp.array(dtype=C), smp: Sample, c: int):
+        """Channel c of the pair's UV lookup."""
+        value = taps_value(atlas, smp.lo, c)
+        if smp.t != C(0.0):
+            value = (C(1.0) - smp.t) * value + smp.t * taps_value(atlas, smp.hi, c)
+        return value
+
+    @wp.func
+    def add_fixed(grad_atlas: wp.array(dtype=wp.int64), i: int, v: C, scale: wp.float64):
+        """Adds v to texel entry i of the atlas gradient as the integer round(v·scale) (integer
+        addition is associative: the sum is the same whatever order the threads add in)."""
+        if v != C(0.0):
+            wp.atomic_add(grad_atlas, i, wp.int64(wp.round(wp.float64(v) * scale)))
+
+    @wp.func
+    def scatter_taps(grad_atlas: wp.array(dtype=wp.int64), taps: Taps, c: int, g: C, scale: wp.float64):
+        """Adds g times each tap's bilinear weight to channel c of the atlas gradient (fixed point)."""
+        one = C(1.0)
+        gt = g * (one - taps.fy)
+        gb = g * taps.fy
+        add_fixed(grad_atlas, taps.i00 + c, gt * (one - taps.fx), scale)
+        add_fixed(grad_atlas, taps.i01 + c, gt * taps.fx, scale)
+        add_fixed(grad_atlas, taps.i10 + c, gb * (one - taps.fx), scale)
+        add_fixed(grad_atlas, taps.i11 + c, gb * taps.fx, scale)
+
+    @wp.func
     def inv_or(v: wp.float64, fallback: wp.float64):
         if v > wp.float64(0.0):
             return wp.float64(1.0) / v
@@ -421,6 +607,11 @@ def _build(C: type) -> SimpleNamespace:
         front: wp.array(dtype=wp.int32),
         surface: wp.array(dtype=C),
         vertex: wp.array(dtype=C),
+        uvs: wp.array3d(dtype=C),
+        material: wp.array(dtype=wp.int32),
+        atlas: wp.array(dtype=C),
+        levels: wp.array3d(dtype=wp.int32),
+        level_count: wp.array(dtype=wp.int32),
         background: wp.array(dtype=C),
         pr: wp.array2d(dtype=wp.int32),
         tile_start: wp.array(dtype=wp.int32),
@@ -436,8 +627,10 @@ def _build(C: type) -> SimpleNamespace:
         bary: wp.array4d(dtype=C),
         hard_depth: wp.array4d(dtype=C),
     ):
-        """One pixel per thread. chan [B, Cs + Cv, H, W], surface [N, T, Cs] and vertex [N, 3, Cv] are
-        flat views (one multiply-add per index in the pair loop: measurably faster); alpha, depth_out, hard_depth
+        """One pixel per thread. chan [B, Cs + Cv + Cu, H, W], surface [N, T, Cs] and vertex [N, 3, Cv] are
+        flat views (one multiply-add per index in the pair loop: measurably faster); the UV texture:
+        uvs [N, 3, 2], material [N], the flat atlas, levels [M, L, 3] (offset, height, width) and
+        level_count [M] (stand-ins when Cu = 0); alpha, depth_out, hard_depth
         [B, 1, H, W]; state [B, 4 or 5, H, W] (alpha accumulator — Π(1 - D) for 'prod', Σ D for
         'sum', 0/1 for 'hard', the largest D for 'max', G = Σ t(1 − D) for the other T-conorms —
         then for 'softmax' the reference log D, reference depth and denominator, then for 'max'
@@ -460,9 +653,11 @@ def _build(C: type) -> SimpleNamespace:
             return
         ns = p.num_surface
         nv = p.num_vertex
+        nu = p.num_uv
+        cu = ns + nv  # the first UV channel
         hw = h * w
         with_depth = p.with_depth != 0
-        cb = b * (ns + nv) * hw + row * w + col  # chan[cb + c·hw]: channel c of this pixel
+        cb = b * (cu + nu) * hw + row * w + col  # chan[cb + c·hw]: channel c of this pixel
         ntex = p.texture_res * p.texture_res
         softmax = p.rgb_aggregation == RGB_SOFTMAX
         zbuffer = p.rgb_aggregation == RGB_HARD or p.with_zbuffer != 0
@@ -482,10 +677,11 @@ def _build(C: type) -> SimpleNamespace:
         den = one
         num_depth = zero  # the background's depth value is 0
         if softmax:
-            for c in range(ns + nv):
+            for c in range(cu + nu):
                 chan[cb + c * hw] = background[c]
         zbuf = zero
         win = wp.int32(-1)  # a dynamic variable (a literal would be a constant to Warp)
+        smp = Sample()  # the UV lookup of the current pair
         win_c0 = zero
         win_c1 = zero
         win_c2 = zero
@@ -552,6 +748,8 @@ def _build(C: type) -> SimpleNamespace:
             sb = 0
             if ns > 0:
                 sb = (n * ntex + texel_cell(c0, c1, p.texture_res)) * ns
+            if nu > 0:
+                smp = uv_sample(p, fc, n, uvs, material, levels, level_count, c0, c1, c2)
             if delta > zero:
                 # A new reference: the sums so far are rescaled, this pair enters with weight 1.
                 rescale = wp.exp(-delta)
@@ -563,6 +761,8 @@ def _build(C: type) -> SimpleNamespace:
                 for c in range(nv):
                     v = vertex_flat(vertex, n, nv, c, c0, c1, c2)
                     chan[cb + (ns + c) * hw] = chan[cb + (ns + c) * hw] * rescale + v
+                for c in range(nu):
+                    chan[cb + (cu + c) * hw] = chan[cb + (cu + c) * hw] * rescale + uv_value(atlas, smp, c)
                 if with_depth:
                     num_depth = num_depth * rescale + zp
             else:
@@ -573,6 +773,8 @@ def _build(C: type) -> SimpleNamespace:
                 for c in range(nv):
                     v = vertex_flat(vertex, n, nv, c, c0, c1, c2)
                     chan[cb + (ns + c) * hw] = chan[cb + (ns + c) * hw] + weight * v
+                for c in range(nu):
+                    chan[cb + (cu + c) * hw] = chan[cb + (cu + c) * hw] + weight * uv_value(atlas, smp, c)
                 if with_depth:
                     num_depth = num_depth + weight * zp
         a = acc
@@ -587,7 +789,7 @@ def _build(C: type) -> SimpleNamespace:
         if a_id == ALPHA_MAX:
             state[b, 4, row, col] = arg
         if softmax:
-            for c in range(ns + nv):
+            for c in range(cu + nu):
                 chan[cb + c * hw] = chan[cb + c * hw] / den
             if p.with_depth != 0:
                 depth_out[b, 0, row, col] = num_depth / den
@@ -596,7 +798,7 @@ def _build(C: type) -> SimpleNamespace:
             state[b, 3, row, col] = den
         else:
             if win < 0:
-                for c in range(ns + nv):
+                for c in range(cu + nu):
                     chan[cb + c * hw] = background[c]
             else:
                 if ns > 0:
@@ -605,6 +807,10 @@ def _build(C: type) -> SimpleNamespace:
                         chan[cb + c * hw] = surface[(win * ntex + k) * ns + c]
                 for c in range(nv):
                     chan[cb + (ns + c) * hw] = vertex_flat(vertex, win, nv, c, win_c0, win_c1, win_c2)
+                if nu > 0:
+                    smp = uv_sample(p, fc, win, uvs, material, levels, level_count, win_c0, win_c1, win_c2)
+                    for c in range(nu):
+                        chan[cb + (cu + c) * hw] = uv_value(atlas, smp, c)
             if p.with_depth != 0:
                 depth_out[b, 0, row, col] = zbuf
         if zbuffer:
@@ -615,6 +821,110 @@ def _build(C: type) -> SimpleNamespace:
             bary[b, 1, row, col] = win_c1 * fc[wp.max(win, 0), FC_INV_Z + 1] * zbuf
             bary[b, 2, row, col] = win_c2 * fc[wp.max(win, 0), FC_INV_Z + 2] * zbuf
             hard_depth[b, 0, row, col] = zbuf
+
+    @wp.func
+    def uv_lookup_grads(
+        p: Params,
+        atlas: wp.array(dtype=C),
+        grad_atlas: wp.array(dtype=wp.int64),
+        atlas_scale: wp.float64,
+        need_atlas: int,
+        smp: Sample,
+        grad_chan: wp.array4d(dtype=C),
+        b: int,
+        row: int,
+        col: int,
+        wj: C,
+    ):
+        """The UV channels' part of a pair's backward, for upstream gcol_c = g_c·wj of its value of
+        channel c: adds gcol_c times each tap's weight to the atlas gradient (``need_atlas``, fixed
+        point scaled by ``atlas_scale``) and returns dL/du, dL/dv and dL/dλ of the lookup.
+
+        texel_xy is x = u·W − ½, y = (1 − v)·H − ½ in each level: d/du = W·d/dx, d/dv = −H·d/dy."""
+        zero = C(0.0)
+        one = C(1.0)
+        cu = p.num_surface + p.num_vertex
+        smooth = p.texture_filter != FILTER_NEAREST  # nearest: no slopes
+        upper = smp.t != zero or smp.dt != zero  # trilinear: the upper level enters
+        gu = zero
+        gv = zero
+        glam = zero
+        for c in range(p.num_uv):
+            gcol = grad_chan[b, cu + c, row, col] * wj
+            if gcol == zero:
+                continue
+            g_lo = gcol * (one - smp.t)
+            if need_atlas != 0:
+                scatter_taps(grad_atlas, smp.lo, c, g_lo, atlas_scale)
+            if smooth:
+                dx, dy = taps_slopes(atlas, smp.lo, c)
+                gu = gu + g_lo * dx * smp.lo.width
+                gv = gv - g_lo * dy * smp.lo.height
+            if upper:
+                g_hi = gcol * smp.t
+                if need_atlas != 0 and g_hi != zero:
+                    scatter_taps(grad_atlas, smp.hi, c, g_hi, atlas_scale)
+                dx, dy = taps_slopes(atlas, smp.hi, c)
+                gu = gu + g_hi * dx * smp.hi.width
+                gv = gv - g_hi * dy * smp.hi.height
+                glam = glam + gcol * smp.dt * (taps_value(atlas, smp.hi, c) - taps_value(atlas, smp.lo, c))
+        return gu, gv, glam
+
+    @wp.func
+    def uv_chain(
+        p: Params,
+        fc: wp.array2d(dtype=C),
+        n: int,
+        uvs: wp.array3d(dtype=C),
+        material: wp.array(dtype=wp.int32),
+        levels: wp.array3d(dtype=wp.int32),
+        c0: C,
+        c1: C,
+        c2: C,
+        gu: C,
+        gv: C,
+        glam: C,
+    ):
+        """dL/du, dL/dv and dL/dλ of the pair's lookup through the model's uv_at_vjp and
+        mip_level_vjp: (gc0, gc1, gc2, giz0, giz1, giz2, gu0, gu1, gu2, gv0, gv1, gv2, ga0, ga1, ga2,
+        gb0, gb1, gb2), c_k the clipped renormalised barycentrics, iz_k = 1/z_k, (u_k, v_k) the corner
+        UVs, a_k = P_k and b_k = Q_k the barycentric matrix's columns."""
+        iz0 = fc[n, FC_INV_Z + 0]
+        iz1 = fc[n, FC_INV_Z + 1]
+        iz2 = fc[n, FC_INV_Z + 2]
+        u0, u1, u2, v0, v1, v2 = corner_uvs(uvs, n)
+        gc0, gc1, gc2, giz0, giz1, giz2, gu0, gu1, gu2, gv0, gv1, gv2 = uv_at_vjp(
+            c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2, gu, gv
+        )
+        zero = C(0.0)
+        ga0 = zero
+        ga1 = zero
+        ga2 = zero
+        gb0 = zero
+        gb1 = zero
+        gb2 = zero
+        if glam != zero:
+            mat = material[n]
+            w0 = C(levels[mat, 0, 2])
+            h0 = C(levels[mat, 0, 1])
+            lc0, lc1, lc2, liz0, liz1, liz2, lu0, lu1, lu2, lv0, lv1, lv2, ga0, ga1, ga2, gb0, gb1, gb2 = mip_level_vjp(
+                c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2,
+                fc[n, P0], fc[n, P1], fc[n, P2], fc[n, Q0], fc[n, Q1], fc[n, Q2],
+                w0 * p.pixel_x, h0 * p.pixel_x, w0 * p.pixel_y, h0 * p.pixel_y, glam,
+            )  # fmt: skip
+            gc0 = gc0 + lc0
+            gc1 = gc1 + lc1
+            gc2 = gc2 + lc2
+            giz0 = giz0 + liz0
+            giz1 = giz1 + liz1
+            giz2 = giz2 + liz2
+            gu0 = gu0 + lu0
+            gu1 = gu1 + lu1
+            gu2 = gu2 + lu2
+            gv0 = gv0 + lv0
+            gv1 = gv1 + lv1
+            gv2 = gv2 + lv2
+        return gc0, gc1, gc2, giz0, giz1, giz2, gu0, gu1, gu2, gv0, gv1, gv2, ga0, ga1, ga2, gb0, gb1, gb2
 
     @wp.func
     def add_grad(
@@ -635,6 +945,11 @@ def _build(C: type) -> SimpleNamespace:
         front: wp.array(dtype=wp.int32),
         surface: wp.array3d(dtype=C),
         vertex: wp.array3d(dtype=C),
+        uvs: wp.array3d(dtype=C),
+        material: wp.array(dtype=wp.int32),
+        atlas: wp.array(dtype=C),
+        levels: wp.array3d(dtype=wp.int32),
+        level_count: wp.array(dtype=wp.int32),
         pr: wp.array2d(dtype=wp.int32),
         entry_face: wp.array(dtype=wp.int32),
         entry_tile: wp.array(dtype=wp.int32),
@@ -643,6 +958,9 @@ def _build(C: type) -> SimpleNamespace:
         need_v: int,
         surface_grad: int,
         vertex_grad: int,
+        uv_grad: int,
+        need_atlas: int,
+        atlas_scale: wp.float64,
         deterministic: int,
         chan: wp.array4d(dtype=C),
         depth_out: wp.array4d(dtype=C),
@@ -653,10 +971,13 @@ def _build(C: type) -> SimpleNamespace:
         grad_depth: wp.array4d(dtype=C),
         slots: wp.array2d(dtype=C),
         per_face: wp.array2d(dtype=C),
+        grad_atlas: wp.array(dtype=wp.int64),
     ):
         """One (face, tile) entry per thread: its gradient row goes to ``slots[entry]``
         (deterministic) or is added atomically to ``per_face[face]``. ``surface_grad`` /
-        ``vertex_grad``: offset of the surface / vertex gradients in the row, -1 when not needed."""
+        ``vertex_grad`` / ``uv_grad``: offset of the surface / vertex / corner-UV gradients in the
+        row, -1 when not needed. The atlas gradient (``need_atlas``) is added to ``grad_atlas`` as
+        integers, round(value·atlas_scale) (:func:`softras.raster.uv.fixed_point_scale`)."""
         g = wp.tid()
         n = entry_face[g]
         t = entry_tile[g]
@@ -665,6 +986,8 @@ def _build(C: type) -> SimpleNamespace:
         w = xs.shape[0]
         ns = p.num_surface
         nv = p.num_vertex
+        nu = p.num_uv
+        cu = ns + nv  # the first UV channel
         softmax = p.rgb_aggregation == RGB_SOFTMAX
         with_depth = p.with_depth != 0
         a_id = p.alpha_aggregation
@@ -704,6 +1027,7 @@ def _build(C: type) -> SimpleNamespace:
         gz0 = zero
         gz1 = zero
         gz2 = zero
+        smp = Sample()  # the UV lookup of the current pair
         for row in range(ra, rb + 1):
             py = ys[row]
             for col in range(ca, cb + 1):
@@ -773,6 +1097,8 @@ def _build(C: type) -> SimpleNamespace:
                 if colour_ok:
                     if ns > 0:
                         k = texel_cell(c0, c1, p.texture_res)
+                    if nu > 0:
+                        smp = uv_sample(p, fc, n, uvs, material, levels, level_count, c0, c1, c2)
                     if with_depth:
                         gd = grad_depth[b, 0, row, col]
                     if softmax:
@@ -788,6 +1114,11 @@ def _build(C: type) -> SimpleNamespace:
                                 any_g = 1
                             v = vertex_value(vertex, n, c, c0, c1, c2)
                             wsum = wsum + gc * (v - chan[b, ns + c, row, col])
+                        for c in range(nu):
+                            gc = grad_chan[b, cu + c, row, col]
+                            if gc != zero:
+                                any_g = 1
+                            wsum = wsum + gc * (uv_value(atlas, smp, c) - chan[b, cu + c, row, col])
                         if with_depth:
                             wsum = wsum + gd * (zp - depth_out[b, 0, row, col])
                         ld = zero  # log D
@@ -811,7 +1142,7 @@ def _build(C: type) -> SimpleNamespace:
                             gzp = gzp + gd * wj
                     else:
                         wj = one
-                        for c in range(ns + nv):
+                        for c in range(cu + nu):
                             if grad_chan[b, c, row, col] != zero:
                                 any_g = 1
                         gzp = gd
@@ -833,6 +1164,36 @@ def _build(C: type) -> SimpleNamespace:
                         gc0 = gc0 + gcol * vertex[n, 0, c]
                         gc1 = gc1 + gcol * vertex[n, 1, c]
                         gc2 = gc2 + gcol * vertex[n, 2, c]
+                    if nu > 0:
+                        # ---- the UV lookup -> atlas, corner UVs, barycentrics, depths, matrix ---
+                        gu, gv, glam = uv_lookup_grads(
+                            p, atlas, grad_atlas, atlas_scale, need_atlas, smp, grad_chan, b, row, col, wj
+                        )
+                        if (need_v != 0 or uv_grad >= 0) and (gu != zero or gv != zero or glam != zero):
+                            (
+                                qc0, qc1, qc2, qz0, qz1, qz2, qu0, qu1, qu2, qv0, qv1, qv2, qa0, qa1, qa2, qb0, qb1, qb2
+                            ) = uv_chain(p, fc, n, uvs, material, levels, c0, c1, c2, gu, gv, glam)  # fmt: skip
+                            if uv_grad >= 0:
+                                add_grad(slots, per_face, g, n, uv_grad + 0, qu0, deterministic)
+                                add_grad(slots, per_face, g, n, uv_grad + 1, qv0, deterministic)
+                                add_grad(slots, per_face, g, n, uv_grad + 2, qu1, deterministic)
+                                add_grad(slots, per_face, g, n, uv_grad + 3, qv1, deterministic)
+                                add_grad(slots, per_face, g, n, uv_grad + 4, qu2, deterministic)
+                                add_grad(slots, per_face, g, n, uv_grad + 5, qv2, deterministic)
+                            gc0 = gc0 + qc0
+                            gc1 = gc1 + qc1
+                            gc2 = gc2 + qc2
+                            # 1/z_k = fc[INV_Z + k]: d/dz_k = −(1/z_k)², none where z_k was clamped
+                            gz0 = gz0 - qz0 * fc[n, FC_INV_Z + 0] * fc[n, FC_INV_Z + 0] * fc[n, FC_Z_OK + 0]
+                            gz1 = gz1 - qz1 * fc[n, FC_INV_Z + 1] * fc[n, FC_INV_Z + 1] * fc[n, FC_Z_OK + 1]
+                            gz2 = gz2 - qz2 * fc[n, FC_INV_Z + 2] * fc[n, FC_INV_Z + 2] * fc[n, FC_Z_OK + 2]
+                            # a_k = P_k, b_k = Q_k: their gradients join the sums X_k, Y_k of the row
+                            sx0 = sx0 + qa0
+                            sx1 = sx1 + qa1
+                            sx2 = sx2 + qa2
+                            sy0 = sy0 + qb0
+                            sy1 = sy1 + qb1
+                            sy2 = sy2 + qb2
                 if need_v == 0:
                     continue
                 # ---- channels and depth -> clipped barycentrics and depths ------------------
