@@ -349,11 +349,14 @@ class Mesh:
         ``'uv'`` mesh, its own images and UVs: :func:`softras.io.save_obj`)."""
         if self.batch_size != 1:
             raise ValueError(f"save_obj: expected a batch of 1 mesh, got {self.batch_size}")
+        textures = None
+        if save_texture:
+            textures = self._textures.item(0) if self._texture_type == "uv" else self._textures[0]
         srf.save_obj(
             filename_obj,
             self._vertices[0],
             self._faces[0],
-            textures=self._textures[0] if save_texture else None,
+            textures=textures,
             texture_res=texture_res_out,
             texture_type=self._texture_type,
         )

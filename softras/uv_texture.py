@@ -67,12 +67,15 @@ def _images(images: object) -> tuple[torch.Tensor, ...]:
     return out
 
 
-def _batched(name: str, t: torch.Tensor, ndim: int) -> torch.Tensor:
-    """``t`` with a leading batch dimension (added when it has ``ndim - 1`` dimensions)."""
+def _batched(name: str, t: torch.Tensor, expected: str) -> torch.Tensor:
+    """``t`` with a leading batch dimension, added when it has one dimension less than ``expected``
+    (its shape with the batch, e.g. ``'[B, T, 2]'``), which names the shape in the error."""
+    ndim = expected.count(",") + 1
     if t.ndim == ndim - 1:
         t = t[None]
     if t.ndim != ndim:
-        raise ValueError(f"{name}: expected {ndim - 1} or {ndim} dimensions, got shape {tuple(t.shape)}")
+        unbatched = expected.replace("[B, ", "[")
+        raise ValueError(f"{name}: expected shape {unbatched} or {expected}, got {tuple(t.shape)}")
     return t
 
 
@@ -83,8 +86,8 @@ def _uv_tables(uv: object, device: torch.device) -> tuple[torch.Tensor, torch.Te
             raise TypeError(
                 f"uv: expected [F, 3, 2] per-corner UVs or a pair (uv_vertices, uv_faces), got {len(uv)} items"
             )
-        points = _batched("uv_vertices", as_float_tensor("uv_vertices", uv[0], device=device), 3)
-        faces = _batched("uv_faces", as_index_tensor("uv_faces", uv[1], device=device).long(), 3)
+        points = _batched("uv_vertices", as_float_tensor("uv_vertices", uv[0], device=device), "[B, T, 2]")
+        faces = _batched("uv_faces", as_index_tensor("uv_faces", uv[1], device=device).long(), "[B, F, 3]")
         if points.shape[-1] != 2 or points.shape[1] == 0:
             raise ValueError(f"uv_vertices: expected shape [T, 2] or [B, T, 2] with T >= 1, got {tuple(points.shape)}")
         if faces.shape[-1] != 3:
@@ -96,8 +99,9 @@ def _uv_tables(uv: object, device: torch.device) -> tuple[torch.Tensor, torch.Te
             )
         check_finite("uv_vertices", points)
         return points, faces
-    corners = _batched("uv", as_float_tensor("uv", uv, device=device), 4)
-    if corners.shape[2:] != (3, 2):
+    corners = as_float_tensor("uv", uv, device=device)
+    corners = corners[None] if corners.ndim == 3 else corners
+    if corners.ndim != 4 or corners.shape[2:] != (3, 2):
         raise ValueError(
             f"uv: expected per-corner UVs [F, 3, 2] or [B, F, 3, 2] (or a pair (uv_vertices, uv_faces)), "
             f"got shape {tuple(corners.shape)}"
@@ -142,9 +146,9 @@ class UVTexture:
         if material is None:
             mat = torch.zeros(1, f, dtype=torch.int64, device=device)
         else:
-            mat = _batched("material", as_index_tensor("material", material, device=device).long(), 2)
+            mat = _batched("material", as_index_tensor("material", material, device=device).long(), "[B, F]")
             if mat.shape[1] != f:
-                raise ValueError(f"material: expected one index per face ({f}), got shape {tuple(material.shape)}")
+                raise ValueError(f"material: expected one index per face ({f}), got shape {tuple(mat.shape)}")
             if reads_values() and mat.numel() and (int(mat.min()) < 0 or int(mat.max()) >= len(ims)):
                 raise ValueError(
                     f"material: expected indices in [0, {len(ims)}) (one per image), got range "
@@ -318,7 +322,7 @@ class UVTexture:
         """
         from .io.texture import texture_atlas
 
-        t = _batched("textures", as_float_tensor("textures", textures), 4)
+        t = _batched("textures", as_float_tensor("textures", textures), "[B, F, T, C]")
         images, corners = [], None
         for item in t.unbind(0):
             image, corners = texture_atlas(item, cell_size)

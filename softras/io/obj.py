@@ -521,9 +521,10 @@ def _uv_texture(path: str, data: _ObjData, dtype: torch.dtype) -> UVTexture:
         if faces.any():
             colour = colors.get(name, white).astype(np.float32)  # type: ignore[arg-type]
             material[faces] = image_index(tuple(colour.tolist()), lambda c=colour: c[None, None, :])
-    # One more UV point for the faces without vt indices (they read 1×1 images: any point will do).
-    points = np.concatenate([table, np.full((1, 2), 0.5)])
-    face_uvs = np.where(has_uv[:, None], face_uvs, len(table))
+    points = table
+    if not has_uv.all():  # one more UV point for the faces without vt indices (they read 1×1 images)
+        points = np.concatenate([table, np.full((1, 2), 0.5)])
+        face_uvs = np.where(has_uv[:, None], face_uvs, len(table))
     return UVTexture(
         [torch.from_numpy(np.ascontiguousarray(im)).to(dtype) for im in images],
         (torch.from_numpy(points).to(dtype), torch.from_numpy(face_uvs)),
