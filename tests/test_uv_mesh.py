@@ -134,6 +134,25 @@ def test_images_of_other_sizes_and_channel_counts_render_per_material() -> None:
     )
 
 
+def test_other_outputs_share_the_call_without_changing_the_colour() -> None:
+    mesh = uv_quad()
+    features = torch.rand(1, 4, 2, dtype=F64, generator=torch.Generator().manual_seed(9))
+    together = hard(mesh, lights=LIGHTS, outputs=("rgba", "normals", "features", "depth"), features=features)
+    torch.testing.assert_close(together.rgba, hard(mesh, lights=LIGHTS).rgba, rtol=0, atol=0)
+    alone = hard(mesh, outputs=("normals", "features"), features=features)
+    torch.testing.assert_close(together.normals, alone.normals, rtol=0, atol=0)
+    torch.testing.assert_close(together.features, alone.features, rtol=0, atol=0)
+
+
+def test_a_half_mesh_renders_in_float32_and_returns_its_dtype() -> None:
+    v, f = quad()
+    half = sr.Mesh(v.half(), f, sr.UVTexture(image().half(), (quad_uv().half(), f)))
+    single = sr.Mesh(v.float(), f, sr.UVTexture(image().half().float(), (quad_uv().half().float(), f)))
+    out = hard(half)
+    assert out.rgba.dtype == torch.float16
+    torch.testing.assert_close(out.rgba, hard(single).rgba.half(), rtol=0, atol=0)
+
+
 def _constant_pair(colour: torch.Tensor) -> tuple[sr.Mesh, sr.Mesh]:
     """The same tilted quad with a 1×1 UV image of ``colour`` and with surface texels of ``colour``."""
     v, f = quad()
