@@ -44,7 +44,7 @@ class Mesh:
         self,
         vertices: torch.Tensor | np.ndarray,
         faces: torch.Tensor | np.ndarray,
-        textures: torch.Tensor | np.ndarray | None = None,
+        textures: torch.Tensor | np.ndarray | UVTexture | None = None,
         texture_res: int = 1,
         texture_type: str = "surface",
     ) -> None:
