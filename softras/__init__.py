@@ -14,6 +14,7 @@ from .rasterizer import Rasterizer, SoftRasterizer
 from .renderer import Renderer, SoftRenderer
 from .rendering import RenderOutput, render
 from .transform import Look, LookAt, Projection, Transform
+from .uv_texture import UVTexture
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "SoftRasterizer",
     "SoftRenderer",
     "Transform",
+    "UVTexture",
     "available_backends",
     "cameras",
     "default_backend",

@@ -20,6 +20,10 @@ How colours map (softras keeps colours as per-vertex ``[V, 3]`` or per-face ``R�
   needs one uv per vertex, so the atlas form has 3 vertices per face (the corners are not shared).
   trimesh keeps colours as 8-bit integers, so colours round to multiples of 1/255; positions are
   float64 in trimesh and come back exactly.
+- UV textures (:class:`softras.UVTexture`, ``texture_type='uv'``): trimesh's ``TextureVisuals``
+  (one uv per vertex and one image) ↔ the texture image and UVs; softras → trimesh splits vertices
+  at UV seams and packs several images side by side into one; images are 8-bit in trimesh.
+  PyTorch3D's ``TexturesUV`` is not converted (convert to ``'surface'`` first).
 - PyTorch3D: ``TexturesVertex`` ↔ vertex textures; ``TexturesAtlas`` ↔ surface textures exactly
   (PyTorch3D's atlas ``[F, R, R, 3]`` uses the original SoftRas texel layout, so it is a reshape);
   ``TexturesUV`` → surface textures: the map read at the texel centres as PyTorch3D reads it.

@@ -87,6 +87,11 @@ class Lighting(SettingsState, nn.Module):
 
     def forward(self, mesh: Mesh) -> Mesh:
         check_choice("light_mode", self.light_mode, ("surface", "vertex"))
+        if mesh.texture_type == "uv":
+            raise ValueError(
+                "mesh: a UV-textured mesh is lit after rasterization (softras.render and SoftRenderer.render_mesh "
+                "multiply its colour by the aggregated light); Lighting(mesh) lights surface or vertex textures"
+            )
         if self.light_mode != mesh.texture_type:
             raise ValueError(
                 f"light_mode: {self.light_mode!r} lighting needs {self.light_mode} textures, "

@@ -11,11 +11,15 @@ import torch
 from . import functional as srf
 from ._memory import check_texels
 from ._validation import as_float_tensor, as_index_tensor, as_scalar, check_choice, check_finite, reads_values
+from .uv_texture import UVTexture
 
 if TYPE_CHECKING:
     import trimesh
 
-__all__ = ["Mesh"]
+__all__ = ["TEXTURE_TYPES", "Mesh"]
+
+TEXTURE_TYPES = ("surface", "vertex", "uv")
+"""A mesh's ``texture_type``: R×R texels per face, a colour per vertex, or a :class:`~softras.UVTexture`."""
 
 
 class Mesh:
@@ -24,10 +28,13 @@ class Mesh:
     Args:
         vertices: [B, V, 3] or [V, 3] float (tensor or ndarray).
         faces: [B, F, 3] or [F, 3] integer vertex indices; a batch of 1 is broadcast to B.
-        textures: surface [B, F, R*R, 3] / [F, R*R, 3], or vertex [B, V, 3] / [V, 3];
-            ``None`` means white. A batch of 1 is broadcast to B.
+        textures: surface [B, F, R*R, 3] / [F, R*R, 3], vertex [B, V, 3] / [V, 3], or a
+            :class:`softras.UVTexture` (images mapped by per-corner UVs; its faces are these
+            faces); ``None`` means white. A batch of 1 is broadcast to B.
         texture_res: R for the default white surface texture.
-        texture_type: ``'surface'`` or ``'vertex'``.
+        texture_type: ``'surface'``, ``'vertex'`` or ``'uv'``. A :class:`~softras.UVTexture` makes a
+            ``'uv'`` mesh under the default ``'surface'`` too (convert with :meth:`to_texture_type`);
+            ``'uv'`` with ``textures=None`` is a white 1×1 image.
 
     Unlike the original, the renderer's stages (lighting, transform) return *new* meshes and
     never modify this one, so :meth:`reset_` is rarely needed (it is kept for old scripts).
@@ -37,11 +44,17 @@ class Mesh:
         self,
         vertices: torch.Tensor | np.ndarray,
         faces: torch.Tensor | np.ndarray,
-        textures: torch.Tensor | np.ndarray | None = None,
+        textures: torch.Tensor | np.ndarray | UVTexture | None = None,
         texture_res: int = 1,
         texture_type: str = "surface",
     ) -> None:
-        check_choice("texture_type", texture_type, ("surface", "vertex"))
+        check_choice("texture_type", texture_type, TEXTURE_TYPES)
+        if isinstance(textures, UVTexture):
+            if texture_type == "vertex":
+                raise ValueError("texture_type: a UVTexture makes a 'uv' mesh, got texture_type='vertex'")
+            texture_type = "uv"
+        elif texture_type == "uv" and textures is not None:
+            raise TypeError(f"textures: texture_type='uv' needs a softras.UVTexture, got {type(textures).__name__}")
         v = as_float_tensor("vertices", vertices)
         if v.ndim == 2:
             v = v[None]
@@ -66,7 +79,9 @@ class Mesh:
         f = f.expand(v.shape[0], -1, -1)
         b, nv, nf = v.shape[0], v.shape[1], f.shape[1]
 
-        if textures is None:
+        if texture_type == "uv":
+            t = _uv_textures(textures, b, nf, v)
+        elif textures is None:
             if texture_type == "surface":
                 texture_res = as_scalar(texture_res)  # a NumPy integer counts as an int
                 if isinstance(texture_res, bool) or not isinstance(texture_res, int) or texture_res < 1:
@@ -121,21 +136,28 @@ class Mesh:
         self._faces = faces
 
     @property
-    def textures(self) -> torch.Tensor:
-        """Surface [B, F, R*R, 3] or vertex [B, V, 3]."""
+    def textures(self) -> torch.Tensor | UVTexture:
+        """Surface [B, F, R*R, 3], vertex [B, V, 3], or a :class:`~softras.UVTexture` of batch B."""
         return self._textures
 
     @textures.setter
-    def textures(self, textures: torch.Tensor) -> None:
+    def textures(self, textures: torch.Tensor | UVTexture) -> None:
         self._textures = textures
 
     @property
     def texture_type(self) -> str:
+        """``'surface'``, ``'vertex'`` or ``'uv'``."""
         return self._texture_type
 
     @texture_type.setter
     def texture_type(self, texture_type: str) -> None:
-        self._texture_type = check_choice("texture_type", texture_type, ("surface", "vertex"))
+        check_choice("texture_type", texture_type, TEXTURE_TYPES)
+        if (texture_type == "uv") != isinstance(self._textures, UVTexture):
+            raise ValueError(
+                f"texture_type: {texture_type!r} does not fit this mesh's {self._texture_type!r} textures; "
+                "convert them with mesh.to_texture_type(...)"
+            )
+        self._texture_type = texture_type
 
     @property
     def device(self) -> torch.device:
@@ -174,9 +196,18 @@ class Mesh:
 
     @property
     def face_textures(self) -> torch.Tensor:
-        """What the rasterizer samples: surface [B, F, R*R, 3] or vertex [B, F, 3, 3]."""
+        """What the rasterizer samples: surface [B, F, R*R, 3] or vertex [B, F, 3, 3].
+
+        Raises:
+            TypeError: a ``'uv'`` mesh (its colours are looked up per pixel; see :attr:`textures`).
+        """
         if self._texture_type == "surface":
             return self._textures
+        if self._texture_type == "uv":
+            raise TypeError(
+                "face_textures: a 'uv' mesh has no colours per face (mesh.textures is a UVTexture); "
+                "use mesh.to_texture_type('surface', texture_res) for R×R texels"
+            )
         return srf.face_vertices(self._textures, self._faces)
 
     def fill_back_(self) -> None:
@@ -185,6 +216,8 @@ class Mesh:
             self._faces = torch.cat([self._faces, self._faces[:, :, [2, 1, 0]]], dim=1)
             if self._texture_type == "surface":
                 self._textures = torch.cat([self._textures, self._textures], dim=1)
+            elif self._texture_type == "uv":
+                self._textures = self._textures.with_back_faces()
             self._fill_back = True
 
     def reset_(self) -> None:
@@ -192,14 +225,14 @@ class Mesh:
         self._vertices, self._faces, self._textures = self._origin
         self._fill_back = False
 
-    def replace(self, **changes: torch.Tensor) -> Mesh:
+    def replace(self, **changes: torch.Tensor | UVTexture) -> Mesh:
         """A shallow copy with some of ``vertices``, ``faces``, ``textures`` replaced.
 
         New ``vertices`` must be finite (checked at once, as :class:`Mesh` checks them); the
-        other fields are taken as given.
+        other fields are taken as given (``textures`` of a ``'uv'`` mesh: a :class:`~softras.UVTexture`).
 
         Raises:
-            TypeError: an unknown field.
+            TypeError: an unknown field, or textures of the other kind (UV for tensor, or back).
             ValueError: ``vertices`` holds NaN or Inf.
         """
         new = object.__new__(Mesh)
@@ -207,6 +240,11 @@ class Mesh:
         for name, value in changes.items():
             if name not in ("vertices", "faces", "textures"):
                 raise TypeError(f"replace: unknown field {name!r}")
+            if name == "textures" and isinstance(value, UVTexture) != (self._texture_type == "uv"):
+                raise TypeError(
+                    f"replace: textures of a {self._texture_type!r} mesh cannot become {type(value).__name__}; "
+                    "use mesh.to_texture_type(...)"
+                )
             if name == "vertices" and isinstance(value, torch.Tensor):
                 check_finite("vertices", value)
             setattr(new, "_" + name, value)
@@ -217,6 +255,42 @@ class Mesh:
         return self.replace(
             vertices=self._vertices.to(device), faces=self._faces.to(device), textures=self._textures.to(device)
         )
+
+    def to_texture_type(self, texture_type: str, texture_res: int = 4, **options: object) -> Mesh:
+        """The mesh with its colours converted to ``texture_type`` (the same mesh if it already is).
+
+        - ``'uv'`` -> ``'surface'``: :meth:`UVTexture.to_surface`, the texture at each texel's centre
+          (``options``: ``texture_filter``, ``texture_wrap``), in RGB as :meth:`UVTexture.rgb`;
+        - ``'surface'`` -> ``'uv'``: :meth:`UVTexture.from_surface`, an atlas image per item holding
+          the texels (``options``: ``cell_size``), which converts back to the same texels exactly;
+        - ``'vertex'`` -> ``'surface'``: the colours interpolated at the texel centres;
+        - ``'vertex'`` -> ``'uv'``: through ``'surface'`` of ``texture_res``.
+
+        To ``'vertex'`` is refused: a vertex shared by faces whose texels or UVs differ there has
+        no single colour. Differentiable in the textures (and UVs).
+        """
+        check_choice("texture_type", texture_type, TEXTURE_TYPES)
+        have = self._texture_type
+        if have == texture_type:
+            return self
+        if texture_type == "vertex":
+            raise ValueError(
+                f"texture_type: {have!r} colours do not convert to 'vertex' (a vertex shared by faces with "
+                "different colours there has no single colour)"
+            )
+        if have == "uv":
+            surface = self._textures.rgb().to_surface(texture_res, **options)
+            return Mesh(self._vertices, self._faces, surface, texture_type="surface")
+        if have == "vertex":
+            from .io.texture import surface_textures_from_vertex_colors
+
+            surface = torch.stack([
+                surface_textures_from_vertex_colors(f, t, texture_res)
+                for f, t in zip(self._faces, self._textures, strict=True)
+            ])
+            mesh = Mesh(self._vertices, self._faces, surface, texture_type="surface")
+            return mesh.to_texture_type(texture_type, texture_res, **options)
+        return Mesh(self._vertices, self._faces, UVTexture.from_surface(self._textures, **options))
 
     # ---- I/O -------------------------------------------------------------------------------
     @classmethod
@@ -231,7 +305,9 @@ class Mesh:
     ) -> Mesh:
         """Load an OBJ (with MTL / texture images when ``load_texture``) as :func:`softras.io.load_obj` does.
 
-        ``dtype``: of vertices and textures; ``torch.float64`` parses coordinates at full precision.
+        ``texture_type='uv'`` (with ``load_texture``) keeps the MTL's images and the ``vt`` UVs as a
+        :class:`~softras.UVTexture`. ``dtype``: of vertices and textures; ``torch.float64`` parses
+        coordinates at full precision.
         """
         if load_texture:
             vertices, faces, textures = srf.load_obj(
@@ -258,7 +334,8 @@ class Mesh:
     ) -> Mesh:
         """Load any supported mesh format (OBJ, PLY, STL, OFF, GLB, ...) with its colours.
 
-        See :func:`softras.io.load_mesh`; ``dtype`` is that of vertices and textures
+        See :func:`softras.io.load_mesh`; ``texture_type='uv'`` keeps the file's texture images
+        and UVs (a :class:`~softras.UVTexture`); ``dtype`` is that of vertices and textures
         (``torch.float64`` keeps every digit of the file's coordinates).
         """
         from .io import load_mesh
@@ -268,14 +345,18 @@ class Mesh:
         return cls(m.vertices, m.faces, m.textures, texture_res, m.texture_type)
 
     def save_obj(self, filename_obj: str | os.PathLike, save_texture: bool = False, texture_res_out: int = 16) -> None:
-        """Write the (single) mesh as OBJ; with ``save_texture`` also MTL + texture atlas."""
+        """Write the (single) mesh as OBJ; with ``save_texture`` also MTL + texture atlas (or, for a
+        ``'uv'`` mesh, its own images and UVs: :func:`softras.io.save_obj`)."""
         if self.batch_size != 1:
             raise ValueError(f"save_obj: expected a batch of 1 mesh, got {self.batch_size}")
+        textures = None
+        if save_texture:
+            textures = self._textures.item(0) if self._texture_type == "uv" else self._textures[0]
         srf.save_obj(
             filename_obj,
             self._vertices[0],
             self._faces[0],
-            textures=self._textures[0] if save_texture else None,
+            textures=textures,
             texture_res=texture_res_out,
             texture_type=self._texture_type,
         )
@@ -300,7 +381,9 @@ class Mesh:
         Args:
             mesh: a ``trimesh.Trimesh`` (merge a ``Scene`` first with ``scene.to_geometry()``).
             texture_res: R of surface textures.
-            texture_type: ``'surface'`` ([1, F, R*R, 3]) or ``'vertex'`` ([1, V, 3]).
+            texture_type: ``'surface'`` ([1, F, R*R, 3]), ``'vertex'`` ([1, V, 3]) or ``'uv'``
+                (a :class:`~softras.UVTexture`: the texture image and the per-vertex uvs;
+                :func:`softras.io.trimesh_mesh.trimesh_uv_texture`).
             normalization: centre and scale into [-1, 1] like :meth:`from_obj`.
             dtype: floating dtype of vertices and textures (trimesh holds float64; default float32).
             device: where the tensors go (default CPU).
@@ -325,8 +408,9 @@ class Mesh:
                 one colour, else ``'texture'``), ``'face_colors'`` (each face's mean texel; keeps
                 the vertices) or ``'texture'`` (a texture atlas with uvs; 3 vertices per face).
 
-        Vertex textures become vertex colours. trimesh stores colours as 8 bits per channel.
-        See :mod:`softras.interop` for the details.
+        Vertex textures become vertex colours; a UV texture a ``TextureVisuals`` (vertices split at
+        UV seams, several images packed into one: :func:`softras.io.trimesh_mesh.uv_texture_to_trimesh`).
+        trimesh stores colours as 8 bits per channel. See :mod:`softras.interop` for the details.
         """
         from .io.trimesh_mesh import SURFACE_TO_TRIMESH, tensors_to_trimesh
 
@@ -343,6 +427,8 @@ class Mesh:
                 f"faces: face {face} of item {index} has vertex index {int(faces[face][outside[face]][0])}, outside "
                 f"[0, {n_v}) (trimesh would read a negative index from the end)"
             )
+        if self._texture_type == "uv":
+            return tensors_to_trimesh(self.vertices[index], self.faces[index], self._textures.item(index), "uv")
         return tensors_to_trimesh(self.vertices[index], self.faces[index], self.textures[index], self.texture_type,
                                   surface)
 
@@ -389,9 +475,15 @@ class Mesh:
 
         Raises:
             ImportError: PyTorch3D is not installed.
+            ValueError: a ``'uv'`` mesh (convert it with :meth:`to_texture_type` first).
         """
         from ._pytorch3d import items_to_pytorch3d
 
+        if self._texture_type == "uv":
+            raise ValueError(
+                "to_pytorch3d: UV textures are not converted to PyTorch3D's TexturesUV; use "
+                "mesh.to_texture_type('surface', texture_res) for a TexturesAtlas"
+            )
         return items_to_pytorch3d([self])
 
     def voxelize(self, voxel_size: int = 32) -> torch.Tensor:
@@ -404,3 +496,17 @@ class Mesh:
             f"Mesh(batch_size={self.batch_size}, num_vertices={self.num_vertices}, "
             f"num_faces={self.num_faces}, texture_type={self._texture_type!r}, device={self.device})"
         )
+
+
+def _uv_textures(textures: UVTexture | None, batch: int, num_faces: int, vertices: torch.Tensor) -> UVTexture:
+    """The UV texture of a ``'uv'`` mesh of ``batch`` items and ``num_faces`` faces (None: white)."""
+    if textures is None:
+        white = torch.ones(1, 1, 3, dtype=vertices.dtype, device=vertices.device)
+        return UVTexture(white, torch.zeros(num_faces, 3, 2, dtype=vertices.dtype, device=vertices.device))
+    if textures.num_faces != num_faces:
+        raise ValueError(f"textures: the UVTexture has {textures.num_faces} faces, the mesh {num_faces}")
+    if textures.batch_size not in (1, batch):
+        raise ValueError(f"textures: the UVTexture has batch {textures.batch_size}, the mesh {batch}")
+    if textures.device != vertices.device:
+        textures = textures.to(vertices.device)
+    return textures.expand(batch)

@@ -133,6 +133,11 @@ class SoftRasterizer(SettingsState, nn.Module):
         """
         if mode not in _MODES:
             raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
+        if mesh.texture_type == "uv":
+            raise ValueError(
+                "mesh: a UV-textured mesh is rendered by softras.render or SoftRenderer.render_mesh (from world "
+                "space); SoftRasterizer takes surface or vertex textures (see Mesh.to_texture_type)"
+            )
         settings = self.settings()
         if vertex_light is None:
             images = rasterize(mesh.face_vertices, mesh.face_textures, settings, backend=self.backend)

@@ -16,8 +16,9 @@ from .clipping import check_screen, project_faces
 from .lighting import Lighting
 from .mesh import Mesh
 from .rasterizer import Rasterizer, SoftRasterizer
-from .rendering import compute_mesh, render_size
+from .rendering import RASTER_OPTIONS, compute_mesh, render, render_size
 from .transform import Transform
+from .uv_texture import UVTexture
 
 __all__ = ["Renderer", "SoftRenderer"]
 
@@ -89,7 +90,15 @@ class _RendererBase(nn.Module):
         light = None if light is None else light.flatten(1, 2)
         return mesh.replace(vertices=screen.flatten(1, 2), faces=faces, textures=textures), light, scale
 
-    def render_mesh(self, mesh: Mesh, mode: str | None = None, *, camera: Camera | None = None) -> torch.Tensor:
+    def render_mesh(
+        self,
+        mesh: Mesh,
+        mode: str | None = None,
+        *,
+        camera: Camera | None = None,
+        texture_filter: str | None = None,
+        texture_wrap: str | None = None,
+    ) -> torch.Tensor:
         """Render a world-space :class:`Mesh` -> [B, 4, H, W] RGBA. ``mesh`` is not modified.
 
         ``camera``: a :mod:`softras.cameras` object used for this call only, instead of the
@@ -98,16 +107,52 @@ class _RendererBase(nn.Module):
         ``clip`` faces are clipped at the near plane and dropped beyond the far plane first
         (:mod:`softras.clipping`).
 
+        A UV-textured mesh (``texture_type='uv'``, :class:`softras.UVTexture`) is rendered by
+        :func:`softras.render` with this renderer's camera, lighting (per face, or per vertex with
+        ``smooth_shading``; ``light_mode`` is not consulted) and rasterization settings, looked up
+        with ``texture_filter`` / ``texture_wrap`` (defaults ``'bilinear'`` / ``'repeat'``; given
+        for other meshes they raise ``ValueError``). Its faces are always clipped at the near
+        plane, as :func:`softras.render` clips them, whatever ``clip`` says.
+
         The image comes back in the dtype of ``mesh.vertices`` (float32 inside
         ``torch.autocast``); a float16 / bfloat16 mesh is lit, transformed, clipped and
         rasterized in float32 (:func:`softras.rendering.compute_mesh`).
         """
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh: expected a softras.Mesh, got {type(mesh).__name__}")
+        if mesh.texture_type == "uv" or texture_filter is not None or texture_wrap is not None:
+            return self._render_uv(mesh, mode, camera, texture_filter, texture_wrap)
         self.set_texture_mode(mesh.texture_type)
         mesh, dtype = compute_mesh(mesh)
         images = self._render(mesh, mode, camera)
         return images if dtype is None else images.to(dtype)
+
+    def _render_uv(
+        self,
+        mesh: Mesh,
+        mode: str | None,
+        camera: Camera | None,
+        texture_filter: str | None,
+        texture_wrap: str | None,
+    ) -> torch.Tensor:
+        """:meth:`render_mesh` of a UV-textured mesh, through :func:`softras.render`."""
+        if mode not in (None, "rgb", "silhouettes"):
+            raise ValueError(f"mode: expected one of (None, 'rgb', 'silhouettes'), got {mode!r}")
+        settings = self.rasterizer.settings()
+        options = {name: getattr(settings, name) for name in RASTER_OPTIONS if name != "anti_aliasing"}
+        out = render(
+            mesh,
+            self.transform.camera if camera is None else camera,
+            lights=self.lighting,
+            backend=self.rasterizer.backend,
+            image_size=self.image_hw(),
+            smooth_shading=self.smooth_shading,
+            texture_filter=texture_filter,
+            texture_wrap=texture_wrap,
+            anti_aliasing=self.rasterizer.anti_aliasing,
+            **options,
+        )
+        return out.rgba
 
     def _render(self, mesh: Mesh, mode: str | None, camera: Camera | None) -> torch.Tensor:
         """:meth:`render_mesh` of a mesh in its compute dtype."""
@@ -128,7 +173,7 @@ class _RendererBase(nn.Module):
         self,
         vertices: torch.Tensor | np.ndarray,
         faces: torch.Tensor | np.ndarray,
-        textures: torch.Tensor | np.ndarray | None = None,
+        textures: torch.Tensor | np.ndarray | UVTexture | None = None,
         mode: str | None = None,
         texture_type: str = "surface",
         *,
@@ -136,7 +181,8 @@ class _RendererBase(nn.Module):
     ) -> torch.Tensor:
         """Render vertices [B, V, 3], faces [B, F, 3] and optional textures -> [B, 4, H, W].
 
-        ``camera``: per-call camera (see :meth:`render_mesh`).
+        ``textures`` may be a :class:`softras.UVTexture` (see :meth:`render_mesh`). ``camera``:
+        per-call camera (see :meth:`render_mesh`).
         """
         mesh = Mesh(vertices, faces, textures=textures, texture_type=texture_type)
         return self.render_mesh(mesh, mode, camera=camera)

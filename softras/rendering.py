@@ -38,6 +38,8 @@ from .clipping import ClippedFaces, project_faces
 from .lighting import AmbientLighting, DirectionalLighting, Lighting, accumulate_light
 from .mesh import Mesh
 from .raster import RasterResult, RasterSettings, rasterize_channels
+from .raster.uv import TEXTURE_FILTERS, TEXTURE_WRAPS, UVMaps
+from .uv_texture import UVTexture
 
 __all__ = [
     "HARD_OUTPUTS",
@@ -46,6 +48,7 @@ __all__ = [
     "CameraLike",
     "RenderOutput",
     "compute_mesh",
+    "corner_light",
     "render",
     "shade",
     "vertex_light",
@@ -185,7 +188,8 @@ def compute_mesh(mesh: Mesh) -> tuple[Mesh, torch.dtype | None]:
     vertices: the dtype is ``None`` (the outputs are left as they are), and the mesh is returned
     as it is unless its textures are half.
     """
-    vertices, textures = upcast(mesh.vertices), upcast(mesh.textures)
+    vertices = upcast(mesh.vertices)
+    textures = mesh.textures.upcast() if isinstance(mesh.textures, UVTexture) else upcast(mesh.textures)
     out = None if vertices is mesh.vertices else result_dtype(mesh.vertices.dtype, mesh.device)
     if vertices is mesh.vertices and textures is mesh.textures:
         return mesh, out
@@ -252,7 +256,16 @@ def shade(mesh: Mesh, lights: Light | Sequence[Light] | None, smooth_shading: bo
     ``smooth_shading=True`` with surface textures returns the texels unlit: their light is the
     per-vertex :func:`vertex_light`, which :func:`render` interpolates across each face and
     multiplies in after rasterization. Vertex colours are lit per vertex either way.
+
+    Raises:
+        ValueError: a ``'uv'`` mesh: its colour is looked up per pixel, so :func:`render` lights it
+            after rasterization with :func:`corner_light`.
     """
+    if mesh.texture_type == "uv":
+        raise ValueError(
+            "mesh: a UV-textured mesh is lit after rasterization (softras.render multiplies its colour by "
+            "the aggregated corner_light); shade() returns pre-lit colours of surface or vertex textures only"
+        )
     if lights is None:
         return mesh.textures
     terms = _light_terms(lights)
@@ -266,6 +279,18 @@ def shade(mesh: Mesh, lights: Light | Sequence[Light] | None, smooth_shading: bo
 def vertex_light(mesh: Mesh, lights: Light | Sequence[Light]) -> torch.Tensor:
     """[B, V, 3] light at every vertex from its (area-weighted, unit) vertex normal (see :func:`shade`)."""
     return accumulate_light(_light_terms(lights), mesh.vertex_normals)
+
+
+def corner_light(mesh: Mesh, lights: Light | Sequence[Light], smooth_shading: bool = False) -> torch.Tensor:
+    """[B, F, 3, 3] the light at every face corner, to aggregate as a vertex attribute.
+
+    Flat (``smooth_shading=False``): each face's light from its unit face normal, the same at its 3
+    corners; smooth: :func:`vertex_light` at the corners. The terms add up as in :func:`shade`.
+    """
+    if smooth_shading:
+        return srf.face_vertices(vertex_light(mesh, lights), mesh.faces)
+    light = accumulate_light(_light_terms(lights), mesh.surface_normals)  # [B, F, 3]
+    return light[:, :, None, :].expand(-1, -1, 3, -1)
 
 
 def _normals(mesh: Mesh, camera: CameraLike, kind: str, frame: str) -> torch.Tensor:
@@ -291,6 +316,15 @@ class _Plan:
     vertex: torch.Tensor | None  # [B, F, 3, Cv]
     background: tuple[float, ...]
     slices: dict[str, slice]  # output name -> channels of RasterResult.channels
+    uv: UVMaps | None = None  # the UV texture's RGB, channels Cs + Cv to Cs + Cv + 3
+
+
+@dataclass(frozen=True)
+class _TextureOptions:
+    """How a UV texture is looked up (``texture_filter``, ``texture_wrap`` of :func:`render`)."""
+
+    filter: str = "bilinear"
+    wrap: str = "repeat"
 
 
 def _plan(
@@ -303,8 +337,9 @@ def _plan(
     normals_frame: str,
     background_color: tuple[float, ...],
     smooth_shading: bool,
+    texture: _TextureOptions,
 ) -> _Plan:
-    surface, vertex, background, slices, start = None, [], [], {}, 0
+    surface, vertex, background, slices, start, uv = None, [], [], {}, 0, None
 
     def add(name: str, values: torch.Tensor, bg: Sequence[float]) -> None:
         nonlocal start
@@ -313,7 +348,11 @@ def _plan(
         slices[name] = slice(start, start + values.shape[-1])
         start += values.shape[-1]
 
-    if "rgba" in asked:
+    if "rgba" in asked and mesh.texture_type == "uv":
+        uv = mesh.textures.rgb().maps(texture.filter, texture.wrap)
+        if lights is not None:  # light 1 on the background keeps its colour
+            add(_LIGHT, corner_light(mesh, lights, smooth_shading), (1.0,) * 3)
+    elif "rgba" in asked:
         colours = shade(mesh, lights, smooth_shading)
         if mesh.texture_type == "surface":
             surface = colours
@@ -329,7 +368,10 @@ def _plan(
     if "features" in asked:
         per_face = srf.face_vertices(features.to(mesh.vertices.dtype), mesh.faces)
         add("features", per_face, (0.0,) * per_face.shape[-1])
-    return _Plan(surface, torch.cat(vertex, dim=-1) if vertex else None, tuple(background), slices)
+    if uv is not None:  # the UV channels come after the surface and vertex ones
+        background.extend(background_color)
+        slices["rgba"] = slice(start, start + 3)
+    return _Plan(surface, torch.cat(vertex, dim=-1) if vertex else None, tuple(background), slices, uv)
 
 
 def _split(result: RasterResult, plan: _Plan, asked: frozenset[str]) -> RenderOutput:
@@ -352,7 +394,8 @@ def _named_by_caller(error: RequestTooLargeError, asked: frozenset[str]) -> Requ
     arguments: the surface channels are the mesh's textures, the vertex channels hold ``features``
     (when asked, by far the widest), else the colours and normals of ``outputs``."""
     argument, _, rest = str(error).partition(": ")
-    caller = {"surface": "mesh.textures", "vertex": "features" if "features" in asked else "outputs"}
+    caller = {"surface": "mesh.textures", "uv": "mesh.textures"}
+    caller["vertex"] = "features" if "features" in asked else "outputs"
     return RequestTooLargeError(f"{caller.get(argument, argument)}: {rest}")
 
 
@@ -360,7 +403,10 @@ def _clip_plan(plan: _Plan, clip: ClippedFaces) -> _Plan:
     """The plan's attributes moved onto the clipped faces."""
     surface = None if plan.surface is None else clip.texels(plan.surface)
     vertex = None if plan.vertex is None else clip.corners(plan.vertex)
-    return dataclasses.replace(plan, surface=surface, vertex=vertex)
+    uv = plan.uv
+    if uv is not None:  # UVs are affine in world space on a face, like the clip's corners
+        uv = uv._replace(uv=clip.corners(uv.uv), material=uv.material.gather(1, clip.face_index))
+    return dataclasses.replace(plan, surface=surface, vertex=vertex, uv=uv)
 
 
 def _unclip_result(result: RasterResult, clip: ClippedFaces, settings: RasterSettings) -> RasterResult:
@@ -401,13 +447,15 @@ def render(
     normals_frame: str = "camera",
     image_size: int | Sequence[int] | None = None,
     smooth_shading: bool = False,
+    texture_filter: str | None = None,
+    texture_wrap: str | None = None,
     **raster_options: Any,
 ) -> RenderOutput:
     """Render ``mesh`` seen by ``camera`` into the requested ``outputs``, in one rasterization.
 
     Args:
-        mesh: a :class:`softras.Mesh` in world space (B items; its colours are the textures,
-            surface or vertex).
+        mesh: a :class:`softras.Mesh` in world space (B items; its colours are the textures:
+            surface, vertex or UV).
         camera: any camera of :mod:`softras.cameras` (or an object with the :class:`CameraLike`
             methods). A camera with ``batch_size`` B > 1 (e.g. :class:`~softras.cameras.Pinhole`
             with [B, ...] parameters, a LookAtCamera with [B, 3] eyes) renders a mesh of batch 1 B times.
@@ -427,8 +475,25 @@ def render(
             face (Gouraud shading), instead of one face normal per face; the light is aggregated
             like the colour and multiplied with it after rasterization. Vertex colours are lit
             per vertex either way. See :func:`shade`.
+        texture_filter: how a UV-textured mesh's images are looked up at each (pixel, face) pair:
+            ``'bilinear'`` (the default), ``'nearest'`` or ``'trilinear'`` (mip-mapped, the level
+            of detail from the pair's UV derivatives); see :mod:`softras.raster.uv`. Only for
+            ``texture_type='uv'`` meshes (others raise ``ValueError`` when it is given).
+        texture_wrap: which texel a UV outside [0, 1) reads: ``'repeat'`` (the default) or
+            ``'clamp'``. Only for UV meshes, as ``texture_filter``.
         **raster_options: any of :data:`RASTER_OPTIONS` (see :class:`~softras.raster.RasterSettings`;
             ``background_color`` is the background of ``rgba``). Unknown names raise.
+
+    A UV-textured mesh (:class:`softras.UVTexture`) is looked up per (pixel, face) pair inside
+    the aggregation; ``rgba`` shows its images' channels 0-2 (channel 0 as grey when C < 3). Its
+    colour varies across a face, so the light cannot be multiplied in per face before
+    rasterization: the light of each face corner (:func:`corner_light`: flat, the face's light at
+    its 3 corners; smooth, the vertex light) is aggregated as 3 more vertex channels, with the
+    same weights as the colour, and the two aggregates are multiplied after rasterization. Under
+    ``aggr_func_rgb='softmax'`` a pixel's colour is thus the product of the aggregated texture
+    colour and the aggregated light, not the aggregate of per-face products (they agree where
+    one face dominates the pixel, and exactly under ``'hard'``). ``lights=None`` renders the
+    texture unlit. Gradients reach the images, the UVs and the vertices.
 
     Returns:
         :class:`RenderOutput` with the requested outputs set (and ``alpha``), in the dtype of
@@ -436,8 +501,9 @@ def render(
         lit, projected, clipped and rasterized in float32 (:func:`compute_mesh`).
 
     Raises:
-        ValueError: unknown output name, missing image size, bad shapes, or z-buffer outputs with
-            ``anti_aliasing=True`` (an average of face ids means nothing).
+        ValueError: unknown output name, missing image size, bad shapes, z-buffer outputs with
+            ``anti_aliasing=True`` (an average of face ids means nothing), or ``texture_filter`` /
+            ``texture_wrap`` for a mesh without a UV texture.
         TypeError: unknown or render-controlled option, wrong argument types.
     """
     if not isinstance(mesh, Mesh):
@@ -454,12 +520,13 @@ def render(
     anti_aliasing = check_bool("anti_aliasing", options.pop("anti_aliasing", False))
     if anti_aliasing and asked & HARD_OUTPUTS:
         raise ValueError(f"anti_aliasing: cannot average the z-buffer outputs {sorted(asked & HARD_OUTPUTS)}")
+    texture = _texture_options(mesh, texture_filter, texture_wrap)
     _check_camera(camera)
     mesh, dtype = compute_mesh(mesh)
     (h, w), camera_size = render_size(camera, image_size)
     settings = RasterSettings.create(
         (2 * h, 2 * w) if anti_aliasing else (h, w),
-        texture_type=mesh.texture_type,
+        texture_type="vertex" if mesh.texture_type == "vertex" else "surface",
         with_depth="depth" in asked,
         with_zbuffer=bool(asked & HARD_OUTPUTS),
         **options,
@@ -471,14 +538,16 @@ def render(
     _check_near(camera, settings.near)
     faces, clip = project_faces(mesh.vertices, mesh.faces, camera, camera_size, settings.near, settings.far)
     plan = _plan(
-        mesh, camera, asked, lights, features, normals, normals_frame, settings.background_color, smooth_shading
-    )
+        mesh, camera, asked, lights, features, normals, normals_frame, settings.background_color, smooth_shading,
+        texture,
+    )  # fmt: skip
     if clip is not None:
         plan = _clip_plan(plan, clip)
     try:
         result = rasterize_channels(
-            faces, settings, surface=plan.surface, vertex=plan.vertex, background=plan.background, backend=backend
-        )
+            faces, settings, surface=plan.surface, vertex=plan.vertex, background=plan.background, backend=backend,
+            uv=plan.uv,
+        )  # fmt: skip
     except RequestTooLargeError as error:
         raise _named_by_caller(error, asked) from None
     if clip is not None:
@@ -489,9 +558,28 @@ def render(
 
 def _broadcast(mesh: Mesh, batch: int) -> Mesh:
     """A mesh of batch 1 repeated ``batch`` times (views, no copies)."""
-    shape = (batch, *([-1] * (mesh.textures.ndim - 1)))
+    if isinstance(mesh.textures, UVTexture):
+        textures = mesh.textures.expand(batch)
+    else:
+        textures = mesh.textures.expand(batch, *([-1] * (mesh.textures.ndim - 1)))
     return mesh.replace(
-        vertices=mesh.vertices.expand(batch, -1, -1),
-        faces=mesh.faces.expand(batch, -1, -1),
-        textures=mesh.textures.expand(*shape),
+        vertices=mesh.vertices.expand(batch, -1, -1), faces=mesh.faces.expand(batch, -1, -1), textures=textures
     )
+
+
+def _texture_options(mesh: Mesh, texture_filter: object, texture_wrap: object) -> _TextureOptions:
+    """The UV lookup options of :func:`render` (defaults for None), checked; refused for a mesh without UVs."""
+    given = {name: value for name, value in (("texture_filter", texture_filter), ("texture_wrap", texture_wrap))
+             if value is not None}  # fmt: skip
+    if mesh.texture_type != "uv":
+        if given:
+            name = next(iter(given))
+            raise ValueError(
+                f"{name}: applies to UV-textured meshes only (softras.UVTexture); this mesh has "
+                f"texture_type={mesh.texture_type!r}"
+            )
+        return _TextureOptions()
+    options = _TextureOptions(**{name.removeprefix("texture_"): value for name, value in given.items()})
+    check_choice("texture_filter", options.filter, TEXTURE_FILTERS)
+    check_choice("texture_wrap", options.wrap, TEXTURE_WRAPS)
+    return options

@@ -137,7 +137,7 @@ def test_from_trimesh_rejects_what_it_cannot_convert() -> None:
     with pytest.raises(TypeError, match=r"dtype: expected a floating torch.dtype"):
         sr.Mesh.from_trimesh(tm, dtype=torch.int32)
     with pytest.raises(ValueError, match="texture_type"):
-        sr.Mesh.from_trimesh(tm, texture_type="uv")
+        sr.Mesh.from_trimesh(tm, texture_type="texels")
     with pytest.raises(ValueError, match="mesh: expected a mesh with vertices and faces"):
         sr.Mesh.from_trimesh(trimesh.Trimesh())
 

@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("raster", ("softras.raster", "softras._memory")),
     # tensors in, tensors out: geometry, files, textures, clipping, built-in shapes, losses
     ("data", ("softras.functional", "softras.io", "softras.clipping", "softras._pytorch3d", "softras.shapes",
-              "softras.losses", "softras.metrics")),
+              "softras.losses", "softras.metrics", "softras.uv_texture")),
     # the objects of a scene
     ("scene", ("softras.mesh", "softras.cameras", "softras.transform", "softras.lighting")),
     # softras objects to and from other libraries' objects

@@ -103,10 +103,12 @@ class _Recorder:
     def __init__(self) -> None:
         self.calls: list[dict] = []
 
-    def __call__(self, face_vertices, settings, *, surface=None, vertex=None, background=None, backend=None):
-        self.calls.append({"settings": settings, "surface": surface, "vertex": vertex, "background": background})
+    def __call__(self, face_vertices, settings, *, surface=None, vertex=None, background=None, backend=None, uv=None):
+        self.calls.append(
+            {"settings": settings, "surface": surface, "vertex": vertex, "background": background, "uv": uv}
+        )
         b, h, w = face_vertices.shape[0], settings.image_height, settings.image_width
-        c = sum(t.shape[-1] for t in (surface, vertex) if t is not None)
+        c = sum(t.shape[-1] for t in (surface, vertex) if t is not None) + (0 if uv is None else uv.channels)
         z = face_vertices.new_zeros
         zb = settings.with_zbuffer
         return RasterResult(

@@ -18,7 +18,8 @@ from softras._memory import check_texels
 from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_shape
 from softras.io.obj import check_load_dtype, fspath_arg, load_obj, nonfinite_rows, normalize_vertices, save_obj
 from softras.io.texture import check_texture_res, clip_colors, surface_textures_from_vertex_colors
-from softras.io.trimesh_mesh import trimesh_textures
+from softras.io.trimesh_mesh import tensors_to_trimesh, trimesh_textures, trimesh_uv_texture
+from softras.uv_texture import UVTexture
 
 if TYPE_CHECKING:
     import trimesh
@@ -27,7 +28,7 @@ __all__ = ["MESH_EXTENSIONS", "LoadedMesh", "load_mesh", "save_mesh"]
 
 #: File extensions understood by :func:`load_mesh`.
 MESH_EXTENSIONS = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
-_TEXTURE_TYPES = ("surface", "vertex")
+_TEXTURE_TYPES = ("surface", "vertex", "uv")
 
 
 @dataclass
@@ -39,13 +40,13 @@ class LoadedMesh:
         faces: ``[F, 3]`` int64, 0-based, counter-clockwise seen from outside.
         textures: ``[F, R*R, 3]`` (``texture_type == 'surface'``) or ``[V, 3]``
             (``'vertex'``) colours in [0, 1], of the vertices' dtype; white where the file has
-            no colour.
-        texture_type: ``'surface'`` or ``'vertex'``.
+            no colour; or a :class:`softras.UVTexture` (``'uv'``).
+        texture_type: ``'surface'``, ``'vertex'`` or ``'uv'``.
     """
 
     vertices: torch.Tensor
     faces: torch.Tensor
-    textures: torch.Tensor
+    textures: torch.Tensor | UVTexture
     texture_type: str
 
 
@@ -135,9 +136,9 @@ def _check_geometry(path: str, mesh: trimesh.Trimesh, part: str) -> None:
                          f"(the file has {n_v} vertices)")
 
 
-def _read_trimesh(path: str) -> trimesh.Trimesh:
-    """The file merged into one ``trimesh.Trimesh``, each part checked and then processed as
-    ``trimesh.load(path, force='mesh')`` processes it (NaN rows dropped, duplicate vertices merged)."""
+def _read_parts(path: str) -> list[trimesh.Trimesh]:
+    """The meshes of the file, each checked, processed as ``trimesh.load(path, force='mesh')``
+    processes it (NaN rows dropped, duplicate vertices merged) and moved to its place in the scene."""
     import trimesh
 
     try:
@@ -149,30 +150,72 @@ def _read_trimesh(path: str) -> trimesh.Trimesh:
         _check_geometry(path, geometry, f"mesh {name!r}: " if len(parts) > 1 else "")
         geometry.process()
     try:
-        return scene.to_mesh()
+        return [g for g in scene.dump() if isinstance(g, trimesh.Trimesh)]
     except Exception as exc:
         raise ValueError(f"could not read mesh file {path!r}: {_reason(exc)}") from exc
 
 
-def _load_trimesh(path: str, texture_res: int, texture_type: str, dtype: torch.dtype) -> LoadedMesh:
+def _geometry(parts: list[trimesh.Trimesh], path: str, keep_visuals: bool) -> tuple[np.ndarray, np.ndarray, object]:
+    """(vertices [V, 3] float64, faces [F, 3] int64, the merged mesh or None) of ``parts`` one after another.
+
+    ``keep_visuals``: merge them into one ``trimesh.Trimesh`` with its colours (as ``scene.to_mesh()``);
+    else only stack the positions and faces (a UV texture keeps each part's image, which merging
+    would pack into one).
+    """
     import trimesh
 
+    if not keep_visuals:
+        if not parts or not sum(len(p.faces) for p in parts):
+            return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), None
+        offsets = np.cumsum([0] + [len(p.vertices) for p in parts])
+        vertices = np.concatenate([np.asarray(p.vertices, dtype=np.float64) for p in parts])
+        faces = np.concatenate([np.asarray(p.faces, dtype=np.int64) + o for p, o in zip(parts, offsets, strict=False)])
+        return vertices, faces, None
+    try:
+        mesh = trimesh.util.concatenate(parts)
+    except Exception as exc:
+        raise ValueError(f"could not read mesh file {path!r}: {_reason(exc)}") from exc
+    if not isinstance(mesh, trimesh.Trimesh):
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), None
+    return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64), mesh
+
+
+def _load_trimesh(path: str, texture_res: int, texture_type: str, dtype: torch.dtype) -> LoadedMesh:
     if path.lower().endswith((".gltf", ".glb")):
         _warn_missing_gltf_images(path)
 
-    mesh = _read_trimesh(path)
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0 or len(mesh.vertices) == 0:
+    parts = _read_parts(path)
+    v, f, mesh = _geometry(parts, path, keep_visuals=texture_type != "uv")
+    if len(f) == 0 or len(v) == 0:
         raise ValueError(f"could not read mesh file {path!r}: no triangles found (an empty or corrupt file)")
-    vertices = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float64)).to(dtype)
+    vertices = torch.from_numpy(v).to(dtype)
     overflow = nonfinite_rows(vertices)
     if overflow.size:
         i = int(overflow[0])
         name = str(dtype).removeprefix("torch.")
-        raise ValueError(f"{path}: vertex {i} {tuple(mesh.vertices[i].tolist())} overflows {name}; "
+        raise ValueError(f"{path}: vertex {i} {tuple(v[i].tolist())} overflows {name}; "
                          "load with dtype=torch.float64")
-    faces = torch.from_numpy(np.asarray(mesh.faces, dtype=np.int64).copy())
-    textures = trimesh_textures(mesh, texture_res, texture_type, name=path).to(dtype)
+    faces = torch.from_numpy(f.copy())
+    if texture_type == "uv":
+        textures = trimesh_uv_texture(parts, name=path).to(dtype=dtype)
+    else:
+        textures = trimesh_textures(mesh, texture_res, texture_type, name=path).to(dtype)
     return LoadedMesh(vertices, faces, textures, texture_type)
+
+
+def _load_obj_uv(path: str, dtype: torch.dtype) -> LoadedMesh:
+    """An OBJ with its UV texture (its MTL's), or white when it names no material library."""
+    if _obj_has_mtllib(path):
+        vertices, faces, texture = load_obj(path, load_texture=True, texture_type="uv", dtype=dtype)
+        return LoadedMesh(vertices, faces, texture, "uv")
+    vertices, faces, colors = load_obj(path, load_texture=True, texture_type="vertex", dtype=dtype)
+    if bool((colors != 1).any()):
+        raise ValueError(
+            f"{path}: has per-vertex colours and no material library (no UV texture); load it with "
+            "texture_type='vertex' or 'surface'"
+        )
+    white = torch.ones(1, 1, 3, dtype=dtype)
+    return LoadedMesh(vertices, faces, UVTexture(white, torch.zeros(faces.shape[0], 3, 2, dtype=dtype)), "uv")
 
 
 def load_mesh(
@@ -191,10 +234,19 @@ def load_mesh(
     face colours, whichever the file has; white otherwise. Colours outside [0, 1] are clipped
     with one ``UserWarning`` naming the file (see :func:`softras.io.load_obj` for OBJ colours).
 
+    ``texture_type='uv'`` keeps the file's UV texture as a :class:`softras.UVTexture`: for OBJ
+    the images of the MTL's ``map_Kd`` (one per file, full resolution), the ``vt`` table and
+    the faces' ``vt`` indices (:func:`softras.io.load_obj`); for the other formats each part's
+    texture image and per-vertex uvs as trimesh reads them (:func:`softras.io.trimesh_mesh.trimesh_uv_texture`).
+    Faces without an image read a 1×1 image of their material's colour (white where none); a
+    file with vertex or face colours and no UV texture raises (load it as ``'vertex'`` or
+    ``'surface'``).
+
     Args:
         path: mesh file (``str``, ``bytes`` or ``os.PathLike``).
         texture_res: ``R`` for surface textures.
-        texture_type: ``'surface'`` (textures ``[F, R*R, 3]``) or ``'vertex'`` (``[V, 3]``).
+        texture_type: ``'surface'`` (textures ``[F, R*R, 3]``), ``'vertex'`` (``[V, 3]``) or
+            ``'uv'`` (a :class:`softras.UVTexture`).
         normalization: centre and scale into ``[-1, 1]`` like ``load_obj``.
         dtype: floating dtype of vertices and textures; ``torch.float64`` keeps every digit of
             the file's coordinates (OBJ is parsed in double precision, trimesh reads float64).
@@ -221,7 +273,9 @@ def load_mesh(
         )
     if not os.path.isfile(p):
         raise FileNotFoundError(f"mesh file not found: {p!r}")
-    if ext == ".obj":
+    if ext == ".obj" and texture_type == "uv":
+        mesh = _load_obj_uv(p, dtype)
+    elif ext == ".obj":
         if texture_type == "surface" and _obj_has_mtllib(p):
             vertices, faces, textures = load_obj(p, load_texture=True, texture_res=r, dtype=dtype)
         else:
@@ -243,7 +297,7 @@ def save_mesh(
     path: str | os.PathLike,
     vertices: torch.Tensor | np.ndarray,
     faces: torch.Tensor | np.ndarray,
-    textures: torch.Tensor | np.ndarray | None = None,
+    textures: torch.Tensor | np.ndarray | UVTexture | None = None,
     texture_type: str = "surface",
     texture_res: int = 16,
 ) -> None:
@@ -251,13 +305,15 @@ def save_mesh(
 
     ``.obj`` is written by :func:`softras.io.save_obj` (lossless colours). Other formats go
     through ``trimesh``: vertex textures become vertex colours; surface textures are averaged
-    per face into face colours (lossy); STL stores no colour.
+    per face into face colours (lossy); a :class:`softras.UVTexture` becomes trimesh's texture
+    (:meth:`softras.Mesh.to_trimesh`; GLB keeps it); STL stores no colour.
 
     Args:
         path: output file (``.obj``, ``.ply``, ``.stl``, ``.off``, ``.glb``).
-        vertices: ``[V, 3]``; faces: ``[F, 3]``; textures: ``[F, R*R, 3]`` / ``[V, 3]`` / None,
-            in [0, 1] (values outside are clipped, with one ``UserWarning`` naming ``textures``).
-        texture_type: ``'surface'`` or ``'vertex'``.
+        vertices: ``[V, 3]``; faces: ``[F, 3]``; textures: ``[F, R*R, 3]`` / ``[V, 3]`` / a
+            UVTexture of batch 1 / None, in [0, 1] (values outside are clipped, with one
+            ``UserWarning`` naming ``textures``).
+        texture_type: ``'surface'``, ``'vertex'`` or ``'uv'`` (implied by a UVTexture).
         texture_res: atlas pixels per face cell (OBJ surface textures only).
     """
     import trimesh
@@ -274,6 +330,9 @@ def save_mesh(
     f = as_index_tensor("faces", faces).detach().cpu().long()
     check_shape("vertices", v, ("V", 3))
     check_shape("faces", f, ("F", 3))
+    if isinstance(textures, UVTexture):
+        tensors_to_trimesh(v, f, textures, "uv").export(p)
+        return
     kwargs: dict[str, np.ndarray] = {}
     if textures is not None:
         t = as_float_tensor("textures", textures).detach().cpu()

@@ -15,9 +15,9 @@ import math
 import os
 import warnings
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import numpy as np
 import torch
@@ -25,10 +25,11 @@ import torch
 from softras._memory import check_texels
 from softras._validation import as_float_tensor, as_index_tensor, check_choice, check_finite, check_shape
 from softras.io.texture import clip_colors, create_texture_atlas, sample_surface_textures
+from softras.uv_texture import UVTexture
 
 __all__ = ["load_obj", "save_obj"]
 
-_TEXTURE_TYPES = ("surface", "vertex")
+_TEXTURE_TYPES = ("surface", "vertex", "uv")
 # MTL statements that are valid but carry nothing softras uses (anything else counts as unrecognised).
 _MTL_KEYS = {"Ka", "Ks", "Ke", "Ns", "Ni", "d", "Tr", "Tf", "illum", "sharpness", "bump", "disp", "decal", "refl",
              "Pr", "Pm", "Ps", "Pc", "Pcr", "aniso", "anisor", "norm"}
@@ -415,12 +416,15 @@ def _read_image(path: str, referrer: str) -> np.ndarray:
     return np.ascontiguousarray(out[:, :, :3])
 
 
-def _surface_textures(path: str, data: _ObjData, texture_res: int) -> torch.Tensor:
+def _materials(
+    path: str, data: _ObjData, texture_type: str
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, str]]]:
+    """``Kd`` colours and ``map_Kd`` images (path, referrer) of every material in the OBJ's material libraries."""
     root = os.path.dirname(os.path.realpath(path))
     name = os.path.basename(path)
     if not data.mtllibs:
         raise ValueError(
-            f"{path}: load_texture=True with texture_type='surface' needs a material library "
+            f"{path}: load_texture=True with texture_type={texture_type!r} needs a material library "
             "('mtllib' line); use texture_type='vertex' for per-vertex colours"
         )
     colors: dict[str, np.ndarray] = {}
@@ -434,16 +438,24 @@ def _surface_textures(path: str, data: _ObjData, texture_res: int) -> torch.Tens
             c, m = _load_mtl(mtl, root, name)
             colors.update(c)
             maps.update(m)
+    return colors, maps
 
-    n_faces = data.num_faces
-    check_texels(n_faces, texture_res)
-    textures = torch.ones(n_faces, texture_res * texture_res, 3, dtype=torch.float32)
-    codes, names = data.face_materials()
+
+def _warn_undefined(path: str, names: list[str | None], colors: dict, maps: dict) -> None:
     undefined = [n for n in names[1:] if n not in colors and n not in maps]
     if undefined:
         listed = ", ".join(map(repr, undefined[:3])) + (", ..." if len(undefined) > 3 else "")
         warnings.warn(f"{path}: material(s) {listed} used but not defined in its material library; "
-                      "those faces stay white", UserWarning, stacklevel=3)
+                      "those faces stay white", UserWarning, stacklevel=4)
+
+
+def _surface_textures(path: str, data: _ObjData, texture_res: int) -> torch.Tensor:
+    colors, maps = _materials(path, data, "surface")
+    n_faces = data.num_faces
+    check_texels(n_faces, texture_res)
+    textures = torch.ones(n_faces, texture_res * texture_res, 3, dtype=torch.float32)
+    codes, names = data.face_materials()
+    _warn_undefined(path, names, colors, maps)
 
     def faces_of(mat: str) -> np.ndarray:
         return codes == names.index(mat) if mat in names else np.zeros(n_faces, dtype=bool)
@@ -469,6 +481,55 @@ def _surface_textures(path: str, data: _ObjData, texture_res: int) -> torch.Tens
                 torch.from_numpy(image), face_uvs, texture_res
             )
     return textures
+
+
+def _uv_texture(path: str, data: _ObjData, dtype: torch.dtype) -> UVTexture:
+    """The OBJ's UV texture: one image per ``map_Kd`` file, the ``vt`` table and the faces' ``vt`` indices.
+
+    A face whose material has an image and which has ``vt`` indices reads that image; any other face
+    reads a 1×1 image of its material's ``Kd`` colour (white without a material or ``Kd``).
+    """
+    colors, maps = _materials(path, data, "uv")
+    codes, names = data.face_materials()
+    _warn_undefined(path, names, colors, maps)
+    n_faces = data.num_faces
+    table = np.frombuffer(data.uvs, dtype=np.float64).reshape(-1, 2)
+    if data.face_uvs is None:
+        face_uvs = np.full((n_faces, 3), -1, dtype=np.int64)
+    else:
+        face_uvs = np.frombuffer(data.face_uvs, dtype=np.int64).reshape(-1, 3)
+    has_uv = face_uvs[:, 0] >= 0
+    images: list[np.ndarray] = []
+    known: dict[object, int] = {}
+
+    def image_index(key: object, read: Callable[[], np.ndarray]) -> int:
+        if key not in known:
+            known[key] = len(images)
+            images.append(read())
+        return known[key]
+
+    material = np.zeros(n_faces, dtype=np.int64)
+    white = np.ones(3, dtype=np.float32)
+    for code, name in enumerate(names):
+        faces = codes == code
+        if name in maps:
+            image_path, referrer = maps[name]
+            textured = faces & has_uv
+            if textured.any():
+                material[textured] = image_index(image_path, lambda p=image_path, r=referrer: _read_image(p, r))
+            faces = faces & ~has_uv
+        if faces.any():
+            colour = colors.get(name, white).astype(np.float32)  # type: ignore[arg-type]
+            material[faces] = image_index(tuple(colour.tolist()), lambda c=colour: c[None, None, :])
+    points = table
+    if not has_uv.all():  # one more UV point for the faces without vt indices (they read 1×1 images)
+        points = np.concatenate([table, np.full((1, 2), 0.5)])
+        face_uvs = np.where(has_uv[:, None], face_uvs, len(table))
+    return UVTexture(
+        [torch.from_numpy(np.ascontiguousarray(im)).to(dtype) for im in images],
+        (torch.from_numpy(points).to(dtype), torch.from_numpy(face_uvs)),
+        torch.from_numpy(material),
+    )
 
 
 def _vertex_colors(path: str, data: _ObjData) -> np.ndarray:
@@ -517,6 +578,10 @@ def load_obj(
             colours are 8-bit (OpenCV / trimesh convention) and are divided by 255.
             Colours outside [0, 1] (vertex colours, ``Kd``, float images) are clipped, with
             one ``UserWarning`` per file naming it, the count and the range of the values.
+            ``'uv'``: a :class:`softras.UVTexture` (not in the original): every ``map_Kd``
+            image at its full resolution (RGB), the ``vt`` table and each face's ``vt``
+            indices, and each face's image; a face without ``vt`` indices or without an image
+            reads a 1×1 image of its ``Kd`` colour (white where none).
         dtype: floating dtype of the vertices and textures. With ``torch.float64`` the
             coordinates are parsed at full double precision (``500000.123`` stays
             ``500000.123``; float32 reads ``500000.125``).
@@ -551,6 +616,8 @@ def load_obj(
     textures = None
     if load_texture and texture_type == "surface":
         textures = _surface_textures(path, data, int(texture_res)).to(dtype)
+    elif load_texture and texture_type == "uv":
+        textures = _uv_texture(path, data, dtype)
     elif load_texture:
         textures = torch.from_numpy(_vertex_colors(path, data)).to(dtype)
 
@@ -607,23 +674,83 @@ def _check_save_textures(tex: np.ndarray, texture_type: str, n_v: int, n_f: int)
     return tex
 
 
-def _write_atlas(stem: str, tex: np.ndarray, texture_res: int) -> np.ndarray:
-    """Write ``<stem>.png`` (the texture atlas) and ``<stem>.mtl``; return the face uvs [F, 3, 2]."""
+class _UVWrite(NamedTuple):
+    """What an OBJ with a material library holds besides positions: ``vt`` points [T, 2], each face's
+    ``vt`` indices [F, 3] (0-based) and material [F], named ``material_<k + 1>``."""
+
+    points: np.ndarray
+    faces: np.ndarray
+    material: np.ndarray
+
+
+def _write_mtl(stem: str, images: list[str]) -> None:
+    """``<stem>.mtl``: material ``material_<k + 1>`` shows the image file ``images[k]``."""
+    base = os.path.basename(stem)
+    with open(stem + ".mtl", "w", encoding="utf-8") as fh:
+        fh.write(f"# {base}.mtl\n")
+        for k, image in enumerate(images):
+            fh.write(f"newmtl material_{k + 1}\nKd 1.0 1.0 1.0\nmap_Kd {image}\n")
+
+
+def _write_png(path: str, image: np.ndarray, name: str) -> None:
+    """``image`` [H, W, C] (C of 1 to 4: grey, grey + alpha, RGB, RGBA) as an 8-bit PNG, clipped to [0, 1]."""
     import imageio.v3 as iio
 
+    if image.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"{name}: a PNG holds 1 to 4 channels, the image has {image.shape[2]}")
+    image = clip_colors(name, torch.from_numpy(np.ascontiguousarray(image))).numpy()
+    pixels = np.round(image * 255).astype(np.uint8)
+    iio.imwrite(path, pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+
+
+def _write_atlas(stem: str, tex: np.ndarray, texture_res: int) -> _UVWrite:
+    """Write ``<stem>.png`` (the texture atlas) and ``<stem>.mtl``; return the faces' uvs."""
     image, face_uvs = create_texture_atlas(tex, texture_res)
+    _write_png(stem + ".png", image, "textures")
+    _write_mtl(stem, [os.path.basename(stem) + ".png"])
+    n_faces = len(face_uvs)
+    corners = np.arange(3 * n_faces, dtype=np.int64).reshape(-1, 3)
+    return _UVWrite(face_uvs.reshape(-1, 2), corners, np.zeros(n_faces, dtype=np.int64))
+
+
+def _write_uv_texture(stem: str, texture: UVTexture, n_faces: int) -> _UVWrite:
+    """Write one PNG per image of ``texture`` (batch 1) and ``<stem>.mtl``; return its uvs."""
+    if texture.batch_size != 1 or texture.num_faces != n_faces:
+        raise ValueError(
+            f"textures: expected a UVTexture of batch 1 with {n_faces} faces, got batch {texture.batch_size} with "
+            f"{texture.num_faces} faces"
+        )
     base = os.path.basename(stem)
-    iio.imwrite(stem + ".png", np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
-    with open(stem + ".mtl", "w", encoding="utf-8") as fh:
-        fh.write(f"# {base}.mtl\nnewmtl material_1\nKd 1.0 1.0 1.0\nmap_Kd {base}.png\n")
-    return face_uvs
+    count = texture.num_materials
+    names = [f"{base}.png"] if count == 1 else [f"{base}_{k}.png" for k in range(count)]
+    for k, (image, name) in enumerate(zip(texture.images, names, strict=True)):
+        what = f"textures.images[{k}]"
+        _write_png(os.path.join(os.path.dirname(stem), name), _to_numpy(what, image), what)
+    _write_mtl(stem, names)
+    points = _to_numpy("textures.uv_vertices", texture.uv_vertices[0])
+    check_finite("textures.uv_vertices", torch.from_numpy(points))
+    return _UVWrite(points, texture.uv_faces[0].cpu().numpy(), texture.material[0].cpu().numpy())
+
+
+def _write_faces(fh: TextIO, faces: np.ndarray, uvs: _UVWrite | None) -> None:
+    """The ``f`` lines (``f a/ta b/tb c/tc`` under a ``usemtl`` per run of one material with ``uvs``)."""
+    f1 = faces.astype(np.int64) + 1
+    if uvs is None:
+        _write_rows(fh, "f %d %d %d\n", f1)
+        return
+    _write_rows(fh, f"vt {_number_format(uvs.points)} {_number_format(uvs.points)}\n", uvs.points)
+    rows = np.stack([f1, uvs.faces.astype(np.int64) + 1], axis=2).reshape(-1, 6)  # a/ta b/tb c/tc
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(uvs.material)) + 1, [len(rows)]])
+    for start, end in itertools.pairwise(starts.tolist()):
+        fh.write(f"\nusemtl material_{int(uvs.material[start]) + 1}\n")
+        _write_rows(fh, "f %d/%d %d/%d %d/%d\n", rows[start:end])
 
 
 def save_obj(
     filename: str | os.PathLike | bytes,
     vertices: torch.Tensor | np.ndarray,
     faces: torch.Tensor | np.ndarray,
-    textures: torch.Tensor | np.ndarray | None = None,
+    textures: torch.Tensor | np.ndarray | UVTexture | None = None,
     texture_res: int = 16,
     texture_type: str = "surface",
 ) -> None:
@@ -634,7 +761,11 @@ def save_obj(
     (``newmtl``/``map_Kd``) and one ``vt`` per face corner. Each face owns a square cell of
     ``texture_res`` pixels (enlarged to at least ``8*R + 4`` so that loading the file back
     with ``load_obj(..., load_texture=True, texture_res=R)`` returns the saved texels up to
-    8-bit quantisation).
+    8-bit quantisation). A :class:`softras.UVTexture` (``texture_type='uv'``, not in the
+    original) is written as it is: its ``vt`` points, each face's ``vt`` indices, one 8-bit PNG
+    per image (``<name>.png``, or ``<name>_<k>.png`` for several; 1 to 4 channels) and one
+    material per image, so ``load_obj(..., texture_type='uv')`` reads it back (images as RGB,
+    up to 8-bit quantisation).
 
     Numbers are written so that they read back bit for bit: float64 arrays with Python's
     shortest round-trip ``repr``, others as float32 with 9 significant digits (``1e-09``
@@ -645,12 +776,16 @@ def save_obj(
         vertices: ``[V, 3]`` (or ``[1, V, 3]``) finite tensor/array, any device; detached.
         faces: ``[F, 3]`` (or ``[1, F, 3]``) 0-based vertex indices.
         textures: ``None``, ``[F, R*R, 3]`` surface or ``[V, 3]`` vertex colours in [0, 1]
-            (a leading batch dimension of 1 is allowed). Values outside [0, 1] are clipped,
-            with one ``UserWarning`` naming ``textures``.
+            (a leading batch dimension of 1 is allowed), or a UVTexture of batch 1. Values
+            outside [0, 1] are clipped, with one ``UserWarning`` naming ``textures``.
         texture_res: pixels per face cell side in the atlas (surface textures only).
-        texture_type: ``'surface'`` or ``'vertex'``.
+        texture_type: ``'surface'``, ``'vertex'`` or ``'uv'`` (implied by a UVTexture).
     """
     check_choice("texture_type", texture_type, _TEXTURE_TYPES)
+    if isinstance(textures, UVTexture):
+        texture_type = "uv"
+    elif texture_type == "uv" and textures is not None:
+        raise TypeError(f"textures: texture_type='uv' needs a softras.UVTexture, got {type(textures).__name__}")
     path = fspath_arg("filename", filename)
     v = _to_numpy("vertices", vertices)
     f = _to_numpy("faces", faces, index=True)
@@ -667,17 +802,19 @@ def save_obj(
         raise TypeError(f"texture_res: expected an integer, got {type(texture_res).__name__}")
     if texture_res < 2:
         raise ValueError(f"texture_res: expected an integer >= 2, got {texture_res}")
-    tex = None if textures is None else _check_save_textures(
-        _to_numpy("textures", textures), texture_type, v.shape[0], f.shape[0]
-    )
+    tex = None
+    if textures is not None and texture_type != "uv":
+        tex = _check_save_textures(_to_numpy("textures", textures), texture_type, v.shape[0], f.shape[0])
 
     stem = os.path.splitext(path)[0]
-    face_uvs = None
-    if tex is not None and texture_type == "surface":
-        face_uvs = _write_atlas(stem, tex, int(texture_res))
+    uvs = None
+    if isinstance(textures, UVTexture):
+        uvs = _write_uv_texture(stem, textures, f.shape[0])
+    elif tex is not None and texture_type == "surface":
+        uvs = _write_atlas(stem, tex, int(texture_res))
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(f"# {os.path.basename(path)}\n# written by softras\n\n")
-        if face_uvs is not None:
+        if uvs is not None:
             fh.write(f"mtllib {os.path.basename(stem)}.mtl\n\n")
         vf = _number_format(v)
         if tex is not None and texture_type == "vertex":
@@ -687,13 +824,4 @@ def save_obj(
         else:
             _write_rows(fh, f"v {vf} {vf} {vf}\n", v)
         fh.write("\n")
-        f1 = f.astype(np.int64) + 1
-        if face_uvs is not None:
-            uvs = face_uvs.reshape(-1, 2)
-            _write_rows(fh, f"vt {_number_format(uvs)} {_number_format(uvs)}\n", uvs)
-            fh.write("\nusemtl material_1\n")
-            corners = np.arange(1, 3 * len(f1) + 1, dtype=np.int64).reshape(-1, 3)
-            rows = np.stack([f1, corners], axis=2).reshape(-1, 6)  # a/ta b/tb c/tc
-            _write_rows(fh, "f %d/%d %d/%d %d/%d\n", rows)
-        else:
-            _write_rows(fh, "f %d %d %d\n", f1)
+        _write_faces(fh, f, uvs)

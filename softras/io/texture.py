@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "surface_textures_from_vertex_colors",
     "texel_barycentrics",
     "texel_index",
+    "texture_atlas",
 ]
 
 
@@ -172,6 +174,73 @@ def sample_surface_textures(
     return top * (1 - fy) + bottom * fy
 
 
+class _AtlasLayout(NamedTuple):
+    """Where each face's texels go in a texture atlas (see :func:`create_texture_atlas`)."""
+
+    texel: torch.Tensor  # [cell, cell] int64: the texel each pixel of a cell shows (row 0 at the bottom)
+    rows: int  # cells down
+    cols: int  # cells across
+    cell: int  # pixels per cell side
+    corners: torch.Tensor  # [F, 3, 2] float64 pixel positions (x from the left, y from the bottom) of the corners
+
+
+def _atlas_layout(n_faces: int, r: int, cell_size: int, padding: int) -> _AtlasLayout:
+    """The atlas layout of ``n_faces`` faces of R×R texels (cells of at least ``8R + 2·padding`` pixels)."""
+    if isinstance(cell_size, bool) or not isinstance(cell_size, (int, np.integer)):
+        raise TypeError(f"cell_size: expected an integer, got {type(cell_size).__name__}")
+    if cell_size < 2:
+        raise ValueError(f"cell_size: expected an integer >= 2, got {cell_size}")
+    padding = max(int(padding), 1)
+    cell = max(int(cell_size), 8 * r + 2 * padding)
+    inner = cell - 2 * padding  # pixel span of the triangle's legs
+    cols = math.isqrt(n_faces - 1) + 1
+    rows = (n_faces - 1) // cols + 1
+
+    # Local coordinates of a cell's pixels (pixel centres at integer positions), v up.
+    k = torch.arange(cell, dtype=torch.float64)
+    s = (k - padding) / inner
+    ss, tt = torch.meshgrid(s, s, indexing="xy")  # [cell, cell]: tt varies along rows
+    ss = ss.clamp(min=0)
+    tt = tt.clamp(min=0)
+    excess = ((ss + tt - 1) / 2).clamp(min=0)
+    ss = (ss - excess).clamp(0, 1)
+    tt = (tt - excess).clamp(0, 1)
+    texel = texel_index(ss, tt, r)  # [cell, cell], row = v index (bottom-up)
+
+    f = torch.arange(n_faces)
+    cx = (f % cols).double() * cell + padding
+    cy = torch.div(f, cols, rounding_mode="floor").double() * cell + padding
+    legs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    px = cx[:, None] + legs[None, :, 0] * inner
+    py = cy[:, None] + legs[None, :, 1] * inner
+    return _AtlasLayout(texel, rows, cols, cell, torch.stack([px, py], dim=-1))
+
+
+def _paint_atlas(colours: torch.Tensor, layout: _AtlasLayout, fill: float) -> torch.Tensor:
+    """The atlas image [H, W, C] (row 0 at the top) of per-face texels ``colours`` [F, R*R, C]."""
+    n_faces, _, c = colours.shape
+    cell, rows, cols = layout.cell, layout.rows, layout.cols
+    painted = colours[:, layout.texel.reshape(-1)].reshape(n_faces, cell, cell, c)
+    pad_faces = rows * cols - n_faces
+    if pad_faces:
+        painted = torch.cat([painted, painted.new_full((pad_faces, cell, cell, c), fill)], dim=0)
+    # [rows, cols, cell(v), cell(u), C] -> image with v up, then flip so row 0 is the top.
+    atlas = painted.reshape(rows, cols, cell, cell, c).permute(0, 2, 1, 3, 4)
+    return atlas.reshape(rows * cell, cols * cell, c).flip(0)
+
+
+def _check_atlas_textures(textures: torch.Tensor) -> int:
+    """R of surface textures [F, R*R, C] (at least one face)."""
+    check_shape("textures", textures, ("F", "T", "C"))
+    n_faces, n_texels = textures.shape[0], textures.shape[1]
+    if n_faces < 1:
+        raise ValueError("textures: expected at least one face")
+    r = math.isqrt(n_texels)
+    if r * r != n_texels or r < 1:
+        raise ValueError(f"textures: number of texels per face ({n_texels}) is not a square R*R")
+    return r
+
+
 def create_texture_atlas(
     textures: torch.Tensor | np.ndarray,
     cell_size: int = 16,
@@ -197,54 +266,40 @@ def create_texture_atlas(
     Returns:
         ``(image, face_uvs)``: ``image`` is a float32 ``[H, W, 3]`` numpy array (row 0 at
         the top, ready for writing to a file) and ``face_uvs`` a float32 ``[F, 3, 2]``
-        numpy array of uv coordinates (``v`` up) for the three corners of every face.
+        numpy array of uv coordinates (``v`` up) for the three corners of every face, in the
+        convention of :func:`sample_surface_textures` (pixel x = u·(W − 1)).
     """
     tex = as_float_tensor("textures", textures, dtype=torch.float32).detach().cpu()
     check_shape("textures", tex, ("F", "T", 3))
-    n_faces, n_texels = tex.shape[0], tex.shape[1]
-    if n_faces < 1:
-        raise ValueError("textures: expected at least one face")
-    r = math.isqrt(n_texels)
-    if r * r != n_texels or r < 1:
-        raise ValueError(f"textures: number of texels per face ({n_texels}) is not a square R*R")
-    if isinstance(cell_size, bool) or not isinstance(cell_size, (int, np.integer)):
-        raise TypeError(f"cell_size: expected an integer, got {type(cell_size).__name__}")
-    if cell_size < 2:
-        raise ValueError(f"cell_size: expected an integer >= 2, got {cell_size}")
-    padding = max(int(padding), 1)
-    cell = max(int(cell_size), 8 * r + 2 * padding)
-    inner = cell - 2 * padding  # pixel span of the triangle's legs
-    cols = math.isqrt(n_faces - 1) + 1
-    rows = (n_faces - 1) // cols + 1
-    width, height = cols * cell, rows * cell
-
-    # Local coordinates of a cell's pixels (pixel centres at integer positions), v up.
-    k = torch.arange(cell, dtype=torch.float64)
-    s = (k - padding) / inner
-    ss, tt = torch.meshgrid(s, s, indexing="xy")  # [cell, cell]: tt varies along rows
-    ss = ss.clamp(min=0)
-    tt = tt.clamp(min=0)
-    excess = ((ss + tt - 1) / 2).clamp(min=0)
-    ss = (ss - excess).clamp(0, 1)
-    tt = (tt - excess).clamp(0, 1)
-    idx = texel_index(ss, tt, r)  # [cell, cell], row = v index (bottom-up)
-
-    colours = clip_colors("textures", tex)[:, idx.reshape(-1)].reshape(n_faces, cell, cell, 3)
-    pad_faces = rows * cols - n_faces
-    if pad_faces:
-        colours = torch.cat([colours, torch.ones(pad_faces, cell, cell, 3)], dim=0)
-    # [rows, cols, cell(v), cell(u), 3] -> image with v up, then flip so row 0 is the top.
-    atlas = colours.reshape(rows, cols, cell, cell, 3).permute(0, 2, 1, 3, 4)
-    atlas = atlas.reshape(height, width, 3).flip(0)
-
-    f = torch.arange(n_faces)
-    cx = (f % cols).double() * cell + padding
-    cy = torch.div(f, cols, rounding_mode="floor").double() * cell + padding
-    corners = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
-    px = cx[:, None] + corners[None, :, 0] * inner
-    py = cy[:, None] + corners[None, :, 1] * inner
-    uvs = torch.stack([px / max(width - 1, 1), py / max(height - 1, 1)], dim=-1)
+    r = _check_atlas_textures(tex)
+    layout = _atlas_layout(tex.shape[0], r, cell_size, padding)
+    atlas = _paint_atlas(clip_colors("textures", tex), layout, 1.0)
+    height, width = atlas.shape[:2]
+    scale = torch.tensor([max(width - 1, 1), max(height - 1, 1)], dtype=torch.float64)
+    uvs = layout.corners / scale
     return atlas.numpy().astype(np.float32), uvs.numpy().astype(np.float32)
+
+
+def texture_atlas(
+    textures: torch.Tensor, cell_size: int = 16, *, padding: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The atlas of :func:`create_texture_atlas` as tensors, for UV textures (:class:`softras.UVTexture`).
+
+    Args:
+        textures: [F, R*R, C] surface texels, any C and values (not clipped).
+        cell_size, padding: as :func:`create_texture_atlas`.
+
+    Returns:
+        ``(image [H, W, C], face_uvs [F, 3, 2] float64)``: the image is a gather of ``textures``
+        (differentiable; unused cells are 0); the UVs follow softras's texel-centre convention
+        (pixel x = u·W − ½, :mod:`softras.raster.model.texture`), so a UV lookup at a texel's centre
+        reads the pixels painted with that texel.
+    """
+    r = _check_atlas_textures(textures)
+    layout = _atlas_layout(textures.shape[0], r, cell_size, padding)
+    atlas = _paint_atlas(textures, layout, 0.0)
+    size = torch.tensor([atlas.shape[1], atlas.shape[0]], dtype=torch.float64)
+    return atlas, (layout.corners + 0.5) / size
 
 
 def surface_textures_from_vertex_colors(

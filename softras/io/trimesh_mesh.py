@@ -24,13 +24,21 @@ from softras.io.texture import (
     sample_surface_textures,
     surface_textures_from_vertex_colors,
 )
+from softras.uv_texture import UVTexture
 
 if TYPE_CHECKING:
     import trimesh
 
-__all__ = ["SURFACE_TO_TRIMESH", "tensors_to_trimesh", "trimesh_textures", "trimesh_to_tensors"]
+__all__ = [
+    "SURFACE_TO_TRIMESH",
+    "tensors_to_trimesh",
+    "trimesh_textures",
+    "trimesh_to_tensors",
+    "trimesh_uv_texture",
+    "uv_texture_to_trimesh",
+]
 
-_TEXTURE_TYPES = ("surface", "vertex")
+_TEXTURE_TYPES = ("surface", "vertex", "uv")
 #: How :meth:`Mesh.to_trimesh` writes surface textures: ``'auto'`` (face colours when every face is
 #: one colour, else a texture atlas), ``'face_colors'`` (the mean texel of each face) or ``'texture'``.
 SURFACE_TO_TRIMESH = ("auto", "face_colors", "texture")
@@ -122,6 +130,52 @@ def trimesh_textures(mesh: trimesh.Trimesh, texture_res: int, texture_type: str,
     return clip_colors(f"{name} colours", textures.float()).contiguous()
 
 
+def trimesh_uv_texture(meshes: list[trimesh.Trimesh], *, name: str = "mesh") -> UVTexture:
+    """The UV texture (float32, CPU) of the faces of ``meshes`` taken one after another.
+
+    A mesh whose visual is a texture with an image and one uv per vertex reads that image (RGB,
+    at its resolution; meshes sharing a material share one image) with its uvs, whose v = 0 is
+    the image's bottom row, as softras's (trimesh flips glTF's v on loading). A mesh without an
+    image reads a 1×1 image of its material's base colour, or white without colours.
+
+    Raises:
+        ValueError: naming ``name``, for a mesh with vertex or face colours (no UV texture: load it
+            with ``texture_type='vertex'`` or ``'surface'``).
+    """
+    images: list[np.ndarray] = []
+    known: dict[int, int] = {}
+    points, corners, materials, offset = [], [], [], 0
+    for mesh in meshes:
+        visual = getattr(mesh, "visual", None)
+        kind = getattr(visual, "kind", None)
+        if kind in ("vertex", "face"):
+            raise ValueError(
+                f"{name}: has {kind} colours, not a UV texture; load it with texture_type='vertex' or 'surface'"
+            )
+        n_v, n_f = len(mesh.vertices), len(mesh.faces)
+        image, colour = _material_image(visual.material) if kind == "texture" else (None, None)
+        uv = getattr(visual, "uv", None) if kind == "texture" else None
+        if image is not None and uv is not None and len(uv) == n_v:
+            key = id(visual.material)
+            uv_points, uv_faces = np.asarray(uv, dtype=np.float64)[:, :2], np.asarray(mesh.faces, dtype=np.int64)
+        else:
+            image = np.ones((1, 1, 3), np.float32) if colour is None else colour.reshape(1, 1, 3)
+            key = hash(image.tobytes())
+            uv_points, uv_faces = np.full((1, 2), 0.5), np.zeros((n_f, 3), dtype=np.int64)
+        if key not in known:
+            known[key] = len(images)
+            images.append(clip_colors(f"{name} texture image", torch.from_numpy(np.ascontiguousarray(image))).numpy())
+        points.append(uv_points)
+        corners.append(uv_faces + offset)
+        materials.append(np.full(n_f, known[key], dtype=np.int64))
+        offset += len(uv_points)
+    return UVTexture(
+        [torch.from_numpy(im) for im in images],
+        (torch.from_numpy(np.concatenate(points)), torch.from_numpy(np.concatenate(corners))),
+        torch.from_numpy(np.concatenate(materials)),
+    )
+
+
 def trimesh_to_tensors(
     mesh: trimesh.Trimesh,
     *,
@@ -130,7 +184,7 @@ def trimesh_to_tensors(
     normalization: bool = False,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | UVTexture, int]:
     """``(vertices [V, 3], faces [F, 3], textures, R)`` of a ``trimesh.Trimesh`` (see :meth:`Mesh.from_trimesh`)."""
     trimesh = require("trimesh", "Mesh.from_trimesh")
     if not isinstance(mesh, trimesh.Trimesh):
@@ -149,13 +203,11 @@ def trimesh_to_tensors(
     if normalization:
         vertices = normalize_vertices(vertices)
     faces = torch.as_tensor(np.asarray(mesh.faces, dtype=np.int64))
-    textures = trimesh_textures(mesh, r, texture_type)
-    return (
-        vertices.to(device=device, dtype=dtype),
-        faces.to(device=device),
-        textures.to(device=device, dtype=dtype),
-        r,
-    )
+    if texture_type == "uv":
+        textures = trimesh_uv_texture([mesh]).to(device=device, dtype=dtype)
+    else:
+        textures = trimesh_textures(mesh, r, texture_type).to(device=device, dtype=dtype)
+    return vertices.to(device=device, dtype=dtype), faces.to(device=device), textures, r
 
 
 def _rgba8(colors: torch.Tensor) -> np.ndarray:
@@ -165,9 +217,14 @@ def _rgba8(colors: torch.Tensor) -> np.ndarray:
 
 
 def tensors_to_trimesh(
-    vertices: torch.Tensor, faces: torch.Tensor, textures: torch.Tensor, texture_type: str, surface: str = "auto"
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    textures: torch.Tensor | UVTexture,
+    texture_type: str,
+    surface: str = "auto",
 ) -> trimesh.Trimesh:
-    """A ``trimesh.Trimesh`` of one mesh (``[V, 3]``, ``[F, 3]``, textures ``[V, 3]`` / ``[F, R*R, 3]``).
+    """A ``trimesh.Trimesh`` of one mesh (``[V, 3]``, ``[F, 3]``, textures ``[V, 3]`` / ``[F, R*R, 3]`` / a
+    UVTexture of batch 1).
 
     See :meth:`softras.Mesh.to_trimesh`, which checks the face indices first.
     """
@@ -177,6 +234,8 @@ def tensors_to_trimesh(
     check_choice("surface", surface, SURFACE_TO_TRIMESH)
     v = vertices.detach().cpu().double().numpy()
     f = faces.detach().cpu().long().numpy()
+    if texture_type == "uv":
+        return uv_texture_to_trimesh(v, f, textures)
     textures = textures.detach()
     if texture_type == "vertex":
         return trimesh.Trimesh(v, f, vertex_colors=_rgba8(textures), process=False)
@@ -190,3 +249,66 @@ def tensors_to_trimesh(
     )
     corners = v[f].reshape(-1, 3)
     return trimesh.Trimesh(corners, np.arange(len(corners)).reshape(-1, 3), visual=visual, process=False)
+
+
+def _pil_image(image: np.ndarray, name: str) -> object:
+    """An 8-bit PIL image of ``image`` [H, W, C] (C: 1 grey, 3 RGB, 4 RGBA), clipped to [0, 1]."""
+    from PIL import Image
+
+    if image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"{name}: trimesh keeps 1 (grey), 3 (RGB) or 4 (RGBA) channel images, got {image.shape[2]}")
+    pixels = np.round(clip_colors(name, torch.from_numpy(np.ascontiguousarray(image))).numpy() * 255).astype(np.uint8)
+    return Image.fromarray(pixels[:, :, 0] if image.shape[2] == 1 else pixels)
+
+
+def _packed(texture: UVTexture) -> tuple[np.ndarray, np.ndarray]:
+    """(one image [H, W, C], corner uvs [F, 3, 2]) holding every image of ``texture`` (batch 1) side by side.
+
+    Image m keeps its pixels, at the left of the row in order, top-aligned; a face's uvs are mapped
+    into its image's place. Only uvs within [0, 1] can be mapped so (a repeat beyond them cannot).
+    """
+    images = [im.detach().cpu().double().numpy() for im in texture.images]
+    corners = texture.face_uv[0].detach().cpu().double().numpy()
+    material = texture.material[0].cpu().numpy()
+    if len(images) == 1:
+        return images[0], corners
+    if corners.size and (corners.min() < 0 or corners.max() > 1):
+        raise ValueError(
+            "textures: a trimesh mesh holds one texture image; this UVTexture's "
+            f"{len(images)} images can only be packed into one when every uv lies in [0, 1] "
+            f"(got range [{corners.min():g}, {corners.max():g}])"
+        )
+    height, width = max(im.shape[0] for im in images), sum(im.shape[1] for im in images)
+    canvas = np.ones((height, width, images[0].shape[2]))
+    left = np.cumsum([0] + [im.shape[1] for im in images])
+    for m, image in enumerate(images):
+        canvas[: image.shape[0], left[m] : left[m + 1]] = image
+    sizes = np.array([[im.shape[1], im.shape[0]] for im in images], dtype=np.float64)[material]  # [F, 2]
+    u = (left[material][:, None] + corners[..., 0] * sizes[:, None, 0]) / width
+    v = 1.0 - (1.0 - corners[..., 1]) * sizes[:, None, 1] / height
+    return canvas, np.stack([u, v], axis=-1)
+
+
+def uv_texture_to_trimesh(vertices: np.ndarray, faces: np.ndarray, texture: UVTexture) -> trimesh.Trimesh:
+    """A ``trimesh.Trimesh`` with a ``TextureVisuals`` of ``texture`` (batch 1) on ``vertices`` [V, 3] and
+    ``faces`` [F, 3].
+
+    trimesh keeps one uv per vertex and one image: a vertex whose corners have different uvs
+    (a seam) is split, one copy per uv, and several images are packed side by side into one
+    (:func:`_packed`; bilinear lookups near an image's edge then read its neighbour instead of
+    wrapping). Images are stored with 8 bits per channel.
+    """
+    trimesh = require("trimesh", "Mesh.to_trimesh")
+    if texture.batch_size != 1 or texture.num_faces != len(faces):
+        raise ValueError(
+            f"textures: expected a UVTexture of batch 1 with {len(faces)} faces, got batch {texture.batch_size} "
+            f"with {texture.num_faces} faces"
+        )
+    image, corners = _packed(texture)
+    uv_faces = texture.uv_faces[0].cpu().numpy()
+    material = np.broadcast_to(texture.material[0].cpu().numpy()[:, None], faces.shape)
+    keys = np.stack([faces, uv_faces, material], axis=-1).reshape(-1, 3)  # one vertex per distinct key
+    unique, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    uv = corners.reshape(-1, 2)[first]
+    visual = trimesh.visual.TextureVisuals(uv=uv, image=_pil_image(image, "textures.images"))
+    return trimesh.Trimesh(vertices[unique[:, 0]], inverse.reshape(-1, 3), visual=visual, process=False)
