@@ -23,18 +23,25 @@ TEXTURE_TYPES = ("surface", "vertex", "uv")
 
 
 class Mesh:
-    """A batch of meshes sharing vertex/face counts.
+    """A batch of meshes: of equal vertex and face counts, or a list of different meshes.
 
     Args:
-        vertices: [B, V, 3] or [V, 3] float (tensor or ndarray).
-        faces: [B, F, 3] or [F, 3] integer vertex indices; a batch of 1 is broadcast to B.
+        vertices: [B, V, 3] or [V, 3] float (tensor or ndarray), or a list of B meshes' [V_b, 3].
+        faces: [B, F, 3] or [F, 3] integer vertex indices; a batch of 1 is broadcast to B. With a
+            list of vertices, a list of B [F_b, 3] (as PyTorch3D's ``Meshes``): the batch is
+            padded to the largest V and F (:attr:`vertex_counts`, :attr:`face_counts`), each
+            padding face is the zero-area triangle (0, 0, 0), which no backend rasterizes, and
+            :func:`softras.render` divides ``aggr_func_alpha='sum'`` by each item's own count, so
+            each item renders as it would alone. :meth:`packed` gives the unpadded form.
         textures: surface [B, F, R*R, 3] / [F, R*R, 3], vertex [B, V, 3] / [V, 3], or a
             :class:`softras.UVTexture` (images mapped by per-corner UVs; its faces are these
             faces); ``None`` means white. A batch of 1 is broadcast to B.
         texture_res: R for the default white surface texture.
         texture_type: ``'surface'``, ``'vertex'`` or ``'uv'``. A :class:`~softras.UVTexture` makes a
             ``'uv'`` mesh under the default ``'surface'`` too (convert with :meth:`to_texture_type`);
-            ``'uv'`` with ``textures=None`` is a white 1×1 image.
+            ``'uv'`` with ``textures=None`` is a white 1×1 image. With lists of vertices and faces,
+            ``textures`` is None or a list of B per-item surface [F_b, R*R, 3] or vertex [V_b, 3]
+            textures.
 
     Unlike the original, the renderer's stages (lighting, transform) return *new* meshes and
     never modify this one, so :meth:`reset_` is rarely needed (it is kept for old scripts).
@@ -49,6 +56,11 @@ class Mesh:
         texture_type: str = "surface",
     ) -> None:
         check_choice("texture_type", texture_type, TEXTURE_TYPES)
+        counts = None
+        if isinstance(vertices, (list, tuple)):
+            vertices, faces, textures, counts = _padded_items(vertices, faces, textures, texture_type)
+        elif isinstance(faces, (list, tuple)):
+            raise TypeError("faces: a list of faces needs a list of vertices (one [V_b, 3] per item)")
         if isinstance(textures, UVTexture):
             if texture_type == "vertex":
                 raise ValueError("texture_type: a UVTexture makes a 'uv' mesh, got texture_type='vertex'")
@@ -115,6 +127,7 @@ class Mesh:
         self._texture_type = texture_type
         self._fill_back = False
         self._origin = (v, f, t)
+        self._counts = counts  # (vertex counts [B], face counts [B]) of a padded list, else None
 
     # ---- the original's attributes -------------------------------------------------------
     @property
@@ -174,6 +187,50 @@ class Mesh:
     @property
     def num_faces(self) -> int:
         return self._faces.shape[1]
+
+    @property
+    def is_padded(self) -> bool:
+        """Whether the batch was made from a list of meshes of different sizes (and padded)."""
+        return self._counts is not None
+
+    @property
+    def vertex_counts(self) -> torch.Tensor:
+        """[B] int64: each item's vertices (V for all unless made from a list)."""
+        if self._counts is None:
+            return torch.full((self.batch_size,), self.num_vertices, dtype=torch.int64)
+        return self._counts[0]
+
+    @property
+    def face_counts(self) -> torch.Tensor:
+        """[B] int64: each item's faces (F for all unless made from a list)."""
+        if self._counts is None:
+            return torch.full((self.batch_size,), self.num_faces, dtype=torch.int64)
+        return self._counts[1]
+
+    def padded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(vertices [B, V, 3], faces [B, F, 3]): the padded batch, as :attr:`vertices` and :attr:`faces`."""
+        return self._vertices, self._faces
+
+    def packed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(vertices [ΣV_b, 3], faces [ΣF_b, 3] indexing the packed vertices, vertex offsets [B + 1],
+        face offsets [B + 1]): every item's own vertices and faces one after another, item b's at
+        offsets[b] to offsets[b + 1]."""
+        v_counts, f_counts = self.vertex_counts, self.face_counts
+        v_off = torch.cat([v_counts.new_zeros(1), v_counts.cumsum(0)])
+        f_off = torch.cat([f_counts.new_zeros(1), f_counts.cumsum(0)])
+        vertices = torch.cat([self._vertices[b, : int(n)] for b, n in enumerate(v_counts)])
+        faces = torch.cat([self._faces[b, : int(n)] + v_off[b].to(self._faces) for b, n in enumerate(f_counts)])
+        return vertices, faces, v_off, f_off
+
+    def items(self) -> list[Mesh]:
+        """The B items as meshes of batch 1, without padding (surface or vertex textures)."""
+        if self._texture_type == "uv":
+            raise ValueError("items: a 'uv' mesh keeps its items together (UVTexture.item(b) gives one's texture)")
+        out = []
+        for b, (nv, nf) in enumerate(zip(self.vertex_counts.tolist(), self.face_counts.tolist(), strict=True)):
+            tex = self._textures[b, :nf] if self._texture_type == "surface" else self._textures[b, :nv]
+            out.append(Mesh(self._vertices[b, :nv], self._faces[b, :nf], tex, texture_type=self._texture_type))
+        return out
 
     @property
     def texture_res(self) -> int:
@@ -492,10 +549,64 @@ class Mesh:
         return srf.voxelization(face_vertices_norm, voxel_size, False)
 
     def __repr__(self) -> str:
+        sizes = f"num_vertices={self.num_vertices}, num_faces={self.num_faces}"
+        if self._counts is not None:
+            sizes = f"vertex_counts={self.vertex_counts.tolist()}, face_counts={self.face_counts.tolist()} (padded)"
         return (
-            f"Mesh(batch_size={self.batch_size}, num_vertices={self.num_vertices}, "
-            f"num_faces={self.num_faces}, texture_type={self._texture_type!r}, device={self.device})"
+            f"Mesh(batch_size={self.batch_size}, {sizes}, texture_type={self._texture_type!r}, device={self.device})"
         )
+
+
+def _padded_items(
+    vertices: list | tuple, faces: object, textures: object, texture_type: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
+    """A list of meshes as one padded batch: (vertices [B, V, 3], faces [B, F, 3], textures or None,
+    (vertex counts [B], face counts [B])). Padding vertices are 0; padding faces (0, 0, 0)."""
+    b = len(vertices)
+    if b == 0:
+        raise ValueError("vertices: expected at least one mesh in the list")
+    if not isinstance(faces, (list, tuple)) or len(faces) != b:
+        raise TypeError(f"faces: with a list of {b} vertex arrays, expected a list of {b} face arrays [F_b, 3]")
+    vs = [as_float_tensor(f"vertices[{i}]", v) for i, v in enumerate(vertices)]
+    for i, v in enumerate(vs):
+        if v.ndim != 2 or v.shape[1] != 3 or v.shape[0] == 0:
+            raise ValueError(f"vertices[{i}]: expected a non-empty [V, 3] array, got shape {tuple(v.shape)}")
+        if v.dtype != vs[0].dtype or v.device != vs[0].device:
+            raise ValueError(f"vertices[{i}]: {v.dtype} on {v.device}, vertices[0] is {vs[0].dtype} on {vs[0].device}")
+    fs = [as_index_tensor(f"faces[{i}]", f, device=vs[0].device).long() for i, f in enumerate(faces)]
+    for i, (v, f) in enumerate(zip(vs, fs, strict=True)):
+        if f.ndim != 2 or f.shape[1] != 3 or f.shape[0] == 0:
+            raise ValueError(f"faces[{i}]: expected a non-empty [F, 3] array, got shape {tuple(f.shape)}")
+        if reads_values() and (int(f.min()) < 0 or int(f.max()) >= v.shape[0]):
+            lo, hi = int(f.min()), int(f.max())
+            raise ValueError(f"faces[{i}]: indices must lie in [0, {v.shape[0] - 1}], got [{lo}, {hi}]")
+    nv, nf = max(v.shape[0] for v in vs), max(f.shape[0] for f in fs)
+    padded_v = torch.stack([torch.nn.functional.pad(v, (0, 0, 0, nv - v.shape[0])) for v in vs])
+    padded_f = torch.stack([torch.nn.functional.pad(f, (0, 0, 0, nf - f.shape[0])) for f in fs])
+    counts = (
+        torch.tensor([v.shape[0] for v in vs], dtype=torch.int64),
+        torch.tensor([f.shape[0] for f in fs], dtype=torch.int64),
+    )
+    if textures is None:
+        return padded_v, padded_f, None, counts
+    if isinstance(textures, UVTexture) or texture_type == "uv":
+        raise TypeError("textures: a list of meshes takes surface or vertex textures; UV textures are not padded yet")
+    if not isinstance(textures, (list, tuple)) or len(textures) != b:
+        raise TypeError(f"textures: with a list of {b} meshes, expected None or a list of {b} textures")
+    ts = [as_float_tensor(f"textures[{i}]", t, device=vs[0].device) for i, t in enumerate(textures)]
+    rows = nf if texture_type == "surface" else nv
+    for i, t in enumerate(ts):
+        own = fs[i].shape[0] if texture_type == "surface" else vs[i].shape[0]
+        if t.shape[0] != own or t.shape[-1] != 3 or t.ndim != (3 if texture_type == "surface" else 2):
+            shape = f"[{own}, R*R, 3]" if texture_type == "surface" else f"[{own}, 3]"
+            raise ValueError(f"textures[{i}]: expected {texture_type} textures {shape}, got {tuple(t.shape)}")
+        if t.shape[1:] != ts[0].shape[1:]:
+            raise ValueError(f"textures[{i}]: shape {tuple(t.shape)} differs from textures[0]'s beyond the first axis")
+    pad = (0, 0, 0, 0) if texture_type == "surface" else (0, 0)
+    padded_t = torch.stack(
+        [torch.nn.functional.pad(t, (*pad, 0, rows - t.shape[0]), value=1.0) for t in ts]
+    )
+    return padded_v, padded_f, padded_t, counts
 
 
 def _uv_textures(textures: UVTexture | None, batch: int, num_faces: int, vertices: torch.Tensor) -> UVTexture:

@@ -16,7 +16,7 @@ from .clipping import check_screen, project_faces
 from .lighting import Lighting
 from .mesh import Mesh
 from .rasterizer import Rasterizer, SoftRasterizer
-from .rendering import RASTER_OPTIONS, compute_mesh, render, render_size
+from .rendering import RASTER_OPTIONS, compute_mesh, item_alpha, render, render_size
 from .transform import Transform
 from .uv_texture import UVTexture
 
@@ -161,13 +161,18 @@ class _RendererBase(nn.Module):
             light = self.lighting.vertex_light(mesh)
         else:
             mesh = self.lighting(mesh)
+        alpha_rule = self.rasterizer.settings().aggr_func_alpha
         if not self.clip:
-            return self.rasterizer(self.to_screen(mesh, camera), mode, vertex_light=light)
+            images = self.rasterizer(self.to_screen(mesh, camera), mode, vertex_light=light)
+            if not mesh.is_padded or images.shape[1] < 4:
+                return images
+            return torch.cat([images[:, :3], item_alpha(images[:, 3:], mesh, alpha_rule)], dim=1)
+        padded = mesh
         mesh, light, scale = self._clipped(mesh, camera, light)
         images = self.rasterizer(mesh, mode, vertex_light=light)
-        if scale == 1.0:
+        if scale == 1.0 and not padded.is_padded:
             return images
-        return torch.cat([images[:, :3], images[:, 3:] * scale], dim=1)
+        return torch.cat([images[:, :3], item_alpha(images[:, 3:] * scale, padded, alpha_rule)], dim=1)
 
     def forward(
         self,

@@ -409,6 +409,16 @@ def _clip_plan(plan: _Plan, clip: ClippedFaces) -> _Plan:
     return dataclasses.replace(plan, surface=surface, vertex=vertex, uv=uv)
 
 
+def item_alpha(alpha: torch.Tensor, mesh: Mesh, aggr_func_alpha: str) -> torch.Tensor:
+    """Alpha [B, 1, H, W] of a padded list of meshes (``mesh.is_padded``) with ``'sum'`` taken over each
+    item's own faces: the rasterizer divided Σ D by the padded count F (its padding faces have no
+    area and add nothing), so item b's alpha is scaled by F / F_b. Other aggregations: as given."""
+    if not mesh.is_padded or aggr_func_alpha != "sum":
+        return alpha
+    scale = mesh.num_faces / mesh.face_counts.to(alpha.device, alpha.dtype)
+    return alpha * scale[:, None, None, None]
+
+
 def _unclip_result(result: RasterResult, clip: ClippedFaces, settings: RasterSettings) -> RasterResult:
     """The rasterization of clipped faces in terms of the mesh's faces: z-buffer face ids and
     barycentrics of the original faces, and ``sum`` alpha divided by the mesh's face count."""
@@ -552,6 +562,7 @@ def render(
         raise _named_by_caller(error, asked) from None
     if clip is not None:
         result = _unclip_result(result, clip, settings)
+    result = result._replace(alpha=item_alpha(result.alpha, mesh, settings.aggr_func_alpha))
     output = _split(result, plan, asked)
     return _cast(_pool(output) if anti_aliasing else output, dtype)
 
