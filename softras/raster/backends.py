@@ -181,6 +181,7 @@ register_backend(
         aliases=("cuda",),
         benchmark_on=("cuda",),
         uv_textures=True,
+        perspective_correct=True,
     )
 )
 

@@ -7,15 +7,17 @@ the per-face constant layout (:class:`~softras.raster.contract.FaceConst`, one `
 per field) and the kernel parameters (one ``wp.struct`` generated from
 :class:`~softras.raster.contract.KernelParams`).
 
-Attributes of any width go through one code path: ``surface`` [N, T, Cs] texels (looked up
-with the texel rule) and ``vertex`` [N, 3, Cv] per-corner values (interpolated with the
-clipped, renormalised barycentrics), N = B·F; output channel c < Cs is surface channel c, then
-the vertex channels, then the Cu channels of a UV texture (``uvs`` [N, 3, 2] per corner, a
-material per face, the flat ``atlas`` of every material's mip levels and its (offset, height,
-width) table, :mod:`softras.raster.uv`): per pair, the model's perspective-correct (u, v), level
-of detail, level blend, wrap and texel rules (:mod:`softras.raster.model.texture`, as ``wp.func``
-from the same source), and the lookup of the call's filter (a run-time code, as every option).
-Soft depth is one more value per pair (zp) with the same weights.
+Attributes of any width go through one code path: ``surface`` [N, T, Cs] texels (looked up with
+the texel rule) and ``vertex`` [N, 3, Cv] per-corner values (interpolated with the clipped,
+renormalised barycentrics c_k, or with ``perspective_correct`` the model's perspective-correct
+b_k, :func:`~softras.raster.model.texture.perspective_weights`), N = B·F; output channel c < Cs
+is surface channel c, then the vertex channels, then the Cu channels of a UV texture (``uvs``
+[N, 3, 2] per corner, a material per face, the flat ``atlas`` of every material's mip levels and
+its (offset, height, width) table, :mod:`softras.raster.uv`): per pair, the model's
+perspective-correct (u, v), level of detail, level blend, wrap and texel rules
+(:mod:`softras.raster.model.texture`, as ``wp.func`` from the same source), and the lookup of
+the call's filter (a run-time code, as every option). Soft depth is one more value per pair (zp)
+with the same weights.
 
 Work decomposition (the binning itself is :func:`softras.raster.contract.bin_faces`):
 
@@ -39,7 +41,9 @@ Work decomposition (the binning itself is :func:`softras.raster.contract.bin_fac
   associative: bit-identical whatever the order). The lookup's d/du, d/dv and d/dλ go through
   the model's ``uv_at_vjp`` and ``mip_level_vjp`` to the barycentrics (then as the vertex
   attributes' do), the inverse depths, the corner UVs and the barycentric matrix's P_k, Q_k
-  (added to the row's X_k, Y_k sums, which are dL/dP_k and dL/dQ_k).
+  (added to the row's X_k, Y_k sums, which are dL/dP_k and dL/dQ_k). With ``perspective_correct``
+  the vertex attributes' dL/db_k go through the model's ``perspective_weights_vjp`` to the
+  barycentrics and the inverse depths the same way.
 * ``chain``: one thread per face; the chain rule from the barycentric-matrix, vertex-xy and
   depth gradients to the face vertices (float64 arithmetic).
 
@@ -181,6 +185,8 @@ def _build(C: type) -> SimpleNamespace:
     tc_alpha = family["alpha"]
     tc_pair_gradient = family["pair_gradient"]
     # The model's UV texture rules (softras.raster.model.texture), from the same source.
+    perspective_weights = family["perspective_weights"]
+    perspective_weights_vjp = family["perspective_weights_vjp"]
     uv_at = family["uv_at"]
     uv_at_vjp = family["uv_at_vjp"]
     mip_level = family["mip_level"]
@@ -374,15 +380,24 @@ def _build(C: type) -> SimpleNamespace:
         return wp.int32((rr - one - wy) * rr + (rr - one - wx))
 
     @wp.func
-    def vertex_value(vertex: wp.array3d(dtype=C), n: int, c: int, c0: C, c1: C, c2: C):
-        """Vertex channel c of face n interpolated with the clipped, renormalised barycentrics."""
-        return c0 * vertex[n, 0, c] + c1 * vertex[n, 1, c] + c2 * vertex[n, 2, c]
+    def vertex_weights(perspective_correct: int, fc: wp.array2d(dtype=C), n: int, c0: C, c1: C, c2: C):
+        """The weights of face n's vertex attributes at a pair: its clipped, renormalised
+        barycentrics c_k, or (``perspective_correct`` 1) the model's perspective-correct b_k."""
+        if perspective_correct != 0:
+            b0, b1, b2 = perspective_weights(c0, c1, c2, fc[n, FC_INV_Z + 0], fc[n, FC_INV_Z + 1], fc[n, FC_INV_Z + 2])
+            return b0, b1, b2
+        return c0, c1, c2
 
     @wp.func
-    def vertex_flat(vertex: wp.array(dtype=C), n: int, nv: int, c: int, c0: C, c1: C, c2: C):
+    def vertex_value(vertex: wp.array3d(dtype=C), n: int, c: int, b0: C, b1: C, b2: C):
+        """Vertex channel c of face n interpolated with the weights b_k (:func:`vertex_weights`)."""
+        return b0 * vertex[n, 0, c] + b1 * vertex[n, 1, c] + b2 * vertex[n, 2, c]
+
+    @wp.func
+    def vertex_flat(vertex: wp.array(dtype=C), n: int, nv: int, c: int, b0: C, b1: C, b2: C):
         """:func:`vertex_value` on the flat [N·3·Cv] view of the vertex attributes."""
         j = n * 3 * nv + c
-        return c0 * vertex[j] + c1 * vertex[j + nv] + c2 * vertex[j + 2 * nv]
+        return b0 * vertex[j] + b1 * vertex[j + nv] + b2 * vertex[j + 2 * nv]
 
     @wp.func
     def wrapped(i: C, size: C, repeat: C, count: int):
@@ -748,6 +763,11 @@ def _build(C: type) -> SimpleNamespace:
             sb = 0
             if ns > 0:
                 sb = (n * ntex + texel_cell(c0, c1, p.texture_res)) * ns
+            vb0 = c0
+            vb1 = c1
+            vb2 = c2
+            if nv > 0:
+                vb0, vb1, vb2 = vertex_weights(p.perspective_correct, fc, n, c0, c1, c2)
             if nu > 0:
                 smp = uv_sample(p, fc, n, uvs, material, levels, level_count, c0, c1, c2)
             if delta > zero:
@@ -759,7 +779,7 @@ def _build(C: type) -> SimpleNamespace:
                 for c in range(ns):
                     chan[cb + c * hw] = chan[cb + c * hw] * rescale + surface[sb + c]
                 for c in range(nv):
-                    v = vertex_flat(vertex, n, nv, c, c0, c1, c2)
+                    v = vertex_flat(vertex, n, nv, c, vb0, vb1, vb2)
                     chan[cb + (ns + c) * hw] = chan[cb + (ns + c) * hw] * rescale + v
                 for c in range(nu):
                     chan[cb + (cu + c) * hw] = chan[cb + (cu + c) * hw] * rescale + uv_value(atlas, smp, c)
@@ -771,7 +791,7 @@ def _build(C: type) -> SimpleNamespace:
                 for c in range(ns):
                     chan[cb + c * hw] = chan[cb + c * hw] + weight * surface[sb + c]
                 for c in range(nv):
-                    v = vertex_flat(vertex, n, nv, c, c0, c1, c2)
+                    v = vertex_flat(vertex, n, nv, c, vb0, vb1, vb2)
                     chan[cb + (ns + c) * hw] = chan[cb + (ns + c) * hw] + weight * v
                 for c in range(nu):
                     chan[cb + (cu + c) * hw] = chan[cb + (cu + c) * hw] + weight * uv_value(atlas, smp, c)
@@ -805,8 +825,10 @@ def _build(C: type) -> SimpleNamespace:
                     k = texel_cell(win_c0, win_c1, p.texture_res)
                     for c in range(ns):
                         chan[cb + c * hw] = surface[(win * ntex + k) * ns + c]
-                for c in range(nv):
-                    chan[cb + (ns + c) * hw] = vertex_flat(vertex, win, nv, c, win_c0, win_c1, win_c2)
+                if nv > 0:
+                    vb0, vb1, vb2 = vertex_weights(p.perspective_correct, fc, win, win_c0, win_c1, win_c2)
+                    for c in range(nv):
+                        chan[cb + (ns + c) * hw] = vertex_flat(vertex, win, nv, c, vb0, vb1, vb2)
                 if nu > 0:
                     smp = uv_sample(p, fc, win, uvs, material, levels, level_count, win_c0, win_c1, win_c2)
                     for c in range(nu):
@@ -1094,9 +1116,14 @@ def _build(C: type) -> SimpleNamespace:
                 any_g = wp.int32(0)
                 gzp = zero
                 k = wp.int32(0)
+                vb0 = c0  # the vertex attributes' weights (vertex_weights)
+                vb1 = c1
+                vb2 = c2
                 if colour_ok:
                     if ns > 0:
                         k = texel_cell(c0, c1, p.texture_res)
+                    if nv > 0:
+                        vb0, vb1, vb2 = vertex_weights(p.perspective_correct, fc, n, c0, c1, c2)
                     if nu > 0:
                         smp = uv_sample(p, fc, n, uvs, material, levels, level_count, c0, c1, c2)
                     if with_depth:
@@ -1112,7 +1139,7 @@ def _build(C: type) -> SimpleNamespace:
                             gc = grad_chan[b, ns + c, row, col]
                             if gc != zero:
                                 any_g = 1
-                            v = vertex_value(vertex, n, c, c0, c1, c2)
+                            v = vertex_value(vertex, n, c, vb0, vb1, vb2)
                             wsum = wsum + gc * (v - chan[b, ns + c, row, col])
                         for c in range(nu):
                             gc = grad_chan[b, cu + c, row, col]
@@ -1158,12 +1185,22 @@ def _build(C: type) -> SimpleNamespace:
                     for c in range(nv):
                         gcol = grad_chan[b, ns + c, row, col] * wj
                         if vertex_grad >= 0:
-                            add_grad(slots, per_face, g, n, vertex_grad + c, gcol * c0, deterministic)
-                            add_grad(slots, per_face, g, n, vertex_grad + nv + c, gcol * c1, deterministic)
-                            add_grad(slots, per_face, g, n, vertex_grad + 2 * nv + c, gcol * c2, deterministic)
+                            add_grad(slots, per_face, g, n, vertex_grad + c, gcol * vb0, deterministic)
+                            add_grad(slots, per_face, g, n, vertex_grad + nv + c, gcol * vb1, deterministic)
+                            add_grad(slots, per_face, g, n, vertex_grad + 2 * nv + c, gcol * vb2, deterministic)
+                        # dL/db_k (here dL/dc_k unless perspective-correct)
                         gc0 = gc0 + gcol * vertex[n, 0, c]
                         gc1 = gc1 + gcol * vertex[n, 1, c]
                         gc2 = gc2 + gcol * vertex[n, 2, c]
+                    if p.perspective_correct != 0 and nv > 0 and need_v != 0:
+                        # b_k -> c_k and iz_k = 1/z_k (d/dz_k = −iz_k², none where z_k was clamped)
+                        iz0 = fc[n, FC_INV_Z + 0]
+                        iz1 = fc[n, FC_INV_Z + 1]
+                        iz2 = fc[n, FC_INV_Z + 2]
+                        gc0, gc1, gc2, pz0, pz1, pz2 = perspective_weights_vjp(c0, c1, c2, iz0, iz1, iz2, gc0, gc1, gc2)
+                        gz0 = gz0 - pz0 * iz0 * iz0 * fc[n, FC_Z_OK + 0]
+                        gz1 = gz1 - pz1 * iz1 * iz1 * fc[n, FC_Z_OK + 1]
+                        gz2 = gz2 - pz2 * iz2 * iz2 * fc[n, FC_Z_OK + 2]
                     if nu > 0:
                         # ---- the UV lookup -> atlas, corner UVs, barycentrics, depths, matrix ---
                         gu, gv, glam = uv_lookup_grads(
