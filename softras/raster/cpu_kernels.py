@@ -503,11 +503,14 @@ def _make_forward(variant: Variant | None, model_version: int):
 
     @njit(parallel=True, **_JIT)
     def forward(  # pragma: no cover - compiled
-        geo, surface, vertex, background, p, channels, alpha, depth, state, values, winner, barycentrics, hard_depth
-    ):
+        workers, geo, surface, vertex, background, p, channels, alpha, depth, state, values, winner, barycentrics,
+        hard_depth,
+    ):  # fmt: skip
         """Render one call.
 
         Args:
+            workers (int): how many workers take tasks (Numba's thread count, passed in: a kernel that
+                asks Numba for it holds a function pointer, which Numba cannot cache on disk).
             geo (Geometry): the faces and the screen.
             surface (numpy.ndarray): [B, F, T, Cs] surface texels (input dtype).
             vertex (numpy.ndarray): [B, F, 3, Cv] vertex attributes (input dtype).
@@ -553,7 +556,7 @@ def _make_forward(variant: Variant | None, model_version: int):
         a_ch = alpha.shape[1] - 1
         n_tasks = nb * nt
         next_task = np.zeros(1, dtype=np.int64)  # the first task no worker has taken yet
-        for _worker in prange(get_num_threads()):
+        for _worker in prange(workers):
             while True:
                 job = _take(next_task)
                 if job >= n_tasks:
@@ -720,7 +723,8 @@ def _make_forward(variant: Variant | None, model_version: int):
 
 def forward(geo, surface, vertex, background, p, *outputs):
     """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
-    _make_forward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, background, p, *outputs)
+    kernel = _make_forward(kernel_variant(p), cpu_model.model_version())
+    kernel(get_num_threads(), geo, surface, vertex, background, p, *outputs)
 
 
 @functools.cache
@@ -732,8 +736,9 @@ def _make_backward(variant: Variant | None, model_version: int):
 
     @njit(parallel=True, **_JIT)
     def backward(  # pragma: no cover - compiled
-        geo, surface, vertex, p, state, values, winner, grad_channels, grad_alpha, grad_depth, need, grad_entries
-    ):
+        workers, geo, surface, vertex, p, state, values, winner, grad_channels, grad_alpha, grad_depth, need,
+        grad_entries,
+    ):  # fmt: skip
         """Per-entry gradients: grad_entries [E, 18 + T·Cs·need_s + 3·Cv·need_a] float64 (see the
         G_* layout), every slot written (no zero-fill needed).
 
@@ -741,7 +746,7 @@ def _make_backward(variant: Variant | None, model_version: int):
         channels or depth is not all zero (else their pair terms are skipped), 0/1 each. grad_channels
         [B, Cs + Cv, H, W], grad_alpha [B, 1, H, W], grad_depth [B, 1, H, W] (with_depth): the
         upstream gradients; alpha's is the last channel of ``grad_alpha`` (which may be the RGBA
-        gradient, as in :func:`forward`). state, values, winner: from :func:`forward`.
+        gradient, as in :func:`forward`). state, values, winner, workers: from :func:`forward`.
         """
         if len(model_key) == 0:  # never: the read makes model_key a cell of the closure, hence of the cache key
             return
@@ -770,7 +775,7 @@ def _make_backward(variant: Variant | None, model_version: int):
         ga_ch = grad_alpha.shape[1] - 1
         n_tasks = nb * nt
         next_task = np.zeros(1, dtype=np.int64)  # the first task no worker has taken yet
-        for _worker in prange(get_num_threads()):
+        for _worker in prange(workers):
             while True:
                 job = _take(next_task)
                 if job >= n_tasks:
@@ -992,7 +997,7 @@ def _make_backward(variant: Variant | None, model_version: int):
 
 def backward(geo, surface, vertex, p, *arrays):
     """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s variant (arguments there)."""
-    _make_backward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, p, *arrays)
+    _make_backward(kernel_variant(p), cpu_model.model_version())(get_num_threads(), geo, surface, vertex, p, *arrays)
 
 
 @njit(parallel=True, **_JIT)
