@@ -7,16 +7,18 @@ Per pixel it keeps a handful of scalars (alpha accumulator, softmax reference el
 weighted sums of every channel, the z-buffer winner), so memory is O(B·H·W·C + entries), an
 entry being one (face, tile) incidence. The backward recomputes every pair term and writes
 each pair's gradient into its entry's own slot; a pass over the faces (in parallel) then sums
-each face's slots in tile order. No two threads ever add into the same number, so gradients
-are bit-identical from run to run. The tasks are handed out one at a time from a shared counter
-(one worker per thread, :func:`_take`): a thread that the OS deschedules delays one task, not a
-fixed share of the image.
+each face's slots in tile order. No two threads ever add into the same float, so gradients
+are bit-identical from run to run; the one gradient that pairs of many tiles share, a UV
+texture's atlas, is summed in fixed point by integer atomics (order-free, :func:`_add_int`).
+The tasks are handed out one at a time from a shared counter (one worker per thread,
+:func:`_take`): a thread that the OS deschedules delays one task, not a fixed share of the image.
 
-Channels: ``surface`` texels [B, F, T, Cs] and ``vertex`` attributes [B, F, 3, Cv] of any
-width (0 included), looped over; the soft depth is one more channel whose per-pair value is the
-pair's depth. Each combination of options and widths has kernels of its own (:class:`Variant`),
-in which everything the options do not ask for is compiled out; the generic kernels read them at
-run time instead.
+Channels: ``surface`` texels [B, F, T, Cs], ``vertex`` attributes [B, F, 3, Cv] and a UV
+texture's Cu channels (:class:`UVArrays`, looked up by the model's rules of
+:mod:`softras.raster.model.texture`) of any width (0 included), looped over; the soft depth is
+one more channel whose per-pair value is the pair's depth. Each combination of options and
+widths has kernels of its own (:class:`Variant`), in which everything the options do not ask
+for is compiled out; the generic kernels read them at run time instead.
 
 Arithmetic is float64 inside the kernels whatever the input dtype (pixel centres, barycentric
 matrix, distances, depths, the outputs the backward reads), which makes float32 inputs *more*
@@ -1518,10 +1520,11 @@ def flops_per_pair(params) -> float:
     E.g. W1 (euclidean, hard RGB, prod alpha): 12 + 5 + 16 + 23 + 1 = 57; W2/W3 (softmax RGB,
     3 surface channels): 57 + 12 + 25 + 8 + 3 × 2 = 108. Returns NaN where the kernel runs a
     model family's coverage (``params.distribution >= 0``) or T-conorm (``alpha_aggregation``
-    beyond max): their cost is the family's own code.
+    beyond max): their cost is the family's own code; likewise for a UV texture
+    (``params.num_uv > 0``), whose lookup is not counted.
     """
     p = params
-    if p.distribution >= 0 or p.alpha_aggregation > _A_MAX:
+    if p.distribution >= 0 or p.alpha_aggregation > _A_MAX or p.num_uv > 0:
         return math.nan
     flops = 12 + 3  # barycentrics, snapping
     if p.dist_func == _D_EUCLID:
