@@ -234,11 +234,10 @@ class _RasterizeCPU(torch.autograd.Function):
         need_v, need_s, need_a, need_uv, need_atlas = ctx.needs_input_grad[:5]
         need_s = need_s and p.num_surface > 0
         need_a = need_a and p.num_vertex > 0
-        # a nearest lookup is piecewise constant in the UVs: their gradient is zero, no kernel work
-        uv_zero = need_uv and p.texture_filter == int(TextureFilter.NEAREST)
-        need_uv = need_uv and not uv_zero
+        # a nearest lookup is piecewise constant in the UVs: no gradient (as the reference: None)
+        need_uv = need_uv and p.texture_filter != int(TextureFilter.NEAREST)
         if not (need_v or need_s or need_a or need_uv or need_atlas):
-            return (None, None, None, _zeros_like(ctx.inputs[3]) if uv_zero else None, None, None, None, None, None)
+            return (None,) * 9
         b, f, _, _ = prep.shape
         state, values, winner = ctx.state
         t = prep.surface.shape[2]
@@ -265,11 +264,7 @@ class _RasterizeCPU(torch.autograd.Function):
         nc = p.num_surface + p.num_vertex + p.num_uv
         need_values = bool(g_channels[:, :nc].any()) or bool(g_depth.any())
         need = (int(need_v), int(need_s), int(need_a), int(need_values), int(need_uv), int(need_atlas))
-        # The atlas gradient in fixed point: the contributions' magnitudes sum to at most the UV
-        # channels' upstream |gradient| (lookup weights and pair weights each sum to at most 1).
-        uv_grad = g_channels[:, nc - p.num_uv : nc]
-        scale = fixed_point_scale(float(np.abs(uv_grad, dtype=np.float64).sum())) if need_atlas else 1.0
-        grad_atlas = np.zeros(prep.uv.atlas.shape[0] if need_atlas else 0, dtype=np.int64)
+        grad_atlas, scale = _fixed_point_atlas(g_channels[:, nc - p.num_uv : nc], prep.uv.atlas.shape[0], need_atlas)
         with _LOCK:
             numba.set_num_threads(_threads())
             cpu_kernels.backward(
@@ -291,7 +286,7 @@ class _RasterizeCPU(torch.autograd.Function):
             torch.from_numpy(grad_v) if need_v else None,
             torch.from_numpy(grad_s) if need_s else None,
             torch.from_numpy(grad_a) if need_a else None,
-            torch.from_numpy(grad_uv) if need_uv else (_zeros_like(ctx.inputs[3]) if uv_zero else None),
+            torch.from_numpy(grad_uv) if need_uv else None,
             torch.from_numpy((grad_atlas / scale).astype(prep.uv.atlas.dtype)) if need_atlas else None,
         )
         # A second derivative through the kernel would be wrong: make it raise instead.
@@ -299,9 +294,14 @@ class _RasterizeCPU(torch.autograd.Function):
         return (*grads, None, None, None, None)
 
 
-def _zeros_like(t: torch.Tensor) -> torch.Tensor:
-    """A zero gradient for ``t`` (its shape and dtype, contiguous)."""
-    return torch.zeros(t.shape, dtype=t.dtype)
+def _fixed_point_atlas(grad_uv_channels: np.ndarray, size: int, need: bool) -> tuple[np.ndarray, float]:
+    """The int64 accumulator [size] of the atlas gradient (zeros; [0] unless ``need``) and its
+    fixed-point scale (:func:`~softras.raster.uv.fixed_point_scale`) for the UV channels' upstream
+    gradient [B, Cu, H, W]: the contributions' magnitudes sum to at most its absolute sum (a pair's
+    lookup weights, and a pixel's pair weights, each sum to at most 1)."""
+    if not need:
+        return np.zeros(0, dtype=np.int64), 1.0
+    return np.zeros(size, dtype=np.int64), fixed_point_scale(float(np.abs(grad_uv_channels, dtype=np.float64).sum()))
 
 
 def _check_call(fv: torch.Tensor, tile: int) -> None:
