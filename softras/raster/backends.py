@@ -168,6 +168,7 @@ register_backend(
         flops_entry="softras.raster.cpu_kernels:flops_per_pair",
         requires={"numba": "a dependency of softras"},
         benchmark_on=("cpu",),
+        uv_textures=True,
     )
 )
 register_backend(

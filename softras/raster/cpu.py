@@ -1,10 +1,12 @@
 """The ``cpu`` backend: fused, tile-binned Numba kernels for forward and backward.
 
 It implements the contract of :mod:`softras.raster.contract` natively: attribute channels of
-any width (surface texels and vertex attributes, either may be 0 wide), soft depth, the
-z-buffer outputs and exact gradients. Each (pixel, face) pair is evaluated in registers and
-never stored: memory is O(B·H·W·C + B·F·tiles-per-face), and the backward recomputes pair
-terms. Pixel ranges and binning follow the contract's rule (:func:`~softras.raster.contract.pixel_ranges`,
+any width (surface texels, vertex attributes and UV textures, any of them may be 0 wide), soft
+depth, the z-buffer outputs and exact gradients (the UV texture's atlas gradient accumulated in
+fixed point, :func:`~softras.raster.uv.fixed_point_scale`, so bit-identical run to run). Each
+(pixel, face) pair is evaluated in registers and never stored: memory is O(B·H·W·C +
+B·F·tiles-per-face), and the backward recomputes pair terms. Pixel ranges and binning follow
+the contract's rule (:func:`~softras.raster.contract.pixel_ranges`,
 :func:`~softras.raster.contract.bin_faces`), compiled in ``cpu_binning``; the kernels live in
 ``cpu_kernels``. Both are imported only from here.
 
@@ -38,6 +40,7 @@ from .contract import (
 )
 from .first_order import first_order_only
 from .settings import RasterSettings
+from .uv import TextureFilter, UVMaps, fixed_point_scale
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
@@ -155,24 +158,46 @@ class _Prepared:
         self.params: KernelParams = kernel_params(inputs, settings)
         self.surface = _np(inputs.surface)
         self.vertex = _np(inputs.vertex)
+        self.uv = _uv_arrays(inputs.uv, self.fv.dtype)
         self.background = np.asarray(inputs.background, dtype=np.float64).reshape(-1)
+
+
+def _uv_arrays(maps: UVMaps | None, dtype: np.dtype) -> cpu_kernels.UVArrays:
+    """The kernels' view of a UV texture (empty arrays of the same types without one, so that a call
+    with and one without a texture share the compiled kernels' argument types)."""
+    if maps is None:
+        return cpu_kernels.UVArrays(
+            uv=np.empty((0, 0, 3, 2), dtype=dtype),
+            material=np.empty((0, 0), dtype=np.int64),
+            atlas=np.empty(0, dtype=dtype),
+            levels=np.empty((0, 0, 3), dtype=np.int64),
+            level_count=np.empty(0, dtype=np.int64),
+        )
+    return cpu_kernels.UVArrays(
+        uv=_np(maps.uv, dtype),
+        material=_np(maps.material, np.int64),
+        atlas=_np(maps.atlas, dtype),
+        levels=_np(maps.levels, np.int64),
+        level_count=_np(maps.level_count, np.int64),
+    )
 
 
 class _RasterizeCPU(torch.autograd.Function):
     """Forward and backward of one call. With ``rgba`` (the original's call) the first output is
     one [B, C + 1, H, W] image, channels then alpha, written by the kernel in place (a
     concatenation afterwards would be one more pass, on PyTorch's thread pool), and the alpha
-    output is empty."""
+    output is empty. ``uv`` and ``atlas`` are the UV texture's tensors (None without one): inputs
+    of the function so that autograd returns their gradients."""
 
     @staticmethod
-    def forward(ctx, face_vertices, surface, vertex, inputs, settings, tile, rgba):  # type: ignore[override]
+    def forward(ctx, face_vertices, surface, vertex, uv, atlas, inputs, settings, tile, rgba):  # type: ignore[override]
         with _LOCK:
             numba.set_num_threads(_threads())
             prep = _Prepared(inputs, settings, tile)
             p = prep.params
             b, _, h, w = prep.shape
             dt = prep.fv.dtype
-            nc = p.num_surface + p.num_vertex
+            nc = p.num_surface + p.num_vertex + p.num_uv
             softmax = p.rgb_aggregation == int(RgbAggregation.SOFTMAX)
             track_winner = not softmax or p.with_zbuffer
             zb = p.with_zbuffer != 0
@@ -189,13 +214,13 @@ class _RasterizeCPU(torch.autograd.Function):
             bary = np.empty((b, 3, h, w) if zb else (0, 3, 1, 1), dtype=dt)
             hard_depth = np.empty((b, 1, h, w) if zb else (0, 1, 1, 1), dtype=dt)
             cpu_kernels.forward(
-                prep.geo, prep.surface, prep.vertex, prep.background, p,
+                prep.geo, prep.surface, prep.vertex, prep.uv, prep.background, p,
                 channels, alpha, depth, state, values, winner, bary, hard_depth,
             )  # fmt: skip
         ctx.prep = prep
         ctx.state = (state, values, winner)
         ctx.rgba = rgba
-        ctx.inputs = (face_vertices, surface, vertex)  # for first_order_only (not read by the kernels)
+        ctx.inputs = (face_vertices, surface, vertex, uv, atlas)  # for first_order_only (not read by the kernels)
         if rgba:
             alpha = np.empty((0, 1, h, w), dtype=dt)
         outs = tuple(torch.from_numpy(a) for a in (channels, alpha, depth, winner, bary, hard_depth))
@@ -204,23 +229,31 @@ class _RasterizeCPU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_channels, grad_alpha, grad_depth, *_):  # type: ignore[override]
-        need_v, need_s, need_a = ctx.needs_input_grad[:3]
         prep: _Prepared = ctx.prep
         p = prep.params
+        need_v, need_s, need_a, need_uv, need_atlas = ctx.needs_input_grad[:5]
         need_s = need_s and p.num_surface > 0
         need_a = need_a and p.num_vertex > 0
-        if not (need_v or need_s or need_a):
-            return None, None, None, None, None, None, None
+        # a nearest lookup is piecewise constant in the UVs: no gradient (as the reference: None)
+        need_uv = need_uv and p.texture_filter != int(TextureFilter.NEAREST)
+        if not (need_v or need_s or need_a or need_uv or need_atlas):
+            return (None,) * 9
         b, f, _, _ = prep.shape
         state, values, winner = ctx.state
         t = prep.surface.shape[2]
         dt = prep.fv.dtype
-        width = cpu_kernels.G_ATTR + (t * p.num_surface if need_s else 0) + (3 * p.num_vertex if need_a else 0)
+        width = (
+            cpu_kernels.G_ATTR
+            + (t * p.num_surface if need_s else 0)
+            + (3 * p.num_vertex if need_a else 0)
+            + (6 if need_uv else 0)
+        )
         # Every slot the reduction reads is written by the backward kernel: no zero-fill.
         grad_entries = np.empty((prep.geo.tile_faces.shape[0], width), dtype=np.float64)
         grad_v = np.empty((b, f, 3, 3) if need_v else (0, 0, 3, 3), dtype=dt)
         grad_s = np.empty((b, f, t, p.num_surface) if need_s else (0, 0, 0, p.num_surface), dtype=dt)
         grad_a = np.empty((b, f, 3, p.num_vertex) if need_a else (0, 0, 0, p.num_vertex), dtype=dt)
+        grad_uv = np.empty((b, f, 3, 2) if need_uv else (0, 0, 3, 2), dtype=dt)
         # Upstream gradients in the input dtype (the kernel reads them as float64); alpha's is the
         # last channel of g_alpha, which is the RGBA gradient itself for an RGBA call.
         g_channels = _np(grad_channels, dt)
@@ -228,14 +261,15 @@ class _RasterizeCPU(torch.autograd.Function):
         g_depth = _np(grad_depth, dt) if p.with_depth else np.zeros((0, 1, 1, 1), dtype=dt)
         # A loss that does not read the channels (or depth) gives them an all-zero gradient:
         # their pair terms would add exact zeros, so the kernel skips them.
-        nc = p.num_surface + p.num_vertex
+        nc = p.num_surface + p.num_vertex + p.num_uv
         need_values = bool(g_channels[:, :nc].any()) or bool(g_depth.any())
-        need = (int(need_v), int(need_s), int(need_a), int(need_values))
+        need = (int(need_v), int(need_s), int(need_a), int(need_values), int(need_uv), int(need_atlas))
+        grad_atlas, scale = _fixed_point_atlas(g_channels[:, nc - p.num_uv : nc], prep.uv.atlas.shape[0], need_atlas)
         with _LOCK:
             numba.set_num_threads(_threads())
             cpu_kernels.backward(
-                prep.geo, prep.surface, prep.vertex, p, state, values, winner,
-                g_channels, g_alpha, g_depth, need, grad_entries,
+                prep.geo, prep.surface, prep.vertex, prep.uv, p, state, values, winner,
+                g_channels, g_alpha, g_depth, need, grad_entries, grad_atlas, scale,
             )  # fmt: skip
             cpu_kernels.reduce_faces(
                 prep.fv,
@@ -246,15 +280,28 @@ class _RasterizeCPU(torch.autograd.Function):
                 grad_v,
                 _flat(grad_s),
                 _flat(grad_a),
+                _flat(grad_uv),
             )
         grads = (
             torch.from_numpy(grad_v) if need_v else None,
             torch.from_numpy(grad_s) if need_s else None,
             torch.from_numpy(grad_a) if need_a else None,
+            torch.from_numpy(grad_uv) if need_uv else None,
+            torch.from_numpy((grad_atlas / scale).astype(prep.uv.atlas.dtype)) if need_atlas else None,
         )
         # A second derivative through the kernel would be wrong: make it raise instead.
         grads = first_order_only("cpu", grads, (*ctx.inputs, grad_channels, grad_alpha, grad_depth))
         return (*grads, None, None, None, None)
+
+
+def _fixed_point_atlas(grad_uv_channels: np.ndarray, size: int, need: bool) -> tuple[np.ndarray, float]:
+    """The int64 accumulator [size] of the atlas gradient (zeros; [0] unless ``need``) and its
+    fixed-point scale (:func:`~softras.raster.uv.fixed_point_scale`) for the UV channels' upstream
+    gradient [B, Cu, H, W]: the contributions' magnitudes sum to at most its absolute sum (a pair's
+    lookup weights, and a pixel's pair weights, each sum to at most 1)."""
+    if not need:
+        return np.zeros(0, dtype=np.int64), 1.0
+    return np.zeros(size, dtype=np.int64), fixed_point_scale(float(np.abs(grad_uv_channels, dtype=np.float64).sum()))
 
 
 def _check_call(fv: torch.Tensor, tile: int) -> None:
@@ -276,9 +323,9 @@ def rasterize(inputs: RasterInputs, settings: RasterSettings, *, tile: int = DEF
         tile: screen tile size in pixels used for binning faces.
 
     Returns:
-        :class:`RasterResult`: ``channels`` [B, Cs + Cv, H, W], ``alpha`` [B, 1, H, W] and
-        ``depth`` [B, 1, H, W] differentiable w.r.t. face_vertices, surface and vertex; the
-        z-buffer outputs detached.
+        :class:`RasterResult`: ``channels`` [B, Cs + Cv + Cu, H, W], ``alpha`` [B, 1, H, W] and
+        ``depth`` [B, 1, H, W] differentiable w.r.t. face_vertices, surface, vertex and the UV
+        texture's uv and atlas; the z-buffer outputs detached.
     """
     _check_call(inputs.face_vertices, tile)
     channels, alpha, depth, face_id, bary, hard_depth = _apply(inputs, settings, tile, rgba=False)
@@ -295,11 +342,13 @@ def rasterize_rgba(inputs: RasterInputs, settings: RasterSettings, *, tile: int 
 
 
 def _apply(inputs: RasterInputs, settings: RasterSettings, tile: int, rgba: bool) -> tuple[torch.Tensor, ...]:
-    """Run :class:`_RasterizeCPU` on ``inputs`` (attributes cast to the vertices' dtype)."""
+    """Run :class:`_RasterizeCPU` on ``inputs`` (attributes and UV texture cast to the vertices' dtype)."""
     fv = inputs.face_vertices
     surface, vertex = inputs.surface.to(fv.dtype), inputs.vertex.to(fv.dtype)
-    inputs = inputs._replace(surface=surface, vertex=vertex)
-    return _RasterizeCPU.apply(fv, surface, vertex, inputs, settings, tile, rgba)
+    maps = None if inputs.uv is None else inputs.uv.to(fv.dtype)
+    inputs = inputs._replace(surface=surface, vertex=vertex, uv=maps)
+    uv, atlas = (None, None) if maps is None else (maps.uv, maps.atlas)
+    return _RasterizeCPU.apply(fv, surface, vertex, uv, atlas, inputs, settings, tile, rgba)
 
 
 def rasterize_cpu(

@@ -7,16 +7,18 @@ Per pixel it keeps a handful of scalars (alpha accumulator, softmax reference el
 weighted sums of every channel, the z-buffer winner), so memory is O(B·H·W·C + entries), an
 entry being one (face, tile) incidence. The backward recomputes every pair term and writes
 each pair's gradient into its entry's own slot; a pass over the faces (in parallel) then sums
-each face's slots in tile order. No two threads ever add into the same number, so gradients
-are bit-identical from run to run. The tasks are handed out one at a time from a shared counter
-(one worker per thread, :func:`_take`): a thread that the OS deschedules delays one task, not a
-fixed share of the image.
+each face's slots in tile order. No two threads ever add into the same float, so gradients
+are bit-identical from run to run; the one gradient that pairs of many tiles share, a UV
+texture's atlas, is summed in fixed point by integer atomics (order-free, :func:`_add_int`).
+The tasks are handed out one at a time from a shared counter (one worker per thread,
+:func:`_take`): a thread that the OS deschedules delays one task, not a fixed share of the image.
 
-Channels: ``surface`` texels [B, F, T, Cs] and ``vertex`` attributes [B, F, 3, Cv] of any
-width (0 included), looped over; the soft depth is one more channel whose per-pair value is the
-pair's depth. Each combination of options and widths has kernels of its own (:class:`Variant`),
-in which everything the options do not ask for is compiled out; the generic kernels read them at
-run time instead.
+Channels: ``surface`` texels [B, F, T, Cs], ``vertex`` attributes [B, F, 3, Cv] and a UV
+texture's Cu channels (:class:`UVArrays`, looked up by the model's rules of
+:mod:`softras.raster.model.texture`) of any width (0 included), looped over; the soft depth is
+one more channel whose per-pair value is the pair's depth. Each combination of options and
+widths has kernels of its own (:class:`Variant`), in which everything the options do not ask
+for is compiled out; the generic kernels read them at run time instead.
 
 Arithmetic is float64 inside the kernels whatever the input dtype (pixel centres, barycentric
 matrix, distances, depths, the outputs the backward reads), which makes float32 inputs *more*
@@ -59,11 +61,13 @@ from .contract import (
 )
 from .cpu_binning import face_range
 from .cpu_model import coverage, tc_alpha, tc_pair_gradient, tc_term
+from .uv import TextureFilter, TextureWrap
 
 __all__ = ["G_ATTR", "Geometry", "backward", "forward", "prepare_faces", "reduce_faces"]
 
 # Layout of one entry's gradient slot: d/d barycentric matrix (9), d/d xy (6), d/d z (3), then
-# the surface texels' (T·Cs, when they need a gradient), then the vertex attributes' (3·Cv).
+# the surface texels' (T·Cs, when they need a gradient), the vertex attributes' (3·Cv), then the
+# UV texture's corner UVs (6, [3, 2]).
 G_INV, G_XY, G_Z, G_ATTR = 0, 9, 15, 18
 
 _JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
@@ -79,7 +83,6 @@ _INV, _XY, _INV_Z, _Z_OK = int(FaceConst.INV), int(FaceConst.XY), int(FaceConst.
 _EDGE, _ALT = int(FaceConst.INV_EDGE_LEN2), int(FaceConst.ALTITUDE2)
 
 _texel = njit(inline="always", **_JIT)(texel_cell)
-
 
 
 class Geometry(NamedTuple):
@@ -408,6 +411,280 @@ def _vertex_value(vertex, b, f, ch, c0, c1, c2):  # pragma: no cover - compiled
     )
 
 
+class UVArrays(NamedTuple):
+    """A call's UV texture as the kernels read it (numpy, built by ``cpu.py``; arrays with no
+    entries when the call has none, see :class:`softras.raster.uv.UVMaps`).
+
+    Attributes:
+        uv: [B, F, 3, 2] (u, v) per face corner, in the vertices' dtype.
+        material: [B, F] int64 material of each face.
+        atlas: [N] every material's levels [H_l, W_l, Cu], channels last, in the vertices' dtype.
+        levels: [M, L, 3] int64 (offset, height, width) of level l of material m.
+        level_count: [M] int64 levels of each material.
+    """
+
+    uv: np.ndarray
+    material: np.ndarray
+    atlas: np.ndarray
+    levels: np.ndarray
+    level_count: np.ndarray
+
+
+class _Taps(NamedTuple):
+    """The texels a lookup reads in one level: the atlas index (of channel 0) of the texels at
+    (row r0, column c0), (r0, c1), (r1, c0), (r1, c1), the fractions fx, fy of (u, v) between
+    them and the level's width and height. A nearest lookup reads ``i00`` only."""
+
+    i00: int
+    i01: int
+    i10: int
+    i11: int
+    fx: float
+    fy: float
+    width: float
+    height: float
+
+
+class _Lookup(NamedTuple):
+    """A pair's UV lookup: the taps of level l0 (``low``) and l1 (``high``, trilinear only), the
+    blend weight t of ``high`` and dt/dλ (:func:`~softras.raster.model.texture.mip_blend`)."""
+
+    low: _Taps
+    high: _Taps
+    t: float
+    dt: float
+
+
+# Texture options as plain ints (compile-time constants in the specialised kernels).
+_F_NEAREST, _F_BILINEAR = int(TextureFilter.NEAREST), int(TextureFilter.BILINEAR)
+_F_TRILINEAR = int(TextureFilter.TRILINEAR)
+_W_REPEAT = int(TextureWrap.REPEAT)
+
+# The kernels call the UV functions below that are decorated with ``_uv_jit`` instead of inlining
+# them: Numba types each once, not once per call site (a kernel with every filter inlined took
+# minutes more to compile). LLVM still inlines them where it pays, after linking, and there
+# constant arguments (a specialised kernel's filter) prune their branches.
+_uv_jit = njit(**_JIT)
+
+# The texture model, bound for Numba (inlined): the UV rules every backend calls.
+_TEXTURE = cpu_model.texture_functions()
+_uv_at, _uv_at_vjp = _TEXTURE["uv_at"], _TEXTURE["uv_at_vjp"]
+_mip_level, _mip_level_vjp, _mip_blend = _TEXTURE["mip_level"], _TEXTURE["mip_level_vjp"], _TEXTURE["mip_blend"]
+_texel_xy, _wrap_index = _TEXTURE["texel_xy"], _TEXTURE["wrap_index"]
+
+
+@njit(inline="always", **_JIT)
+def _uv_corners(uvt, b, f):  # pragma: no cover - compiled
+    """Face (b, f)'s corner UVs as float64: (u0, u1, u2, v0, v1, v2)."""
+    t = uvt.uv
+    return (
+        np.float64(t[b, f, 0, 0]), np.float64(t[b, f, 1, 0]), np.float64(t[b, f, 2, 0]),
+        np.float64(t[b, f, 0, 1]), np.float64(t[b, f, 1, 1]), np.float64(t[b, f, 2, 1]),
+    )  # fmt: skip
+
+
+@njit(inline="always", **_JIT)
+def _level_taps(uvt, mat, level, u, v, nch, filt, repeat):  # pragma: no cover - compiled
+    """The :class:`_Taps` of (u, v) in level ``level`` of material ``mat``: its nearest texel
+    (``filt`` nearest) or its four bilinear ones, wrapped (``repeat`` 1.0) or clamped (0.0)."""
+    offset = uvt.levels[mat, level, 0]
+    width = uvt.levels[mat, level, 2]
+    wf = np.float64(width)
+    hf = np.float64(uvt.levels[mat, level, 1])
+    x, y = _texel_xy(u, v, wf, hf)
+    if filt == _F_NEAREST:
+        col = int(_wrap_index(np.float64(math.floor(x + 0.5)), wf, repeat))
+        row = int(_wrap_index(np.float64(math.floor(y + 0.5)), hf, repeat))
+        i = offset + (row * width + col) * nch
+        return _Taps(i, i, i, i, 0.0, 0.0, wf, hf)
+    x0 = np.float64(math.floor(x))
+    y0 = np.float64(math.floor(y))
+    c0 = int(_wrap_index(x0, wf, repeat))
+    c1 = int(_wrap_index(x0 + 1.0, wf, repeat))
+    r0 = int(_wrap_index(y0, hf, repeat)) * width
+    r1 = int(_wrap_index(y0 + 1.0, hf, repeat)) * width
+    return _Taps(
+        offset + (r0 + c0) * nch, offset + (r0 + c1) * nch, offset + (r1 + c0) * nch, offset + (r1 + c1) * nch,
+        x - x0, y - y0, wf, hf,
+    )  # fmt: skip
+
+
+@njit(inline="always", **_JIT)
+def _uv_lookup(uvt, mat, u, v, lam, nch, filt, repeat):  # pragma: no cover - compiled
+    """The :class:`_Lookup` of (u, v) in material ``mat``: level 0 (nearest, bilinear), or the
+    levels that level of detail ``lam`` blends (trilinear)."""
+    if filt != _F_TRILINEAR:
+        low = _level_taps(uvt, mat, 0, u, v, nch, filt, repeat)
+        return _Lookup(low, low, 0.0, 0.0)
+    l0, l1, t, dt = _mip_blend(lam, np.float64(uvt.level_count[mat]))
+    low = _level_taps(uvt, mat, int(l0), u, v, nch, filt, repeat)
+    high = _level_taps(uvt, mat, int(l1), u, v, nch, filt, repeat)
+    return _Lookup(low, high, t, dt)
+
+
+@njit(inline="always", **_JIT)
+def _no_uv_face():  # pragma: no cover - compiled
+    """A :func:`_uv_face` of zeros (where a kernel has no UV texture to read)."""
+    return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.int64(0), 0.0, 0.0, 0.0, 0.0
+
+
+@njit(inline="always", **_JIT)
+def _no_lookup():  # pragma: no cover - compiled
+    """A :class:`_Lookup` of zeros (where a kernel has no UV texture to read)."""
+    none = _Taps(0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0)
+    return _Lookup(none, none, 0.0, 0.0)
+
+
+@_uv_jit
+def _uv_face(uvt, b, f, p):  # pragma: no cover - compiled
+    """What every pair of face (b, f) reads of the UV texture: its corner UVs (u0, u1, u2, v0, v1, v2),
+    its material and the level-of-detail scales of ``mip_level`` (sxu, sxv, syu, syv: the base
+    level's texels per NDC unit times the pixel's NDC size)."""
+    u0, u1, u2, v0, v1, v2 = _uv_corners(uvt, b, f)
+    mat = uvt.material[b, f]
+    height0 = np.float64(uvt.levels[mat, 0, 1])
+    width0 = np.float64(uvt.levels[mat, 0, 2])
+    return (
+        u0, u1, u2, v0, v1, v2, mat,
+        width0 * p.pixel_x, height0 * p.pixel_x, width0 * p.pixel_y, height0 * p.pixel_y,
+    )  # fmt: skip
+
+
+@_uv_jit
+def _pair_lookup(uvt, tex, fc, c0, c1, c2, nch, filt, repeat):  # pragma: no cover - compiled
+    """The pair's :class:`_Lookup`: (u, v) from its renormalised barycentrics c_k and the face's
+    inverse depths (``uv_at``), and for a trilinear lookup its level of detail (``mip_level``, from
+    the face's barycentric-matrix columns). tex: :func:`_uv_face`; fc: the face tuple; nch: the
+    atlas's channels."""
+    u0, u1, u2, v0, v1, v2, mat, sxu, sxv, syu, syv = tex
+    iz0, iz1, iz2 = fc[_INV_Z + 0], fc[_INV_Z + 1], fc[_INV_Z + 2]
+    u, v = _uv_at(c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2)
+    lam = 0.0
+    if filt == _F_TRILINEAR:
+        lam = _mip_level(
+            c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2,
+            fc[_INV + 0], fc[_INV + 3], fc[_INV + 6], fc[_INV + 1], fc[_INV + 4], fc[_INV + 7],
+            sxu, sxv, syu, syv,
+        )  # fmt: skip
+    return _uv_lookup(uvt, mat, u, v, lam, nch, filt, repeat)
+
+
+@_uv_jit
+def _uv_vjp(tex, fc, c0, c1, c2, g_u, g_v, g_lam, filt):  # pragma: no cover - compiled
+    """The gradients of a pair's lookup position for upstream dL/du, dL/dv and dL/dλ (trilinear):
+    (gc0, gc1, gc2, giz0, giz1, giz2, gu0, gu1, gu2, gv0, gv1, gv2, ga0, ga1, ga2, gb0, gb1, gb2), for
+    the renormalised barycentrics, the inverse depths, the corner UVs and the barycentric-matrix
+    columns a_k = ∂w_k/∂x, b_k = ∂w_k/∂y (``uv_at_vjp`` plus ``mip_level_vjp``). As :func:`_pair_lookup`."""
+    u0, u1, u2, v0, v1, v2, _, sxu, sxv, syu, syv = tex
+    iz0, iz1, iz2 = fc[_INV_Z + 0], fc[_INV_Z + 1], fc[_INV_Z + 2]
+    a0, a1, a2, b0, b1, b2 = fc[_INV + 0], fc[_INV + 3], fc[_INV + 6], fc[_INV + 1], fc[_INV + 4], fc[_INV + 7]
+    gc0, gc1, gc2, giz0, giz1, giz2, gu0, gu1, gu2, gv0, gv1, gv2 = _uv_at_vjp(
+        c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2, g_u, g_v
+    )
+    ga0 = ga1 = ga2 = gb0 = gb1 = gb2 = 0.0
+    if filt == _F_TRILINEAR and g_lam != 0:
+        lc0, lc1, lc2, liz0, liz1, liz2, lu0, lu1, lu2, lv0, lv1, lv2, ga0, ga1, ga2, gb0, gb1, gb2 = _mip_level_vjp(
+            c0, c1, c2, iz0, iz1, iz2, u0, u1, u2, v0, v1, v2, a0, a1, a2, b0, b1, b2, sxu, sxv, syu, syv, g_lam
+        )
+        gc0, gc1, gc2 = gc0 + lc0, gc1 + lc1, gc2 + lc2
+        giz0, giz1, giz2 = giz0 + liz0, giz1 + liz1, giz2 + liz2
+        gu0, gu1, gu2 = gu0 + lu0, gu1 + lu1, gu2 + lu2
+        gv0, gv1, gv2 = gv0 + lv0, gv1 + lv1, gv2 + lv2
+    return gc0, gc1, gc2, giz0, giz1, giz2, gu0, gu1, gu2, gv0, gv1, gv2, ga0, ga1, ga2, gb0, gb1, gb2
+
+
+@njit(inline="always", **_JIT)
+def _bilerp(atlas, tp, c):  # pragma: no cover - compiled
+    """Channel c of the bilinear blend of taps ``tp``."""
+    t00, t01 = np.float64(atlas[tp.i00 + c]), np.float64(atlas[tp.i01 + c])
+    t10, t11 = np.float64(atlas[tp.i10 + c]), np.float64(atlas[tp.i11 + c])
+    fx, fy = tp.fx, tp.fy
+    return (1.0 - fy) * ((1.0 - fx) * t00 + fx * t01) + fy * ((1.0 - fx) * t10 + fx * t11)
+
+
+@_uv_jit
+def _uv_value(atlas, lk, c, filt):  # pragma: no cover - compiled
+    """Channel c of lookup ``lk``: (1 − t)·low + t·high, each level bilinear, or the nearest texel."""
+    if filt == _F_NEAREST:
+        return np.float64(atlas[lk.low.i00 + c])
+    low = _bilerp(atlas, lk.low, c)
+    if filt == _F_BILINEAR:
+        return low
+    return (1.0 - lk.t) * low + lk.t * _bilerp(atlas, lk.high, c)
+
+
+@njit(inline="always", **_JIT)
+def _bilerp_grad(atlas, tp, c):  # pragma: no cover - compiled
+    """(∂/∂u, ∂/∂v, value) of channel c of :func:`_bilerp`: x = u·W − ½ and y = (1 − v)·H − ½
+    (``texel_xy``) make ∂/∂u = W·∂/∂fx and ∂/∂v = −H·∂/∂fy."""
+    t00, t01 = np.float64(atlas[tp.i00 + c]), np.float64(atlas[tp.i01 + c])
+    t10, t11 = np.float64(atlas[tp.i10 + c]), np.float64(atlas[tp.i11 + c])
+    fx, fy = tp.fx, tp.fy
+    top = (1.0 - fx) * t00 + fx * t01
+    bottom = (1.0 - fx) * t10 + fx * t11
+    d_fx = (1.0 - fy) * (t01 - t00) + fy * (t11 - t10)
+    return d_fx * tp.width, -(bottom - top) * tp.height, (1.0 - fy) * top + fy * bottom
+
+
+@_uv_jit
+def _uv_value_grad(atlas, lk, c, filt):  # pragma: no cover - compiled
+    """(∂/∂u, ∂/∂v, ∂/∂λ) of :func:`_uv_value` for a bilinear or trilinear lookup."""
+    du, dv, low = _bilerp_grad(atlas, lk.low, c)
+    if filt != _F_TRILINEAR:
+        return du, dv, 0.0
+    du1, dv1, high = _bilerp_grad(atlas, lk.high, c)
+    t = lk.t
+    return (1.0 - t) * du + t * du1, (1.0 - t) * dv + t * dv1, (high - low) * lk.dt
+
+
+@intrinsic
+def _add_int(typingctx, array, index, value):
+    """array[index] += value as one atomic operation (array: int64, index and value: integers):
+    integer addition is associative, so the sum is the same whatever order the threads add in."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int64):
+        raise TypingError("_add_int: expected an int64 array")
+    sig = types.none(array, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, signature.args[0], data, [args[1]])
+        builder.atomic_rmw("add", pointer, args[2], "monotonic")
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(inline="always", **_JIT)
+def _add_fixed(grad_atlas, i, g):  # pragma: no cover - compiled
+    """Adds g (already scaled by the call's fixed-point scale) to texel entry i, rounded to an integer."""
+    n = np.int64(math.floor(g + 0.5))
+    if n != 0:
+        _add_int(grad_atlas, i, n)
+
+
+@njit(inline="always", **_JIT)
+def _scatter_taps(grad_atlas, tp, c, g):  # pragma: no cover - compiled
+    """The atlas gradient of channel c of :func:`_bilerp`, for upstream g (scaled)."""
+    fx, fy = tp.fx, tp.fy
+    _add_fixed(grad_atlas, tp.i00 + c, g * ((1.0 - fy) * (1.0 - fx)))
+    _add_fixed(grad_atlas, tp.i01 + c, g * ((1.0 - fy) * fx))
+    _add_fixed(grad_atlas, tp.i10 + c, g * (fy * (1.0 - fx)))
+    _add_fixed(grad_atlas, tp.i11 + c, g * (fy * fx))
+
+
+@_uv_jit
+def _scatter_uv(grad_atlas, lk, c, filt, g):  # pragma: no cover - compiled
+    """The atlas gradient of channel c of :func:`_uv_value` for upstream g, already multiplied by
+    the call's fixed-point scale (:func:`softras.raster.uv.fixed_point_scale`)."""
+    if filt == _F_NEAREST:
+        _add_fixed(grad_atlas, lk.low.i00 + c, g)
+    elif filt == _F_BILINEAR:
+        _scatter_taps(grad_atlas, lk.low, c, g)
+    else:
+        _scatter_taps(grad_atlas, lk.low, c, g * (1.0 - lk.t))
+        _scatter_taps(grad_atlas, lk.high, c, g * lk.t)
+
+
 @intrinsic
 def _take(typingctx, counter):
     """The next task: atomically returns counter[0] and adds 1 to it (counter: int64 array).
@@ -464,6 +741,9 @@ class Variant(NamedTuple):
     num_vertex: int
     with_depth: int
     with_zbuffer: int
+    num_uv: int = 0
+    texture_filter: int = 0
+    texture_wrap: int = 0
 
 
 #: Environment variable choosing the kernels: ``specialised`` (default: one kernel per
@@ -482,7 +762,7 @@ def kernel_variant(p) -> Variant | None:
         raise ValueError(f"{KERNELS_ENV}: expected 'specialised' or 'generic', got {choice!r}")
     return Variant(
         p.dist_func, p.rgb_aggregation, p.alpha_aggregation, p.distribution, p.squared, p.fill_back,
-        p.num_surface, p.num_vertex, p.with_depth, p.with_zbuffer,
+        p.num_surface, p.num_vertex, p.with_depth, p.with_zbuffer, p.num_uv, p.texture_filter, p.texture_wrap,
     )  # fmt: skip
 
 
@@ -498,24 +778,43 @@ def _make_forward(variant: Variant | None, model_version: int):
     variables are compile-time constants and a family's model function is inlined (:mod:`.cpu_model`).
     """
     fixed = variant is not None  # closure values: Numba compiles them in, and they key the disk cache
-    v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, v_zbuffer = variant or _NO_VARIANT
+    v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, v_zbuffer, v_cu, v_filt, v_wrap = (
+        variant or _NO_VARIANT
+    )
     model_key = cpu_model.model_key()  # a closure value, so that a changed model recompiles the cached kernel
 
     @njit(parallel=True, **_JIT)
     def forward(  # pragma: no cover - compiled
-        geo, surface, vertex, background, p, channels, alpha, depth, state, values, winner, barycentrics, hard_depth
+        workers,
+        geo,
+        surface,
+        vertex,
+        uvt,
+        background,
+        p,
+        channels,
+        alpha,
+        depth,
+        state,
+        values,
+        winner,
+        barycentrics,
+        hard_depth,
     ):
         """Render one call.
 
         Args:
+            workers (int): how many workers take tasks (Numba's thread count, passed in: a kernel that
+                asks Numba for it holds a function pointer, which Numba cannot cache on disk).
             geo (Geometry): the faces and the screen.
             surface (numpy.ndarray): [B, F, T, Cs] surface texels (input dtype).
             vertex (numpy.ndarray): [B, F, 3, Cv] vertex attributes (input dtype).
-            background (numpy.ndarray): [Cs + Cv] float64.
+            uvt (UVArrays): the UV texture (Cu channels; read only when Cu > 0).
+            background (numpy.ndarray): [Cs + Cv + Cu] float64.
             p (KernelParams): the options, :class:`~softras.raster.contract.KernelParams`.
-            channels (numpy.ndarray): [B, Cs + Cv, H, W] in the input dtype, written.
+            channels (numpy.ndarray): [B, Cs + Cv + Cu, H, W] in the input dtype, written.
             alpha (numpy.ndarray): [B, K, H, W] in the input dtype: alpha is written to its last
-                channel. K = 1, or ``alpha`` is the [B, Cs + Cv + 1, H, W] array whose first
+                channel. K = 1, or ``alpha`` is the [B, Cs + Cv + Cu + 1, H, W] array whose first
                 channels are ``channels`` (one RGBA image, as the original returns).
             depth (numpy.ndarray): [B, 1, H, W] (with_depth) in the input dtype, written.
             state (numpy.ndarray): [B, 4, H, W] float64, written: the alpha accumulator (Π(1 - D) for
@@ -523,7 +822,7 @@ def _make_forward(variant: Variant | None, model_version: int):
                 T-conorms); for softmax 1 / (D_top · denominator) and the top element's depth, so that
                 a pair's weight is D · state[1] · e^((state[2] - z)·inv_scale); for 'max' the face
                 holding the largest D (state[3]).
-            values (numpy.ndarray): [B, Cs + Cv + with_depth, H, W] float64 (softmax): the outputs
+            values (numpy.ndarray): [B, Cs + Cv + Cu + with_depth, H, W] float64 (softmax): the outputs
                 before rounding to the input dtype, for the backward.
             winner (numpy.ndarray): [B, H, W] int64 (hard RGB or with_zbuffer): the z-buffer face, or -1.
             barycentrics (numpy.ndarray): [B, 3, H, W] (with_zbuffer), written.
@@ -539,21 +838,29 @@ def _make_forward(variant: Variant | None, model_version: int):
         if fixed:
             dist_id, rgb_id, alpha_id, dist_code, squared = v_dist, v_rgb, v_alpha, v_distribution, v_squared
             fill_back, cs, cv, nd, zbuffer = v_fill, v_cs, v_cv, v_nd, v_zbuffer
+            cu, filt, wrap = v_cu, v_filt, v_wrap
         else:
             dist_id, rgb_id, alpha_id, dist_code, squared = (
-                p.dist_func, p.rgb_aggregation, p.alpha_aggregation, p.distribution, p.squared
+                p.dist_func,
+                p.rgb_aggregation,
+                p.alpha_aggregation,
+                p.distribution,
+                p.squared,
             )
             fill_back, cs, cv, nd, zbuffer = p.fill_back, p.num_surface, p.num_vertex, p.with_depth, p.with_zbuffer
+            cu, filt, wrap = p.num_uv, p.texture_filter, p.texture_wrap
         sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
         generic = dist_code >= 0
         r = p.texture_res
         softmax = rgb_id == _RGB_SOFTMAX
         track_winner = not softmax or zbuffer != 0
-        nsum = cs + cv + nd if softmax else 0
+        nc = cs + cv + cu  # the channels; the UV texture's are the last cu
+        repeat = 1.0 if wrap == _W_REPEAT else 0.0
+        nsum = nc + nd if softmax else 0
         a_ch = alpha.shape[1] - 1
         n_tasks = nb * nt
         next_task = np.zeros(1, dtype=np.int64)  # the first task no worker has taken yet
-        for _worker in prange(get_num_threads()):
+        for _worker in prange(workers):
             while True:
                 job = _take(next_task)
                 if job >= n_tasks:
@@ -565,10 +872,10 @@ def _make_forward(variant: Variant | None, model_version: int):
                     st[S_DREF] = 1.0  # the background's D
                     st[S_ZP] = p.zp_bg
                     st[S_DEN] = 1.0
-                    for c in range(cs + cv):
+                    for c in range(nc):
                         st[S_SUM + c] = background[c]
                     if nd:
-                        st[S_SUM + cs + cv] = 0.0  # the background's depth
+                        st[S_SUM + nc] = 0.0  # the background's depth
                 if track_winner:
                     st[S_ZB] = math.inf
                     st[S_WIN] = -1.0
@@ -578,6 +885,9 @@ def _make_forward(variant: Variant | None, model_version: int):
                     f = geo.tile_faces[e]
                     fc = _load_face(fv, inv, b, f)
                     colour_face = fill_back != 0 or front[b, f]
+                    tex = _no_uv_face()
+                    if cu > 0 and softmax:
+                        tex = _uv_face(uvt, b, f, p)
                     ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
                     for row in range(ra, rb + 1):
                         py = ys[row]
@@ -639,6 +949,9 @@ def _make_forward(variant: Variant | None, model_version: int):
                                     new_top = True
                                     scale = 1.0 / ew
                             k = _texel(c0, c1, r) if cs > 0 else 0
+                            lk = _no_lookup()
+                            if cu > 0:
+                                lk = _pair_lookup(uvt, tex, fc, c0, c1, c2, cu, filt, repeat)
                             if new_top:
                                 st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
                                 for c in range(cs):
@@ -646,8 +959,11 @@ def _make_forward(variant: Variant | None, model_version: int):
                                 for c in range(cv):
                                     v = _vertex_value(vertex, b, f, c, c0, c1, c2)
                                     st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
+                                for c in range(cu):
+                                    v = _uv_value(uvt.atlas, lk, c, filt)
+                                    st[S_SUM + cs + cv + c, i, j] = st[S_SUM + cs + cv + c, i, j] * scale + v
                                 if nd:
-                                    st[S_SUM + cs + cv, i, j] = st[S_SUM + cs + cv, i, j] * scale + zp
+                                    st[S_SUM + nc, i, j] = st[S_SUM + nc, i, j] * scale + zp
                                 st[S_DREF, i, j] = d
                                 st[S_ZP, i, j] = zp
                             else:
@@ -656,8 +972,10 @@ def _make_forward(variant: Variant | None, model_version: int):
                                     st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
                                 for c in range(cv):
                                     st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, c0, c1, c2)
+                                for c in range(cu):
+                                    st[S_SUM + cs + cv + c, i, j] += ew * _uv_value(uvt.atlas, lk, c, filt)
                                 if nd:
-                                    st[S_SUM + cs + cv, i, j] += ew * zp
+                                    st[S_SUM + nc, i, j] += ew * zp
                 for row in range(ty0, ty1):
                     i = row - ty0
                     for col in range(tx0, tx1):
@@ -678,10 +996,10 @@ def _make_forward(variant: Variant | None, model_version: int):
                             den = st[S_DEN, i, j]
                             for c in range(nsum):
                                 values[b, c, row, col] = st[S_SUM + c, i, j] / den
-                            for c in range(cs + cv):
+                            for c in range(nc):
                                 channels[b, c, row, col] = values[b, c, row, col]
                             if nd:
-                                depth[b, 0, row, col] = values[b, cs + cv, row, col]
+                                depth[b, 0, row, col] = values[b, nc, row, col]
                             state[b, 1, row, col] = 1.0 / (st[S_DREF, i, j] * den)  # weight of a pair: D·that·e^(...)
                             state[b, 2, row, col] = st[S_ZP, i, j]
                         if not track_winner:
@@ -690,7 +1008,7 @@ def _make_forward(variant: Variant | None, model_version: int):
                         winner[b, row, col] = f
                         if f < 0:
                             if not softmax:
-                                for c in range(cs + cv):
+                                for c in range(nc):
                                     channels[b, c, row, col] = background[c]
                                 if nd:
                                     depth[b, 0, row, col] = 0.0
@@ -707,6 +1025,11 @@ def _make_forward(variant: Variant | None, model_version: int):
                                 channels[b, c, row, col] = surface[b, f, k, c]
                             for c in range(cv):
                                 channels[b, cs + c, row, col] = _vertex_value(vertex, b, f, c, c0, c1, c2)
+                            if cu > 0:
+                                wfc = _load_face(fv, inv, b, f)
+                                lk = _pair_lookup(uvt, _uv_face(uvt, b, f, p), wfc, c0, c1, c2, cu, filt, repeat)
+                                for c in range(cu):
+                                    channels[b, cs + cv + c, row, col] = _uv_value(uvt.atlas, lk, c, filt)
                             if nd:
                                 depth[b, 0, row, col] = zp
                         if zbuffer != 0:
@@ -718,30 +1041,53 @@ def _make_forward(variant: Variant | None, model_version: int):
     return forward
 
 
-def forward(geo, surface, vertex, background, p, *outputs):
+def forward(geo, surface, vertex, uvt, background, p, *outputs):
     """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
-    _make_forward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, background, p, *outputs)
+    kernel = _make_forward(kernel_variant(p), cpu_model.model_version())
+    kernel(get_num_threads(), geo, surface, vertex, uvt, background, p, *outputs)
 
 
 @functools.cache
 def _make_backward(variant: Variant | None, model_version: int):
     """The backward kernel of ``variant``, or the generic one (None), as :func:`_make_forward`; made once."""
     fixed = variant is not None
-    v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, _ = variant or _NO_VARIANT
+    v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, _, v_cu, v_filt, v_wrap = (
+        variant or _NO_VARIANT
+    )
     model_key = cpu_model.model_key()
 
     @njit(parallel=True, **_JIT)
     def backward(  # pragma: no cover - compiled
-        geo, surface, vertex, p, state, values, winner, grad_channels, grad_alpha, grad_depth, need, grad_entries
+        workers,
+        geo,
+        surface,
+        vertex,
+        uvt,
+        p,
+        state,
+        values,
+        winner,
+        grad_channels,
+        grad_alpha,
+        grad_depth,
+        need,
+        grad_entries,
+        grad_atlas,
+        atlas_scale,
     ):
-        """Per-entry gradients: grad_entries [E, 18 + T·Cs·need_s + 3·Cv·need_a] float64 (see the
-        G_* layout), every slot written (no zero-fill needed).
+        """Per-entry gradients: grad_entries [E, 18 + T·Cs·need_s + 3·Cv·need_a + 6·need_uv] float64
+        (see the G_* layout), every slot written (no zero-fill needed), and the atlas gradient.
 
-        ``need``: (face vertices, surface, vertex) need a gradient, and the upstream gradient of the
-        channels or depth is not all zero (else their pair terms are skipped), 0/1 each. grad_channels
-        [B, Cs + Cv, H, W], grad_alpha [B, 1, H, W], grad_depth [B, 1, H, W] (with_depth): the
-        upstream gradients; alpha's is the last channel of ``grad_alpha`` (which may be the RGBA
-        gradient, as in :func:`forward`). state, values, winner: from :func:`forward`.
+        ``need``: (face vertices, surface, vertex) need a gradient, the upstream gradient of the
+        channels or depth is not all zero (else their pair terms are skipped), (the UV texture's corner
+        UVs, its atlas) need a gradient, 0/1 each. grad_channels [B, Cs + Cv + Cu, H, W], grad_alpha
+        [B, 1, H, W], grad_depth [B, 1, H, W] (with_depth): the upstream gradients; alpha's is the last
+        channel of ``grad_alpha`` (which may be the RGBA gradient, as in :func:`forward`). state,
+        values, winner: from :func:`forward`. uvt, workers: as in :func:`forward`.
+
+        grad_atlas: [N] int64 zeros (need_atlas): each atlas-gradient contribution times ``atlas_scale``
+        (:func:`softras.raster.uv.fixed_point_scale`), rounded, is added atomically; integer sums do not
+        depend on the threads' order, so the gradient is bit-identical from run to run.
         """
         if len(model_key) == 0:  # never: the read makes model_key a cell of the closure, hence of the cache key
             return
@@ -754,23 +1100,35 @@ def _make_backward(variant: Variant | None, model_version: int):
         if fixed:
             dist_id, rgb_id, alpha_id, dist_code, squared = v_dist, v_rgb, v_alpha, v_distribution, v_squared
             fill_back, cs, cv, nd = v_fill, v_cs, v_cv, v_nd
+            cu, filt, wrap = v_cu, v_filt, v_wrap
         else:
             dist_id, rgb_id, alpha_id, dist_code, squared = (
-                p.dist_func, p.rgb_aggregation, p.alpha_aggregation, p.distribution, p.squared
+                p.dist_func,
+                p.rgb_aggregation,
+                p.alpha_aggregation,
+                p.distribution,
+                p.squared,
             )
             fill_back, cs, cv, nd = p.fill_back, p.num_surface, p.num_vertex, p.with_depth
+            cu, filt, wrap = p.num_uv, p.texture_filter, p.texture_wrap
         sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
         r = p.texture_res
         softmax = rgb_id == _RGB_SOFTMAX
         generic = dist_code >= 0
         need_v, need_s, need_a, need_values = need[0] != 0, need[1] != 0, need[2] != 0, need[3] != 0
+        need_uv, need_atlas = cu > 0 and need[4] != 0, cu > 0 and need[5] != 0
+        # the lookup position's gradient (nearest lookups have none)
+        uv_position = (need_v or need_uv) and filt != _F_NEAREST
+        nc = cs + cv + cu
+        repeat = 1.0 if wrap == _W_REPEAT else 0.0
         g_surf = G_ATTR
         g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
+        g_uv = g_vert + (3 * cv if need_a else 0)
         n_attr = grad_entries.shape[1] - G_ATTR
         ga_ch = grad_alpha.shape[1] - 1
         n_tasks = nb * nt
         next_task = np.zeros(1, dtype=np.int64)  # the first task no worker has taken yet
-        for _worker in prange(get_num_threads()):
+        for _worker in prange(workers):
             while True:
                 job = _take(next_task)
                 if job >= n_tasks:
@@ -780,6 +1138,9 @@ def _make_backward(variant: Variant | None, model_version: int):
                     f = geo.tile_faces[e]
                     fc = _load_face(fv, inv, b, f)
                     colour_face = fill_back != 0 or front[b, f]
+                    tex = _no_uv_face()
+                    if cu > 0:
+                        tex = _uv_face(uvt, b, f, p)
                     g = grad_entries[e]
                     for k in range(n_attr):
                         g[G_ATTR + k] = 0.0  # the attribute slots accumulate; the vertex ones are stored once
@@ -855,9 +1216,55 @@ def _make_backward(variant: Variant | None, model_version: int):
                                         gc0 += gval * np.float64(vertex[b, f, 0, c])
                                         gc1 += gval * np.float64(vertex[b, f, 1, c])
                                         gc2 += gval * np.float64(vertex[b, f, 2, c])
+                                if cu > 0:
+                                    lk = _pair_lookup(uvt, tex, fc, c0, c1, c2, cu, filt, repeat)
+                                    g_u = g_v = g_lam = 0.0  # dL/d(u, v, λ) of the pair
+                                    for c in range(cu):
+                                        gr = np.float64(grad_channels[b, cs + cv + c, row, col])
+                                        if softmax and need_v:
+                                            value = _uv_value(uvt.atlas, lk, c, filt)
+                                            dot += gr * (value - values[b, cs + cv + c, row, col])
+                                        gval = gr * wj
+                                        if need_atlas:
+                                            _scatter_uv(grad_atlas, lk, c, filt, gval * atlas_scale)
+                                        if uv_position:
+                                            du, dv, dlam = _uv_value_grad(uvt.atlas, lk, c, filt)
+                                            g_u += gval * du
+                                            g_v += gval * dv
+                                            g_lam += gval * dlam
+                                    if uv_position and (g_u != 0 or g_v != 0 or g_lam != 0):
+                                        (
+                                            tc0, tc1, tc2, tiz0, tiz1, tiz2, tu0, tu1, tu2, tv0, tv1, tv2,
+                                            ta0, ta1, ta2, tb0, tb1, tb2,
+                                        ) = _uv_vjp(tex, fc, c0, c1, c2, g_u, g_v, g_lam, filt)  # fmt: skip
+                                        if need_uv:  # slots [3, 2]: (u, v) per corner
+                                            g[g_uv + 0] += tu0
+                                            g[g_uv + 1] += tv0
+                                            g[g_uv + 2] += tu1
+                                            g[g_uv + 3] += tv1
+                                            g[g_uv + 4] += tu2
+                                            g[g_uv + 5] += tv2
+                                        if need_v:
+                                            gc0 += tc0
+                                            gc1 += tc1
+                                            gc2 += tc2
+                                            # d(1/z)/dz = -(1/z)², where the depth is not clamped
+                                            if fc[_Z_OK + 0] != 0:
+                                                gz0 -= tiz0 * fc[_INV_Z + 0] * fc[_INV_Z + 0]
+                                            if fc[_Z_OK + 1] != 0:
+                                                gz1 -= tiz1 * fc[_INV_Z + 1] * fc[_INV_Z + 1]
+                                            if fc[_Z_OK + 2] != 0:
+                                                gz2 -= tiz2 * fc[_INV_Z + 2] * fc[_INV_Z + 2]
+                                            # the columns a_k, b_k of the barycentric matrix
+                                            ginv0 += ta0
+                                            ginv1 += tb0
+                                            ginv3 += ta1
+                                            ginv4 += tb1
+                                            ginv6 += ta2
+                                            ginv7 += tb2
                                 gd = np.float64(grad_depth[b, 0, row, col]) if nd else 0.0
                                 if nd and softmax:
-                                    dot += gd * (zp - values[b, cs + cv, row, col])
+                                    dot += gd * (zp - values[b, nc, row, col])
                                 if softmax:
                                     glogit = wj * dot
                                     if dist_id != _D_HARD:
@@ -990,26 +1397,28 @@ def _make_backward(variant: Variant | None, model_version: int):
     return backward
 
 
-def backward(geo, surface, vertex, p, *arrays):
+def backward(geo, surface, vertex, uvt, p, *arrays):
     """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s variant (arguments there)."""
-    _make_backward(kernel_variant(p), cpu_model.model_version())(geo, surface, vertex, p, *arrays)
+    kernel = _make_backward(kernel_variant(p), cpu_model.model_version())
+    kernel(get_num_threads(), geo, surface, vertex, uvt, p, *arrays)
 
 
 @njit(parallel=True, **_JIT)
 def reduce_faces(
-    fv, grad_entries, face_start, entry_slot, need, grad_fv, grad_surface, grad_vertex
+    fv, grad_entries, face_start, entry_slot, need, grad_fv, grad_surface, grad_vertex, grad_uv
 ):  # pragma: no cover
     """Per face (in parallel): sum its entries' slots in tile order (deterministic), then chain
     the (matrix, xy, z) terms to the vertices (see the G_* layout).
 
     face_start, entry_slot: from the contract's ``Bins``. need: as in :func:`backward`.
-    grad_fv [B, F, 3, 3], grad_surface [B, F, T·Cs], grad_vertex [B, F, 3·Cv] (flat views of the
-    gradient arrays): written where needed.
+    grad_fv [B, F, 3, 3], grad_surface [B, F, T·Cs], grad_vertex [B, F, 3·Cv], grad_uv [B, F, 6]
+    (flat views of the gradient arrays): written where needed.
     """
     nb, nf = fv.shape[0], fv.shape[1]
-    need_v, need_s, need_a = need[0] != 0, need[1] != 0, need[2] != 0
+    need_v, need_s, need_a, need_uv = need[0] != 0, need[1] != 0, need[2] != 0, need[4] != 0
     n_surf = grad_surface.shape[2] if need_s else 0
     n_vert = grad_vertex.shape[2] if need_a else 0
+    n_uv = grad_uv.shape[2] if need_uv else 0
     for job in prange(nb * nf):
         b = job // nf
         f = job % nf
@@ -1024,6 +1433,11 @@ def reduce_faces(
             for i in range(e0, e1):
                 acc += grad_entries[entry_slot[i], G_ATTR + n_surf + k]
             grad_vertex[b, f, k] = acc
+        for k in range(n_uv):
+            acc = 0.0
+            for i in range(e0, e1):
+                acc += grad_entries[entry_slot[i], G_ATTR + n_surf + n_vert + k]
+            grad_uv[b, f, k] = acc
         if not need_v:
             continue
         gf = np.zeros(G_ATTR)
@@ -1106,10 +1520,11 @@ def flops_per_pair(params) -> float:
     E.g. W1 (euclidean, hard RGB, prod alpha): 12 + 5 + 16 + 23 + 1 = 57; W2/W3 (softmax RGB,
     3 surface channels): 57 + 12 + 25 + 8 + 3 × 2 = 108. Returns NaN where the kernel runs a
     model family's coverage (``params.distribution >= 0``) or T-conorm (``alpha_aggregation``
-    beyond max): their cost is the family's own code.
+    beyond max): their cost is the family's own code; likewise for a UV texture
+    (``params.num_uv > 0``), whose lookup is not counted.
     """
     p = params
-    if p.distribution >= 0 or p.alpha_aggregation > _A_MAX:
+    if p.distribution >= 0 or p.alpha_aggregation > _A_MAX or p.num_uv > 0:
         return math.nan
     flops = 12 + 3  # barycentrics, snapping
     if p.dist_func == _D_EUCLID:

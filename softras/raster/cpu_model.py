@@ -11,6 +11,10 @@ Codes outside the registry (SoftRas's own coverage, ``-1``, or alpha codes witho
 select a stub returning zeros: the kernels never call them, but a specialised kernel's dead
 branches still have to type-check.
 
+The UV texture functions (:mod:`softras.raster.model.texture`) take no family code and call no
+registry: :func:`texture_functions` binds that one module for Numba, once, and the kernels call
+its functions (inlined) by name.
+
 Every call also takes the registry version (:func:`model_version`) as a compile-time constant:
 Numba resolves an overload once per argument types, so the version in those types makes a kernel
 compiled after a registration (:func:`softras.raster.model.register_distribution`) resolve to the
@@ -28,9 +32,17 @@ from numba.core.errors import TypingError
 from numba.extending import overload
 
 from softras.raster import model
-from softras.raster.model import ops
+from softras.raster.model import ops, texture
 
-__all__ = ["coverage", "model_key", "model_version", "tc_alpha", "tc_pair_gradient", "tc_term"]
+__all__ = [
+    "coverage",
+    "model_key",
+    "model_version",
+    "tc_alpha",
+    "tc_pair_gradient",
+    "tc_term",
+    "texture_functions",
+]
 
 _inline = njit(inline="always", error_model="numpy")
 _dispatch = njit(error_model="numpy")  # one compiled function each, called (not inlined) by the generic kernel
@@ -65,6 +77,15 @@ def _compiled(version: int) -> SimpleNamespace:
         distributions={d.code: d.name for d in model.DISTRIBUTIONS.values()},
         tconorms={t.code: tuple(fn.__name__ for fn in t.functions) for t in model.T_CONORMS.values() if t.functions},
     )
+
+
+@functools.cache
+def texture_functions() -> dict[str, Callable]:
+    """The UV texture model (:mod:`softras.raster.model.texture`) bound for Numba, inlined, by name
+    (``uv_at``, ``uv_at_vjp``, ``mip_level``, ``mip_level_vjp``, ``mip_blend``, ``texel_xy``,
+    ``wrap_index``). Its functions call only each other, so one binding serves every registry
+    version; a change of their source recompiles the cached kernels through :func:`model_key`."""
+    return ops.bind(texture, ops.numba_namespace(_inline), _inline)
 
 
 def _constant(code: types.Type) -> int | None:
