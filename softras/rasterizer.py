@@ -133,7 +133,7 @@ class SoftRasterizer(SettingsState, nn.Module):
         """
         if mode not in _MODES:
             raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
-        if mesh.texture_type == "uv":
+        if getattr(mesh, "texture_type", None) == "uv":  # (mesh-like objects without one: the original's)
             raise ValueError(
                 "mesh: a UV-textured mesh is rendered by softras.render or SoftRenderer.render_mesh (from world "
                 "space); SoftRasterizer takes surface or vertex textures (see Mesh.to_texture_type)"
