@@ -92,7 +92,7 @@ def test_bad_meshes_name_the_argument() -> None:
         sr.Mesh(v, f, torch.ones(1, 3, 3), texture_type="vertex")
     with pytest.raises(ValueError, match="texture_type"):
         sr.Mesh(v, f, texture_type="texel")
-    with pytest.raises(TypeError, match="texture_type='uv' needs a softras.UVTexture"):
+    with pytest.raises(TypeError, match=r"texture_type='uv' needs a softras\.UVTexture"):
         sr.Mesh(v, f, torch.ones(1, 3, 3), texture_type="uv")
     with pytest.raises(ValueError, match="camera_mode"):
         sr.SoftRenderer(camera_mode="fisheye")
