@@ -133,3 +133,30 @@ def test_a_face_without_area_is_not_rasterized(backend: str, kind: str, dist_fun
     for g_with, g_without in zip(grads, grads_without, strict=True):
         torch.testing.assert_close(g_with[:, :1], g_without, rtol=0, atol=0)
         assert torch.equal(g_with[:, 1:], torch.zeros_like(g_with[:, 1:]))
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "reference"])
+def test_max_alpha_ties_give_every_backend_the_same_shared_vertex_gradient(backend: str) -> None:
+    """alpha='max' on a closed mesh: outside the silhouette, neighbouring faces share the pixel's
+    closest edge or vertex, so their D tie and the backends' rounding picks the face. Each pick is a
+    one-sided derivative; through the shared vertices (in general position) they are the same."""
+    trimesh = pytest.importorskip("trimesh")
+    from scipy.spatial.transform import Rotation
+
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    rotation = torch.tensor(Rotation.random(random_state=3).as_matrix(), dtype=F64)
+    base = torch.tensor(sphere.vertices, dtype=F64) @ rotation.T * 0.8
+    faces = torch.tensor(sphere.faces)
+    colours = torch.rand(1, len(faces), 3, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+    s = RasterSettings.create(32, sigma_val=1e-4, aggr_func_alpha="max")
+
+    def vertex_gradient(name: str) -> torch.Tensor:
+        v = base.clone().requires_grad_(True)
+        fv = v[faces][None]
+        z = fv[..., 2:] + 3.0
+        out = rasterize_channels(torch.cat([fv[..., :2] / z * 1.5, z], -1), s, vertex=colours, backend=name)
+        weights = torch.linspace(0, 1, out.alpha.numel(), dtype=F64).reshape(out.alpha.shape)
+        ((out.alpha * weights).sum() + (out.channels**2).sum()).backward()
+        return v.grad
+
+    assert_grad_close(vertex_gradient(backend), vertex_gradient("reference"), 1e-10)
