@@ -1,14 +1,21 @@
 """Conversions between :class:`softras.Mesh` and trimesh, PyTorch3D and Open3D meshes.
 
-==================== ============================ =========================================================
-other library        to softras                   from softras
-==================== ============================ =========================================================
-``trimesh.Trimesh``  :meth:`Mesh.from_trimesh`    :meth:`Mesh.to_trimesh`
-PyTorch3D ``Meshes`` :meth:`Mesh.from_pytorch3d`, :meth:`Mesh.to_pytorch3d`, :func:`meshes_to_pytorch3d`
+==================== ================================= =========================================================
+other library        to softras                        from softras
+==================== ================================= =========================================================
+``trimesh.Trimesh``  :meth:`Mesh.from_trimesh`         :meth:`Mesh.to_trimesh`
+``trimesh.Scene``    :meth:`Mesh.from_trimesh_scene`,  :meth:`Mesh.to_trimesh_scene`, :func:`mesh_to_trimesh_scene`
+                     :func:`meshes_from_trimesh_scene`
+PyTorch3D ``Meshes`` :meth:`Mesh.from_pytorch3d`,      :meth:`Mesh.to_pytorch3d`, :func:`meshes_to_pytorch3d`
                      :func:`meshes_from_pytorch3d`
-Open3D               :func:`open3d_to_trimesh`    :func:`trimesh_to_open3d`
-                     then ``Mesh.from_trimesh``   after ``Mesh.to_trimesh``
-==================== ============================ =========================================================
+Open3D               :func:`open3d_to_trimesh`         :func:`trimesh_to_open3d`
+                     then ``Mesh.from_trimesh``        after ``Mesh.to_trimesh``
+==================== ================================= =========================================================
+
+Meshes of different sizes: a ``trimesh.Scene`` becomes one padded list batch (one item per placed
+mesh, its scene-graph transform applied), and a batch becomes a scene (one geometry per item);
+``meshes_from_pytorch3d(meshes, padded=True)`` gives one padded list batch, and
+``meshes_to_pytorch3d`` / ``Mesh.to_pytorch3d`` write each item of a padded list with its own counts.
 
 How colours map (softras keeps colours as per-vertex ``[V, 3]`` or per-face ``R×R`` texels ``[F, R*R, 3]``):
 
@@ -36,7 +43,7 @@ an ``ImportError`` naming the package when it is missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -52,7 +59,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SURFACE_TO_TRIMESH",
+    "mesh_to_trimesh_scene",
     "meshes_from_pytorch3d",
+    "meshes_from_trimesh_scene",
     "meshes_to_pytorch3d",
     "open3d_to_trimesh",
     "trimesh_textures",
@@ -71,7 +80,41 @@ def mesh_to_trimesh(mesh: Mesh, index: int = 0, surface: str = "auto") -> trimes
     return mesh.to_trimesh(index, surface=surface)
 
 
+def meshes_from_trimesh_scene(scene: trimesh.Scene, **kwargs: Any) -> Mesh:
+    """Same as :meth:`softras.Mesh.from_trimesh_scene`: a padded list batch, one item per placed mesh."""
+    return Mesh.from_trimesh_scene(scene, **kwargs)
+
+
+def mesh_to_trimesh_scene(mesh: Mesh, surface: str = "auto") -> trimesh.Scene:
+    """Same as :meth:`softras.Mesh.to_trimesh_scene`: a ``trimesh.Scene``, one geometry per item."""
+    return mesh.to_trimesh_scene(surface=surface)
+
+
 # ---- PyTorch3D ----------------------------------------------------------------------------
+@overload
+def meshes_from_pytorch3d(
+    meshes: Any,
+    *,
+    texture_res: int = ...,
+    texture_type: str | None = ...,
+    dtype: torch.dtype | None = ...,
+    device: torch.device | str | None = ...,
+    padded: Literal[False] = ...,
+) -> list[Mesh]: ...
+
+
+@overload
+def meshes_from_pytorch3d(
+    meshes: Any,
+    *,
+    texture_res: int = ...,
+    texture_type: str | None = ...,
+    dtype: torch.dtype | None = ...,
+    device: torch.device | str | None = ...,
+    padded: Literal[True],
+) -> Mesh: ...
+
+
 def meshes_from_pytorch3d(
     meshes: Any,
     *,
@@ -79,8 +122,11 @@ def meshes_from_pytorch3d(
     texture_type: str | None = None,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
-) -> list[Mesh]:
-    """One :class:`softras.Mesh` (batch 1) per item of a PyTorch3D ``Meshes``; items may differ in size.
+    padded: bool = False,
+) -> list[Mesh] | Mesh:
+    """The items of a PyTorch3D ``Meshes``, which may differ in size: one :class:`softras.Mesh` (batch 1)
+    each, or with ``padded=True`` one padded list batch of them (``sr.Mesh([v_1, ...], [f_1, ...], ...)``:
+    :attr:`~softras.Mesh.vertex_counts` and :attr:`~softras.Mesh.face_counts` are the items' own).
 
     Args:
         meshes: a ``pytorch3d.structures.Meshes`` with N items.
@@ -90,11 +136,21 @@ def meshes_from_pytorch3d(
             for ``TexturesVertex``, ``'surface'`` otherwise).
         dtype: of the result; ``None`` keeps the vertices' dtype.
         device: of the result; ``None`` keeps the vertices' device.
+        padded: return one padded batch of N items instead of a list of N meshes.
 
     Returns:
-        N meshes; vertices and textures keep the autograd graph of the PyTorch3D tensors.
+        N meshes, or one batch of N; vertices and textures keep the autograd graph of the PyTorch3D tensors.
     """
     items = pytorch3d_items(meshes, texture_res=texture_res, texture_type=texture_type, dtype=dtype, device=device)
+    if padded:
+        textures = None if items[0].textures is None else [item.textures for item in items]
+        return Mesh(
+            [item.vertices for item in items],
+            [item.faces for item in items],
+            textures,
+            texture_res=items[0].texture_res,
+            texture_type=items[0].texture_type,
+        )
     return [
         Mesh(item.vertices, item.faces, item.textures, texture_res=item.texture_res, texture_type=item.texture_type)
         for item in items
@@ -110,18 +166,24 @@ def meshes_to_pytorch3d(meshes: Mesh | Sequence[Mesh]) -> Any:
     """A PyTorch3D ``Meshes`` holding every item of ``meshes`` (one Mesh, or a list of them of any sizes).
 
     Vertex textures become ``TexturesVertex``; surface textures ``TexturesAtlas`` (the same texels:
-    PyTorch3D's atlas uses the original SoftRas layout). The tensors keep their autograd graph.
+    PyTorch3D's atlas uses the original SoftRas layout). Each item of a padded list batch keeps its
+    own vertices and faces (:meth:`softras.Mesh.item`). The tensors keep their autograd graph.
 
     Raises:
         ImportError: PyTorch3D is not installed.
-        ValueError: the meshes mix texture types, or surface textures of different R.
+        ValueError: the meshes mix texture types, or surface textures of different R, or have UV textures.
     """
     require("pytorch3d.structures", "Mesh.to_pytorch3d")
     require("pytorch3d.renderer", "Mesh.to_pytorch3d")
     items = [meshes] if isinstance(meshes, Mesh) else list(meshes)
     if not items or not all(isinstance(m, Mesh) for m in items):
         raise TypeError("meshes: expected a softras.Mesh or a non-empty list of them")
-    return items_to_pytorch3d(items)
+    if any(m.texture_type == "uv" for m in items):
+        raise ValueError(
+            "meshes: UV textures are not converted to PyTorch3D's TexturesUV; use "
+            "mesh.to_texture_type('surface', texture_res) for a TexturesAtlas"
+        )
+    return items_to_pytorch3d([item for m in items for item in (m.items() if m.is_padded else [m])])
 
 
 # ---- Open3D (through trimesh) ---------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from . import functional as srf
 from ._memory import check_texels
 from ._validation import as_float_tensor, as_index_tensor, as_scalar, check_choice, check_finite, reads_values
-from .uv_texture import UVTexture
+from .uv_texture import ItemLayout, UVTexture, item_texture, merge_items, pack_items
 
 if TYPE_CHECKING:
     import trimesh
@@ -35,13 +35,16 @@ class Mesh:
             each item renders as it would alone. :meth:`packed` gives the unpadded form.
         textures: surface [B, F, R*R, 3] / [F, R*R, 3], vertex [B, V, 3] / [V, 3], or a
             :class:`softras.UVTexture` (images mapped by per-corner UVs; its faces are these
-            faces); ``None`` means white. A batch of 1 is broadcast to B.
+            faces); ``None`` means white. A batch of 1 is broadcast to B. With lists of vertices
+            and faces: None, a list of B per-item surface [F_b, R*R, 3], vertex [V_b, 3] or
+            :class:`~softras.UVTexture` (batch 1, F_b faces) textures, or one UVTexture (batch 1
+            or B) of F faces when every item has F faces. UV textures merge into one
+            (:func:`softras.uv_texture.merge_items`): item b's materials index its own images,
+            and an image tensor that several items hold (a shared texture) is packed once.
         texture_res: R for the default white surface texture.
         texture_type: ``'surface'``, ``'vertex'`` or ``'uv'``. A :class:`~softras.UVTexture` makes a
             ``'uv'`` mesh under the default ``'surface'`` too (convert with :meth:`to_texture_type`);
-            ``'uv'`` with ``textures=None`` is a white 1×1 image. With lists of vertices and faces,
-            ``textures`` is None or a list of B per-item surface [F_b, R*R, 3] or vertex [V_b, 3]
-            textures.
+            ``'uv'`` with ``textures=None`` is a white 1×1 image.
 
     Unlike the original, the renderer's stages (lighting, transform) return *new* meshes and
     never modify this one, so :meth:`reset_` is rarely needed (it is kept for old scripts).
@@ -56,9 +59,9 @@ class Mesh:
         texture_type: str = "surface",
     ) -> None:
         check_choice("texture_type", texture_type, TEXTURE_TYPES)
-        counts = None
+        counts, layout = None, None
         if isinstance(vertices, (list, tuple)):
-            vertices, faces, textures, counts = _padded_items(vertices, faces, textures, texture_type)
+            vertices, faces, textures, counts, layout = _padded_items(vertices, faces, textures, texture_type)
         elif isinstance(faces, (list, tuple)):
             raise TypeError("faces: a list of faces needs a list of vertices (one [V_b, 3] per item)")
         if isinstance(textures, UVTexture):
@@ -128,6 +131,7 @@ class Mesh:
         self._fill_back = False
         self._origin = (v, f, t)
         self._counts = counts  # (vertex counts [B], face counts [B]) of a padded list, else None
+        self._uv_layout = layout  # where each item's UV texture lies in the merged one, else None
 
     # ---- the original's attributes -------------------------------------------------------
     @property
@@ -222,15 +226,61 @@ class Mesh:
         faces = torch.cat([self._faces[b, : int(n)] + v_off[b].to(self._faces) for b, n in enumerate(f_counts)])
         return vertices, faces, v_off, f_off
 
-    def items(self) -> list[Mesh]:
-        """The B items as meshes of batch 1, without padding (surface or vertex textures)."""
+    def packed_textures(self) -> torch.Tensor | UVTexture:
+        """The textures of :meth:`packed`'s vertices and faces: surface [ΣF_b, R*R, 3], vertex [ΣV_b, 3],
+        or a UV texture of batch 1 and ΣF_b faces on the merged images (item b's faces at face
+        offsets[b] to offsets[b + 1]), so ``Mesh(*mesh.packed()[:2], mesh.packed_textures())`` is
+        every item joined into one mesh."""
+        f_counts = self.face_counts.tolist()
         if self._texture_type == "uv":
-            raise ValueError("items: a 'uv' mesh keeps its items together (UVTexture.item(b) gives one's texture)")
-        out = []
-        for b, (nv, nf) in enumerate(zip(self.vertex_counts.tolist(), self.face_counts.tolist(), strict=True)):
-            tex = self._textures[b, :nf] if self._texture_type == "surface" else self._textures[b, :nv]
-            out.append(Mesh(self._vertices[b, :nv], self._faces[b, :nf], tex, texture_type=self._texture_type))
-        return out
+            return pack_items(self._textures, self._item_layout(), f_counts)
+        counts = f_counts if self._texture_type == "surface" else self.vertex_counts.tolist()
+        return torch.cat([self._textures[b, :n] for b, n in enumerate(counts)])
+
+    def item(self, index: int) -> Mesh:
+        """Item ``index`` of the batch as a mesh of batch 1, without padding; also ``mesh[index]``.
+
+        Its textures are its own: surface [1, F_b, R*R, 3], vertex [1, V_b, 3], or for a list of UV
+        textures the UVTexture given for the item (its images, UV points, UV faces and materials;
+        a ``'uv'`` mesh made otherwise gives each item all the images and UV points). The tensors
+        are views of the batch's, so gradients reach them.
+        """
+        b = self._index(index)
+        nv, nf = int(self.vertex_counts[b]), int(self.face_counts[b])
+        return Mesh(self._vertices[b, :nv], self._faces[b, :nf], self._item_textures(b, nv, nf),
+                    texture_type=self._texture_type)  # fmt: skip
+
+    def __getitem__(self, index: int) -> Mesh:
+        """``mesh[b]``: :meth:`item`."""
+        return self.item(index)
+
+    def items(self) -> list[Mesh]:
+        """The B items as meshes of batch 1, without padding (:meth:`item`)."""
+        return [self.item(b) for b in range(self.batch_size)]
+
+    def _index(self, index: int) -> int:
+        """``index`` as an item number in [0, B), after checking it (negative ones count from the end)."""
+        b = self.batch_size
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -b <= index < b:
+            raise IndexError(f"index: expected an int in [-{b}, {b}) for a batch of {b}, got {index!r}")
+        return int(index) % b
+
+    def _item_layout(self) -> ItemLayout:
+        """Where each item's texture lies in this ``'uv'`` mesh's UV texture."""
+        layout = self._uv_layout
+        return layout if layout is not None and layout.fits(self._textures) else ItemLayout.whole(self._textures)
+
+    def _item_textures(self, b: int, nv: int, nf: int) -> torch.Tensor | UVTexture:
+        """Item ``b``'s own textures (of ``nv`` vertices and ``nf`` faces), without the batch dimension
+        for tensors: surface [F_b, R*R, 3], vertex [V_b, 3]; a UV texture of batch 1."""
+        if self._texture_type == "uv":
+            return item_texture(self._textures, self._item_layout(), b, nf)
+        return self._textures[b, :nf] if self._texture_type == "surface" else self._textures[b, :nv]
+
+    def _same_items(self, mesh: Mesh) -> Mesh:
+        """``mesh`` (this one with other colours) keeping this batch's per-item vertex and face counts."""
+        mesh._counts = self._counts
+        return mesh
 
     @property
     def texture_res(self) -> int:
@@ -323,6 +373,9 @@ class Mesh:
         - ``'vertex'`` -> ``'surface'``: the colours interpolated at the texel centres;
         - ``'vertex'`` -> ``'uv'``: through ``'surface'`` of ``texture_res``.
 
+        A padded list keeps its :attr:`face_counts` (an item of the converted mesh's ``'uv'``
+        texture holds every item's atlas image: :meth:`item`).
+
         To ``'vertex'`` is refused: a vertex shared by faces whose texels or UVs differ there has
         no single colour. Differentiable in the textures (and UVs).
         """
@@ -337,7 +390,7 @@ class Mesh:
             )
         if have == "uv":
             surface = self._textures.rgb().to_surface(texture_res, **options)
-            return Mesh(self._vertices, self._faces, surface, texture_type="surface")
+            return self._same_items(Mesh(self._vertices, self._faces, surface, texture_type="surface"))
         if have == "vertex":
             from .io.texture import surface_textures_from_vertex_colors
 
@@ -345,9 +398,9 @@ class Mesh:
                 surface_textures_from_vertex_colors(f, t, texture_res)
                 for f, t in zip(self._faces, self._textures, strict=True)
             ])
-            mesh = Mesh(self._vertices, self._faces, surface, texture_type="surface")
+            mesh = self._same_items(Mesh(self._vertices, self._faces, surface, texture_type="surface"))
             return mesh.to_texture_type(texture_type, texture_res, **options)
-        return Mesh(self._vertices, self._faces, UVTexture.from_surface(self._textures, **options))
+        return self._same_items(Mesh(self._vertices, self._faces, UVTexture.from_surface(self._textures, **options)))
 
     # ---- I/O -------------------------------------------------------------------------------
     @classmethod
@@ -436,7 +489,8 @@ class Mesh:
         texture image sampled with the uvs at the texel centres; white where there are none.
 
         Args:
-            mesh: a ``trimesh.Trimesh`` (merge a ``Scene`` first with ``scene.to_geometry()``).
+            mesh: a ``trimesh.Trimesh`` (a ``Scene``: :meth:`from_trimesh_scene`, or merge it into
+                one mesh with ``scene.to_geometry()``).
             texture_res: R of surface textures.
             texture_type: ``'surface'`` ([1, F, R*R, 3]), ``'vertex'`` ([1, V, 3]) or ``'uv'``
                 (a :class:`~softras.UVTexture`: the texture image and the per-vertex uvs;
@@ -449,6 +503,39 @@ class Mesh:
 
         vertices, faces, textures, r = trimesh_to_tensors(
             mesh, texture_res=texture_res, texture_type=texture_type, normalization=normalization,
+            dtype=dtype, device=device,
+        )  # fmt: skip
+        return cls(vertices, faces, textures, texture_res=r, texture_type=texture_type)
+
+    @classmethod
+    def from_trimesh_scene(
+        cls,
+        scene: trimesh.Scene,
+        *,
+        texture_res: int = 4,
+        texture_type: str = "surface",
+        normalization: bool = False,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Mesh:
+        """A padded list batch from a ``trimesh.Scene``: one item per placed mesh, in world coordinates.
+
+        Item b is the b-th node of ``scene.graph.nodes_geometry`` that holds a ``trimesh.Trimesh``
+        (other geometry, such as paths and point clouds, is skipped), with the node's scene-graph
+        transform applied (``Trimesh.apply_transform``: a reflection reverses the winding, as trimesh
+        does); a mesh placed at several nodes is one item per node. Colours as :meth:`from_trimesh`
+        reads them; with ``texture_type='uv'`` the placements of one mesh share its images.
+        ``normalization`` centres and scales the whole scene (every item by the same amount) into
+        [-1, 1]. :meth:`to_trimesh_scene` writes a batch back.
+
+        Raises:
+            TypeError: ``scene`` is not a ``trimesh.Scene``.
+            ValueError: naming the node: a mesh without faces; or a scene without any mesh.
+        """
+        from .io.trimesh_mesh import trimesh_scene_to_tensors
+
+        vertices, faces, textures, r = trimesh_scene_to_tensors(
+            scene, texture_res=texture_res, texture_type=texture_type, normalization=normalization,
             dtype=dtype, device=device,
         )  # fmt: skip
         return cls(vertices, faces, textures, texture_res=r, texture_type=texture_type)
@@ -467,16 +554,15 @@ class Mesh:
 
         Vertex textures become vertex colours; a UV texture a ``TextureVisuals`` (vertices split at
         UV seams, several images packed into one: :func:`softras.io.trimesh_mesh.uv_texture_to_trimesh`).
+        An item of a padded list is written without its padding (:meth:`item`).
         trimesh stores colours as 8 bits per channel. See :mod:`softras.interop` for the details.
         """
         from .io.trimesh_mesh import SURFACE_TO_TRIMESH, tensors_to_trimesh
 
         check_choice("surface", surface, SURFACE_TO_TRIMESH)
-        if isinstance(index, bool) or not isinstance(index, int) or not -self.batch_size <= index < self.batch_size:
-            b = self.batch_size
-            raise IndexError(f"index: expected an int in [-{b}, {b}) for a batch of {b}, got {index!r}")
-        faces = self.faces[index].detach().cpu().long().numpy()
-        n_v = self.vertices.shape[1]
+        b = self._index(index)
+        n_v, n_f = int(self.vertex_counts[b]), int(self.face_counts[b])  # a padded list: the item's own
+        faces = self.faces[b, :n_f].detach().cpu().long().numpy()
         outside = (faces < 0) | (faces >= n_v)
         if outside.any():
             face = int(np.flatnonzero(outside.any(axis=1))[0])
@@ -484,10 +570,18 @@ class Mesh:
                 f"faces: face {face} of item {index} has vertex index {int(faces[face][outside[face]][0])}, outside "
                 f"[0, {n_v}) (trimesh would read a negative index from the end)"
             )
-        if self._texture_type == "uv":
-            return tensors_to_trimesh(self.vertices[index], self.faces[index], self._textures.item(index), "uv")
-        return tensors_to_trimesh(self.vertices[index], self.faces[index], self.textures[index], self.texture_type,
-                                  surface)
+        return tensors_to_trimesh(self.vertices[b, :n_v], self.faces[b, :n_f], self._item_textures(b, n_v, n_f),
+                                  self._texture_type, surface)  # fmt: skip
+
+    def to_trimesh_scene(self, *, surface: str = "auto") -> trimesh.Scene:
+        """The batch as a ``trimesh.Scene``: item b (its own vertices, faces and colours, as
+        :meth:`to_trimesh` writes them) is geometry and node ``f"item_{b}"``, at the identity transform.
+
+        :meth:`from_trimesh_scene` reads it back as this batch (a padded list).
+        """
+        from .io.trimesh_mesh import items_to_trimesh_scene
+
+        return items_to_trimesh_scene([self.to_trimesh(b, surface=surface) for b in range(self.batch_size)])
 
     @classmethod
     def from_pytorch3d(
@@ -501,7 +595,8 @@ class Mesh:
     ) -> Mesh:
         """A batch of N from a PyTorch3D ``Meshes`` of N items that share vertex and face counts.
 
-        For items of different sizes use :func:`softras.interop.meshes_from_pytorch3d` (a list).
+        For items of different sizes use :func:`softras.interop.meshes_from_pytorch3d` (a list, or
+        with ``padded=True`` one padded batch).
         ``TexturesVertex`` become vertex textures, ``TexturesAtlas`` surface textures (the same
         texels), ``TexturesUV`` surface textures of ``texture_res`` sampled at the texel centres.
         ``dtype`` / ``device`` default to the vertices'; the autograd graph is kept.
@@ -516,7 +611,8 @@ class Mesh:
             counts += ", ..." if len(items) > 4 else ""
             raise ValueError(
                 "meshes: a softras Mesh batch needs equal vertex and face counts, got vertices/faces "
-                f"{counts}; use softras.interop.meshes_from_pytorch3d(meshes) for a list of meshes"
+                f"{counts}; use softras.interop.meshes_from_pytorch3d(meshes, padded=True) for one padded batch "
+                "of them (or without padded= for a list of meshes)"
             )
         textures = None if items[0].textures is None else torch.cat([m.textures[None] for m in items])
         return cls(
@@ -530,6 +626,8 @@ class Mesh:
     def to_pytorch3d(self) -> Any:
         """The batch as a PyTorch3D ``Meshes`` (``TexturesVertex`` or ``TexturesAtlas``), graph kept.
 
+        A padded list gives each item its own vertices and faces (:attr:`vertex_counts`, :attr:`face_counts`).
+
         Raises:
             ImportError: PyTorch3D is not installed.
             ValueError: a ``'uv'`` mesh (convert it with :meth:`to_texture_type` first).
@@ -541,7 +639,7 @@ class Mesh:
                 "to_pytorch3d: UV textures are not converted to PyTorch3D's TexturesUV; use "
                 "mesh.to_texture_type('surface', texture_res) for a TexturesAtlas"
             )
-        return items_to_pytorch3d([self])
+        return items_to_pytorch3d(self.items() if self.is_padded else [self])
 
     def voxelize(self, voxel_size: int = 32) -> torch.Tensor:
         """[B, N, N, N] occupancy of the mesh (coordinates in [-0.5, 0.5]^3 fill the grid)."""
@@ -559,9 +657,12 @@ class Mesh:
 
 def _padded_items(
     vertices: list | tuple, faces: object, textures: object, texture_type: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
+) -> tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor | UVTexture | None, tuple[torch.Tensor, torch.Tensor], ItemLayout | None
+]:
     """A list of meshes as one padded batch: (vertices [B, V, 3], faces [B, F, 3], textures or None,
-    (vertex counts [B], face counts [B])). Padding vertices are 0; padding faces (0, 0, 0)."""
+    (vertex counts [B], face counts [B]), the items' UV layout or None). Padding vertices are 0;
+    padding faces (0, 0, 0)."""
     b = len(vertices)
     if b == 0:
         raise ValueError("vertices: expected at least one mesh in the list")
@@ -587,14 +688,57 @@ def _padded_items(
         torch.tensor([v.shape[0] for v in vs], dtype=torch.int64),
         torch.tensor([f.shape[0] for f in fs], dtype=torch.int64),
     )
+    face_counts = counts[1].tolist()
     if textures is None:
-        return padded_v, padded_f, None, counts
-    if isinstance(textures, UVTexture) or texture_type == "uv":
-        raise TypeError("textures: a list of meshes takes surface or vertex textures; UV textures are not padded yet")
+        return padded_v, padded_f, None, counts, None
+    if isinstance(textures, UVTexture):
+        textures = _shared_uv_texture(textures, face_counts)
     if not isinstance(textures, (list, tuple)) or len(textures) != b:
-        raise TypeError(f"textures: with a list of {b} meshes, expected None or a list of {b} textures")
+        got = f"a list of {len(textures)}" if isinstance(textures, (list, tuple)) else type(textures).__name__
+        raise TypeError(
+            f"textures: with a list of {b} meshes, expected None, a list of {b} textures (one per mesh) or one "
+            f"UVTexture, got {got}"
+        )
+    _check_one_kind(textures, texture_type)
+    if isinstance(textures[0], UVTexture):
+        merged, layout = merge_items(textures, face_counts)
+        return padded_v, padded_f, merged, counts, layout
+    return padded_v, padded_f, _padded_tensor_textures(textures, vs, fs, texture_type), counts, None
+
+
+def _shared_uv_texture(texture: UVTexture, face_counts: list[int]) -> list[UVTexture]:
+    """One UV texture (batch 1 or B) for a list of B meshes of its face count, as B items' textures
+    (which share its images: :func:`softras.uv_texture.merge_items` packs them once)."""
+    if any(n != texture.num_faces for n in face_counts):
+        raise ValueError(
+            f"textures: one UVTexture of {texture.num_faces} faces serves a list of meshes only when each has "
+            f"{texture.num_faces} faces, got face counts {face_counts}; give a list of one UVTexture per mesh"
+        )
+    expanded = texture.expand(len(face_counts))
+    return [expanded.item(i) for i in range(len(face_counts))]
+
+
+def _check_one_kind(textures: list | tuple, texture_type: str) -> None:
+    """Raise naming ``textures[i]`` when a list mixes UV textures with tensors (or tensors with ``'uv'``)."""
+    uv = [isinstance(t, UVTexture) for t in textures]
+    if uv.count(uv[0]) != len(uv):
+        i = uv.index(not uv[0])
+        want = "a softras.UVTexture" if uv[0] else "a surface or vertex texture (tensor or array)"
+        raise TypeError(
+            f"textures[{i}]: expected {want} like textures[0] (a list takes one kind of texture), "
+            f"got {type(textures[i]).__name__}"
+        )
+    if texture_type == "uv" and not uv[0]:
+        raise TypeError(f"textures: texture_type='uv' needs softras.UVTexture items, got {type(textures[0]).__name__}")
+
+
+def _padded_tensor_textures(
+    textures: list | tuple, vs: list[torch.Tensor], fs: list[torch.Tensor], texture_type: str
+) -> torch.Tensor:
+    """Per-item surface [F_b, R*R, 3] or vertex [V_b, 3] textures as one padded tensor [B, F or V, ...]
+    (padding rows white)."""
     ts = [as_float_tensor(f"textures[{i}]", t, device=vs[0].device) for i, t in enumerate(textures)]
-    rows = nf if texture_type == "surface" else nv
+    rows = max(f.shape[0] for f in fs) if texture_type == "surface" else max(v.shape[0] for v in vs)
     for i, t in enumerate(ts):
         own = fs[i].shape[0] if texture_type == "surface" else vs[i].shape[0]
         if t.shape[0] != own or t.shape[-1] != 3 or t.ndim != (3 if texture_type == "surface" else 2):
@@ -603,10 +747,7 @@ def _padded_items(
         if t.shape[1:] != ts[0].shape[1:]:
             raise ValueError(f"textures[{i}]: shape {tuple(t.shape)} differs from textures[0]'s beyond the first axis")
     pad = (0, 0, 0, 0) if texture_type == "surface" else (0, 0)
-    padded_t = torch.stack(
-        [torch.nn.functional.pad(t, (*pad, 0, rows - t.shape[0]), value=1.0) for t in ts]
-    )
-    return padded_v, padded_f, padded_t, counts
+    return torch.stack([torch.nn.functional.pad(t, (*pad, 0, rows - t.shape[0]), value=1.0) for t in ts])
 
 
 def _uv_textures(textures: UVTexture | None, batch: int, num_faces: int, vertices: torch.Tensor) -> UVTexture:

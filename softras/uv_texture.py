@@ -17,6 +17,7 @@ from the original package's R×R surface texels.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from ._precision import upcast
 from ._validation import as_float_tensor, as_index_tensor, check_finite, reads_values
 from .raster.uv import TEXTURE_FILTERS, TEXTURE_WRAPS, TextureFilter, UVMaps, uv_maps
 
-__all__ = ["UVTexture"]
+__all__ = ["ItemLayout", "UVTexture", "item_texture", "merge_items", "pack_items"]
 
 ImageLike = torch.Tensor | np.ndarray
 UVLike = torch.Tensor | np.ndarray | tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]
@@ -340,6 +341,133 @@ class UVTexture:
             f"UVTexture(batch_size={self.batch_size}, num_faces={self.num_faces}, "
             f"uv_vertices={self._uv_vertices.shape[1]}, images=[{sizes}], channels={self.channels})"
         )
+
+
+# ---- a batch of different meshes (softras.Mesh of a list), one texture per item -------------------
+class ItemLayout(NamedTuple):
+    """Where each item's own texture lies in a texture merged from items (:func:`merge_items`).
+
+    Attributes:
+        uv_counts: T_b, the UV points of item b (the first T_b rows of its ``uv_vertices``; the
+            rest are padding).
+        image_index: for item b, the index in the merged ``images`` of each of its own images.
+    """
+
+    uv_counts: tuple[int, ...]
+    image_index: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def whole(cls, texture: UVTexture) -> ItemLayout:
+        """The layout of a texture not merged from items: each item owns all its images and UV points."""
+        everything = tuple(range(texture.num_materials))
+        return cls((texture.uv_vertices.shape[1],) * texture.batch_size, (everything,) * texture.batch_size)
+
+    def fits(self, texture: UVTexture) -> bool:
+        """Whether ``texture`` can be the merged texture of this layout (its batch, images, UV points)."""
+        return (
+            len(self.uv_counts) == texture.batch_size
+            and max(self.uv_counts) <= texture.uv_vertices.shape[1]
+            and max(max(own) for own in self.image_index) < texture.num_materials
+        )
+
+
+def _check_item(name: str, texture: object, first: UVTexture, num_faces: int) -> UVTexture:
+    """``texture``, one item's UV texture, checked against the item's face count and ``first``'s kind."""
+    if not isinstance(texture, UVTexture):
+        raise TypeError(
+            f"{name}: expected a softras.UVTexture like the other items' (a list takes textures of one kind), "
+            f"got {type(texture).__name__}"
+        )
+    if texture.batch_size != 1:
+        raise ValueError(f"{name}: expected a UVTexture of batch 1 (one item's), got batch {texture.batch_size}")
+    if texture.num_faces != num_faces:
+        raise ValueError(f"{name}: the UVTexture has {texture.num_faces} faces, its mesh {num_faces}")
+    if texture.channels != first.channels:
+        raise ValueError(f"{name}: images of {texture.channels} channels, the first item's have {first.channels}")
+    if texture.device != first.device:
+        raise ValueError(f"{name}: on {texture.device}, the first item's texture on {first.device}")
+    if texture.uv_vertices.dtype != first.uv_vertices.dtype:
+        raise ValueError(
+            f"{name}: UVs of {texture.uv_vertices.dtype}, the first item's of {first.uv_vertices.dtype}"
+        )
+    return texture
+
+
+def _shared_images(textures: Sequence[UVTexture]) -> tuple[tuple[torch.Tensor, ...], tuple[tuple[int, ...], ...]]:
+    """(the merged images, each item's image indices into them): an image tensor that several items
+    hold is kept once (one item holding one tensor twice keeps both, so its indices stay distinct)."""
+    images: list[torch.Tensor] = []
+    first_of: dict[int, int] = {}
+    index = []
+    for texture in textures:
+        own: list[int] = []
+        for image in texture.images:
+            j = first_of.get(id(image))
+            if j is None or j in own:
+                j = len(images)
+                images.append(image)
+                first_of.setdefault(id(image), j)
+            own.append(j)
+        index.append(tuple(own))
+    return tuple(images), tuple(index)
+
+
+def merge_items(textures: Sequence[object], face_counts: Sequence[int]) -> tuple[UVTexture, ItemLayout]:
+    """One UV texture of batch B from B items' textures of batch 1 (item b with F_b faces), padded.
+
+    The merged images are every item's images one after another, an image tensor held by several
+    items once (so a shared image is packed once, and its gradient sums the items' shares); item
+    b's materials point to its own images there. ``uv_vertices`` [B, max T_b, 2] and ``uv_faces`` /
+    ``material`` [B, max F_b] are padded: a padding face reads UV point 0 of its item's first image
+    (valid, and never rendered: a padded mesh's padding faces have zero area). Differentiable in
+    the images and UVs; :func:`item_texture` gives each item's texture back.
+
+    Raises:
+        TypeError / ValueError naming ``textures[b]``: not a UVTexture, a batch other than 1, a face
+        count other than F_b, another channel count, device or UV dtype than ``textures[0]``.
+    """
+    first = textures[0]
+    if not isinstance(first, UVTexture):
+        raise TypeError(f"textures[0]: expected a softras.UVTexture, got {type(first).__name__}")
+    pairs = enumerate(zip(textures, face_counts, strict=True))
+    items = [_check_item(f"textures[{b}]", t, first, n) for b, (t, n) in pairs]
+    images, image_index = _shared_images(items)
+    uv_counts = tuple(t.uv_vertices.shape[1] for t in items)
+    n_uv, n_f = max(uv_counts), max(face_counts)
+    pad = torch.nn.functional.pad
+    points = torch.cat([pad(t.uv_vertices, (0, 0, 0, n_uv - t.uv_vertices.shape[1])) for t in items])
+    faces = torch.cat([pad(t.uv_faces, (0, 0, 0, n_f - t.num_faces)) for t in items])
+    material = torch.cat([
+        pad(torch.as_tensor(own, device=t.device)[t.material], (0, n_f - t.num_faces), value=own[0])
+        for t, own in zip(items, image_index, strict=True)
+    ])
+    return UVTexture._of(images, points, faces, material), ItemLayout(uv_counts, image_index)
+
+
+def item_texture(texture: UVTexture, layout: ItemLayout, index: int, num_faces: int) -> UVTexture:
+    """Item ``index`` (of ``num_faces`` faces) of a texture merged by :func:`merge_items`: its own
+    images, UV points [1, T_b, 2], UV faces [1, F_b, 3] and materials [1, F_b] (indices into its
+    own images), equal to the item's texture given to :func:`merge_items`. Keeps the autograd graph."""
+    own = layout.image_index[index]
+    lookup = torch.full((texture.num_materials,), -1, dtype=torch.int64, device=texture.material.device)
+    lookup[list(own)] = torch.arange(len(own), device=lookup.device)
+    pick = slice(index, index + 1)
+    return UVTexture._of(
+        tuple(texture.images[j] for j in own),
+        texture.uv_vertices[pick, : layout.uv_counts[index]],
+        texture.uv_faces[pick, :num_faces],
+        lookup[texture.material[pick, :num_faces]],
+    )
+
+
+def pack_items(texture: UVTexture, layout: ItemLayout, face_counts: Sequence[int]) -> UVTexture:
+    """The texture of every item's own faces one after another (ΣF_b faces, batch 1), on the merged
+    images: UV points [1, ΣT_b, 2], UV faces [1, ΣF_b, 3] indexing them, materials [1, ΣF_b]."""
+    offsets = np.cumsum([0, *layout.uv_counts[:-1]])
+    points = torch.cat([texture.uv_vertices[b, :t] for b, t in enumerate(layout.uv_counts)])
+    faces = torch.cat([texture.uv_faces[b, :n] + int(offsets[b]) for b, n in enumerate(face_counts)])
+    material = torch.cat([texture.material[b, :n] for b, n in enumerate(face_counts)])
+    return UVTexture._of(texture.images, points[None], faces[None], material[None])
 
 
 def sample(maps: UVMaps, material: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

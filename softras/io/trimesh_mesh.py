@@ -2,7 +2,9 @@
 
 :func:`softras.io.load_mesh` reads non-OBJ files with trimesh and takes their colours with
 :func:`trimesh_textures`; :meth:`softras.Mesh.from_trimesh` / :meth:`softras.Mesh.to_trimesh`
-convert with :func:`trimesh_to_tensors` / :func:`tensors_to_trimesh`. The colour rules are
+convert with :func:`trimesh_to_tensors` / :func:`tensors_to_trimesh`, and
+:meth:`softras.Mesh.from_trimesh_scene` / :meth:`softras.Mesh.to_trimesh_scene` a ``trimesh.Scene``
+with :func:`trimesh_scene_to_tensors` / :func:`items_to_trimesh_scene`. The colour rules are
 described in :mod:`softras.interop`.
 """
 
@@ -31,7 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SURFACE_TO_TRIMESH",
+    "items_to_trimesh_scene",
+    "placed_meshes",
     "tensors_to_trimesh",
+    "trimesh_scene_to_tensors",
     "trimesh_textures",
     "trimesh_to_tensors",
     "trimesh_uv_texture",
@@ -184,16 +189,21 @@ def trimesh_to_tensors(
     normalization: bool = False,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    name: str = "mesh",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | UVTexture, int]:
-    """``(vertices [V, 3], faces [F, 3], textures, R)`` of a ``trimesh.Trimesh`` (see :meth:`Mesh.from_trimesh`)."""
+    """``(vertices [V, 3], faces [F, 3], textures, R)`` of a ``trimesh.Trimesh`` (see :meth:`Mesh.from_trimesh`);
+    errors and warnings call it ``name``."""
     trimesh = require("trimesh", "Mesh.from_trimesh")
     if not isinstance(mesh, trimesh.Trimesh):
-        hint = " (merge a scene with scene.to_geometry() or load it with force='mesh')"
+        hint = (
+            " (Mesh.from_trimesh_scene(scene) makes one item per mesh; or merge a scene into one mesh with "
+            "scene.to_geometry() or load it with force='mesh')"
+        )
         got = type(mesh).__name__
-        raise TypeError(f"mesh: expected a trimesh.Trimesh, got {got}" + (hint if "Scene" in got else ""))
+        raise TypeError(f"{name}: expected a trimesh.Trimesh, got {got}" + (hint if "Scene" in got else ""))
     if len(mesh.vertices) == 0 or len(mesh.faces) == 0:
         raise ValueError(
-            f"mesh: expected a mesh with vertices and faces, got {len(mesh.vertices)} vertices "
+            f"{name}: expected a mesh with vertices and faces, got {len(mesh.vertices)} vertices "
             f"and {len(mesh.faces)} faces"
         )
     check_choice("texture_type", texture_type, _TEXTURE_TYPES)
@@ -204,10 +214,83 @@ def trimesh_to_tensors(
         vertices = normalize_vertices(vertices)
     faces = torch.as_tensor(np.asarray(mesh.faces, dtype=np.int64))
     if texture_type == "uv":
-        textures = trimesh_uv_texture([mesh]).to(device=device, dtype=dtype)
+        textures = trimesh_uv_texture([mesh], name=name).to(device=device, dtype=dtype)
     else:
-        textures = trimesh_textures(mesh, r, texture_type).to(device=device, dtype=dtype)
+        textures = trimesh_textures(mesh, r, texture_type, name=name).to(device=device, dtype=dtype)
     return vertices.to(device=device, dtype=dtype), faces.to(device=device), textures, r
+
+
+def placed_meshes(scene: trimesh.Scene) -> list[tuple[str, trimesh.Trimesh, trimesh.Trimesh]]:
+    """``(node, the scene's mesh, the placed mesh)`` for each node of ``scene.graph.nodes_geometry``
+    holding a ``trimesh.Trimesh``, in that order; the placed mesh is a copy with the node's transform
+    applied (``Trimesh.apply_transform``, which reverses the winding of a reflection). Other geometry
+    (paths, point clouds) is skipped."""
+    trimesh = require("trimesh", "Mesh.from_trimesh_scene")
+    if not isinstance(scene, trimesh.Scene):
+        hint = " (use Mesh.from_trimesh for one mesh)" if isinstance(scene, trimesh.Trimesh) else ""
+        raise TypeError(f"scene: expected a trimesh.Scene, got {type(scene).__name__}{hint}")
+    out = []
+    for node in scene.graph.nodes_geometry:
+        transform, geometry_name = scene.graph[node]
+        geometry = scene.geometry.get(geometry_name)
+        if isinstance(geometry, trimesh.Trimesh):
+            placed = geometry.copy()
+            placed.apply_transform(transform)
+            out.append((node, geometry, placed))
+    return out
+
+
+def trimesh_scene_to_tensors(
+    scene: trimesh.Scene,
+    *,
+    texture_res: int = 4,
+    texture_type: str = "surface",
+    normalization: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor | UVTexture], int]:
+    """``(vertices [V_b, 3], faces [F_b, 3], textures, R)``, lists of one entry per placed mesh of a
+    ``trimesh.Scene`` (:func:`placed_meshes`), as :func:`trimesh_to_tensors` converts each (see
+    :meth:`softras.Mesh.from_trimesh_scene`). ``normalization`` scales the whole scene at once; the UV
+    textures of the placements of one mesh (one object, under one or several geometry names) share
+    its image tensors."""
+    placed = placed_meshes(scene)
+    if not placed:
+        raise ValueError(f"scene: expected at least one trimesh.Trimesh, got geometry {sorted(scene.geometry)}")
+    parts = [
+        trimesh_to_tensors(mesh, texture_res=texture_res, texture_type=texture_type, dtype=torch.float64,
+                           name=f"scene node {node!r}")
+        for node, _, mesh in placed
+    ]  # fmt: skip
+    vertices = [p[0] for p in parts]
+    if normalization:
+        vertices = list(normalize_vertices(torch.cat(vertices)).split([len(v) for v in vertices]))
+    textures = [p[2].to(device=device, dtype=dtype) for p in parts]
+    if texture_type == "uv":
+        textures = _share_images(textures, [id(geometry) for _, geometry, _ in placed])
+    vertices = [v.to(device=device, dtype=dtype) for v in vertices]
+    return vertices, [p[1].to(device=device) for p in parts], textures, parts[0][3]
+
+
+def _share_images(textures: list[UVTexture], keys: list[int]) -> list[UVTexture]:
+    """``textures`` where those of one key (one mesh's placements: equal images) hold the first one's image tensors."""
+    first: dict[int, tuple[torch.Tensor, ...]] = {}
+    out = []
+    for texture, key in zip(textures, keys, strict=True):
+        images = first.setdefault(key, texture.images)
+        if len(images) == len(texture.images):
+            texture = UVTexture._of(images, texture.uv_vertices, texture.uv_faces, texture.material)
+        out.append(texture)
+    return out
+
+
+def items_to_trimesh_scene(meshes: list[trimesh.Trimesh]) -> trimesh.Scene:
+    """A ``trimesh.Scene`` holding ``meshes[b]`` as geometry and node ``f"item_{b}"`` at the identity."""
+    trimesh = require("trimesh", "Mesh.to_trimesh_scene")
+    scene = trimesh.Scene()
+    for b, mesh in enumerate(meshes):
+        scene.add_geometry(mesh, node_name=f"item_{b}", geom_name=f"item_{b}")
+    return scene
 
 
 def _rgba8(colors: torch.Tensor) -> np.ndarray:
