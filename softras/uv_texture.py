@@ -24,7 +24,7 @@ import torch
 
 from ._precision import upcast
 from ._validation import as_float_tensor, as_index_tensor, check_finite, reads_values
-from .raster.uv import TEXTURE_FILTERS, TEXTURE_WRAPS, TextureFilter, UVMaps, uv_maps
+from .raster.uv import TEXTURE_FILTERS, TEXTURE_WRAPS, TextureFilter, UVMaps, level_lookup, uv_maps
 
 __all__ = ["ItemLayout", "UVTexture", "item_texture", "merge_items", "pack_items"]
 
@@ -473,6 +473,4 @@ def pack_items(texture: UVTexture, layout: ItemLayout, face_counts: Sequence[int
 def sample(maps: UVMaps, material: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """[N, C] values of the base level of ``maps`` at (u, v) [N] in images ``material`` [N],
     with the lookup every backend makes per pair (nearest or bilinear, ``maps.wrap``)."""
-    from .raster.reference import _level_lookup
-
-    return _level_lookup(maps, material, torch.zeros_like(material), u, v)
+    return level_lookup(maps, material, torch.zeros_like(material), u, v)

@@ -50,7 +50,7 @@ from .contract import (
 )
 from .model import torch_model
 from .settings import RasterSettings
-from .uv import TextureFilter, TextureWrap, UVMaps
+from .uv import TextureFilter, UVMaps, level_lookup
 
 __all__ = ["DEFAULT_MAX_PAIRS", "count_box_pairs", "count_kept_pairs", "rasterize", "rasterize_reference"]
 
@@ -278,43 +278,6 @@ def _alpha(
     return _TConormAlpha.apply(z, pix, zeros.shape[0], dist, code, shape, shift, p)
 
 
-def _texels(
-    maps: UVMaps, offset: torch.Tensor, width: torch.Tensor, col: torch.Tensor, row: torch.Tensor
-) -> torch.Tensor:
-    """[N, C] texels (col, row) of the levels starting at ``offset`` (all [N] long)."""
-    c = maps.channels
-    start = offset + (row * width + col) * c
-    return maps.atlas[start[:, None] + torch.arange(c, device=start.device)]
-
-
-def _level_lookup(
-    maps: UVMaps, material: torch.Tensor, level: torch.Tensor, u: torch.Tensor, v: torch.Tensor
-) -> torch.Tensor:
-    """[N, C]: the lookup of the pairs' (u, v) [N] in level ``level`` [N] (long) of their
-    material, nearest or bilinear (``maps.filter``) under ``maps.wrap``."""
-    tm = torch_model()
-    offset, height, width = maps.levels[material, level].unbind(1)
-    hf, wf = height.to(u.dtype), width.to(u.dtype)
-    repeat = 1.0 if maps.wrap == TextureWrap.REPEAT else 0.0
-    x, y = tm["texel_xy"](u, v, wf, hf)
-
-    def wrapped(i: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
-        return tm["wrap_index"](i, size, repeat).long()
-
-    if maps.filter == TextureFilter.NEAREST:
-        with torch.no_grad():
-            col, row = wrapped(torch.floor(x + 0.5), wf), wrapped(torch.floor(y + 0.5), hf)
-        return _texels(maps, offset, width, col, row)
-    with torch.no_grad():
-        x0, y0 = torch.floor(x), torch.floor(y)
-        c0, c1 = wrapped(x0, wf), wrapped(x0 + 1, wf)
-        r0, r1 = wrapped(y0, hf), wrapped(y0 + 1, hf)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    top = (1 - fx) * _texels(maps, offset, width, c0, r0) + fx * _texels(maps, offset, width, c1, r0)
-    bottom = (1 - fx) * _texels(maps, offset, width, c0, r1) + fx * _texels(maps, offset, width, c1, r1)
-    return (1 - fy) * top + fy * bottom
-
-
 def _uv_values(
     maps: UVMaps, face: torch.Tensor, w_clip: torch.Tensor, z_safe: torch.Tensor, inv: torch.Tensor, s: RasterSettings
 ) -> torch.Tensor:
@@ -328,7 +291,7 @@ def _uv_values(
     material = maps.material[face]
     base = torch.zeros_like(material)
     if maps.filter != TextureFilter.TRILINEAR:
-        return _level_lookup(maps, material, base, u, v)
+        return level_lookup(maps, material, base, u, v)
     height0, width0 = (maps.levels[material, 0, k].to(u.dtype) for k in (1, 2))
     px, py = 2.0 / s.image_width, 2.0 / s.image_height
     lam = tm["mip_level"](
@@ -343,8 +306,8 @@ def _uv_values(
     l0, l1, t, _ = tm["mip_blend"](lam, maps.level_count[material].to(u.dtype))
     bilinear = maps._replace(filter=int(TextureFilter.BILINEAR))
     t = t[:, None]
-    low = _level_lookup(bilinear, material, l0.detach().long(), u, v)
-    high = _level_lookup(bilinear, material, l1.detach().long(), u, v)
+    low = level_lookup(bilinear, material, l0.detach().long(), u, v)
+    high = level_lookup(bilinear, material, l1.detach().long(), u, v)
     return (1 - t) * low + t * high
 
 

@@ -30,6 +30,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .model import torch_model
+
 __all__ = [
     "TEXTURE_FILTERS",
     "TEXTURE_WRAPS",
@@ -37,6 +39,7 @@ __all__ = [
     "TextureWrap",
     "UVMaps",
     "fixed_point_scale",
+    "level_lookup",
     "mip_pyramid",
     "uv_maps",
 ]
@@ -226,3 +229,42 @@ def fixed_point_scale(bound: float) -> float:
     if bound <= 0:
         return 1.0
     return math.ldexp(1.0, FIXED_POINT_BITS - math.frexp(bound)[1])
+
+
+def _texels(
+    maps: UVMaps, offset: torch.Tensor, width: torch.Tensor, col: torch.Tensor, row: torch.Tensor
+) -> torch.Tensor:
+    """[N, C] texels (col, row) of the levels starting at ``offset`` (all [N] long)."""
+    c = maps.channels
+    start = offset + (row * width + col) * c
+    return maps.atlas[start[:, None] + torch.arange(c, device=start.device)]
+
+
+def level_lookup(
+    maps: UVMaps, material: torch.Tensor, level: torch.Tensor, u: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    """[N, C]: the lookup of the pairs' (u, v) [N] in level ``level`` [N] (long) of their
+    material [N], nearest or bilinear (``maps.filter``) under ``maps.wrap``, with the model's
+    texel and wrap rules (:mod:`softras.raster.model.texture`), differentiable in (u, v) and the
+    atlas. The reference backend's lookup, also used to sample a texture outside rendering."""
+    tm = torch_model()
+    offset, height, width = maps.levels[material, level].unbind(1)
+    hf, wf = height.to(u.dtype), width.to(u.dtype)
+    repeat = 1.0 if maps.wrap == TextureWrap.REPEAT else 0.0
+    x, y = tm["texel_xy"](u, v, wf, hf)
+
+    def wrapped(i: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+        return tm["wrap_index"](i, size, repeat).long()
+
+    if maps.filter == TextureFilter.NEAREST:
+        with torch.no_grad():
+            col, row = wrapped(torch.floor(x + 0.5), wf), wrapped(torch.floor(y + 0.5), hf)
+        return _texels(maps, offset, width, col, row)
+    with torch.no_grad():
+        x0, y0 = torch.floor(x), torch.floor(y)
+        c0, c1 = wrapped(x0, wf), wrapped(x0 + 1, wf)
+        r0, r1 = wrapped(y0, hf), wrapped(y0 + 1, hf)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    top = (1 - fx) * _texels(maps, offset, width, c0, r0) + fx * _texels(maps, offset, width, c1, r0)
+    bottom = (1 - fx) * _texels(maps, offset, width, c0, r1) + fx * _texels(maps, offset, width, c1, r1)
+    return (1 - fy) * top + fy * bottom
