@@ -32,6 +32,10 @@ class SoftRasterizer(SettingsState, nn.Module):
     calls (``sigma_val``, ``gamma_val``, ...); they are validated at every call. ``backend``
     picks the rasterization backend (``None``: the device's default).
 
+    ``sigma_val`` and ``gamma_val`` may also hold one value per item of the rendered batch (a 1-D
+    sequence or tensor of B values): each item is rendered with its own σ and γ, exactly as if
+    rendered alone (see :class:`softras.raster.RasterSettings`).
+
     ``state_dict`` holds every option but ``backend`` (which depends on the machine), so that
     ``load_state_dict`` into a fresh module renders the same images.
     """
@@ -55,10 +59,10 @@ class SoftRasterizer(SettingsState, nn.Module):
         anti_aliasing: bool = False,
         fill_back: bool = False,
         eps: float = 1e-3,
-        sigma_val: float = 1e-5,
+        sigma_val: float | Sequence[float] | torch.Tensor = 1e-5,
         dist_func: str = "euclidean",
         dist_eps: float = 1e-4,
-        gamma_val: float = 1e-4,
+        gamma_val: float | Sequence[float] | torch.Tensor = 1e-4,
         aggr_func_rgb: str = "softmax",
         aggr_func_alpha: str = "prod",
         texture_type: str = "surface",

@@ -211,6 +211,11 @@ class SoftRenderer(_RendererBase):
     in the original) choose GenDR's coverage families, as in :class:`SoftRasterizer`; the
     defaults are SoftRas's.
 
+    ``sigma_val`` and ``gamma_val`` (and :meth:`set_sigma`, :meth:`set_gamma`) take a number or,
+    not in the original, one value per item of the rendered batch (B values, e.g. a σ schedule per
+    object of a ``sr.Mesh([v1, v2], [f1, f2])`` batch): each item equals rendering it alone with
+    its own σ and γ.
+
     ``clip=True`` (not in the original) clips faces at the near plane and drops those wholly
     beyond the far plane before projection, as :func:`softras.render` does (see
     :mod:`softras.clipping`): geometry behind the camera then adds nothing, alpha included. The
@@ -227,10 +232,10 @@ class SoftRenderer(_RendererBase):
         anti_aliasing: bool = False,
         fill_back: bool = True,
         eps: float = 1e-3,
-        sigma_val: float = 1e-5,
+        sigma_val: float | Sequence[float] | torch.Tensor = 1e-5,
         dist_func: str = "euclidean",
         dist_eps: float = 1e-4,
-        gamma_val: float = 1e-4,
+        gamma_val: float | Sequence[float] | torch.Tensor = 1e-4,
         aggr_func_rgb: str = "softmax",
         aggr_func_alpha: str = "prod",
         texture_type: str = "surface",
@@ -289,13 +294,13 @@ class SoftRenderer(_RendererBase):
             t_conorm_p=t_conorm_p,
         )
 
-    def set_sigma(self, sigma: float) -> None:
-        """Set σ (coverage sharpness)."""
+    def set_sigma(self, sigma: float | Sequence[float] | torch.Tensor) -> None:
+        """Set σ (coverage sharpness): a number, or one value per item of the batches to render."""
         self.rasterizer.sigma_val = sigma
         self.rasterizer.settings()
 
-    def set_gamma(self, gamma: float) -> None:
-        """Set γ (depth-softmax temperature)."""
+    def set_gamma(self, gamma: float | Sequence[float] | torch.Tensor) -> None:
+        """Set γ (depth-softmax temperature): a number, or one value per item of the batches to render."""
         self.rasterizer.gamma_val = gamma
         self.rasterizer.settings()
 

@@ -493,6 +493,9 @@ def render(
             ``'clamp'``. Only for UV meshes, as ``texture_filter``.
         **raster_options: any of :data:`RASTER_OPTIONS` (see :class:`~softras.raster.RasterSettings`;
             ``background_color`` is the background of ``rgba``). Unknown names raise.
+            ``sigma_val`` and ``gamma_val`` take a number or one value per item of the batch (a
+            1-D sequence or tensor of B values, B the mesh's or the camera's batch): each item
+            is then rendered with its own σ and γ, exactly as if rendered alone.
 
     A UV-textured mesh (:class:`softras.UVTexture`) is looked up per (pixel, face) pair inside
     the aggregation; ``rgba`` shows its images' channels 0-2 (channel 0 as grey when C < 3). Its

@@ -16,7 +16,7 @@ import torch
 
 from .._precision import result_dtype
 from .._validation import check_finite, check_shape
-from . import op
+from . import op, per_item
 from .backends import BACKENDS, Backend, available_backends, default_backend, register_backend
 from .contract import RasterInputs, RasterResult
 from .dispatch import run
@@ -89,12 +89,13 @@ def _check_attributes(name: str, value: object, face_vertices: torch.Tensor, cor
     return value
 
 
-def _check_settings(settings: object) -> RasterSettings:
+def _check_settings(settings: object, face_vertices: torch.Tensor) -> RasterSettings:
     if not isinstance(settings, RasterSettings):
         raise TypeError(
             "settings: expected a softras.raster.RasterSettings (e.g. RasterSettings.create(image_size)), "
             f"got {type(settings).__name__}"
         )
+    per_item.check_batch(settings, face_vertices.shape[0])  # per-item σ / γ: one value per item
     return settings
 
 
@@ -126,8 +127,11 @@ def _run(
 ) -> RasterResult | torch.Tensor:
     """Run a backend (:func:`softras.raster.dispatch.run`; with ``rgba``, its RGBA form). Eager
     calls run it directly; while ``torch.compile`` or ``torch.export`` traces, it is the custom op
-    of :mod:`softras.raster.op`, one node of the graph that Dynamo does not trace into."""
+    of :mod:`softras.raster.op`, one node of the graph that Dynamo does not trace into. Per-item
+    σ / γ: one run per group of items sharing them (:func:`softras.raster.per_item.split_run`)."""
     backend = _check_backend(backend)
+    if settings.per_item:
+        return per_item.split_run(inputs, settings, lambda part, scalar: _run(part, scalar, backend, rgba))
     face_vertices = inputs.face_vertices
     out = result_dtype(face_vertices.dtype, face_vertices.device)
     if torch.compiler.is_compiling() and inputs.uv is None:  # (UV textures: traced into, not one op yet)
@@ -151,7 +155,10 @@ def rasterize_channels(
     Args:
         face_vertices: [B, F, 3, 3] (or [B, F, 9]) triangles: x, y in NDC (y up), z the camera depth.
         settings: validated :class:`RasterSettings` (``with_depth`` / ``with_zbuffer`` ask for
-            the extra outputs).
+            the extra outputs). Its ``sigma_val`` and ``gamma_val`` may hold one value per item
+            (B values): each item is then rendered with its own σ and γ and equals rendering it
+            alone with them, every output and gradient; the items are rasterized in groups sharing
+            (σ, γ) (:mod:`softras.raster.per_item`), all equal is one call.
         surface: [B, F, R*R, Cs] texels per face, or None (Cs = 0).
         vertex: [B, F, 3, Cv] per-corner attributes, or None (Cv = 0).
         background: Cs + Cv + Cu values where no face colours a pixel (default zeros), or a
@@ -172,7 +179,7 @@ def rasterize_channels(
         settings ask for.
     """
     face_vertices = _check_face_vertices(face_vertices)
-    settings = _check_settings(settings)
+    settings = _check_settings(settings, face_vertices)
     surface = _check_attributes("surface", surface, face_vertices, None)
     vertex = _check_attributes("vertex", vertex, face_vertices, 3)
     uv = _check_uv(uv, face_vertices)
@@ -257,7 +264,7 @@ def rasterize(
 ) -> torch.Tensor:
     """Rasterize colours into [B, 4, H, W] RGBA with validated ``settings`` (see :func:`soft_rasterize`)."""
     face_vertices = _check_face_vertices(face_vertices)
-    settings = _check_settings(settings)
+    settings = _check_settings(settings, face_vertices)
     if not isinstance(textures, torch.Tensor):
         raise TypeError(f"textures: expected a torch.Tensor, got {type(textures).__name__}")
     vertex_colours = settings.texture_type == "vertex"
@@ -277,10 +284,10 @@ def soft_rasterize(
     far: float = 100,
     fill_back: bool = True,
     eps: float = 1e-3,
-    sigma_val: float = 1e-5,
+    sigma_val: float | Sequence[float] | torch.Tensor = 1e-5,
     dist_func: str = "euclidean",
     dist_eps: float = 1e-4,
-    gamma_val: float = 1e-4,
+    gamma_val: float | Sequence[float] | torch.Tensor = 1e-4,
     aggr_func_rgb: str = "softmax",
     aggr_func_alpha: str = "prod",
     texture_type: str = "surface",
@@ -305,10 +312,10 @@ def soft_rasterize(
         far: see :class:`RasterSettings`.
         fill_back: see :class:`RasterSettings`.
         eps: see :class:`RasterSettings`.
-        sigma_val: see :class:`RasterSettings`.
+        sigma_val: see :class:`RasterSettings` (a number, or B values: one per item).
         dist_func: see :class:`RasterSettings`.
         dist_eps: see :class:`RasterSettings`.
-        gamma_val: see :class:`RasterSettings`.
+        gamma_val: see :class:`RasterSettings` (a number, or B values: one per item).
         aggr_func_rgb: see :class:`RasterSettings`.
         aggr_func_alpha: see :class:`RasterSettings`.
         texture_type: see :class:`RasterSettings`.

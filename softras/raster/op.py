@@ -164,6 +164,14 @@ def _rasterize_op(
         face_vertices.new_empty(shape, dtype=dtype) if t is None else t.detach().contiguous()
         for t, (shape, dtype) in zip(made, layout, strict=True)
     ]
+    # outputs must not share storage with the inputs or each other: a backend may return views of
+    # one buffer (channels and depth), which .contiguous() leaves as they are for one item (B = 1)
+    seen = {t.untyped_storage().data_ptr() for t in (face_vertices, surface, vertex) if t.numel()}
+    for i, t in enumerate(outputs):
+        if t.numel():
+            if t.untyped_storage().data_ptr() in seen:
+                outputs[i] = t = t.clone()
+            seen.add(t.untyped_storage().data_ptr())
     if taped:  # the anchor gets a storage of its own: the tape's outputs hold theirs alive
         anchor = _anchor(c)
         outputs[anchor] = outputs[anchor].clone()

@@ -19,6 +19,7 @@ from .._validation import (
 )
 from . import model
 from .contract import DistFunc, RgbAggregation
+from .per_item import item_values
 
 __all__ = [
     "ALPHA_AGGREGATIONS",
@@ -70,13 +71,18 @@ class RasterSettings:
         eps: background "depth" in the softmax: the background weight is exp(eps / gamma).
         sigma_val: scale σ of the coverage: D = F(sign·x/σ), sign = +1 strictly inside the face,
             x = d² (``squared_distance``) or d; SoftRas's D = sigmoid(sign·d²/σ) by default.
+            A number, or one value per item of the batch (a 1-D sequence, NumPy array or tensor
+            of B values, stored as a tuple of floats): each item is then rendered with its own σ,
+            exactly as if rendered alone (:mod:`softras.raster.per_item`). σ is not differentiable
+            (a tensor that requires grad is refused).
         dist_func: the distance d: ``'hard'`` (D ∈ {0, 1}, the closed triangle),
             ``'barycentric'`` (d = min barycentric) or ``'euclidean'`` (screen distance to the
             triangle).
         dist_eps: coverage below which a (pixel, face) pair is culled: pairs further outside
             than the distance where D falls to dist_eps (:func:`softras.raster.model.cull_z`;
             θ = σ·log(1/dist_eps − 1) for SoftRas's logistic on d²).
-        gamma_val: temperature γ of the depth softmax.
+        gamma_val: temperature γ of the depth softmax; a number or one value per item, as
+            ``sigma_val``.
         aggr_func_rgb: ``'hard'`` (z-buffer) or ``'softmax'``.
         aggr_func_alpha: ``'hard'``, ``'sum'`` (mean of D), ``'prod'`` (1 − Π(1 − D), also
             called ``'probabilistic'``) or a T-conorm of :data:`softras.raster.model.T_CONORMS`
@@ -108,10 +114,10 @@ class RasterSettings:
     far: float = 100.0
     fill_back: bool = True
     eps: float = 1e-3
-    sigma_val: float = 1e-5
+    sigma_val: float | tuple[float, ...] = 1e-5
     dist_func: str = "euclidean"
     dist_eps: float = 1e-4
-    gamma_val: float = 1e-4
+    gamma_val: float | tuple[float, ...] = 1e-4
     aggr_func_rgb: str = "softmax"
     aggr_func_alpha: str = "prod"
     texture_type: str = "surface"
@@ -140,8 +146,8 @@ class RasterSettings:
         for name in ("fill_back", "with_depth", "with_zbuffer", "squared_distance", "perspective_correct"):
             object.__setattr__(self, name, check_bool(name, getattr(self, name)))
         object.__setattr__(self, "eps", check_number("eps", self.eps))
-        object.__setattr__(self, "sigma_val", check_sigma("sigma_val", self.sigma_val))
-        object.__setattr__(self, "gamma_val", check_gamma("gamma_val", self.gamma_val))
+        object.__setattr__(self, "sigma_val", item_values("sigma_val", self.sigma_val, check_sigma))
+        object.__setattr__(self, "gamma_val", item_values("gamma_val", self.gamma_val, check_gamma))
         object.__setattr__(self, "dist_eps", check_dist_eps("dist_eps", self.dist_eps))
         check_choice("dist_func", self.dist_func, DIST_FUNCS)
         check_choice("aggr_func_rgb", self.aggr_func_rgb, RGB_AGGREGATIONS)
@@ -177,13 +183,22 @@ class RasterSettings:
             float(self.t_conorm_p or 0.0),
         )
 
+    @property
+    def per_item(self) -> bool:
+        """Whether ``sigma_val`` or ``gamma_val`` holds one value per item (a tuple). Such settings
+        are split into groups of scalar settings before any backend runs
+        (:func:`softras.raster.per_item.groups`)."""
+        return isinstance(self.sigma_val, tuple) or isinstance(self.gamma_val, tuple)
+
     def _cull_threshold(self) -> float:
-        """θ: pairs outside a face whose squared distance reaches θ are culled (D <= dist_eps)."""
+        """θ: pairs outside a face whose squared distance reaches θ are culled (D <= dist_eps).
+        Per-item σ: the largest item's θ (each group of items is rasterized with its own)."""
+        sigma = max(self.sigma_val) if isinstance(self.sigma_val, tuple) else self.sigma_val
         if self.softras_coverage:
-            return self.sigma_val * math.log(1.0 / self.dist_eps - 1.0)
+            return sigma * math.log(1.0 / self.dist_eps - 1.0)
         _, shape, shift, _ = self.family
         z = model.cull_z(self.distribution, self.dist_eps, shape, shift)
-        reach = max(-z, 0.0) * self.sigma_val  # x at the cull point
+        reach = max(-z, 0.0) * sigma  # x at the cull point
         return reach if self.squared_distance else reach * reach
 
     @property
