@@ -10,15 +10,22 @@ from softras.raster import RasterSettings, cpu_kernels, rasterize
 
 # Each case is one specialised variant: the defaults, and one case for each option the variants
 # fold (distance, colour aggregation, T-conorm, distribution, squared distance, fill_back,
-# widths, z-buffer outputs). Kept short: every case is one more cold compile in CI.
+# widths, z-buffer outputs, perspective-correct vertex weights). Kept short: every case is one
+# more cold compile in CI.
 CASES = {
     "softras-defaults-surface": ({}, "surface"),
     "hard-rgb-vertex-zbuffer-depth": (
         {"aggr_func_rgb": "hard", "with_zbuffer": True, "with_depth": True, "fill_back": False},
         "vertex",
     ),
-    "gaussian-yager-distance": (
-        {"distribution": "gaussian", "squared_distance": False, "aggr_func_alpha": "yager", "t_conorm_p": 2.0},
+    "gaussian-yager-distance-perspective": (
+        {
+            "distribution": "gaussian",
+            "squared_distance": False,
+            "aggr_func_alpha": "yager",
+            "t_conorm_p": 2.0,
+            "perspective_correct": True,
+        },
         "vertex",
     ),
 }

@@ -169,6 +169,7 @@ register_backend(
         requires={"numba": "a dependency of softras"},
         benchmark_on=("cpu",),
         uv_textures=True,
+        perspective_correct=True,
     )
 )
 register_backend(

@@ -16,9 +16,14 @@ The tasks are handed out one at a time from a shared counter (one worker per thr
 Channels: ``surface`` texels [B, F, T, Cs], ``vertex`` attributes [B, F, 3, Cv] and a UV
 texture's Cu channels (:class:`UVArrays`, looked up by the model's rules of
 :mod:`softras.raster.model.texture`) of any width (0 included), looped over; the soft depth is
-one more channel whose per-pair value is the pair's depth. Each combination of options and
-widths has kernels of its own (:class:`Variant`), in which everything the options do not ask
-for is compiled out; the generic kernels read them at run time instead.
+one more channel whose per-pair value is the pair's depth. The vertex attributes are weighted
+with the pair's clipped, renormalised barycentrics c_k, or with ``perspective_correct`` with
+the model's perspective-correct b_k (:func:`~softras.raster.model.texture.perspective_weights`,
+:func:`_vertex_weights`); their backward takes dL/db_k through the model's
+``perspective_weights_vjp`` to the c_k and the inverse depths, the UV lookup's gradient's route.
+Each combination of options and widths has kernels of its own (:class:`Variant`), in which
+everything the options do not ask for is compiled out; the generic kernels read them at run
+time instead.
 
 Arithmetic is float64 inside the kernels whatever the input dtype (pixel centres, barycentric
 matrix, distances, depths, the outputs the backward reads), which makes float32 inputs *more*
@@ -354,6 +359,19 @@ def _inv_z(z):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
+def _add_inv_z_grads(gz0, gz1, gz2, fc, giz0, giz1, giz2):  # pragma: no cover - compiled
+    """The depth-gradient sums gz_k plus what reaches z_k from giz_k = dL/d(1/z_k) of face tuple
+    ``fc``: d(1/z)/dz = −(1/z)², nothing where :func:`_inv_z` clamped the depth."""
+    if fc[_Z_OK + 0] != 0:
+        gz0 -= giz0 * fc[_INV_Z + 0] * fc[_INV_Z + 0]
+    if fc[_Z_OK + 1] != 0:
+        gz1 -= giz1 * fc[_INV_Z + 1] * fc[_INV_Z + 1]
+    if fc[_Z_OK + 2] != 0:
+        gz2 -= giz2 * fc[_INV_Z + 2] * fc[_INV_Z + 2]
+    return gz0, gz1, gz2
+
+
+@njit(inline="always", **_JIT)
 def _load_face(fv, inv, b, f):  # pragma: no cover - compiled
     """Face (b, f)'s constants in the contract's FaceConst layout, as a tuple of float64 (kept in
     registers, not memory): the stored barycentric matrix, the rest computed from the vertices."""
@@ -403,11 +421,13 @@ def _depth(w0, w1, w2, fc):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _vertex_value(vertex, b, f, ch, c0, c1, c2):  # pragma: no cover - compiled
+def _vertex_value(vertex, b, f, ch, vb0, vb1, vb2):  # pragma: no cover - compiled
+    """Channel ch of face (b, f)'s vertex attributes interpolated with the weights vb_k
+    (:func:`_vertex_weights`)."""
     return (
-        c0 * np.float64(vertex[b, f, 0, ch])
-        + c1 * np.float64(vertex[b, f, 1, ch])
-        + c2 * np.float64(vertex[b, f, 2, ch])
+        vb0 * np.float64(vertex[b, f, 0, ch])
+        + vb1 * np.float64(vertex[b, f, 1, ch])
+        + vb2 * np.float64(vertex[b, f, 2, ch])
     )
 
 
@@ -471,6 +491,17 @@ _TEXTURE = cpu_model.texture_functions()
 _uv_at, _uv_at_vjp = _TEXTURE["uv_at"], _TEXTURE["uv_at_vjp"]
 _mip_level, _mip_level_vjp, _mip_blend = _TEXTURE["mip_level"], _TEXTURE["mip_level_vjp"], _TEXTURE["mip_blend"]
 _texel_xy, _wrap_index = _TEXTURE["texel_xy"], _TEXTURE["wrap_index"]
+_perspective_weights, _perspective_weights_vjp = _TEXTURE["perspective_weights"], _TEXTURE["perspective_weights_vjp"]
+
+
+@njit(inline="always", **_JIT)
+def _vertex_weights(perspective, c0, c1, c2, fc):  # pragma: no cover - compiled
+    """The weights of a face's vertex attributes at a pair: its clipped, renormalised
+    barycentrics c_k, or (``perspective`` true) the model's perspective-correct b_k
+    (``perspective_weights``, from the inverse depths of face tuple ``fc``)."""
+    if perspective:
+        return _perspective_weights(c0, c1, c2, fc[_INV_Z + 0], fc[_INV_Z + 1], fc[_INV_Z + 2])
+    return c0, c1, c2
 
 
 @njit(inline="always", **_JIT)
@@ -728,8 +759,9 @@ S_ACC, S_DREF, S_ZP, S_DEN, S_ZB, S_WIN, S_C0, S_C1, S_C2, S_ARG, S_SUM = 0, 1, 
 
 class Variant(NamedTuple):
     """The options a specialised kernel compiles in as constants (the KernelParams fields of the same
-    names): its inner loops hold no branch on them, and channel loops have constant trip counts.
-    Every combination gets its own kernel, compiled the first time it is used and cached on disk."""
+    names; ``perspective_correct`` only where there are vertex channels, the one thing it weighs):
+    its inner loops hold no branch on them, and channel loops have constant trip counts. Every
+    combination gets its own kernel, compiled the first time it is used and cached on disk."""
 
     dist_func: int
     rgb_aggregation: int
@@ -744,6 +776,7 @@ class Variant(NamedTuple):
     num_uv: int = 0
     texture_filter: int = 0
     texture_wrap: int = 0
+    perspective_correct: int = 0
 
 
 #: Environment variable choosing the kernels: ``specialised`` (default: one kernel per
@@ -763,6 +796,7 @@ def kernel_variant(p) -> Variant | None:
     return Variant(
         p.dist_func, p.rgb_aggregation, p.alpha_aggregation, p.distribution, p.squared, p.fill_back,
         p.num_surface, p.num_vertex, p.with_depth, p.with_zbuffer, p.num_uv, p.texture_filter, p.texture_wrap,
+        int(p.perspective_correct != 0 and p.num_vertex > 0),
     )  # fmt: skip
 
 
@@ -778,9 +812,10 @@ def _make_forward(variant: Variant | None, model_version: int):
     variables are compile-time constants and a family's model function is inlined (:mod:`.cpu_model`).
     """
     fixed = variant is not None  # closure values: Numba compiles them in, and they key the disk cache
-    v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, v_zbuffer, v_cu, v_filt, v_wrap = (
-        variant or _NO_VARIANT
-    )
+    (
+        v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, v_zbuffer, v_cu, v_filt, v_wrap,
+        v_persp,
+    ) = variant or _NO_VARIANT  # fmt: skip
     model_key = cpu_model.model_key()  # a closure value, so that a changed model recompiles the cached kernel
 
     @njit(parallel=True, **_JIT)
@@ -838,7 +873,7 @@ def _make_forward(variant: Variant | None, model_version: int):
         if fixed:
             dist_id, rgb_id, alpha_id, dist_code, squared = v_dist, v_rgb, v_alpha, v_distribution, v_squared
             fill_back, cs, cv, nd, zbuffer = v_fill, v_cs, v_cv, v_nd, v_zbuffer
-            cu, filt, wrap = v_cu, v_filt, v_wrap
+            cu, filt, wrap, persp = v_cu, v_filt, v_wrap, v_persp
         else:
             dist_id, rgb_id, alpha_id, dist_code, squared = (
                 p.dist_func,
@@ -848,7 +883,7 @@ def _make_forward(variant: Variant | None, model_version: int):
                 p.squared,
             )
             fill_back, cs, cv, nd, zbuffer = p.fill_back, p.num_surface, p.num_vertex, p.with_depth, p.with_zbuffer
-            cu, filt, wrap = p.num_uv, p.texture_filter, p.texture_wrap
+            cu, filt, wrap, persp = p.num_uv, p.texture_filter, p.texture_wrap, p.perspective_correct
         sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
         generic = dist_code >= 0
         r = p.texture_res
@@ -856,6 +891,7 @@ def _make_forward(variant: Variant | None, model_version: int):
         track_winner = not softmax or zbuffer != 0
         nc = cs + cv + cu  # the channels; the UV texture's are the last cu
         repeat = 1.0 if wrap == _W_REPEAT else 0.0
+        perspective = persp != 0 and cv > 0  # the vertex attributes' weights are b_k (_vertex_weights)
         nsum = nc + nd if softmax else 0
         a_ch = alpha.shape[1] - 1
         n_tasks = nb * nt
@@ -952,12 +988,13 @@ def _make_forward(variant: Variant | None, model_version: int):
                             lk = _no_lookup()
                             if cu > 0:
                                 lk = _pair_lookup(uvt, tex, fc, c0, c1, c2, cu, filt, repeat)
+                            vb0, vb1, vb2 = _vertex_weights(perspective, c0, c1, c2, fc)
                             if new_top:
                                 st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
                                 for c in range(cs):
                                     st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + np.float64(surface[b, f, k, c])
                                 for c in range(cv):
-                                    v = _vertex_value(vertex, b, f, c, c0, c1, c2)
+                                    v = _vertex_value(vertex, b, f, c, vb0, vb1, vb2)
                                     st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
                                 for c in range(cu):
                                     v = _uv_value(uvt.atlas, lk, c, filt)
@@ -971,7 +1008,7 @@ def _make_forward(variant: Variant | None, model_version: int):
                                 for c in range(cs):
                                     st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
                                 for c in range(cv):
-                                    st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, c0, c1, c2)
+                                    st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, vb0, vb1, vb2)
                                 for c in range(cu):
                                     st[S_SUM + cs + cv + c, i, j] += ew * _uv_value(uvt.atlas, lk, c, filt)
                                 if nd:
@@ -1023,13 +1060,15 @@ def _make_forward(variant: Variant | None, model_version: int):
                             k = _texel(c0, c1, r) if cs > 0 else 0
                             for c in range(cs):
                                 channels[b, c, row, col] = surface[b, f, k, c]
-                            for c in range(cv):
-                                channels[b, cs + c, row, col] = _vertex_value(vertex, b, f, c, c0, c1, c2)
-                            if cu > 0:
-                                wfc = _load_face(fv, inv, b, f)
-                                lk = _pair_lookup(uvt, _uv_face(uvt, b, f, p), wfc, c0, c1, c2, cu, filt, repeat)
-                                for c in range(cu):
-                                    channels[b, cs + cv + c, row, col] = _uv_value(uvt.atlas, lk, c, filt)
+                            if cv > 0 or cu > 0:
+                                wfc = _load_face(fv, inv, b, f)  # the winner's (inverse depths, UV constants)
+                                vb0, vb1, vb2 = _vertex_weights(perspective, c0, c1, c2, wfc)
+                                for c in range(cv):
+                                    channels[b, cs + c, row, col] = _vertex_value(vertex, b, f, c, vb0, vb1, vb2)
+                                if cu > 0:
+                                    lk = _pair_lookup(uvt, _uv_face(uvt, b, f, p), wfc, c0, c1, c2, cu, filt, repeat)
+                                    for c in range(cu):
+                                        channels[b, cs + cv + c, row, col] = _uv_value(uvt.atlas, lk, c, filt)
                             if nd:
                                 depth[b, 0, row, col] = zp
                         if zbuffer != 0:
@@ -1051,9 +1090,10 @@ def forward(geo, surface, vertex, uvt, background, p, *outputs):
 def _make_backward(variant: Variant | None, model_version: int):
     """The backward kernel of ``variant``, or the generic one (None), as :func:`_make_forward`; made once."""
     fixed = variant is not None
-    v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, _, v_cu, v_filt, v_wrap = (
-        variant or _NO_VARIANT
-    )
+    (
+        v_dist, v_rgb, v_alpha, v_distribution, v_squared, v_fill, v_cs, v_cv, v_nd, _, v_cu, v_filt, v_wrap,
+        v_persp,
+    ) = variant or _NO_VARIANT  # fmt: skip
     model_key = cpu_model.model_key()
 
     @njit(parallel=True, **_JIT)
@@ -1100,7 +1140,7 @@ def _make_backward(variant: Variant | None, model_version: int):
         if fixed:
             dist_id, rgb_id, alpha_id, dist_code, squared = v_dist, v_rgb, v_alpha, v_distribution, v_squared
             fill_back, cs, cv, nd = v_fill, v_cs, v_cv, v_nd
-            cu, filt, wrap = v_cu, v_filt, v_wrap
+            cu, filt, wrap, persp = v_cu, v_filt, v_wrap, v_persp
         else:
             dist_id, rgb_id, alpha_id, dist_code, squared = (
                 p.dist_func,
@@ -1110,7 +1150,7 @@ def _make_backward(variant: Variant | None, model_version: int):
                 p.squared,
             )
             fill_back, cs, cv, nd = p.fill_back, p.num_surface, p.num_vertex, p.with_depth
-            cu, filt, wrap = p.num_uv, p.texture_filter, p.texture_wrap
+            cu, filt, wrap, persp = p.num_uv, p.texture_filter, p.texture_wrap, p.perspective_correct
         sigma, theta, depth_min, depth_max, inv_scale = p.sigma, p.theta, p.depth_min, p.depth_max, p.inv_scale
         r = p.texture_res
         softmax = rgb_id == _RGB_SOFTMAX
@@ -1121,6 +1161,7 @@ def _make_backward(variant: Variant | None, model_version: int):
         uv_position = (need_v or need_uv) and filt != _F_NEAREST
         nc = cs + cv + cu
         repeat = 1.0 if wrap == _W_REPEAT else 0.0
+        perspective = persp != 0 and cv > 0  # the vertex attributes' weights are b_k (_vertex_weights)
         g_surf = G_ATTR
         g_vert = G_ATTR + (surface.shape[2] * cs if need_s else 0)
         g_uv = g_vert + (3 * cv if need_a else 0)
@@ -1201,21 +1242,28 @@ def _make_backward(variant: Variant | None, model_version: int):
                                         dot += gr * (np.float64(surface[b, f, k, c]) - values[b, c, row, col])
                                     if need_s:
                                         g[g_surf + k * cs + c] += gr * wj
+                                vb0, vb1, vb2 = _vertex_weights(perspective, c0, c1, c2, fc)
                                 for c in range(cv):
                                     gr = np.float64(grad_channels[b, cs + c, row, col])
                                     if softmax:
                                         dot += gr * (
-                                            _vertex_value(vertex, b, f, c, c0, c1, c2) - values[b, cs + c, row, col]
+                                            _vertex_value(vertex, b, f, c, vb0, vb1, vb2) - values[b, cs + c, row, col]
                                         )
                                     gval = gr * wj
                                     if need_a:
-                                        g[g_vert + c] += gval * c0
-                                        g[g_vert + cv + c] += gval * c1
-                                        g[g_vert + 2 * cv + c] += gval * c2
-                                    if need_v:
+                                        g[g_vert + c] += gval * vb0
+                                        g[g_vert + cv + c] += gval * vb1
+                                        g[g_vert + 2 * cv + c] += gval * vb2
+                                    if need_v:  # dL/db_k, which is dL/dc_k unless perspective-correct
                                         gc0 += gval * np.float64(vertex[b, f, 0, c])
                                         gc1 += gval * np.float64(vertex[b, f, 1, c])
                                         gc2 += gval * np.float64(vertex[b, f, 2, c])
+                                if perspective and need_v:
+                                    # b_k -> the clipped barycentrics c_k and the inverse depths 1/z_k
+                                    gc0, gc1, gc2, giz0, giz1, giz2 = _perspective_weights_vjp(
+                                        c0, c1, c2, fc[_INV_Z + 0], fc[_INV_Z + 1], fc[_INV_Z + 2], gc0, gc1, gc2
+                                    )
+                                    gz0, gz1, gz2 = _add_inv_z_grads(gz0, gz1, gz2, fc, giz0, giz1, giz2)
                                 if cu > 0:
                                     lk = _pair_lookup(uvt, tex, fc, c0, c1, c2, cu, filt, repeat)
                                     g_u = g_v = g_lam = 0.0  # dL/d(u, v, λ) of the pair
@@ -1248,13 +1296,7 @@ def _make_backward(variant: Variant | None, model_version: int):
                                             gc0 += tc0
                                             gc1 += tc1
                                             gc2 += tc2
-                                            # d(1/z)/dz = -(1/z)², where the depth is not clamped
-                                            if fc[_Z_OK + 0] != 0:
-                                                gz0 -= tiz0 * fc[_INV_Z + 0] * fc[_INV_Z + 0]
-                                            if fc[_Z_OK + 1] != 0:
-                                                gz1 -= tiz1 * fc[_INV_Z + 1] * fc[_INV_Z + 1]
-                                            if fc[_Z_OK + 2] != 0:
-                                                gz2 -= tiz2 * fc[_INV_Z + 2] * fc[_INV_Z + 2]
+                                            gz0, gz1, gz2 = _add_inv_z_grads(gz0, gz1, gz2, fc, tiz0, tiz1, tiz2)
                                             # the columns a_k, b_k of the barycentric matrix
                                             ginv0 += ta0
                                             ginv1 += tb0
@@ -1281,12 +1323,7 @@ def _make_backward(variant: Variant | None, model_version: int):
                                 gc0 += ginvz * fc[_INV_Z + 0]
                                 gc1 += ginvz * fc[_INV_Z + 1]
                                 gc2 += ginvz * fc[_INV_Z + 2]
-                                if fc[_Z_OK + 0] != 0:
-                                    gz0 -= ginvz * c0 * fc[_INV_Z + 0] * fc[_INV_Z + 0]
-                                if fc[_Z_OK + 1] != 0:
-                                    gz1 -= ginvz * c1 * fc[_INV_Z + 1] * fc[_INV_Z + 1]
-                                if fc[_Z_OK + 2] != 0:
-                                    gz2 -= ginvz * c2 * fc[_INV_Z + 2] * fc[_INV_Z + 2]
+                                gz0, gz1, gz2 = _add_inv_z_grads(gz0, gz1, gz2, fc, ginvz * c0, ginvz * c1, ginvz * c2)
                             if gc0 != 0 or gc1 != 0 or gc2 != 0:
                                 dot = gc0 * u0 + gc1 * u1 + gc2 * u2
                                 gs = -dot / (s * s) if s_raw >= W_SUM_EPS else 0.0
@@ -1515,6 +1552,8 @@ def flops_per_pair(params) -> float:
                                           weight ratio·e^q 21, denominator + weight 1
     per channel                2 / 7 / 2  surface: sum + w·texel (once per pair: the texel cell 8);
                                           vertex: interpolation 5 + 2; depth: sum + w·zp
+    perspective weights        9          softmax RGB, ``perspective_correct`` with vertex channels
+                                          (once per pair): c_k·iz_k 3, Σ 2, 1/Σ 1, b_k 3
     =========================  =========  ============================================================
 
     E.g. W1 (euclidean, hard RGB, prod alpha): 12 + 5 + 16 + 23 + 1 = 57; W2/W3 (softmax RGB,
@@ -1537,6 +1576,8 @@ def flops_per_pair(params) -> float:
     if p.rgb_aggregation == _RGB_SOFTMAX:
         flops += 12 + 25  # depth, softmax weight and denominator
         flops += (8 + 2 * p.num_surface if p.num_surface > 0 else 0) + 7 * p.num_vertex + 2 * p.with_depth
+        if p.perspective_correct and p.num_vertex > 0:
+            flops += 9  # the vertex attributes' perspective-correct weights
         if inside and p.with_zbuffer:
             flops += 2  # z-buffer test
     elif inside:
