@@ -34,7 +34,7 @@ docs: venv
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d out/site
 
 test: venv lint docs
-	$(PY) -m pytest
+	$(PY) -m pytest -n logical --maxprocesses=4
 
 # Re-execute docs/tutorials/*.ipynb and store their outputs (pictures) in the committed files.
 notebooks: venv

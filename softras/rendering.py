@@ -493,6 +493,11 @@ def render(
             ``'clamp'``. Only for UV meshes, as ``texture_filter``.
         **raster_options: any of :data:`RASTER_OPTIONS` (see :class:`~softras.raster.RasterSettings`;
             ``background_color`` is the background of ``rgba``). Unknown names raise.
+            ``perspective_correct`` defaults to True here: vertex colours, features, normals
+            and the corner light are interpolated with perspective-correct weights, as a
+            camera sees a surface (the original's entry points, ``SoftRenderer`` and
+            ``SoftRasterizer``, keep its screen-space weights; ``perspective_correct=False``
+            gives them here too). UVs are always perspective-correct.
             ``sigma_val`` and ``gamma_val`` take a number or one value per item of the batch (a
             1-D sequence or tensor of B values, B the mesh's or the camera's batch): each item
             is then rendered with its own σ and γ, exactly as if rendered alone.
@@ -530,6 +535,7 @@ def render(
     if features is not None:
         features = _check_features(features, mesh)
     options = _check_options(dict(raster_options))
+    options.setdefault("perspective_correct", True)
     anti_aliasing = check_bool("anti_aliasing", options.pop("anti_aliasing", False))
     if anti_aliasing and asked & HARD_OUTPUTS:
         raise ValueError(f"anti_aliasing: cannot average the z-buffer outputs {sorted(asked & HARD_OUTPUTS)}")

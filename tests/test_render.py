@@ -60,11 +60,33 @@ def test_rgba_equals_soft_renderer(texture_type: str, anti_aliasing: bool) -> No
         lights=renderer.lighting,
         backend="reference",
         anti_aliasing=anti_aliasing,
+        perspective_correct=False,  # the original's screen-space weights, as SoftRenderer's
         **options,
     )
     assert out.rgba.shape == (1, 4, *SIZE)
     assert torch.equal(out.rgba, expected)
     assert torch.equal(out.alpha, expected[:, 3:])
+
+
+# ---- perspective-correct vertex attributes by default ---------------------------------------
+@pytest.mark.parametrize("backend", available_backends())
+def test_vertex_colours_are_perspective_correct_by_default(backend: str) -> None:
+    """Under hard RGB and no lights, a pixel's vertex colour is Σ b_k·colour_k with b_k the
+    z-buffer's perspective-correct barycentrics (the 3-D point's, an oracle independent of the
+    colour path); ``perspective_correct=False`` gives the original's screen-space weights."""
+    mesh, camera = sphere_mesh(texture_type="vertex"), pinhole()
+    asked = ("rgba", "face_id", "barycentrics")
+    out = softras.render(mesh, camera, outputs=asked, lights=None, aggr_func_rgb="hard", backend=backend)
+    fid = out.face_id[0]
+    covered = fid >= 0
+    corners = mesh.textures[0][mesh.faces[0][fid[covered]]]  # [N, 3, 3] corner colours
+    b = out.barycentrics[0].permute(1, 2, 0)[covered]
+    expected = (b[:, :, None] * corners).sum(1)
+    torch.testing.assert_close(out.rgba[0, :3].permute(1, 2, 0)[covered], expected, rtol=0, atol=1e-10)
+    hard = {"lights": None, "aggr_func_rgb": "hard", "backend": backend}
+    assert torch.equal(softras.render(mesh, camera, perspective_correct=True, **hard).rgba, out.rgba)
+    screen = softras.render(mesh, camera, perspective_correct=False, **hard)
+    assert float((screen.rgba - out.rgba).abs().max()) > 1e-4  # the sphere's faces are not parallel to the image
 
 
 @pytest.mark.skipif("cpu" not in available_backends(), reason="numba not installed")
@@ -225,13 +247,19 @@ def test_normals_are_interpolated_vertex_or_constant_face_normals(frame: str) ->
     r = rotation(camera) if frame == "camera" else torch.eye(3, dtype=F64)
     face_n = mesh.surface_normals[0] @ r.T  # [F, 3]
     torch.testing.assert_close(face.normals[0].permute(1, 2, 0)[covered], face_n[fid[covered]], rtol=0, atol=1e-12)
-    # vertex normals use the screen-space barycentrics c_k ∝ b_k z_k of the perspective-correct b_k
+    # vertex normals use the perspective-correct barycentrics b_k (the z-buffer's) by default
     vertex_n = (mesh.vertex_normals[0] @ r.T)[mesh.faces[0][fid[covered]]]  # [N, 3, 3]
+    b = vert.barycentrics[0].permute(1, 2, 0)[covered]
+    expected = (b[:, :, None] * vertex_n).sum(1)
+    torch.testing.assert_close(vert.normals[0].permute(1, 2, 0)[covered], expected, rtol=0, atol=1e-9)
+    # and with perspective_correct=False the screen-space barycentrics c_k ∝ b_k z_k
+    screen = softras.render(mesh, camera, outputs=("normals",), normals="vertex", normals_frame=frame,
+                            perspective_correct=False, **_hard())  # fmt: skip
     z = camera.world_to_camera(mesh.vertices)[0, :, 2][mesh.faces[0][fid[covered]]]  # [N, 3]
-    c = vert.barycentrics[0].permute(1, 2, 0)[covered] * z
+    c = b * z
     c = c / c.sum(-1, keepdim=True)
     expected = (c[:, :, None] * vertex_n).sum(1)
-    torch.testing.assert_close(vert.normals[0].permute(1, 2, 0)[covered], expected, rtol=0, atol=1e-9)
+    torch.testing.assert_close(screen.normals[0].permute(1, 2, 0)[covered], expected, rtol=0, atol=1e-9)
     # a point on the visible side of the sphere faces the camera: n_z < 0 in the camera frame
     if frame == "camera":
         assert bool((face.normals[0, 2][covered] < 0).float().mean() > 0.99)
