@@ -8,7 +8,7 @@ letting a bad tensor crash deep inside a kernel or silently produce NaNs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ __all__ = [
     "check_shape",
     "check_sigma",
     "image_hw",
+    "item_values",
     "resolve_device",
 ]
 
@@ -301,3 +302,45 @@ def resolve_device(device: str | torch.device | None, name: str = "device") -> t
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{name}: {dev} requested but CUDA is not available")
     return dev
+
+
+# ---- settings that take a number or one value per item of a batch ---------------------------------
+_PER_ITEM_EXPECTED = "a number or a 1-D sequence / tensor of per-item values (one per item of the batch)"
+
+
+def item_values(name: str, value: object, check: Callable[[str, object], float]) -> float | tuple[float, ...]:
+    """``value`` checked: a number as ``check`` takes it (a float),
+    or a 1-D sequence, NumPy array or tensor as a tuple of floats, each checked by ``check``
+    (named ``name[i]``). Raises ``TypeError`` / ``ValueError`` naming ``name``."""
+    _no_grad(name, value)
+    if isinstance(value, torch.Tensor):
+        if value.ndim == 0:
+            return check(name, value)
+        if value.ndim != 1:
+            raise ValueError(f"{name}: expected {_PER_ITEM_EXPECTED}, got a tensor of shape {tuple(value.shape)}")
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name}: expected real numbers, got a tensor of {value.dtype}")
+        value = value.detach().cpu().tolist()
+    elif isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return check(name, value.item())
+        if value.ndim != 1:
+            raise ValueError(f"{name}: expected {_PER_ITEM_EXPECTED}, got an array of shape {value.shape}")
+        value = value.tolist()
+    elif not isinstance(value, (list, tuple)):
+        return check(name, value)
+    if len(value) == 0:
+        raise ValueError(f"{name}: expected {_PER_ITEM_EXPECTED}, got an empty sequence")
+    for v in value:
+        _no_grad(name, v)
+        if isinstance(v, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(v, str) and np.ndim(v) > 0:
+            raise ValueError(f"{name}: expected {_PER_ITEM_EXPECTED}, got a nested (2-D) sequence {value!r}")
+    return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+def _no_grad(name: str, value: object) -> None:
+    if isinstance(value, torch.Tensor) and value.requires_grad:
+        raise TypeError(
+            f"{name}: got a tensor that requires grad, but σ and γ are not differentiable (constants of the "
+            f"rasterizer, as in the original); pass {name}=values.detach(), floats or a sequence of floats"
+        )

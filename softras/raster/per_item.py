@@ -2,7 +2,7 @@
 
 :class:`~softras.raster.RasterSettings` takes either a number for ``sigma_val`` / ``gamma_val``
 (every item) or one value per item of the batch (a 1-D sequence, NumPy array or tensor of B
-values), stored as a tuple of floats (:func:`item_values`). The backends and the kernels only
+values), stored as a tuple of floats (:func:`softras._validation.item_values`). The backends and the kernels only
 ever see numbers: a call with per-item values is split here, once, above every backend
 (:func:`split_run`, called by :func:`softras.raster.rasterize_channels` and
 :func:`softras.raster.rasterize` before the custom op of ``torch.compile``):
@@ -23,10 +23,9 @@ requires grad is refused.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from .contract import RasterInputs, RasterResult
@@ -34,51 +33,10 @@ from .contract import RasterInputs, RasterResult
 if TYPE_CHECKING:
     from .settings import RasterSettings
 
-__all__ = ["PER_ITEM", "check_batch", "groups", "item_values", "split_run"]
+__all__ = ["PER_ITEM", "check_batch", "groups", "split_run"]
 
 PER_ITEM = ("sigma_val", "gamma_val")
 """The settings that may hold one value per item."""
-
-_EXPECTED = "a number or a 1-D sequence / tensor of per-item values (one per item of the batch)"
-
-
-def item_values(name: str, value: object, check: Callable[[str, object], float]) -> float | tuple[float, ...]:
-    """``value`` checked: a number as ``check`` takes it (a float, exactly as before per-item values),
-    or a 1-D sequence, NumPy array or tensor as a tuple of floats, each checked by ``check``
-    (named ``name[i]``). Raises ``TypeError`` / ``ValueError`` naming ``name``."""
-    _no_grad(name, value)
-    if isinstance(value, torch.Tensor):
-        if value.ndim == 0:
-            return check(name, value)
-        if value.ndim != 1:
-            raise ValueError(f"{name}: expected {_EXPECTED}, got a tensor of shape {tuple(value.shape)}")
-        if value.is_complex() or value.dtype == torch.bool:
-            raise TypeError(f"{name}: expected real numbers, got a tensor of {value.dtype}")
-        value = value.detach().cpu().tolist()
-    elif isinstance(value, np.ndarray):
-        if value.ndim == 0:
-            return check(name, value.item())
-        if value.ndim != 1:
-            raise ValueError(f"{name}: expected {_EXPECTED}, got an array of shape {value.shape}")
-        value = value.tolist()
-    elif not isinstance(value, (list, tuple)):
-        return check(name, value)
-    if len(value) == 0:
-        raise ValueError(f"{name}: expected {_EXPECTED}, got an empty sequence")
-    for v in value:
-        _no_grad(name, v)
-        if isinstance(v, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(v, str) and np.ndim(v) > 0:
-            raise ValueError(f"{name}: expected {_EXPECTED}, got a nested (2-D) sequence {value!r}")
-    return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
-
-
-def _no_grad(name: str, value: object) -> None:
-    if isinstance(value, torch.Tensor) and value.requires_grad:
-        raise TypeError(
-            f"{name}: got a tensor that requires grad, but σ and γ are not differentiable (constants of the "
-            f"rasterizer, as in the original); pass {name}=values.detach(), floats or a sequence of floats"
-        )
-
 
 def _per_batch(settings: RasterSettings, batch: int) -> dict[str, tuple[float, ...]]:
     """The per-item settings as B values each ({} when every one is a number); checks their length."""

@@ -16,10 +16,10 @@ from .._validation import (
     check_number,
     check_sigma,
     image_hw,
+    item_values,
 )
 from . import model
 from .contract import DistFunc, RgbAggregation
-from .per_item import item_values
 
 __all__ = [
     "ALPHA_AGGREGATIONS",
