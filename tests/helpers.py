@@ -3,10 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
+import pytest
 import torch
 
-__all__ = ["assert_grad_close", "image_and_grads"]
+from softras.raster import BACKENDS, available_backends
+
+__all__ = ["CPU_BACKENDS", "Target", "assert_grad_close", "image_and_grads", "kernel_targets"]
+
+CPU_BACKENDS = sorted(n for n in available_backends() if n in BACKENDS and BACKENDS[n].runs_on(torch.device("cpu")))
+"""The available backends that run on the CPU (the reference included), sorted."""
+
+
+class Target(NamedTuple):
+    """A backend under test and the device it runs on."""
+
+    name: str
+    device: str
+
+
+def kernel_targets(feature: str | None = None) -> list[pytest.param]:
+    """Every available backend but the reference (and, given ``feature``, whose descriptor sets
+    that flag, e.g. ``'perspective_correct'``), on each device it runs on that is present: one
+    pytest param of a :class:`Target` each, with id ``name`` or ``name@cuda``."""
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    params = []
+    for backend in BACKENDS.values():
+        if backend.name == "reference" or not backend.available():
+            continue
+        if feature is not None and not getattr(backend, feature):
+            continue
+        for dev in devices:
+            if backend.runs_on(torch.device(dev)):
+                name = backend.name if dev == "cpu" else f"{backend.name}@{dev}"
+                params.append(pytest.param(Target(backend.name, dev), id=name))
+    return params
 
 
 def assert_grad_close(

@@ -41,7 +41,7 @@ from softras.raster import (
 )
 from softras.raster import reference as reference_module
 
-from .helpers import assert_grad_close, image_and_grads
+from .helpers import Target, assert_grad_close, image_and_grads, kernel_targets
 from .options import AGGREGATIONS, COMBO_IDS, COMBOS, RGB_AGGREGATIONS
 from .scenes import DEGENERATE_KINDS, crowded_scene, degenerate_scene, random_attributes, random_scene
 
@@ -53,26 +53,7 @@ TWIN = "reference_chunked"
 
 
 # ---- targets: (backend, device) --------------------------------------------------------------------
-class Target(NamedTuple):
-    name: str
-    device: str
-
-
-def _kernels() -> list[pytest.param]:
-    """Every available backend but the reference, on each device it runs on that is present."""
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    params = []
-    for backend in BACKENDS.values():
-        if backend.name == "reference" or not backend.available():
-            continue
-        for dev in devices:
-            if backend.runs_on(torch.device(dev)):
-                name = backend.name if dev == "cpu" else f"{backend.name}@{dev}"
-                params.append(pytest.param(Target(backend.name, dev), id=name))
-    return params
-
-
-@pytest.fixture(params=[pytest.param(Target(TWIN, "cpu"), id=TWIN), *_kernels()])
+@pytest.fixture(params=[pytest.param(Target(TWIN, "cpu"), id=TWIN), *kernel_targets()])
 def target(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Target:
     """A backend compared with the reference: every kernel backend, and the reference's twin."""
     t: Target = request.param
@@ -89,7 +70,7 @@ def target(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> T
     return t
 
 
-@pytest.fixture(params=_kernels())
+@pytest.fixture(params=kernel_targets())
 def kernel(request: pytest.FixtureRequest) -> Target:
     """A kernel backend: for the checks that the twin cannot take (gradcheck: the reference's is
     in test_reference_outputs.py; float32 against the float64 reference, whose tolerances are

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from softras.raster import BACKENDS, RasterSettings, available_backends, rasterize_channels
+from softras.raster import RasterSettings, rasterize_channels
 
-CPU_BACKENDS = sorted(n for n in available_backends() if n in BACKENDS and BACKENDS[n].runs_on(torch.device("cpu")))
+from .helpers import CPU_BACKENDS
 
 
 def _mesh(faces: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

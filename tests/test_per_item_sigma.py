@@ -15,11 +15,12 @@ import torch
 
 import softras as sr
 from softras.cameras import LookAtCamera
-from softras.raster import BACKENDS, RasterSettings, available_backends, rasterize, rasterize_channels, uv_maps
+from softras.raster import RasterSettings, rasterize, rasterize_channels, uv_maps
 from softras.raster.per_item import groups
 from softras.shapes import icosphere, torus
 
-CPU_BACKENDS = sorted(n for n in available_backends() if n in BACKENDS and BACKENDS[n].runs_on(torch.device("cpu")))
+from .helpers import CPU_BACKENDS
+
 SIGMAS = [1e-2, 4e-3, 1e-2]  # items 0 and 2 share (σ, γ): one group of two items, not adjacent
 GAMMAS = [1e-1, 3e-2, 1e-1]
 COUNTS = [5, 3, 4]

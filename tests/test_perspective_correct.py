@@ -26,7 +26,7 @@ import torch
 
 from softras.raster import BACKENDS, RasterSettings, rasterize_channels, uv_maps
 
-from .helpers import assert_grad_close
+from .helpers import Target, assert_grad_close, kernel_targets
 from .options import RGB_AGGREGATIONS
 from .scenes import degenerate_scene, random_attributes, random_scene
 
@@ -34,29 +34,7 @@ GRAD_NAMES = ("face_vertices", "surface", "vertex")
 CASES = list(itertools.product(RGB_AGGREGATIONS, (False, True)))
 CASE_IDS = [f"{rgb}-{'depth' if depth else 'nodepth'}" for rgb, depth in CASES]
 BACKGROUND = (0.2, 0.4, 0.6)  # one surface channel, two vertex channels
-
-
-class Target(NamedTuple):
-    name: str
-    device: str
-
-
-def _targets() -> list[pytest.param]:
-    """Every available backend with ``perspective_correct`` but the reference, on each device it
-    runs on that is present."""
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    params = []
-    for backend in BACKENDS.values():
-        if backend.name == "reference" or not backend.perspective_correct or not backend.available():
-            continue
-        for dev in devices:
-            if backend.runs_on(torch.device(dev)):
-                name = backend.name if dev == "cpu" else f"{backend.name}@{dev}"
-                params.append(pytest.param(Target(backend.name, dev), id=name))
-    return params
-
-
-TARGETS = _targets()
+TARGETS = kernel_targets("perspective_correct")
 
 
 class Scene(NamedTuple):
