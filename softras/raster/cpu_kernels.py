@@ -36,7 +36,6 @@ the edges opposite a w_k <= 0 are measured.
 
 from __future__ import annotations
 
-import decimal
 import functools
 import math
 import os
@@ -65,6 +64,21 @@ from .contract import (
     texel_cell,
 )
 from .cpu_binning import face_range
+from .cpu_lanes import (
+    EXP_CORE_MAX,
+    L_D,
+    L_EDGE,
+    L_KEEP,
+    L_OMD,
+    L_W0,
+    L_W1,
+    L_W2,
+    L_X,
+    LANES,
+    N_ROWS,
+    coverage_lanes,
+    exp_neg_core,
+)
 from .cpu_model import coverage, tc_alpha, tc_pair_gradient, tc_term
 from .uv import TextureFilter, TextureWrap
 
@@ -116,33 +130,14 @@ class Geometry(NamedTuple):
     nty: int
 
 
-def _exp_tables() -> tuple[np.ndarray, np.ndarray]:
-    """2^(-j/64), j < 64, correctly rounded (from 60-digit decimals), and 2^-n, n < 1075 (exact)."""
-    ctx = decimal.Context(prec=60)
-    frac = np.array([float(ctx.power(decimal.Decimal(2), decimal.Decimal(-j) / 64)) for j in range(64)])
-    return frac, np.ldexp(1.0, -np.arange(1075))
-
-
-_EXP_FRAC, _EXP_POW2 = _exp_tables()
-_EXP_K_PER_UNIT = 92.33248261689366  # 64 / ln 2
-_EXP_STEP_HI = 0.010830424695086549  # ln 2 / 64 = HI + LO, HI with 33 significant bits (k·HI exact)
-_EXP_STEP_LO = 1.162596423439437e-12
-
-
 @njit(inline="always", **_JIT)
 def _exp_neg(a):  # pragma: no cover - compiled
-    """e^-a for a >= 0, inlined (no libm call, so the caller's registers are not spilled around it).
-
-    a = k·ln2/64 + r with |r| <= ln2/128: e^-a = 2^-(k >> 6) · 2^(-(k & 63)/64) · e^-r, e^-r by its
-    degree-6 Taylor polynomial (truncation < 4e-20); within a few ulp of libm's exp. Beyond
-    a = 700 it defers to libm (subnormal results).
-    """
-    if a > 700.0:
+    """e^-a for a >= 0, inlined (no libm call, so the caller's registers are not spilled around it):
+    :func:`.cpu_lanes.exp_neg_core`, within a few ulp of libm's exp; beyond a = 700 (subnormal
+    results) libm's."""
+    if a > EXP_CORE_MAX:
         return math.exp(-a)
-    k = int(a * _EXP_K_PER_UNIT + 0.5)
-    r = (a - k * _EXP_STEP_HI) - k * _EXP_STEP_LO
-    p = 1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0 - r * (1.0 / 24.0 - r * (1.0 / 120.0 - r * (1.0 / 720.0))))))
-    return _EXP_POW2[k >> 6] * _EXP_FRAC[k & 63] * p
+    return exp_neg_core(a)
 
 
 @njit(inline="always", **_JIT)
@@ -297,6 +292,34 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
             edge = 2
     return w0, w1, w2, d2 < theta, -d2 / sigma, edge
 
+
+
+@njit(inline="always", **_JIT)
+def _pair_geometry(lane, jl, use_lanes, px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
+    """Keep flag, snapped barycentrics, x and closest edge of the pair at pixel (px, py): lane ``jl`` of
+    :func:`.cpu_lanes.coverage_lanes`' output ``lane`` when ``use_lanes``, else :func:`_coverage`."""
+    if use_lanes:
+        return (
+            lane[L_KEEP * LANES + jl] != 0.0,
+            lane[L_W0 * LANES + jl],
+            lane[L_W1 * LANES + jl],
+            lane[L_W2 * LANES + jl],
+            lane[L_X * LANES + jl],
+            int(lane[L_EDGE * LANES + jl]),
+        )
+    w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
+    return keep, w0, w1, w2, x, edge
+
+
+@njit(inline="always", **_JIT)
+def _pair_terms(lane, jl, use_lanes, x, dist_id, dist_code, squared, p, version):  # pragma: no cover - compiled
+    """(D, 1 − D, dD/dz, z) of a kept pair (:func:`_pair_coverage`), SoftRas's sigmoid read from the
+    lanes when they computed it."""
+    if use_lanes and dist_code < 0:
+        d = lane[L_D * LANES + jl]
+        one_minus_d = lane[L_OMD * LANES + jl]
+        return d, one_minus_d, d * one_minus_d, x
+    return _pair_coverage(x, dist_id, dist_code, squared, p, version)
 
 #: Below this many faces (all batch items together) :func:`prepare_faces` runs on the calling
 #: thread: a parallel launch of the ``workqueue`` layer costs ~0.15-0.3 ms, more than the pass.
@@ -800,11 +823,25 @@ def kernel_variant(p) -> Variant | None:
     )  # fmt: skip
 
 
+#: Environment variable: ``off`` makes the kernels evaluate the Euclidean coverage one pair at a
+#: time (the scalar ``_coverage``) instead of LANES pixels per call (:func:`.cpu_lanes.coverage_lanes`);
+#: both give bit-identical results, so this is for measuring the lanes' speed.
+LANES_ENV = "SOFTRAS_CPU_LANES"
+
+
+def lanes_enabled() -> bool:
+    """Whether the kernels built now use :func:`.cpu_lanes.coverage_lanes` (see :data:`LANES_ENV`)."""
+    choice = os.environ.get(LANES_ENV, "on")
+    if choice not in ("on", "off"):
+        raise ValueError(f"{LANES_ENV}: expected 'on' or 'off', got {choice!r}")
+    return choice == "on"
+
+
 _NO_VARIANT = Variant(*([0] * len(Variant._fields)))  # the generic kernels' (unread) constants
 
 
 @functools.cache
-def _make_forward(variant: Variant | None, model_version: int):
+def _make_forward(variant: Variant | None, model_version: int, lanes: bool):
     """The forward kernel of ``variant``, or the generic one (None) that reads every option from ``p``,
     for the model of registry version ``model_version`` (a constant of every model call); made once.
 
@@ -894,9 +931,11 @@ def _make_forward(variant: Variant | None, model_version: int):
         perspective = persp != 0 and cv > 0  # the vertex attributes' weights are b_k (_vertex_weights)
         nsum = nc + nd if softmax else 0
         a_ch = alpha.shape[1] - 1
+        use_lanes = lanes and dist_id == _D_EUCLID
         n_tasks = nb * nt
         next_task = np.zeros(1, dtype=np.int64)  # the first task no worker has taken yet
         for _worker in prange(workers):
+            lane = np.empty(N_ROWS * LANES)  # coverage_lanes' scratch
             while True:
                 job = _take(next_task)
                 if job >= n_tasks:
@@ -927,92 +966,100 @@ def _make_forward(variant: Variant | None, model_version: int):
                     ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
                     for row in range(ra, rb + 1):
                         py = ys[row]
-                        for col in range(ca, cb + 1):
-                            px = xs[col]
-                            w0, w1, w2, keep, x, _ = _coverage(px, py, fc, dist_id, theta, sigma)
-                            if not keep:
-                                continue
-                            i = row - ty0
-                            j = col - tx0
-                            d, one_minus_d, _, _ = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
-                            if alpha_id == _A_PROD:
-                                st[S_ACC, i, j] *= one_minus_d
-                            elif alpha_id == _A_SUM:
-                                st[S_ACC, i, j] += d
-                            elif alpha_id == _A_HARD:
-                                if dist_id == _D_HARD or (d > 0.5 if generic else x > 0):  # D > 0.5
-                                    st[S_ACC, i, j] = 1.0
-                            elif alpha_id == _A_MAX:
-                                if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
-                                    st[S_ACC, i, j] = d
-                                    st[S_ARG, i, j] = f
-                            else:
-                                st[S_ACC, i, j] += tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version)
-                            if not colour_face:
-                                continue
-                            closed = _inside_closed(w0, w1, w2)
-                            if not softmax and not closed:
-                                continue  # the z-buffer only takes faces covering the pixel centre
-                            _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
-                            zp = 1.0 / inv_z
-                            if not (zp >= depth_min and zp <= depth_max):
-                                continue
-                            # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
-                            # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
-                            if track_winner and closed:
-                                zb = st[S_ZB, i, j]
-                                if st[S_WIN, i, j] < 0 or zp < zb - abs(zb) * ZBUFFER_RTOL:
-                                    st[S_ZB, i, j] = zp
-                                    st[S_WIN, i, j] = f
-                                    st[S_C0, i, j] = c0
-                                    st[S_C1, i, j] = c1
-                                    st[S_C2, i, j] = c2
-                            if not softmax:
-                                continue
-                            # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z)/((far-near)γ)),
-                            # the depth difference formed before the division by γ; one exp either way.
-                            q = (st[S_ZP, i, j] - zp) * inv_scale
-                            ratio = d / st[S_DREF, i, j]
-                            new_top = False
-                            scale = 1.0
-                            if q > 0:
-                                scale = _exp_neg(q) / ratio  # = 1 / weight
-                                new_top = scale < 1.0
-                                ew = 0.0 if new_top else 1.0 / scale
-                            else:
-                                ew = ratio * _exp_neg(-q)
-                                if ew > 1.0:
-                                    new_top = True
-                                    scale = 1.0 / ew
-                            k = _texel(c0, c1, r) if cs > 0 else 0
-                            lk = _no_lookup()
-                            if cu > 0:
-                                lk = _pair_lookup(uvt, tex, fc, c0, c1, c2, cu, filt, repeat)
-                            vb0, vb1, vb2 = _vertex_weights(perspective, c0, c1, c2, fc)
-                            if new_top:
-                                st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
-                                for c in range(cs):
-                                    st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + np.float64(surface[b, f, k, c])
-                                for c in range(cv):
-                                    v = _vertex_value(vertex, b, f, c, vb0, vb1, vb2)
-                                    st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
-                                for c in range(cu):
-                                    v = _uv_value(uvt.atlas, lk, c, filt)
-                                    st[S_SUM + cs + cv + c, i, j] = st[S_SUM + cs + cv + c, i, j] * scale + v
-                                if nd:
-                                    st[S_SUM + nc, i, j] = st[S_SUM + nc, i, j] * scale + zp
-                                st[S_DREF, i, j] = d
-                                st[S_ZP, i, j] = zp
-                            else:
-                                st[S_DEN, i, j] += ew
-                                for c in range(cs):
-                                    st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
-                                for c in range(cv):
-                                    st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, vb0, vb1, vb2)
-                                for c in range(cu):
-                                    st[S_SUM + cs + cv + c, i, j] += ew * _uv_value(uvt.atlas, lk, c, filt)
-                                if nd:
-                                    st[S_SUM + nc, i, j] += ew * zp
+                        for col0 in range(ca, cb + 1, LANES):
+                            n_cols = min(LANES, cb + 1 - col0)
+                            if use_lanes:
+                                coverage_lanes(lane, col0, n_cols, w, py, fc, theta, sigma)
+                            for col in range(col0, col0 + n_cols):
+                                keep, w0, w1, w2, x, _ = _pair_geometry(
+                                    lane, col - col0, use_lanes, xs[col], py, fc, dist_id, theta, sigma
+                                )
+                                if not keep:
+                                    continue
+                                i = row - ty0
+                                j = col - tx0
+                                d, one_minus_d, _, _ = _pair_terms(
+                                    lane, col - col0, use_lanes, x, dist_id, dist_code, squared, p, model_version
+                                )
+                                if alpha_id == _A_PROD:
+                                    st[S_ACC, i, j] *= one_minus_d
+                                elif alpha_id == _A_SUM:
+                                    st[S_ACC, i, j] += d
+                                elif alpha_id == _A_HARD:
+                                    if dist_id == _D_HARD or (d > 0.5 if generic else x > 0):  # D > 0.5
+                                        st[S_ACC, i, j] = 1.0
+                                elif alpha_id == _A_MAX:
+                                    if d > st[S_ACC, i, j]:  # faces ascend: ties keep the lowest face
+                                        st[S_ACC, i, j] = d
+                                        st[S_ARG, i, j] = f
+                                else:
+                                    st[S_ACC, i, j] += tc_term(alpha_id, d, one_minus_d, p.t_conorm_p, model_version)
+                                if not colour_face:
+                                    continue
+                                closed = _inside_closed(w0, w1, w2)
+                                if not softmax and not closed:
+                                    continue  # the z-buffer only takes faces covering the pixel centre
+                                _, _, _, _, _, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                                zp = 1.0 / inv_z
+                                if not (zp >= depth_min and zp <= depth_max):
+                                    continue
+                                # The z-buffer: faces ascend, so a later face wins only if nearer beyond the tie
+                                # tolerance (contract.ZBUFFER_RTOL): ties keep the lowest face.
+                                if track_winner and closed:
+                                    zb = st[S_ZB, i, j]
+                                    if st[S_WIN, i, j] < 0 or zp < zb - abs(zb) * ZBUFFER_RTOL:
+                                        st[S_ZB, i, j] = zp
+                                        st[S_WIN, i, j] = f
+                                        st[S_C0, i, j] = c0
+                                        st[S_C1, i, j] = c1
+                                        st[S_C2, i, j] = c2
+                                if not softmax:
+                                    continue
+                                # weight relative to the pixel's top element: (D / D_ref)·exp((z_ref - z) / ((far -
+                                # near)γ)), the depth difference formed before the division by γ; one exp either way.
+                                q = (st[S_ZP, i, j] - zp) * inv_scale
+                                ratio = d / st[S_DREF, i, j]
+                                new_top = False
+                                scale = 1.0
+                                if q > 0:
+                                    scale = _exp_neg(q) / ratio  # = 1 / weight
+                                    new_top = scale < 1.0
+                                    ew = 0.0 if new_top else 1.0 / scale
+                                else:
+                                    ew = ratio * _exp_neg(-q)
+                                    if ew > 1.0:
+                                        new_top = True
+                                        scale = 1.0 / ew
+                                k = _texel(c0, c1, r) if cs > 0 else 0
+                                lk = _no_lookup()
+                                if cu > 0:
+                                    lk = _pair_lookup(uvt, tex, fc, c0, c1, c2, cu, filt, repeat)
+                                vb0, vb1, vb2 = _vertex_weights(perspective, c0, c1, c2, fc)
+                                if new_top:
+                                    st[S_DEN, i, j] = st[S_DEN, i, j] * scale + 1.0
+                                    for c in range(cs):
+                                        v = np.float64(surface[b, f, k, c])
+                                        st[S_SUM + c, i, j] = st[S_SUM + c, i, j] * scale + v
+                                    for c in range(cv):
+                                        v = _vertex_value(vertex, b, f, c, vb0, vb1, vb2)
+                                        st[S_SUM + cs + c, i, j] = st[S_SUM + cs + c, i, j] * scale + v
+                                    for c in range(cu):
+                                        v = _uv_value(uvt.atlas, lk, c, filt)
+                                        st[S_SUM + cs + cv + c, i, j] = st[S_SUM + cs + cv + c, i, j] * scale + v
+                                    if nd:
+                                        st[S_SUM + nc, i, j] = st[S_SUM + nc, i, j] * scale + zp
+                                    st[S_DREF, i, j] = d
+                                    st[S_ZP, i, j] = zp
+                                else:
+                                    st[S_DEN, i, j] += ew
+                                    for c in range(cs):
+                                        st[S_SUM + c, i, j] += ew * np.float64(surface[b, f, k, c])
+                                    for c in range(cv):
+                                        st[S_SUM + cs + c, i, j] += ew * _vertex_value(vertex, b, f, c, vb0, vb1, vb2)
+                                    for c in range(cu):
+                                        st[S_SUM + cs + cv + c, i, j] += ew * _uv_value(uvt.atlas, lk, c, filt)
+                                    if nd:
+                                        st[S_SUM + nc, i, j] += ew * zp
                 for row in range(ty0, ty1):
                     i = row - ty0
                     for col in range(tx0, tx1):
@@ -1082,12 +1129,12 @@ def _make_forward(variant: Variant | None, model_version: int):
 
 def forward(geo, surface, vertex, uvt, background, p, *outputs):
     """Render one call: the kernel of :func:`_make_forward` for ``p``'s variant (arguments there)."""
-    kernel = _make_forward(kernel_variant(p), cpu_model.model_version())
+    kernel = _make_forward(kernel_variant(p), cpu_model.model_version(), lanes_enabled())
     kernel(get_num_threads(), geo, surface, vertex, uvt, background, p, *outputs)
 
 
 @functools.cache
-def _make_backward(variant: Variant | None, model_version: int):
+def _make_backward(variant: Variant | None, model_version: int, lanes: bool):
     """The backward kernel of ``variant``, or the generic one (None), as :func:`_make_forward`; made once."""
     fixed = variant is not None
     (
@@ -1169,7 +1216,9 @@ def _make_backward(variant: Variant | None, model_version: int):
         ga_ch = grad_alpha.shape[1] - 1
         n_tasks = nb * nt
         next_task = np.zeros(1, dtype=np.int64)  # the first task no worker has taken yet
+        use_lanes = lanes and dist_id == _D_EUCLID
         for _worker in prange(workers):
+            lane = np.empty(N_ROWS * LANES)  # coverage_lanes' scratch
             while True:
                 job = _take(next_task)
                 if job >= n_tasks:
@@ -1192,225 +1241,234 @@ def _make_backward(variant: Variant | None, model_version: int):
                     ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
                     for row in range(ra, rb + 1):
                         py = ys[row]
-                        for col in range(ca, cb + 1):
-                            px = xs[col]
-                            w0, w1, w2, keep, x, edge = _coverage(px, py, fc, dist_id, theta, sigma)
-                            if not keep:
-                                continue
-                            ga = np.float64(grad_alpha[b, ga_ch, row, col])
-                            gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
-                            d, one_minus_d, dd, z = _pair_coverage(x, dist_id, dist_code, squared, p, model_version)
-                            if dist_id != _D_HARD:
-                                if alpha_id == _A_PROD:
-                                    # dα/dz = Π(1 - D)·f/(1 - D), the hazard f/(1 - D) being D for the logistic
-                                    hz = (dd / one_minus_d if one_minus_d > 0 else 0.0) if generic else d
-                                    gx += ga * state[b, 0, row, col] * hz
-                                elif alpha_id == _A_SUM:
-                                    gx += ga * dd / nf
-                                elif alpha_id == _A_MAX:
-                                    if f == int(state[b, 3, row, col]):
-                                        gx += ga * dd
-                                elif alpha_id != _A_HARD:
-                                    g_state = state[b, 0, row, col]
-                                    gx += ga * tc_pair_gradient(
-                                        alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p, model_version
-                                    )
-                            gw0 = 0.0
-                            gw1 = 0.0
-                            gw2 = 0.0
-                            colour_ok = need_values and colour_face and (softmax or f == winner[b, row, col])
-                            if colour_ok:
-                                u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
-                                zp = 1.0 / inv_z
-                                colour_ok = zp >= depth_min and zp <= depth_max
-                            else:
-                                u0 = u1 = u2 = s_raw = s = c0 = c1 = c2 = zp = 0.0
-                            gzp = 0.0  # dL/d(pair depth)
-                            gc0 = 0.0  # dL/d(renormalised barycentrics)
-                            gc1 = 0.0
-                            gc2 = 0.0
-                            if colour_ok:
-                                k = _texel(c0, c1, r) if cs > 0 and (softmax or need_s) else 0
-                                wj = 1.0  # d(output)/d(pair value): the pair's softmax weight, or 1 for the winner
-                                if softmax:
-                                    # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
-                                    wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
-                                dot = 0.0  # softmax: Σ_c g_c (value_c - output_c), the output read in float64
-                                for c in range(cs):
-                                    gr = np.float64(grad_channels[b, c, row, col])
-                                    if softmax:
-                                        dot += gr * (np.float64(surface[b, f, k, c]) - values[b, c, row, col])
-                                    if need_s:
-                                        g[g_surf + k * cs + c] += gr * wj
-                                vb0, vb1, vb2 = _vertex_weights(perspective, c0, c1, c2, fc)
-                                for c in range(cv):
-                                    gr = np.float64(grad_channels[b, cs + c, row, col])
-                                    if softmax:
-                                        dot += gr * (
-                                            _vertex_value(vertex, b, f, c, vb0, vb1, vb2) - values[b, cs + c, row, col]
+                        for col0 in range(ca, cb + 1, LANES):
+                            n_cols = min(LANES, cb + 1 - col0)
+                            if use_lanes:
+                                coverage_lanes(lane, col0, n_cols, w, py, fc, theta, sigma)
+                            for col in range(col0, col0 + n_cols):
+                                px = xs[col]
+                                keep, w0, w1, w2, x, edge = _pair_geometry(
+                                    lane, col - col0, use_lanes, px, py, fc, dist_id, theta, sigma
+                                )
+                                if not keep:
+                                    continue
+                                ga = np.float64(grad_alpha[b, ga_ch, row, col])
+                                gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
+                                d, one_minus_d, dd, z = _pair_terms(
+                                    lane, col - col0, use_lanes, x, dist_id, dist_code, squared, p, model_version
+                                )
+                                if dist_id != _D_HARD:
+                                    if alpha_id == _A_PROD:
+                                        # dα/dz = Π(1 - D)·f/(1 - D), the hazard f/(1 - D) being D for the logistic
+                                        hz = (dd / one_minus_d if one_minus_d > 0 else 0.0) if generic else d
+                                        gx += ga * state[b, 0, row, col] * hz
+                                    elif alpha_id == _A_SUM:
+                                        gx += ga * dd / nf
+                                    elif alpha_id == _A_MAX:
+                                        if f == int(state[b, 3, row, col]):
+                                            gx += ga * dd
+                                    elif alpha_id != _A_HARD:
+                                        g_state = state[b, 0, row, col]
+                                        gx += ga * tc_pair_gradient(
+                                            alpha_id, g_state, d, one_minus_d, dd, p.t_conorm_p, model_version
                                         )
-                                    gval = gr * wj
-                                    if need_a:
-                                        g[g_vert + c] += gval * vb0
-                                        g[g_vert + cv + c] += gval * vb1
-                                        g[g_vert + 2 * cv + c] += gval * vb2
-                                    if need_v:  # dL/db_k, which is dL/dc_k unless perspective-correct
-                                        gc0 += gval * np.float64(vertex[b, f, 0, c])
-                                        gc1 += gval * np.float64(vertex[b, f, 1, c])
-                                        gc2 += gval * np.float64(vertex[b, f, 2, c])
-                                if perspective and need_v:
-                                    # b_k -> the clipped barycentrics c_k and the inverse depths 1/z_k
-                                    gc0, gc1, gc2, giz0, giz1, giz2 = _perspective_weights_vjp(
-                                        c0, c1, c2, fc[_INV_Z + 0], fc[_INV_Z + 1], fc[_INV_Z + 2], gc0, gc1, gc2
-                                    )
-                                    gz0, gz1, gz2 = _add_inv_z_grads(gz0, gz1, gz2, fc, giz0, giz1, giz2)
-                                if cu > 0:
-                                    lk = _pair_lookup(uvt, tex, fc, c0, c1, c2, cu, filt, repeat)
-                                    g_u = g_v = g_lam = 0.0  # dL/d(u, v, λ) of the pair
-                                    for c in range(cu):
-                                        gr = np.float64(grad_channels[b, cs + cv + c, row, col])
-                                        if softmax and need_v:
-                                            value = _uv_value(uvt.atlas, lk, c, filt)
-                                            dot += gr * (value - values[b, cs + cv + c, row, col])
+                                gw0 = 0.0
+                                gw1 = 0.0
+                                gw2 = 0.0
+                                colour_ok = need_values and colour_face and (softmax or f == winner[b, row, col])
+                                if colour_ok:
+                                    u0, u1, u2, s_raw, s, c0, c1, c2, inv_z = _depth(w0, w1, w2, fc)
+                                    zp = 1.0 / inv_z
+                                    colour_ok = zp >= depth_min and zp <= depth_max
+                                else:
+                                    u0 = u1 = u2 = s_raw = s = c0 = c1 = c2 = zp = 0.0
+                                gzp = 0.0  # dL/d(pair depth)
+                                gc0 = 0.0  # dL/d(renormalised barycentrics)
+                                gc1 = 0.0
+                                gc2 = 0.0
+                                if colour_ok:
+                                    k = _texel(c0, c1, r) if cs > 0 and (softmax or need_s) else 0
+                                    wj = 1.0  # d(output)/d(pair value): the pair's softmax weight, or 1 for the winner
+                                    if softmax:
+                                        # softmax weight: (D / D_ref)·exp((z_ref - z) / ((far - near)γ)) / denominator
+                                        wj = d * state[b, 1, row, col] * _exp((state[b, 2, row, col] - zp) * inv_scale)
+                                    dot = 0.0  # softmax: Σ_c g_c (value_c - output_c), the output read in float64
+                                    for c in range(cs):
+                                        gr = np.float64(grad_channels[b, c, row, col])
+                                        if softmax:
+                                            dot += gr * (np.float64(surface[b, f, k, c]) - values[b, c, row, col])
+                                        if need_s:
+                                            g[g_surf + k * cs + c] += gr * wj
+                                    vb0, vb1, vb2 = _vertex_weights(perspective, c0, c1, c2, fc)
+                                    for c in range(cv):
+                                        gr = np.float64(grad_channels[b, cs + c, row, col])
+                                        if softmax:
+                                            value = _vertex_value(vertex, b, f, c, vb0, vb1, vb2)
+                                            dot += gr * (value - values[b, cs + c, row, col])
                                         gval = gr * wj
-                                        if need_atlas:
-                                            _scatter_uv(grad_atlas, lk, c, filt, gval * atlas_scale)
-                                        if uv_position:
-                                            du, dv, dlam = _uv_value_grad(uvt.atlas, lk, c, filt)
-                                            g_u += gval * du
-                                            g_v += gval * dv
-                                            g_lam += gval * dlam
-                                    if uv_position and (g_u != 0 or g_v != 0 or g_lam != 0):
-                                        (
-                                            tc0, tc1, tc2, tiz0, tiz1, tiz2, tu0, tu1, tu2, tv0, tv1, tv2,
-                                            ta0, ta1, ta2, tb0, tb1, tb2,
-                                        ) = _uv_vjp(tex, fc, c0, c1, c2, g_u, g_v, g_lam, filt)  # fmt: skip
-                                        if need_uv:  # slots [3, 2]: (u, v) per corner
-                                            g[g_uv + 0] += tu0
-                                            g[g_uv + 1] += tv0
-                                            g[g_uv + 2] += tu1
-                                            g[g_uv + 3] += tv1
-                                            g[g_uv + 4] += tu2
-                                            g[g_uv + 5] += tv2
-                                        if need_v:
-                                            gc0 += tc0
-                                            gc1 += tc1
-                                            gc2 += tc2
-                                            gz0, gz1, gz2 = _add_inv_z_grads(gz0, gz1, gz2, fc, tiz0, tiz1, tiz2)
-                                            # the columns a_k, b_k of the barycentric matrix
-                                            ginv0 += ta0
-                                            ginv1 += tb0
-                                            ginv3 += ta1
-                                            ginv4 += tb1
-                                            ginv6 += ta2
-                                            ginv7 += tb2
-                                gd = np.float64(grad_depth[b, 0, row, col]) if nd else 0.0
-                                if nd and softmax:
-                                    dot += gd * (zp - values[b, nc, row, col])
-                                if softmax:
-                                    glogit = wj * dot
-                                    if dist_id != _D_HARD:
-                                        # d log D/dz: f/D, which is 1 - D for the logistic
-                                        gx += glogit * ((dd / d if d > 0 else 0.0) if generic else one_minus_d)
-                                    gzp = -glogit * inv_scale
-                                if nd:
-                                    gzp += gd * wj
-                            if not need_v:
-                                continue
-                            # ---- values and depth -> clipped barycentrics and vertex depths --------
-                            if gzp != 0:
-                                ginvz = -gzp * zp * zp
-                                gc0 += ginvz * fc[_INV_Z + 0]
-                                gc1 += ginvz * fc[_INV_Z + 1]
-                                gc2 += ginvz * fc[_INV_Z + 2]
-                                gz0, gz1, gz2 = _add_inv_z_grads(gz0, gz1, gz2, fc, ginvz * c0, ginvz * c1, ginvz * c2)
-                            if gc0 != 0 or gc1 != 0 or gc2 != 0:
-                                dot = gc0 * u0 + gc1 * u1 + gc2 * u2
-                                gs = -dot / (s * s) if s_raw >= W_SUM_EPS else 0.0
-                                if w0 >= 0 and w0 <= 1:
-                                    gw0 += gc0 / s + gs
-                                if w1 >= 0 and w1 <= 1:
-                                    gw1 += gc1 / s + gs
-                                if w2 >= 0 and w2 <= 1:
-                                    gw2 += gc2 / s + gs
-                            # ---- coverage ----------------------------------------------------------
-                            if generic and gx != 0:
-                                # dL/dx, x = sign·d²/σ as the chain below takes it
-                                gx *= _family_dz_dx(z, squared, sigma)
-                            if gx != 0:
-                                if dist_id == _D_BARY:
-                                    m = min(w0, min(w1, w2))
-                                    gm = gx * 2.0 * abs(m) / sigma
-                                    if w0 == m:
-                                        gw0 += gm
-                                    elif w1 == m:
-                                        gw1 += gm
-                                    else:
-                                        gw2 += gm
-                                elif dist_id == _D_EUCLID:
-                                    inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
-                                    gd2 = gx / sigma if inside else -gx / sigma
-                                    # edge k runs from vertex k to vertex k + 1 (constant tuple indices: a
-                                    # runtime index would spill the face tuple to memory on every pair)
-                                    if edge == 0:
-                                        ax, ay, bx, by = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3]
-                                    elif edge == 1:
-                                        ax, ay, bx, by = fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
-                                    else:
-                                        ax, ay, bx, by = fc[_XY + 4], fc[_XY + 5], fc[_XY + 0], fc[_XY + 1]
-                                    ex = bx - ax
-                                    ey = by - ay
-                                    el2 = ex * ex + ey * ey
-                                    den_t = el2 if el2 > 0 else 1.0
-                                    qx = px - ax
-                                    qy = py - ay
-                                    n = qx * ex + qy * ey
-                                    t_raw = n / den_t
-                                    tc = min(max(t_raw, 0.0), 1.0)
-                                    gdx = 2.0 * (qx - tc * ex) * gd2
-                                    gdy = 2.0 * (qy - tc * ey) * gd2
-                                    # diff = q - t e, with q = p - a and e = b - a
-                                    gqx = gdx
-                                    gqy = gdy
-                                    gex = -tc * gdx
-                                    gey = -tc * gdy
-                                    if t_raw >= 0 and t_raw <= 1:
-                                        gt = -(gdx * ex + gdy * ey)
-                                        gn = gt / den_t
-                                        gqx += gn * ex
-                                        gqy += gn * ey
-                                        gex += gn * qx
-                                        gey += gn * qy
-                                        if el2 > 0:
-                                            gl = -gt * n / (den_t * den_t)
-                                            gex += 2.0 * ex * gl
-                                            gey += 2.0 * ey * gl
-                                    if edge == 0:
-                                        gv0x += -gqx - gex
-                                        gv0y += -gqy - gey
-                                        gv1x += gex
-                                        gv1y += gey
-                                    elif edge == 1:
-                                        gv1x += -gqx - gex
-                                        gv1y += -gqy - gey
-                                        gv2x += gex
-                                        gv2y += gey
-                                    else:
-                                        gv2x += -gqx - gex
-                                        gv2y += -gqy - gey
-                                        gv0x += gex
-                                        gv0y += gey
-                            # ---- barycentrics -> barycentric matrix ---------------------------------
-                            if gw0 != 0 or gw1 != 0 or gw2 != 0:
-                                ginv0 += gw0 * px
-                                ginv1 += gw0 * py
-                                ginv2 += gw0
-                                ginv3 += gw1 * px
-                                ginv4 += gw1 * py
-                                ginv5 += gw1
-                                ginv6 += gw2 * px
-                                ginv7 += gw2 * py
-                                ginv8 += gw2
+                                        if need_a:
+                                            g[g_vert + c] += gval * vb0
+                                            g[g_vert + cv + c] += gval * vb1
+                                            g[g_vert + 2 * cv + c] += gval * vb2
+                                        if need_v:  # dL/db_k, which is dL/dc_k unless perspective-correct
+                                            gc0 += gval * np.float64(vertex[b, f, 0, c])
+                                            gc1 += gval * np.float64(vertex[b, f, 1, c])
+                                            gc2 += gval * np.float64(vertex[b, f, 2, c])
+                                    if perspective and need_v:
+                                        # b_k -> the clipped barycentrics c_k and the inverse depths 1/z_k
+                                        gc0, gc1, gc2, giz0, giz1, giz2 = _perspective_weights_vjp(
+                                            c0, c1, c2, fc[_INV_Z + 0], fc[_INV_Z + 1], fc[_INV_Z + 2], gc0, gc1, gc2
+                                        )
+                                        gz0, gz1, gz2 = _add_inv_z_grads(gz0, gz1, gz2, fc, giz0, giz1, giz2)
+                                    if cu > 0:
+                                        lk = _pair_lookup(uvt, tex, fc, c0, c1, c2, cu, filt, repeat)
+                                        g_u = g_v = g_lam = 0.0  # dL/d(u, v, λ) of the pair
+                                        for c in range(cu):
+                                            gr = np.float64(grad_channels[b, cs + cv + c, row, col])
+                                            if softmax and need_v:
+                                                value = _uv_value(uvt.atlas, lk, c, filt)
+                                                dot += gr * (value - values[b, cs + cv + c, row, col])
+                                            gval = gr * wj
+                                            if need_atlas:
+                                                _scatter_uv(grad_atlas, lk, c, filt, gval * atlas_scale)
+                                            if uv_position:
+                                                du, dv, dlam = _uv_value_grad(uvt.atlas, lk, c, filt)
+                                                g_u += gval * du
+                                                g_v += gval * dv
+                                                g_lam += gval * dlam
+                                        if uv_position and (g_u != 0 or g_v != 0 or g_lam != 0):
+                                            (
+                                                tc0, tc1, tc2, tiz0, tiz1, tiz2, tu0, tu1, tu2, tv0, tv1, tv2,
+                                                ta0, ta1, ta2, tb0, tb1, tb2,
+                                            ) = _uv_vjp(tex, fc, c0, c1, c2, g_u, g_v, g_lam, filt)  # fmt: skip
+                                            if need_uv:  # slots [3, 2]: (u, v) per corner
+                                                g[g_uv + 0] += tu0
+                                                g[g_uv + 1] += tv0
+                                                g[g_uv + 2] += tu1
+                                                g[g_uv + 3] += tv1
+                                                g[g_uv + 4] += tu2
+                                                g[g_uv + 5] += tv2
+                                            if need_v:
+                                                gc0 += tc0
+                                                gc1 += tc1
+                                                gc2 += tc2
+                                                gz0, gz1, gz2 = _add_inv_z_grads(gz0, gz1, gz2, fc, tiz0, tiz1, tiz2)
+                                                # the columns a_k, b_k of the barycentric matrix
+                                                ginv0 += ta0
+                                                ginv1 += tb0
+                                                ginv3 += ta1
+                                                ginv4 += tb1
+                                                ginv6 += ta2
+                                                ginv7 += tb2
+                                    gd = np.float64(grad_depth[b, 0, row, col]) if nd else 0.0
+                                    if nd and softmax:
+                                        dot += gd * (zp - values[b, nc, row, col])
+                                    if softmax:
+                                        glogit = wj * dot
+                                        if dist_id != _D_HARD:
+                                            # d log D/dz: f/D, which is 1 - D for the logistic
+                                            gx += glogit * ((dd / d if d > 0 else 0.0) if generic else one_minus_d)
+                                        gzp = -glogit * inv_scale
+                                    if nd:
+                                        gzp += gd * wj
+                                if not need_v:
+                                    continue
+                                # ---- values and depth -> clipped barycentrics and vertex depths --------
+                                if gzp != 0:
+                                    ginvz = -gzp * zp * zp
+                                    gc0 += ginvz * fc[_INV_Z + 0]
+                                    gc1 += ginvz * fc[_INV_Z + 1]
+                                    gc2 += ginvz * fc[_INV_Z + 2]
+                                    gz0, gz1, gz2 = _add_inv_z_grads(
+                                        gz0, gz1, gz2, fc, ginvz * c0, ginvz * c1, ginvz * c2
+                                    )
+                                if gc0 != 0 or gc1 != 0 or gc2 != 0:
+                                    dot = gc0 * u0 + gc1 * u1 + gc2 * u2
+                                    gs = -dot / (s * s) if s_raw >= W_SUM_EPS else 0.0
+                                    if w0 >= 0 and w0 <= 1:
+                                        gw0 += gc0 / s + gs
+                                    if w1 >= 0 and w1 <= 1:
+                                        gw1 += gc1 / s + gs
+                                    if w2 >= 0 and w2 <= 1:
+                                        gw2 += gc2 / s + gs
+                                # ---- coverage ----------------------------------------------------------
+                                if generic and gx != 0:
+                                    # dL/dx, x = sign·d²/σ as the chain below takes it
+                                    gx *= _family_dz_dx(z, squared, sigma)
+                                if gx != 0:
+                                    if dist_id == _D_BARY:
+                                        m = min(w0, min(w1, w2))
+                                        gm = gx * 2.0 * abs(m) / sigma
+                                        if w0 == m:
+                                            gw0 += gm
+                                        elif w1 == m:
+                                            gw1 += gm
+                                        else:
+                                            gw2 += gm
+                                    elif dist_id == _D_EUCLID:
+                                        inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
+                                        gd2 = gx / sigma if inside else -gx / sigma
+                                        # edge k runs from vertex k to vertex k + 1 (constant tuple indices: a
+                                        # runtime index would spill the face tuple to memory on every pair)
+                                        if edge == 0:
+                                            ax, ay, bx, by = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3]
+                                        elif edge == 1:
+                                            ax, ay, bx, by = fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
+                                        else:
+                                            ax, ay, bx, by = fc[_XY + 4], fc[_XY + 5], fc[_XY + 0], fc[_XY + 1]
+                                        ex = bx - ax
+                                        ey = by - ay
+                                        el2 = ex * ex + ey * ey
+                                        den_t = el2 if el2 > 0 else 1.0
+                                        qx = px - ax
+                                        qy = py - ay
+                                        n = qx * ex + qy * ey
+                                        t_raw = n / den_t
+                                        tc = min(max(t_raw, 0.0), 1.0)
+                                        gdx = 2.0 * (qx - tc * ex) * gd2
+                                        gdy = 2.0 * (qy - tc * ey) * gd2
+                                        # diff = q - t e, with q = p - a and e = b - a
+                                        gqx = gdx
+                                        gqy = gdy
+                                        gex = -tc * gdx
+                                        gey = -tc * gdy
+                                        if t_raw >= 0 and t_raw <= 1:
+                                            gt = -(gdx * ex + gdy * ey)
+                                            gn = gt / den_t
+                                            gqx += gn * ex
+                                            gqy += gn * ey
+                                            gex += gn * qx
+                                            gey += gn * qy
+                                            if el2 > 0:
+                                                gl = -gt * n / (den_t * den_t)
+                                                gex += 2.0 * ex * gl
+                                                gey += 2.0 * ey * gl
+                                        if edge == 0:
+                                            gv0x += -gqx - gex
+                                            gv0y += -gqy - gey
+                                            gv1x += gex
+                                            gv1y += gey
+                                        elif edge == 1:
+                                            gv1x += -gqx - gex
+                                            gv1y += -gqy - gey
+                                            gv2x += gex
+                                            gv2y += gey
+                                        else:
+                                            gv2x += -gqx - gex
+                                            gv2y += -gqy - gey
+                                            gv0x += gex
+                                            gv0y += gey
+                                # ---- barycentrics -> barycentric matrix ---------------------------------
+                                if gw0 != 0 or gw1 != 0 or gw2 != 0:
+                                    ginv0 += gw0 * px
+                                    ginv1 += gw0 * py
+                                    ginv2 += gw0
+                                    ginv3 += gw1 * px
+                                    ginv4 += gw1 * py
+                                    ginv5 += gw1
+                                    ginv6 += gw2 * px
+                                    ginv7 += gw2 * py
+                                    ginv8 += gw2
                     if need_v:
                         g[G_INV + 0] = ginv0
                         g[G_INV + 1] = ginv1
@@ -1436,7 +1494,7 @@ def _make_backward(variant: Variant | None, model_version: int):
 
 def backward(geo, surface, vertex, uvt, p, *arrays):
     """Per-entry gradients: the kernel of :func:`_make_backward` for ``p``'s variant (arguments there)."""
-    kernel = _make_backward(kernel_variant(p), cpu_model.model_version())
+    kernel = _make_backward(kernel_variant(p), cpu_model.model_version(), lanes_enabled())
     kernel(get_num_threads(), geo, surface, vertex, uvt, p, *arrays)
 
 
