@@ -68,6 +68,8 @@ from .cpu_lanes import (
     EXP_CORE_MAX,
     L_D,
     L_EDGE,
+    L_GV,
+    L_GX,
     L_KEEP,
     L_OMD,
     L_W0,
@@ -77,6 +79,7 @@ from .cpu_lanes import (
     LANES,
     N_ROWS,
     coverage_lanes,
+    distance_grad_lanes,
     exp_neg_core,
 )
 from .cpu_model import coverage, tc_alpha, tc_pair_gradient, tc_term
@@ -1405,6 +1408,8 @@ def _make_backward(variant: Variant | None, model_version: int, lanes: bool):
                                             gw1 += gm
                                         else:
                                             gw2 += gm
+                                    elif use_lanes:
+                                        lane[L_GX * LANES + col - col0] = gx  # distance_grad_lanes, below
                                     elif dist_id == _D_EUCLID:
                                         inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
                                         gd2 = gx / sigma if inside else -gx / sigma
@@ -1469,6 +1474,16 @@ def _make_backward(variant: Variant | None, model_version: int, lanes: bool):
                                     ginv6 += gw2 * px
                                     ginv7 += gw2 * py
                                     ginv8 += gw2
+                            if use_lanes and need_v:
+                                # the Euclidean distance's share of the vertex gradients, lane order
+                                distance_grad_lanes(lane, col0, w, py, fc, sigma)
+                                for jl in range(n_cols):
+                                    gv0x += lane[(L_GV + 0) * LANES + jl]
+                                    gv0y += lane[(L_GV + 1) * LANES + jl]
+                                    gv1x += lane[(L_GV + 2) * LANES + jl]
+                                    gv1y += lane[(L_GV + 3) * LANES + jl]
+                                    gv2x += lane[(L_GV + 4) * LANES + jl]
+                                    gv2y += lane[(L_GV + 5) * LANES + jl]
                     if need_v:
                         g[G_INV + 0] = ginv0
                         g[G_INV + 1] = ginv1

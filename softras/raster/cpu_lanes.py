@@ -27,8 +27,8 @@ from .._jit_cache import configure_numba_cache
 from .contract import CULL_MARGIN, EDGE_SNAP, SIGMOID_CUTOFF, FaceConst
 
 __all__ = [
-    "EXP_CORE_MAX", "LANES", "L_D", "L_EDGE", "L_KEEP", "L_OMD", "L_W0", "L_W1", "L_W2", "L_X", "N_ROWS",
-    "coverage_lanes", "exp_neg_core",
+    "EXP_CORE_MAX", "LANES", "L_D", "L_EDGE", "L_GV", "L_GX", "L_KEEP", "L_OMD", "L_W0", "L_W1", "L_W2", "L_X",
+    "N_ROWS", "coverage_lanes", "distance_grad_lanes", "exp_neg_core",
 ]  # fmt: skip
 
 _JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
@@ -38,10 +38,13 @@ LANES = 8
 """Pixels per call of :func:`coverage_lanes` (8: one AVX-512 register of float64; W1's faces span
 3-8 pixels per row, so longer rows would mostly be masked lanes)."""
 
-# Rows of the lane scratch array (each LANES long): keep flag (1 / 0), x = sign·d²/σ, D, 1 − D,
-# the snapped barycentrics w0, w1, w2 and the closest edge (0, 1, 2, or -1 inside).
-L_KEEP, L_X, L_D, L_OMD, L_W0, L_W1, L_W2, L_EDGE = 0, 1, 2, 3, 4, 5, 6, 7
-N_ROWS = 8
+# Rows of the lane scratch array (each LANES long). Written by coverage_lanes: keep flag (1 / 0),
+# x = sign·d²/σ, D, 1 − D, the snapped barycentrics w0, w1, w2, the closest edge (0, 1, 2; the
+# nearest edge line inside), and dL/dx set to 0. The backward writes a kept pair's dL/dx to L_GX;
+# distance_grad_lanes then writes what each lane adds to the vertices' (x, y) gradients.
+L_KEEP, L_X, L_D, L_OMD, L_W0, L_W1, L_W2, L_EDGE, L_GX = 0, 1, 2, 3, 4, 5, 6, 7, 8
+L_GV = 9  # rows L_GV .. L_GV + 5: dL/d(x0, y0, x1, y1, x2, y2)
+N_ROWS = 15
 
 _INV, _XY, _EDGE, _ALT = int(FaceConst.INV), int(FaceConst.XY), int(FaceConst.INV_EDGE_LEN2), int(FaceConst.ALTITUDE2)
 
@@ -181,21 +184,94 @@ def _coverage_lanes(out, col0, n, width, py, fc, theta, sigma):  # pragma: no co
         out[L_W1 * LANES + j] = w1
         out[L_W2 * LANES + j] = w2
         out[L_EDGE * LANES + j] = select(inside, e_in, e_out)
+        out[L_GX * LANES + j] = 0.0
+
+
+@_inline
+def _pick(edge, v0, v1, v2):  # pragma: no cover - compiled
+    """v_edge for edge 0, 1, 2 (as selects)."""
+    return select(edge == 0.0, v0, select(edge == 1.0, v1, v2))
+
+
+@njit(**_JIT)
+def _distance_grad_lanes(out, col0, width, py, fc, sigma):  # pragma: no cover - compiled
+    """What each lane's dL/dx (row ``L_GX``, 0 for lanes that add nothing) adds to the face's vertex
+    (x, y) gradients through the Euclidean x = ±d²/σ, d the distance to the lane's closest edge
+    segment (rows ``L_GV`` ..): the scalar backward's chain (``cpu_kernels``) with its branches as
+    selects, so each lane's terms are the scalar code's bits. Other arguments as :func:`coverage_lanes`.
+    """
+    wf = np.float64(width)
+    x0, y0, x1, y1, x2, y2 = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
+    for j in range(LANES):
+        px = (2.0 * np.float64(col0 + j) + 1.0 - wf) / wf
+        w0, w1, w2 = out[L_W0 * LANES + j], out[L_W1 * LANES + j], out[L_W2 * LANES + j]
+        edge = out[L_EDGE * LANES + j]
+        gx = out[L_GX * LANES + j]
+        inside = (w0 > 0) & (w0 < 1) & (w1 > 0) & (w1 < 1) & (w2 > 0) & (w2 < 1)
+        gd2 = select(inside, gx / sigma, -gx / sigma)
+        # edge k runs from vertex k to vertex k + 1
+        ax, ay = _pick(edge, x0, x1, x2), _pick(edge, y0, y1, y2)
+        bx, by = _pick(edge, x1, x2, x0), _pick(edge, y1, y2, y0)
+        ex = bx - ax
+        ey = by - ay
+        el2 = ex * ex + ey * ey
+        den_t = select(el2 > 0, el2, 1.0)
+        qx = px - ax
+        qy = py - ay
+        n = qx * ex + qy * ey
+        t_raw = n / den_t
+        tc = min2(max2(t_raw, 0.0), 1.0)
+        gdx = 2.0 * (qx - tc * ex) * gd2
+        gdy = 2.0 * (qy - tc * ey) * gd2
+        # diff = q - t e, with q = p - a and e = b - a; t's own gradient only inside the segment
+        on_segment = (t_raw >= 0) & (t_raw <= 1)
+        gt = -(gdx * ex + gdy * ey)
+        gn = gt / den_t
+        gqx = select(on_segment, gdx + gn * ex, gdx)
+        gqy = select(on_segment, gdy + gn * ey, gdy)
+        gex = select(on_segment, -tc * gdx + gn * qx, -tc * gdx)
+        gey = select(on_segment, -tc * gdy + gn * qy, -tc * gdy)
+        gl = -gt * n / (den_t * den_t)
+        stretch = on_segment & (el2 > 0)
+        gex = select(stretch, gex + 2.0 * ex * gl, gex)
+        gey = select(stretch, gey + 2.0 * ey * gl, gey)
+        gax, gay = -gqx - gex, -gqy - gey  # vertex a = edge; vertex b = edge + 1 takes (gex, gey)
+        out[(L_GV + 0) * LANES + j] = select(edge == 0.0, gax, select(edge == 2.0, gex, 0.0))
+        out[(L_GV + 1) * LANES + j] = select(edge == 0.0, gay, select(edge == 2.0, gey, 0.0))
+        out[(L_GV + 2) * LANES + j] = select(edge == 1.0, gax, select(edge == 0.0, gex, 0.0))
+        out[(L_GV + 3) * LANES + j] = select(edge == 1.0, gay, select(edge == 0.0, gey, 0.0))
+        out[(L_GV + 4) * LANES + j] = select(edge == 2.0, gax, select(edge == 1.0, gex, 0.0))
+        out[(L_GV + 5) * LANES + j] = select(edge == 2.0, gay, select(edge == 1.0, gey, 0.0))
+
+
+def _not_inlined(function):
+    """An intrinsic calling the jitted ``function`` (same arguments, no result) through a call marked
+    ``noinline``: LLVM vectorises its loop when it compiles that function on its own, and a kernel
+    that inlined it could unroll the loop before vectorising, leaving it scalar."""
+
+    def typer(typingctx, *args):
+        signature = types.none(*args)
+
+        def codegen(context, builder, sig, llargs):
+            compiled = function.get_compile_result(sig)
+            context.active_code_library.add_linking_library(compiled.library)
+            fnty = context.call_conv.get_function_type(compiled.signature.return_type, compiled.signature.args)
+            callee = cgutils.get_or_insert_function(builder.module, fnty, compiled.fndesc.llvm_func_name)
+            context.call_conv.call_function(builder, callee, sig.return_type, sig.args, llargs, attrs=("noinline",))
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return typer
 
 
 @intrinsic
 def coverage_lanes(typingctx, out, col0, n, width, py, fc, theta, sigma):
-    """:func:`_coverage_lanes` (same arguments), through a call marked ``noinline``: LLVM vectorises
-    the loop when it compiles that function on its own, and a kernel that inlined it could unroll
-    the loop before vectorising, leaving it scalar."""
-    signature = types.none(out, col0, n, width, py, fc, theta, sigma)
+    """:func:`_coverage_lanes` (same arguments), not inlined (:func:`_not_inlined`)."""
+    return _not_inlined(_coverage_lanes)(typingctx, out, col0, n, width, py, fc, theta, sigma)
 
-    def codegen(context, builder, sig, args):
-        compiled = _coverage_lanes.get_compile_result(sig)
-        context.active_code_library.add_linking_library(compiled.library)
-        fnty = context.call_conv.get_function_type(compiled.signature.return_type, compiled.signature.args)
-        callee = cgutils.get_or_insert_function(builder.module, fnty, compiled.fndesc.llvm_func_name)
-        context.call_conv.call_function(builder, callee, sig.return_type, sig.args, args, attrs=("noinline",))
-        return context.get_dummy_value()
 
-    return signature, codegen
+@intrinsic
+def distance_grad_lanes(typingctx, out, col0, width, py, fc, sigma):
+    """:func:`_distance_grad_lanes` (same arguments), not inlined (:func:`_not_inlined`)."""
+    return _not_inlined(_distance_grad_lanes)(typingctx, out, col0, width, py, fc, sigma)
