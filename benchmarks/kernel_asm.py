@@ -3,8 +3,9 @@
 Compiles the specialised forward and backward kernels of a workload (W1 or W2 of ``softras
 bench``, quick size) in a fresh Numba cache with ``NUMBA_DUMP_ASSEMBLY`` on, in a child process,
 and counts in the assembly of the kernels' parallel bodies (Numba's ``__numba_parfor_gufunc``
-functions) the packed float32 / float64 arithmetic on xmm, ymm and zmm registers against the
-scalar arithmetic. Prints one table per workload; ``--save DIR`` keeps the assembly.
+functions) and of the pair functions they call (:mod:`softras.raster.cpu_lanes`) the packed
+float32 / float64 arithmetic on xmm, ymm and zmm registers against the scalar arithmetic. Prints
+one table per workload; ``--save DIR`` keeps the assembly.
 
     python benchmarks/kernel_asm.py --workload W1 W2
 """
@@ -36,22 +37,27 @@ _PACKED = re.compile(rf"\b{_ARITH}(ps|pd)\s+[^\n]*%(xmm|ymm|zmm)")
 _SCALAR = re.compile(rf"\b{_ARITH}(ss|sd)\s")
 
 
-def parfor_bodies(asm: str) -> list[str]:
-    """The assembly of each parallel body (a label line naming a parfor gufunc, up to the next label
-    at column 0 that is not a local ``.L`` label)."""
+def function_bodies(asm: str, marker: str) -> list[str]:
+    """The assembly of each compiled function whose label contains ``marker`` (from its label line up
+    to the next label at column 0 that is not a local ``.L`` label), Python wrappers left out."""
     bodies, current = [], None
     for line in asm.splitlines():
         if line and not line[0].isspace() and line.endswith(":") and not line.startswith("."):
             if current is not None:
                 bodies.append("\n".join(current))
             wrapper = line.startswith(("cfunc.", "__gufunc__", "_ZN7cpython"))
-            current = [] if "parfor_gufunc" in line and not wrapper else None
+            current = [] if marker in line and not wrapper else None
             continue
         if current is not None:
             current.append(line)
     if current is not None:
         bodies.append("\n".join(current))
     return bodies
+
+
+def parfor_bodies(asm: str) -> list[str]:
+    """The assembly of each parallel body (Numba's parfor gufuncs)."""
+    return function_bodies(asm, "parfor_gufunc")
 
 
 def count(body: str) -> Counter:
@@ -86,6 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             scalar = sum(v for k, v in c.items() if k.startswith("scalar"))
             detail = ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
             print(f"  body {i}: {len(body.splitlines())} lines, packed {packed}, scalar {scalar} ({detail})")
+        print(f"{workload}: the pair functions the kernels call (softras.raster.cpu_lanes)")
+        for name in ("_coverage_lanes", "_distance_grad_lanes"):
+            # one line per distinct compiled body (the dump repeats a function in every module linking it)
+            shown = set()
+            for body in function_bodies(asm, f"{len(name)}{name}"):
+                c = count(body)
+                detail = ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+                if c and detail not in shown:
+                    shown.add(detail)
+                    print(f"  {name}: {len(body.splitlines())} lines ({detail})")
     return 0
 
 

@@ -25,6 +25,12 @@ Each combination of options and widths has kernels of its own (:class:`Variant`)
 everything the options do not ask for is compiled out; the generic kernels read them at run
 time instead.
 
+For the Euclidean distance the pair loops take a row's pixels :data:`~.cpu_lanes.LANES` at a time:
+:func:`.cpu_lanes.coverage_lanes` evaluates their coverage (keep flag, barycentrics, x, D, 1 − D,
+closest edge) in one vectorised loop, and the backward's :func:`.cpu_lanes.distance_grad_lanes`
+the distance's share of the vertex gradients; the rest of a pair's work reads the lanes. Both
+give the scalar code's bits (:data:`LANES_ENV` switches them off, for measuring).
+
 Arithmetic is float64 inside the kernels whatever the input dtype (pixel centres, barycentric
 matrix, distances, depths, the outputs the backward reads), which makes float32 inputs *more*
 accurate than the float32 reference. The rules come from :mod:`softras.raster.contract`.
@@ -1593,7 +1599,7 @@ def reduce_faces(
 def flops_per_pair(params) -> float:
     """Floating-point operations of the forward kernel for one kept (pixel, face) pair.
 
-    Counted by reading today's scalar code (:func:`_coverage`, :func:`_pair_coverage`,
+    Counted by reading the scalar code (:func:`_coverage`, :func:`_pair_coverage`,
     :func:`_sigmoid_pair`, :func:`_exp_neg`, :func:`_depth` and the softmax accumulation of
     :func:`_make_forward`) for the options of ``params`` (:class:`~softras.raster.contract.KernelParams`).
     Rules: +, −, ×, ÷ count 1 each (an FMA counts 2); comparisons, min/max, abs, floor,
@@ -1602,7 +1608,9 @@ def flops_per_pair(params) -> float:
     negative barycentric, so that its distance is measured to one edge segment (W1: 7.2 M kept
     pairs, 0.8 M of them inside), on a face that colours the pixel (front-facing or ``fill_back``),
     not a new softmax top element. With ``dist_func='hard'`` kept pairs are inside their face.
-    Culled pairs (barycentrics and the cull test only) are not counted.
+    Culled pairs (barycentrics and the cull test only) are not counted, nor is the extra work of
+    the vectorised lanes (:mod:`.cpu_lanes`: every edge of every lane, masked lanes included): the
+    count is the pair's useful work, the same whichever path evaluates it.
 
     =========================  =========  ============================================================
     stage                      flops      operations
