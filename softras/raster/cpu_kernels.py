@@ -86,7 +86,10 @@ from .cpu_lanes import (
     N_ROWS,
     coverage_lanes,
     distance_grad_lanes,
+    distance_vertex_grads,
     exp_neg_core,
+    segment_distance2,
+    snap,
 )
 from .cpu_model import coverage, tc_alpha, tc_pair_gradient, tc_term
 from .uv import TextureFilter, TextureWrap
@@ -201,29 +204,8 @@ def _pair_coverage(x, dist_id, dist_code, squared, p, version):  # pragma: no co
 
 
 @njit(inline="always", **_JIT)
-def _edge(px, py, ax, ay, bx, by, inv_len2):  # pragma: no cover - compiled
-    """Squared distance from (px, py) to the segment a-b (inv_len2 = 1 / |b - a|², or 1)."""
-    ex = bx - ax
-    ey = by - ay
-    t = min(max(((px - ax) * ex + (py - ay) * ey) * inv_len2, 0.0), 1.0)
-    dx = (px - ax) - t * ex
-    dy = (py - ay) - t * ey
-    return dx * dx + dy * dy
-
-
-@njit(inline="always", **_JIT)
 def _inside_closed(w0, w1, w2):  # pragma: no cover - compiled
     return w0 >= 0 and w0 <= 1 and w1 >= 0 and w1 <= 1 and w2 >= 0 and w2 <= 1
-
-
-@njit(inline="always", **_JIT)
-def _snap(w):  # pragma: no cover - compiled
-    """w, or exactly 0 / 1 within EDGE_SNAP of them (pixel centres on an edge or a vertex)."""
-    if abs(w) < EDGE_SNAP:
-        return 0.0
-    if abs(w - 1.0) < EDGE_SNAP:
-        return 1.0
-    return w
 
 
 @njit(inline="always", **_JIT)
@@ -261,7 +243,7 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
             or _far_outside(w2, fc[_ALT + 2], bound)
         ):
             return w0, w1, w2, False, 0.0, edge
-    w0, w1, w2 = _snap(w0), _snap(w1), _snap(w2)
+    w0, w1, w2 = snap(w0), snap(w1), snap(w2)
     if dist_id == _D_HARD:
         return w0, w1, w2, _inside_closed(w0, w1, w2), math.inf, edge
     if dist_id == _D_BARY:
@@ -287,15 +269,15 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
     x0, y0, x1, y1, x2, y2 = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
     d2 = math.inf
     if w2 <= 0:
-        d2 = _edge(px, py, x0, y0, x1, y1, fc[_EDGE + 0])
+        d2 = segment_distance2(px, py, x0, y0, x1, y1, fc[_EDGE + 0])
         edge = 0
     if w0 <= 0:
-        dk = _edge(px, py, x1, y1, x2, y2, fc[_EDGE + 1])
+        dk = segment_distance2(px, py, x1, y1, x2, y2, fc[_EDGE + 1])
         if dk < d2:
             d2 = dk
             edge = 1
     if w1 <= 0:
-        dk = _edge(px, py, x2, y2, x0, y0, fc[_EDGE + 2])
+        dk = segment_distance2(px, py, x2, y2, x0, y0, fc[_EDGE + 2])
         if dk < d2:
             d2 = dk
             edge = 2
@@ -1418,57 +1400,15 @@ def _make_backward(variant: Variant | None, model_version: int, lanes: bool):
                                         lane[L_GX * LANES + col - col0] = gx  # distance_grad_lanes, below
                                     elif dist_id == _D_EUCLID:
                                         inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
-                                        gd2 = gx / sigma if inside else -gx / sigma
-                                        # edge k runs from vertex k to vertex k + 1 (constant tuple indices: a
-                                        # runtime index would spill the face tuple to memory on every pair)
-                                        if edge == 0:
-                                            ax, ay, bx, by = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3]
-                                        elif edge == 1:
-                                            ax, ay, bx, by = fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
-                                        else:
-                                            ax, ay, bx, by = fc[_XY + 4], fc[_XY + 5], fc[_XY + 0], fc[_XY + 1]
-                                        ex = bx - ax
-                                        ey = by - ay
-                                        el2 = ex * ex + ey * ey
-                                        den_t = el2 if el2 > 0 else 1.0
-                                        qx = px - ax
-                                        qy = py - ay
-                                        n = qx * ex + qy * ey
-                                        t_raw = n / den_t
-                                        tc = min(max(t_raw, 0.0), 1.0)
-                                        gdx = 2.0 * (qx - tc * ex) * gd2
-                                        gdy = 2.0 * (qy - tc * ey) * gd2
-                                        # diff = q - t e, with q = p - a and e = b - a
-                                        gqx = gdx
-                                        gqy = gdy
-                                        gex = -tc * gdx
-                                        gey = -tc * gdy
-                                        if t_raw >= 0 and t_raw <= 1:
-                                            gt = -(gdx * ex + gdy * ey)
-                                            gn = gt / den_t
-                                            gqx += gn * ex
-                                            gqy += gn * ey
-                                            gex += gn * qx
-                                            gey += gn * qy
-                                            if el2 > 0:
-                                                gl = -gt * n / (den_t * den_t)
-                                                gex += 2.0 * ex * gl
-                                                gey += 2.0 * ey * gl
-                                        if edge == 0:
-                                            gv0x += -gqx - gex
-                                            gv0y += -gqy - gey
-                                            gv1x += gex
-                                            gv1y += gey
-                                        elif edge == 1:
-                                            gv1x += -gqx - gex
-                                            gv1y += -gqy - gey
-                                            gv2x += gex
-                                            gv2y += gey
-                                        else:
-                                            gv2x += -gqx - gex
-                                            gv2y += -gqy - gey
-                                            gv0x += gex
-                                            gv0y += gey
+                                        g0x, g0y, g1x, g1y, g2x, g2y = distance_vertex_grads(
+                                            px, py, np.float64(edge), inside, gx, sigma, fc
+                                        )
+                                        gv0x += g0x
+                                        gv0y += g0y
+                                        gv1x += g1x
+                                        gv1y += g1y
+                                        gv2x += g2x
+                                        gv2y += g2y
                                 # ---- barycentrics -> barycentric matrix ---------------------------------
                                 if gw0 != 0 or gw1 != 0 or gw2 != 0:
                                     ginv0 += gw0 * px

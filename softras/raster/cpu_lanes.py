@@ -28,7 +28,8 @@ from .contract import CULL_MARGIN, EDGE_SNAP, SIGMOID_CUTOFF, FaceConst
 
 __all__ = [
     "EXP_CORE_MAX", "LANES", "L_D", "L_EDGE", "L_GV", "L_GX", "L_KEEP", "L_OMD", "L_W0", "L_W1", "L_W2", "L_X",
-    "N_ROWS", "coverage_lanes", "distance_grad_lanes", "exp_neg_core",
+    "N_ROWS", "coverage_lanes", "distance_grad_lanes", "distance_vertex_grads", "exp_neg_core", "segment_distance2",
+    "snap",
 ]  # fmt: skip
 
 _JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
@@ -104,14 +105,14 @@ def exp_neg_core(a):  # pragma: no cover - compiled
 
 
 @_inline
-def _snap(w):  # pragma: no cover - compiled
-    """w, or exactly 0 / 1 within EDGE_SNAP of them (``cpu_kernels._snap`` as selects)."""
+def snap(w):  # pragma: no cover - compiled
+    """w, or exactly 0 / 1 within EDGE_SNAP of them (pixel centres on an edge or a vertex)."""
     return select(abs(w) < EDGE_SNAP, 0.0, select(abs(w - 1.0) < EDGE_SNAP, 1.0, w))
 
 
 @_inline
-def _edge(px, py, ax, ay, bx, by, inv_len2):  # pragma: no cover - compiled
-    """Squared distance from (px, py) to the segment a-b (``cpu_kernels._edge`` with selects)."""
+def segment_distance2(px, py, ax, ay, bx, by, inv_len2):  # pragma: no cover - compiled
+    """Squared distance from (px, py) to the segment a-b (inv_len2 = 1 / |b - a|², or 1)."""
     ex = bx - ax
     ey = by - ay
     t = min2(max2(((px - ax) * ex + (py - ay) * ey) * inv_len2, 0.0), 1.0)
@@ -147,7 +148,7 @@ def _coverage_lanes(out, col0, n, width, py, fc, theta, sigma):  # pragma: no co
         w1 = fc[_INV + 3] * px + fc[_INV + 4] * py + fc[_INV + 5]
         w2 = fc[_INV + 6] * px + fc[_INV + 7] * py + fc[_INV + 8]
         far = _far(w0, fc[_ALT + 0], bound) | _far(w1, fc[_ALT + 1], bound) | _far(w2, fc[_ALT + 2], bound)
-        w0, w1, w2 = _snap(w0), _snap(w1), _snap(w2)
+        w0, w1, w2 = snap(w0), snap(w1), snap(w2)
         inside = (w0 > 0) & (w0 < 1) & (w1 > 0) & (w1 < 1) & (w2 > 0) & (w2 < 1)
         # inside: the nearest edge line, w_k × altitude_k (the edge opposite vertex k is edge k + 1)
         d_in = w0 * w0 * fc[_ALT + 0]
@@ -160,12 +161,12 @@ def _coverage_lanes(out, col0, n, width, py, fc, theta, sigma):  # pragma: no co
         d_in = min2(d_in, dk)
         # outside: the nearest of the edges whose opposite barycentric is <= 0
         x0, y0, x1, y1, x2, y2 = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
-        d_out = select(w2 <= 0, _edge(px, py, x0, y0, x1, y1, fc[_EDGE + 0]), np.inf)
+        d_out = select(w2 <= 0, segment_distance2(px, py, x0, y0, x1, y1, fc[_EDGE + 0]), np.inf)
         e_out = select(w2 <= 0, 0.0, -1.0)
-        dk = select(w0 <= 0, _edge(px, py, x1, y1, x2, y2, fc[_EDGE + 1]), np.inf)
+        dk = select(w0 <= 0, segment_distance2(px, py, x1, y1, x2, y2, fc[_EDGE + 1]), np.inf)
         e_out = select(dk < d_out, 1.0, e_out)
         d_out = min2(d_out, dk)
-        dk = select(w1 <= 0, _edge(px, py, x2, y2, x0, y0, fc[_EDGE + 2]), np.inf)
+        dk = select(w1 <= 0, segment_distance2(px, py, x2, y2, x0, y0, fc[_EDGE + 2]), np.inf)
         e_out = select(dk < d_out, 2.0, e_out)
         d_out = min2(d_out, dk)
         keep = (j < n) & ~far & (inside | (d_out < theta))
@@ -193,55 +194,69 @@ def _pick(edge, v0, v1, v2):  # pragma: no cover - compiled
     return select(edge == 0.0, v0, select(edge == 1.0, v1, v2))
 
 
+@_inline
+def distance_vertex_grads(px, py, edge, inside, gx, sigma, fc):  # pragma: no cover - compiled
+    """What dL/dx of a pair adds to its face's vertex gradients (x0, y0, x1, y1, x2, y2) through the
+    Euclidean x = ±d²/σ, d the distance from (px, py) to the pair's closest edge segment ``edge``
+    (0, 1, 2: edge k runs from vertex k to vertex k + 1; ``inside``: x = +d²/σ). Branches are
+    selects, so that :func:`_distance_grad_lanes` vectorises it; the scalar backward calls it too.
+    """
+    x0, y0, x1, y1, x2, y2 = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
+    gd2 = select(inside, gx / sigma, -gx / sigma)
+    ax, ay = _pick(edge, x0, x1, x2), _pick(edge, y0, y1, y2)
+    bx, by = _pick(edge, x1, x2, x0), _pick(edge, y1, y2, y0)
+    ex = bx - ax
+    ey = by - ay
+    el2 = ex * ex + ey * ey
+    den_t = select(el2 > 0, el2, 1.0)
+    qx = px - ax
+    qy = py - ay
+    n = qx * ex + qy * ey
+    t_raw = n / den_t
+    tc = min2(max2(t_raw, 0.0), 1.0)
+    gdx = 2.0 * (qx - tc * ex) * gd2
+    gdy = 2.0 * (qy - tc * ey) * gd2
+    # diff = q - t e, with q = p - a and e = b - a; t's own gradient only inside the segment
+    on_segment = (t_raw >= 0) & (t_raw <= 1)
+    gt = -(gdx * ex + gdy * ey)
+    gn = gt / den_t
+    gqx = select(on_segment, gdx + gn * ex, gdx)
+    gqy = select(on_segment, gdy + gn * ey, gdy)
+    gex = select(on_segment, -tc * gdx + gn * qx, -tc * gdx)
+    gey = select(on_segment, -tc * gdy + gn * qy, -tc * gdy)
+    gl = -gt * n / (den_t * den_t)
+    stretch = on_segment & (el2 > 0)
+    gex = select(stretch, gex + 2.0 * ex * gl, gex)
+    gey = select(stretch, gey + 2.0 * ey * gl, gey)
+    gax, gay = -gqx - gex, -gqy - gey  # vertex a = edge; vertex b = edge + 1 takes (gex, gey)
+    return (
+        select(edge == 0.0, gax, select(edge == 2.0, gex, 0.0)),
+        select(edge == 0.0, gay, select(edge == 2.0, gey, 0.0)),
+        select(edge == 1.0, gax, select(edge == 0.0, gex, 0.0)),
+        select(edge == 1.0, gay, select(edge == 0.0, gey, 0.0)),
+        select(edge == 2.0, gax, select(edge == 1.0, gex, 0.0)),
+        select(edge == 2.0, gay, select(edge == 1.0, gey, 0.0)),
+    )
+
+
 @njit(**_JIT)
 def _distance_grad_lanes(out, col0, width, py, fc, sigma):  # pragma: no cover - compiled
-    """What each lane's dL/dx (row ``L_GX``, 0 for lanes that add nothing) adds to the face's vertex
-    (x, y) gradients through the Euclidean x = ±d²/σ, d the distance to the lane's closest edge
-    segment (rows ``L_GV`` ..): the scalar backward's chain (``cpu_kernels``) with its branches as
-    selects, so each lane's terms are the scalar code's bits. Other arguments as :func:`coverage_lanes`.
-    """
+    """:func:`distance_vertex_grads` of each lane (its dL/dx in row ``L_GX``, 0 for lanes that add
+    nothing), written to rows ``L_GV`` ... Other arguments as :func:`_coverage_lanes`."""
     wf = np.float64(width)
-    x0, y0, x1, y1, x2, y2 = fc[_XY + 0], fc[_XY + 1], fc[_XY + 2], fc[_XY + 3], fc[_XY + 4], fc[_XY + 5]
     for j in range(LANES):
         px = (2.0 * np.float64(col0 + j) + 1.0 - wf) / wf
         w0, w1, w2 = out[L_W0 * LANES + j], out[L_W1 * LANES + j], out[L_W2 * LANES + j]
-        edge = out[L_EDGE * LANES + j]
-        gx = out[L_GX * LANES + j]
         inside = (w0 > 0) & (w0 < 1) & (w1 > 0) & (w1 < 1) & (w2 > 0) & (w2 < 1)
-        gd2 = select(inside, gx / sigma, -gx / sigma)
-        # edge k runs from vertex k to vertex k + 1
-        ax, ay = _pick(edge, x0, x1, x2), _pick(edge, y0, y1, y2)
-        bx, by = _pick(edge, x1, x2, x0), _pick(edge, y1, y2, y0)
-        ex = bx - ax
-        ey = by - ay
-        el2 = ex * ex + ey * ey
-        den_t = select(el2 > 0, el2, 1.0)
-        qx = px - ax
-        qy = py - ay
-        n = qx * ex + qy * ey
-        t_raw = n / den_t
-        tc = min2(max2(t_raw, 0.0), 1.0)
-        gdx = 2.0 * (qx - tc * ex) * gd2
-        gdy = 2.0 * (qy - tc * ey) * gd2
-        # diff = q - t e, with q = p - a and e = b - a; t's own gradient only inside the segment
-        on_segment = (t_raw >= 0) & (t_raw <= 1)
-        gt = -(gdx * ex + gdy * ey)
-        gn = gt / den_t
-        gqx = select(on_segment, gdx + gn * ex, gdx)
-        gqy = select(on_segment, gdy + gn * ey, gdy)
-        gex = select(on_segment, -tc * gdx + gn * qx, -tc * gdx)
-        gey = select(on_segment, -tc * gdy + gn * qy, -tc * gdy)
-        gl = -gt * n / (den_t * den_t)
-        stretch = on_segment & (el2 > 0)
-        gex = select(stretch, gex + 2.0 * ex * gl, gex)
-        gey = select(stretch, gey + 2.0 * ey * gl, gey)
-        gax, gay = -gqx - gex, -gqy - gey  # vertex a = edge; vertex b = edge + 1 takes (gex, gey)
-        out[(L_GV + 0) * LANES + j] = select(edge == 0.0, gax, select(edge == 2.0, gex, 0.0))
-        out[(L_GV + 1) * LANES + j] = select(edge == 0.0, gay, select(edge == 2.0, gey, 0.0))
-        out[(L_GV + 2) * LANES + j] = select(edge == 1.0, gax, select(edge == 0.0, gex, 0.0))
-        out[(L_GV + 3) * LANES + j] = select(edge == 1.0, gay, select(edge == 0.0, gey, 0.0))
-        out[(L_GV + 4) * LANES + j] = select(edge == 2.0, gax, select(edge == 1.0, gex, 0.0))
-        out[(L_GV + 5) * LANES + j] = select(edge == 2.0, gay, select(edge == 1.0, gey, 0.0))
+        g0x, g0y, g1x, g1y, g2x, g2y = distance_vertex_grads(
+            px, py, out[L_EDGE * LANES + j], inside, out[L_GX * LANES + j], sigma, fc
+        )
+        out[(L_GV + 0) * LANES + j] = g0x
+        out[(L_GV + 1) * LANES + j] = g0y
+        out[(L_GV + 2) * LANES + j] = g1x
+        out[(L_GV + 3) * LANES + j] = g1y
+        out[(L_GV + 4) * LANES + j] = g2x
+        out[(L_GV + 5) * LANES + j] = g2y
 
 
 def _not_inlined(function):
