@@ -1236,6 +1236,7 @@ def _make_backward(variant: Variant | None, model_version: int, lanes: bool):
                             n_cols = min(LANES, cb + 1 - col0)
                             if use_lanes:
                                 coverage_lanes(lane, col0, n_cols, w, py, fc, theta, sigma)
+                            lanes_gx = False  # whether a lane of this chunk has a dL/dx for distance_grad_lanes
                             for col in range(col0, col0 + n_cols):
                                 px = xs[col]
                                 keep, w0, w1, w2, x, edge = _pair_geometry(
@@ -1398,6 +1399,7 @@ def _make_backward(variant: Variant | None, model_version: int, lanes: bool):
                                             gw2 += gm
                                     elif use_lanes:
                                         lane[L_GX * LANES + col - col0] = gx  # distance_grad_lanes, below
+                                        lanes_gx = True
                                     elif dist_id == _D_EUCLID:
                                         inside = w0 > 0 and w0 < 1 and w1 > 0 and w1 < 1 and w2 > 0 and w2 < 1
                                         g0x, g0y, g1x, g1y, g2x, g2y = distance_vertex_grads(
@@ -1420,7 +1422,7 @@ def _make_backward(variant: Variant | None, model_version: int, lanes: bool):
                                     ginv6 += gw2 * px
                                     ginv7 += gw2 * py
                                     ginv8 += gw2
-                            if use_lanes and need_v:
+                            if lanes_gx:
                                 # the Euclidean distance's share of the vertex gradients, lane order
                                 distance_grad_lanes(lane, col0, w, py, fc, sigma)
                                 for jl in range(n_cols):
