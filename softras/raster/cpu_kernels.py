@@ -83,7 +83,6 @@ from .cpu_lanes import (
     L_W2,
     L_X,
     LANES,
-    LANES_MAX_SPAN,
     N_ROWS,
     coverage_lanes,
     distance_grad_lanes,
@@ -956,23 +955,22 @@ def _make_forward(variant: Variant | None, model_version: int, lanes: bool):
                     if cu > 0 and softmax:
                         tex = _uv_face(uvt, b, f, p)
                     ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
-                    face_lanes = use_lanes and cb - ca < LANES_MAX_SPAN  # wide spans: mostly interior pairs
                     for row in range(ra, rb + 1):
                         py = ys[row]
                         for col0 in range(ca, cb + 1, LANES):
                             n_cols = min(LANES, cb + 1 - col0)
-                            if face_lanes:
+                            if use_lanes:
                                 coverage_lanes(lane, col0, n_cols, w, py, fc, theta, sigma)
                             for col in range(col0, col0 + n_cols):
                                 keep, w0, w1, w2, x, _ = _pair_geometry(
-                                    lane, col - col0, face_lanes, xs[col], py, fc, dist_id, theta, sigma
+                                    lane, col - col0, use_lanes, xs[col], py, fc, dist_id, theta, sigma
                                 )
                                 if not keep:
                                     continue
                                 i = row - ty0
                                 j = col - tx0
                                 d, one_minus_d, _, _ = _pair_terms(
-                                    lane, col - col0, face_lanes, x, dist_id, dist_code, squared, p, model_version
+                                    lane, col - col0, use_lanes, x, dist_id, dist_code, squared, p, model_version
                                 )
                                 if alpha_id == _A_PROD:
                                     st[S_ACC, i, j] *= one_minus_d
@@ -1232,25 +1230,24 @@ def _make_backward(variant: Variant | None, model_version: int, lanes: bool):
                     gv0x = gv0y = gv1x = gv1y = gv2x = gv2y = 0.0
                     gz0 = gz1 = gz2 = 0.0
                     ra, rb, ca, cb = _face_span(pr, b, f, ty0, ty1, tx0, tx1)
-                    face_lanes = use_lanes and cb - ca < LANES_MAX_SPAN  # wide spans: mostly interior pairs
                     for row in range(ra, rb + 1):
                         py = ys[row]
                         for col0 in range(ca, cb + 1, LANES):
                             n_cols = min(LANES, cb + 1 - col0)
-                            if face_lanes:
+                            if use_lanes:
                                 coverage_lanes(lane, col0, n_cols, w, py, fc, theta, sigma)
                             lanes_gx = False  # whether a lane of this chunk has a dL/dx for distance_grad_lanes
                             for col in range(col0, col0 + n_cols):
                                 px = xs[col]
                                 keep, w0, w1, w2, x, edge = _pair_geometry(
-                                    lane, col - col0, face_lanes, px, py, fc, dist_id, theta, sigma
+                                    lane, col - col0, use_lanes, px, py, fc, dist_id, theta, sigma
                                 )
                                 if not keep:
                                     continue
                                 ga = np.float64(grad_alpha[b, ga_ch, row, col])
                                 gx = 0.0  # dL/dz (z = x for SoftRas's coverage)
                                 d, one_minus_d, dd, z = _pair_terms(
-                                    lane, col - col0, face_lanes, x, dist_id, dist_code, squared, p, model_version
+                                    lane, col - col0, use_lanes, x, dist_id, dist_code, squared, p, model_version
                                 )
                                 if dist_id != _D_HARD:
                                     if alpha_id == _A_PROD:
@@ -1400,7 +1397,7 @@ def _make_backward(variant: Variant | None, model_version: int, lanes: bool):
                                             gw1 += gm
                                         else:
                                             gw2 += gm
-                                    elif face_lanes:
+                                    elif use_lanes:
                                         lane[L_GX * LANES + col - col0] = gx  # distance_grad_lanes, below
                                         lanes_gx = True
                                     elif dist_id == _D_EUCLID:

@@ -27,9 +27,9 @@ from .._jit_cache import configure_numba_cache
 from .contract import CULL_MARGIN, EDGE_SNAP, SIGMOID_CUTOFF, FaceConst
 
 __all__ = [
-    "EXP_CORE_MAX", "LANES", "LANES_MAX_SPAN", "L_D", "L_EDGE", "L_GV", "L_GX", "L_KEEP", "L_OMD", "L_W0", "L_W1",
-    "L_W2", "L_X", "N_ROWS", "coverage_lanes", "distance_grad_lanes", "distance_vertex_grads", "exp_neg_core",
-    "segment_distance2", "snap",
+    "EXP_CORE_MAX", "LANES", "L_D", "L_EDGE", "L_GV", "L_GX", "L_KEEP", "L_OMD", "L_W0", "L_W1", "L_W2", "L_X",
+    "N_ROWS", "coverage_lanes", "distance_grad_lanes", "distance_vertex_grads", "exp_neg_core", "segment_distance2",
+    "snap",
 ]  # fmt: skip
 
 _JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
@@ -38,13 +38,6 @@ _inline = njit(inline="always", **_JIT)
 LANES = 8
 """Pixels per call of :func:`coverage_lanes` (8: one AVX-512 register of float64; W1's faces span
 3-8 pixels per row, so longer rows would mostly be masked lanes)."""
-
-LANES_MAX_SPAN = 2 * LANES
-"""The kernels use the lanes for a face whose pixel span in the tile is at most this many columns
-wide. Wider spans are mostly pairs deep inside the face, which the scalar code settles with three
-products, where a lane evaluates every edge distance and the exponential (W3's 280 large faces at
-1024²: backward 1.16× slower with lanes on every face). Both paths give the same bits.
-"""
 
 # Rows of the lane scratch array (each LANES long). Written by coverage_lanes: keep flag (1 / 0),
 # x = sign·d²/σ, D, 1 − D, the snapped barycentrics w0, w1, w2, the closest edge (0, 1, 2; the
