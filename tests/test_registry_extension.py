@@ -95,6 +95,7 @@ def register() -> tuple[model.Distribution, model.TConorm]:
 
 
 # ---- the outer test: everything below in a fresh interpreter ---------------------------------
+@pytest.mark.heavy(400)
 @pytest.mark.skipif(os.environ.get(INNER) == "1", reason="the inner run itself")
 def test_registered_families_in_a_fresh_interpreter(tmp_path: Path) -> None:
     """This file's inner tests pass in an interpreter where the two families are registered."""

@@ -55,6 +55,7 @@ def _render(kernels: str, options: dict, texture_type: str, monkeypatch: pytest.
     return [o.detach() for o in outputs] + [fv.grad, tex.grad]
 
 
+@pytest.mark.heavy(150)
 @pytest.mark.parametrize("case", list(CASES))
 def test_specialised_kernels_equal_the_generic_ones(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     options, texture_type = CASES[case]
