@@ -13,8 +13,10 @@ Two things keep a run with pytest-xdist workers (``make test``) short on a cold 
   worker has usually put it in the shared on-disk cache. Without the lock every worker would
   compile both dtypes at the same moment, ~1.5 min each.
 * Tests marked ``heavy(seconds)`` (a minute or more on a cold cache, about ``seconds`` on two
-  busy cores) are collected first, longest first, so that the workers start them at once and
-  finish together instead of one worker running a long test after the rest of the suite is done.
+  busy cores) are collected first, longest first, and the workers take the tests one at a time
+  in that order (xdist's ``loadgroup`` scheduler where no ``--dist`` is given; its default hands
+  each worker a quarter of its share up front, so the first worker would get every heavy test):
+  the workers start the long tests at once and finish together.
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "heavy(seconds): a long test on a cold kernel cache; collected first, longest first"
     )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``-n`` without ``--dist`` (xdist's ``load``): schedule test by test (``loadgroup``, whose work
+    units are single tests unless marked ``xdist_group``), not in chunks."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    return LoadGroupScheduling(config, log)
 
 
 def _heavy_seconds(item: pytest.Item) -> float:
