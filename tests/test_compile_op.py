@@ -143,7 +143,10 @@ def test_op_passes_gradcheck_in_float64(backend: str) -> None:
         r = call(*ts, True)
         return r.channels, r.alpha, r.depth
 
-    assert torch.autograd.gradcheck(f, leaves, eps=1e-6, atol=1e-5, rtol=1e-4)
+    # the reference's own gradients are checked entry by entry in tests/test_reference_outputs.py;
+    # here, through the op, a random projection of its Jacobian (fast mode: a minute less)
+    fast = backend == "reference"
+    assert torch.autograd.gradcheck(f, leaves, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=fast)
 
 
 @pytest.mark.parametrize(("with_depth", "with_zbuffer", "rgba"), list(itertools.product((False, True), repeat=3)))

@@ -96,6 +96,7 @@ def test_npy_targets(tmp_path: Path) -> None:
     assert res.files["summary"].is_file()
 
 
+@pytest.mark.heavy(60)
 def test_default_template_fits_npy_targets(tmp_path: Path) -> None:
     """The default template (the original's 1352-vertex resolution) deforms to targets in the
     original's ``.npy`` format: an ellipsoid seen from 12 views, 40 steps at 32²."""

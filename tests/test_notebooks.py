@@ -46,6 +46,7 @@ def test_committed_notebook_has_its_outputs(path):
     assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs), f"{path.name}: no picture"
 
 
+@pytest.mark.heavy(40)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path):
     before = path.read_bytes()

@@ -17,6 +17,7 @@ codes). The rest of the suite never sees them.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import subprocess
@@ -95,6 +96,7 @@ def register() -> tuple[model.Distribution, model.TConorm]:
 
 
 # ---- the outer test: everything below in a fresh interpreter ---------------------------------
+@pytest.mark.heavy(400)
 @pytest.mark.skipif(os.environ.get(INNER) == "1", reason="the inner run itself")
 def test_registered_families_in_a_fresh_interpreter(tmp_path: Path) -> None:
     """This file's inner tests pass in an interpreter where the two families are registered."""
@@ -190,9 +192,10 @@ def test_settings_validate_the_new_names(registered) -> None:
         RasterSettings(aggr_func_alpha="clayton")
 
 
+@functools.cache
 def _bindings() -> dict[str, object]:
     """Elementwise (code, z) -> (D, S, f) and (code, d, s, g, f, p) -> (t, α, ∂α/∂z) per binding,
-    on NumPy arrays."""
+    on NumPy arrays; made (the Numba binding compiled) once, after the registration."""
     from numba import njit
 
     from softras.raster.model import ops

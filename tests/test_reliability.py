@@ -119,6 +119,7 @@ def shared_dir() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.heavy(100)
 def test_read_only_install_as_unprivileged_user(shared_dir: Path) -> None:
     python = _unprivileged_python()
     if python is None:

@@ -8,23 +8,25 @@ import torch
 
 from softras.raster import RasterSettings, cpu_kernels, rasterize
 
-# Each case is one specialised variant: the defaults, and one case for each option the variants
-# fold (distance, colour aggregation, T-conorm, distribution, squared distance, fill_back,
-# widths, z-buffer outputs, perspective-correct vertex weights). Kept short: every case is one
-# more cold compile in CI.
+# Each case is one specialised variant: the defaults, and one case that folds every other value
+# of the options the variants fold (hard colour aggregation, a parametric T-conorm, another
+# distribution, unsquared distances, fill_back off, vertex channels with perspective-correct
+# weights, the depth and z-buffer outputs). Kept to two: every case is one more cold compile (~1.5 min) in
+# CI. tests/test_uv_cpu.py checks one UV variant (softmax, with depth); the registered families'
+# variant is checked in tests/test_registry_extension.py.
 CASES = {
     "softras-defaults-surface": ({}, "surface"),
-    "hard-rgb-vertex-zbuffer-depth": (
-        {"aggr_func_rgb": "hard", "with_zbuffer": True, "with_depth": True, "fill_back": False},
-        "vertex",
-    ),
-    "gaussian-yager-distance-perspective": (
+    "hard-rgb-gaussian-yager-distance-vertex-perspective-zbuffer-depth": (
         {
+            "aggr_func_rgb": "hard",
             "distribution": "gaussian",
             "squared_distance": False,
             "aggr_func_alpha": "yager",
             "t_conorm_p": 2.0,
             "perspective_correct": True,
+            "with_zbuffer": True,
+            "with_depth": True,
+            "fill_back": False,
         },
         "vertex",
     ),
@@ -55,6 +57,7 @@ def _render(kernels: str, options: dict, texture_type: str, monkeypatch: pytest.
     return [o.detach() for o in outputs] + [fv.grad, tex.grad]
 
 
+@pytest.mark.heavy(150)
 @pytest.mark.parametrize("case", list(CASES))
 def test_specialised_kernels_equal_the_generic_ones(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     options, texture_type = CASES[case]

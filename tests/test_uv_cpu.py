@@ -151,6 +151,7 @@ def test_nearest_gives_the_uvs_no_gradient() -> None:
     assert uv.grad is None and fv.grad is not None and image.grad is not None
 
 
+@pytest.mark.heavy(150)
 @pytest.mark.parametrize("texture_filter", ["trilinear"])
 def test_specialised_uv_kernels_equal_the_generic_ones(texture_filter: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """One specialised variant (the trilinear lookup, the most code) bit-identical to the generic kernels."""
