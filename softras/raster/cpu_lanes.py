@@ -1,4 +1,4 @@
-"""The coverage of a row of pixels against one face, as one branch-free loop LLVM vectorises.
+"""A face's coverage of a row of pixels, and its distance gradient, as branch-free loops LLVM vectorises.
 
 The ``cpu`` kernels (:mod:`.cpu_kernels`) visit a face's pixels row by row. For the Euclidean
 distance (SoftRas's default) they hand :data:`LANES` consecutive pixels of a row at a time to
@@ -7,10 +7,12 @@ is computed from its column, the face's constants arrive as a tuple in registers
 only stores go to one scratch array at constant offsets. LLVM then needs no run-time alias
 check, which it refuses for loops of fewer than 16 iterations, and compiles the loop to packed
 instructions (8 float64 lanes on AVX-512, 4 on AVX2; ``benchmarks/kernel_asm.py`` counts them).
+In the backward, :func:`distance_grad_lanes` does the same for what each lane's dL/dx adds to the
+face's vertex gradients through the distance.
 
 Every value is formed with the same operations in the same order as the scalar kernels'
 (``cpu_kernels._coverage`` and ``_sigmoid_pair``), each choice being a select on values already
-computed: the lanes give bit-identical results (tested), only faster.
+computed: the lanes give bit-identical results (tested).
 """
 
 from __future__ import annotations
