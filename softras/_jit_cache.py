@@ -38,7 +38,7 @@ __all__ = [
 
 _RASTER_DIR = Path(__file__).resolve().parent / "raster"
 # every module of softras/raster whose kernels Numba caches (``cache=True``): all are seeded
-_KERNEL_SOURCES = ("cpu_kernels.py", "cpu_binning.py")
+_KERNEL_SOURCES = ("cpu_kernels.py", "cpu_binning.py", "cpu_lanes.py")
 
 
 class JitCacheWarning(UserWarning):
