@@ -58,7 +58,6 @@ from . import cpu_model
 from .contract import (
     CULL_MARGIN,
     DET_EPS,
-    EDGE_SNAP,
     SIGMOID_CUTOFF,
     W_SUM_EPS,
     Z_EPS,
@@ -88,6 +87,7 @@ from .cpu_lanes import (
     distance_grad_lanes,
     distance_vertex_grads,
     exp_neg_core,
+    far_outside,
     segment_distance2,
     snap,
 )
@@ -218,15 +218,6 @@ def _barycentrics(px, py, fc):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **_JIT)
-def _far_outside(w, altitude2, bound):  # pragma: no cover - compiled
-    """Whether the pixel is beyond an edge line by at least √bound: |w_k| × altitude_k is its distance
-    to the line of edge k + 1, a lower bound of its distance to the triangle. Tested on the raw w
-    but only for w <= -EDGE_SNAP, whose snapped value is w itself: the same decision as on the
-    snapped barycentrics, made before snapping them."""
-    return w <= -EDGE_SNAP and w * w * altitude2 >= bound
-
-
-@njit(inline="always", **_JIT)
 def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
     """Barycentrics, keep flag, x = sign·d²/σ (D = sigmoid(x)) and the closest edge.
 
@@ -238,9 +229,9 @@ def _coverage(px, py, fc, dist_id, theta, sigma):  # pragma: no cover - compiled
         # most far pairs end here, before any further work (with a safety margin)
         bound = theta * CULL_MARGIN
         if (
-            _far_outside(w0, fc[_ALT + 0], bound)
-            or _far_outside(w1, fc[_ALT + 1], bound)
-            or _far_outside(w2, fc[_ALT + 2], bound)
+            far_outside(w0, fc[_ALT + 0], bound)
+            or far_outside(w1, fc[_ALT + 1], bound)
+            or far_outside(w2, fc[_ALT + 2], bound)
         ):
             return w0, w1, w2, False, 0.0, edge
     w0, w1, w2 = snap(w0), snap(w1), snap(w2)

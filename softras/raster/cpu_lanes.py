@@ -30,8 +30,8 @@ from .contract import CULL_MARGIN, EDGE_SNAP, SIGMOID_CUTOFF, FaceConst
 
 __all__ = [
     "EXP_CORE_MAX", "LANES", "L_D", "L_EDGE", "L_GV", "L_GX", "L_KEEP", "L_OMD", "L_W0", "L_W1", "L_W2", "L_X",
-    "N_ROWS", "coverage_lanes", "distance_grad_lanes", "distance_vertex_grads", "exp_neg_core", "segment_distance2",
-    "snap",
+    "N_ROWS", "coverage_lanes", "distance_grad_lanes", "distance_vertex_grads", "exp_neg_core", "far_outside",
+    "segment_distance2", "snap",
 ]  # fmt: skip
 
 _JIT = {"cache": configure_numba_cache(), "nogil": True, "error_model": "numpy"}
@@ -124,7 +124,11 @@ def segment_distance2(px, py, ax, ay, bx, by, inv_len2):  # pragma: no cover - c
 
 
 @_inline
-def _far(w, altitude2, bound):  # pragma: no cover - compiled
+def far_outside(w, altitude2, bound):  # pragma: no cover - compiled
+    """Whether the pixel is beyond an edge line by at least √bound: |w_k| × altitude_k is its distance
+    to the line of edge k + 1, a lower bound of its distance to the triangle. Tested on the raw w
+    but only for w <= -EDGE_SNAP, whose snapped value is w itself: the same decision as on the
+    snapped barycentrics, made before snapping them."""
     return (w <= -EDGE_SNAP) & (w * w * altitude2 >= bound)
 
 
@@ -149,7 +153,8 @@ def _coverage_lanes(out, col0, n, width, py, fc, theta, sigma):  # pragma: no co
         w0 = fc[_INV + 0] * px + fc[_INV + 1] * py + fc[_INV + 2]
         w1 = fc[_INV + 3] * px + fc[_INV + 4] * py + fc[_INV + 5]
         w2 = fc[_INV + 6] * px + fc[_INV + 7] * py + fc[_INV + 8]
-        far = _far(w0, fc[_ALT + 0], bound) | _far(w1, fc[_ALT + 1], bound) | _far(w2, fc[_ALT + 2], bound)
+        far = far_outside(w0, fc[_ALT + 0], bound) | far_outside(w1, fc[_ALT + 1], bound)
+        far = far | far_outside(w2, fc[_ALT + 2], bound)
         w0, w1, w2 = snap(w0), snap(w1), snap(w2)
         inside = (w0 > 0) & (w0 < 1) & (w1 > 0) & (w1 < 1) & (w2 > 0) & (w2 < 1)
         # inside: the nearest edge line, w_k × altitude_k (the edge opposite vertex k is edge k + 1)
